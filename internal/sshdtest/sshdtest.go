@@ -1,0 +1,495 @@
+// Package sshdtest starts a real OpenSSH sshd on 127.0.0.1 for tests and
+// builds ssh client commands that talk to it.
+//
+// Every server runs from its own sshd_config in t.TempDir() and is stopped in
+// t.Cleanup. Tests that need OpenSSH call Require first: it skips when a binary
+// is missing, except with CI=true, where a missing binary is a failure.
+package sshdtest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// startTimeout bounds how long Start waits for sshd to accept connections.
+const startTimeout = 10 * time.Second
+
+// stopTimeout bounds how long the cleanup waits after SIGTERM before SIGKILL.
+const stopTimeout = 5 * time.Second
+
+// Path returns the absolute path of the OpenSSH binary name ("sshd", "ssh",
+// "ssh-keygen", "ssh-agent", ...), looking in $PATH and then in /usr/sbin,
+// /usr/bin, /usr/local/sbin and /usr/local/bin. It returns "" if the binary is
+// missing.
+func Path(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	// sshd usually lives in /usr/sbin, which is not on every user's PATH.
+	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// Require skips the test if any of bins is missing. With the environment
+// variable CI set to "true" a missing binary fails the test instead, naming
+// the binary and how to install it.
+func Require(t testing.TB, bins ...string) {
+	t.Helper()
+	for _, b := range bins {
+		if Path(b) != "" {
+			continue
+		}
+		msg := fmt.Sprintf("OpenSSH binary %q not found in $PATH or /usr/sbin; install it with: apt-get install openssh-server openssh-client", b)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// LocalUser returns the login the test server accepts: the user running the
+// test (root in CI). A non-root sshd can only log in its own user.
+func LocalUser(t testing.TB) string {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatalf("sshdtest: current user: %v", err)
+	}
+	return u.Username
+}
+
+// Config describes the sshd to start. The zero value starts a server that
+// trusts no user CA and accepts nobody.
+type Config struct {
+	// TrustedUserCAKeys are written to the TrustedUserCAKeys file, one
+	// authorized_keys line each.
+	TrustedUserCAKeys []ssh.PublicKey
+	// Principals is the AuthorizedPrincipalsFile content for the test login,
+	// one principal per line (e.g. "root@db1"). The file is always
+	// configured; an empty list means no certificate is accepted.
+	Principals []string
+	// HostCA, if set, certifies the generated host key (HostCertificate)
+	// with principals "127.0.0.1" and HostName (if set), and the server's
+	// known_hosts file then trusts HostCA through an @cert-authority line
+	// instead of pinning the host key.
+	HostCA ssh.Signer
+	// HostName is an extra host-certificate principal.
+	HostName string
+	// RevokedKeys is an optional path for sshd's RevokedKeys (a KRL or a
+	// list of keys). sshd refuses every public key if it cannot read it.
+	RevokedKeys string
+	// Extra are additional sshd_config lines. Lines before the first
+	// "Match" come first in the file, so they override the generated lines
+	// (sshd keeps the first value of a keyword); "Match" blocks go last.
+	Extra []string
+}
+
+// Server is a running sshd.
+type Server struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// Port is the TCP port sshd listens on.
+	Port int
+	// Dir holds sshd_config, keys and the principals file.
+	Dir string
+	// HostKey is the public host key.
+	HostKey ssh.PublicKey
+	// HostSigner is the host private key, so tests can build known_hosts
+	// files or impersonate the host.
+	HostSigner ssh.Signer
+	// HostCert is the host certificate when Config.HostCA is set, else nil.
+	HostCert *ssh.Certificate
+	// Login is the user to log in as (LocalUser).
+	Login string
+	// KnownHosts is a known_hosts file that SSHCommand uses: it pins
+	// HostKey, or with Config.HostCA it holds only an @cert-authority line.
+	// Tests may rewrite it with WriteKnownHosts.
+	KnownHosts string
+
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+}
+
+// Log returns what sshd wrote to stderr so far (LogLevel VERBOSE), for
+// failure messages.
+func (s *Server) Log() string { return s.stderr.String() }
+
+// Start starts sshd on a free port of 127.0.0.1 with its own sshd_config in
+// t.TempDir(), validates the config with `sshd -t` first, waits (at most
+// 10 s) until the port accepts connections and stops the process in
+// t.Cleanup (SIGTERM, then SIGKILL). It fails the test on any error and
+// skips (or fails with CI=true) when sshd is missing.
+func Start(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	Require(t, "sshd")
+	sshd := Path("sshd")
+	if os.Geteuid() == 0 {
+		// The privilege-separation directory sshd chroots into.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatalf("sshdtest: create privsep dir /run/sshd: %v", err)
+		}
+	}
+	dir := t.TempDir()
+	s := &Server{Dir: dir, Login: LocalUser(t), KnownHosts: filepath.Join(dir, "known_hosts")}
+	files, err := s.writeFiles(cfg)
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+
+	// The port is picked by binding :0 and released before sshd binds it;
+	// another process may grab it in between, so retry a few times.
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("sshdtest: %v", err)
+		}
+		s.Port = port
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		cfgPath := filepath.Join(dir, "sshd_config")
+		if err := os.WriteFile(cfgPath, []byte(sshdConfig(cfg, files, s.Addr)), 0o600); err != nil {
+			t.Fatalf("sshdtest: write sshd_config: %v", err)
+		}
+		if out, err := exec.Command(sshd, "-t", "-f", cfgPath).CombinedOutput(); err != nil {
+			t.Fatalf("sshdtest: sshd -t -f %s: %v\n%s", cfgPath, err, out)
+		}
+		if lastErr = s.run(sshd, cfgPath); lastErr == nil {
+			t.Cleanup(s.stop)
+			if err := writeDefaultKnownHosts(s, cfg); err != nil {
+				t.Fatalf("sshdtest: %v", err)
+			}
+			return s
+		}
+	}
+	t.Fatalf("sshdtest: start sshd: %v\nsshd log:\n%s", lastErr, s.Log())
+	return nil
+}
+
+type serverFiles struct {
+	hostKey, hostCert, trustedCAs, principals string
+}
+
+// writeFiles writes the host key (and certificate), the trusted CA file and
+// the principals file, and fills in s's host key fields.
+func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
+	f := serverFiles{
+		hostKey:    filepath.Join(s.Dir, "ssh_host_ed25519_key"),
+		trustedCAs: filepath.Join(s.Dir, "trusted_user_ca_keys"),
+		principals: filepath.Join(s.Dir, "authorized_principals"),
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return f, fmt.Errorf("generate host key: %w", err)
+	}
+	pemBlock, err := ssh.MarshalPrivateKey(priv, "sshdtest host key")
+	if err != nil {
+		return f, fmt.Errorf("marshal host key: %w", err)
+	}
+	if err := os.WriteFile(f.hostKey, pem.EncodeToMemory(pemBlock), 0o600); err != nil {
+		return f, fmt.Errorf("write host key: %w", err)
+	}
+	if s.HostSigner, err = ssh.NewSignerFromKey(priv); err != nil {
+		return f, fmt.Errorf("host signer: %w", err)
+	}
+	s.HostKey = s.HostSigner.PublicKey()
+	if err := os.WriteFile(f.hostKey+".pub", ssh.MarshalAuthorizedKey(s.HostKey), 0o644); err != nil {
+		return f, fmt.Errorf("write host public key: %w", err)
+	}
+
+	if cfg.HostCA != nil {
+		principals := []string{"127.0.0.1"}
+		if cfg.HostName != "" {
+			principals = append(principals, cfg.HostName)
+		}
+		now := time.Now()
+		cert := &ssh.Certificate{
+			Key:             s.HostKey,
+			Serial:          1,
+			CertType:        ssh.HostCert,
+			KeyId:           "sshdtest host",
+			ValidPrincipals: principals,
+			ValidAfter:      uint64(now.Add(-time.Minute).Unix()),
+			ValidBefore:     uint64(now.Add(24 * time.Hour).Unix()),
+		}
+		if err := cert.SignCert(rand.Reader, cfg.HostCA); err != nil {
+			return f, fmt.Errorf("certify host key: %w", err)
+		}
+		s.HostCert = cert
+		f.hostCert = f.hostKey + "-cert.pub"
+		if err := os.WriteFile(f.hostCert, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+			return f, fmt.Errorf("write host certificate: %w", err)
+		}
+	}
+
+	var cas bytes.Buffer
+	for _, k := range cfg.TrustedUserCAKeys {
+		cas.Write(ssh.MarshalAuthorizedKey(k))
+	}
+	if err := os.WriteFile(f.trustedCAs, cas.Bytes(), 0o644); err != nil {
+		return f, fmt.Errorf("write trusted user CA keys: %w", err)
+	}
+	var principals strings.Builder
+	for _, p := range cfg.Principals {
+		principals.WriteString(p + "\n")
+	}
+	if err := os.WriteFile(f.principals, []byte(principals.String()), 0o644); err != nil {
+		return f, fmt.Errorf("write principals file: %w", err)
+	}
+	return f, nil
+}
+
+// sshdConfig renders the sshd_config text.
+func sshdConfig(cfg Config, f serverFiles, addr string) string {
+	var head, tail []string
+	for i, l := range cfg.Extra {
+		if strings.EqualFold(firstWord(l), "match") {
+			tail = cfg.Extra[i:]
+			break
+		}
+		head = append(head, l)
+	}
+	lines := append([]string{}, head...)
+	lines = append(lines,
+		"ListenAddress "+addr,
+		"HostKey "+f.hostKey,
+	)
+	if f.hostCert != "" {
+		lines = append(lines, "HostCertificate "+f.hostCert)
+	}
+	lines = append(lines,
+		"PidFile "+filepath.Join(filepath.Dir(f.hostKey), "sshd.pid"),
+		"UsePAM no",
+		"StrictModes no",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"HostbasedAuthentication no",
+		"PubkeyAuthentication yes",
+		"AuthorizedKeysFile none",
+		"TrustedUserCAKeys "+f.trustedCAs,
+		"AuthorizedPrincipalsFile "+f.principals,
+		"PermitRootLogin prohibit-password",
+		"LogLevel VERBOSE",
+		"PrintMotd no",
+		"PrintLastLog no",
+		"Subsystem sftp internal-sftp",
+	)
+	if cfg.RevokedKeys != "" {
+		lines = append(lines, "RevokedKeys "+cfg.RevokedKeys)
+	}
+	lines = append(lines, tail...)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func firstWord(line string) string {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
+// run starts sshd and waits until it accepts a connection or exits.
+func (s *Server) run(sshd, cfgPath string) error {
+	s.stderr = &lockedBuffer{}
+	cmd := exec.Command(sshd, "-D", "-e", "-f", cfgPath)
+	cmd.Stdout = s.stderr
+	cmd.Stderr = s.stderr
+	// Per-connection children inherit stderr; do not let a lingering child
+	// hold Wait forever.
+	cmd.WaitDelay = stopTimeout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", sshd, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	s.cmd, s.done = cmd, done
+
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("sshd exited: %v", cmd.ProcessState)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", s.Addr, 500*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.stop()
+	return fmt.Errorf("sshd did not accept connections on %s within %v", s.Addr, startTimeout)
+}
+
+// stop sends SIGTERM, waits, then kills.
+func (s *Server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// KnownHostsPattern is the known_hosts host pattern ssh looks up for s:
+// "[127.0.0.1]:PORT".
+func (s *Server) KnownHostsPattern() string {
+	return fmt.Sprintf("[127.0.0.1]:%d", s.Port)
+}
+
+// WriteKnownHosts writes a known_hosts file at path (0600) for s. With hostCA
+// nil it pins s.HostKey; otherwise it holds only an "@cert-authority" line for
+// hostCA, so ssh accepts s only if s presents a host certificate from hostCA.
+func WriteKnownHosts(t testing.TB, path string, s *Server, hostCA ssh.PublicKey) {
+	t.Helper()
+	if err := writeKnownHosts(path, s, hostCA); err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+}
+
+func writeKnownHosts(path string, s *Server, hostCA ssh.PublicKey) error {
+	var line string
+	if hostCA == nil {
+		line = s.KnownHostsPattern() + " " + string(ssh.MarshalAuthorizedKey(s.HostKey))
+	} else {
+		line = "@cert-authority " + s.KnownHostsPattern() + " " + string(ssh.MarshalAuthorizedKey(hostCA))
+	}
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		return fmt.Errorf("write known_hosts: %w", err)
+	}
+	return nil
+}
+
+func writeDefaultKnownHosts(s *Server, cfg Config) error {
+	var ca ssh.PublicKey
+	if cfg.HostCA != nil {
+		ca = cfg.HostCA.PublicKey()
+	}
+	return writeKnownHosts(s.KnownHosts, s, ca)
+}
+
+// SSHCommand returns the stock ssh client command that logs in to s as
+// s.Login with the private key at keyPath:
+//
+//	ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes
+//	    -o UserKnownHostsFile=s.KnownHosts -o GlobalKnownHostsFile=/dev/null
+//	    -o IdentitiesOnly=yes -i keyPath -p PORT LOGIN@127.0.0.1 args...
+//
+// OpenSSH loads the certificate keyPath-cert.pub beside the key by itself.
+// args follow the destination: ssh still parses leading options there
+// (e.g. "-tt"), then the remote command. The caller runs the command.
+func SSHCommand(t testing.TB, s *Server, keyPath string, args ...string) *exec.Cmd {
+	t.Helper()
+	Require(t, "ssh")
+	base := []string{
+		"-F", "none",
+		"-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile=" + s.KnownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "IdentitiesOnly=yes",
+		"-o", "PreferredAuthentications=publickey",
+		"-o", "ConnectTimeout=10",
+		"-i", keyPath,
+		"-p", strconv.Itoa(s.Port),
+		s.Login + "@127.0.0.1",
+	}
+	return exec.Command(Path("ssh"), append(base, args...)...)
+}
+
+// NewUserKey generates an ed25519 key pair and writes it to dir/name (0600,
+// OpenSSH PEM) and dir/name.pub, for use with SSHCommand. It returns the
+// private key path and the signer.
+func NewUserKey(t testing.TB, dir, name string) (string, ssh.Signer) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatalf("sshdtest: generate user key: %v", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, name)
+	if err != nil {
+		t.Fatalf("sshdtest: marshal user key: %v", err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatalf("sshdtest: user signer: %v", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatalf("sshdtest: write user key: %v", err)
+	}
+	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
+		t.Fatalf("sshdtest: write user public key: %v", err)
+	}
+	return path, signer
+}
+
+// WriteCert writes cert as keyPath-cert.pub, where ssh picks it up for the
+// key at keyPath.
+func WriteCert(t testing.TB, keyPath string, cert *ssh.Certificate) {
+	t.Helper()
+	if err := os.WriteFile(keyPath+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+		t.Fatalf("sshdtest: write certificate: %v", err)
+	}
+}
+
+// lockedBuffer is an io.Writer safe for the exec copier goroutine and Log.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
