@@ -1,0 +1,205 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the numbered schema steps; PRAGMA user_version records how
+// many have been applied. Steps are only ever appended, never edited.
+func migrations() []string {
+	return []string{
+		// 1: the whole initial schema.
+		`
+CREATE TABLE events (
+	seq         INTEGER PRIMARY KEY,
+	time        INTEGER NOT NULL,
+	type        TEXT NOT NULL,
+	code        TEXT NOT NULL DEFAULT '',
+	actor       TEXT NOT NULL DEFAULT '',
+	user        TEXT NOT NULL DEFAULT '',
+	host        TEXT NOT NULL DEFAULT '',
+	login       TEXT NOT NULL DEFAULT '',
+	request_id  TEXT NOT NULL DEFAULT '',
+	session_id  TEXT NOT NULL DEFAULT '',
+	serial      INTEGER NOT NULL DEFAULT 0,
+	client_addr TEXT NOT NULL DEFAULT '',
+	message     TEXT NOT NULL DEFAULT '',
+	data        TEXT NOT NULL DEFAULT '{}',
+	prev_hash   TEXT NOT NULL,
+	hash        TEXT NOT NULL
+);
+CREATE INDEX events_user ON events(user, seq);
+CREATE INDEX events_host ON events(host, seq);
+CREATE INDEX events_type ON events(type, seq);
+CREATE INDEX events_request ON events(request_id, seq);
+CREATE INDEX events_session ON events(session_id, seq);
+CREATE INDEX events_time ON events(time);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+	BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+	BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+
+CREATE TABLE checkpoints (
+	seq       INTEGER PRIMARY KEY,
+	head_hash TEXT NOT NULL,
+	time      INTEGER NOT NULL,
+	signature BLOB,
+	key       TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER checkpoints_append_only_update BEFORE UPDATE ON checkpoints
+	BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_append_only_delete BEFORE DELETE ON checkpoints
+	BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+
+CREATE TABLE certificates (
+	serial          INTEGER PRIMARY KEY,
+	kind            TEXT NOT NULL CHECK (kind IN ('user', 'target', 'host')),
+	request_id      TEXT NOT NULL DEFAULT '',
+	session_id      TEXT NOT NULL DEFAULT '',
+	user            TEXT NOT NULL DEFAULT '',
+	host            TEXT NOT NULL DEFAULT '',
+	login           TEXT NOT NULL DEFAULT '',
+	principals      TEXT NOT NULL DEFAULT '[]',
+	key_fingerprint TEXT NOT NULL DEFAULT '',
+	key_id          TEXT NOT NULL DEFAULT '',
+	valid_after     INTEGER NOT NULL DEFAULT 0,
+	valid_before    INTEGER NOT NULL DEFAULT 0,
+	client_addr     TEXT NOT NULL DEFAULT '',
+	issued_at       INTEGER NOT NULL DEFAULT 0,
+	revoked_at      INTEGER NOT NULL DEFAULT 0,
+	revoke_reason   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX certificates_user ON certificates(user, issued_at);
+CREATE INDEX certificates_request ON certificates(request_id);
+CREATE INDEX certificates_valid ON certificates(valid_before);
+CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE revoked_at != 0;
+
+CREATE TABLE requests (
+	id               TEXT PRIMARY KEY,
+	user             TEXT NOT NULL,
+	host             TEXT NOT NULL DEFAULT '',
+	login            TEXT NOT NULL DEFAULT '',
+	role             TEXT NOT NULL DEFAULT '',
+	justification    TEXT NOT NULL DEFAULT '',
+	state            TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'cancelled', 'issued')),
+	ttl              INTEGER NOT NULL DEFAULT 0,
+	public_key       TEXT NOT NULL DEFAULT '',
+	break_glass      INTEGER NOT NULL DEFAULT 0,
+	approvals_needed INTEGER NOT NULL DEFAULT 0,
+	created_at       INTEGER NOT NULL DEFAULT 0,
+	expires_at       INTEGER NOT NULL DEFAULT 0,
+	decided_at       INTEGER NOT NULL DEFAULT 0,
+	redeem_by        INTEGER NOT NULL DEFAULT 0,
+	decided_by       TEXT NOT NULL DEFAULT '',
+	decision_reason  TEXT NOT NULL DEFAULT '',
+	serial           INTEGER NOT NULL DEFAULT 0,
+	client_addr      TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX requests_created ON requests(created_at);
+CREATE INDEX requests_user ON requests(user, created_at);
+CREATE INDEX requests_state ON requests(state, created_at);
+
+CREATE TABLE approvals (
+	request_id TEXT NOT NULL REFERENCES requests(id),
+	approver   TEXT NOT NULL,
+	decision   TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
+	reason     TEXT NOT NULL DEFAULT '',
+	time       INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (request_id, approver)
+);
+
+CREATE TABLE tokens (
+	hash       TEXT PRIMARY KEY,
+	user       TEXT NOT NULL,
+	issued_at  INTEGER NOT NULL DEFAULT 0,
+	expires_at INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX tokens_user ON tokens(user);
+
+CREATE TABLE users (
+	name        TEXT PRIMARY KEY,
+	groups_json TEXT NOT NULL DEFAULT '[]',
+	keys_json   TEXT NOT NULL DEFAULT '[]',
+	created_at  INTEGER NOT NULL DEFAULT 0,
+	created_by  TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+	id               TEXT PRIMARY KEY,
+	request_id       TEXT NOT NULL DEFAULT '',
+	user             TEXT NOT NULL DEFAULT '',
+	host             TEXT NOT NULL DEFAULT '',
+	login            TEXT NOT NULL DEFAULT '',
+	serial           INTEGER NOT NULL DEFAULT 0,
+	target_serial    INTEGER NOT NULL DEFAULT 0,
+	client_addr      TEXT NOT NULL DEFAULT '',
+	command          TEXT NOT NULL DEFAULT '',
+	started_at       INTEGER NOT NULL DEFAULT 0,
+	ended_at         INTEGER NOT NULL DEFAULT 0,
+	exit_status      INTEGER NOT NULL DEFAULT 0,
+	bytes_in         INTEGER NOT NULL DEFAULT 0,
+	bytes_out        INTEGER NOT NULL DEFAULT 0,
+	recording_path   TEXT NOT NULL DEFAULT '',
+	recording_sha256 TEXT NOT NULL DEFAULT '',
+	recording_size   INTEGER NOT NULL DEFAULT 0,
+	end_reason       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX sessions_started ON sessions(started_at);
+CREATE INDEX sessions_user ON sessions(user, started_at);
+CREATE INDEX sessions_host ON sessions(host, started_at);
+CREATE INDEX sessions_live ON sessions(started_at) WHERE ended_at = 0;
+
+-- Session text is always kept here; builds with FTS5 also index it in
+-- session_text_fts (see search.go), so either build can open the file.
+CREATE TABLE session_text (
+	id         INTEGER PRIMARY KEY,
+	session_id TEXT NOT NULL,
+	offset_ns  INTEGER NOT NULL,
+	kind       TEXT NOT NULL CHECK (kind IN ('o', 'i', 'm')),
+	text       TEXT NOT NULL
+);
+CREATE INDEX session_text_session ON session_text(session_id, offset_ns);
+
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+	}
+}
+
+// migrate applies the pending steps and the new user_version in one
+// transaction, so a failed step leaves the database as it was.
+func migrate(ctx context.Context, db *sql.DB) error {
+	steps := migrations()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("migrate schema: read user_version: %w", err)
+	}
+	if version > len(steps) {
+		return fmt.Errorf("migrate schema: database schema version %d is newer than this binary's %d", version, len(steps))
+	}
+	if version == len(steps) {
+		return nil
+	}
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migrate schema: step %d: %w", i+1, err)
+		}
+	}
+	// PRAGMA takes no parameters; len(steps) is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
+		return fmt.Errorf("migrate schema: set user_version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate schema: commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session is the record of one bastion session (one SSH channel recorded).
+type Session struct {
+	ID              string
+	RequestID       string
+	User            string
+	Host            string
+	Login           string
+	Serial          uint64 // the user certificate that opened it
+	TargetSerial    uint64 // the per-session target certificate
+	ClientAddr      string
+	Command         string // empty for an interactive shell
+	StartedAt       time.Time
+	EndedAt         time.Time // zero while live
+	ExitStatus      int
+	BytesIn         int64
+	BytesOut        int64
+	RecordingPath   string
+	RecordingSHA256 string
+	RecordingSize   int64
+	EndReason       string
+}
+
+const sessionColumns = `id, request_id, user, host, login, serial, target_serial, client_addr, command, started_at,
+	ended_at, exit_status, bytes_in, bytes_out, recording_path, recording_sha256, recording_size, end_reason`
+
+func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
+	var s Session
+	var serial, target, started, ended int64
+	if err := sc.Scan(&s.ID, &s.RequestID, &s.User, &s.Host, &s.Login, &serial, &target, &s.ClientAddr, &s.Command,
+		&started, &ended, &s.ExitStatus, &s.BytesIn, &s.BytesOut, &s.RecordingPath, &s.RecordingSHA256,
+		&s.RecordingSize, &s.EndReason); err != nil {
+		return Session{}, err
+	}
+	s.Serial, s.TargetSerial = fromSerial(serial), fromSerial(target)
+	s.StartedAt, s.EndedAt = fromNanos(started), fromNanos(ended)
+	return s, nil
+}
+
+// InsertSession records a session as it starts. ID and StartedAt are
+// required; an existing ID is ErrConflict. The end fields are stored as given
+// (normally zero) and later set by FinishSession.
+func (t *Tx) InsertSession(s Session) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if s.ID == "" {
+		return errors.New("insert session: id is empty")
+	}
+	if s.StartedAt.IsZero() {
+		return fmt.Errorf("insert session %q: started_at is zero", s.ID)
+	}
+	var cd codec
+	args := []any{s.ID, s.RequestID, s.User, s.Host, s.Login, toSerial(s.Serial), toSerial(s.TargetSerial),
+		s.ClientAddr, s.Command, cd.nanos("started_at", s.StartedAt), cd.nanos("ended_at", s.EndedAt), s.ExitStatus,
+		s.BytesIn, s.BytesOut, s.RecordingPath, s.RecordingSHA256, s.RecordingSize, s.EndReason}
+	if cd.err != nil {
+		return fmt.Errorf("insert session %q: %w", s.ID, cd.err)
+	}
+	if _, err := t.exec(`INSERT INTO sessions (`+sessionColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		return fmt.Errorf("insert session %q: %w", s.ID, classify(err))
+	}
+	return nil
+}
+
+// FinishSession records the end of session s.ID: EndedAt (required),
+// ExitStatus, BytesIn, BytesOut, RecordingPath, RecordingSHA256,
+// RecordingSize and EndReason; other fields are left as inserted. An unknown
+// ID is ErrNotFound; a session already finished is ErrConflict.
+func (t *Tx) FinishSession(s Session) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if s.EndedAt.IsZero() {
+		return fmt.Errorf("finish session %q: ended_at is zero", s.ID)
+	}
+	var cd codec
+	ended := cd.nanos("ended_at", s.EndedAt)
+	if cd.err != nil {
+		return fmt.Errorf("finish session %q: %w", s.ID, cd.err)
+	}
+	res, err := t.exec(`UPDATE sessions SET ended_at = ?, exit_status = ?, bytes_in = ?, bytes_out = ?,
+		recording_path = ?, recording_sha256 = ?, recording_size = ?, end_reason = ? WHERE id = ? AND ended_at = 0`,
+		ended, s.ExitStatus, s.BytesIn, s.BytesOut, s.RecordingPath, s.RecordingSHA256, s.RecordingSize, s.EndReason, s.ID)
+	if err != nil {
+		return fmt.Errorf("finish session %q: %w", s.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var prev int64
+	switch err := t.tx.QueryRow("SELECT ended_at FROM sessions WHERE id = ?", s.ID).Scan(&prev); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("finish session %q: %w", s.ID, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("finish session %q: %w", s.ID, err)
+	}
+	return fmt.Errorf("finish session %q: already ended at %s: %w", s.ID, fromNanos(prev).Format(time.RFC3339Nano), ErrConflict)
+}
+
+// Session returns the session with id, or ErrNotFound.
+func (s *Store) Session(ctx context.Context, id string) (Session, error) {
+	db, err := s.reader()
+	if err != nil {
+		return Session{}, err
+	}
+	sess, err := scanSession(db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, fmt.Errorf("session %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("session %q: %w", id, err)
+	}
+	return sess, nil
+}
+
+// SessionFilter selects sessions. Zero fields do not filter.
+type SessionFilter struct {
+	User, Host string
+	Since      time.Time // StartedAt >= Since
+	Until      time.Time // StartedAt < Until
+	Live       bool      // true: only sessions not yet finished (EndedAt zero)
+	Limit      int       // <= 0: no limit
+}
+
+// Sessions returns the sessions matching f, newest StartedAt first.
+func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+	db, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	var w where
+	var cd codec
+	w.eq("user", f.User)
+	w.eq("host", f.Host)
+	if !f.Since.IsZero() {
+		w.add("started_at >= ?", cd.nanos("since", f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("started_at < ?", cd.nanos("until", f.Until))
+	}
+	if f.Live {
+		w.add("ended_at = 0")
+	}
+	if cd.err != nil {
+		return nil, fmt.Errorf("list sessions: %w", cd.err)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT "+sessionColumns+" FROM sessions"+w.sql()+
+		" ORDER BY started_at DESC, id"+clampLimit(f.Limit), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		out = append(out, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,231 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// States of a queued request; the writer and the waiting caller race to move
+// it out of queued, which decides whether a cancelled caller's fn may run.
+const (
+	stateQueued int32 = iota
+	stateRunning
+	stateAbandoned
+)
+
+// request is one Do call waiting for the writer.
+type request struct {
+	ctx   context.Context
+	fn    func(tx *Tx) error
+	state atomic.Int32
+	err   error         // set by the writer before done is closed
+	done  chan struct{} // closed by the writer once err is final
+}
+
+// Tx is the handle a Do callback writes through. It is valid only while the
+// callback runs and must not be shared with other goroutines.
+type Tx struct {
+	tx   *sql.Tx
+	head head
+	done bool
+}
+
+var errTxDone = errors.New("audit: transaction used after its Do callback returned")
+
+func (t *Tx) check() error {
+	if t.done {
+		return errTxDone
+	}
+	return nil
+}
+
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.Exec(query, args...)
+}
+
+// Do runs fn on the writer goroutine inside a transaction shared with other
+// queued callers (each in its own SAVEPOINT) and returns once that transaction
+// is committed to disk. If fn returns an error its writes are rolled back and
+// Do returns that error; other callers in the batch are unaffected. If the
+// commit fails, every caller in the batch gets the commit error.
+//
+// fn runs serialized with every other write, so it may read through tx and
+// then write based on what it read (check-then-write is atomic). fn must not
+// block: the whole store waits for it.
+//
+// If ctx is done before fn starts, fn never runs and Do returns ctx.Err().
+// Once fn has started, Do waits for the commit regardless of ctx, so a nil
+// error always means the writes are durable. After Close, Do returns
+// ErrClosed.
+func (s *Store) Do(ctx context.Context, fn func(tx *Tx) error) error {
+	if fn == nil {
+		return errors.New("audit: do: fn is nil")
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
+	if err := s.enqueue(ctx, r); err != nil {
+		return err
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stateQueued, stateAbandoned) {
+			return ctx.Err()
+		}
+		<-r.done
+		return r.err
+	}
+}
+
+func (s *Store) enqueue(ctx context.Context, r *request) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case s.queue <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writer owns the write connection: it takes every queued request (up to
+// maxBatch), runs them in one transaction and answers them after COMMIT.
+// It exits when the queue is closed and drained.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*request, 0, maxBatch)
+	for r := range s.queue {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+		clear(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []*request) {
+	ctx := context.Background()
+	// Claim every request first: one that its caller already abandoned is
+	// dropped, and the rest can no longer be abandoned.
+	live := batch[:0:0]
+	for _, r := range batch {
+		if !r.state.CompareAndSwap(stateQueued, stateRunning) {
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	answer := func(err error) {
+		for _, r := range live {
+			if r.err == nil {
+				r.err = err
+			}
+			close(r.done)
+		}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		answer(fmt.Errorf("audit: begin transaction: %w", err))
+		return
+	}
+	head := s.head
+	for _, r := range live {
+		t := &Tx{tx: tx, head: head}
+		ferr, broken := runOne(t, r.fn)
+		t.done = true
+		if broken != nil {
+			tx.Rollback()
+			for _, r := range live {
+				r.err = nil
+			}
+			s.reloadHead()
+			answer(broken)
+			return
+		}
+		if ferr != nil {
+			r.err = ferr
+			continue
+		}
+		head = t.head
+	}
+	if err := tx.Commit(); err != nil {
+		for _, r := range live {
+			r.err = nil
+		}
+		s.reloadHead()
+		answer(fmt.Errorf("audit: commit: %w", err))
+		return
+	}
+	s.head = head
+	answer(nil)
+}
+
+// runOne runs fn inside a savepoint. ferr is fn's own error (its writes are
+// rolled back); broken is an error that leaves the transaction unusable.
+func runOne(t *Tx, fn func(*Tx) error) (ferr, broken error) {
+	if _, err := t.tx.Exec("SAVEPOINT call"); err != nil {
+		return nil, fmt.Errorf("audit: savepoint: %w", err)
+	}
+	ferr = callSafely(t, fn)
+	if ferr == nil {
+		if _, err := t.tx.Exec("RELEASE call"); err != nil {
+			return nil, fmt.Errorf("audit: release savepoint: %w", err)
+		}
+		return nil, nil
+	}
+	if _, err := t.tx.Exec("ROLLBACK TO call"); err != nil {
+		return nil, fmt.Errorf("audit: rollback to savepoint: %w", err)
+	}
+	if _, err := t.tx.Exec("RELEASE call"); err != nil {
+		return nil, fmt.Errorf("audit: release savepoint: %w", err)
+	}
+	return ferr, nil
+}
+
+// callSafely turns a panic in fn into that caller's error, so one bad
+// callback cannot take the writer (and every other caller) down with it.
+func callSafely(t *Tx, fn func(*Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("audit: do callback panicked: %v", p)
+		}
+	}()
+	return fn(t)
+}
+
+// reloadHead re-reads the chain head after a failed batch, whose appends
+// were rolled back.
+func (s *Store) reloadHead() {
+	h, err := loadHead(context.Background(), s.write)
+	if err == nil {
+		s.head = h
+	}
+	// On error the stale head makes the next Append collide with the
+	// existing seq (a primary key) instead of forking the chain.
+}
