@@ -1,0 +1,269 @@
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	"golang.org/x/crypto/ssh"
+)
+
+// Keys of facts the bastion stores in the authenticated connection's
+// ssh.Permissions.Extensions. Certificate extensions are stored under
+// extCertPrefix+name so they cannot collide with these.
+const (
+	extUser        = "jitssh-user"
+	extLogin       = "jitssh-login"
+	extHost        = "jitssh-host"
+	extRequest     = "jitssh-request"
+	extSerial      = "jitssh-serial"
+	extValidBefore = "jitssh-valid-before"
+	extRecordInput = "jitssh-record-input"
+	extForceCmd    = "jitssh-force-command"
+	extCertPrefix  = "cert:"
+)
+
+// permit-* certificate extensions the bastion honours.
+const (
+	permitPTY     = "permit-pty"
+	permitPort    = "permit-port-forwarding"
+	permitAgent   = "permit-agent-forwarding"
+	permitX11     = "permit-X11-forwarding"
+	optForceCmd   = "force-command"
+	optSourceAddr = "source-address"
+)
+
+// identity is what an authenticated certificate allows, as decoded from the
+// connection's Permissions.
+type identity struct {
+	User, Login, Host, RequestID string
+	Serial                       uint64
+	ValidBefore                  time.Time
+	RecordInput                  bool
+	ForceCommand                 string
+	Extensions                   map[string]string
+}
+
+// principal is the exact principal the certificate must carry.
+func (id identity) principal() string { return id.Login + "@" + id.Host }
+
+func (id identity) permits(ext string) bool {
+	_, ok := id.Extensions[ext]
+	return ok
+}
+
+// permissions encodes id for ssh.Permissions; critical options are kept so
+// x/crypto enforces source-address on the key that authenticated.
+func (id identity) permissions(crit map[string]string) *ssh.Permissions {
+	ext := map[string]string{
+		extUser:        id.User,
+		extLogin:       id.Login,
+		extHost:        id.Host,
+		extRequest:     id.RequestID,
+		extSerial:      strconv.FormatUint(id.Serial, 10),
+		extValidBefore: strconv.FormatInt(id.ValidBefore.Unix(), 10),
+		extRecordInput: strconv.FormatBool(id.RecordInput),
+		extForceCmd:    id.ForceCommand,
+	}
+	for k, v := range id.Extensions {
+		ext[extCertPrefix+k] = v
+	}
+	co := make(map[string]string, len(crit))
+	for k, v := range crit {
+		co[k] = v
+	}
+	return &ssh.Permissions{CriticalOptions: co, Extensions: ext}
+}
+
+// identityFromPermissions decodes what permissions() encoded.
+func identityFromPermissions(p *ssh.Permissions) (identity, error) {
+	if p == nil || p.Extensions == nil {
+		return identity{}, errors.New("connection has no authenticated certificate")
+	}
+	e := p.Extensions
+	serial, err := strconv.ParseUint(e[extSerial], 10, 64)
+	if err != nil || serial == 0 {
+		return identity{}, fmt.Errorf("connection permissions: bad serial %q", e[extSerial])
+	}
+	vb, err := strconv.ParseInt(e[extValidBefore], 10, 64)
+	if err != nil {
+		return identity{}, fmt.Errorf("connection permissions: bad valid-before %q", e[extValidBefore])
+	}
+	id := identity{
+		User: e[extUser], Login: e[extLogin], Host: e[extHost], RequestID: e[extRequest],
+		Serial: serial, ValidBefore: time.Unix(vb, 0), RecordInput: e[extRecordInput] == "true",
+		ForceCommand: e[extForceCmd], Extensions: map[string]string{},
+	}
+	if id.Login == "" || id.Host == "" {
+		return identity{}, errors.New("connection permissions: missing login or host")
+	}
+	for k, v := range e {
+		if name, ok := strings.CutPrefix(k, extCertPrefix); ok {
+			id.Extensions[name] = v
+		}
+	}
+	return id, nil
+}
+
+// ParseTargetUser splits the SSH user "LOGIN@HOST" or "LOGIN:HOST" into login
+// and host. The separator is the first '@' or ':'; both parts must be
+// non-empty and contain no further separator, whitespace or control bytes.
+func ParseTargetUser(user string) (login, host string, err error) {
+	i := strings.IndexAny(user, "@:")
+	if i < 0 {
+		return "", "", fmt.Errorf("ssh user %q: want LOGIN@HOST or LOGIN:HOST", user)
+	}
+	login, host = user[:i], user[i+1:]
+	if login == "" || host == "" {
+		return "", "", fmt.Errorf("ssh user %q: empty login or host", user)
+	}
+	for _, r := range host + login {
+		if r == '@' || r == ':' || r == ',' || r == '*' || r == '?' || r <= ' ' || r == 0x7f {
+			return "", "", fmt.Errorf("ssh user %q: invalid character %q", user, r)
+		}
+	}
+	return login, host, nil
+}
+
+// authorize runs every check on the key offered for user from remote. It is
+// pure apart from the Backend lookup, so it can run both when the key is
+// offered and again when the key has been proved.
+func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, remote net.Addr) (identity, map[string]string, error) {
+	login, host, err := ParseTargetUser(user)
+	if err != nil {
+		return identity{}, nil, err
+	}
+	cert, ok := key.(*ssh.Certificate)
+	if !ok {
+		return identity{}, nil, fmt.Errorf("%s key is not a certificate", key.Type())
+	}
+	if cert.CertType != ssh.UserCert {
+		return identity{}, nil, fmt.Errorf("certificate serial %d has type %d, want user certificate", cert.Serial, cert.CertType)
+	}
+	if _, chained := cert.SignatureKey.(*ssh.Certificate); chained {
+		return identity{}, nil, fmt.Errorf("certificate serial %d is signed by a certificate, not directly by a CA", cert.Serial)
+	}
+	if !s.isUserAuthority(cert.SignatureKey) {
+		return identity{}, nil, fmt.Errorf("certificate serial %d is signed by an untrusted CA %s", cert.Serial, ssh.FingerprintSHA256(cert.SignatureKey))
+	}
+	principal := login + "@" + host
+	// CheckCert verifies signature, validity at Clock, principal, and
+	// refuses unknown critical options; source-address is checked below
+	// and again by x/crypto on the final Permissions.
+	cc := *s.checker
+	cc.SupportedCriticalOptions = append(cc.SupportedCriticalOptions[:len(cc.SupportedCriticalOptions):len(cc.SupportedCriticalOptions)], optSourceAddr)
+	if err := cc.CheckCert(principal, cert); err != nil {
+		return identity{}, nil, fmt.Errorf("certificate serial %d for %q: %w", cert.Serial, principal, err)
+	}
+	if cert.Serial == 0 {
+		return identity{}, nil, errors.New("certificate serial 0 is not accepted")
+	}
+	if sa, ok := cert.CriticalOptions[optSourceAddr]; ok {
+		if err := checkSourceAddress(remote, sa); err != nil {
+			return identity{}, nil, fmt.Errorf("certificate serial %d: %w", cert.Serial, err)
+		}
+	}
+	if cert.ValidBefore == ssh.CertTimeInfinity {
+		return identity{}, nil, fmt.Errorf("certificate serial %d never expires", cert.Serial)
+	}
+	if _, ok := s.cfg.Resolve(host); !ok {
+		return identity{}, nil, fmt.Errorf("unknown target host %q", host)
+	}
+	bctx, cancel := backendCtx(ctx)
+	defer cancel()
+	st, err := s.cfg.Backend.CertificateStatus(bctx, cert.Serial)
+	if err != nil {
+		return identity{}, nil, fmt.Errorf("certificate serial %d status: %w", cert.Serial, err)
+	}
+	if st.Revoked {
+		return identity{}, nil, fmt.Errorf("certificate serial %d is revoked", cert.Serial)
+	}
+	if st.User == "" {
+		return identity{}, nil, fmt.Errorf("certificate serial %d: backend reports no user", cert.Serial)
+	}
+	id := identity{
+		User: st.User, Login: login, Host: host, RequestID: st.RequestID,
+		Serial: cert.Serial, ValidBefore: time.Unix(int64(cert.ValidBefore), 0),
+		RecordInput: st.RecordInput, ForceCommand: cert.CriticalOptions[optForceCmd],
+		Extensions: map[string]string{},
+	}
+	for k, v := range cert.Extensions {
+		id.Extensions[k] = v
+	}
+	return id, cert.CriticalOptions, nil
+}
+
+// checkSourceAddress reports whether remote is inside the comma-separated
+// list of addresses or CIDRs of a source-address option.
+func checkSourceAddress(remote net.Addr, list string) error {
+	tcp, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return fmt.Errorf("source-address: remote %v is not TCP", remote)
+	}
+	for _, a := range strings.Split(list, ",") {
+		if ip := net.ParseIP(a); ip != nil {
+			if ip.Equal(tcp.IP) {
+				return nil
+			}
+			continue
+		}
+		_, n, err := net.ParseCIDR(a)
+		if err != nil {
+			return fmt.Errorf("source-address: bad entry %q", a)
+		}
+		if n.Contains(tcp.IP) {
+			return nil
+		}
+	}
+	return fmt.Errorf("source-address: %s not in %q", tcp.IP, list)
+}
+
+// publicKeyHandler answers the client's key offers. Its verdict only decides
+// whether the client may prove the key; facts are attached later, in
+// VerifiedPublicKeyCallback, to the key that was actually proved.
+func (s *Server) publicKeyHandler(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
+	_, _, err := s.authorize(ctx, ctx.User(), key, ctx.RemoteAddr())
+	if err != nil {
+		if st := stateOf(ctx); st != nil && st.firstRejection(key, err.Error()) {
+			s.reject(ctx.User(), targetOf(ctx.User()), ctx.RemoteAddr().String(), "auth: "+err.Error())
+		}
+		s.log.Info("key refused", "user", ctx.User(), "client", ctx.RemoteAddr().String(), "err", err)
+		return false
+	}
+	return true
+}
+
+// serverConfig is gliderlabs' per-connection ServerConfigCallback.
+// gliderlabs fills in PublicKeyCallback (from publicKeyHandler) and host keys;
+// we add VerifiedPublicKeyCallback, which x/crypto calls only for the key
+// whose signature it verified, and whose Permissions become the connection's
+// (CVE-2024-45337: never trust the last key offered).
+func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{MaxAuthTries: 6}
+	cfg.VerifiedPublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+		id, crit, err := s.authorize(ctx, conn.User(), key, conn.RemoteAddr())
+		if err != nil {
+			s.reject(conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth: "+err.Error())
+			return nil, err
+		}
+		if st := stateOf(ctx); st != nil {
+			st.armExpiry(id.ValidBefore)
+		}
+		return id.permissions(crit), nil
+	}
+	return cfg
+}
+
+// targetOf returns the HOST of an SSH user for audit, or "" if unparsable.
+func targetOf(user string) string {
+	_, host, err := ParseTargetUser(user)
+	if err != nil {
+		return ""
+	}
+	return host
+}

@@ -1,0 +1,351 @@
+// Package bastion is the recording SSH door of jitssh.
+//
+// Engineers connect with an OpenSSH user certificate whose principal is
+// LOGIN@HOST and name the target in the SSH user ("LOGIN@HOST" or
+// "LOGIN:HOST"). The bastion checks the certificate with x/crypto's
+// CertChecker, opens its own SSH connection to the target with a fresh key and
+// a per-session certificate from the target CA (minted through the Backend),
+// and proxies every channel while recording session channels as asciicast v2
+// through sessionlog. It never decides policy itself: facts about
+// certificates, target certificates and audit records come from the Backend.
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/sessionlog"
+)
+
+// Target is a host the bastion may connect to.
+type Target struct {
+	// Name is the logical host name used in principals (LOGIN@Name).
+	Name string
+	// Address is the "host:port" the bastion dials.
+	Address string
+	// HostKey optionally pins the target's host key. When nil the target
+	// must present a host certificate signed by Config.HostCA whose
+	// principals contain Name or the host part of Address.
+	HostKey ssh.PublicKey
+}
+
+// CertStatus is what the Backend knows about an engineer's certificate.
+type CertStatus struct {
+	RequestID   string
+	User        string
+	Revoked     bool
+	RecordInput bool
+}
+
+// TargetCertRequest asks the Backend for a target-CA certificate for one
+// bastion-to-target connection.
+type TargetCertRequest struct {
+	RequestID, SessionID, User, Login, Host string
+	// ValidBefore is the engineer's certificate ValidBefore.
+	ValidBefore time.Time
+	// SourceAddresses become the source-address critical option.
+	SourceAddresses []string
+	// Key is the bastion's fresh per-session public key.
+	Key ssh.PublicKey
+}
+
+// SessionRecord describes one recorded session channel.
+type SessionRecord struct {
+	ID, RequestID, User, Host, Login string
+	Serial, TargetSerial             uint64
+	ClientAddr, Command              string
+	StartedAt, EndedAt               time.Time
+	ExitStatus                       int
+	BytesIn, BytesOut                int64
+	RecordingPath, RecordingSHA256   string
+	RecordingSize                    int64
+	EndReason                        string
+}
+
+// Backend is what the bastion needs from the rest of jitssh (grant and audit).
+// Every method may be called concurrently.
+type Backend interface {
+	// CertificateStatus reports on an engineer's certificate by serial. An
+	// unknown serial must return an error; the bastion then refuses it.
+	CertificateStatus(ctx context.Context, serial uint64) (CertStatus, error)
+	// MintTargetCert returns a target-CA certificate for req.Key with the
+	// single principal LOGIN@HOST, recorded in audit before it is returned.
+	MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error)
+	// SessionStarted records a session before any byte reaches the target.
+	// An error refuses the session.
+	SessionStarted(ctx context.Context, s SessionRecord) error
+	// SessionEnded records the end of a session started with SessionStarted.
+	SessionEnded(ctx context.Context, s SessionRecord) error
+	// SessionRejected records a refused authentication, target or session.
+	SessionRejected(ctx context.Context, user, target, clientAddr, reason string) error
+	// IndexText receives recording lines in batches while a session runs
+	// (at least every second and once at the end) for full-text search.
+	IndexText(ctx context.Context, sessionID string, lines []sessionlog.Line) error
+}
+
+// Config configures a Server. Required fields have no fail-open default.
+type Config struct {
+	// HostSigner is the bastion's host key; it must be a certificate signer
+	// (ssh.NewCertSigner) holding a host certificate from the host CA.
+	HostSigner ssh.Signer
+	// UserCAs are the trusted user certificate authorities.
+	UserCAs []ssh.PublicKey
+	// HostCA verifies target host certificates. Required unless every
+	// Target returned by Resolve pins a HostKey.
+	HostCA ssh.PublicKey
+	// Resolve maps the HOST of LOGIN@HOST to a Target.
+	Resolve func(host string) (Target, bool)
+	// Backend is required.
+	Backend Backend
+	// RecordingDir receives RecordingDir/YYYY/MM/DD/SESSIONID.cast (UTC).
+	RecordingDir string
+	// RecordingFailOpen turns "record or refuse" into a logged warning.
+	RecordingFailOpen bool
+	// Clock decides certificate validity and expiry; default time.Now.
+	Clock func() time.Time
+	// ExpiryWarning is how long before the certificate expires a warning
+	// is written to the session; default 1m.
+	ExpiryWarning time.Duration
+	// EgressAddresses go into the source-address option of target
+	// certificates. Default: "127.0.0.1/32" when the target address is a
+	// loopback address, else none (the target certificate then carries no
+	// source-address restriction; set this in production).
+	EgressAddresses []string
+	// Logger receives operational logs; default discards.
+	Logger *slog.Logger
+}
+
+// dialTimeout bounds the TCP dial plus SSH handshake to a target.
+const dialTimeout = 10 * time.Second
+
+// backendTimeout bounds each Backend call.
+const backendTimeout = 10 * time.Second
+
+// Validate reports the first missing or unusable required field.
+func (c Config) Validate() error {
+	if c.HostSigner == nil {
+		return errors.New("config: HostSigner is required (a host certificate signer; no throwaway keys)")
+	}
+	cert, ok := c.HostSigner.PublicKey().(*ssh.Certificate)
+	if !ok {
+		return fmt.Errorf("config: HostSigner must hold a host certificate, got plain %s key", c.HostSigner.PublicKey().Type())
+	}
+	if cert.CertType != ssh.HostCert {
+		return fmt.Errorf("config: HostSigner certificate has type %d, want host certificate", cert.CertType)
+	}
+	if len(c.UserCAs) == 0 {
+		return errors.New("config: UserCAs is required")
+	}
+	for i, k := range c.UserCAs {
+		if k == nil {
+			return fmt.Errorf("config: UserCAs[%d] is nil", i)
+		}
+		if _, ok := k.(*ssh.Certificate); ok {
+			return fmt.Errorf("config: UserCAs[%d] is a certificate, want a CA public key", i)
+		}
+	}
+	if c.Resolve == nil {
+		return errors.New("config: Resolve is required")
+	}
+	if c.Backend == nil {
+		return errors.New("config: Backend is required")
+	}
+	if c.RecordingDir == "" {
+		return errors.New("config: RecordingDir is required")
+	}
+	if c.ExpiryWarning < 0 {
+		return fmt.Errorf("config: ExpiryWarning %s is negative", c.ExpiryWarning)
+	}
+	for _, a := range c.EgressAddresses {
+		if _, _, err := net.ParseCIDR(a); err != nil {
+			return fmt.Errorf("config: EgressAddresses entry %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// Server is a recording bastion. Create it with New.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	checker *ssh.CertChecker
+	gl      *gliderssh.Server
+
+	mu       sync.Mutex
+	closed   bool
+	conns    map[*connState]struct{}
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup // session and forwarding goroutines
+}
+
+// New validates cfg, fills defaults and returns a Server ready to Serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.ExpiryWarning == 0 {
+		cfg.ExpiryWarning = time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		conns:    map[*connState]struct{}{},
+		sessions: map[*session]struct{}{},
+	}
+	s.checker = &ssh.CertChecker{
+		SupportedCriticalOptions: []string{"force-command"},
+		IsUserAuthority:          s.isUserAuthority,
+		Clock:                    cfg.Clock,
+	}
+	s.gl = &gliderssh.Server{
+		HostSigners: []gliderssh.Signer{cfg.HostSigner},
+		Version:     "jitssh",
+		// A non-nil PublicKeyHandler keeps gliderlabs from setting
+		// NoClientAuth; no password or keyboard-interactive handler is
+		// set, so public key is the only method offered.
+		PublicKeyHandler:     s.publicKeyHandler,
+		ConnCallback:         s.connCallback,
+		ServerConfigCallback: s.serverConfig,
+		ChannelHandlers: map[string]gliderssh.ChannelHandler{
+			"session":                        s.handleSession,
+			"direct-tcpip":                   s.handleDirect,
+			"direct-streamlocal@openssh.com": s.handleDirect,
+		},
+		RequestHandlers: map[string]gliderssh.RequestHandler{
+			"tcpip-forward":                          s.handleGlobalForward,
+			"cancel-tcpip-forward":                   s.handleGlobalForward,
+			"streamlocal-forward@openssh.com":        s.handleGlobalForward,
+			"cancel-streamlocal-forward@openssh.com": s.handleGlobalForward,
+		},
+		// Subsystems are proxied by the session handler, never run here.
+		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{},
+	}
+	return s, nil
+}
+
+// Serve accepts connections on l until Close or Shutdown. It returns
+// gliderlabs' ErrServerClosed after Close or Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		l.Close()
+		return gliderssh.ErrServerClosed
+	}
+	return s.gl.Serve(l)
+}
+
+// Close stops accepting, ends every connection and session, and returns after
+// every recording has been finalised and SessionEnded called.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*connState, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	err := s.gl.Close()
+	for _, c := range conns {
+		c.terminate("bastion shutting down")
+	}
+	// gliderlabs' Close does not wait for its connection goroutines;
+	// Shutdown after Close does.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := s.gl.Shutdown(ctx); serr != nil && err == nil && !errors.Is(serr, net.ErrClosed) {
+		err = serr
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Shutdown stops accepting and waits for open connections to end by
+// themselves or ctx to be done; it does not cut sessions (use Close).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	err := s.gl.Shutdown(ctx)
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// LiveSessions returns a snapshot of the session channels now open.
+func (s *Server) LiveSessions() []SessionRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionRecord, 0, len(s.sessions))
+	for ss := range s.sessions {
+		out = append(out, ss.snapshot())
+	}
+	return out
+}
+
+// goTracked runs fn on a goroutine that Close waits for. It reports false
+// (and does not run fn) once the server is closed.
+func (s *Server) goTracked(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+func (s *Server) isUserAuthority(auth ssh.PublicKey) bool {
+	b := auth.Marshal()
+	for _, ca := range s.cfg.UserCAs {
+		if string(ca.Marshal()) == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// backendCtx returns a context bounded by backendTimeout.
+func backendCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	return context.WithTimeout(context.WithoutCancel(parent), backendTimeout)
+}
+
+// reject audits a refusal; an audit failure is logged, never hidden.
+func (s *Server) reject(user, target, clientAddr, reason string) {
+	ctx, cancel := backendCtx(context.Background())
+	defer cancel()
+	if err := s.cfg.Backend.SessionRejected(ctx, user, target, clientAddr, reason); err != nil {
+		s.log.Error("audit session rejection", "user", user, "target", target, "client", clientAddr, "reason", reason, "err", err)
+	}
+}
