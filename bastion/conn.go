@@ -26,6 +26,8 @@ type connState struct {
 	raw    net.Conn
 	remote string
 
+	dialMu sync.Mutex // serialises the one dial; never held with mu while waiting on mu's holders
+
 	mu        sync.Mutex
 	closed    bool
 	reason    string // why terminate was called
@@ -39,7 +41,6 @@ type connState struct {
 	targetErr error
 	warnT     *time.Timer
 	expT      *time.Timer
-	ssh       *ssh.ServerConn
 }
 
 // trackedConn calls onClose when gliderlabs closes the raw connection.
@@ -137,8 +138,7 @@ func (st *connState) armExpiry(validBefore time.Time) {
 // schedule runs fn once the Clock reaches at. Called with st.mu held.
 func (st *connState) schedule(at time.Time, fn func()) *time.Timer {
 	var t *time.Timer
-	var fire func()
-	fire = func() {
+	fire := func() {
 		if d := at.Sub(st.srv.cfg.Clock()); d > 0 {
 			st.mu.Lock()
 			if !st.closed {
@@ -177,12 +177,6 @@ func (st *connState) terminate(reason string) {
 	st.raw.Close()
 }
 
-// identity decodes the authenticated identity from the connection's own
-// Permissions, never from gliderlabs' shared context permissions.
-func (st *connState) identity(conn *ssh.ServerConn) (identity, error) {
-	return identityFromPermissions(conn.Permissions)
-}
-
 // newID returns a random 24-hex-digit identifier.
 func newID() (string, error) {
 	var b [12]byte
@@ -215,24 +209,35 @@ func (st *connState) nextSessionID() (string, error) {
 // use. sessionID names the session that caused the dial (for the target
 // certificate's audit record). Failures are sticky.
 func (st *connState) targetClient(ctx context.Context, conn *ssh.ServerConn, id identity, sessionID string) (*ssh.Client, uint64, error) {
+	st.dialMu.Lock()
+	defer st.dialMu.Unlock()
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.dialDone {
+		defer st.mu.Unlock()
 		return st.target, st.targetSN, st.targetErr
 	}
-	st.dialDone = true
-	if st.closed {
-		st.targetErr = errors.New("connection closed")
-		return nil, 0, st.targetErr
+	closed := st.closed
+	st.mu.Unlock()
+	if closed {
+		return nil, 0, errors.New("connection closed")
 	}
-	st.ssh = conn
 	c, sn, err := st.srv.dialTarget(ctx, id, sessionID)
 	if err != nil {
-		st.targetErr = err
 		st.srv.reject(id.User, id.Host, st.remote, "target: "+err.Error())
+	}
+	st.mu.Lock()
+	st.dialDone = true
+	st.target, st.targetSN, st.targetErr = c, sn, err
+	closed = st.closed
+	st.mu.Unlock()
+	if err != nil {
 		return nil, 0, err
 	}
-	st.target, st.targetSN = c, sn
+	if closed {
+		// closed0 ran during the dial and could not close this client.
+		c.Close()
+		return nil, 0, errors.New("connection closed")
+	}
 	st.srv.acceptTargetChannels(st, conn, c, id)
 	return c, sn, nil
 }

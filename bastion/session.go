@@ -79,7 +79,6 @@ type setup struct {
 	reqType     string // "shell", "exec" or "subsystem"
 	payload     []byte
 	command     string // exec command line or subsystem name
-	wantReply   bool
 	startReq    *ssh.Request
 	refusedNote []string
 }
