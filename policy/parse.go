@@ -185,20 +185,26 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" || root.Kind == yaml.MappingNode && len(root.Content) == 0 {
 		return nil, ps.errf(root, "empty policy")
 	}
-	top, err := ps.mappingOf(root, "", "policy", reflect.TypeFor[rawPolicy]())
-	if err != nil {
+	// Check the shape first (kinds, unknown and duplicate keys) so that
+	// those errors name their context; the yaml package's own messages
+	// ("field foo not found in type policy.rawRole") would not.
+	if err := ps.shape(root, reflect.TypeFor[rawPolicy](), "", "policy"); err != nil {
 		return nil, err
 	}
 	var raw rawPolicy
 	if err := root.Decode(&raw); err != nil {
 		return nil, ps.yamlError(err)
 	}
-	// Node.Decode ignores KnownFields; the strict decoder below is a second,
-	// independent check that the walk did not miss a field.
+	// Node.Decode ignores KnownFields; this strict decode is a second,
+	// independent check that the shape walk missed no field.
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
 	if err := strict.Decode(&rawPolicy{}); err != nil {
 		return nil, ps.yamlError(err)
+	}
+	top, err := ps.mappingOf(root, "", "policy", reflect.TypeFor[rawPolicy]())
+	if err != nil {
+		return nil, err
 	}
 	return ps.build(top, &raw)
 }
@@ -302,6 +308,100 @@ func (ps parser) mappingOf(n *yaml.Node, ctx, what string, t reflect.Type) (mapp
 		m.keys = append(m.keys, k)
 	}
 	return m, nil
+}
+
+// shape checks n against the raw type t: mappings where t is a struct or a
+// map (struct keys known, all keys unique), lists where t is a slice, single
+// values elsewhere. ctx names the enclosing object in errors, what the
+// field being checked.
+func (ps parser) shape(n *yaml.Node, t reflect.Type, ctx, what string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, err := ps.mappingOf(n, ctx, what, t)
+		if err != nil {
+			return err
+		}
+		for _, k := range m.keys {
+			f, _ := fieldByTag(t, k.Value)
+			sub := k.Value
+			if ctx != "" {
+				sub = ctx + ": " + k.Value
+			}
+			// A struct inside a struct gets the longer context; a
+			// collection keeps ours and names itself as what.
+			inner := ctx
+			if f.Type.Kind() == reflect.Struct || f.Type.Kind() == reflect.Pointer {
+				inner = sub
+			}
+			if err := ps.shape(m.fields[k.Value], f.Type, inner, k.Value); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		m, err := ps.mappingOf(n, ctx, what, nil)
+		if err != nil {
+			return err
+		}
+		for _, k := range m.keys {
+			if k.Tag == "!!null" {
+				return ps.errf(k, "%s%s: empty key", prefix(ctx), what)
+			}
+			sub := prefix(ctx) + what
+			if t.Elem().Kind() == reflect.Struct {
+				sub = fmt.Sprintf("%s %q", strings.TrimSuffix(what, "s"), k.Value)
+			}
+			if err := ps.shape(m.fields[k.Value], t.Elem(), sub, k.Value); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return ps.errf(n, "%s%s: want a list, got %s", prefix(ctx), what, kindName(n))
+		}
+		for i, item := range n.Content {
+			sub, itemWhat := ctx, fmt.Sprintf("%s[%d]", what, i)
+			if t.Elem().Kind() == reflect.Struct {
+				sub, itemWhat = roleContext(item, i), "definition"
+			}
+			if err := ps.shape(item, t.Elem(), sub, itemWhat); err != nil {
+				return err
+			}
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			return ps.errf(n, "%s%s: want a single value, got %s", prefix(ctx), what, kindName(n))
+		}
+	}
+	return nil
+}
+
+// fieldByTag finds the struct field with the given yaml key.
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if k, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); k == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// roleContext names the i-th role in errors: by its name when it has a
+// valid one, else by position.
+func roleContext(n *yaml.Node, i int) string {
+	if n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if k, v := n.Content[j], n.Content[j+1]; k.Value == "name" && v.Kind == yaml.ScalarNode && ValidName("role", v.Value) == nil {
+				return fmt.Sprintf("role %q", v.Value)
+			}
+		}
+	}
+	return fmt.Sprintf("roles[%d]", i)
 }
 
 // section checks a named sub-mapping of m, if present.
@@ -524,14 +624,7 @@ func (ps parser) labels(m mapping, ctx string) error {
 }
 
 func (ps parser) role(n *yaml.Node, i int, raw rawRole) (Role, error) {
-	ctx := fmt.Sprintf("roles[%d]", i)
-	if n.Kind == yaml.MappingNode {
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			if k := n.Content[j]; k.Value == "name" && ValidName("role", n.Content[j+1].Value) == nil {
-				ctx = fmt.Sprintf("role %q", n.Content[j+1].Value)
-			}
-		}
-	}
+	ctx := roleContext(n, i)
 	m, err := ps.mappingOf(n, ctx, "definition", reflect.TypeFor[rawRole]())
 	if err != nil {
 		return Role{}, err
