@@ -163,9 +163,14 @@ func (lb *lineBuilder) put(r rune) {
 	if len(lb.buf) == 0 {
 		lb.start = lb.now
 	}
-	if lb.cursor < len(lb.buf) {
+	switch {
+	case lb.cursor < len(lb.buf) && lb.input:
+		// Line editors insert where the cursor is.
+		lb.buf = append(lb.buf[:lb.cursor+1], lb.buf[lb.cursor:]...)
 		lb.buf[lb.cursor] = r
-	} else {
+	case lb.cursor < len(lb.buf):
+		lb.buf[lb.cursor] = r
+	default:
 		lb.buf = append(lb.buf, r)
 	}
 	lb.cursor++

@@ -1,0 +1,126 @@
+package sessionlog
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testStart is the fixed wall-clock start of deterministic recordings.
+func testStart() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+// manualClock is a Writer clock that only moves when the test says so.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newManualClock() *manualClock { return &manualClock{now: testStart()} }
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// at sets the clock to start+d.
+func (c *manualClock) at(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = testStart().Add(d)
+}
+
+// memFile is an in-memory destination that counts syncs and can fail.
+type memFile struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	syncs     int
+	limit     int   // if > 0, writes beyond this many bytes fail with writeErr
+	writeErr  error // returned once limit is reached
+	syncErr   error // returned by every Sync if set
+	syncsLeft int   // if > 0, Sync succeeds this many times before syncErr applies
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.limit > 0 && f.buf.Len()+len(p) > f.limit {
+		n := f.limit - f.buf.Len()
+		f.buf.Write(p[:n])
+		return n, f.writeErr
+	}
+	return f.buf.Write(p)
+}
+
+func (f *memFile) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.syncErr != nil && f.syncsLeft <= 0 {
+		return f.syncErr
+	}
+	f.syncsLeft--
+	f.syncs++
+	return nil
+}
+
+func (f *memFile) syncCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.syncs
+}
+
+func (f *memFile) bytes() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return bytes.Clone(f.buf.Bytes())
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// golden compares got with testdata/name, rewriting it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file:\ngot:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+// mustNil fails the test on an unexpected error.
+func mustNil(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,622 @@
+package sessionlog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// step is one action of a scripted recording.
+type step struct {
+	at     time.Duration
+	output string
+	input  string
+	resize [2]int
+	marker string
+	isMark bool
+}
+
+// demoHeader is the header of the golden recording.
+func demoHeader() Header {
+	return Header{
+		Width: 80, Height: 24, Timestamp: 1767323045, Title: "demo",
+		Env:       map[string]string{"TERM": "xterm-256color", "SHELL": "/bin/bash"},
+		SessionID: "s-0001", RequestID: "r-0001", User: "alice", Login: "root", Host: "web1",
+	}
+}
+
+// demoSteps is the script of the golden recording: prompt, typed command,
+// coloured output, a resize, a marker, a character split between two reads,
+// an OSC title and the end of the session.
+func demoSteps() []step {
+	return []step{
+		{at: 100 * time.Millisecond, output: "$ "},
+		{at: 500 * time.Millisecond, input: "ls\r"},
+		{at: 500 * time.Millisecond, output: "ls\r\n"},
+		{at: 600 * time.Millisecond, output: "\x1b[1;34mdir\x1b[0m  file.txt\r\n$ "},
+		{at: 1250 * time.Millisecond, resize: [2]int{100, 30}},
+		{at: 2 * time.Second, isMark: true, marker: "checkpoint"},
+		{at: 2500 * time.Millisecond, output: "echo h\xc3"},
+		{at: 2500*time.Millisecond + 1, output: "\xa9llo \xe2\x82"},
+		{at: 2600 * time.Millisecond, output: "\xac 𝄞\r\nh\u00e9llo \u20ac 𝄞\r\n$ "},
+		{at: 3333333 * time.Microsecond, output: "\x1b]0;title\x07printf 'tab\\there'\r\ntab\there\r\n$ "},
+		{at: 9 * time.Second, output: "exit\r\n"},
+	}
+}
+
+// record runs steps against a Writer on dst with a manual clock and closes
+// it at closeAt.
+func record(t *testing.T, dst *memFile, h Header, steps []step, closeAt time.Duration, opts WriterOptions) Summary {
+	t.Helper()
+	clock := newManualClock()
+	opts.Clock = clock.Now
+	w, err := NewWriter(dst, h, opts)
+	mustNil(t, err)
+	for _, s := range steps {
+		clock.at(s.at)
+		switch {
+		case s.output != "":
+			mustNil(t, w.Output([]byte(s.output)))
+		case s.input != "":
+			mustNil(t, w.Input([]byte(s.input)))
+		case s.resize != [2]int{}:
+			mustNil(t, w.Resize(s.resize[0], s.resize[1]))
+		case s.isMark:
+			mustNil(t, w.Marker(s.marker))
+		}
+	}
+	clock.at(closeAt)
+	sum, err := w.Close()
+	mustNil(t, err)
+	return sum
+}
+
+func TestWriterGolden(t *testing.T) {
+	var f memFile
+	sum := record(t, &f, demoHeader(), demoSteps(), 10*time.Second, WriterOptions{})
+	got := f.bytes()
+	golden(t, "session.cast", got)
+
+	digest := sha256.Sum256(got)
+	want := Summary{
+		Size: int64(len(got)), SHA256: hex.EncodeToString(digest[:]), Events: 11,
+		Duration: 10 * time.Second, BytesOut: 0, BytesIn: 3,
+	}
+	for _, s := range demoSteps() {
+		want.BytesOut += int64(len(s.output))
+	}
+	if sum != want {
+		t.Errorf("summary = %+v, want %+v", sum, want)
+	}
+}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	var f memFile
+	record(t, &f, demoHeader(), demoSteps(), 10*time.Second, WriterOptions{})
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+
+	wantHeader := demoHeader()
+	wantHeader.Version = 2
+	if !reflect.DeepEqual(rec.Header, wantHeader) {
+		t.Errorf("header = %+v, want %+v", rec.Header, wantHeader)
+	}
+	if rec.Truncated {
+		t.Error("Truncated = true for a cleanly closed recording")
+	}
+	var out, in strings.Builder
+	var markers, resizes []string
+	for _, e := range rec.Events {
+		switch e.Code {
+		case CodeOutput:
+			out.WriteString(e.Data)
+		case CodeInput:
+			in.WriteString(e.Data)
+		case CodeMarker:
+			markers = append(markers, e.Data)
+		case CodeResize:
+			resizes = append(resizes, e.Data)
+		}
+	}
+	var wantOut strings.Builder
+	for _, s := range demoSteps() {
+		wantOut.WriteString(s.output)
+	}
+	if out.String() != wantOut.String() {
+		t.Errorf("output = %q, want %q", out.String(), wantOut.String())
+	}
+	if in.String() != "ls\r" {
+		t.Errorf("input = %q, want %q", in.String(), "ls\r")
+	}
+	if !reflect.DeepEqual(markers, []string{"checkpoint"}) || !reflect.DeepEqual(resizes, []string{"100x30"}) {
+		t.Errorf("markers = %q, resizes = %q", markers, resizes)
+	}
+	if got := rec.Events[len(rec.Events)-1].Time; got != 9 {
+		t.Errorf("last event time = %v, want 9", got)
+	}
+}
+
+// writeChunks records chunks as output (or input) and returns what a
+// Reader decodes as the concatenated data.
+func writeChunks(t *testing.T, code string, chunks ...string) string {
+	t.Helper()
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{Clock: newManualClock().Now})
+	mustNil(t, err)
+	for _, c := range chunks {
+		if code == CodeInput {
+			mustNil(t, w.Input([]byte(c)))
+		} else {
+			mustNil(t, w.Output([]byte(c)))
+		}
+	}
+	_, err = w.Close()
+	mustNil(t, err)
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+	var b strings.Builder
+	for _, e := range rec.Events {
+		if e.Code != code {
+			t.Fatalf("event code %q, want %q", e.Code, code)
+		}
+		b.WriteString(e.Data)
+	}
+	return b.String()
+}
+
+func TestWriterSplitUTF8(t *testing.T) {
+	const s = "a\u00e9b\u20acc\U0001D11Ed" // 2-, 3- and 4-byte characters
+	for _, code := range []string{CodeOutput, CodeInput} {
+		for i := 0; i <= len(s); i++ {
+			for j := i; j <= len(s); j++ {
+				if got := writeChunks(t, code, s[:i], s[i:j], s[j:]); got != s {
+					t.Errorf("%s split at %d,%d: got %q, want %q", code, i, j, got, s)
+				}
+			}
+		}
+	}
+}
+
+func TestWriterInvalidUTF8(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   string
+	}{
+		{name: "invalid byte", chunks: []string{"a\xffb"}, want: "a\ufffdb"},
+		{name: "lone continuation", chunks: []string{"a\x80", "b"}, want: "a\ufffdb"},
+		{name: "truncated at close", chunks: []string{"a\xe2\x82"}, want: "a\ufffd\ufffd"},
+		{name: "interrupted character", chunks: []string{"a\xe2", "\x82", "b"}, want: "a\ufffd\ufffdb"},
+		{name: "surrogate half", chunks: []string{"\xed\xa0\x80"}, want: "\ufffd\ufffd\ufffd"},
+		{name: "real replacement character kept", chunks: []string{"\xef\xbf", "\xbd"}, want: "\ufffd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := writeChunks(t, CodeOutput, tt.chunks...); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriterSeparateCarries(t *testing.T) {
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{Clock: newManualClock().Now})
+	mustNil(t, err)
+	mustNil(t, w.Output([]byte("o\xc3")))
+	mustNil(t, w.Input([]byte("i\xe2\x82")))
+	mustNil(t, w.Output([]byte("\xa9")))
+	mustNil(t, w.Input([]byte("\xac")))
+	_, err = w.Close()
+	mustNil(t, err)
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+	want := []Event{{0, "o", "o"}, {0, "i", "i"}, {0, "o", "\u00e9"}, {0, "i", "\u20ac"}}
+	if !reflect.DeepEqual(rec.Events, want) {
+		t.Errorf("events = %+v, want %+v", rec.Events, want)
+	}
+}
+
+func TestWriterLargeOutputSplitsEvents(t *testing.T) {
+	big := strings.Repeat("\u20ac", maxEventData) // 3 bytes each: never cut on a boundary by chance
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{Clock: newManualClock().Now})
+	mustNil(t, err)
+	mustNil(t, w.Output([]byte(big)))
+	sum, err := w.Close()
+	mustNil(t, err)
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+	var got strings.Builder
+	for _, e := range rec.Events {
+		if len(e.Data) > maxEventData {
+			t.Errorf("event of %d bytes, want at most %d", len(e.Data), maxEventData)
+		}
+		got.WriteString(e.Data)
+	}
+	if got.String() != big {
+		t.Error("split output does not join back to the original")
+	}
+	if sum.Events != int64(len(rec.Events)) || sum.Events < 3 {
+		t.Errorf("summary events = %d, read %d", sum.Events, len(rec.Events))
+	}
+}
+
+func TestWriterOnLine(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name  string
+		steps []step
+		want  []Line
+	}{
+		{
+			name: "output lines with escapes stripped and partial line at close",
+			steps: []step{
+				{at: 0, output: "$ l"},
+				{at: 10 * ms, output: "s\r\n\x1b[3"},
+				{at: 20 * ms, output: "4mdir\x1b[0m  f\r\n\r\n"},
+				{at: 30 * ms, output: "$ "},
+			},
+			want: []Line{
+				{Offset: 0, Kind: "o", Text: "$ ls"},
+				{Offset: 20 * ms, Kind: "o", Text: "dir  f"},
+				{Offset: 30 * ms, Kind: "o", Text: "$"},
+			},
+		},
+		{
+			name: "input lines end at enter and apply deletes",
+			steps: []step{
+				{at: 0, input: "lx\x7fs -"},
+				{at: 5 * ms, input: "l\r"},
+				{at: 6 * ms, input: "secret\x03"},
+				{at: 7 * ms, input: "pwd\x1b[D\x1b[Dx\r"},
+			},
+			want: []Line{
+				{Offset: 0, Kind: "i", Text: "ls -l"},
+				{Offset: 7 * ms, Kind: "i", Text: "pxwd"},
+			},
+		},
+		{
+			name: "markers",
+			steps: []step{
+				{at: 40 * ms, isMark: true, marker: "deploy start"},
+			},
+			want: []Line{{Offset: 40 * ms, Kind: "m", Text: "deploy start"}},
+		},
+		{
+			name: "carriage return overwrites",
+			steps: []step{
+				{at: 0, output: "progress 10%\rprogress 100%\r\n"},
+			},
+			want: []Line{{Offset: 0, Kind: "o", Text: "progress 100%"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []Line
+			var f memFile
+			record(t, &f, Header{Width: 80, Height: 24}, tt.steps, time.Second,
+				WriterOptions{OnLine: func(l Line) { got = append(got, l) }})
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("lines = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriterPeriodicSync(t *testing.T) {
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{SyncInterval: 2 * time.Millisecond})
+	mustNil(t, err)
+	if n := f.syncCount(); n != 1 {
+		t.Errorf("syncs after header = %d, want 1", n)
+	}
+	mustNil(t, w.Output([]byte("hello")))
+	waitFor(t, "periodic sync", func() bool { return f.syncCount() >= 2 })
+	if !bytes.Contains(f.bytes(), []byte(`"hello"`)) {
+		t.Error("event not flushed to the destination before the sync")
+	}
+	// Nothing new to write: no more syncs.
+	n := f.syncCount()
+	time.Sleep(20 * time.Millisecond)
+	if m := f.syncCount(); m != n {
+		t.Errorf("syncs went from %d to %d with nothing written", n, m)
+	}
+	_, err = w.Close()
+	mustNil(t, err)
+}
+
+func TestWriterStickyError(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    *memFile
+		trigger func(w *Writer)
+		want    error
+	}{
+		{
+			name: "disk full on a large write",
+			file: &memFile{limit: 4096, writeErr: syscall.ENOSPC},
+			trigger: func(w *Writer) {
+				_ = w.Output(bytes.Repeat([]byte("x"), 128<<10))
+			},
+			want: syscall.ENOSPC,
+		},
+		{
+			name: "disk full on the periodic flush",
+			file: &memFile{limit: 4096, writeErr: syscall.ENOSPC},
+			trigger: func(w *Writer) {
+				_ = w.Output(bytes.Repeat([]byte("x"), 8<<10))
+				waitFor(t, "flush error", func() bool { return w.Err() != nil })
+			},
+			want: syscall.ENOSPC,
+		},
+		{
+			name: "sync fails",
+			file: &memFile{syncErr: syscall.EIO, syncsLeft: 1},
+			trigger: func(w *Writer) {
+				_ = w.Output([]byte("x"))
+				waitFor(t, "sync error", func() bool { return w.Err() != nil })
+			},
+			want: syscall.EIO,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := NewWriter(tt.file, Header{Width: 80, Height: 24}, WriterOptions{SyncInterval: time.Millisecond})
+			mustNil(t, err)
+			tt.trigger(w)
+			calls := map[string]error{
+				"Err":    w.Err(),
+				"Output": w.Output([]byte("more")),
+				"Input":  w.Input([]byte("more")),
+				"Resize": w.Resize(10, 10),
+				"Marker": w.Marker("m"),
+			}
+			_, calls["Close"] = w.Close()
+			for name, err := range calls {
+				if !errors.Is(err, tt.want) {
+					t.Errorf("%s() = %v, want %v", name, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestWriterClosed(t *testing.T) {
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{})
+	mustNil(t, err)
+	first, err := w.Close()
+	mustNil(t, err)
+	second, err := w.Close()
+	if err != nil || second != first {
+		t.Errorf("second Close = %+v, %v; want %+v, nil", second, err, first)
+	}
+	if err := w.Output([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Output after Close = %v, want ErrClosed", err)
+	}
+	if err := w.Marker("x"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Marker after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestNewWriterRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		header Header
+		opts   WriterOptions
+		want   string
+	}{
+		{name: "zero width", header: Header{Width: 0, Height: 24}, want: "width 0"},
+		{name: "huge height", header: Header{Width: 80, Height: 10001}, want: "height 10001"},
+		{name: "version 1", header: Header{Version: 1, Width: 80, Height: 24}, want: "version 1"},
+		{name: "negative sync interval", header: Header{Width: 80, Height: 24}, opts: WriterOptions{SyncInterval: -1}, want: "sync interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f memFile
+			w, err := NewWriter(&f, tt.header, tt.opts)
+			if err == nil {
+				_, _ = w.Close()
+				t.Fatal("NewWriter succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriterResizeRejects(t *testing.T) {
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{})
+	mustNil(t, err)
+	defer w.Close()
+	if err := w.Resize(0, 24); err == nil || !strings.Contains(err.Error(), "0x24") {
+		t.Errorf("Resize(0, 24) = %v, want an error naming 0x24", err)
+	}
+	if err := w.Err(); err != nil {
+		t.Errorf("a refused resize made the writer fail: %v", err)
+	}
+}
+
+func TestWriterConcurrent(t *testing.T) {
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{SyncInterval: time.Millisecond})
+	mustNil(t, err)
+	const writers, each = 8, 200
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				tok := fmt.Sprintf("<%d.%d>", g, i)
+				switch i % 4 {
+				case 0, 1:
+					_ = w.Output([]byte(tok))
+				case 2:
+					_ = w.Input([]byte(tok))
+				case 3:
+					_ = w.Marker(tok)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sum, err := w.Close()
+	mustNil(t, err)
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+	if len(rec.Events) != writers*each || sum.Events != writers*each {
+		t.Fatalf("read %d events, summary %d, want %d", len(rec.Events), sum.Events, writers*each)
+	}
+	seen := map[string]bool{}
+	for _, e := range rec.Events {
+		seen[e.Data] = true
+	}
+	if len(seen) != writers*each {
+		t.Errorf("%d distinct events, want %d", len(seen), writers*each)
+	}
+}
+
+func TestWriterClockGoesBackwards(t *testing.T) {
+	clock := newManualClock()
+	var f memFile
+	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{Clock: clock.Now})
+	mustNil(t, err)
+	clock.at(2 * time.Second)
+	mustNil(t, w.Output([]byte("a")))
+	clock.at(time.Second)
+	mustNil(t, w.Output([]byte("b")))
+	_, err = w.Close()
+	mustNil(t, err)
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+	if rec.Events[1].Time != 2 {
+		t.Errorf("second event at %v, want 2 (never before the first)", rec.Events[1].Time)
+	}
+}
+
+func TestCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.cast")
+	w, err := Create(path, Header{Width: 80, Height: 24}, WriterOptions{})
+	mustNil(t, err)
+	mustNil(t, w.Output([]byte("hi\r\n")))
+	sum, err := w.Close()
+	mustNil(t, err)
+
+	fi, err := os.Stat(path)
+	mustNil(t, err)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	mustNil(t, err)
+	digest := sha256.Sum256(data)
+	if sum.Size != int64(len(data)) || sum.SHA256 != hex.EncodeToString(digest[:]) {
+		t.Errorf("summary size %d sha %s; file has %d bytes, sha %x", sum.Size, sum.SHA256, len(data), digest)
+	}
+
+	_, err = Create(path, Header{Width: 80, Height: 24}, WriterOptions{})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Create over an existing file = %v, want fs.ErrExist", err)
+	}
+	after, err := os.ReadFile(path)
+	mustNil(t, err)
+	if !bytes.Equal(after, data) {
+		t.Error("a refused Create changed the existing recording")
+	}
+}
+
+func TestCreateReadOnlyDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ro")
+	mustNil(t, os.Mkdir(dir, 0o500))
+	path := filepath.Join(dir, "s.cast")
+	if probe, err := os.Create(filepath.Join(dir, "probe")); err == nil {
+		// Root ignores directory permissions; sysfs refuses even root.
+		probe.Close()
+		path = "/sys/jitssh-sessionlog-test.cast"
+	}
+	w, err := Create(path, Header{Width: 80, Height: 24}, WriterOptions{})
+	if err == nil {
+		_, _ = w.Close()
+		t.Skipf("created %s: no read-only directory available", path)
+	}
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), path) {
+		t.Errorf("error = %v, want a permission error naming %s", err, path)
+	}
+	if !strings.HasPrefix(err.Error(), "create recording") {
+		t.Errorf("error %q does not say what failed", err)
+	}
+}
+
+func TestCreateInvalidHeaderLeavesNoFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.cast")
+	if _, err := Create(path, Header{Width: 0, Height: 24}, WriterOptions{}); err == nil {
+		t.Fatal("Create accepted width 0")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("file left behind after a failed Create: %v", err)
+	}
+}
+
+// TestAsciinemaCat checks that asciinema itself reads what we write.
+func TestAsciinemaCat(t *testing.T) {
+	bin, err := exec.LookPath("asciinema")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("asciinema is required with CI=true")
+		}
+		t.Skip("asciinema not installed")
+	}
+	path := filepath.Join(t.TempDir(), "s.cast")
+	w, err := Create(path, demoHeader(), WriterOptions{})
+	mustNil(t, err)
+	var want strings.Builder
+	for _, s := range demoSteps() {
+		switch {
+		case s.output != "":
+			mustNil(t, w.Output([]byte(s.output)))
+			want.WriteString(s.output)
+		case s.input != "":
+			mustNil(t, w.Input([]byte(s.input)))
+		case s.resize != [2]int{}:
+			mustNil(t, w.Resize(s.resize[0], s.resize[1]))
+		case s.isMark:
+			mustNil(t, w.Marker(s.marker))
+		}
+	}
+	_, err = w.Close()
+	mustNil(t, err)
+
+	// asciinema cat opens /dev/tty, so give it a controlling terminal;
+	// its stdout stays a pipe so nothing is translated.
+	ptmx, tty, err := pty.Open()
+	mustNil(t, err)
+	defer ptmx.Close()
+	defer tty.Close()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "cat", path)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("asciinema cat: %v\n%s", err, stderr.String())
+	}
+	if stdout.String() != want.String() {
+		t.Errorf("asciinema cat printed %q, want %q", stdout.String(), want.String())
+	}
+}
