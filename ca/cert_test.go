@@ -80,7 +80,9 @@ func TestUserCertSpecValidate(t *testing.T) {
 		{name: "extension with value", mutate: func(s *UserCertSpec) { s.Extensions = map[string]string{"permit-pty": "yes"} }, wantErr: `permit-pty must have an empty value, not "yes"`},
 		{name: "unknown critical option", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"verify-required": ""} }, wantErr: `unknown option "verify-required"`},
 		{name: "source address bare ip", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"source-address": "10.1.2.3"} }, wantErr: `"10.1.2.3" is not a CIDR`},
-		{name: "source address with space", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8, 192.0.2.0/24"} }, wantErr: `" 192.0.2.0/24" is not a CIDR`},
+		{name: "source address with space", mutate: func(s *UserCertSpec) {
+			s.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8, 192.0.2.0/24"}
+		}, wantErr: `" 192.0.2.0/24" is not a CIDR`},
 		{name: "source address empty", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"source-address": ""} }, wantErr: "source-address is empty"},
 		{name: "source address trailing comma", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8,"} }, wantErr: `"" is not a CIDR`},
 		{name: "force command empty", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"force-command": ""} }, wantErr: "force-command"},

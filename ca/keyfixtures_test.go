@@ -123,13 +123,18 @@ func rsaPublic(t testing.TB, bits int) ssh.PublicKey {
 	return publicOf(t, k)
 }
 
-func privatePEM(t testing.TB) string {
+// privatePEM is a new ed25519 private key in OpenSSH PEM form, encrypted
+// with passphrase unless it is empty.
+func privatePEM(t testing.TB, passphrase string) string {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, err := ssh.MarshalPrivateKey(priv, "")
+	if passphrase != "" {
+		b, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

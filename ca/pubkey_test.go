@@ -51,7 +51,7 @@ func TestParseRequestKey(t *testing.T) {
 		{name: "type mismatch", text: keyLine("ecdsa-sha2-nistp256", ed.Marshal()), wantErr: `type "ecdsa-sha2-nistp256" does not match "ssh-ed25519"`},
 		{name: "certificate", text: string(FormatCert(signed)), wantErr: "public key is a certificate; send the plain key"},
 		{name: "certificate blob under plain type", text: keyLine("ssh-ed25519", signed.Marshal()), wantErr: "public key is a certificate"},
-		{name: "openssh private key", text: privatePEM(t), wantErr: "this is a private key; send the .pub file"},
+		{name: "openssh private key", text: privatePEM(t, ""), wantErr: "this is a private key; send the .pub file"},
 		{name: "pem rsa private key", text: "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n", wantErr: "this is a private key"},
 		{name: "putty private key", text: "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n", wantErr: "this is a private key"},
 		{name: "rfc 4716 public key", text: "---- BEGIN SSH2 PUBLIC KEY ----\nAAAA\n---- END SSH2 PUBLIC KEY ----\n", wantErr: "RFC 4716"},
