@@ -179,9 +179,9 @@ func (lb *lineBuilder) put(r rune) {
 	}
 }
 
-// end emits the current line, if any, and starts a new one.
+// end emits the current line, even an empty one, and starts a new one.
 func (lb *lineBuilder) end() {
-	if len(lb.buf) > 0 && lb.emit != nil {
+	if lb.emit != nil {
 		lb.emit(string(lb.buf), lb.start)
 	}
 	lb.reset()

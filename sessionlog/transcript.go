@@ -11,20 +11,26 @@ import (
 // WriteTranscript writes a readable plain-text transcript of rec: one line
 // per non-blank output line, prefixed with the offset where the line
 // started, "[HH:MM:SS.mmm] text", with escape sequences stripped; markers as
-// "[HH:MM:SS.mmm] # marker: label". Input and resize events are left out:
+// "[HH:MM:SS.mmm] # marker: label" (after the line being written when the
+// marker came, so that times never go back). Input and resize events are left out:
 // the terminal echoes what should be seen, and input may hold passwords.
 // A truncated recording ends with a note saying so.
 func WriteTranscript(w io.Writer, rec *Recording) error {
 	bw := bufio.NewWriter(w)
-	emit := func(text string, start time.Duration) {
-		text = strings.TrimRight(text, " \t")
-		if strings.TrimSpace(text) == "" {
-			return
-		}
-		fmt.Fprintf(bw, "[%s] %s\n", formatOffset(start), text)
-	}
 	var p ansiParser
-	lb := lineBuilder{emit: emit}
+	// Markers that arrive while a line is being written follow that line,
+	// so that times only go forward.
+	var held []string
+	lb := lineBuilder{emit: func(text string, start time.Duration) {
+		text = strings.TrimRight(text, " \t")
+		if strings.TrimSpace(text) != "" {
+			fmt.Fprintf(bw, "[%s] %s\n", formatOffset(start), text)
+		}
+		for _, m := range held {
+			bw.WriteString(m)
+		}
+		held = held[:0]
+	}}
 	for _, e := range rec.Events {
 		off := secondsToDuration(e.Time)
 		switch e.Code {
@@ -32,7 +38,12 @@ func WriteTranscript(w io.Writer, rec *Recording) error {
 			lb.now = off
 			p.feed(e.Data, &lb)
 		case CodeMarker:
-			fmt.Fprintf(bw, "[%s] # marker: %s\n", formatOffset(off), StripANSI(strings.ReplaceAll(e.Data, "\n", " ")))
+			m := fmt.Sprintf("[%s] # marker: %s\n", formatOffset(off), StripANSI(strings.ReplaceAll(e.Data, "\n", " ")))
+			if len(lb.buf) > 0 {
+				held = append(held, m)
+			} else {
+				bw.WriteString(m)
+			}
 		}
 	}
 	p.flush(&lb)
