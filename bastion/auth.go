@@ -249,15 +249,38 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 		id, crit, err := s.authorize(ctx, conn.User(), key, conn.RemoteAddr())
 		if err != nil {
 			s.reject(conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth: "+err.Error())
-			return nil, err
+			return nil, auditedError{err}
 		}
 		if st := stateOf(ctx); st != nil {
 			st.armExpiry(id.ValidBefore)
 		}
 		return id.permissions(crit), nil
 	}
+	// Failures that never reach our callbacks (a key x/crypto cannot parse,
+	// such as a certificate signed by a certificate, or a password or
+	// keyboard-interactive attempt, which are not configured) are audited
+	// here; "none" probes are not refusals worth a record.
+	cfg.AuthLogCallback = func(conn ssh.ConnMetadata, method string, err error) {
+		var audited auditedError
+		if err == nil || method == "none" || errors.As(err, &audited) || err.Error() == gliderDenied {
+			return
+		}
+		if st := stateOf(ctx); st != nil && !st.firstRejection(nil, method+": "+err.Error()) {
+			return
+		}
+		s.reject(conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth "+method+": "+err.Error())
+	}
 	return cfg
 }
+
+// gliderDenied is the error text gliderlabs returns when PublicKeyHandler
+// says no; publicKeyHandler has audited the reason already.
+const gliderDenied = "permission denied"
+
+// auditedError marks an authentication error already sent to SessionRejected.
+type auditedError struct{ error }
+
+func (e auditedError) Unwrap() error { return e.error }
 
 // targetOf returns the HOST of an SSH user for audit, or "" if unparsable.
 func targetOf(user string) string {

@@ -106,7 +106,10 @@ func (st *connState) closed0() {
 // firstRejection reports whether this (key, reason) is new for the
 // connection, so one client offering one bad key twice is audited once.
 func (st *connState) firstRejection(key ssh.PublicKey, reason string) bool {
-	k := string(key.Marshal()) + "\x00" + reason
+	k := reason
+	if key != nil {
+		k = string(key.Marshal()) + "\x00" + reason
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.rejected[k] || len(st.rejected) > 32 {

@@ -373,13 +373,14 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 	if scpDown {
 		out = &scpParser{}
 	}
-	var wg sync.WaitGroup
-	wg.Add(3)
+	inDone := make(chan struct{})
 	go func() { // client -> target
-		defer wg.Done()
+		defer close(inDone)
 		ss.copy(tch, ss.client, in, "i")
 		_ = tch.CloseWrite()
 	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() { // target stdout -> client
 		defer wg.Done()
 		ss.copy(ss.client, tch, out, "o")
@@ -408,6 +409,7 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 	}
 	_ = ss.client.CloseWrite()
 	_ = ss.client.Close()
+	<-inDone
 	<-clientDone
 	ss.finish("")
 }

@@ -1,0 +1,382 @@
+package bastion
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/sessionlog"
+)
+
+// testBackend is a Backend over maps that signs target certificates with a
+// real target CA key.
+type testBackend struct {
+	targetCA ssh.Signer
+	clock    func() time.Time
+
+	mu        sync.Mutex
+	certs     map[uint64]CertStatus
+	minted    []TargetCertRequest
+	started   []SessionRecord
+	ended     []SessionRecord
+	rejected  []string
+	index     map[string][]sessionlog.Line
+	failStart bool
+}
+
+func newTestBackend(targetCA ssh.Signer) *testBackend {
+	return &testBackend{targetCA: targetCA, clock: time.Now, certs: map[uint64]CertStatus{}, index: map[string][]sessionlog.Line{}}
+}
+
+func (b *testBackend) CertificateStatus(_ context.Context, serial uint64) (CertStatus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, ok := b.certs[serial]
+	if !ok {
+		return CertStatus{}, fmt.Errorf("serial %d unknown", serial)
+	}
+	return st, nil
+}
+
+func (b *testBackend) MintTargetCert(_ context.Context, req TargetCertRequest) (*ssh.Certificate, error) {
+	serial, err := ca.NewSerial(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	crit := map[string]string{}
+	if len(req.SourceAddresses) > 0 {
+		crit["source-address"] = strings.Join(req.SourceAddresses, ",")
+	}
+	cert, err := ca.SignUserCert(b.targetCA, ca.UserCertSpec{
+		Key: req.Key, Serial: serial, KeyID: "bastion:" + req.SessionID,
+		Principals: []string{req.Login + "@" + req.Host},
+		ValidAfter: b.clock().Add(-time.Minute), ValidBefore: req.ValidBefore,
+		Extensions:      map[string]string{"permit-pty": ""},
+		CriticalOptions: crit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.minted = append(b.minted, req)
+	b.mu.Unlock()
+	return cert, nil
+}
+
+func (b *testBackend) SessionStarted(_ context.Context, s SessionRecord) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failStart {
+		return errors.New("audit store down")
+	}
+	b.started = append(b.started, s)
+	return nil
+}
+
+func (b *testBackend) SessionEnded(_ context.Context, s SessionRecord) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ended = append(b.ended, s)
+	return nil
+}
+
+func (b *testBackend) SessionRejected(_ context.Context, user, target, clientAddr, reason string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rejected = append(b.rejected, fmt.Sprintf("user=%s target=%s client=%s reason=%s", user, target, clientAddr, reason))
+	return nil
+}
+
+func (b *testBackend) IndexText(_ context.Context, id string, lines []sessionlog.Line) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.index[id] = append(b.index[id], lines...)
+	return nil
+}
+
+func (b *testBackend) snapshot() (started, ended []SessionRecord, rejected []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]SessionRecord(nil), b.started...), append([]SessionRecord(nil), b.ended...), append([]string(nil), b.rejected...)
+}
+
+// waitEnded waits (at most 10 s) until n sessions have ended.
+func (b *testBackend) waitEnded(t *testing.T, n int) []SessionRecord {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, ended, _ := b.snapshot()
+		if len(ended) >= n {
+			return ended
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, ended, rej := b.snapshot()
+	t.Fatalf("want %d ended sessions, have %d (rejected: %q)", n, len(ended), rej)
+	return nil
+}
+
+// env is one bastion in front of one real sshd target.
+type env struct {
+	dir        string
+	userCA     ssh.Signer
+	hostCA     ssh.Signer
+	targetCA   ssh.Signer
+	target     *sshdtest.Server
+	login      string
+	backend    *testBackend
+	srv        *Server
+	port       int
+	knownHosts string
+	recDir     string
+	targets    map[string]Target
+}
+
+// envOptions tweak the bastion config before New.
+type envOptions struct {
+	recordingDir  string
+	expiryWarning time.Duration
+	extraTargets  map[string]Target
+}
+
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newEnv(t *testing.T, opt envOptions) *env {
+	t.Helper()
+	sshdtest.Require(t, "sshd", "ssh")
+	e := &env{dir: t.TempDir(), userCA: newSigner(t), hostCA: newSigner(t), targetCA: newSigner(t)}
+	e.login = sshdtest.LocalUser(t)
+	e.target = sshdtest.Start(t, sshdtest.Config{
+		TrustedUserCAKeys: []ssh.PublicKey{e.targetCA.PublicKey()},
+		Principals:        []string{e.login + "@db1", e.login + "@db2"},
+		HostCA:            e.hostCA,
+		HostName:          "db1",
+	})
+	e.backend = newTestBackend(e.targetCA)
+	e.recDir = filepath.Join(e.dir, "recordings")
+	if opt.recordingDir != "" {
+		e.recDir = opt.recordingDir
+	}
+	e.targets = map[string]Target{
+		"db1": {Name: "db1", Address: e.target.Addr},
+		"db2": {Name: "db2", Address: e.target.Addr},
+	}
+	for k, v := range opt.extraTargets {
+		e.targets[k] = v
+	}
+	serial, err := ca.NewSerial(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostSigner, _, err := ca.CertifyHost(e.hostCA, newSigner(t), []string{"127.0.0.1", "bastion"}, time.Hour, time.Now(), serial)
+	if err != nil {
+		t.Fatalf("certify bastion host key: %v", err)
+	}
+	srv, err := New(Config{
+		HostSigner:    hostSigner,
+		UserCAs:       []ssh.PublicKey{e.userCA.PublicKey()},
+		HostCA:        e.hostCA.PublicKey(),
+		Resolve:       func(h string) (Target, bool) { tg, ok := e.targets[h]; return tg, ok },
+		Backend:       e.backend,
+		RecordingDir:  e.recDir,
+		ExpiryWarning: opt.expiryWarning,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	e.srv = srv
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.port = l.Addr().(*net.TCPAddr).Port
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		<-served
+	})
+	e.knownHosts = filepath.Join(e.dir, "known_hosts")
+	kh := "@cert-authority * " + string(ssh.MarshalAuthorizedKey(e.hostCA.PublicKey()))
+	if err := os.WriteFile(e.knownHosts, []byte(kh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// certSpec describes an engineer certificate for userCert.
+type certSpec struct {
+	name        string // key file name
+	principal   string
+	validFor    time.Duration
+	validAfter  time.Time // zero: now - 1m
+	extensions  map[string]string
+	signer      ssh.Signer // nil: e.userCA
+	register    bool       // known to the Backend
+	revoked     bool
+	recordInput bool
+}
+
+// userCert writes a key and certificate for spec and returns the key path,
+// the signer and the certificate.
+func (e *env) userCert(t *testing.T, spec certSpec) (string, ssh.Signer, *ssh.Certificate) {
+	t.Helper()
+	keyPath, key := sshdtest.NewUserKey(t, e.dir, spec.name)
+	serial, err := ca.NewSerial(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := spec.validAfter
+	if after.IsZero() {
+		after = time.Now().Add(-time.Minute)
+	}
+	ext := spec.extensions
+	if ext == nil {
+		ext = map[string]string{"permit-pty": ""}
+	}
+	signer := spec.signer
+	if signer == nil {
+		signer = e.userCA
+	}
+	cert, err := ca.SignUserCert(signer, ca.UserCertSpec{
+		Key: key.PublicKey(), Serial: serial, KeyID: "alice",
+		Principals: []string{spec.principal},
+		ValidAfter: after, ValidBefore: time.Now().Add(spec.validFor),
+		Extensions: ext,
+	})
+	if err != nil {
+		t.Fatalf("sign user cert: %v", err)
+	}
+	sshdtest.WriteCert(t, keyPath, cert)
+	if spec.register {
+		e.backend.mu.Lock()
+		e.backend.certs[serial] = CertStatus{RequestID: "req-" + strconv.FormatUint(serial, 10), User: "alice", Revoked: spec.revoked, RecordInput: spec.recordInput}
+		e.backend.mu.Unlock()
+	}
+	return keyPath, key, cert
+}
+
+// sshArgs are the stock client options for the bastion.
+func (e *env) sshArgs(keyPath string) []string {
+	return []string{
+		"-F", "none",
+		"-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile=" + e.knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "KexAlgorithms=curve25519-sha256",
+		"-o", "IdentitiesOnly=yes",
+		"-o", "PreferredAuthentications=publickey",
+		"-o", "ConnectTimeout=10",
+		"-i", keyPath,
+	}
+}
+
+// ssh returns the stock ssh command that logs in to the bastion as user.
+func (e *env) ssh(keyPath, user string, args ...string) *exec.Cmd {
+	a := append(e.sshArgs(keyPath), "-p", strconv.Itoa(e.port), "-l", user, "127.0.0.1")
+	return exec.Command(sshdtest.Path("ssh"), append(a, args...)...)
+}
+
+// run runs cmd with stdin and returns stdout, stderr and the exit code.
+func run(t *testing.T, cmd *exec.Cmd, stdin string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := runTimeout(cmd, 30*time.Second)
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("run %v: %v", cmd.Args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
+
+// runTimeout runs cmd and kills it after d.
+func runTimeout(cmd *exec.Cmd, d time.Duration) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%v: timed out after %s", cmd.Args, d)
+	}
+}
+
+// readRecording reads a finished recording and checks its digest against
+// the session record.
+func readRecording(t *testing.T, rec SessionRecord) *sessionlog.Recording {
+	t.Helper()
+	data, err := os.ReadFile(rec.RecordingPath)
+	if err != nil {
+		t.Fatalf("read recording: %v", err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != rec.RecordingSHA256 {
+		t.Errorf("recording SHA-256 %s, session record says %s", got, rec.RecordingSHA256)
+	}
+	if int64(len(data)) != rec.RecordingSize {
+		t.Errorf("recording size %d, session record says %d", len(data), rec.RecordingSize)
+	}
+	r, err := sessionlog.ReadAll(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("parse recording: %v", err)
+	}
+	return r
+}
+
+// eventText joins the data of every event with code.
+func eventText(r *sessionlog.Recording, code string) string {
+	var b strings.Builder
+	for _, ev := range r.Events {
+		if ev.Code == code {
+			b.WriteString(ev.Data)
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
