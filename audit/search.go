@@ -100,14 +100,13 @@ func catchUpFTS(ctx context.Context, db *sql.DB) error {
 	if err := tx.QueryRow("SELECT COALESCE(MAX(id), 0) FROM session_text").Scan(&maxID); err != nil {
 		return fmt.Errorf("full-text index: %w", err)
 	}
-	if maxID <= upto {
-		return nil
-	}
-	if _, err := tx.Exec("INSERT INTO session_text_fts (rowid, text) SELECT id, text FROM session_text WHERE id > ?", upto); err != nil {
-		return fmt.Errorf("full-text index: catch up from id %d: %w", upto, err)
-	}
-	if err := setFTSUpto(tx, maxID); err != nil {
-		return fmt.Errorf("full-text index: %w", err)
+	if maxID > upto {
+		if _, err := tx.Exec("INSERT INTO session_text_fts (rowid, text) SELECT id, text FROM session_text WHERE id > ?", upto); err != nil {
+			return fmt.Errorf("full-text index: catch up from id %d: %w", upto, err)
+		}
+		if err := setFTSUpto(tx, maxID); err != nil {
+			return fmt.Errorf("full-text index: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("full-text index: %w", err)
