@@ -138,6 +138,21 @@ type Server struct {
 // failure messages.
 func (s *Server) Log() string { return s.stderr.String() }
 
+// WaitLog waits at most timeout until sshd's log contains substr and reports
+// whether it does. sshd may log a verdict after the client has gone.
+func (s *Server) WaitLog(substr string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(s.Log(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Start starts sshd on a free port of 127.0.0.1 with its own sshd_config in
 // t.TempDir(), validates the config with `sshd -t` first, waits (at most
 // 10 s) until the port accepts connections and stops the process in
