@@ -542,7 +542,7 @@ func parseKey(text string) (ssh.PublicKey, error) {
 	if _, isCert := key.(*ssh.Certificate); isCert {
 		return nil, fmt.Errorf("public key %q: certificates are not allowed", abbreviate(text))
 	}
-	if key.Type() == ssh.InsecureKeyAlgoDSA {
+	if key.Type() == "ssh-dss" { // older x/crypto versions still parse DSA keys
 		return nil, fmt.Errorf("public key %q: DSA keys are not allowed", abbreviate(text))
 	}
 	if ck, ok := key.(ssh.CryptoPublicKey); ok {

@@ -154,7 +154,7 @@ func TestWithUsers(t *testing.T) {
 	newKey, _ := testKey(t, "zoe")
 	extra := []User{
 		{Name: "zoe", Groups: []string{"dev"}, Keys: []ssh.PublicKey{newKey}},
-		{Name: "alice", Groups: []string{"approvers"}},   // the file wins
+		{Name: "alice", Groups: []string{"approvers"}},    // the file wins
 		{Name: "bad name", Groups: []string{"approvers"}}, // invalid: left out
 	}
 	q := p.WithUsers(extra)
