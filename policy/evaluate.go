@@ -157,6 +157,10 @@ func (p *Policy) Evaluate(req Request, now time.Time) Decision {
 	if req.TTL < 0 {
 		return deny(ReasonTTLInvalid, "", "ttl %s is negative", formatDuration(req.TTL))
 	}
+	if req.TTL%time.Second != 0 {
+		// Certificates count in whole seconds.
+		return deny(ReasonTTLInvalid, "", "ttl %s is not a whole number of seconds", formatDuration(req.TTL))
+	}
 
 	bestOK, bestFail := -1, -1
 	var okV, failV verdict
@@ -313,6 +317,11 @@ func (r *Role) grant(req Request, v verdict) Decision {
 	if r.Approval != nil {
 		a := *r.Approval
 		a.Approvers = slices.Clone(a.Approvers)
+		if a.AutoApprove != nil {
+			// The regexp and schedule are immutable and may be shared.
+			auto := *a.AutoApprove
+			a.AutoApprove = &auto
+		}
 		d.Approval = &a
 	}
 	what := fmt.Sprintf("%s@%s for %s by role %q", req.Login, req.Host, formatDuration(v.ttl), r.Name)

@@ -111,6 +111,8 @@ func TestEvaluate(t *testing.T) {
 			wantReason: ReasonAdminAccessForbidden, wantMsg: `"eve"`},
 		{name: "negative ttl", req: Request{User: "alice", Host: "web1", Login: "deploy", TTL: -time.Second, Justification: routine},
 			wantReason: ReasonTTLInvalid, wantMsg: "ttl -1s"},
+		{name: "fractional ttl", req: Request{User: "alice", Host: "web1", Login: "deploy", TTL: 1500 * time.Millisecond, Justification: routine},
+			wantReason: ReasonTTLInvalid, wantMsg: "whole number of seconds"},
 		{name: "user in no role", req: Request{User: "dave", Host: "web1", Login: "deploy", Justification: routine},
 			wantReason: ReasonNoRole, wantMsg: `"dave"`},
 		{name: "host not allowed", req: Request{User: "alice", Host: "ci1", Login: "deploy", Justification: routine},
@@ -268,10 +270,14 @@ func TestEvaluateGrantFields(t *testing.T) {
 			d.Extensions["permit-agent-forwarding"] = ""
 			if d.Approval != nil {
 				d.Approval.Approvers[0] = "everyone"
+				d.Approval.AutoApprove.Ticket = nil
 			}
 			again := p.Evaluate(tt.req, now)
 			if !maps.Equal(again.Extensions, tt.wantExtensions) {
 				t.Errorf("second Extensions = %v: decision shares state with the policy", again.Extensions)
+			}
+			if again.Approval != nil && again.Approval.AutoApprove.Ticket == nil {
+				t.Error("second Approval.AutoApprove lost its ticket: decision shares state with the policy")
 			}
 			if again.Approval != nil && again.Approval.Approvers[0] != "approvers" {
 				t.Errorf("second Approval.Approvers = %q: decision shares state with the policy", again.Approval.Approvers)
