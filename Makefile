@@ -1,0 +1,61 @@
+# jitssh — see README.md. Every target works on a fresh Debian machine with Go.
+GO        ?= go
+TAGS      := sqlite_fts5
+BIN       := bin
+DATA      ?= ./data
+API       ?= 127.0.0.1:7443
+BASTION   ?= 127.0.0.1:2222
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME  ?= 30s
+# Packages whose tests start OpenSSH; they need it installed (make deps).
+export CGO_ENABLED := 1
+
+.PHONY: all build run test deps lint fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/jitd ./cmd/jit
+
+# Starts the daemon on its embedded default: SQLite and files under $(DATA),
+# keys made on first start, the demo policy, API on $(API), bastion on $(BASTION).
+run: build
+	$(BIN)/jitd serve --init --quickstart --data $(DATA) --api $(API) --bastion $(BASTION)
+
+# Installs what the tests need (OpenSSH client and server, asciinema) when missing.
+deps:
+	@missing=""; \
+	for b in ssh sshd ssh-keygen ssh-agent asciinema; do \
+	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema; \
+	fi
+
+# Every test, with the race detector; fuzz targets run their seed corpus.
+test: deps
+	$(GO) vet -tags $(TAGS) ./...
+	$(GO) test -race -tags $(TAGS) -count=1 -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags $(TAGS) ./...
+	$(GO) run $(STATICCHECK) -tags $(TAGS) ./...
+
+# Longer fuzzing, one target at a time (FUZZTIME each).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -tags $(TAGS) -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# Benchmarks side by side with OpenSSH; results go to docs/BENCHMARKS.md by hand.
+bench: deps build
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./ca/ ./audit/ ./sessionlog/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
+
+clean:
+	rm -rf $(BIN)

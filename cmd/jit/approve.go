@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jitssh/jitssh/api"
+)
+
+func (e *env) requestsCmd() *cli.Command {
+	return &cli.Command{
+		Name:  "requests",
+		Usage: "list your requests, the ones waiting for your approval (--pending), or break-glass ones (--break-glass)",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "pending", Usage: "pending requests you may approve"},
+			&cli.BoolFlag{Name: "break-glass", Usage: "every break-glass request, for review (admin or auditor)"},
+			formatFlag,
+		},
+		Action: func(c *cli.Context) error {
+			asJSON, err := jsonOutput(c)
+			if err != nil {
+				return err
+			}
+			client, _, _, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			rs, err := client.Requests(c.Context, c.Bool("pending"), c.Bool("break-glass"))
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(e.stdout)
+			for _, r := range rs {
+				if asJSON {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+					continue
+				}
+				flag := ""
+				if r.BreakGlass {
+					flag = " BREAK-GLASS"
+				}
+				fmt.Fprintf(e.stdout, "%s  %-9s %-8s %s@%s  %s  %q%s\n", r.ID, r.State, r.User, r.Login, r.Host, r.CreatedAt.Local().Format(time.DateTime), r.Reason, flag)
+			}
+			if len(rs) == 0 && !asJSON {
+				fmt.Fprintln(e.stderr, "no requests")
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) approveCmd() *cli.Command {
+	return e.decisionCmd("approve", "approve a pending request (never your own)", false, (*api.Client).Approve)
+}
+
+func (e *env) denyCmd() *cli.Command {
+	return e.decisionCmd("deny", "deny a pending request", true, (*api.Client).Deny)
+}
+
+func (e *env) decisionCmd(name, usage string, reasonRequired bool, op func(*api.Client, context.Context, string, string) (api.RequestResponse, error)) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "REQUEST_ID",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Required: reasonRequired, Usage: "why"},
+			formatFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("give one request id", exitUsage)
+			}
+			client, _, _, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			res, err := op(client, c.Context, c.Args().First(), c.String("reason"))
+			if err != nil {
+				return err
+			}
+			return e.printDecision(c, res.Request)
+		},
+	}
+}
+
+func (e *env) cancelCmd() *cli.Command {
+	return &cli.Command{
+		Name:      "cancel",
+		Usage:     "withdraw your pending or approved request",
+		ArgsUsage: "REQUEST_ID",
+		Flags:     []cli.Flag{formatFlag},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("give one request id", exitUsage)
+			}
+			client, _, _, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			res, err := client.Cancel(c.Context, c.Args().First())
+			if err != nil {
+				return err
+			}
+			return e.printDecision(c, res.Request)
+		},
+	}
+}
+
+func (e *env) printDecision(c *cli.Context, r api.Request) error {
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(r)
+	}
+	fmt.Fprintf(e.stdout, "%s is %s (%d/%d approvals)\n", r.ID, r.State, countApproved(r.Approvals), r.ApprovalsNeeded)
+	return nil
+}

@@ -1,0 +1,138 @@
+// Command jit is the engineer's and the security team's jitssh CLI: log in,
+// ask for access, approve, connect through the bastion, and list, search,
+// replay and verify sessions and the audit trail.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/creds"
+)
+
+// Exit codes, documented in docs/cli.md. jit ssh passes ssh's own code through.
+const (
+	exitError    = 1
+	exitUsage    = 2
+	exitDenied   = 3
+	exitTimedOut = 4
+	exitEnded    = 5 // the request expired or was cancelled while waiting
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the CLI and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "jit: error:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "jit: error:", err)
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		if hint := hintFor(ae); hint != "" {
+			fmt.Fprintln(stderr, "jit: hint:", hint)
+		}
+		if ae.Status == 403 {
+			return exitDenied
+		}
+	}
+	return exitError
+}
+
+func hintFor(e *api.Error) string {
+	switch e.Code {
+	case "unauthenticated":
+		return "run jit login again"
+	case "audit_unavailable":
+		return "the daemon cannot record to its audit store, so it issues nothing; tell the operators"
+	case "not_auditor", "not_admin":
+		return "this needs a separate identity with that role (admin and normal identities are kept apart)"
+	}
+	return ""
+}
+
+// env carries what every command needs.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	return &cli.App{
+		Name:                 "jit",
+		Usage:                "just-in-time SSH access: ask for one host, for minutes, with a reason",
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and maps exit codes
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return cli.Exit(fmt.Sprintf("%v (see jit %s --help)", err, c.Command.Name), exitUsage)
+		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json"},
+		},
+		Commands: []*cli.Command{
+			e.loginCmd(), e.logoutCmd(),
+			e.requestCmd(), e.waitCmd(), e.statusCmd(),
+			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
+			e.sshCmd(), e.sshConfigCmd(),
+			e.sessionsCmd(), e.replayCmd(),
+			e.auditCmd(), e.adminCmd(),
+			completionCmd(),
+		},
+	}
+}
+
+// client returns an API client from the stored login. JIT_ADDR overrides the
+// stored address.
+func (e *env) client() (*api.Client, creds.Config, creds.Dir, error) {
+	dir, err := creds.DefaultDir()
+	if err != nil {
+		return nil, creds.Config{}, dir, err
+	}
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		return nil, cfg, dir, err
+	}
+	if addr := os.Getenv("JIT_ADDR"); addr != "" {
+		cfg.CA = addr
+	}
+	c, err := api.NewClient(cfg.CA, cfg.Fingerprint, cfg.Token)
+	return c, cfg, dir, err
+}
+
+func jsonOutput(c *cli.Context) (bool, error) {
+	switch f := c.String("format"); f {
+	case "json":
+		return true, nil
+	case "text", "":
+		return false, nil
+	default:
+		return false, cli.Exit(fmt.Sprintf("--format %q must be text or json", f), exitUsage)
+	}
+}

@@ -1,0 +1,182 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/bastion"
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/sessionlog"
+)
+
+// BastionHostKeyAlias is a principal of the bastion's host certificate that
+// does not depend on the address it is reached by; `jit ssh` checks the
+// certificate under this name (ssh -o HostKeyAlias).
+const BastionHostKeyAlias = "jitssh-bastion"
+
+// bastionCertLifetime bounds the bastion's host certificate; the daemon
+// certifies its host key afresh at every start.
+const bastionCertLifetime = 7 * 24 * time.Hour
+
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *PolicyState, wg *sync.WaitGroup) (string, func(context.Context) error, error) {
+	hostKey, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), ca.Ed25519)
+	if err != nil {
+		return "", nil, fmt.Errorf("bastion host key: %w", err)
+	}
+	serial, err := ca.NewSerial(rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	principals := []string{BastionHostKeyAlias, "localhost", "127.0.0.1"}
+	if h, _, err := net.SplitHostPort(cfg.BastionAddr); err == nil && h != "" && h != "127.0.0.1" && h != "localhost" && h != "0.0.0.0" && h != "::" {
+		principals = append(principals, h)
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		principals = append(principals, name)
+	}
+	hostSigner, hostCert, err := ca.CertifyHost(keys.Host, hostKey, principals, bastionCertLifetime, cfg.Clock(), serial)
+	if err != nil {
+		return "", nil, fmt.Errorf("certify bastion host key: %w", err)
+	}
+	now := cfg.Clock().UTC()
+	err = store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.InsertCertificate(audit.Certificate{
+			Serial: serial, Kind: "host", Host: BastionHostKeyAlias, Principals: hostCert.ValidPrincipals,
+			KeyFingerprint: ssh.FingerprintSHA256(hostKey.PublicKey()), KeyID: hostCert.KeyId,
+			ValidAfter: time.Unix(int64(hostCert.ValidAfter), 0), ValidBefore: time.Unix(int64(hostCert.ValidBefore), 0), IssuedAt: now,
+		}); err != nil {
+			return err
+		}
+		_, err := tx.Append(audit.Event{Time: now, Type: "host_cert.issued", Code: "bastion", Actor: "jitd", Host: BastionHostKeyAlias, Serial: serial})
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("record bastion host certificate: %w", err)
+	}
+	srv, err := bastion.New(bastion.Config{
+		HostSigner:      hostSigner,
+		UserCAs:         []ssh.PublicKey{keys.User.PublicKey()},
+		HostCA:          keys.Host.PublicKey(),
+		Resolve:         resolver(ps),
+		Backend:         &bastionBackend{grants: grants, store: store, policy: ps, clock: cfg.Clock},
+		RecordingDir:    l.Recordings(),
+		Clock:           cfg.Clock,
+		EgressAddresses: cfg.EgressAddresses,
+		Logger:          cfg.Logger.With("component", "bastion"),
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.BastionAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for bastion on %s: %w", cfg.BastionAddr, err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			cfg.Logger.Error("bastion stopped", "err", err)
+		}
+	}()
+	return ln.Addr().String(), srv.Shutdown, nil
+}
+
+func resolver(ps *PolicyState) func(string) (bastion.Target, bool) {
+	return func(name string) (bastion.Target, bool) {
+		h, ok := ps.Current().Host(name)
+		if !ok {
+			return bastion.Target{}, false
+		}
+		return bastion.Target{Name: h.Name, Address: h.Address, HostKey: h.HostKey}, true
+	}
+}
+
+// bastionBackend gives the bastion what it needs of the lifecycle and the
+// audit store.
+type bastionBackend struct {
+	grants *grant.Service
+	store  *audit.Store
+	policy *PolicyState
+	clock  func() time.Time
+}
+
+func (b *bastionBackend) CertificateStatus(ctx context.Context, serial uint64) (bastion.CertStatus, error) {
+	uc, err := b.grants.CertificateStatus(ctx, serial)
+	if err != nil {
+		return bastion.CertStatus{}, err
+	}
+	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput}, nil
+}
+
+func (b *bastionBackend) MintTargetCert(ctx context.Context, req bastion.TargetCertRequest) (*ssh.Certificate, error) {
+	ext := map[string]string{}
+	if r, err := b.store.Request(ctx, req.RequestID); err == nil {
+		if role, ok := b.policy.Current().Role(r.Role); ok {
+			for _, e := range role.Extensions {
+				ext[e] = ""
+			}
+		}
+	}
+	return b.grants.MintTargetCert(ctx, grant.TargetCertRequest{
+		RequestID: req.RequestID, SessionID: req.SessionID, User: req.User, Login: req.Login, Host: req.Host,
+		ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key, Extensions: ext,
+	})
+}
+
+func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRecord) error {
+	return b.store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.InsertSession(toAuditSession(s)); err != nil {
+			return err
+		}
+		_, err := tx.Append(audit.Event{Time: b.clock().UTC(), Type: "session.start", Code: "ok", Actor: s.User, User: s.User, Host: s.Host, Login: s.Login,
+			RequestID: s.RequestID, SessionID: s.ID, Serial: s.Serial, ClientAddr: s.ClientAddr, Message: s.Command})
+		return err
+	})
+}
+
+func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionRecord) error {
+	return b.store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.FinishSession(toAuditSession(s)); err != nil {
+			return err
+		}
+		_, err := tx.Append(audit.Event{Time: b.clock().UTC(), Type: "session.end", Code: s.EndReason, Actor: s.User, User: s.User, Host: s.Host, Login: s.Login,
+			RequestID: s.RequestID, SessionID: s.ID, Serial: s.Serial, ClientAddr: s.ClientAddr,
+			Data: map[string]string{
+				"exit_status": fmt.Sprint(s.ExitStatus), "bytes_in": fmt.Sprint(s.BytesIn), "bytes_out": fmt.Sprint(s.BytesOut),
+				"recording_sha256": s.RecordingSHA256, "recording_size": fmt.Sprint(s.RecordingSize),
+			}})
+		return err
+	})
+}
+
+func (b *bastionBackend) SessionRejected(ctx context.Context, user, target, clientAddr, reason string) error {
+	return appendEvent(ctx, b.store, audit.Event{Time: b.clock().UTC(), Type: "session.rejected", Code: "rejected", Actor: user, User: user,
+		Host: target, ClientAddr: clientAddr, Message: reason})
+}
+
+func (b *bastionBackend) IndexText(ctx context.Context, sessionID string, lines []sessionlog.Line) error {
+	out := make([]audit.TextLine, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, audit.TextLine{SessionID: sessionID, Offset: l.Offset, Kind: l.Kind, Text: l.Text})
+	}
+	return b.store.Do(ctx, func(tx *audit.Tx) error { return tx.IndexText(out) })
+}
+
+func toAuditSession(s bastion.SessionRecord) audit.Session {
+	return audit.Session{
+		ID: s.ID, RequestID: s.RequestID, User: s.User, Host: s.Host, Login: s.Login, Serial: s.Serial, TargetSerial: s.TargetSerial,
+		ClientAddr: s.ClientAddr, Command: s.Command, StartedAt: s.StartedAt, EndedAt: s.EndedAt, ExitStatus: s.ExitStatus,
+		BytesIn: s.BytesIn, BytesOut: s.BytesOut, RecordingPath: s.RecordingPath, RecordingSHA256: s.RecordingSHA256,
+		RecordingSize: s.RecordingSize, EndReason: s.EndReason,
+	}
+}

@@ -1,0 +1,156 @@
+// Package daemon is jitd's runtime: it lays out the data directory, loads
+// keys and policy, opens the audit store, and wires the lifecycle, the HTTPS
+// API and the bastion together. cmd/jitd only parses flags and calls in.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/policy"
+)
+
+// Layout names the files under a data directory.
+type Layout struct{ Dir string }
+
+// CADir holds the three CA key pairs.
+func (l Layout) CADir() string { return filepath.Join(l.Dir, "ca") }
+
+// TLSDir holds the API's TLS certificate and key.
+func (l Layout) TLSDir() string { return filepath.Join(l.Dir, "tls") }
+
+// Database is the SQLite audit store.
+func (l Layout) Database() string { return filepath.Join(l.Dir, "jitssh.db") }
+
+// PolicyFile is the policy the daemon enforces.
+func (l Layout) PolicyFile() string { return filepath.Join(l.Dir, "policy.yaml") }
+
+// BastionHostKey is the bastion's own host key; the host CA certifies it.
+func (l Layout) BastionHostKey() string { return filepath.Join(l.Dir, "bastion_host_key") }
+
+// Recordings is where session recordings are written.
+func (l Layout) Recordings() string { return filepath.Join(l.Dir, "recordings") }
+
+// CheckpointKey signs the audit chain head.
+func (l Layout) CheckpointKey() string { return filepath.Join(l.Dir, "ca", "checkpoint_key") }
+
+// InitResult reports what Init found or made.
+type InitResult struct {
+	Created        []string
+	UserCA         string
+	HostCA         string
+	TargetCA       string
+	TLSFingerprint string
+}
+
+// Init creates whatever is missing in the data directory: CA keys, the TLS
+// certificate, the database and a demo policy. It never overwrites a key or
+// a policy that exists, so running it again is safe.
+func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, now time.Time) (InitResult, error) {
+	l := Layout{Dir: dir}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return InitResult{}, fmt.Errorf("create data directory: %w", err)
+	}
+	keys, created, err := ca.InitKeys(l.CADir(), alg)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("init CA keys: %w", err)
+	}
+	res := InitResult{Created: created}
+	if _, err := os.Stat(filepath.Join(l.TLSDir(), "tls.crt")); errors.Is(err, os.ErrNotExist) {
+		res.Created = append(res.Created, filepath.Join(l.TLSDir(), "tls.crt"))
+	}
+	if err := os.MkdirAll(l.TLSDir(), 0o700); err != nil {
+		return InitResult{}, fmt.Errorf("create tls directory: %w", err)
+	}
+	if res.TLSFingerprint, err = ca.InitTLS(l.TLSDir(), tlsHosts, now); err != nil {
+		return InitResult{}, fmt.Errorf("init TLS certificate: %w", err)
+	}
+	if _, err := os.Stat(l.BastionHostKey()); errors.Is(err, os.ErrNotExist) {
+		res.Created = append(res.Created, l.BastionHostKey())
+	}
+	if _, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), alg); err != nil {
+		return InitResult{}, fmt.Errorf("init bastion host key: %w", err)
+	}
+	if _, err := ca.LoadOrCreateHostKey(l.CheckpointKey(), ca.Ed25519); err != nil {
+		return InitResult{}, fmt.Errorf("init checkpoint key: %w", err)
+	}
+	if err := os.MkdirAll(l.Recordings(), 0o700); err != nil {
+		return InitResult{}, fmt.Errorf("create recordings directory: %w", err)
+	}
+	if _, err := os.Stat(l.PolicyFile()); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(l.PolicyFile(), policy.Demo(), 0o600); err != nil {
+			return InitResult{}, fmt.Errorf("write demo policy: %w", err)
+		}
+		res.Created = append(res.Created, l.PolicyFile())
+	}
+	store, err := audit.Open(l.Database())
+	if err != nil {
+		return InitResult{}, fmt.Errorf("init audit store: %w", err)
+	}
+	if err := store.Close(); err != nil {
+		return InitResult{}, fmt.Errorf("close audit store: %w", err)
+	}
+	res.UserCA = ssh.FingerprintSHA256(keys.User.PublicKey())
+	res.HostCA = ssh.FingerprintSHA256(keys.Host.PublicKey())
+	res.TargetCA = ssh.FingerprintSHA256(keys.Target.PublicKey())
+	return res, nil
+}
+
+// Print writes the fingerprints an operator hands to engineers.
+func (r InitResult) Print(w io.Writer) {
+	for _, c := range r.Created {
+		fmt.Fprintf(w, "created  %s\n", c)
+	}
+	fmt.Fprintf(w, "user CA    %s\n", r.UserCA)
+	fmt.Fprintf(w, "host CA    %s\n", r.HostCA)
+	fmt.Fprintf(w, "target CA  %s\n", r.TargetCA)
+	fmt.Fprintf(w, "TLS        %s\n", r.TLSFingerprint)
+}
+
+// EnrolUser enrols a user directly in the data directory's store, for the
+// operator on the daemon's host: it is how the first admin gets in. It is
+// audited like the API's enrolment, with the operator as actor.
+func EnrolUser(ctx context.Context, dir, name string, groups []string, keyTexts []string, actor string, now time.Time) error {
+	if err := policy.ValidName("user", name); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if err := policy.ValidName("group", g); err != nil {
+			return err
+		}
+	}
+	if len(keyTexts) == 0 {
+		return errors.New("at least one key is required")
+	}
+	var keys []string
+	for i, t := range keyTexts {
+		k, err := ca.ParseRequestKey(t)
+		if err != nil {
+			return fmt.Errorf("key %d: %w", i+1, err)
+		}
+		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
+	}
+	store, err := audit.Open(Layout{Dir: dir}.Database())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.PutUser(audit.User{Name: name, Groups: groups, Keys: keys, CreatedAt: now, CreatedBy: actor}); err != nil {
+			return err
+		}
+		_, err := tx.Append(audit.Event{Time: now, Type: "admin.user.add", Code: "ok", Actor: actor, User: name,
+			Data: map[string]string{"groups": strings.Join(groups, ","), "via": "jitd user add"}})
+		return err
+	})
+}

@@ -1,0 +1,347 @@
+// Package grant is the lifecycle of an access request: it validates what the
+// engineer sent, asks policy for a decision, records every step in the audit
+// store and, only once the record is durably committed, has the CA sign.
+//
+// A request is pending, approved, denied, expired, cancelled or issued. A
+// request that policy allows outright is issued at once; one that needs
+// approval waits for distinct approvers and is then redeemed once for one
+// certificate, after policy has been evaluated again.
+package grant
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/policy"
+)
+
+// Request states, as stored in the audit store.
+const (
+	StatePending   = "pending"
+	StateApproved  = "approved"
+	StateDenied    = "denied"
+	StateExpired   = "expired"
+	StateCancelled = "cancelled"
+	StateIssued    = "issued"
+)
+
+// Backdate is how far before now a certificate becomes valid, to absorb clock
+// skew between the CA and the hosts. It is never more than a minute.
+const Backdate = time.Minute
+
+// maxPublicKeyLen bounds the public key text a client may send; the largest
+// legitimate key (RSA 8192 with a comment) is well under it.
+const maxPublicKeyLen = 8192
+
+// Notifier receives lifecycle notifications after they are committed. It must
+// not block: delivery (webhooks) is asynchronous.
+type Notifier interface {
+	Notify(n Notification)
+}
+
+// Notification describes one lifecycle step for people watching requests.
+type Notification struct {
+	Event      string // "request.created", "request.approved", "request.denied", "request.expired", "request.break_glass", "request.cancelled"
+	Request    audit.Request
+	Actor      string
+	Reason     string
+	Approvals  int
+	BreakGlass bool
+	Time       time.Time
+}
+
+// Config holds what a Service needs. Policy, Store and Keys are required.
+type Config struct {
+	// Policy returns the policy in force, with enrolled users merged in.
+	Policy func() *policy.Policy
+	Store  *audit.Store
+	Keys   *ca.Keys
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+	// Rand is the source of serials and ids; nil means crypto/rand.
+	Rand io.Reader
+	// Notifier receives lifecycle notifications; nil means none.
+	Notifier Notifier
+}
+
+// Service runs the request lifecycle. It is safe for concurrent use: every
+// check-then-write runs inside one serialized audit transaction.
+type Service struct {
+	cfg Config
+}
+
+// New returns a Service, or an error naming the missing configuration.
+func New(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Policy == nil:
+		return nil, errors.New("grant: config: Policy is required")
+	case cfg.Store == nil:
+		return nil, errors.New("grant: config: Store is required")
+	case cfg.Keys == nil || cfg.Keys.User == nil || cfg.Keys.Target == nil:
+		return nil, errors.New("grant: config: Keys with user and target CA are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+// Caller identifies who asks, as established by authentication.
+type Caller struct {
+	User       string
+	ClientAddr string
+}
+
+// CreateRequest is what an engineer asks for.
+type CreateRequest struct {
+	Host          string
+	Login         string
+	Justification string
+	// TTL is the certificate lifetime asked for; zero means the role default.
+	TTL time.Duration
+	// PublicKey is the key to certify, in authorized_keys form.
+	PublicKey  string
+	BreakGlass bool
+}
+
+// Result is the state of a request after an operation. Certificate is set
+// only when the operation issued one.
+type Result struct {
+	Request     audit.Request
+	Approvals   []audit.Approval
+	Certificate *ssh.Certificate
+}
+
+func (s *Service) now() time.Time { return s.cfg.Clock().UTC().Truncate(time.Second) }
+
+// Create validates, decides and, where policy allows outright, issues a
+// certificate. A request that needs approval is stored as pending. Every
+// refusal is audited with its reason code.
+func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) (Result, error) {
+	now := s.now()
+	key, err := parseKey(req.PublicKey)
+	if err != nil {
+		return Result{}, s.deny(ctx, caller, req, now, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: err.Error()})
+	}
+	pol := s.cfg.Policy()
+	d := pol.Evaluate(policy.Request{
+		User: caller.User, Host: req.Host, Login: req.Login,
+		TTL: req.TTL, Justification: req.Justification, BreakGlass: req.BreakGlass,
+	}, now)
+	if d.Outcome == policy.Deny {
+		kind := KindDenied
+		if isInputReason(d.Reason) {
+			kind = KindInvalid
+		}
+		return Result{}, s.deny(ctx, caller, req, now, &Error{Kind: kind, Code: string(d.Reason), Message: d.Message})
+	}
+	id, err := s.newID("req")
+	if err != nil {
+		return Result{}, err
+	}
+	r := audit.Request{
+		ID: id, User: caller.User, Host: req.Host, Login: req.Login, Role: d.Role,
+		Justification: req.Justification, TTL: d.TTL, PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))),
+		BreakGlass: d.BreakGlass, CreatedAt: now, ClientAddr: caller.ClientAddr,
+	}
+	if d.Outcome == policy.NeedsApproval {
+		r.State = StatePending
+		r.ApprovalsNeeded = d.Approval.Count
+		r.ExpiresAt = now.Add(d.RequestTTL)
+		err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+			if err := tx.InsertRequest(r); err != nil {
+				return err
+			}
+			_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, "waiting for approval"))
+			return err
+		})
+		if err != nil {
+			return Result{}, unavailable(err)
+		}
+		s.notify(Notification{Event: "request.created", Request: r, Actor: caller.User, Reason: r.Justification, Time: now})
+		return Result{Request: r}, nil
+	}
+	r.State = StateIssued
+	r.DecidedAt = now
+	r.DecisionReason = string(d.Reason)
+	cert, err := s.issue(ctx, caller, &r, key, d, now, func(tx *audit.Tx) error {
+		if err := tx.InsertRequest(r); err != nil {
+			return err
+		}
+		_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, r.Justification))
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if d.BreakGlass {
+		s.notify(Notification{Event: "request.break_glass", Request: r, Actor: caller.User, Reason: r.Justification, BreakGlass: true, Time: now})
+	}
+	return Result{Request: r, Certificate: cert}, nil
+}
+
+// issue records the certificate and the issuance event, together with
+// whatever pre does in the same transaction, and only then signs. r.Serial is
+// set on success.
+func (s *Service) issue(ctx context.Context, caller Caller, r *audit.Request, key ssh.PublicKey, d policy.Decision, now time.Time, pre func(tx *audit.Tx) error) (*ssh.Certificate, error) {
+	spec := ca.UserCertSpec{
+		Key:             key,
+		KeyID:           fmt.Sprintf("jit:%s:%s", r.ID, r.User),
+		Principals:      d.Principals,
+		ValidAfter:      now.Add(-Backdate),
+		ValidBefore:     now.Add(d.TTL),
+		Extensions:      d.Extensions,
+		CriticalOptions: d.CriticalOptions,
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if spec.Serial, err = ca.NewSerial(s.cfg.Rand); err != nil {
+			return nil, fmt.Errorf("draw serial: %w", err)
+		}
+		if err = spec.Validate(); err != nil {
+			return nil, &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: err.Error()}
+		}
+		r.Serial = spec.Serial
+		row := audit.Certificate{
+			Serial: spec.Serial, Kind: "user", RequestID: r.ID, User: r.User, Host: r.Host, Login: r.Login,
+			Principals: spec.Principals, KeyFingerprint: ssh.FingerprintSHA256(key), KeyID: spec.KeyID,
+			ValidAfter: spec.ValidAfter, ValidBefore: spec.ValidBefore, ClientAddr: caller.ClientAddr, IssuedAt: now,
+		}
+		err = s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+			if err := pre(tx); err != nil {
+				return err
+			}
+			if err := tx.InsertCertificate(row); err != nil {
+				return err
+			}
+			e := s.event("cert.issued", string(d.Reason), caller, *r, now, "")
+			e.Serial = spec.Serial
+			e.Data = map[string]string{
+				"principals":      strings.Join(spec.Principals, ","),
+				"valid_after":     spec.ValidAfter.Format(time.RFC3339),
+				"valid_before":    spec.ValidBefore.Format(time.RFC3339),
+				"key_fingerprint": row.KeyFingerprint,
+				"key_id":          spec.KeyID,
+				"role":            r.Role,
+			}
+			if d.BreakGlass {
+				e.Data["break_glass"] = "true"
+			}
+			_, err := tx.Append(e)
+			return err
+		})
+		if errors.Is(err, audit.ErrConflict) {
+			continue // serial collision or a racing state change; a fresh serial settles the former
+		}
+		break
+	}
+	if err != nil {
+		if errors.Is(err, audit.ErrConflict) {
+			return nil, &Error{Kind: KindConflict, Code: CodeAlreadyDecided, Message: fmt.Sprintf("request %s changed state", r.ID), Err: err}
+		}
+		var ge *Error
+		if errors.As(err, &ge) {
+			return nil, ge
+		}
+		return nil, unavailable(err)
+	}
+	cert, err := ca.SignUserCert(s.cfg.Keys.User, spec)
+	if err != nil {
+		// The record says a certificate was issued; say that signing failed so
+		// the trail is honest. Nothing leaves the daemon.
+		_ = s.cfg.Store.Do(context.WithoutCancel(ctx), func(tx *audit.Tx) error {
+			e := s.event("cert.failed", CodeSigningFailed, caller, *r, s.now(), err.Error())
+			e.Serial = spec.Serial
+			if _, err := tx.Append(e); err != nil {
+				return err
+			}
+			return tx.RevokeCertificate(spec.Serial, s.now(), "signing failed")
+		})
+		return nil, &Error{Kind: KindUnavailable, Code: CodeSigningFailed, Message: "certificate signing failed", Err: err}
+	}
+	return cert, nil
+}
+
+// deny records a refusal and returns it. If the refusal cannot be recorded the
+// caller still gets the refusal: nothing was signed either way.
+func (s *Service) deny(ctx context.Context, caller Caller, req CreateRequest, now time.Time, gerr *Error) error {
+	r := audit.Request{User: caller.User, Host: req.Host, Login: req.Login, Justification: req.Justification}
+	e := s.event("request.denied", gerr.Code, caller, r, now, gerr.Message)
+	if req.BreakGlass {
+		e.Data = map[string]string{"break_glass": "true"}
+	}
+	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		_, err := tx.Append(e)
+		return err
+	})
+	if err != nil {
+		gerr.Err = fmt.Errorf("audit of denial failed: %w", err)
+	}
+	return gerr
+}
+
+func (s *Service) event(typ, code string, caller Caller, r audit.Request, now time.Time, msg string) audit.Event {
+	return audit.Event{
+		Time: now, Type: typ, Code: code, Actor: caller.User, User: r.User, Host: clean(r.Host), Login: clean(r.Login),
+		RequestID: r.ID, Serial: r.Serial, ClientAddr: caller.ClientAddr, Message: msg,
+	}
+}
+
+// clean bounds what untrusted input may put into an audit row: a refused
+// request's host or login is recorded, but not a megabyte of it.
+func clean(s string) string {
+	const max = 256
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+func (s *Service) notify(n Notification) {
+	if s.cfg.Notifier != nil {
+		s.cfg.Notifier.Notify(n)
+	}
+}
+
+func (s *Service) newID(prefix string) (string, error) {
+	b := make([]byte, 10)
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		return "", fmt.Errorf("draw %s id: %w", prefix, err)
+	}
+	return prefix + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+func parseKey(text string) (ssh.PublicKey, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, errors.New("public_key is missing")
+	}
+	if len(text) > maxPublicKeyLen {
+		return nil, fmt.Errorf("public_key is %d bytes, over the %d byte limit", len(text), maxPublicKeyLen)
+	}
+	return ca.ParseRequestKey(text)
+}
+
+// isInputReason reports whether a policy reason is about malformed input
+// rather than a policy refusal; both are audited, the API answers them
+// differently (400 versus 403).
+func isInputReason(r policy.Reason) bool {
+	switch r {
+	case policy.ReasonInvalidLogin, policy.ReasonInvalidHost, policy.ReasonTTLInvalid,
+		policy.ReasonJustificationMissing, policy.ReasonJustificationTooLong, policy.ReasonJustificationInvalid:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,385 @@
+package grant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/policy"
+)
+
+// defaultRedeemTTL applies when the role a request was made under has left
+// the policy since; the request is then refused at redemption anyway.
+const defaultRedeemTTL = 10 * time.Minute
+
+// Get returns a request and its approvals. The requester, anyone who may
+// approve it, admins and auditors may read it.
+func (s *Service) Get(ctx context.Context, caller Caller, id string) (Result, error) {
+	r, err := s.cfg.Store.Request(ctx, id)
+	if err != nil {
+		return Result{}, lookupError(id, err)
+	}
+	pol := s.cfg.Policy()
+	if !s.mayRead(pol, caller.User, r) {
+		return Result{}, newError(KindForbidden, CodeNotOwner, "request %s belongs to %s", id, r.User)
+	}
+	approvals, err := s.cfg.Store.Approvals(ctx, id)
+	if err != nil {
+		return Result{}, unavailable(err)
+	}
+	return Result{Request: s.withLazyExpiry(r), Approvals: approvals}, nil
+}
+
+func (s *Service) mayRead(pol *policy.Policy, user string, r audit.Request) bool {
+	if r.User == user || pol.IsAdmin(user) || pol.IsAuditor(user) {
+		return true
+	}
+	ok, _ := pol.CanApprove(user, r.User, r.Role)
+	return ok
+}
+
+// withLazyExpiry shows a request whose deadline has passed as expired even
+// before the sweeper has recorded it.
+func (s *Service) withLazyExpiry(r audit.Request) audit.Request {
+	if expired(r, s.now()) {
+		r.State = StateExpired
+	}
+	return r
+}
+
+func expired(r audit.Request, now time.Time) bool {
+	switch r.State {
+	case StatePending:
+		return !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt)
+	case StateApproved:
+		return !r.RedeemBy.IsZero() && !now.Before(r.RedeemBy)
+	}
+	return false
+}
+
+// ListOptions selects requests for List.
+type ListOptions struct {
+	// Pending lists pending requests the caller may approve, rather than the
+	// caller's own requests.
+	Pending bool
+	// BreakGlass lists every break-glass request, for review by admins and
+	// auditors.
+	BreakGlass bool
+	Limit      int
+}
+
+// List returns requests, newest first.
+func (s *Service) List(ctx context.Context, caller Caller, opts ListOptions) ([]audit.Request, error) {
+	pol := s.cfg.Policy()
+	f := audit.RequestFilter{Limit: opts.Limit}
+	switch {
+	case opts.BreakGlass:
+		if !pol.IsAdmin(caller.User) && !pol.IsAuditor(caller.User) {
+			return nil, newError(KindForbidden, "not_auditor", "listing break-glass requests needs the admin or auditor role")
+		}
+		f.BreakGlass = true
+	case opts.Pending:
+		f.State = StatePending
+	default:
+		f.User = caller.User
+	}
+	rs, err := s.cfg.Store.Requests(ctx, f)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := rs[:0]
+	for _, r := range rs {
+		r = s.withLazyExpiry(r)
+		if opts.Pending {
+			if r.State != StatePending {
+				continue
+			}
+			if ok, _ := pol.CanApprove(caller.User, r.User, r.Role); !ok {
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Approve records the caller's approval. When the role's count of distinct
+// approvers is reached the request becomes approved and may be redeemed.
+func (s *Service) Approve(ctx context.Context, caller Caller, id, reason string) (Result, error) {
+	return s.decide(ctx, caller, id, "approve", reason)
+}
+
+// Deny refuses a pending request; one denial from an approver ends it.
+func (s *Service) Deny(ctx context.Context, caller Caller, id, reason string) (Result, error) {
+	if reason == "" {
+		return Result{}, newError(KindInvalid, CodeInvalidRequest, "reason is required to deny a request")
+	}
+	return s.decide(ctx, caller, id, "deny", reason)
+}
+
+func (s *Service) decide(ctx context.Context, caller Caller, id, verdict, reason string) (Result, error) {
+	if err := checkReason(reason); err != nil {
+		return Result{}, err
+	}
+	now := s.now()
+	pol := s.cfg.Policy()
+	var (
+		res   Result
+		gerr  *Error
+		notes []Notification
+	)
+	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		res, gerr, notes = Result{}, nil, nil
+		r, err := tx.Request(id)
+		if err != nil {
+			if errors.Is(err, audit.ErrNotFound) {
+				gerr = newError(KindNotFound, CodeNotFound, "no request %q", id)
+				return nil
+			}
+			return err
+		}
+		refuse := func(e *Error) error {
+			gerr = e
+			ev := s.event("approval.refused", e.Code, caller, r, now, e.Message)
+			ev.Data = map[string]string{"verdict": verdict}
+			_, err := tx.Append(ev)
+			return err
+		}
+		if expired(r, now) {
+			if err := s.expireTx(tx, &r, now); err != nil {
+				return err
+			}
+			notes = append(notes, Notification{Event: "request.expired", Request: r, Time: now})
+			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, r.ExpiresAt.Format(time.RFC3339)))
+		}
+		if r.State != StatePending {
+			return refuse(newError(KindConflict, CodeNotPending, "request %s is %s, not pending", id, r.State))
+		}
+		if ok, why := pol.CanApprove(caller.User, r.User, r.Role); !ok {
+			return refuse(newError(KindForbidden, string(why), "%s may not decide request %s of %s", caller.User, id, r.User))
+		}
+		if err := tx.AddApproval(audit.Approval{RequestID: id, Approver: caller.User, Decision: verdict, Reason: reason, Time: now}); err != nil {
+			if errors.Is(err, audit.ErrConflict) {
+				return refuse(newError(KindConflict, CodeAlreadyDecided, "%s has already decided request %s", caller.User, id))
+			}
+			return err
+		}
+		approvals, err := tx.Approvals(id)
+		if err != nil {
+			return err
+		}
+		from := r.State
+		typ := "request.approval"
+		if verdict == "deny" {
+			r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateDenied, now, caller.User, reason
+			typ = "request.denied"
+		} else if countApprovals(approvals) >= r.ApprovalsNeeded {
+			r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateApproved, now, caller.User, reason
+			r.RedeemBy = now.Add(redeemTTL(pol, r.Role))
+			typ = "request.approved"
+		}
+		if r.State != from {
+			if err := tx.UpdateRequest(r, from); err != nil {
+				return err
+			}
+		}
+		ev := s.event(typ, verdict, caller, r, now, reason)
+		ev.Data = map[string]string{"approvals": fmt.Sprint(countApprovals(approvals)), "needed": fmt.Sprint(r.ApprovalsNeeded)}
+		if _, err := tx.Append(ev); err != nil {
+			return err
+		}
+		res = Result{Request: r, Approvals: approvals}
+		if typ != "request.approval" {
+			notes = append(notes, Notification{Event: typ, Request: r, Actor: caller.User, Reason: reason, Approvals: countApprovals(approvals), Time: now})
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, unavailable(err)
+	}
+	for _, n := range notes {
+		s.notify(n)
+	}
+	if gerr != nil {
+		return Result{}, gerr
+	}
+	return res, nil
+}
+
+func countApprovals(as []audit.Approval) int {
+	n := 0
+	for _, a := range as {
+		if a.Decision == "approve" {
+			n++
+		}
+	}
+	return n
+}
+
+func redeemTTL(pol *policy.Policy, role string) time.Duration {
+	if r, ok := pol.Role(role); ok && r.RedeemTTL > 0 {
+		return r.RedeemTTL
+	}
+	return defaultRedeemTTL
+}
+
+func checkReason(reason string) error {
+	if len(reason) > 1000 {
+		return newError(KindInvalid, CodeInvalidRequest, "reason is %d bytes, over the 1000 byte limit", len(reason))
+	}
+	for _, c := range reason {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			return newError(KindInvalid, CodeInvalidRequest, "reason contains control character %U", c)
+		}
+	}
+	return nil
+}
+
+// Cancel withdraws the caller's own pending or approved request.
+func (s *Service) Cancel(ctx context.Context, caller Caller, id string) (Result, error) {
+	now := s.now()
+	var (
+		res  Result
+		gerr *Error
+	)
+	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		res, gerr = Result{}, nil
+		r, err := tx.Request(id)
+		if err != nil {
+			if errors.Is(err, audit.ErrNotFound) {
+				gerr = newError(KindNotFound, CodeNotFound, "no request %q", id)
+				return nil
+			}
+			return err
+		}
+		if r.User != caller.User {
+			gerr = newError(KindForbidden, CodeNotOwner, "request %s belongs to %s", id, r.User)
+			return nil
+		}
+		if r.State != StatePending && r.State != StateApproved {
+			gerr = newError(KindConflict, CodeNotPending, "request %s is %s and cannot be cancelled", id, r.State)
+			return nil
+		}
+		from := r.State
+		r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateCancelled, now, caller.User, "cancelled by requester"
+		if err := tx.UpdateRequest(r, from); err != nil {
+			return err
+		}
+		_, err = tx.Append(s.event("request.cancelled", "cancelled", caller, r, now, ""))
+		res = Result{Request: r}
+		return err
+	})
+	if err != nil {
+		return Result{}, unavailable(err)
+	}
+	if gerr != nil {
+		return Result{}, gerr
+	}
+	s.notify(Notification{Event: "request.cancelled", Request: res.Request, Actor: caller.User, Time: now})
+	return res, nil
+}
+
+// Redeem exchanges the caller's approved request for its one certificate.
+// Policy is evaluated again first: if the user, host or role changed since the
+// request was made, nothing is issued.
+func (s *Service) Redeem(ctx context.Context, caller Caller, id string) (Result, error) {
+	now := s.now()
+	r, err := s.cfg.Store.Request(ctx, id)
+	if err != nil {
+		return Result{}, lookupError(id, err)
+	}
+	if r.User != caller.User {
+		return Result{}, newError(KindForbidden, CodeNotOwner, "request %s belongs to %s", id, r.User)
+	}
+	if expired(r, now) {
+		return Result{}, newError(KindConflict, CodeRequestExpired, "request %s is no longer redeemable", id)
+	}
+	if r.State != StateApproved {
+		return Result{}, newError(KindConflict, CodeNotApproved, "request %s is %s, not approved", id, r.State)
+	}
+	pol := s.cfg.Policy()
+	d := pol.Evaluate(policy.Request{User: r.User, Host: r.Host, Login: r.Login, TTL: r.TTL, Justification: r.Justification}, now)
+	if d.Outcome == policy.Deny || d.Role != r.Role {
+		gerr := newError(KindDenied, CodePolicyChanged, "policy no longer allows request %s: %s", id, d.Message)
+		if d.Outcome != policy.Deny {
+			gerr.Message = fmt.Sprintf("request %s was made under role %q, policy now selects %q", id, r.Role, d.Role)
+		}
+		_ = s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+			_, err := tx.Append(s.event("request.denied", gerr.Code, caller, r, now, gerr.Message))
+			return err
+		})
+		return Result{}, gerr
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.PublicKey))
+	if err != nil {
+		return Result{}, fmt.Errorf("stored public key of request %s: %w", id, err)
+	}
+	d.BreakGlass = r.BreakGlass
+	r.State = StateIssued
+	cert, err := s.issue(ctx, caller, &r, key, d, now, func(tx *audit.Tx) error {
+		cur, err := tx.Request(id)
+		if err != nil {
+			return err
+		}
+		if cur.State != StateApproved {
+			return &Error{Kind: KindConflict, Code: CodeNotApproved, Message: fmt.Sprintf("request %s is %s, not approved", id, cur.State)}
+		}
+		return tx.UpdateRequest(r, StateApproved)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Request: r, Certificate: cert}, nil
+}
+
+// ExpireDue records the expiry of every pending request whose wait is over and
+// every approved request that was not redeemed in time. It returns how many
+// it expired.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	now := s.now()
+	n := 0
+	for _, state := range []string{StatePending, StateApproved} {
+		rs, err := s.cfg.Store.Requests(ctx, audit.RequestFilter{State: state})
+		if err != nil {
+			return n, err
+		}
+		for _, r := range rs {
+			if !expired(r, now) {
+				continue
+			}
+			err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+				return s.expireTx(tx, &r, now)
+			})
+			if errors.Is(err, audit.ErrConflict) {
+				continue // decided in the meantime
+			}
+			if err != nil {
+				return n, err
+			}
+			n++
+			s.notify(Notification{Event: "request.expired", Request: r, Time: now})
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) expireTx(tx *audit.Tx, r *audit.Request, now time.Time) error {
+	from := r.State
+	r.State, r.DecidedAt, r.DecisionReason = StateExpired, now, "expired while "+from
+	if err := tx.UpdateRequest(*r, from); err != nil {
+		return err
+	}
+	_, err := tx.Append(s.event("request.expired", "expired", Caller{User: "jitd"}, *r, now, "expired while "+from))
+	return err
+}
+
+func lookupError(id string, err error) error {
+	if errors.Is(err, audit.ErrNotFound) {
+		return newError(KindNotFound, CodeNotFound, "no request %q", id)
+	}
+	return unavailable(err)
+}
