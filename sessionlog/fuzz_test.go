@@ -1,0 +1,137 @@
+package sessionlog
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// marshalRecording writes rec back as asciicast, complete lines only.
+func marshalRecording(t *testing.T, rec *Recording) []byte {
+	t.Helper()
+	line, err := marshalHeader(rec.Header)
+	if err != nil {
+		t.Fatalf("re-marshal header %+v: %v", rec.Header, err)
+	}
+	buf := append(line, '\n')
+	for _, e := range rec.Events {
+		buf = append(appendEvent(buf, e), '\n')
+	}
+	return buf
+}
+
+// FuzzReader: ReadAll never panics, and what it accepts re-marshals to a
+// recording that reads back as the same header and events and re-marshals
+// to the same bytes (no malleability in what we keep).
+func FuzzReader(f *testing.F) {
+	if data, err := os.ReadFile(filepath.Join("testdata", "session.cast")); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte(hdr + `[0.5, "o", "a"]` + "\n" + `[0.7, "o", "b`))
+	f.Add([]byte(hdr + `[1e-7, "o", "\ud800"]` + "\n" + `[1, "r", "80x24"]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec, err := ReadAll(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		first := marshalRecording(t, rec)
+		again, err := ReadAll(bytes.NewReader(first))
+		if err != nil {
+			t.Fatalf("re-read of a re-marshalled recording: %v\n%s", err, first)
+		}
+		if again.Truncated {
+			t.Fatal("re-marshalled recording reads as truncated")
+		}
+		if !slices.Equal(again.Events, rec.Events) {
+			t.Fatalf("events changed in a round trip:\n%+v\n%+v", rec.Events, again.Events)
+		}
+		if second := marshalRecording(t, again); !bytes.Equal(first, second) {
+			t.Fatalf("re-marshalling is not stable:\n%s\n%s", first, second)
+		}
+		// An empty env object is omitted when written back.
+		if len(rec.Header.Env) == 0 {
+			rec.Header.Env = nil
+		}
+		if !reflect.DeepEqual(again.Header, rec.Header) {
+			t.Fatalf("header changed in a round trip: %+v, %+v", rec.Header, again.Header)
+		}
+	})
+}
+
+// FuzzSanitize: Sanitize never panics, never lets a string command (OSC,
+// DCS, SOS, PM, APC) or a C1 control through, gives valid UTF-8, is the
+// same whether the input is cut or not, and is idempotent.
+func FuzzSanitize(f *testing.F) {
+	f.Add("a\x1b]52;c;cm0gLXJmIC8K\x07b", 3)
+	f.Add("\x1b[1;31mred\x1b[0m\x1b[6n\x1bP$qm\x1b\\", 7)
+	f.Add("\x1b\x1b]]\x1b[\x1b]0;\x1b\\\u009d\xe2\x82", 1)
+	f.Fuzz(func(t *testing.T, s string, cut int) {
+		got := Sanitize(s)
+		for _, bad := range []string{"\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_"} {
+			if strings.Contains(got, bad) {
+				t.Fatalf("Sanitize(%q) = %q contains %q", s, got, bad)
+			}
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("Sanitize(%q) = %q is not valid UTF-8", s, got)
+		}
+		for _, r := range got {
+			if (r >= 0x80 && r <= 0x9f) || r == 0x07 || r == 0x05 {
+				t.Fatalf("Sanitize(%q) = %q contains control %U", s, got, r)
+			}
+		}
+		if len(s) > 0 {
+			cut = ((cut % len(s)) + len(s)) % len(s)
+			var z Sanitizer
+			if split := z.Filter(s[:cut]) + z.Filter(s[cut:]) + z.Flush(); split != got {
+				t.Fatalf("cut at %d: %q, one shot: %q", cut, split, got)
+			}
+		}
+		if again := Sanitize(got); again != got {
+			t.Fatalf("not idempotent: %q -> %q -> %q", s, got, again)
+		}
+		_ = StripANSI(s)
+	})
+}
+
+// FuzzWriterUTF8: whatever bytes arrive in whatever chunks, the recorded
+// text is the input with each invalid byte replaced by U+FFFD, exactly as
+// a Go string-to-rune conversion decodes it, and never a split character.
+func FuzzWriterUTF8(f *testing.F) {
+	f.Add([]byte("a\u00e9b\u20acc\U0001D11Ed"), []byte{1, 2, 3})
+	f.Add([]byte("\xe2\x82a\xff\xed\xa0\x80\xf0\x9d"), []byte{0, 1})
+	f.Add([]byte("\x1b[31m\u00e9\r\nline\n"), []byte{5})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		var chunks []string
+		rest := data
+		for i := 0; len(rest) > 0; i++ {
+			n := len(rest)
+			if len(cuts) > 0 {
+				n = min(int(cuts[i%len(cuts)])%8+1, len(rest))
+			}
+			chunks = append(chunks, string(rest[:n]))
+			rest = rest[n:]
+		}
+		want := string([]rune(string(data)))
+		for _, code := range []string{CodeOutput, CodeInput} {
+			if got := writeChunks(t, code, chunks...); got != want {
+				t.Fatalf("%s %q: recorded %q, want %q", code, chunks, got, want)
+			}
+		}
+		// OnLine sees the same text; it must not panic on any of it.
+		var f memFile
+		w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{OnLine: func(Line) {}})
+		mustNil(t, err)
+		for _, c := range chunks {
+			mustNil(t, w.Output([]byte(c)))
+			mustNil(t, w.Input([]byte(c)))
+		}
+		_, err = w.Close()
+		mustNil(t, err)
+	})
+}
