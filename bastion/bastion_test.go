@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -521,30 +522,43 @@ func TestRecordOrRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name     string
-		dir      string
-		rootSkip bool
+		name       string
+		dir        string
+		rootSkip   bool
+		failOpen   bool
+		auditDown  bool
+		wantRun    bool
+		wantStderr string
+		wantAudit  string
 	}{
-		{name: "read-only recording directory", dir: readOnly, rootSkip: true},
-		{name: "recording directory is a file", dir: notDir},
+		{name: "read-only recording directory", dir: readOnly, rootSkip: true, wantStderr: "recording unavailable", wantAudit: "recording unavailable"},
+		{name: "recording directory is a file", dir: notDir, wantStderr: "recording unavailable", wantAudit: "recording unavailable"},
+		{name: "fail open runs unrecorded", dir: notDir, failOpen: true, wantRun: true, wantAudit: "recording unavailable"},
+		{name: "session start not audited", auditDown: true, wantStderr: "audit unavailable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.rootSkip && os.Geteuid() == 0 {
 				t.Skip("root ignores directory permissions")
 			}
-			e := newEnv(t, envOptions{recordingDir: tc.dir})
+			e := newEnv(t, envOptions{recordingDir: tc.dir, failOpen: tc.failOpen})
+			e.backend.failStart = tc.auditDown
 			key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
 			stdout, stderr, code := run(t, e.ssh(key, e.login+"@db1", "echo ran"), "")
-			if code == 0 || strings.Contains(stdout, "ran") || !strings.Contains(stderr, "recording unavailable") {
-				t.Fatalf("exit %d stdout %q stderr %q; want refusal", code, stdout, stderr)
+			if ran := code == 0 && strings.Contains(stdout, "ran"); ran != tc.wantRun || !strings.Contains(stderr, tc.wantStderr) {
+				t.Fatalf("exit %d stdout %q stderr %q; want run=%t and stderr %q", code, stdout, stderr, tc.wantRun, tc.wantStderr)
 			}
 			started, _, rejected := e.backend.snapshot()
-			if len(started) != 0 {
-				t.Errorf("session started: %+v", started)
+			if (len(started) != 0) != tc.wantRun {
+				t.Errorf("sessions started: %+v", started)
 			}
-			if !containsAny(rejected, "recording unavailable") {
+			if tc.wantAudit != "" && !containsAny(rejected, tc.wantAudit) {
 				t.Errorf("refusal not audited: %q", rejected)
+			}
+			if tc.auditDown {
+				if files, _ := filepath.Glob(filepath.Join(e.recDir, "*", "*", "*", "*.cast")); len(files) != 0 {
+					t.Errorf("recording of a refused session left behind: %q", files)
+				}
 			}
 		})
 	}
@@ -562,5 +576,78 @@ func TestEngineerCertRefusedByTarget(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "Permission denied") {
 		t.Errorf("stderr %q, want Permission denied", stderr)
+	}
+}
+
+func TestCloseEndsLiveSessions(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
+	cmd := e.ssh(key, e.login+"@db1", "-tt", "echo up-$((6*7)); sleep 30")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.indexed("up-42") {
+		if time.Now().After(deadline) {
+			t.Fatal("session never produced output")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := e.srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Close returns only after SessionEnded.
+	_, ended, _ := e.backend.snapshot()
+	if len(ended) != 1 || ended[0].EndReason != "bastion shutting down" {
+		t.Fatalf("ended sessions after Close: %+v", ended)
+	}
+	readRecording(t, ended[0])
+	if live := e.srv.LiveSessions(); len(live) != 0 {
+		t.Errorf("LiveSessions after Close: %+v", live)
+	}
+}
+
+func TestPermittedLocalForwarding(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true,
+		extensions: map[string]string{"permit-pty": "", "permit-port-forwarding": ""}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lport := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := e.ssh(key, e.login+"@db1", "-tt", "-o", "ExitOnForwardFailure=yes",
+		"-L", strconv.Itoa(lport)+":"+e.target.Addr, "echo fwd-$((6*7)); sleep 30")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.indexed("fwd-42") {
+		if time.Now().After(deadline) {
+			t.Fatal("session never produced output")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Through the forward we reach the target's sshd, from the target.
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(lport), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	banner := make([]byte, 8)
+	if _, err := io.ReadFull(c, banner); err != nil || string(banner) != "SSH-2.0-" {
+		t.Fatalf("banner %q, %v", banner, err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	rec := e.backend.waitEnded(t, 1)[0]
+	if m := eventText(readRecording(t, rec), sessionlog.CodeMarker); !strings.Contains(m, "forwarding: direct-tcpip to "+e.target.Addr) {
+		t.Errorf("forwarding not marked: %q", m)
 	}
 }

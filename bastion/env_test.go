@@ -32,18 +32,21 @@ type testBackend struct {
 	targetCA ssh.Signer
 	clock    func() time.Time
 
-	mu        sync.Mutex
-	certs     map[uint64]CertStatus
-	minted    []TargetCertRequest
-	started   []SessionRecord
-	ended     []SessionRecord
-	rejected  []string
-	index     map[string][]sessionlog.Line
-	failStart bool
+	mu       sync.Mutex
+	certs    map[uint64]CertStatus
+	minted   []TargetCertRequest
+	started  []SessionRecord
+	ended    []SessionRecord
+	rejected []string
+	index    map[string][]sessionlog.Line
+	// extensions per request id: the grant's permit-* set, which the
+	// target certificate carries too (the target's sshd enforces them).
+	extensions map[string]map[string]string
+	failStart  bool
 }
 
 func newTestBackend(targetCA ssh.Signer) *testBackend {
-	return &testBackend{targetCA: targetCA, clock: time.Now, certs: map[uint64]CertStatus{}, index: map[string][]sessionlog.Line{}}
+	return &testBackend{targetCA: targetCA, clock: time.Now, certs: map[uint64]CertStatus{}, index: map[string][]sessionlog.Line{}, extensions: map[string]map[string]string{}}
 }
 
 func (b *testBackend) CertificateStatus(_ context.Context, serial uint64) (CertStatus, error) {
@@ -65,11 +68,14 @@ func (b *testBackend) MintTargetCert(_ context.Context, req TargetCertRequest) (
 	if len(req.SourceAddresses) > 0 {
 		crit["source-address"] = strings.Join(req.SourceAddresses, ",")
 	}
+	b.mu.Lock()
+	ext := b.extensions[req.RequestID]
+	b.mu.Unlock()
 	cert, err := ca.SignUserCert(b.targetCA, ca.UserCertSpec{
 		Key: req.Key, Serial: serial, KeyID: "bastion:" + req.SessionID,
 		Principals: []string{req.Login + "@" + req.Host},
 		ValidAfter: b.clock().Add(-time.Minute), ValidBefore: req.ValidBefore,
-		Extensions:      map[string]string{"permit-pty": ""},
+		Extensions:      ext,
 		CriticalOptions: crit,
 	})
 	if err != nil {
@@ -155,6 +161,7 @@ type envOptions struct {
 	recordingDir  string
 	expiryWarning time.Duration
 	extraTargets  map[string]Target
+	failOpen      bool
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -202,13 +209,14 @@ func newEnv(t *testing.T, opt envOptions) *env {
 		t.Fatalf("certify bastion host key: %v", err)
 	}
 	srv, err := New(Config{
-		HostSigner:    hostSigner,
-		UserCAs:       []ssh.PublicKey{e.userCA.PublicKey()},
-		HostCA:        e.hostCA.PublicKey(),
-		Resolve:       func(h string) (Target, bool) { tg, ok := e.targets[h]; return tg, ok },
-		Backend:       e.backend,
-		RecordingDir:  e.recDir,
-		ExpiryWarning: opt.expiryWarning,
+		HostSigner:        hostSigner,
+		UserCAs:           []ssh.PublicKey{e.userCA.PublicKey()},
+		HostCA:            e.hostCA.PublicKey(),
+		Resolve:           func(h string) (Target, bool) { tg, ok := e.targets[h]; return tg, ok },
+		Backend:           e.backend,
+		RecordingDir:      e.recDir,
+		ExpiryWarning:     opt.expiryWarning,
+		RecordingFailOpen: opt.failOpen,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -284,7 +292,9 @@ func (e *env) userCert(t *testing.T, spec certSpec) (string, ssh.Signer, *ssh.Ce
 	sshdtest.WriteCert(t, keyPath, cert)
 	if spec.register {
 		e.backend.mu.Lock()
-		e.backend.certs[serial] = CertStatus{RequestID: "req-" + strconv.FormatUint(serial, 10), User: "alice", Revoked: spec.revoked, RecordInput: spec.recordInput}
+		reqID := "req-" + strconv.FormatUint(serial, 10)
+		e.backend.certs[serial] = CertStatus{RequestID: reqID, User: "alice", Revoked: spec.revoked, RecordInput: spec.recordInput}
+		e.backend.extensions[reqID] = ext
 		e.backend.mu.Unlock()
 	}
 	return keyPath, key, cert

@@ -1,0 +1,335 @@
+package bastion
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/ca"
+)
+
+func TestParseTargetUser(t *testing.T) {
+	tests := []struct {
+		name      string
+		user      string
+		wantLogin string
+		wantHost  string
+		wantErr   string
+	}{
+		{name: "at form", user: "deploy@db1", wantLogin: "deploy", wantHost: "db1"},
+		{name: "colon form", user: "deploy:db1", wantLogin: "deploy", wantHost: "db1"},
+		{name: "no separator", user: "deploy", wantErr: "want LOGIN@HOST"},
+		{name: "empty login", user: "@db1", wantErr: "empty login or host"},
+		{name: "empty host", user: "deploy:", wantErr: "empty login or host"},
+		{name: "two separators", user: "deploy@db1@x", wantErr: "invalid character"},
+		{name: "mixed separators", user: "deploy:db1@x", wantErr: "invalid character"},
+		{name: "wildcard host", user: "deploy@db*", wantErr: "invalid character"},
+		{name: "comma", user: "deploy@db1,db2", wantErr: "invalid character"},
+		{name: "space", user: "deploy@db 1", wantErr: "invalid character"},
+		{name: "control byte", user: "deploy@db\x001", wantErr: "invalid character"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			login, host, err := ParseTargetUser(tc.user)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ParseTargetUser(%q) error %v, want %q", tc.user, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || login != tc.wantLogin || host != tc.wantHost {
+				t.Fatalf("ParseTargetUser(%q) = %q, %q, %v", tc.user, login, host, err)
+			}
+		})
+	}
+}
+
+func FuzzParseTargetUser(f *testing.F) {
+	for _, s := range []string{"deploy@db1", "deploy:db1", "@", "a@b@c", "a:b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, user string) {
+		login, host, err := ParseTargetUser(user)
+		if err != nil {
+			return
+		}
+		if login == "" || host == "" || strings.ContainsAny(login+host, "@:,*? \t\n") {
+			t.Fatalf("ParseTargetUser(%q) accepted login %q host %q", user, login, host)
+		}
+		if user != login+"@"+host && user != login+":"+host {
+			t.Fatalf("ParseTargetUser(%q) = %q, %q does not round-trip", user, login, host)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	hostCA, userCA := newSigner(t), newSigner(t)
+	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := Config{
+		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
+		Resolve:      func(string) (Target, bool) { return Target{}, false },
+		Backend:      newTestBackend(newSigner(t)),
+		RecordingDir: t.TempDir(),
+	}
+	userCertSigner := func() ssh.Signer {
+		k := newSigner(t)
+		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: k.PublicKey(), Serial: 7, KeyID: "x", Principals: []string{"a@b"},
+			ValidAfter: time.Now().Add(-time.Minute), ValidBefore: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ssh.NewCertSigner(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}()
+	tests := []struct {
+		name    string
+		mutate  func(c *Config)
+		wantErr string
+	}{
+		{name: "valid", mutate: func(*Config) {}},
+		{name: "no host signer", mutate: func(c *Config) { c.HostSigner = nil }, wantErr: "HostSigner is required"},
+		{name: "plain host key", mutate: func(c *Config) { c.HostSigner = newSigner(t) }, wantErr: "must hold a host certificate"},
+		{name: "user cert as host key", mutate: func(c *Config) { c.HostSigner = userCertSigner }, wantErr: "want host certificate"},
+		{name: "no user CAs", mutate: func(c *Config) { c.UserCAs = nil }, wantErr: "UserCAs is required"},
+		{name: "nil user CA", mutate: func(c *Config) { c.UserCAs = []ssh.PublicKey{nil} }, wantErr: "UserCAs[0] is nil"},
+		{name: "no resolver", mutate: func(c *Config) { c.Resolve = nil }, wantErr: "Resolve is required"},
+		{name: "no backend", mutate: func(c *Config) { c.Backend = nil }, wantErr: "Backend is required"},
+		{name: "no recording dir", mutate: func(c *Config) { c.RecordingDir = "" }, wantErr: "RecordingDir is required"},
+		{name: "negative warning", mutate: func(c *Config) { c.ExpiryWarning = -time.Second }, wantErr: "negative"},
+		{name: "bad egress", mutate: func(c *Config) { c.EgressAddresses = []string{"10.0.0.1"} }, wantErr: `"10.0.0.1"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				if _, err := New(c); err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate error %v, want %q", err, tc.wantErr)
+			}
+			if _, err := New(c); err == nil {
+				t.Fatal("New accepted an invalid config")
+			}
+		})
+	}
+}
+
+// TestAuthorize covers checks the wire tests cannot reach: x/crypto refuses
+// to parse chained certificates before our callback, and source-address
+// needs a remote address the test cannot choose.
+func TestAuthorize(t *testing.T) {
+	userCA := newSigner(t)
+	b := newTestBackend(newSigner(t))
+	b.certs[11] = CertStatus{User: "alice", RequestID: "r1"}
+	hostCA := newSigner(t)
+	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s, err := New(Config{
+		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
+		Resolve:      func(h string) (Target, bool) { return Target{Name: h, Address: "127.0.0.1:22"}, h == "db1" },
+		Backend:      b,
+		RecordingDir: t.TempDir(),
+		Clock:        func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(crit map[string]string, ext map[string]string) *ssh.Certificate {
+		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: newSigner(t).PublicKey(), Serial: 11, KeyID: "alice",
+			Principals: []string{"deploy@db1"}, ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(10 * time.Minute),
+			CriticalOptions: crit, Extensions: ext})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	plain := sign(nil, map[string]string{"permit-pty": ""})
+	mid := newSigner(t)
+	midCert := resign(t, &ssh.Certificate{Key: mid.PublicKey(), Serial: 12, CertType: ssh.UserCert,
+		ValidPrincipals: []string{"deploy@db1"}, ValidAfter: plain.ValidAfter, ValidBefore: plain.ValidBefore}, ssh.UserCert, userCA)
+	midSigner, err := ssh.NewCertSigner(midCert, mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
+	tests := []struct {
+		name    string
+		user    string
+		key     ssh.PublicKey
+		remote  net.Addr
+		wantErr string
+	}{
+		{name: "accepted", user: "deploy@db1", key: plain, remote: local},
+		{name: "chained", user: "deploy@db1", key: signChained(t, plain, midSigner), remote: local, wantErr: "signed by a certificate"},
+		{name: "source address outside", user: "deploy@db1", key: sign(map[string]string{"source-address": "10.0.0.0/8"}, nil), remote: local, wantErr: "source-address"},
+		{name: "source address inside", user: "deploy@db1", key: sign(map[string]string{"source-address": "127.0.0.0/8"}, nil), remote: local},
+		{name: "other host", user: "deploy@db9", key: sign(nil, nil), remote: local, wantErr: "principal"},
+		{name: "plain key", user: "deploy@db1", key: newSigner(t).PublicKey(), remote: local, wantErr: "not a certificate"},
+		{name: "bad user", user: "deploy", key: plain, remote: local, wantErr: "LOGIN@HOST"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, crit, err := s.authorize(context.Background(), tc.user, tc.key, tc.remote)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("authorize error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("authorize: %v", err)
+			}
+			// The facts survive the trip through Permissions.
+			got, err := identityFromPermissions(id.permissions(crit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.User != "alice" || got.Login != "deploy" || got.Host != "db1" || got.Serial != 11 || got.RequestID != "r1" ||
+				!got.ValidBefore.Equal(time.Unix(int64(plain.ValidBefore), 0)) {
+				t.Fatalf("identity %+v", got)
+			}
+			if _, ok := tc.key.(*ssh.Certificate).Extensions["permit-pty"]; ok != got.permits(permitPTY) {
+				t.Fatalf("permit-pty lost: %+v", got.Extensions)
+			}
+		})
+	}
+}
+
+func TestSCPParser(t *testing.T) {
+	stream := "T1700000000 0 1700000000 0\nC0644 5 a.txt\nhello\x00D0755 0 dir\nC0600 3 b c.bin\nxyz\x00E\n\x01no such file\n"
+	want := []string{"scp file a.txt (5 bytes, mode 0644)", "scp dir dir (mode 0755)", "scp file b c.bin (3 bytes, mode 0600)", "scp error: no such file"}
+	tests := []struct {
+		name  string
+		chunk int
+	}{
+		{name: "whole", chunk: len(stream)},
+		{name: "byte by byte", chunk: 1},
+		{name: "chunks of 4", chunk: 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var p scpParser
+			var got []string
+			for i := 0; i < len(stream); i += tc.chunk {
+				got = append(got, p.feed([]byte(stream[i:min(i+tc.chunk, len(stream))]))...)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+// sftpPacket builds a client packet: type, id 1, then fields.
+func sftpPacket(typ byte, fields ...any) []byte {
+	body := []byte{typ, 0, 0, 0, 1}
+	for _, f := range fields {
+		switch v := f.(type) {
+		case string:
+			body = binary.BigEndian.AppendUint32(body, uint32(len(v)))
+			body = append(body, v...)
+		case uint32:
+			body = binary.BigEndian.AppendUint32(body, v)
+		case []byte:
+			body = append(body, v...)
+		}
+	}
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+func TestSFTPParser(t *testing.T) {
+	data := make([]byte, 40000)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	var stream []byte
+	stream = append(stream, 0, 0, 0, 5, 1, 0, 0, 0, 3) // INIT version 3
+	stream = append(stream, sftpPacket(sftpOpen, "/etc/hosts", uint32(1), uint32(0))...)
+	stream = append(stream, sftpPacket(6, "handle", uint64ToBytes(0), string(data))...) // WRITE, skipped
+	stream = append(stream, sftpPacket(sftpOpen, "/tmp/out", uint32(0x1a), uint32(0))...)
+	stream = append(stream, sftpPacket(sftpRename, "/tmp/a", "/tmp/b")...)
+	stream = append(stream, sftpPacket(sftpRemove, "/tmp/b")...)
+	want := []string{`sftp open "/etc/hosts" (read)`, `sftp open "/tmp/out" (write)`, `sftp rename "/tmp/a" to "/tmp/b"`, `sftp remove "/tmp/b"`}
+	for _, chunk := range []int{len(stream), 1, 7, 4096} {
+		var p sftpParser
+		var got []string
+		for i := 0; i < len(stream); i += chunk {
+			got = append(got, p.feed(stream[i:min(i+chunk, len(stream))])...)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("chunk %d: got %q\nwant %q", chunk, got, want)
+		}
+	}
+}
+
+func uint64ToBytes(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func FuzzSCPParser(f *testing.F) {
+	f.Add([]byte("C0644 5 a.txt\nhello\x00E\n"), 3)
+	f.Add([]byte("D0755 0 d\nC0644 99999999999999999999 x\n"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, chunk int) {
+		chunk = max(1, chunk%64+1)
+		var p scpParser
+		for i := 0; i < len(b); i += chunk {
+			for _, ev := range p.feed(b[i:min(i+chunk, len(b))]) {
+				if !strings.HasPrefix(ev, "scp ") {
+					t.Fatalf("event %q", ev)
+				}
+			}
+		}
+		if len(p.line) > scpMaxLine+64 {
+			t.Fatalf("line buffer grew to %d", len(p.line))
+		}
+	})
+}
+
+func FuzzSFTPParser(f *testing.F) {
+	f.Add(sftpPacket(sftpOpen, "/x", uint32(2), uint32(0)), 2)
+	f.Add(sftpPacket(sftpRename, "/a", "/b"), 1)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 3}, 5)
+	f.Fuzz(func(t *testing.T, b []byte, chunk int) {
+		chunk = max(1, chunk%64+1)
+		var p sftpParser
+		for i := 0; i < len(b); i += chunk {
+			for _, ev := range p.feed(b[i:min(i+chunk, len(b))]) {
+				if !strings.HasPrefix(ev, "sftp ") {
+					t.Fatalf("event %q", ev)
+				}
+			}
+		}
+		if len(p.pkt) > sftpMaxNamed+1 {
+			t.Fatalf("packet buffer grew to %d", len(p.pkt))
+		}
+	})
+}
+
+func TestRecordingPath(t *testing.T) {
+	at := time.Date(2026, 3, 4, 23, 30, 0, 0, time.FixedZone("x", -3*3600)) // 2026-03-05 UTC
+	if got, want := recordingPath("/rec", at, "abc"), "/rec/2026/03/05/abc.cast"; got != want {
+		t.Fatalf("recordingPath = %q, want %q", got, want)
+	}
+}
