@@ -45,23 +45,23 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			wantOK: true, wantEvents: 10,
 		},
 		{
-			name:   "edited message",
-			tamper: execAll("UPDATE events SET message = 'nothing to see' WHERE seq = 4"),
+			name:       "edited message",
+			tamper:     execAll("UPDATE events SET message = 'nothing to see' WHERE seq = 4"),
 			wantEvents: 3, wantBad: 4, wantProblem: "does not match its contents",
 		},
 		{
-			name:   "edited time by one nanosecond",
-			tamper: execAll("UPDATE events SET time = time + 1 WHERE seq = 7"),
+			name:       "edited time by one nanosecond",
+			tamper:     execAll("UPDATE events SET time = time + 1 WHERE seq = 7"),
 			wantEvents: 6, wantBad: 7, wantProblem: "does not match its contents",
 		},
 		{
-			name:   "edited data",
-			tamper: execAll(`UPDATE events SET data = '{"n":"1"}' WHERE seq = 1`),
+			name:       "edited data",
+			tamper:     execAll(`UPDATE events SET data = '{"n":"1"}' WHERE seq = 1`),
 			wantEvents: 0, wantBad: 1, wantProblem: "does not match its contents",
 		},
 		{
-			name:   "undecodable data",
-			tamper: execAll(`UPDATE events SET data = 'not json' WHERE seq = 2`),
+			name:       "undecodable data",
+			tamper:     execAll(`UPDATE events SET data = 'not json' WHERE seq = 2`),
 			wantEvents: 1, wantBad: 2, wantProblem: "decode data",
 		},
 		{
@@ -81,13 +81,13 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			wantEvents: 4, wantBad: 5, wantProblem: "prev_hash",
 		},
 		{
-			name:   "deleted middle row",
-			tamper: execAll("DELETE FROM events WHERE seq = 5"),
+			name:       "deleted middle row",
+			tamper:     execAll("DELETE FROM events WHERE seq = 5"),
 			wantEvents: 4, wantBad: 5, wantProblem: "event 5 is missing",
 		},
 		{
-			name:   "deleted middle row and renumbered",
-			tamper: execAll("DELETE FROM events WHERE seq = 5", "UPDATE events SET seq = seq - 1 WHERE seq > 5"),
+			name:       "deleted middle row and renumbered",
+			tamper:     execAll("DELETE FROM events WHERE seq = 5", "UPDATE events SET seq = seq - 1 WHERE seq > 5"),
 			wantEvents: 4, wantBad: 5, wantProblem: "prev_hash",
 		},
 		{
