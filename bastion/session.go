@@ -53,6 +53,9 @@ type session struct {
 
 	client ssh.Channel
 	reqs   <-chan *ssh.Request
+	// clientMu orders our own stderr notices against CloseWrite, which
+	// x/crypto does not synchronise with concurrent writes.
+	clientMu sync.Mutex
 
 	mu         sync.Mutex
 	rec        SessionRecord
@@ -205,7 +208,7 @@ func (ss *session) forwardDecision(what string, allowed bool) {
 
 // refuse tells the client why its session cannot start and closes it.
 func (ss *session) refuse(req *ssh.Request, msg string) {
-	_, _ = ss.client.Stderr().Write([]byte(msg + "\r\n"))
+	ss.tell(msg + "\r\n")
 	if req != nil {
 		_ = req.Reply(false, nil)
 	}
@@ -407,7 +410,9 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 	if sig != nil {
 		_, _ = ss.client.SendRequest("exit-signal", false, ssh.Marshal(sig))
 	}
+	ss.clientMu.Lock()
 	_ = ss.client.CloseWrite()
+	ss.clientMu.Unlock()
 	_ = ss.client.Close()
 	<-inDone
 	<-clientDone
@@ -506,7 +511,14 @@ func (ss *session) copy(dst io.Writer, src io.Reader, sc scanner, kind string) {
 // notice writes a line to the client's terminal and marks it.
 func (ss *session) notice(msg string) {
 	ss.marker(msg)
-	_, _ = ss.client.Stderr().Write([]byte("\r\n" + msg + "\r\n"))
+	ss.tell("\r\n" + msg + "\r\n")
+}
+
+// tell writes msg to the client's stderr.
+func (ss *session) tell(msg string) {
+	ss.clientMu.Lock()
+	defer ss.clientMu.Unlock()
+	_, _ = ss.client.Stderr().Write([]byte(msg))
 }
 
 // end stops the session early: it records why, tells the client and closes
@@ -525,7 +537,7 @@ func (ss *session) end(reason, clientMsg string) {
 		ss.marker("session ended: " + reason)
 	}
 	if clientMsg != "" {
-		_, _ = ss.client.Stderr().Write([]byte("\r\n" + clientMsg + "\r\n"))
+		ss.tell("\r\n" + clientMsg + "\r\n")
 	}
 	if tch != nil {
 		_ = tch.Close()
