@@ -24,7 +24,8 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // PlayOptions configures Play. The zero value plays at normal speed from the
 // start, without sanitising, on the real clock.
 type PlayOptions struct {
-	// Speed multiplies playback speed; 0 means 1.
+	// Speed multiplies playback speed; 0 means 1. It is kept between
+	// 1/64 and 64.
 	Speed float64
 	// IdleLimit, if positive, shortens every pause longer than it to it,
 	// so that playback never freezes on idle gaps.

@@ -41,6 +41,7 @@ func TestSanitize(t *testing.T) {
 		{name: "C1 OSC as UTF-8", in: "\u009d52;c;eA==\u009c", want: "52;c;eA=="},
 		{name: "oversized CSI", in: "\x1b[" + strings.Repeat("1", 70) + "mtext", want: "text"},
 		{name: "CSI at the size limit kept", in: "\x1b[" + strings.Repeat("1", 61) + "m", want: "\x1b[" + strings.Repeat("1", 61) + "m"},
+		{name: "CSI one byte over the limit dropped", in: "\x1b[" + strings.Repeat("1", 62) + "mx", want: "x"},
 		{name: "too many parameters", in: "\x1b[" + strings.Repeat("1;", 16) + "1mx", want: "x"},
 		{name: "sixteen parameters kept", in: "\x1b[" + strings.Repeat("1;", 15) + "1mx", want: "\x1b[" + strings.Repeat("1;", 15) + "1mx"},
 		{name: "cursor and alternate screen modes kept", in: "\x1b[?25l\x1b[?1049h\x1b[?25h", want: "\x1b[?25l\x1b[?1049h\x1b[?25h"},

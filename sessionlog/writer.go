@@ -40,7 +40,7 @@ type WriterOptions struct {
 type Line struct {
 	Offset time.Duration // when the line started, from the start of the recording
 	Kind   string        // CodeOutput, CodeInput or CodeMarker
-	Text   string
+	Text   string        // plain text: escapes stripped, trailing blanks trimmed
 }
 
 // Summary describes a finished recording.
