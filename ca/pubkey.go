@@ -19,6 +19,10 @@ const (
 	maxRSABits = 8192
 )
 
+// keyAlgoDSA is named here because x/crypto deprecates its constant; we only
+// need the name to refuse such keys with a clear message.
+const keyAlgoDSA = "ssh-dss"
+
 // maxRequestKeyLen bounds the submitted text: an 8192-bit RSA key line is
 // about 1.4 kB.
 const maxRequestKeyLen = 16 << 10
@@ -96,7 +100,7 @@ func checkTypeName(name string) error {
 		return nil
 	case strings.HasSuffix(name, "-cert-v01@openssh.com"):
 		return errors.New("public key is a certificate; send the plain key")
-	case name == ssh.InsecureKeyAlgoDSA:
+	case name == keyAlgoDSA:
 		return errors.New("public key: DSA keys are not accepted; use ed25519")
 	}
 	return fmt.Errorf("public key: unknown key type %q", name)

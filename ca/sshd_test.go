@@ -2,6 +2,9 @@ package ca
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +151,58 @@ func TestRealSSHDCertMatrix(t *testing.T) {
 			}
 			if tt.wantSSHDLog != "" && !srv.WaitLog(tt.wantSSHDLog, 5*time.Second) {
 				t.Errorf("sshd log lacks %q:\n%s", tt.wantSSHDLog, srv.Log())
+			}
+		})
+	}
+}
+
+// TestRealSSHDRevocation: sshd refuses a serial listed in a KRL built by
+// ssh-keygen, and refuses every certificate when the KRL is unreadable.
+func TestRealSSHDRevocation(t *testing.T) {
+	sshdtest.Require(t, "sshd", "ssh", "ssh-keygen")
+	login := sshdtest.LocalUser(t)
+	dir := t.TempDir()
+	keys, _, err := InitKeys(filepath.Join(dir, "ca"), Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	krl := filepath.Join(dir, "revoked.krl")
+	spec := filepath.Join(dir, "krl.spec")
+	if err := os.WriteFile(spec, []byte("serial: 200\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(sshdtest.Path("ssh-keygen"), "-k", "-f", krl, "-s", filepath.Join(dir, "ca", "user_ca.pub"), spec).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -k: %v\n%s", err, out)
+	}
+	cfg := sshdtest.Config{TrustedUserCAKeys: []ssh.PublicKey{keys.User.PublicKey()}, Principals: []string{login + "@db1"}, RevokedKeys: krl}
+	withKRL := sshdtest.Start(t, cfg)
+	cfg.RevokedKeys = filepath.Join(dir, "missing.krl")
+	missingKRL := sshdtest.Start(t, cfg)
+
+	tests := []struct {
+		name   string
+		srv    *sshdtest.Server
+		serial uint64
+		wantIn bool
+	}{
+		{name: "revoked serial", srv: withKRL, serial: 200, wantIn: false},
+		{name: "other serial", srv: withKRL, serial: 201, wantIn: true},
+		{name: "unreadable KRL fails closed", srv: missingKRL, serial: 201, wantIn: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keyPath, signer := sshdtest.NewUserKey(t, t.TempDir(), "id_ed25519")
+			now := time.Now()
+			cert, err := SignUserCert(keys.User, UserCertSpec{
+				Key: signer.PublicKey(), Serial: tt.serial, KeyID: "krl-test", Principals: []string{login + "@db1"},
+				ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(10 * time.Minute),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sshdtest.WriteCert(t, keyPath, cert)
+			if in, out := sshdVerdict(t, tt.srv, keyPath, "true"); in != tt.wantIn {
+				t.Fatalf("logged in = %v, want %v; output %q\nsshd log:\n%s", in, tt.wantIn, out, tt.srv.Log())
 			}
 		})
 	}
