@@ -206,13 +206,18 @@ func (ss *session) forwardDecision(what string, allowed bool) {
 	}
 }
 
-// refuse tells the client why its session cannot start and closes it.
+// refuse tells the client why its session cannot start and closes it. The
+// start request is answered true so that OpenSSH prints our message and
+// exits with status 255, rather than racing its own "request failed".
 func (ss *session) refuse(req *ssh.Request, msg string) {
-	ss.tell(msg + "\r\n")
 	if req != nil {
-		_ = req.Reply(false, nil)
+		_ = req.Reply(true, nil)
 	}
+	ss.tell(msg + "\r\n")
 	_, _ = ss.client.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 255}))
+	ss.clientMu.Lock()
+	_ = ss.client.CloseWrite()
+	ss.clientMu.Unlock()
 	_ = ss.client.Close()
 }
 
