@@ -179,20 +179,31 @@ func loadOrCreate(path string, alg Algorithm, comment string) (ssh.Signer, []str
 		if merr != nil {
 			return nil, nil, fmt.Errorf("marshal %s: %w", path, merr)
 		}
-		if werr := writeNew(path, pem.EncodeToMemory(block), 0o600); werr != nil {
+		werr := writeNew(path, pem.EncodeToMemory(block), 0o600)
+		switch {
+		case werr == nil:
+			created = append(created, path)
+		case !errors.Is(werr, fs.ErrExist):
 			return nil, nil, werr
 		}
-		created = append(created, path)
+		// On fs.ErrExist a concurrent caller won the race: use its key.
 		s, err = loadSigner(path)
 	}
 	if err != nil {
 		return nil, created, err
 	}
 	if err := checkPublicFile(path, s, false); errors.Is(err, fs.ErrNotExist) {
-		if werr := writeNew(path+".pub", []byte(PublicKeyLine(s.PublicKey(), comment)+"\n"), 0o644); werr != nil {
+		werr := writeNew(path+".pub", []byte(PublicKeyLine(s.PublicKey(), comment)+"\n"), 0o644)
+		switch {
+		case werr == nil:
+			created = append(created, path+".pub")
+		case errors.Is(werr, fs.ErrExist):
+			if err := checkPublicFile(path, s, true); err != nil {
+				return nil, created, err
+			}
+		default:
 			return nil, created, werr
 		}
-		created = append(created, path+".pub")
 	} else if err != nil {
 		return nil, created, err
 	}

@@ -320,3 +320,49 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestInitKeysConcurrent: callers racing on an empty directory all end up
+// with the same keys, and every file is created exactly once.
+func TestInitKeysConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	const callers = 8
+	type result struct {
+		keys    *Keys
+		created []string
+		err     error
+	}
+	results := make(chan result, callers)
+	for range callers {
+		go func() {
+			k, c, err := InitKeys(dir, Ed25519)
+			results <- result{k, c, err}
+		}()
+	}
+	var first *Keys
+	createdTotal := 0
+	for range callers {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("InitKeys: %v", r.err)
+		}
+		createdTotal += len(r.created)
+		if first == nil {
+			first = r.keys
+			continue
+		}
+		if !bytes.Equal(first.User.PublicKey().Marshal(), r.keys.User.PublicKey().Marshal()) ||
+			!bytes.Equal(first.Target.PublicKey().Marshal(), r.keys.Target.PublicKey().Marshal()) {
+			t.Fatal("concurrent InitKeys callers got different keys")
+		}
+	}
+	if createdTotal != 6 {
+		t.Fatalf("%d files reported created, want 6", createdTotal)
+	}
+	if _, err := LoadKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 6 {
+		t.Fatalf("%d entries in dir (%v), want 6 and no temporary files", len(entries), err)
+	}
+}
