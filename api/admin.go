@@ -61,8 +61,8 @@ func (s *Server) handleAddUser(w http.ResponseWriter, r *http.Request) {
 		}
 		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))))
 	}
-	if _, inFile := s.cfg.Policy.Current().User(body.Name); inFile && !s.enrolled(r, body.Name) {
-		writeError(w, http.StatusConflict, "user_in_policy", fmt.Sprintf("user %q is defined in the policy file; edit it there", body.Name))
+	if u, inFile := s.cfg.Policy.Current().User(body.Name); inFile && len(body.Groups) > 0 && !slices.Equal(u.Groups, body.Groups) && !s.enrolled(r, body.Name) {
+		writeError(w, http.StatusConflict, "groups_in_policy", fmt.Sprintf("the groups of %q are set in the policy file; enrol keys without --group", body.Name))
 		return
 	}
 	now := s.now()

@@ -143,6 +143,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
+		s.cfg.Logger.Error("record login", "user", req.User, "err", err)
 		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable")
 		return
 	}

@@ -185,20 +185,33 @@ func (p *Policy) UserByKey(key ssh.PublicKey) (User, bool) {
 }
 
 // WithUsers returns a copy of p with the extra users (for example those
-// enrolled at run time) merged in. A user defined in p wins over an extra
-// user of the same name, and extra users whose names fail ValidName are
-// left out. p itself is not modified; hosts and roles are shared with p.
+// enrolled at run time) merged in. For a user the policy file defines, the
+// file stays the authority on groups and the extra user's keys are added to
+// the file's keys: enrolment binds keys, it never changes who is in which
+// group. Extra users whose names fail ValidName are left out. p itself is
+// not modified; hosts and roles are shared with p.
 func (p *Policy) WithUsers(extra []User) *Policy {
 	q := *p
 	q.Users = make(map[string]User, len(p.Users)+len(extra))
+	for name, u := range p.Users {
+		q.Users[name] = u
+	}
 	for _, u := range extra {
 		if ValidName("user", u.Name) != nil {
 			continue
 		}
-		q.Users[u.Name] = User{Name: u.Name, Groups: slices.Clone(u.Groups), Keys: slices.Clone(u.Keys)}
-	}
-	for name, u := range p.Users {
-		q.Users[name] = u
+		merged, inFile := q.Users[u.Name]
+		if !inFile {
+			q.Users[u.Name] = User{Name: u.Name, Groups: slices.Clone(u.Groups), Keys: slices.Clone(u.Keys)}
+			continue
+		}
+		merged.Keys = slices.Clone(merged.Keys)
+		for _, k := range u.Keys {
+			if !slices.ContainsFunc(merged.Keys, func(have ssh.PublicKey) bool { return bytes.Equal(have.Marshal(), k.Marshal()) }) {
+				merged.Keys = append(merged.Keys, k)
+			}
+		}
+		q.Users[u.Name] = merged
 	}
 	return &q
 }

@@ -152,9 +152,11 @@ func TestWithUsers(t *testing.T) {
 	p := mustParse(t, "eval.yaml", evalPolicy)
 	before := len(p.Users)
 	newKey, _ := testKey(t, "zoe")
+	aliceLaptop, _ := testKey(t, "alice-laptop")
+	fileKeys := len(p.Users["alice"].Keys)
 	extra := []User{
 		{Name: "zoe", Groups: []string{"dev"}, Keys: []ssh.PublicKey{newKey}},
-		{Name: "alice", Groups: []string{"approvers"}},    // the file wins
+		{Name: "alice", Groups: []string{"approvers"}, Keys: []ssh.PublicKey{aliceLaptop}}, // the file wins on groups; keys add up
 		{Name: "bad name", Groups: []string{"approvers"}}, // invalid: left out
 	}
 	q := p.WithUsers(extra)
@@ -171,6 +173,9 @@ func TestWithUsers(t *testing.T) {
 		{name: "zoe groups", got: strings.Join(q.Users["zoe"].Groups, ","), want: "dev"},
 		{name: "zoe found by key", got: func() string { u, _ := q.UserByKey(newKey); return u.Name }(), want: "zoe"},
 		{name: "alice keeps file groups", got: strings.Join(q.Users["alice"].Groups, ","), want: "dev"},
+		{name: "alice gains the enrolled key", got: len(q.Users["alice"].Keys), want: fileKeys + 1},
+		{name: "alice found by enrolled key", got: func() string { u, _ := q.UserByKey(aliceLaptop); return u.Name }(), want: "alice"},
+		{name: "original alice keys untouched", got: len(p.Users["alice"].Keys), want: fileKeys},
 		{name: "alice still cannot approve", got: func() bool { ok, _ := q.CanApprove("alice", "carol", "prod-root"); return ok }(), want: false},
 		{name: "invalid name left out", got: func() bool { _, ok := q.User("bad name"); return ok }(), want: false},
 		{name: "roles shared", got: len(q.Roles), want: len(p.Roles)},

@@ -149,8 +149,8 @@ func (e *env) adminCmd() *cli.Command {
 		Usage: "enrol and remove users, reload policy, revoke certificates (admin role)",
 		Subcommands: []*cli.Command{
 			{
-				Name:      "user",
-				Usage:     "manage enrolled users",
+				Name:  "user",
+				Usage: "manage enrolled users",
 				Subcommands: []*cli.Command{
 					{
 						Name:      "add",

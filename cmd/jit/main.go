@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/cmd/internal/argorder"
 	"github.com/jitssh/jitssh/creds"
 )
 
@@ -37,7 +38,7 @@ func main() {
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, argorder.Reorder(app, args))
 	if err == nil {
 		return 0
 	}

@@ -21,12 +21,14 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/cmd/internal/argorder"
 	"github.com/jitssh/jitssh/daemon"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	app := newApp(os.Stdout, os.Stderr)
+	err := app.RunContext(ctx, argorder.Reorder(app, os.Args))
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jitd: error:", err)
@@ -230,4 +232,3 @@ func orNone(s string) string {
 	}
 	return s
 }
-
