@@ -250,49 +250,6 @@ func SignUserCert(signer ssh.Signer, spec UserCertSpec) (*ssh.Certificate, error
 	return cert, nil
 }
 
-// CertifyHost signs a host certificate for key with the host CA: principals
-// are host names or addresses (no '@'), valid from now minus one minute (for
-// clock skew) to now plus validFor, key id "host:" plus the principals. It
-// returns a signer that presents the certificate, for an ssh server config.
-func CertifyHost(hostCA ssh.Signer, key ssh.Signer, principals []string, validFor time.Duration, now time.Time, serial uint64) (ssh.Signer, *ssh.Certificate, error) {
-	if key == nil {
-		return nil, nil, errors.New("certify host: key missing")
-	}
-	if serial == 0 {
-		return nil, nil, errors.New("certify host: serial must not be 0")
-	}
-	if validFor <= 0 {
-		return nil, nil, fmt.Errorf("certify host: validity %v must be positive", validFor)
-	}
-	if err := validPrincipals(principals, false); err != nil {
-		return nil, nil, fmt.Errorf("certify host: %w", err)
-	}
-	if err := checkKey(key.PublicKey()); err != nil {
-		return nil, nil, fmt.Errorf("certify host: key: %w", err)
-	}
-	cert := &ssh.Certificate{
-		Key:             key.PublicKey(),
-		Serial:          serial,
-		CertType:        ssh.HostCert,
-		KeyId:           "host:" + strings.Join(principals, ","),
-		ValidPrincipals: slices.Clone(principals),
-		ValidAfter:      uint64(now.Add(-hostBackdate).Unix()),
-		ValidBefore:     uint64(now.Add(validFor).Unix()),
-	}
-	if err := signAndVerify(hostCA, cert, now); err != nil {
-		return nil, nil, fmt.Errorf("certify host %q: %w", principals[0], err)
-	}
-	hostKey, err := sha2Signer(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("certify host: %w", err)
-	}
-	certSigner, err := ssh.NewCertSigner(cert, hostKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("certify host: %w", err)
-	}
-	return certSigner, cert, nil
-}
-
 // signAndVerify signs cert with ca (RSA with rsa-sha2-512) and checks the
 // result as a verifier would at time at.
 func signAndVerify(ca ssh.Signer, cert *ssh.Certificate, at time.Time) error {

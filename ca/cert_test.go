@@ -325,3 +325,49 @@ func TestPublicKeyLine(t *testing.T) {
 		})
 	}
 }
+
+func TestSignHostCert(t *testing.T) {
+	hostCA := ed25519Signer(t)
+	hostKey := ed25519Signer(t).PublicKey()
+	tests := []struct {
+		name       string
+		key        ssh.PublicKey
+		principals []string
+		wantErr    string
+	}{
+		{name: "target host key", key: hostKey, principals: []string{"db1", "db1.example.com"}},
+		{name: "missing key", key: nil, principals: []string{"db1"}, wantErr: "certify host: key missing"},
+		{name: "rsa 1024 key", key: rsaPublic(t, 1024), principals: []string{"db1"}, wantErr: "rsa key of 1024 bits"},
+		{name: "comma principal", key: hostKey, principals: []string{"db1,db2"}, wantErr: `character ',' not allowed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cert, err := SignHostCert(hostCA, tt.key, tt.principals, time.Hour, t0, 3)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("SignHostCert error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cert.CertType != ssh.HostCert || cert.KeyId != "host:db1,db1.example.com" || !bytes.Equal(cert.Key.Marshal(), hostKey.Marshal()) {
+				t.Fatalf("cert type %d key id %q", cert.CertType, cert.KeyId)
+			}
+			checker := ssh.CertChecker{
+				IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
+					return bytes.Equal(auth.Marshal(), hostCA.PublicKey().Marshal())
+				},
+				Clock: func() time.Time { return t0.Add(59 * time.Minute) },
+			}
+			if err := checker.CheckHostKey("db1.example.com:22", nil, cert); err != nil {
+				t.Fatalf("CheckHostKey: %v", err)
+			}
+			checker.Clock = func() time.Time { return t0.Add(time.Hour) }
+			if err := checker.CheckHostKey("db1:22", nil, cert); err == nil {
+				t.Fatal("CheckHostKey accepted the certificate at its ValidBefore")
+			}
+		})
+	}
+}
