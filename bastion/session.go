@@ -268,6 +268,7 @@ func (ss *session) run(ctx context.Context, conn *ssh.ServerConn) {
 	cancel()
 	if err != nil {
 		s.log.Error("audit session start", "session", sid, "err", err)
+		s.reject(ss.id.User, ss.id.Host, ss.st.remote, "session start not recorded: "+err.Error())
 		ss.discardRecording()
 		ss.refuse(su.startReq, "jitssh: session refused: audit unavailable")
 		return
