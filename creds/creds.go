@@ -12,6 +12,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -136,11 +137,12 @@ func (d Dir) SaveGrant(login, host string, priv ed25519.PrivateKey, cert *ssh.Ce
 	g := Grant{Host: host, Login: login, KeyPath: d.KeyPath(login, host), Cert: cert}
 	g.CertPath = g.KeyPath + "-cert.pub"
 	if priv != nil {
-		pem, err := ssh.MarshalPrivateKey(priv, "jit "+login+"@"+host)
+		block, err := ssh.MarshalPrivateKey(priv, "jit "+login+"@"+host)
 		if err != nil {
 			return Grant{}, fmt.Errorf("encode private key: %w", err)
 		}
-		if err := writeFileAtomic(g.KeyPath, pem.Bytes, 0o600); err != nil {
+		// OpenSSH reads the PEM armour, not the bare block bytes.
+		if err := writeFileAtomic(g.KeyPath, pem.EncodeToMemory(block), 0o600); err != nil {
 			return Grant{}, err
 		}
 		pub := ssh.MarshalAuthorizedKey(cert.Key)

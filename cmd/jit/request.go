@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -382,11 +383,11 @@ func savePending(dir creds.Dir, id string, priv ed25519.PrivateKey, keyFile stri
 	if priv == nil {
 		return os.WriteFile(pendingPath(dir, id), []byte("external "+keyFile+"\n"), 0o600)
 	}
-	pem, err := ssh.MarshalPrivateKey(priv, "jit pending "+id)
+	block, err := ssh.MarshalPrivateKey(priv, "jit pending "+id)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode pending key of %s: %w", id, err)
 	}
-	return os.WriteFile(pendingPath(dir, id), pem.Bytes, 0o600)
+	return os.WriteFile(pendingPath(dir, id), pem.EncodeToMemory(block), 0o600)
 }
 
 func loadPending(dir creds.Dir, id string) (ed25519.PrivateKey, error) {
