@@ -223,14 +223,38 @@ func TestFileTransfers(t *testing.T) {
 func TestForwardingRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
-	// -W opens a direct-tcpip channel, exactly what -L does per connection.
-	_, stderr, code := run(t, e.ssh(key, e.login+"@db1", "-W", e.target.Addr), "")
-	if code == 0 || !strings.Contains(stderr, "administratively prohibited") {
-		t.Fatalf("direct-tcpip: exit %d, stderr %q; want refusal", code, stderr)
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr string
+		wantAudit  string
+	}{
+		{
+			// -W opens a direct-tcpip channel, exactly what -L does per
+			// accepted connection.
+			name:       "local (direct-tcpip)",
+			args:       []string{"-W", e.target.Addr},
+			wantStderr: "administratively prohibited",
+			wantAudit:  "forwarding refused: direct-tcpip to " + e.target.Addr,
+		},
+		{
+			name:       "remote (tcpip-forward)",
+			args:       []string{"-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:9", "true"},
+			wantStderr: "remote port forwarding failed",
+			wantAudit:  "forwarding refused: tcpip-forward",
+		},
 	}
-	_, _, rejected := e.backend.snapshot()
-	if !containsAny(rejected, "forwarding refused: direct-tcpip") {
-		t.Errorf("refusal not audited: %q", rejected)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := run(t, e.ssh(key, e.login+"@db1", tc.args...), "")
+			if code == 0 || !strings.Contains(stderr, tc.wantStderr) {
+				t.Fatalf("exit %d, stderr %q; want refusal with %q", code, stderr, tc.wantStderr)
+			}
+			_, _, rejected := e.backend.snapshot()
+			if !containsAny(rejected, tc.wantAudit) {
+				t.Errorf("refusal not audited: %q", rejected)
+			}
+		})
 	}
 }
 

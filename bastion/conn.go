@@ -194,12 +194,8 @@ func newID() (string, error) {
 func (st *connState) nextSessionID() (string, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.connID == "" {
-		id, err := newID()
-		if err != nil {
-			return "", err
-		}
-		st.connID = id
+	if err := st.ensureConnIDLocked(); err != nil {
+		return "", err
 	}
 	st.nsessions++
 	if st.nsessions == 1 {
@@ -208,9 +204,23 @@ func (st *connState) nextSessionID() (string, error) {
 	return fmt.Sprintf("%s-%d", st.connID, st.nsessions), nil
 }
 
+// ensureConnIDLocked gives the connection its id; called with st.mu held.
+func (st *connState) ensureConnIDLocked() error {
+	if st.connID != "" {
+		return nil
+	}
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	st.connID = id
+	return nil
+}
+
 // targetClient returns the connection's target client, dialing it on first
 // use. sessionID names the session that caused the dial (for the target
-// certificate's audit record). Failures are sticky.
+// certificate's audit record); "" (forwarding before any session) uses the
+// connection id, which the first session will also get. Failures are sticky.
 func (st *connState) targetClient(ctx context.Context, conn *ssh.ServerConn, id identity, sessionID string) (*ssh.Client, uint64, error) {
 	st.dialMu.Lock()
 	defer st.dialMu.Unlock()
@@ -220,9 +230,16 @@ func (st *connState) targetClient(ctx context.Context, conn *ssh.ServerConn, id 
 		return st.target, st.targetSN, st.targetErr
 	}
 	closed := st.closed
+	idErr := st.ensureConnIDLocked()
+	if sessionID == "" {
+		sessionID = st.connID
+	}
 	st.mu.Unlock()
 	if closed {
 		return nil, 0, errors.New("connection closed")
+	}
+	if idErr != nil {
+		return nil, 0, idErr
 	}
 	c, sn, err := st.srv.dialTarget(ctx, id, sessionID)
 	if err != nil {

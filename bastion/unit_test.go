@@ -333,3 +333,25 @@ func TestRecordingPath(t *testing.T) {
 		t.Fatalf("recordingPath = %q, want %q", got, want)
 	}
 }
+
+// TestExpiryClockDecides: a timer that fires while the Clock says it is
+// early re-arms instead of acting.
+func TestExpiryClockDecides(t *testing.T) {
+	const lag = 300 * time.Millisecond
+	s := &Server{cfg: Config{Clock: func() time.Time { return time.Now().Add(-lag) }}}
+	st := &connState{srv: s}
+	at := time.Now().Add(50 * time.Millisecond) // real time; the Clock reaches it lag later
+	fired := make(chan time.Time, 1)
+	st.mu.Lock()
+	timer := st.schedule(at, func() { fired <- time.Now() })
+	st.mu.Unlock()
+	defer timer.Stop()
+	select {
+	case when := <-fired:
+		if early := at.Add(lag).Sub(when); early > 20*time.Millisecond {
+			t.Fatalf("fired %s before the Clock reached the deadline", early)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("never fired")
+	}
+}
