@@ -44,7 +44,8 @@ func (t *Tx) IndexText(lines []TextLine) error {
 		if l.Offset < 0 {
 			return fmt.Errorf("index text line %d of session %q: offset %s is negative", i, l.SessionID, l.Offset)
 		}
-		text := clean(l.Text)
+		// NUL would end the text for LIKE; terminals ignore it anyway.
+		text := strings.ReplaceAll(clean(l.Text), "\x00", "")
 		res, err := t.exec("INSERT INTO session_text (session_id, offset_ns, kind, text) VALUES (?, ?, ?, ?)",
 			l.SessionID, int64(l.Offset), l.Kind, text)
 		if err != nil {
@@ -139,6 +140,10 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	terms := strings.Fields(q.Text)
 	if len(terms) == 0 {
 		return nil, errors.New("search: text is empty")
+	}
+	// SQLite's LIKE stops at a NUL, which would turn the pattern into "%".
+	if strings.ContainsRune(q.Text, 0) {
+		return nil, fmt.Errorf("search %q: text contains a NUL byte", q.Text)
 	}
 	db, err := s.reader()
 	if err != nil {

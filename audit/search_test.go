@@ -27,6 +27,7 @@ func TestSearch(t *testing.T) {
 			{SessionID: "new", Offset: 6 * time.Second, Kind: "m", Text: "100% done_ok"},
 			{SessionID: "orphan", Offset: 0, Kind: "o", Text: "sudo from a session not in the table"},
 			{SessionID: "new", Offset: 7 * time.Second, Kind: "o", Text: "naïve café ünïcode"},
+			{SessionID: "new", Offset: 8 * time.Second, Kind: "o", Text: "nul\x00byte"},
 		})
 	})
 	type hit struct {
@@ -57,6 +58,8 @@ func TestSearch(t *testing.T) {
 		{name: "until", query: SearchQuery{Text: "sudo", Until: at(time.Minute)}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
 		{name: "limit", query: SearchQuery{Text: "sudo", Limit: 2}, want: []hit{{"new", 5 * time.Second}, {"old", time.Second}}},
 		{name: "no match", query: SearchQuery{Text: "shutdown"}, want: nil},
+		{name: "NUL dropped from indexed text", query: SearchQuery{Text: "nulbyte"}, want: []hit{{"new", 8 * time.Second}}},
+		{name: "NUL in query", query: SearchQuery{Text: "x\x00"}, wantErr: "NUL byte"},
 		{name: "empty text", query: SearchQuery{Text: "  "}, wantErr: "text is empty"},
 	}
 	for _, tt := range tests {

@@ -55,7 +55,11 @@ func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, "SELECT seq, head_hash, time, signature, key FROM checkpoints ORDER BY seq")
+	return checkpoints(ctx, db)
+}
+
+func checkpoints(ctx context.Context, q querier) ([]Checkpoint, error) {
+	rows, err := q.QueryContext(ctx, "SELECT seq, head_hash, time, signature, key FROM checkpoints ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
@@ -118,7 +122,17 @@ func (s *Store) Verify(ctx context.Context, opts ...VerifyOptions) (VerifyResult
 	if len(opts) == 1 {
 		opt = opts[0]
 	}
-	cps, err := s.Checkpoints(ctx)
+	db, err := s.reader()
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	// One read transaction, so checkpoints and events come from one snapshot.
+	rtx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return VerifyResult{}, fmt.Errorf("verify: %w", err)
+	}
+	defer rtx.Rollback()
+	cps, err := checkpoints(ctx, rtx)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify: %w", err)
 	}
@@ -137,11 +151,7 @@ func (s *Store) Verify(ctx context.Context, opts ...VerifyOptions) (VerifyResult
 		}
 	}
 
-	db, err := s.reader()
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	rows, err := db.QueryContext(ctx, "SELECT "+eventColumns+" FROM events ORDER BY seq")
+	rows, err := rtx.QueryContext(ctx, "SELECT "+eventColumns+" FROM events ORDER BY seq")
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify: %w", err)
 	}

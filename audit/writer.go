@@ -54,7 +54,8 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 //
 // fn runs serialized with every other write, so it may read through tx and
 // then write based on what it read (check-then-write is atomic). fn must not
-// block: the whole store waits for it.
+// block and must not call Do (that deadlocks): the whole store waits for it.
+// A panic in fn is recovered and returned as that caller's error.
 //
 // If ctx is done before fn starts, fn never runs and Do returns ctx.Err().
 // Once fn has started, Do waits for the commit regardless of ctx, so a nil
