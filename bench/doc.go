@@ -1,0 +1,8 @@
+// Package bench measures jitssh side by side with OpenSSH in the same run:
+// certificate issuance through the HTTPS API against in-process signing and
+// `ssh-keygen -s`, the recording bastion against OpenSSH's own ProxyJump
+// (set-up latency, bulk throughput, memory per idle session), and search
+// over recorded sessions. It holds only benchmarks; `make bench` runs them
+// and docs/BENCHMARKS.md records the figures. Benchmarks report numbers
+// with b.ReportMetric and never assert on timing.
+package bench

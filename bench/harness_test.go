@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/daemon"
+)
+
+// benchUser is the engineer the benchmarks log in as.
+const benchUser = "bencher"
+
+// stopWait bounds how long a benchmark waits for the daemon to shut down.
+const stopWait = 30 * time.Second
+
+// benchHost is one target in the benchmark policy.
+type benchHost struct {
+	name, addr string
+}
+
+// daemonEnv is an in-process jitd with one enrolled engineer.
+type daemonEnv struct {
+	dir    string
+	addrs  daemon.Addrs
+	keys   *ca.Keys
+	user   ssh.Signer // the engineer's enrolled key
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// writePolicy writes dir/policy.yaml: one engineer with key, every host in
+// hosts, and a role that lets the engineer in as login without approval.
+func writePolicy(dir string, key ssh.PublicKey, login string, hosts []benchHost) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "users:\n  %s: {groups: [dev], keys: [%q]}\n", benchUser, ca.PublicKeyLine(key, benchUser))
+	sb.WriteString("hosts:\n")
+	for _, h := range hosts {
+		fmt.Fprintf(&sb, "  %s: {address: %q, labels: {env: bench}}\n", h.name, h.addr)
+	}
+	fmt.Fprintf(&sb, `roles:
+  - name: bench
+    groups: [dev]
+    hosts: {labels: {env: bench}}
+    logins: [%s]
+    ttl: 30m
+    max_ttl: 1h
+    justification: {min_length: 5}
+`, login)
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(sb.String()), 0o600); err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	return nil
+}
+
+// startDaemon initialises a data directory, writes the benchmark policy and
+// runs the daemon in this process (API and bastion on 127.0.0.1:0) until the
+// benchmark ends.
+func startDaemon(b *testing.B, login string, hosts []benchHost) *daemonEnv {
+	b.Helper()
+	dir := filepath.Join(b.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := daemon.Init(ctx, dir, ca.Ed25519, []string{"127.0.0.1"}, time.Now()); err != nil {
+		cancel()
+		b.Fatalf("daemon init: %v", err)
+	}
+	user := newSigner(b)
+	if err := writePolicy(dir, user.PublicKey(), login, hosts); err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	keys, err := ca.LoadKeys(filepath.Join(dir, "ca"))
+	if err != nil {
+		cancel()
+		b.Fatalf("load CA keys: %v", err)
+	}
+	env := &daemonEnv{dir: dir, keys: keys, user: user, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan daemon.Addrs, 1)
+	go func() {
+		env.done <- daemon.Run(ctx, daemon.Config{
+			Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
+			EgressAddresses: []string{"127.0.0.1/32"},
+			Logger:          slog.New(slog.DiscardHandler),
+			Ready:           func(a daemon.Addrs) { ready <- a },
+		})
+	}()
+	select {
+	case env.addrs = <-ready:
+	case err := <-env.done:
+		cancel()
+		b.Fatalf("daemon run: %v", err)
+	case <-time.After(stopWait):
+		cancel()
+		b.Fatal("daemon did not become ready within 30s")
+	}
+	b.Cleanup(env.stop)
+	return env
+}
+
+// stop cancels the daemon and waits for Run to return.
+func (e *daemonEnv) stop() {
+	e.cancel()
+	select {
+	case err := <-e.done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(os.Stderr, "bench: daemon stopped with: %v\n", err)
+		}
+	case <-time.After(stopWait):
+		fmt.Fprintln(os.Stderr, "bench: daemon did not stop within 30s")
+	}
+}
+
+// client returns an API client logged in as the engineer.
+func (e *daemonEnv) client(b *testing.B) *api.Client {
+	b.Helper()
+	c, err := api.NewClient("https://"+e.addrs.API, e.addrs.TLSFingerprint, "")
+	if err != nil {
+		b.Fatalf("api client: %v", err)
+	}
+	b.Cleanup(c.Close)
+	if _, err := c.Login(context.Background(), benchUser, e.user, 0); err != nil {
+		b.Fatalf("login as %s: %v", benchUser, err)
+	}
+	return c
+}
+
+// newSigner returns a fresh ed25519 signer.
+func newSigner(b *testing.B) ssh.Signer {
+	b.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatalf("generate key: %v", err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		b.Fatalf("signer: %v", err)
+	}
+	return s
+}
+
+// percentile returns the p-th percentile (0..100) of ds by nearest rank.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := int(math.Ceil(p/100*float64(len(s)))) - 1
+	rank = max(0, min(rank, len(s)-1))
+	return s[rank]
+}
+
+// ms converts d to float milliseconds for ReportMetric.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
