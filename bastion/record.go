@@ -98,7 +98,7 @@ func (ss *session) resize(cols, rows int) {
 func (ss *session) write(fn func(*sessionlog.Writer) error) {
 	ss.recMu.Lock()
 	w := ss.w
-	if w == nil {
+	if w == nil || ss.recFailed {
 		ss.recMu.Unlock()
 		return
 	}
@@ -106,6 +106,7 @@ func (ss *session) write(fn func(*sessionlog.Writer) error) {
 	if err == nil {
 		err = w.Err()
 	}
+	ss.recFailed = err != nil
 	ss.recMu.Unlock()
 	if err == nil {
 		return

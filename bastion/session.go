@@ -64,9 +64,10 @@ type session struct {
 	exitStatus *uint32
 	exitSignal *exitSignalMsg
 
-	recMu sync.Mutex // serialises writes to w
-	w     *sessionlog.Writer
-	idx   *indexer
+	recMu     sync.Mutex // guards w, idx and recFailed
+	w         *sessionlog.Writer
+	idx       *indexer
+	recFailed bool // the first write error has been handled
 
 	binary   bool
 	bytesIn  atomic.Int64

@@ -1,18 +1,24 @@
 package bastion
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/sessionlog"
 )
 
 func TestParseTargetUser(t *testing.T) {
@@ -353,5 +359,97 @@ func TestExpiryClockDecides(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("never fired")
+	}
+}
+
+// failAfter accepts the header, then fails every write like a full disk.
+type failAfter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n > 0 {
+		f.n--
+		return len(p), nil
+	}
+	return 0, errors.New("no space left on device")
+}
+
+// fakeChannel is the client side of a session channel, capturing stderr.
+type fakeChannel struct {
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	closed bool
+}
+
+func (c *fakeChannel) Read([]byte) (int, error)    { return 0, io.EOF }
+func (c *fakeChannel) Write(p []byte) (int, error) { return len(p), nil }
+func (c *fakeChannel) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+func (c *fakeChannel) CloseWrite() error { return nil }
+func (c *fakeChannel) SendRequest(string, bool, []byte) (bool, error) {
+	return false, nil
+}
+func (c *fakeChannel) Stderr() io.ReadWriter { return fakeStderr{c} }
+
+type fakeStderr struct{ c *fakeChannel }
+
+func (s fakeStderr) Read([]byte) (int, error) { return 0, io.EOF }
+func (s fakeStderr) Write(p []byte) (int, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.c.stderr.Write(p)
+}
+
+// TestRecordingFailsMidSession: a write error ends the session (record or
+// refuse) unless RecordingFailOpen.
+func TestRecordingFailsMidSession(t *testing.T) {
+	tests := []struct {
+		name      string
+		failOpen  bool
+		wantEnded bool
+	}{
+		{name: "record or refuse", wantEnded: true},
+		{name: "fail open", failOpen: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{cfg: Config{Clock: time.Now, RecordingFailOpen: tc.failOpen}, log: slog.New(slog.DiscardHandler)}
+			ch := &fakeChannel{}
+			ss := &session{srv: s, st: &connState{srv: s}, client: ch}
+			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, sessionlog.WriterOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			ss.w = w
+			ss.record("o", bytes.Repeat([]byte("x"), 200<<10))
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				ch.mu.Lock()
+				closed, msg := ch.closed, ch.stderr.String()
+				ch.mu.Unlock()
+				if closed || time.Now().After(deadline) {
+					if closed != tc.wantEnded {
+						t.Fatalf("session ended = %t, want %t", closed, tc.wantEnded)
+					}
+					if closed && !strings.Contains(msg, "recording unavailable: ") {
+						t.Fatalf("client told %q", msg)
+					}
+					if rec := ss.snapshot(); closed && !strings.HasPrefix(rec.EndReason, "recording failed: ") {
+						t.Fatalf("end reason %q", rec.EndReason)
+					}
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }
