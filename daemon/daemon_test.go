@@ -80,9 +80,9 @@ func TestInitNeverOverwrites(t *testing.T) {
 
 func TestRunRefusesUnsafeStart(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, l Layout)
-		want  string
+		want   string
 	}{
 		{name: "readable CA key", break_: func(t *testing.T, l Layout) {
 			if err := os.Chmod(filepath.Join(l.CADir(), "user_ca"), 0o644); err != nil {

@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	apiSrv, err := api.NewServer(api.Config{
 		CheckpointVerifier: CheckpointVerifier(checkpointKey.PublicKey()),
-		Grants: grants, Store: store, Policy: ps, Keys: keys, TLSFingerprint: fingerprint,
+		Grants:             grants, Store: store, Policy: ps, Keys: keys, TLSFingerprint: fingerprint,
 		BastionAddr: addrs.Bastion, Clock: cfg.Clock, Logger: log.With("component", "api"),
 	})
 	if err != nil {
