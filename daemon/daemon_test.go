@@ -81,25 +81,25 @@ func TestInitNeverOverwrites(t *testing.T) {
 func TestRunRefusesUnsafeStart(t *testing.T) {
 	tests := []struct {
 		name   string
-		break_ func(t *testing.T, l Layout)
+		damage func(t *testing.T, l Layout)
 		want   string
 	}{
-		{name: "readable CA key", break_: func(t *testing.T, l Layout) {
+		{name: "readable CA key", damage: func(t *testing.T, l Layout) {
 			if err := os.Chmod(filepath.Join(l.CADir(), "user_ca"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, want: "too open"},
-		{name: "readable TLS key", break_: func(t *testing.T, l Layout) {
+		{name: "readable TLS key", damage: func(t *testing.T, l Layout) {
 			if err := os.Chmod(filepath.Join(l.TLSDir(), "tls.key"), 0o640); err != nil {
 				t.Fatal(err)
 			}
 		}, want: "too open"},
-		{name: "missing CA", break_: func(t *testing.T, l Layout) {
+		{name: "missing CA", damage: func(t *testing.T, l Layout) {
 			if err := os.Remove(filepath.Join(l.CADir(), "target_ca")); err != nil {
 				t.Fatal(err)
 			}
 		}, want: "jitd init"},
-		{name: "bad policy", break_: func(t *testing.T, l Layout) {
+		{name: "bad policy", damage: func(t *testing.T, l Layout) {
 			if err := os.WriteFile(l.PolicyFile(), []byte("users:\n  alice: {groups: [dev], colour: blue}\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestRunRefusesUnsafeStart(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := initDir(t)
-			tc.break_(t, Layout{Dir: dir})
+			tc.damage(t, Layout{Dir: dir})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := Run(ctx, Config{Dir: dir, APIAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})

@@ -107,9 +107,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
 	apiSrv, err := api.NewServer(api.Config{
+		Grants:             grants,
+		Store:              store,
+		Policy:             ps,
+		Keys:               keys,
+		TLSFingerprint:     fingerprint,
+		BastionAddr:        addrs.Bastion,
 		CheckpointVerifier: CheckpointVerifier(checkpointKey.PublicKey()),
-		Grants:             grants, Store: store, Policy: ps, Keys: keys, TLSFingerprint: fingerprint,
-		BastionAddr: addrs.Bastion, Clock: cfg.Clock, Logger: log.With("component", "api"),
+		Clock:              cfg.Clock,
+		Logger:             log.With("component", "api"),
 	})
 	if err != nil {
 		return err
