@@ -678,3 +678,45 @@ func TestUpdateRequestRaceExactlyOneWins(t *testing.T) {
 		t.Errorf("stored request state %q decided by %q, want approved by %q", r.State, r.DecidedBy, want)
 	}
 }
+
+func TestOpenOddPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+	}{
+		{name: "space", file: "jit ssh.db"},
+		{name: "query characters", file: "a?mode=memory&b=1.db"},
+		{name: "fragment and percent", file: "a#b%20c.db"},
+		{name: "non-ASCII", file: "jitssh-ü.db"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tt.file)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustDo(t, s, appendMsg("x", nil))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := os.ReadDir(filepath.Dir(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if len(names) != 1 || names[0] != tt.file {
+				t.Fatalf("directory holds %q, want only %q", names, tt.file)
+			}
+			s, err = Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			assertVerified(t, s, 1)
+		})
+	}
+}
