@@ -1,0 +1,332 @@
+package grant_test
+
+import (
+	"context"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/grant"
+)
+
+func TestNewConfig(t *testing.T) {
+	e := newEnv(t)
+	pol := e.pol.Load
+	tests := []struct {
+		name    string
+		cfg     grant.Config
+		wantErr string
+	}{
+		{name: "complete", cfg: grant.Config{Policy: pol, Store: e.store, Keys: e.keys}},
+		{name: "no policy", cfg: grant.Config{Store: e.store, Keys: e.keys}, wantErr: "Policy"},
+		{name: "no store", cfg: grant.Config{Policy: pol, Keys: e.keys}, wantErr: "Store"},
+		{name: "no keys", cfg: grant.Config{Policy: pol, Store: e.store}, wantErr: "Keys"},
+		{name: "no user CA", cfg: grant.Config{Policy: pol, Store: e.store, Keys: &ca.Keys{Host: e.keys.Host, Target: e.keys.Target}}, wantErr: "Keys"},
+		{name: "no target CA", cfg: grant.Config{Policy: pol, Store: e.store, Keys: &ca.Keys{User: e.keys.User, Host: e.keys.Host}}, wantErr: "Keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, err := grant.New(tt.cfg)
+			switch {
+			case tt.wantErr == "" && (err != nil || svc == nil):
+				t.Fatalf("New: %v, want a service", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("New: error %v, want one naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCreateIssued(t *testing.T) {
+	tests := []struct {
+		name       string
+		host       string
+		login      string
+		ttl        time.Duration
+		wantRole   string
+		wantTTL    time.Duration
+		wantExt    []string
+		wantSource string
+	}{
+		{name: "role default ttl with extras", host: "web1", login: "deploy", wantRole: "staging", wantTTL: 10 * time.Minute,
+			wantExt: []string{"permit-port-forwarding", "permit-pty"}, wantSource: "10.0.0.0/8,192.168.1.0/24"},
+		{name: "requested ttl", host: "web1", login: "deploy", ttl: 45 * time.Minute, wantRole: "staging", wantTTL: 45 * time.Minute,
+			wantExt: []string{"permit-port-forwarding", "permit-pty"}, wantSource: "10.0.0.0/8,192.168.1.0/24"},
+		{name: "plain role gets only permit-pty", host: "db1", login: "reader", wantRole: "prod-reader", wantTTL: 5 * time.Minute,
+			wantExt: []string{"permit-pty"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.clock.Advance(1500 * time.Millisecond) // a fraction of a second is not carried into the certificate
+			now := start.Add(time.Second)
+			req := e.request(tt.host, tt.login, "deploy release 42")
+			req.TTL = tt.ttl
+			res, err := e.svc.Create(context.Background(), grant.Caller{User: "alice", ClientAddr: "127.0.0.1:4242"}, req)
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			cert, r := res.Certificate, res.Request
+			if cert == nil {
+				t.Fatal("Create returned no certificate")
+			}
+			principal := tt.login + "@" + tt.host
+			if !slices.Equal(cert.ValidPrincipals, []string{principal}) {
+				t.Errorf("principals %q, want exactly [%q]", cert.ValidPrincipals, principal)
+			}
+			if cert.CertType != ssh.UserCert {
+				t.Errorf("cert type %d, want user", cert.CertType)
+			}
+			if got, want := time.Unix(int64(cert.ValidAfter), 0).UTC(), now.Add(-time.Minute); !got.Equal(want) {
+				t.Errorf("valid after %s, want %s", got, want)
+			}
+			if got, want := time.Unix(int64(cert.ValidBefore), 0).UTC(), now.Add(tt.wantTTL); !got.Equal(want) {
+				t.Errorf("valid before %s, want %s", got, want)
+			}
+			if want := "jit:" + r.ID + ":alice"; cert.KeyId != want {
+				t.Errorf("key id %q, want %q", cert.KeyId, want)
+			}
+			if string(cert.Key.Marshal()) != string(e.key.Marshal()) {
+				t.Error("certificate is for another key")
+			}
+			if got := slices.Sorted(maps.Keys(cert.Extensions)); !slices.Equal(got, tt.wantExt) {
+				t.Errorf("extensions %q, want %q", got, tt.wantExt)
+			}
+			wantCrit := map[string]string{}
+			if tt.wantSource != "" {
+				wantCrit["source-address"] = tt.wantSource
+			}
+			if !maps.Equal(cert.CriticalOptions, wantCrit) && (len(cert.CriticalOptions) != 0 || len(wantCrit) != 0) {
+				t.Errorf("critical options %v, want %v", cert.CriticalOptions, wantCrit)
+			}
+			checkCert(t, cert, e.keys.User.PublicKey(), principal, now)
+
+			if cert.Serial == 0 {
+				t.Fatal("serial is 0")
+			}
+			if r.State != grant.StateIssued || r.Role != tt.wantRole || r.Serial != cert.Serial || r.TTL != tt.wantTTL {
+				t.Errorf("result request state %q role %q serial %d ttl %s, want issued %q %d %s", r.State, r.Role, r.Serial, r.TTL, tt.wantRole, cert.Serial, tt.wantTTL)
+			}
+			stored := e.stored(t, r.ID)
+			if stored.State != grant.StateIssued || stored.Serial != cert.Serial || stored.User != "alice" || stored.ClientAddr != "127.0.0.1:4242" {
+				t.Errorf("stored request %+v, want issued with serial %d for alice from 127.0.0.1:4242", stored, cert.Serial)
+			}
+			row, err := e.store.Certificate(context.Background(), cert.Serial)
+			if err != nil {
+				t.Fatalf("certificate row for serial %d: %v", cert.Serial, err)
+			}
+			if row.Kind != "user" || row.RequestID != r.ID || row.KeyID != cert.KeyId || !slices.Equal(row.Principals, cert.ValidPrincipals) ||
+				row.KeyFingerprint != ssh.FingerprintSHA256(e.key) || uint64(row.ValidBefore.Unix()) != cert.ValidBefore {
+				t.Errorf("certificate row %+v does not describe the certificate", row)
+			}
+			if got, want := e.eventTypes(t, r.ID), []string{"request.created", "cert.issued"}; !slices.Equal(got, want) {
+				t.Errorf("events %q, want %q", got, want)
+			}
+			issued := e.events(t, audit.EventFilter{Type: "cert.issued"})
+			if len(issued) != 1 || issued[0].Serial != cert.Serial || issued[0].Data["principals"] != principal || issued[0].Data["break_glass"] != "" {
+				t.Errorf("cert.issued events %+v, want one for serial %d naming %s, not break-glass", issued, cert.Serial, principal)
+			}
+		})
+	}
+}
+
+// probeSigner signs like the CA key it wraps, but first looks at what the
+// store holds at that moment.
+type probeSigner struct {
+	ssh.Signer
+	mu    sync.Mutex
+	store *audit.Store
+	calls int
+	rows  []uint64 // certificate serials stored when Sign was called
+	evs   []uint64 // serials of cert.issued events stored when Sign was called
+}
+
+func (p *probeSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	p.rows, p.evs = nil, nil
+	if cs, err := p.store.Certificates(context.Background(), audit.CertificateFilter{}); err == nil {
+		for _, c := range cs {
+			p.rows = append(p.rows, c.Serial)
+		}
+	}
+	if evs, err := p.store.Events(context.Background(), audit.EventFilter{Type: "cert.issued"}); err == nil {
+		for _, ev := range evs {
+			p.evs = append(p.evs, ev.Serial)
+		}
+	}
+	return p.Signer.Sign(rand, data)
+}
+
+func withProbe(p *probeSigner) envOption {
+	return func(c *grant.Config) {
+		p.store = c.Store
+		p.Signer = c.Keys.User
+		c.Keys = &ca.Keys{User: p, Host: c.Keys.Host, Target: c.Keys.Target}
+	}
+}
+
+// The certificate row and the cert.issued event are committed before the CA
+// signs: nothing is signed that the record does not hold.
+func TestCreateRecordsBeforeSigning(t *testing.T) {
+	tests := []struct {
+		name   string
+		redeem bool
+	}{
+		{name: "issued at once"},
+		{name: "redeemed after approval", redeem: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &probeSigner{}
+			e := newEnv(t, withProbe(p))
+			var cert *ssh.Certificate
+			if tt.redeem {
+				id := e.approved(t)
+				res, err := e.svc.Redeem(context.Background(), grant.Caller{User: "alice"}, id)
+				if err != nil {
+					t.Fatalf("Redeem: %v", err)
+				}
+				cert = res.Certificate
+			} else {
+				res, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, e.request("web1", "deploy", "deploy release 42"))
+				if err != nil {
+					t.Fatalf("Create: %v", err)
+				}
+				cert = res.Certificate
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.calls != 1 {
+				t.Fatalf("CA signed %d times, want 1", p.calls)
+			}
+			if !slices.Contains(p.rows, cert.Serial) {
+				t.Errorf("certificate row %d was not stored when the CA signed (rows %v)", cert.Serial, p.rows)
+			}
+			if !slices.Contains(p.evs, cert.Serial) {
+				t.Errorf("cert.issued event for %d was not stored when the CA signed (events for %v)", cert.Serial, p.evs)
+			}
+		})
+	}
+}
+
+// A store that cannot record means no certificate and no signature.
+func TestCreateStoreUnavailable(t *testing.T) {
+	tests := []struct {
+		name  string
+		login string
+		host  string
+	}{
+		{name: "allowed outright", host: "web1", login: "deploy"},
+		{name: "needs approval", host: "db1", login: "root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &probeSigner{}
+			e := newEnv(t, withProbe(p))
+			if err := e.store.Close(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, e.request(tt.host, tt.login, "deploy release 42"))
+			wantError(t, err, grant.KindUnavailable, grant.CodeAuditUnavailable)
+			if res.Certificate != nil {
+				t.Error("a certificate was returned although nothing was recorded")
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.calls != 0 {
+				t.Errorf("CA signed %d times with the store closed", p.calls)
+			}
+		})
+	}
+}
+
+func TestCreateRandomSourceFails(t *testing.T) {
+	p := &probeSigner{}
+	e := newEnv(t, withProbe(p), func(c *grant.Config) { c.Rand = failingReader{} })
+	res, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, e.request("web1", "deploy", "deploy release 42"))
+	if err == nil || res.Certificate != nil {
+		t.Fatalf("Create with a failing random source: %v, certificate %v; want an error and none", err, res.Certificate != nil)
+	}
+	if p.calls != 0 {
+		t.Errorf("CA signed %d times", p.calls)
+	}
+}
+
+func TestCreateDenied(t *testing.T) {
+	tests := []struct {
+		name     string
+		user     string
+		edit     func(*grant.CreateRequest)
+		wantKind grant.Kind
+		wantCode string
+	}{
+		{name: "unknown user", user: "mallory", wantKind: grant.KindDenied, wantCode: "unknown_user"},
+		{name: "unknown host", user: "alice", edit: func(r *grant.CreateRequest) { r.Host = "db9" }, wantKind: grant.KindDenied, wantCode: "unknown_host"},
+		{name: "user in no role", user: "dan", wantKind: grant.KindDenied, wantCode: "no_role"},
+		{name: "admin", user: "boss", wantKind: grant.KindDenied, wantCode: "admin_access_forbidden"},
+		{name: "login not allowed", user: "alice", edit: func(r *grant.CreateRequest) { r.Login = "admin" }, wantKind: grant.KindDenied, wantCode: "login_not_allowed"},
+		{name: "ttl too long", user: "alice", edit: func(r *grant.CreateRequest) { r.TTL = 2 * time.Hour }, wantKind: grant.KindDenied, wantCode: "ttl_too_long"},
+		{name: "ttl negative", user: "alice", edit: func(r *grant.CreateRequest) { r.TTL = -time.Minute }, wantKind: grant.KindInvalid, wantCode: "ttl_invalid"},
+		{name: "justification too short", user: "alice", edit: func(r *grant.CreateRequest) { r.Justification = "x" }, wantKind: grant.KindDenied, wantCode: "justification_too_short"},
+		{name: "justification missing", user: "alice", edit: func(r *grant.CreateRequest) { r.Justification = "  " }, wantKind: grant.KindInvalid, wantCode: "justification_missing"},
+		{name: "justification with newline", user: "alice", edit: func(r *grant.CreateRequest) { r.Justification = "deploy\nforged line" }, wantKind: grant.KindInvalid, wantCode: "justification_invalid"},
+		{name: "invalid login", user: "alice", edit: func(r *grant.CreateRequest) { r.Login = "root,deploy" }, wantKind: grant.KindInvalid, wantCode: "invalid_login"},
+		{name: "wildcard host", user: "alice", edit: func(r *grant.CreateRequest) { r.Host = "*" }, wantKind: grant.KindInvalid, wantCode: "invalid_host"},
+		{name: "break glass on a role without it", user: "alice", edit: func(r *grant.CreateRequest) { r.BreakGlass = true }, wantKind: grant.KindDenied, wantCode: "break_glass_not_allowed"},
+		{name: "missing key", user: "alice", edit: func(r *grant.CreateRequest) { r.PublicKey = "" }, wantKind: grant.KindInvalid, wantCode: grant.CodeInvalidPublicKey},
+		{name: "malformed key", user: "alice", edit: func(r *grant.CreateRequest) { r.PublicKey = "ssh-ed25519 AAAA" }, wantKind: grant.KindInvalid, wantCode: grant.CodeInvalidPublicKey},
+		{name: "oversized key", user: "alice", edit: func(r *grant.CreateRequest) { r.PublicKey += strings.Repeat("x", 9000) }, wantKind: grant.KindInvalid, wantCode: grant.CodeInvalidPublicKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			req := e.request("web1", "deploy", "deploy release 42")
+			if tt.edit != nil {
+				tt.edit(&req)
+			}
+			res, err := e.svc.Create(context.Background(), grant.Caller{User: tt.user, ClientAddr: "127.0.0.1:1"}, req)
+			wantError(t, err, tt.wantKind, tt.wantCode)
+			if res.Certificate != nil || res.Request.ID != "" {
+				t.Errorf("denied Create returned %+v", res)
+			}
+			evs := e.events(t, audit.EventFilter{Type: "request.denied"})
+			if len(evs) != 1 || evs[0].Code != tt.wantCode || evs[0].Actor != tt.user || evs[0].User != tt.user || evs[0].ClientAddr != "127.0.0.1:1" {
+				t.Fatalf("request.denied events %+v, want one by %s with code %s", evs, tt.user, tt.wantCode)
+			}
+			if req.BreakGlass && evs[0].Data["break_glass"] != "true" {
+				t.Errorf("denied break-glass request not flagged: data %v", evs[0].Data)
+			}
+			if rows := e.certRows(t, audit.CertificateFilter{}); len(rows) != 0 {
+				t.Errorf("%d certificate rows after a denial", len(rows))
+			}
+			if rs, err := e.store.Requests(context.Background(), audit.RequestFilter{}); err != nil || len(rs) != 0 {
+				t.Errorf("requests after a denial: %v, %v", rs, err)
+			}
+		})
+	}
+}
+
+// A refused request's host and login are audited, but not without bound.
+func TestCreateDeniedBoundsAuditedInput(t *testing.T) {
+	e := newEnv(t)
+	req := e.request(strings.Repeat("h", 5000), "deploy", "deploy release 42")
+	_, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, req)
+	wantError(t, err, grant.KindInvalid, "invalid_host")
+	evs := e.events(t, audit.EventFilter{Type: "request.denied"})
+	if len(evs) != 1 {
+		t.Fatalf("%d request.denied events, want 1", len(evs))
+	}
+	if len(evs[0].Host) > 300 {
+		t.Errorf("denied event host is %d bytes, want at most 300", len(evs[0].Host))
+	}
+}
