@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -113,9 +114,10 @@ func (s *Service) Approve(ctx context.Context, caller Caller, id, reason string)
 	return s.decide(ctx, caller, id, "approve", reason)
 }
 
-// Deny refuses a pending request; one denial from an approver ends it.
+// Deny refuses a pending request; one denial from an approver ends it. The
+// reason is required: a blank one tells the requester nothing.
 func (s *Service) Deny(ctx context.Context, caller Caller, id, reason string) (Result, error) {
-	if reason == "" {
+	if strings.TrimSpace(reason) == "" {
 		return Result{}, newError(KindInvalid, CodeInvalidRequest, "reason is required to deny a request")
 	}
 	return s.decide(ctx, caller, id, "deny", reason)
