@@ -52,6 +52,15 @@ func (s *Service) withLazyExpiry(r audit.Request) audit.Request {
 	return r
 }
 
+// deadline is when r expires in its current state: the end of the wait for
+// approval, or of the wait for redemption.
+func deadline(r audit.Request) time.Time {
+	if r.State == StateApproved {
+		return r.RedeemBy
+	}
+	return r.ExpiresAt
+}
+
 func expired(r audit.Request, now time.Time) bool {
 	switch r.State {
 	case StatePending:
@@ -152,11 +161,12 @@ func (s *Service) decide(ctx context.Context, caller Caller, id, verdict, reason
 			return err
 		}
 		if expired(r, now) {
+			deadline := deadline(r)
 			if err := s.expireTx(tx, &r, now); err != nil {
 				return err
 			}
 			notes = append(notes, Notification{Event: "request.expired", Request: r, Time: now})
-			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, r.ExpiresAt.Format(time.RFC3339)))
+			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, deadline.Format(time.RFC3339)))
 		}
 		if r.State != StatePending {
 			return refuse(newError(KindConflict, CodeNotPending, "request %s is %s, not pending", id, r.State))
@@ -245,11 +255,12 @@ func checkReason(reason string) error {
 func (s *Service) Cancel(ctx context.Context, caller Caller, id string) (Result, error) {
 	now := s.now()
 	var (
-		res  Result
-		gerr *Error
+		res         Result
+		gerr        *Error
+		expiredNote *Notification
 	)
 	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		res, gerr = Result{}, nil
+		res, gerr, expiredNote = Result{}, nil, nil
 		r, err := tx.Request(id)
 		if err != nil {
 			if errors.Is(err, audit.ErrNotFound) {
@@ -260,6 +271,15 @@ func (s *Service) Cancel(ctx context.Context, caller Caller, id string) (Result,
 		}
 		if r.User != caller.User {
 			gerr = newError(KindForbidden, CodeNotOwner, "request %s belongs to %s", id, r.User)
+			return nil
+		}
+		if expired(r, now) {
+			deadline := deadline(r)
+			if err := s.expireTx(tx, &r, now); err != nil {
+				return err
+			}
+			expiredNote = &Notification{Event: "request.expired", Request: r, Time: now}
+			gerr = newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, deadline.Format(time.RFC3339))
 			return nil
 		}
 		if r.State != StatePending && r.State != StateApproved {
@@ -277,6 +297,9 @@ func (s *Service) Cancel(ctx context.Context, caller Caller, id string) (Result,
 	})
 	if err != nil {
 		return Result{}, unavailable(err)
+	}
+	if expiredNote != nil {
+		s.notify(*expiredNote)
 	}
 	if gerr != nil {
 		return Result{}, gerr
@@ -298,7 +321,7 @@ func (s *Service) Redeem(ctx context.Context, caller Caller, id string) (Result,
 		return Result{}, newError(KindForbidden, CodeNotOwner, "request %s belongs to %s", id, r.User)
 	}
 	if expired(r, now) {
-		return Result{}, newError(KindConflict, CodeRequestExpired, "request %s is no longer redeemable", id)
+		return Result{}, s.expireOnRedeem(ctx, r, now)
 	}
 	if r.State != StateApproved {
 		return Result{}, newError(KindConflict, CodeNotApproved, "request %s is %s, not approved", id, r.State)
@@ -336,6 +359,23 @@ func (s *Service) Redeem(ctx context.Context, caller Caller, id string) (Result,
 		return Result{}, err
 	}
 	return Result{Request: r, Certificate: cert}, nil
+}
+
+// expireOnRedeem records that r, which its requester tried to redeem too
+// late, has expired, and returns the refusal. If r changed state in the
+// meantime the refusal stands and the newer state is left alone.
+func (s *Service) expireOnRedeem(ctx context.Context, r audit.Request, now time.Time) error {
+	gerr := newError(KindConflict, CodeRequestExpired, "request %s is no longer redeemable: it expired at %s", r.ID, deadline(r).Format(time.RFC3339))
+	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		return s.expireTx(tx, &r, now)
+	})
+	switch {
+	case err == nil:
+		s.notify(Notification{Event: "request.expired", Request: r, Time: now})
+	case !errors.Is(err, audit.ErrConflict):
+		gerr.Err = fmt.Errorf("record expiry: %w", err)
+	}
+	return gerr
 }
 
 // ExpireDue records the expiry of every pending request whose wait is over and
