@@ -39,6 +39,11 @@ const (
 // skew between the CA and the hosts. It is never more than a minute.
 const Backdate = time.Minute
 
+// defaultRequestTTL is how long a request waits for approval when the
+// decision names no wait (policy.Parse always does; a policy built in code
+// may not, and a zero wait would expire the request the moment it is made).
+const defaultRequestTTL = 30 * time.Minute
+
 // maxPublicKeyLen bounds the public key text a client may send; the largest
 // legitimate key (RSA 8192 with a comment) is well under it.
 const maxPublicKeyLen = 8192
@@ -160,7 +165,11 @@ func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) 
 	if d.Outcome == policy.NeedsApproval {
 		r.State = StatePending
 		r.ApprovalsNeeded = d.Approval.Count
-		r.ExpiresAt = now.Add(d.RequestTTL)
+		requestTTL := d.RequestTTL
+		if requestTTL <= 0 {
+			requestTTL = defaultRequestTTL
+		}
+		r.ExpiresAt = now.Add(requestTTL)
 		err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
 			if err := tx.InsertRequest(r); err != nil {
 				return err
