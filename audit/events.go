@@ -119,6 +119,15 @@ func loadHead(ctx context.Context, db *sql.DB) (head, error) {
 	return h, nil
 }
 
+func loadHeadTx(tx *sql.Tx) (head, error) {
+	h := head{hash: GenesisHash}
+	err := tx.QueryRow("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").Scan(&h.seq, &h.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return head{}, fmt.Errorf("audit: load event chain head: %w", err)
+	}
+	return h, nil
+}
+
 // clean makes text valid UTF-8 so that what is stored is exactly what the
 // canonical form encodes.
 func clean(s string) string {

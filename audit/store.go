@@ -58,13 +58,11 @@ type Store struct {
 	closed bool
 	queue  chan *request
 	done   chan struct{} // closed when the writer goroutine has exited
-
-	head head // owned by the writer goroutine after Open
 }
 
 // Open opens (creating if needed, with mode 0600) the database at path,
-// applies any pending schema migrations in one transaction, loads the head of
-// the event chain and starts the writer goroutine. The file's directory must
+// applies any pending schema migrations in one transaction, checks that the
+// event chain can be read and starts the writer goroutine. The file's directory must
 // be writable: SQLite keeps its -wal and -shm files beside the database.
 func Open(path string) (*Store, error) {
 	if path == "" {
@@ -146,7 +144,7 @@ func (s *Store) open() error {
 	if err := catchUpFTS(ctx, s.write); err != nil {
 		return err
 	}
-	if s.head, err = loadHead(ctx, s.write); err != nil {
+	if _, err = loadHead(ctx, s.write); err != nil {
 		return err
 	}
 	s.read, err = sql.Open("sqlite3", dsn(s.path, fmt.Sprintf(

@@ -720,3 +720,29 @@ func TestOpenOddPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestTwoProcessesShareTheChain models `jitd user add` writing beside a
+// running jitd: two Stores on one file append in turns and the chain stays
+// one unbroken line.
+func TestTwoProcessesShareTheChain(t *testing.T) {
+	a, path := openTest(t)
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := 0; i < 6; i++ {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		mustDo(t, s, func(tx *Tx) error {
+			_, err := tx.Append(Event{Time: at(time.Duration(i) * time.Second), Type: "test", Code: "turn"})
+			return err
+		})
+	}
+	res, err := a.Verify(context.Background())
+	if err != nil || !res.OK || res.Events != 6 {
+		t.Fatalf("Verify = %+v, %v; want 6 events in one chain", res, err)
+	}
+}

@@ -155,7 +155,15 @@ func (s *Store) runBatch(batch []*request) {
 		answer(fmt.Errorf("audit: begin transaction: %w", err))
 		return
 	}
-	head := s.head
+	// Another process (jitd user add beside a running jitd) may have
+	// appended since this one last wrote; the chain continues from what the
+	// file holds now, read under the write lock that BEGIN IMMEDIATE took.
+	head, err := loadHeadTx(tx)
+	if err != nil {
+		tx.Rollback()
+		answer(err)
+		return
+	}
 	for _, r := range live {
 		t := &Tx{tx: tx, head: head}
 		ferr, broken := runOne(t, r.fn)
@@ -165,7 +173,6 @@ func (s *Store) runBatch(batch []*request) {
 			for _, r := range live {
 				r.err = nil
 			}
-			s.reloadHead()
 			answer(broken)
 			return
 		}
@@ -179,11 +186,9 @@ func (s *Store) runBatch(batch []*request) {
 		for _, r := range live {
 			r.err = nil
 		}
-		s.reloadHead()
 		answer(fmt.Errorf("audit: commit: %w", err))
 		return
 	}
-	s.head = head
 	answer(nil)
 }
 
@@ -218,15 +223,4 @@ func callSafely(t *Tx, fn func(*Tx) error) (err error) {
 		}
 	}()
 	return fn(t)
-}
-
-// reloadHead re-reads the chain head after a failed batch, whose appends
-// were rolled back.
-func (s *Store) reloadHead() {
-	h, err := loadHead(context.Background(), s.write)
-	if err == nil {
-		s.head = h
-	}
-	// On error the stale head makes the next Append collide with the
-	// existing seq (a primary key) instead of forking the chain.
 }
