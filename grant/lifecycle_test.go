@@ -498,7 +498,7 @@ func TestExpireDue(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	pendingOld := e.pending(t, "alice", "root") // waits until start+30m
-	approved := e.approved(t)                  // to be redeemed by start+10m
+	approved := e.approved(t)                   // to be redeemed by start+10m
 	e.clock.Advance(15 * time.Minute)
 	pendingNew := e.pending(t, "carol", "root") // waits until start+45m
 	issued := e.approved(t)
