@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jitssh/jitssh/internal/sshdtest"
+)
+
+const cliPolicy = `
+users:
+  alice: {groups: [dev], keys: [{{index .Key "alice"}}]}
+hosts:
+  db1: {address: "127.0.0.1:22", labels: {env: prod}}
+roles:
+  - name: prod-db
+    groups: [dev]
+    hosts: {names: [db1]}
+    logins: [deploy]
+    justification: {min_length: 10}
+`
+
+// TestCompletionAndSSHConfig checks the shell integration: jit completion
+// prints scripts bash accepts, and jit ssh-config prints Host blocks that
+// OpenSSH resolves to the bastion with the grant's key and certificate.
+func TestCompletionAndSSHConfig(t *testing.T) {
+	t.Parallel()
+	alice := newEngineer(t, "alice")
+	d := initDaemon(t)
+	d.serve(t, renderPolicy(t, cliPolicy, "deploy", []*engineer{alice}, nil), "--bastion", "127.0.0.1:0")
+	if d.Bastion == "" {
+		t.Fatal("jitd serve --bastion logged no bastion address")
+	}
+	d.login(t, alice)
+
+	t.Run("completion", func(t *testing.T) {
+		tests := []struct {
+			shell string
+			want  string
+		}{
+			{shell: "bash", want: "complete -o default -F _jit_complete jit"},
+			{shell: "zsh", want: "compdef _jit jit"},
+			{shell: "fish", want: "complete -c jit"},
+		}
+		for _, tc := range tests {
+			out := mustRun(t, alice, "completion", tc.shell)
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("jit completion %s lacks %q:\n%s", tc.shell, tc.want, out)
+			}
+		}
+		if bash, err := exec.LookPath("bash"); err == nil {
+			script := filepath.Join(t.TempDir(), "jit.bash")
+			if err := os.WriteFile(script, []byte(mustRun(t, alice, "completion", "bash")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bash, "-n", script).CombinedOutput(); err != nil {
+				t.Errorf("bash -n rejects the completion script: %v\n%s", err, out)
+			}
+		}
+		// The scripts ask jit itself for candidates.
+		out := mustRun(t, alice, "--generate-bash-completion")
+		for _, cmd := range []string{"request", "approve", "ssh-config", "audit"} {
+			if !strings.Contains(out, cmd) {
+				t.Errorf("jit --generate-bash-completion lacks %q:\n%s", cmd, out)
+			}
+		}
+		if _, stderr, code := run(t, alice, "completion", "tcsh"); code != 2 {
+			t.Errorf("jit completion tcsh: exit %d (%s), want usage error 2", code, stderr)
+		}
+	})
+
+	t.Run("ssh-config", func(t *testing.T) {
+		sshdtest.Require(t, "ssh")
+		out := mustRun(t, alice, "ssh-config", "--login", "deploy", "db1")
+		cfgFile := filepath.Join(t.TempDir(), "ssh_config")
+		if err := os.WriteFile(cfgFile, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, sshdtest.Path("ssh"), "-G", "-F", cfgFile, "db1")
+		cmd.Env = alice.env()
+		resolved, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh -G -F %s db1: %v\n%s\nconfig:\n%s", cfgFile, err, resolved, out)
+		}
+		host, port, err := net.SplitHostPort(d.Bastion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := filepath.Join(alice.Home, "state", "keys", "deploy@db1")
+		opts := sshOptions(string(resolved))
+		for _, want := range []struct{ option, value string }{
+			{option: "hostname", value: host},
+			{option: "port", value: port},
+			{option: "user", value: "deploy@db1"},
+			{option: "certificatefile", value: key + "-cert.pub"},
+			{option: "identityfile", value: key},
+			{option: "identitiesonly", value: "yes"},
+			{option: "stricthostkeychecking", value: "true"},
+			{option: "forwardagent", value: "no"},
+			{option: "hostkeyalias", value: "jitssh-bastion"},
+		} {
+			if !slices.Contains(opts[want.option], want.value) {
+				t.Errorf("ssh -G: %s = %q, want %q\nconfig:\n%s", want.option, opts[want.option], want.value, out)
+			}
+		}
+		// The known_hosts file it names trusts the host CA for the bastion
+		// only: no trust on first use.
+		kh := opts["userknownhostsfile"]
+		if len(kh) != 1 {
+			t.Fatalf("userknownhostsfile = %q, want one file", kh)
+		}
+		b, err := os.ReadFile(kh[0])
+		if err != nil {
+			t.Fatalf("read known_hosts named by ssh-config: %v", err)
+		}
+		hostCA, err := os.ReadFile(filepath.Join(d.Data, "ca", "host_ca.pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "@cert-authority jitssh-bastion " + strings.TrimSpace(string(hostCA)); strings.TrimSpace(string(b)) != want {
+			t.Errorf("known_hosts = %q, want %q", b, want)
+		}
+		// Another host name falls through to ssh's defaults.
+		other, err := exec.CommandContext(ctx, sshdtest.Path("ssh"), "-G", "-F", cfgFile, "elsewhere").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh -G elsewhere: %v\n%s", err, other)
+		}
+		if strings.Contains(string(other), "deploy@db1") {
+			t.Errorf("the generated config applies to other hosts too:\n%s", other)
+		}
+	})
+}
+
+// sshOptions parses `ssh -G` output: one "option value" per line; options
+// that may repeat collect every value.
+func sshOptions(out string) map[string][]string {
+	opts := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if ok {
+			opts[name] = append(opts[name], value)
+		}
+	}
+	return opts
+}
