@@ -78,6 +78,16 @@ func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*s
 	if req.Key == nil {
 		return nil, newError(KindInvalid, CodeInvalidRequest, "target certificate request has no key")
 	}
+	// The key id jit:REQUEST:SESSION:USER is how sshd's log on the target
+	// leads back to the session and its recording; every part must be there
+	// and none may blur the separators.
+	for _, f := range []struct{ name, value string }{
+		{"request_id", req.RequestID}, {"session_id", req.SessionID}, {"user", req.User},
+	} {
+		if f.value == "" || strings.Contains(f.value, ":") {
+			return nil, newError(KindInvalid, CodeInvalidRequest, "target certificate request: %s %q must be non-empty without ':'", f.name, f.value)
+		}
+	}
 	if !req.ValidBefore.After(now) {
 		return nil, newError(KindDenied, "certificate_expired", "the engineer's certificate expired at %s", req.ValidBefore.Format(time.RFC3339))
 	}
