@@ -256,6 +256,9 @@ func Verify(secret string, header http.Header, body []byte, now time.Time, toler
 		return fmt.Errorf("secret: %w", err)
 	}
 	id, tsText := header.Get("webhook-id"), header.Get("webhook-timestamp")
+	if id == "" {
+		return errors.New("webhook-id is missing")
+	}
 	ts, err := strconv.ParseInt(tsText, 10, 64)
 	if err != nil {
 		return fmt.Errorf("webhook-timestamp %q is not a number", tsText)
