@@ -5,6 +5,8 @@
 //
 // Delivery is asynchronous with bounded retries and backoff: Send never
 // blocks, and a failing receiver is logged and counted, never waited for.
+// Each endpoint has its own queue and worker, so a receiver that fails or
+// hangs delays and drops only its own deliveries.
 package notify
 
 import (
@@ -50,36 +52,42 @@ type Message struct {
 
 // Options tune delivery. Zero values mean the defaults in brackets.
 type Options struct {
-	Attempts   int           // tries per message [5]
-	Backoff    time.Duration // first retry delay, doubling [1s]
-	Timeout    time.Duration // per attempt [10s]
-	QueueSize  int           // messages waiting; more are dropped and counted [1000]
-	Logger     *slog.Logger
+	Attempts     int           // tries per message and endpoint [5]
+	Backoff      time.Duration // first retry delay, doubling [1s]
+	Timeout      time.Duration // per attempt [10s]
+	QueueSize    int           // messages waiting per endpoint; more are dropped and counted [1000]
+	DrainTimeout time.Duration // how long Close waits for queued deliveries [5s]
+	Logger       *slog.Logger
+	// HTTPClient sends the requests; nil means a client of the Notifier's
+	// own that does not follow redirects (a redirect is a failed attempt).
 	HTTPClient *http.Client
 	Clock      func() time.Time
 }
 
-// Stats counts deliveries since start.
+// Stats counts deliveries since start, one per message and endpoint.
 type Stats struct {
 	Delivered, Failed, Dropped, Retries int64
 }
 
 // Notifier sends messages to every endpoint in the background.
 type Notifier struct {
-	endpoints []endpoint
+	endpoints []*endpoint
 	opts      Options
-	queue     chan Message
 	wg        sync.WaitGroup
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 
+	mu     sync.RWMutex // guards closed and sends on the endpoint queues
+	closed bool
+
 	delivered, failed, dropped, retries atomic.Int64
 }
 
 type endpoint struct {
-	url string
-	key []byte
+	url   string
+	key   []byte
+	queue chan Message
 }
 
 // New validates the endpoints and starts the delivery worker.
@@ -96,22 +104,30 @@ func New(endpoints []Endpoint, opts Options) (*Notifier, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1000
 	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 5 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
+		opts.HTTPClient = &http.Client{
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	n := &Notifier{opts: opts, queue: make(chan Message, opts.QueueSize)}
+	n := &Notifier{opts: opts}
 	for i, e := range endpoints {
 		u, err := url.Parse(e.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("webhook %d: url %q must be an http(s) URL", i+1, e.URL)
 		}
-		ep := endpoint{url: e.URL}
+		ep := &endpoint{url: e.URL, queue: make(chan Message, opts.QueueSize)}
 		if e.Secret != "" {
 			raw, ok := strings.CutPrefix(e.Secret, SecretPrefix)
 			if !ok {
@@ -126,22 +142,34 @@ func New(endpoints []Endpoint, opts Options) (*Notifier, error) {
 		n.endpoints = append(n.endpoints, ep)
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(1)
-	go n.run()
+	for _, ep := range n.endpoints {
+		n.wg.Add(1)
+		go n.run(ep)
+	}
 	return n, nil
 }
 
-// Send queues a message for every endpoint. It never blocks: when the queue
-// is full the message is dropped, logged and counted.
+// Send queues a message for every endpoint. It never blocks: when an
+// endpoint's queue is full, or the Notifier is closed, the message is
+// dropped for it, logged and counted.
 func (n *Notifier) Send(m Message) {
 	if len(n.endpoints) == 0 {
 		return
 	}
-	select {
-	case n.queue <- m:
-	default:
-		n.dropped.Add(1)
-		n.opts.Logger.Error("webhook queue full; notification dropped", "type", m.Type)
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		n.dropped.Add(int64(len(n.endpoints)))
+		n.opts.Logger.Error("webhook notifier closed; notification dropped", "type", m.Type)
+		return
+	}
+	for _, ep := range n.endpoints {
+		select {
+		case ep.queue <- m:
+		default:
+			n.dropped.Add(1)
+			n.opts.Logger.Error("webhook queue full; notification dropped", "url", redact(ep.url), "type", m.Type)
+		}
 	}
 }
 
@@ -150,34 +178,41 @@ func (n *Notifier) Stats() Stats {
 	return Stats{Delivered: n.delivered.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load(), Retries: n.retries.Load()}
 }
 
-// Close stops taking messages and waits up to five seconds for queued
-// deliveries and their retries; what is still undelivered then is abandoned
-// and counted as failed.
+// Close stops taking messages (later Sends are dropped and counted) and
+// waits up to DrainTimeout for queued deliveries and their retries; what is
+// still undelivered then is abandoned and counted as failed. When Close
+// returns no delivery goroutine is left.
 func (n *Notifier) Close() {
 	n.closeOnce.Do(func() {
-		close(n.queue)
+		n.mu.Lock()
+		n.closed = true
+		for _, ep := range n.endpoints {
+			close(ep.queue)
+		}
+		n.mu.Unlock()
 		done := make(chan struct{})
 		go func() { n.wg.Wait(); close(done) }()
+		timer := time.NewTimer(n.opts.DrainTimeout)
+		defer timer.Stop()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-timer.C:
 			n.cancel()
 			<-done
 		}
 		n.cancel()
+		n.opts.HTTPClient.CloseIdleConnections()
 	})
 }
 
-func (n *Notifier) run() {
+func (n *Notifier) run(ep *endpoint) {
 	defer n.wg.Done()
-	for m := range n.queue {
-		for _, ep := range n.endpoints {
-			n.deliver(ep, m)
-		}
+	for m := range ep.queue {
+		n.deliver(ep, m)
 	}
 }
 
-func (n *Notifier) deliver(ep endpoint, m Message) {
+func (n *Notifier) deliver(ep *endpoint, m Message) {
 	body, err := json.Marshal(m)
 	if err != nil {
 		n.failed.Add(1)
@@ -210,7 +245,7 @@ func (n *Notifier) deliver(ep endpoint, m Message) {
 	}
 }
 
-func (n *Notifier) post(ep endpoint, id string, body []byte) error {
+func (n *Notifier) post(ep *endpoint, id string, body []byte) error {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
