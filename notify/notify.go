@@ -151,10 +151,17 @@ func New(endpoints []Endpoint, opts Options) (*Notifier, error) {
 
 // Send queues a message for every endpoint. It never blocks: when an
 // endpoint's queue is full, or the Notifier is closed, the message is
-// dropped for it, logged and counted.
+// dropped for it, logged and counted. A zero Timestamp is set to now and nil
+// Data is sent as an empty object.
 func (n *Notifier) Send(m Message) {
 	if len(n.endpoints) == 0 {
 		return
+	}
+	if m.Timestamp.IsZero() {
+		m.Timestamp = n.opts.Clock()
+	}
+	if m.Data == nil {
+		m.Data = struct{}{}
 	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
