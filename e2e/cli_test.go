@@ -32,8 +32,7 @@ roles:
 func TestCompletionAndSSHConfig(t *testing.T) {
 	t.Parallel()
 	alice := newEngineer(t, "alice")
-	d := initDaemon(t)
-	d.serve(t, renderPolicy(t, cliPolicy, "deploy", []*engineer{alice}, nil), "--bastion", "127.0.0.1:0")
+	d := startDaemon(t, renderPolicy(t, cliPolicy, "deploy", []*engineer{alice}, nil), "--bastion", "127.0.0.1:0")
 	if d.Bastion == "" {
 		t.Fatal("jitd serve --bastion logged no bastion address")
 	}

@@ -33,8 +33,7 @@ roles:
 func TestDenialsThroughCLI(t *testing.T) {
 	t.Parallel()
 	alice, admin, auditor := newEngineer(t, "alice"), newEngineer(t, "root-admin"), newEngineer(t, "auditor")
-	d := initDaemon(t)
-	d.serve(t, renderPolicy(t, denialsPolicy, "deploy", []*engineer{alice, admin, auditor}, nil))
+	d := startDaemon(t, renderPolicy(t, denialsPolicy, "deploy", []*engineer{alice, admin, auditor}, nil))
 	for _, e := range []*engineer{alice, admin, auditor} {
 		d.login(t, e)
 	}

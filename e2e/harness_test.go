@@ -244,6 +244,16 @@ func initDaemon(t testing.TB) *daemon {
 	return d
 }
 
+// startDaemon inits a data directory and serves policy from it with
+// extra jitd serve flags (such as "--bastion", "127.0.0.1:0"), for tests
+// whose policy does not need the user CA first.
+func startDaemon(t testing.TB, policy string, extra ...string) *daemon {
+	t.Helper()
+	d := initDaemon(t)
+	d.serve(t, policy, extra...)
+	return d
+}
+
 // servingLine is the log line jitd serve writes once it listens.
 var servingLine = regexp.MustCompile(`msg="jitd serving" api=(\S+) bastion=(\S+) tls_fingerprint=(\S+)`)
 

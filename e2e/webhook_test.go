@@ -61,8 +61,7 @@ func TestWebhooks(t *testing.T) {
 	t.Cleanup(receiver.Close)
 
 	alice, bob := newEngineer(t, "alice"), newEngineer(t, "bob")
-	d := initDaemon(t)
-	d.serve(t, renderPolicy(t, webhookPolicy, "root", []*engineer{alice, bob}, nil),
+	d := startDaemon(t, renderPolicy(t, webhookPolicy, "root", []*engineer{alice, bob}, nil),
 		"--webhook", receiver.URL+"/hook", "--webhook-secret", secret)
 	d.login(t, alice)
 	d.login(t, bob)

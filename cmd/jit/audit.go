@@ -200,7 +200,11 @@ func (e *env) adminCmd() *cli.Command {
 								return err
 							}
 							defer client.Close()
-							return client.RemoveUser(c.Context, c.Args().First())
+							if err := client.RemoveUser(c.Context, c.Args().First()); err != nil {
+								return err
+							}
+							fmt.Fprintf(e.stdout, "removed %s\n", c.Args().First())
+							return nil
 						},
 					},
 					{
