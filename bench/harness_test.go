@@ -67,48 +67,59 @@ func writePolicy(dir string, key ssh.PublicKey, login string, hosts []benchHost)
 	return nil
 }
 
-// startDaemon initialises a data directory, writes the benchmark policy and
-// runs the daemon in this process (API and bastion on 127.0.0.1:0) until the
-// benchmark ends.
-func startDaemon(b *testing.B, login string, hosts []benchHost) *daemonEnv {
+// initDaemon initialises a data directory and enrols a fresh engineer key;
+// run starts the daemon on it.
+func initDaemon(b *testing.B) *daemonEnv {
 	b.Helper()
 	dir := filepath.Join(b.TempDir(), "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := daemon.Init(ctx, dir, ca.Ed25519, []string{"127.0.0.1"}, time.Now()); err != nil {
-		cancel()
+	res, err := daemon.Init(context.Background(), dir, ca.Ed25519, []string{"127.0.0.1"}, time.Now())
+	if err != nil {
 		b.Fatalf("daemon init: %v", err)
-	}
-	user := newSigner(b)
-	if err := writePolicy(dir, user.PublicKey(), login, hosts); err != nil {
-		cancel()
-		b.Fatal(err)
 	}
 	keys, err := ca.LoadKeys(filepath.Join(dir, "ca"))
 	if err != nil {
-		cancel()
 		b.Fatalf("load CA keys: %v", err)
 	}
-	env := &daemonEnv{dir: dir, keys: keys, user: user, cancel: cancel, done: make(chan error, 1)}
+	return &daemonEnv{dir: dir, keys: keys, user: newSigner(b), addrs: daemon.Addrs{TLSFingerprint: res.TLSFingerprint}}
+}
+
+// startDaemon initialises a data directory, writes the benchmark policy and
+// runs the daemon in this process until the benchmark ends.
+func startDaemon(b *testing.B, login string, hosts []benchHost) *daemonEnv {
+	b.Helper()
+	env := initDaemon(b)
+	env.run(b, login, hosts)
+	return env
+}
+
+// run writes the benchmark policy and runs the daemon in this process (API
+// and bastion on 127.0.0.1:0) until the benchmark ends.
+func (e *daemonEnv) run(b *testing.B, login string, hosts []benchHost) {
+	b.Helper()
+	if err := writePolicy(e.dir, e.user.PublicKey(), login, hosts); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
 	ready := make(chan daemon.Addrs, 1)
 	go func() {
-		env.done <- daemon.Run(ctx, daemon.Config{
-			Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
+		e.done <- daemon.Run(ctx, daemon.Config{
+			Dir: e.dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
 			EgressAddresses: []string{"127.0.0.1/32"},
 			Logger:          slog.New(slog.DiscardHandler),
 			Ready:           func(a daemon.Addrs) { ready <- a },
 		})
 	}()
 	select {
-	case env.addrs = <-ready:
-	case err := <-env.done:
+	case e.addrs = <-ready:
+	case err := <-e.done:
 		cancel()
 		b.Fatalf("daemon run: %v", err)
 	case <-time.After(stopWait):
 		cancel()
 		b.Fatal("daemon did not become ready within 30s")
 	}
-	b.Cleanup(env.stop)
-	return env
+	b.Cleanup(e.stop)
 }
 
 // stop cancels the daemon and waits for Run to return.
