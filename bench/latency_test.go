@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,9 +24,14 @@ func BenchmarkSessionSetup(b *testing.B) {
 		{name: "bastion", cmd: p.bastion},
 		{name: "proxyjump", cmd: p.proxyJump},
 	}
-	// One warm-up each: page cache, first SQLite pages, sshd's first fork.
+	// One warm-up each (page cache, first SQLite pages, sshd's first fork),
+	// verbose, to check that every hop negotiated the pinned key exchange.
 	for _, k := range kinds {
-		runOK(b, k.name+" warm-up", k.cmd(context.Background(), "true"))
+		hops := 1
+		if k.name == "proxyjump" {
+			hops = 2
+		}
+		checkKex(b, k.name, runOK(b, k.name+" warm-up", k.cmd(context.Background(), "-v", "true")), hops)
 	}
 	lat := map[string][]time.Duration{}
 	b.ResetTimer()
@@ -52,4 +58,28 @@ func BenchmarkSessionSetup(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.Logf("session set-up (ssh ... true, %s, %d each): bastion p50 %.1f ms p99 %.1f ms; ProxyJump p50 %.1f ms p99 %.1f ms; ratio p50 %.2f p99 %.2f",
 		kex, len(lat["bastion"]), ms(bp50), ms(bp99), ms(jp50), ms(jp99), ms(bp50)/ms(jp50), ms(bp99)/ms(jp99))
+}
+
+// checkKex fails unless ssh -v output shows hops key exchanges, all with
+// kex, and logs the ciphers negotiated.
+func checkKex(b *testing.B, name string, verbose []byte, hops int) {
+	b.Helper()
+	var algs, ciphers []string
+	for _, line := range strings.Split(string(verbose), "\n") {
+		if _, alg, ok := strings.Cut(line, "kex: algorithm: "); ok {
+			algs = append(algs, strings.TrimSpace(alg))
+		}
+		if _, c, ok := strings.Cut(line, "kex: server->client cipher: "); ok {
+			ciphers = append(ciphers, strings.TrimSpace(c))
+		}
+	}
+	if len(algs) != hops {
+		b.Fatalf("%s: ssh -v shows %d key exchanges %q, want %d", name, len(algs), algs, hops)
+	}
+	for _, a := range algs {
+		if a != kex {
+			b.Fatalf("%s: key exchange %q, want %q", name, a, kex)
+		}
+	}
+	b.Logf("%s: key exchange %q, server->client %q", name, algs, ciphers)
 }

@@ -63,7 +63,7 @@ func setupPaths(b *testing.B, extraSSHD ...string) *paths {
 	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	extra := append([]string{"AuthorizedKeysFile " + authorized, "MaxStartups 250:30:500", "ClientAliveInterval 0"}, extraSSHD...)
+	extra := append([]string{"AuthorizedKeysFile " + authorized, "KexAlgorithms " + kex, "MaxStartups 250:30:500", "ClientAliveInterval 0"}, extraSSHD...)
 	p.target = sshdtest.Start(b, sshdtest.Config{
 		TrustedUserCAKeys: []ssh.PublicKey{env.keys.Target.PublicKey()},
 		Principals:        []string{p.login + "@" + targetHost},
