@@ -109,14 +109,19 @@ func (r *Reader) next() (Event, error) {
 	if err != nil && err != io.EOF {
 		return Event{}, fmt.Errorf("read recording: %w", err)
 	}
-	last := !newline
-	if !last {
-		if _, perr := r.br.Peek(1); perr == io.EOF {
-			last = true
+	// Peek for the end only when the line is not valid JSON: a follower of
+	// a live recording must get each complete line without waiting for the
+	// next one to be written.
+	if !json.Valid(bytes.TrimSpace(line)) {
+		last := !newline
+		if !last {
+			if _, perr := r.br.Peek(1); perr == io.EOF {
+				last = true
+			}
 		}
-	}
-	if last && !json.Valid(bytes.TrimSpace(line)) {
-		return Event{}, ErrTruncated
+		if last {
+			return Event{}, ErrTruncated
+		}
 	}
 	e, err := parseEvent(line)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const hdr = `{"version": 2, "width": 80, "height": 24}` + "\n"
@@ -218,5 +219,31 @@ func TestEventJSON(t *testing.T) {
 	}
 	if _, err := json.Marshal(Event{Time: 1, Code: "r", Data: "wide"}); err == nil {
 		t.Error("marshalled a resize event with bad data")
+	}
+}
+
+// TestReaderDoesNotWaitForNextLine: a follower of a live recording gets each
+// complete line as soon as it is written, not when the next one arrives.
+func TestReaderDoesNotWaitForNextLine(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = io.WriteString(pw, hdr+`[0.5, "o", "a"]`+"\n") }()
+	r, err := NewReader(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Event, 1)
+	go func() {
+		if e, err := r.Next(); err == nil {
+			got <- e
+		}
+	}()
+	select {
+	case e := <-got:
+		if e != (Event{0.5, "o", "a"}) {
+			t.Errorf("Next() = %v, want the written event", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next blocked on a complete line until more input came")
 	}
 }
