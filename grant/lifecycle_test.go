@@ -14,7 +14,6 @@ import (
 var (
 	alice = grant.Caller{User: "alice", ClientAddr: "127.0.0.1:5000"}
 	bob   = grant.Caller{User: "bob", ClientAddr: "127.0.0.1:5001"}
-	carol = grant.Caller{User: "carol"}
 	dan   = grant.Caller{User: "dan"}
 )
 
