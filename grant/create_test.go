@@ -2,6 +2,8 @@ package grant_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -328,5 +330,131 @@ func TestCreateDeniedBoundsAuditedInput(t *testing.T) {
 	}
 	if len(evs[0].Host) > 300 {
 		t.Errorf("denied event host is %d bytes, want at most 300", len(evs[0].Host))
+	}
+}
+
+// failingSigner is a CA key that cannot sign (an HSM gone away, say).
+type failingSigner struct{ ssh.Signer }
+
+func (failingSigner) Sign(io.Reader, []byte) (*ssh.Signature, error) {
+	return nil, io.ErrClosedPipe
+}
+
+// If the CA cannot sign after the issuance is recorded, the trail says so
+// and the recorded certificate is revoked; nothing leaves the service.
+func TestSigningFails(t *testing.T) {
+	e := newEnv(t, func(c *grant.Config) {
+		keys := *c.Keys
+		keys.User = failingSigner{c.Keys.User}
+		c.Keys = &keys
+	})
+	res, err := e.svc.Create(context.Background(), alice, e.request("web1", "deploy", "deploy release 42"))
+	wantError(t, err, grant.KindUnavailable, grant.CodeSigningFailed)
+	if res.Certificate != nil {
+		t.Fatal("a certificate was returned")
+	}
+	rows := e.certRows(t, audit.CertificateFilter{})
+	if len(rows) != 1 || rows[0].RevokedAt.IsZero() {
+		t.Fatalf("certificate rows %+v, want the recorded one revoked", rows)
+	}
+	failed := e.events(t, audit.EventFilter{Type: "cert.failed"})
+	if len(failed) != 1 || failed[0].Serial != rows[0].Serial || failed[0].Code != grant.CodeSigningFailed {
+		t.Errorf("cert.failed events %+v, want one for serial %d", failed, rows[0].Serial)
+	}
+}
+
+// scriptedReader hands out fixed chunks, one per read, to script ids and
+// serials.
+type scriptedReader struct {
+	mu     sync.Mutex
+	chunks [][]byte
+}
+
+func (r *scriptedReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+// A serial that is already taken is drawn again, never issued twice.
+func TestSerialCollisionDrawsAgain(t *testing.T) {
+	serial := func(b byte) []byte { return []byte{0, 0, 0, 0, 0, 0, 0x10, b} }
+	id := func(b byte) []byte { return []byte{b, b, b, b, b, b, b, b, b, b} }
+	r := &scriptedReader{chunks: [][]byte{
+		id(1), serial(1), // first request
+		id(2), serial(1), serial(2), // second: collides, then a fresh serial
+	}}
+	e := newEnv(t, func(c *grant.Config) { c.Rand = r })
+	ctx := context.Background()
+	first, err := e.svc.Create(ctx, alice, e.request("web1", "deploy", "deploy release 42"))
+	if err != nil {
+		t.Fatalf("first Create: %v", err)
+	}
+	second, err := e.svc.Create(ctx, alice, e.request("web1", "deploy", "deploy release 43"))
+	if err != nil {
+		t.Fatalf("second Create: %v", err)
+	}
+	if first.Certificate.Serial != 0x1001 || second.Certificate.Serial != 0x1002 {
+		t.Errorf("serials %#x and %#x, want 0x1001 and 0x1002", first.Certificate.Serial, second.Certificate.Serial)
+	}
+	if got := e.stored(t, second.Request.ID).Serial; got != 0x1002 {
+		t.Errorf("second request stored with serial %#x", got)
+	}
+	if rows := e.certRows(t, audit.CertificateFilter{}); len(rows) != 2 {
+		t.Errorf("%d certificate rows, want 2", len(rows))
+	}
+}
+
+// A refusal that cannot be audited is still a refusal, and says so.
+func TestDenialWithStoreClosed(t *testing.T) {
+	e := newEnv(t)
+	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.Create(context.Background(), alice, e.request("db9", "deploy", "deploy release 42"))
+	wantError(t, err, grant.KindDenied, "unknown_host")
+	if !errors.Is(err, audit.ErrClosed) {
+		t.Errorf("error %v does not carry the audit failure", err)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantKind grant.Kind
+		wantText string
+	}{
+		{name: "plain", err: &grant.Error{Kind: grant.KindDenied, Code: "host_not_allowed", Message: `host "db1" is not allowed`},
+			wantKind: grant.KindDenied, wantText: `host_not_allowed: host "db1" is not allowed`},
+		{name: "wrapped cause", err: &grant.Error{Kind: grant.KindUnavailable, Code: grant.CodeAuditUnavailable, Message: "audit store unavailable", Err: audit.ErrClosed},
+			wantKind: grant.KindUnavailable, wantText: "audit_unavailable: audit store unavailable: audit: store closed"},
+		{name: "wrapped by a caller", err: fmt.Errorf("api: %w", &grant.Error{Kind: grant.KindConflict, Code: grant.CodeNotPending, Message: "m"}),
+			wantKind: grant.KindConflict, wantText: "api: not_pending: m"},
+		{name: "not a grant error", err: io.EOF, wantKind: 0, wantText: "EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := grant.KindOf(tt.err); got != tt.wantKind {
+				t.Errorf("KindOf = %v, want %v", got, tt.wantKind)
+			}
+			if got := tt.err.Error(); got != tt.wantText {
+				t.Errorf("Error() = %q, want %q", got, tt.wantText)
+			}
+		})
+	}
+	names := map[grant.Kind]string{
+		grant.KindInvalid: "invalid", grant.KindDenied: "denied", grant.KindForbidden: "forbidden",
+		grant.KindNotFound: "not_found", grant.KindConflict: "conflict", grant.KindUnavailable: "unavailable", 0: "kind(0)",
+	}
+	for k, want := range names {
+		if got := k.String(); got != want {
+			t.Errorf("Kind(%d).String() = %q, want %q", int(k), got, want)
+		}
 	}
 }
