@@ -318,18 +318,31 @@ func TestCreateDenied(t *testing.T) {
 	}
 }
 
-// A refused request's host and login are audited, but not without bound.
+// A refused request's host and login are audited, but not without bound,
+// and cut between characters.
 func TestCreateDeniedBoundsAuditedInput(t *testing.T) {
-	e := newEnv(t)
-	req := e.request(strings.Repeat("h", 5000), "deploy", "deploy release 42")
-	_, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, req)
-	wantError(t, err, grant.KindInvalid, "invalid_host")
-	evs := e.events(t, audit.EventFilter{Type: "request.denied"})
-	if len(evs) != 1 {
-		t.Fatalf("%d request.denied events, want 1", len(evs))
+	tests := []struct {
+		name string
+		host string
+	}{
+		{name: "ascii", host: strings.Repeat("h", 5000)},
+		{name: "multibyte across the cut", host: "h" + strings.Repeat("é", 2000)},
 	}
-	if len(evs[0].Host) > 300 {
-		t.Errorf("denied event host is %d bytes, want at most 300", len(evs[0].Host))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			req := e.request(tt.host, "deploy", "deploy release 42")
+			_, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, req)
+			wantError(t, err, grant.KindInvalid, "invalid_host")
+			evs := e.events(t, audit.EventFilter{Type: "request.denied"})
+			if len(evs) != 1 {
+				t.Fatalf("%d request.denied events, want 1", len(evs))
+			}
+			host := evs[0].Host
+			if len(host) > 300 || !strings.HasSuffix(host, "...") || !strings.HasPrefix(tt.host, strings.TrimSuffix(host, "...")) {
+				t.Errorf("denied event host is %d bytes (%q...), want a prefix of at most 300 bytes", len(host), host[:min(len(host), 20)])
+			}
+		})
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -313,10 +314,14 @@ func (s *Service) event(typ, code string, caller Caller, r audit.Request, now ti
 // request's host or login is recorded, but not a megabyte of it.
 func clean(s string) string {
 	const max = 256
-	if len(s) > max {
-		return s[:max] + "..."
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never split a character: the audit row would show U+FFFD
+	}
+	return s[:cut] + "..."
 }
 
 func (s *Service) notify(n Notification) {
