@@ -299,6 +299,15 @@ func (e *env) certRows(t testing.TB, f audit.CertificateFilter) []audit.Certific
 	return cs
 }
 
+// verifyChain fails unless the audit event chain verifies end to end.
+func (e *env) verifyChain(t testing.TB) {
+	t.Helper()
+	res, err := e.store.Verify(context.Background())
+	if err != nil || !res.OK {
+		t.Fatalf("audit chain: %+v, %v", res, err)
+	}
+}
+
 // wantError fails unless err is a *grant.Error of kind and code.
 func wantError(t testing.TB, err error, kind grant.Kind, code string) {
 	t.Helper()

@@ -98,4 +98,5 @@ func TestConcurrentApproveAndRedeem(t *testing.T) {
 	if r := e.stored(t, id); r.State != grant.StateIssued || r.Serial != cert.Serial {
 		t.Errorf("stored request %s with serial %d, want issued with %d", r.State, r.Serial, cert.Serial)
 	}
+	e.verifyChain(t)
 }
