@@ -77,7 +77,8 @@ func TestApproveThenRedeem(t *testing.T) {
 	}
 	if got, want := e.notes.events(), []string{"request.created", "request.approved"}; !slices.Equal(got, want) {
 		t.Errorf("notifications %q, want %q", got, want)
-	}	e.verifyChain(t)
+	}
+	e.verifyChain(t)
 }
 
 func TestTwoOfTwoApprovals(t *testing.T) {
