@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
@@ -61,15 +66,29 @@ type secWorld struct {
 // bastion on 127.0.0.1:0, and logs everyone in.
 func newSecWorld(t *testing.T) *secWorld {
 	t.Helper()
+	w := newSecWorldStopped(t)
+	w.serve(t)
+	w.loginAll(t)
+	return w
+}
+
+// newSecWorldStopped is newSecWorld without starting the daemon, for tests
+// that run it only within a subtest (it stops, and signs its checkpoint,
+// when the subtest ends).
+func newSecWorldStopped(t *testing.T) *secWorld {
+	t.Helper()
 	sshdtest.Require(t, "sshd", "ssh")
 	w := &secWorld{login: sshdtest.LocalUser(t), d: initDaemon(t)}
 	w.alice, w.bob, w.carol, w.auditor, w.admin = newEngineer(t, "alice"), newEngineer(t, "bob"), newEngineer(t, "carol"), newEngineer(t, "auditor"), newEngineer(t, "admin")
 	w.db1, w.db2 = secBastionTarget(t, w.d, "db1"), secBastionTarget(t, w.d, "db2")
-	w.serve(t)
+	return w
+}
+
+func (w *secWorld) loginAll(t testing.TB) {
+	t.Helper()
 	for _, e := range w.everyone() {
 		w.d.login(t, e)
 	}
-	return w
 }
 
 func (w *secWorld) everyone() []*engineer {
@@ -163,4 +182,106 @@ func secRequire(t testing.TB, name, pkg string) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// secRunStdin runs jit as e with stdin fed from the string in, like an
+// engineer typing into jit ssh -t.
+func secRunStdin(t testing.TB, e *engineer, in string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin(t, "jit"), args...)
+	cmd.Env, cmd.Dir = e.env(), e.Home
+	var stdout, stderr syncBuffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(in), &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("jit %s did not exit within %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), commandTimeout, &stdout, &stderr)
+	}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run jit %s: %v", strings.Join(args, " "), err)
+	}
+	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}
+}
+
+// ptyRun is jit running on a pseudo-terminal: its stdin, stdout and stderr
+// are the terminal, as when a person runs jit replay.
+type ptyRun struct {
+	args   []string
+	cmd    *exec.Cmd
+	tty    *os.File // the terminal's controlling side
+	screen *syncBuffer
+	done   chan struct{} // closed when jit exited and its output is drained
+}
+
+// secStartPTY starts jit as e on a new 120x40 terminal; the process is
+// killed in t.Cleanup if the test did not wait for it.
+func secStartPTY(t testing.TB, e *engineer, args ...string) *ptyRun {
+	t.Helper()
+	p := &ptyRun{args: args, screen: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin(t, "jit"), args...)
+	p.cmd.Env, p.cmd.Dir = append(e.env(), "TERM=xterm-256color"), e.Home
+	tty, err := pty.StartWithSize(p.cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatalf("start jit %s on a pty: %v", strings.Join(args, " "), err)
+	}
+	p.tty = tty
+	drained := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(p.screen, tty) // ends with EIO once jit has exited
+		close(drained)
+	}()
+	go func() {
+		_ = p.cmd.Wait()
+		<-drained
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		tty.Close()
+	})
+	return p
+}
+
+// wait waits at most timeout for jit to exit and returns what it wrote to
+// the terminal and its exit code.
+func (p *ptyRun) wait(t testing.TB, timeout time.Duration) (string, int) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("jit %s on a pty did not exit within %v; screen:\n%q", strings.Join(p.args, " "), timeout, p.screen)
+	}
+	return p.screen.String(), p.cmd.ProcessState.ExitCode()
+}
+
+// secAsciinema runs asciinema with a pseudo-terminal as its controlling
+// terminal (asciinema cat and play open /dev/tty) and its stdout captured
+// apart, byte for byte.
+func secAsciinema(t testing.TB, path string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	var stdout syncBuffer
+	cmd.Stdout = &stdout
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatalf("start asciinema %v on a pty: %v", args, err)
+	}
+	defer tty.Close()
+	var screen syncBuffer
+	go func() { _, _ = io.Copy(&screen, tty) }()
+	if err := cmd.Wait(); err != nil {
+		return stdout.String(), fmt.Errorf("asciinema %v: %w; terminal: %q", args, err, screen.String())
+	}
+	return stdout.String(), nil
 }
