@@ -16,7 +16,7 @@ const setupRuns = 30
 // through OpenSSH ProxyJump, setupRuns times each, alternating so that
 // drift hits both alike. It reports p50 and p99 per path and the ratios.
 func BenchmarkSessionSetup(b *testing.B) {
-	p := setupPaths(b)
+	p := setupPaths(b, inProcess)
 	kinds := []struct {
 		name string
 		cmd  func(context.Context, ...string) *exec.Cmd

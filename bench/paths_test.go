@@ -46,9 +46,17 @@ type paths struct {
 	bastionKnownHosts string
 }
 
-// setupPaths starts the target, the jump host and the daemon (in process),
+// daemonRunner starts the daemon of env with the benchmark policy.
+type daemonRunner func(b *testing.B, env *daemonEnv, login string, hosts []benchHost)
+
+// inProcess runs the daemon in the benchmark's process.
+func inProcess(b *testing.B, env *daemonEnv, login string, hosts []benchHost) {
+	env.run(b, login, hosts)
+}
+
+// setupPaths starts the target, the jump host and the daemon (with run),
 // and obtains the engineer's certificate through the API.
-func setupPaths(b *testing.B, extraSSHD ...string) *paths {
+func setupPaths(b *testing.B, run daemonRunner) *paths {
 	b.Helper()
 	sshdtest.Require(b, "sshd", "ssh")
 	env := initDaemon(b)
@@ -63,7 +71,7 @@ func setupPaths(b *testing.B, extraSSHD ...string) *paths {
 	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	extra := append([]string{"AuthorizedKeysFile " + authorized, "KexAlgorithms " + kex, "MaxStartups 250:30:500", "ClientAliveInterval 0"}, extraSSHD...)
+	extra := []string{"AuthorizedKeysFile " + authorized, "KexAlgorithms " + kex, "MaxStartups 250:30:500", "ClientAliveInterval 0"}
 	p.target = sshdtest.Start(b, sshdtest.Config{
 		TrustedUserCAKeys: []ssh.PublicKey{env.keys.Target.PublicKey()},
 		Principals:        []string{p.login + "@" + targetHost},
@@ -72,7 +80,7 @@ func setupPaths(b *testing.B, extraSSHD ...string) *paths {
 		Extra:             extra,
 	})
 	p.jump = sshdtest.Start(b, sshdtest.Config{Extra: extra})
-	env.run(b, p.login, []benchHost{{name: targetHost, addr: p.target.Addr}})
+	run(b, env, p.login, []benchHost{{name: targetHost, addr: p.target.Addr}})
 	p.engKey, _ = sshdtest.NewUserKey(b, dir, "grant")
 	if err := p.requestCert(b); err != nil {
 		b.Fatal(err)

@@ -32,7 +32,7 @@ type transferPath struct {
 // stty raw -echo, the same commands). Every transfer checks the byte count.
 // Sub-benchmarks report MB/s (10^6 bytes) per path and bastion/ProxyJump.
 func BenchmarkThroughput(b *testing.B) {
-	p := setupPaths(b)
+	p := setupPaths(b, inProcess)
 	all := []transferPath{
 		{name: "bastion", cmd: p.bastion},
 		{name: "proxyjump", cmd: p.proxyJump},
