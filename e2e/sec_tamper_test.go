@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
@@ -42,8 +45,8 @@ func TestIssue5TamperEvidence(t *testing.T) {
 		}
 		target = ev.Seq
 	})
-	if t.Failed() {
-		return
+	if t.Failed() || target == 0 {
+		t.Fatal("nothing was recorded to tamper with (the record subtest failed or did not run)")
 	}
 
 	db := filepath.Join(w.d.Data, "jitssh.db")
@@ -62,34 +65,52 @@ func TestIssue5TamperEvidence(t *testing.T) {
 
 	for _, tt := range []struct {
 		name     string
-		tamper   func(t *testing.T, tx *sql.Tx)
-		firstBad int64  // 0: verify passes
-		problem  string // in verify's message
+		tamper   func(t *testing.T, tx *sql.Tx, data string) // data: the copy's directory
+		firstBad int64                                       // 0: verify passes, or fails on a recording
+		session  bool                                        // verify names the session instead of an event
+		problem  string                                      // in verify's message
 	}{
-		{name: "untouched copy", tamper: func(*testing.T, *sql.Tx) {}},
-		{name: "edit a row", firstBad: target, problem: "does not match its contents", tamper: func(t *testing.T, tx *sql.Tx) {
+		{name: "untouched copy", tamper: func(*testing.T, *sql.Tx, string) {}},
+		{name: "edit a row", firstBad: target, problem: "does not match its contents", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
 			mustExec(t, tx, "UPDATE events SET message = 'nothing happened' WHERE seq = ?", target)
 		}},
-		{name: "delete a row", firstBad: target, problem: "missing", tamper: func(t *testing.T, tx *sql.Tx) {
+		{name: "delete a row", firstBad: target, problem: "missing", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
 			mustExec(t, tx, "DELETE FROM events WHERE seq = ?", target)
 		}},
-		{name: "swap two rows", firstBad: target, problem: "prev_hash", tamper: func(t *testing.T, tx *sql.Tx) {
+		{name: "swap two rows", firstBad: target, problem: "prev_hash", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
 			mustExec(t, tx, "UPDATE events SET seq = -1 WHERE seq = ?", target)
 			mustExec(t, tx, "UPDATE events SET seq = ? WHERE seq = ?", target, target+1)
 			mustExec(t, tx, "UPDATE events SET seq = ? WHERE seq = -1", target+1)
 		}},
-		{name: "truncate the tail", firstBad: head - 1, problem: "removed from the tail", tamper: func(t *testing.T, tx *sql.Tx) {
+		{name: "truncate the tail", firstBad: head - 1, problem: "removed from the tail", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
 			mustExec(t, tx, "DELETE FROM events WHERE seq >= ?", head-1)
 		}},
-		{name: "rewrite the whole chain", firstBad: checkpoint, problem: "checkpoint", tamper: func(t *testing.T, tx *sql.Tx) {
+		{name: "rewrite the whole chain", firstBad: checkpoint, problem: "checkpoint", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
 			mustExec(t, tx, "UPDATE events SET message = 'nothing happened' WHERE seq = ?", target)
 			rehash(t, tx, target)
 		}},
-		{name: "rewrite the chain and its checkpoint", firstBad: checkpoint, problem: "signature", tamper: func(t *testing.T, tx *sql.Tx) {
+		{name: "rewrite the chain and its checkpoint", firstBad: checkpoint, problem: "signature", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
 			mustExec(t, tx, "UPDATE events SET message = 'nothing happened' WHERE seq = ?", target)
 			newHead := rehash(t, tx, target)
 			mustExec(t, tx, "DROP TRIGGER checkpoints_append_only_update")
 			mustExec(t, tx, "UPDATE checkpoints SET head_hash = ? WHERE seq = ?", newHead, checkpoint)
+		}},
+		{name: "rewrite a recording and its sessions row", session: true, problem: "audit chain", tamper: func(t *testing.T, tx *sql.Tx, data string) {
+			// The sessions table is not chained; the digest in the
+			// session.end event is.
+			var id, path string
+			if err := tx.QueryRow("SELECT id, recording_path FROM sessions WHERE command LIKE '%tamper-one%'").Scan(&id, &path); err != nil {
+				t.Fatal(err)
+			}
+			rel, err := filepath.Rel(w.d.Data, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged := bytes.ReplaceAll(secRead(t, path), []byte("tamper-one"), []byte("tamper-two"))
+			copyPath := filepath.Join(data, rel)
+			secWrite(t, copyPath, forged)
+			sum := sha256.Sum256(forged)
+			mustExec(t, tx, "UPDATE sessions SET recording_path = ?, recording_sha256 = ?, recording_size = ? WHERE id = ?", copyPath, hex.EncodeToString(sum[:]), len(forged), id)
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,11 +122,17 @@ func TestIssue5TamperEvidence(t *testing.T) {
 			withDB(t, filepath.Join(d.Data, "jitssh.db"), func(tx *sql.Tx) {
 				mustExec(t, tx, "DROP TRIGGER events_append_only_update")
 				mustExec(t, tx, "DROP TRIGGER events_append_only_delete")
-				tt.tamper(t, tx)
+				tt.tamper(t, tx, d.Data)
 			})
 			d.serve(t, renderPolicy(t, secPolicy, w.login, w.everyone(), map[string]*sshdtest.Server{"db1": w.db1, "db2": w.db2}))
 			auditor := secReconnect(t, w.auditor, d)
 			v, r := secVerify(t, auditor)
+			if tt.session {
+				if r.Code == 0 || v.OK || v.BadSession == "" || !strings.Contains(v.Problem, tt.problem) || !strings.Contains(r.Stderr, "in session "+v.BadSession) {
+					t.Errorf("jit audit verify = %+v, %v; want a failure naming the session and %q", v, r, tt.problem)
+				}
+				return
+			}
 			if tt.firstBad == 0 {
 				if r.Code != 0 || !v.OK {
 					t.Fatalf("jit audit verify on an untouched copy: %+v %v", v, r)
