@@ -10,12 +10,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/cmd/internal/argorder"
+	"github.com/jitssh/jitssh/cmd/internal/usage"
 	"github.com/jitssh/jitssh/creds"
 )
 
@@ -38,7 +40,11 @@ func main() {
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	usageErrs := usage.Install(app, exitUsage)
 	err := app.RunContext(ctx, argorder.Reorder(app, args))
+	if err == nil {
+		err = usageErrs.Err()
+	}
 	if err == nil {
 		return 0
 	}
@@ -90,10 +96,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
-		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and maps exit codes
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return cli.Exit(fmt.Sprintf("%v (see jit %s --help)", err, c.Command.Name), exitUsage)
-		},
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and maps exit codes; usage.Install maps usage errors
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json"},
 		},
@@ -127,8 +130,19 @@ func (e *env) client() (*api.Client, creds.Config, creds.Dir, error) {
 	return c, cfg, dir, err
 }
 
+// jsonOutput reads --format where the user gave it: after the command
+// (jit status --format json) or before it (jit --format json status). A
+// command's own --format flag would otherwise shadow the global one with
+// its default. JIT_FORMAT is the fallback of both.
 func jsonOutput(c *cli.Context) (bool, error) {
-	switch f := c.String("format"); f {
+	f := c.String("format")
+	for _, ctx := range c.Lineage() {
+		if slices.Contains(ctx.LocalFlagNames(), "format") {
+			f = ctx.String("format")
+			break
+		}
+	}
+	switch f {
 	case "json":
 		return true, nil
 	case "text", "":

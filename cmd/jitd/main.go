@@ -22,13 +22,18 @@ import (
 
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/cmd/internal/argorder"
+	"github.com/jitssh/jitssh/cmd/internal/usage"
 	"github.com/jitssh/jitssh/daemon"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp(os.Stdout, os.Stderr)
+	usageErrs := usage.Install(app, 2)
 	err := app.RunContext(ctx, argorder.Reorder(app, os.Args))
+	if err == nil {
+		err = usageErrs.Err()
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jitd: error:", err)
