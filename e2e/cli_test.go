@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -71,6 +73,51 @@ func TestCompletionAndSSHConfig(t *testing.T) {
 		}
 		if _, stderr, code := run(t, alice, "completion", "tcsh"); code != 2 {
 			t.Errorf("jit completion tcsh: exit %d (%s), want usage error 2", code, stderr)
+		}
+	})
+
+	t.Run("usage errors exit 2", func(t *testing.T) {
+		tests := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{name: "unknown command", args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
+			{name: "unknown subcommand", args: []string{"admin", "user", "frob"}, want: `unknown command "frob" (see jit admin user --help)`},
+			{name: "unknown flag", args: []string{"request", "db1", "--bogus"}, want: "see jit request --help"},
+			{name: "no host", args: []string{"request", "--login", "deploy", "--reason", "fix the thing"}, want: "host"},
+			{name: "no login", args: []string{"request", "db1", "--reason", "fix the thing"}, want: "--login"},
+			{name: "bad duration", args: []string{"request", "db1", "--login", "deploy", "--reason", "fix the thing", "--ttl", "soon"}, want: "ttl"},
+			{name: "bad format", args: []string{"--format", "yaml", "status"}, want: `--format "yaml"`},
+			{name: "bad agent mode", args: []string{"request", "db1", "--login", "deploy", "--reason", "fix the thing", "--add-to-agent", "maybe"}, want: "--add-to-agent"},
+			{name: "deny without reason", args: []string{"deny", "req_x"}, want: "reason"},
+		}
+		for _, tc := range tests {
+			stdout, stderr, code := run(t, alice, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%s: jit %s: exit %d, stderr %q; want 2 mentioning %q", tc.name, strings.Join(tc.args, " "), code, stderr, tc.want)
+			}
+			if stdout != "" && !strings.Contains(stdout, "USAGE") {
+				t.Errorf("%s: stdout %q", tc.name, stdout)
+			}
+		}
+		jitdOut, err := exec.Command(bin(t, "jitd"), "frobnicate").CombinedOutput()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(jitdOut), "unknown command") {
+			t.Errorf("jitd frobnicate: %v %q, want exit 2 naming the unknown command", err, jitdOut)
+		}
+	})
+
+	t.Run("global format flag", func(t *testing.T) {
+		mustRun(t, alice, "request", "db1", "--login", "deploy", "--reason", "deploy release 43")
+		for _, args := range [][]string{{"--format", "json", "status"}, {"status", "--format", "json"}} {
+			out := mustRun(t, alice, args...)
+			var st struct {
+				Principal string `json:"principal"`
+			}
+			if err := json.Unmarshal([]byte(out), &st); err != nil || st.Principal != "deploy@db1" {
+				t.Errorf("jit %s printed %q (%v), want one JSON grant for deploy@db1", strings.Join(args, " "), out, err)
+			}
 		}
 	})
 
