@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,6 +188,29 @@ func TestIssue4Approvals(t *testing.T) {
 		if _, stderr, code := run(t, alice, "wait", id); code != 5 || !strings.Contains(stderr, "cancelled") {
 			t.Errorf("jit wait on a cancelled request: exit %d, stderr %q; want 5", code, stderr)
 		}
+	})
+
+	t.Run("interrupt leaves the request pending", func(t *testing.T) {
+		waiting := start(t, alice, "request", "db4", "--login", login, "--reason", "CHG-12 interrupted wait")
+		waitFor(t, 10*time.Second, "jit request to say it is waiting", func() bool {
+			return strings.Contains(waiting.stderr.String(), "Waiting for request approval") || waiting.exited()
+		})
+		if err := waiting.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		res := waiting.wait(t, 10*time.Second)
+		id := requestIDIn(t, res.Stderr)
+		if res.Code != 130 || !strings.Contains(res.Stderr, "jit wait "+id) {
+			t.Errorf("interrupted jit request: %v; want exit 130 and how to resume", res)
+		}
+		found := false
+		for _, r := range pendingRequests(t, bob) {
+			found = found || r.ID == id
+		}
+		if !found {
+			t.Errorf("request %s is not pending after the interrupt", id)
+		}
+		mustRun(t, alice, "cancel", id)
 	})
 
 	t.Run("two distinct approvers", func(t *testing.T) {

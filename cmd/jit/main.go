@@ -28,6 +28,9 @@ const (
 	exitDenied   = 3
 	exitTimedOut = 4
 	exitEnded    = 5 // the request expired or was cancelled while waiting
+	// exitInterrupted is the shell's code for SIGINT: Ctrl-C while waiting
+	// leaves the request pending.
+	exitInterrupted = 130
 )
 
 func main() {

@@ -224,7 +224,7 @@ func (e *env) waitFor(c *cli.Context, client *api.Client, req api.Request, timeo
 				fmt.Fprintln(e.stderr)
 			}
 			if c.Context.Err() != nil {
-				return api.RequestResponse{}, cli.Exit(fmt.Sprintf("stopped waiting; request %s is still pending. Resume with: jit wait %s", req.ID, req.ID), 130)
+				return api.RequestResponse{}, cli.Exit(fmt.Sprintf("stopped waiting; request %s is still pending. Resume with: jit wait %s", req.ID, req.ID), exitInterrupted)
 			}
 			return api.RequestResponse{}, cli.Exit(fmt.Sprintf("timed out waiting for approval; request %s is still pending. Resume with: jit wait %s", req.ID, req.ID), exitTimedOut)
 		case <-tick.C:
