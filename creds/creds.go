@@ -128,8 +128,9 @@ func NewKey() (ed25519.PrivateKey, ssh.Signer, error) {
 	return priv, signer, nil
 }
 
-// SaveGrant stores a fresh private key (nil when the key lives elsewhere,
-// e.g. a FIDO key) and its certificate, both 0600.
+// SaveGrant stores a fresh private key and its certificate, both 0600. With
+// priv nil only the certificate is stored; SaveExternalGrant also links
+// the key that lives elsewhere.
 func (d Dir) SaveGrant(login, host string, priv ed25519.PrivateKey, cert *ssh.Certificate) (Grant, error) {
 	if err := os.MkdirAll(d.keysDir(), 0o700); err != nil {
 		return Grant{}, fmt.Errorf("create %s: %w", d.keysDir(), err)
@@ -149,6 +150,36 @@ func (d Dir) SaveGrant(login, host string, priv ed25519.PrivateKey, cert *ssh.Ce
 		if err := writeFileAtomic(g.KeyPath+".pub", pub, 0o600); err != nil {
 			return Grant{}, err
 		}
+	}
+	if err := writeFileAtomic(g.CertPath, ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+// SaveExternalGrant stores the certificate of a key that jit did not make,
+// such as a FIDO sk-ssh-ed25519 key, whose private key (or key handle) is
+// the file keyPath. The grant's KeyPath becomes a symbolic link to keyPath,
+// so that `ssh -i KeyPath` finds the certificate beside it as usual; the
+// user's own key files are not touched.
+func (d Dir) SaveExternalGrant(login, host, keyPath string, cert *ssh.Certificate) (Grant, error) {
+	abs, err := filepath.Abs(keyPath)
+	if err != nil {
+		return Grant{}, fmt.Errorf("key %s: %w", keyPath, err)
+	}
+	if err := os.MkdirAll(d.keysDir(), 0o700); err != nil {
+		return Grant{}, fmt.Errorf("create %s: %w", d.keysDir(), err)
+	}
+	g := Grant{Host: host, Login: login, KeyPath: d.KeyPath(login, host), Cert: cert}
+	g.CertPath = g.KeyPath + "-cert.pub"
+	// A fresh key of an earlier grant for LOGIN@HOST is replaced.
+	for _, old := range []string{g.KeyPath, g.KeyPath + ".pub"} {
+		if err := os.Remove(old); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Grant{}, fmt.Errorf("replace %s: %w", old, err)
+		}
+	}
+	if err := os.Symlink(abs, g.KeyPath); err != nil {
+		return Grant{}, fmt.Errorf("link %s to %s: %w", g.KeyPath, abs, err)
 	}
 	if err := writeFileAtomic(g.CertPath, ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
 		return Grant{}, err

@@ -258,3 +258,42 @@ func (a *recordingAgent) Add(k agent.AddedKey) error {
 	a.added <- k
 	return a.Agent.Add(k)
 }
+
+func TestSaveExternalGrantLinksTheKey(t *testing.T) {
+	d := Dir{Config: t.TempDir(), State: filepath.Join(t.TempDir(), "state")}
+	// An earlier fresh-key grant for the same LOGIN@HOST is replaced.
+	priv, signer, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SaveGrant("root", "db1", priv, testCert(t, signer.PublicKey(), "root", "db1", time.Now().Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+
+	ownKey := filepath.Join(t.TempDir(), "id_sk")
+	if err := os.WriteFile(ownKey, []byte("key handle"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, ownSigner, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := testCert(t, ownSigner.PublicKey(), "root", "db1", time.Now().Add(time.Minute))
+	g, err := d.SaveExternalGrant("root", "db1", ownKey, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(g.KeyPath); err != nil || target != ownKey {
+		t.Errorf("KeyPath links to %q (%v), want %s", target, err, ownKey)
+	}
+	if _, err := os.Lstat(g.KeyPath + ".pub"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the earlier grant's public key is still there: %v", err)
+	}
+	if _, err := os.Stat(ownKey + "-cert.pub"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a certificate was written beside the user's own key: %v", err)
+	}
+	got, ok := d.Find("root", "db1", time.Now())
+	if !ok || string(got.Cert.Key.Marshal()) != string(ownSigner.PublicKey().Marshal()) {
+		t.Errorf("Find returns %+v, %v; want the certificate of the external key", got, ok)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -83,6 +84,9 @@ func (e *env) obtain(c *cli.Context, a obtainArgs) (creds.Grant, error) {
 	var priv ed25519.PrivateKey
 	var pubText string
 	if a.keyFile != "" {
+		if a.keyFile, err = externalKey(a.keyFile); err != nil {
+			return creds.Grant{}, err
+		}
 		b, err := os.ReadFile(a.keyFile)
 		if err != nil {
 			return creds.Grant{}, fmt.Errorf("read --key: %w", err)
@@ -113,16 +117,34 @@ func (e *env) obtain(c *cli.Context, a obtainArgs) (creds.Grant, error) {
 		if res, err = e.waitFor(c, client, res.Request, a.timeout); err != nil {
 			return creds.Grant{}, err
 		}
-		priv, err = loadPending(dir, res.Request.ID)
+		priv, a.keyFile, err = loadPending(dir, res.Request.ID)
 		if err != nil {
 			return creds.Grant{}, err
 		}
 	}
-	return e.store(c, dir, res, priv, a.agentMode, a.quiet)
+	return e.store(c, dir, res, priv, a.keyFile, a.agentMode, a.quiet)
 }
 
-// store saves the certificate of res beside its key and loads the agent.
-func (e *env) store(c *cli.Context, dir creds.Dir, res api.RequestResponse, priv ed25519.PrivateKey, mode creds.AgentMode, quiet bool) (creds.Grant, error) {
+// externalKey checks a --key argument: a public key file named KEY.pub
+// beside its private key (or FIDO key handle) KEY, as ssh-keygen writes
+// them. It returns the absolute path of the public key file.
+func externalKey(pubFile string) (string, error) {
+	if !strings.HasSuffix(pubFile, ".pub") {
+		return "", cli.Exit(fmt.Sprintf("--key %s: give the public key file KEY.pub that sits beside its private key KEY", pubFile), exitUsage)
+	}
+	abs, err := filepath.Abs(pubFile)
+	if err != nil {
+		return "", fmt.Errorf("--key %s: %w", pubFile, err)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(abs, ".pub")); err != nil {
+		return "", cli.Exit(fmt.Sprintf("--key %s: its private key: %v", pubFile, err), exitUsage)
+	}
+	return abs, nil
+}
+
+// store saves the certificate of res with its key (a fresh priv, or the
+// existing key whose public half is pubFile) and loads the agent.
+func (e *env) store(c *cli.Context, dir creds.Dir, res api.RequestResponse, priv ed25519.PrivateKey, pubFile string, mode creds.AgentMode, quiet bool) (creds.Grant, error) {
 	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(res.Certificate))
 	if err != nil {
 		return creds.Grant{}, fmt.Errorf("parse issued certificate: %w", err)
@@ -131,7 +153,12 @@ func (e *env) store(c *cli.Context, dir creds.Dir, res api.RequestResponse, priv
 	if !ok {
 		return creds.Grant{}, errors.New("daemon answered with a key that is not a certificate")
 	}
-	g, err := dir.SaveGrant(res.Request.Login, res.Request.Host, priv, cert)
+	var g creds.Grant
+	if priv == nil && pubFile != "" {
+		g, err = dir.SaveExternalGrant(res.Request.Login, res.Request.Host, strings.TrimSuffix(pubFile, ".pub"), cert)
+	} else {
+		g, err = dir.SaveGrant(res.Request.Login, res.Request.Host, priv, cert)
+	}
 	if err != nil {
 		return creds.Grant{}, err
 	}
@@ -276,11 +303,11 @@ func (e *env) waitCmd() *cli.Command {
 			} else if res, err = client.Redeem(c.Context, res.Request.ID); err != nil {
 				return err
 			}
-			priv, err := loadPending(dir, res.Request.ID)
+			priv, pubFile, err := loadPending(dir, res.Request.ID)
 			if err != nil {
 				return err
 			}
-			_, err = e.store(c, dir, res, priv, mode, false)
+			_, err = e.store(c, dir, res, priv, pubFile, mode, false)
 			return err
 		},
 	}
@@ -390,26 +417,28 @@ func savePending(dir creds.Dir, id string, priv ed25519.PrivateKey, keyFile stri
 	return os.WriteFile(pendingPath(dir, id), pem.EncodeToMemory(block), 0o600)
 }
 
-func loadPending(dir creds.Dir, id string) (ed25519.PrivateKey, error) {
+// loadPending returns the fresh key of a pending request, or for one made
+// with --key the public key file it certifies.
+func loadPending(dir creds.Dir, id string) (ed25519.PrivateKey, string, error) {
 	b, err := os.ReadFile(pendingPath(dir, id))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no key for request %s on this machine (it was made elsewhere)", id)
+		return nil, "", fmt.Errorf("no key for request %s on this machine (it was made elsewhere)", id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if strings.HasPrefix(string(b), "external ") {
-		return nil, nil
+	if pubFile, ok := strings.CutPrefix(string(b), "external "); ok {
+		return nil, strings.TrimSuffix(pubFile, "\n"), nil
 	}
 	k, err := ssh.ParseRawPrivateKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("parse pending key of %s: %w", id, err)
+		return nil, "", fmt.Errorf("parse pending key of %s: %w", id, err)
 	}
 	priv, ok := k.(*ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("pending key of %s is not ed25519", id)
+		return nil, "", fmt.Errorf("pending key of %s is not ed25519", id)
 	}
-	return *priv, nil
+	return *priv, "", nil
 }
 
 func removePending(dir creds.Dir, id string) { _ = os.Remove(pendingPath(dir, id)) }
