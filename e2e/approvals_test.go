@@ -214,7 +214,9 @@ func TestIssue4Approvals(t *testing.T) {
 	})
 
 	t.Run("two distinct approvers", func(t *testing.T) {
-		id := strings.TrimSpace(mustRun(t, alice, "request", "db2", "--login", login, "--reason", "two person rule change", "--no-wait"))
+		// With --key, jit wait must find the external key again.
+		own := newEngineer(t, "alice-hw")
+		id := strings.TrimSpace(mustRun(t, alice, "request", "db2", "--login", login, "--reason", "two person rule change", "--no-wait", "--key", pubFile(t, own)))
 		ids["two"] = id
 		if out := mustRun(t, bob, "approve", id); !strings.Contains(out, "pending (1/2 approvals)") {
 			t.Errorf("first approval printed %q, want still pending with 1/2", out)
@@ -233,6 +235,9 @@ func TestIssue4Approvals(t *testing.T) {
 		}
 		g := parseGrant(t, mustRun(t, alice, "wait", id, "--format", "json"))
 		cert := readCert(t, g.CertificateFile)
+		if target, err := os.Readlink(g.KeyFile); err != nil || target != own.Key {
+			t.Errorf("grant key %s links to %q (%v), want the --key's private key %s", g.KeyFile, target, err, own.Key)
+		}
 		if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != login+"@db2" {
 			t.Errorf("principals %q, want exactly %s@db2", cert.ValidPrincipals, login)
 		}

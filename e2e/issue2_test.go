@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/jitssh/jitssh/internal/sshdtest"
 )
 
@@ -120,6 +122,25 @@ func TestIssue2CertificateForOneHost(t *testing.T) {
 	if _, stderr, code := run(t, alice, "audit", "list"); code != 3 || !strings.Contains(stderr, "not_auditor") {
 		t.Errorf("alice's jit audit list: exit %d, stderr %q; want exit 3 naming not_auditor", code, stderr)
 	}
+
+	t.Run("existing key with --key", func(t *testing.T) {
+		own := newEngineer(t, "alice-hw") // a second key pair of alice's, as a FIDO key would be
+		pub := pubFile(t, own)
+		if _, stderr, code := run(t, alice, "request", "db1", "--login", login, "--reason", "CHG-2 with my own key", "--key", own.Key); code != 2 || !strings.Contains(stderr, ".pub") {
+			t.Errorf("--key naming the private key: exit %d, stderr %q; want 2 asking for the .pub file", code, stderr)
+		}
+		g := parseGrant(t, mustRun(t, alice, "request", "db1", "--login", login, "--reason", "CHG-2 with my own key", "--key", pub, "--format", "json"))
+		cert := readCert(t, g.CertificateFile)
+		if got, want := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert.Key))), strings.Join(strings.Fields(own.AuthorizedKey)[:2], " "); got != want {
+			t.Errorf("certified key %s, want the --key %s", got, want)
+		}
+		if out, err := sshTrue(t, db1, g.KeyFile); err != nil {
+			t.Errorf("sshd for db1 refused the --key certificate through %s: %v\n%s", g.KeyFile, err, out)
+		}
+		if exists(own.Key + "-cert.pub") {
+			t.Error("jit wrote into the directory of the user's own key")
+		}
+	})
 
 	if out := mustRun(t, auditor, "audit", "verify"); !strings.HasPrefix(out, "ok:") {
 		t.Errorf("jit audit verify: %q, want ok", out)
