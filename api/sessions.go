@@ -115,7 +115,12 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) {
 	if purpose == "" {
 		purpose = "replay"
 	}
-	if err := s.audited(r.Context(), audit.Event{Type: "recording.accessed", Code: clean(purpose), Actor: c.User, User: x.User, Host: x.Host, Login: x.Login,
+	// The purpose becomes the event's code, which SIEM rules match on.
+	if !slices.Contains(recordingPurposes(), purpose) {
+		writeError(w, http.StatusBadRequest, "bad_purpose", fmt.Sprintf("purpose %q must be one of %v", purpose, recordingPurposes()))
+		return
+	}
+	if err := s.audited(r.Context(), audit.Event{Type: "recording.accessed", Code: purpose, Actor: c.User, User: x.User, Host: x.Host, Login: x.Login,
 		SessionID: x.ID, RequestID: x.RequestID, ClientAddr: c.ClientAddr}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable; access to recordings is audited")
 		return
@@ -134,6 +139,9 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) {
 	}
 	s.follow(r.Context(), w, f, x.ID)
 }
+
+// recordingPurposes are the codes of recording.accessed events.
+func recordingPurposes() []string { return []string{"replay", "export", "watch"} }
 
 // follow streams what is appended to f until the session ends or the client
 // goes away.
