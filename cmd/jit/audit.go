@@ -60,11 +60,13 @@ func (e *env) auditCmd() *cli.Command {
 							}
 							fmt.Fprintln(e.stdout, formatEvent(ev))
 						}
-						if !c.Bool("follow") {
-							return nil
-						}
+						// A full page may have more behind it, with or
+						// without --follow.
 						if len(evs) == q.Limit {
 							continue
+						}
+						if !c.Bool("follow") {
+							return nil
 						}
 						select {
 						case <-c.Context.Done():

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,7 @@ func (e *env) sessionsCmd() *cli.Command {
 				Name:      "search",
 				Usage:     "full-text search over typed commands and output",
 				ArgsUsage: "TEXT",
-				Flags:     filterFlags,
+				Flags:     slices.DeleteFunc(slices.Clone(filterFlags), func(f cli.Flag) bool { return f.Names()[0] == "until" }),
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 1 {
 						return cli.Exit("give the text to search for", exitUsage)
@@ -126,20 +127,31 @@ func (e *env) sessionsCmd() *cli.Command {
 					if err != nil {
 						return err
 					}
-					out := e.stdout
-					if path := c.String("output"); path != "" {
-						f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-						if err != nil {
-							return fmt.Errorf("create %s: %w", path, err)
+					write := func(out io.Writer) error {
+						if format == "text" {
+							return sessionlog.WriteTranscript(out, rec)
 						}
-						defer f.Close()
-						out = f
+						_, err := out.Write(raw)
+						return err
 					}
-					if format == "text" {
-						return sessionlog.WriteTranscript(out, rec)
+					path := c.String("output")
+					if path == "" {
+						return write(e.stdout)
 					}
-					_, err = out.Write(raw)
-					return err
+					f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+					if err != nil {
+						return fmt.Errorf("create --output %s: %w", path, err)
+					}
+					if err := write(f); err != nil {
+						f.Close()
+						return fmt.Errorf("write --output %s: %w", path, err)
+					}
+					// A recording is evidence: report a failed close rather
+					// than leave a silently short file.
+					if err := f.Close(); err != nil {
+						return fmt.Errorf("write --output %s: %w", path, err)
+					}
+					return nil
 				},
 			},
 			{
@@ -229,6 +241,9 @@ func (e *env) replayCmd() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("give one session id", exitUsage)
+			}
+			if c.IsSet("at") && c.IsSet("from") {
+				return cli.Exit("give --at or --from, not both", exitUsage)
 			}
 			from, err := parseOffset(first(c.String("at"), c.String("from")))
 			if err != nil {
@@ -374,7 +389,7 @@ func (e *env) printSessionDetail(c *cli.Context, d api.SessionDetail) error {
 	fmt.Fprintf(w, "recording   sha256 %s, %d bytes\n", s.RecordingSHA256, s.RecordingSize)
 	if r := d.Request; r != nil {
 		fmt.Fprintf(w, "request     %s (%s, role %s)\n", r.ID, r.State, r.Role)
-		fmt.Fprintf(w, "reason      %q\n", r.Reason)
+		fmt.Fprintf(w, "justification %q\n", r.Reason)
 		for _, a := range r.Approvals {
 			verb := map[string]string{"approve": "approved", "deny": "denied"}[a.Decision]
 			fmt.Fprintf(w, "%-11s %s at %s: %q\n", verb, a.Approver, a.Time.Local().Format(time.RFC3339), a.Reason)
