@@ -275,6 +275,15 @@ func TestIssue5SecurityTools(t *testing.T) {
 		if exists(filepath.Join(dir, "alice.cast")) {
 			t.Error("a refused export left a file")
 		}
+		denied := 0
+		for _, ev := range secEvents(t, auditor, "--event", "access.denied", "--user", "alice") {
+			if ev.Code == "not_auditor" && ev.Actor == "alice" {
+				denied++
+			}
+		}
+		if denied < 4 {
+			t.Errorf("%d access.denied events for alice's refused replay, export, watch and search; want 4", denied)
+		}
 		purposes := map[string]bool{}
 		for _, ev := range secEvents(t, auditor, "--event", "recording.accessed") {
 			if ev.Actor != "auditor" {
@@ -287,6 +296,24 @@ func TestIssue5SecurityTools(t *testing.T) {
 		for _, p := range []string{"replay", "export", "watch"} {
 			if !purposes[p] {
 				t.Errorf("no recording.accessed event with code %s for %s (got %v)", p, s1.ID, purposes)
+			}
+		}
+	})
+
+	t.Run("usage errors", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			args []string
+		}{
+			{name: "both --at and --from", args: []string{"replay", s1.ID, "--at", "1", "--from", "2s"}},
+			{name: "bad offset", args: []string{"replay", s1.ID, "--at", "soon"}},
+			{name: "zero speed", args: []string{"replay", s1.ID, "--speed", "0"}},
+			{name: "bad export format", args: []string{"sessions", "export", s1.ID, "--format", "html"}},
+			{name: "search has no --until", args: []string{"sessions", "search", "x", "--until", "1h"}},
+			{name: "no session id", args: []string{"sessions", "show"}},
+		} {
+			if _, stderr, code := run(t, auditor, tt.args...); code != 2 {
+				t.Errorf("%s: jit %v: exit %d, stderr %q; want usage exit 2", tt.name, tt.args, code, stderr)
 			}
 		}
 	})
