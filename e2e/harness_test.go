@@ -86,6 +86,9 @@ type engineer struct {
 	// AuthorizedKey is the public key as one authorized_keys line without
 	// a newline, for the policy file.
 	AuthorizedKey string
+	// ExtraEnv is added to the environment of e's jit commands, e.g.
+	// SSH_AUTH_SOCK for a test's own ssh-agent.
+	ExtraEnv []string
 }
 
 func newEngineer(t testing.TB, name string) *engineer {
@@ -114,13 +117,13 @@ func newEngineer(t testing.TB, name string) *engineer {
 }
 
 // env is the environment of e's jit commands: their own JIT_HOME, no
-// ssh-agent, CI passed through.
+// ssh-agent unless ExtraEnv names one, CI passed through.
 func (e *engineer) env() []string {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.Home, "JIT_HOME=" + e.Home, "TZ=UTC"}
 	if ci, ok := os.LookupEnv("CI"); ok {
 		env = append(env, "CI="+ci)
 	}
-	return env
+	return append(env, e.ExtraEnv...)
 }
 
 // result is how a jit command ended.
