@@ -238,8 +238,11 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// ErrServerClosed is what Serve returns after Close or Shutdown.
+var ErrServerClosed = gliderssh.ErrServerClosed
+
 // Serve accepts connections on l until Close or Shutdown. It returns
-// gliderlabs' ErrServerClosed after Close or Shutdown.
+// ErrServerClosed after Close or Shutdown.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	closed := s.closed

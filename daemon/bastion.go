@@ -84,7 +84,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, bastion.ErrServerClosed) {
 			cfg.Logger.Error("bastion stopped", "err", err)
 		}
 	}()
