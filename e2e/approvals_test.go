@@ -28,6 +28,7 @@ hosts:
   db2: {address: "127.0.0.1:22", labels: {env: prod}}
   db3: {address: "127.0.0.1:22", labels: {env: prod}}
   db4: {address: "127.0.0.1:22", labels: {env: prod}}
+  db5: {address: "127.0.0.1:22", labels: {env: prod}}
 roles:
   - name: prod-root
     groups: [dev]
@@ -41,6 +42,13 @@ roles:
     logins: [{{.Login}}]
     justification: {min_length: 10}
     approval: {approvers: [approvers], count: 2}
+  - name: emergency
+    groups: [dev]
+    hosts: {names: [db5]}
+    logins: [{{.Login}}]
+    justification: {min_length: 10, ticket: '^INC-[0-9]+'}
+    approval: {approvers: [approvers], count: 1}
+    break_glass: true
   - name: short-wait
     groups: [dev]
     hosts: {names: [db3]}
@@ -246,6 +254,49 @@ func TestIssue4Approvals(t *testing.T) {
 		}
 	})
 
+	t.Run("break-glass", func(t *testing.T) {
+		if _, stderr, code := run(t, alice, "request", "db1", "--login", login, "--reason", "INC-13 db1 is down", "--break-glass", "--no-wait"); code != 3 || !strings.Contains(stderr, "break_glass_not_allowed") {
+			t.Errorf("break-glass where the role does not allow it: exit %d, stderr %q; want 3 and break_glass_not_allowed", code, stderr)
+		}
+		g := parseGrant(t, mustRun(t, alice, "request", "db5", "--login", login, "--reason", "INC-13 db5 is down, paging", "--break-glass", "--format", "json"))
+		ids["break-glass"] = g.Request.ID
+		var listed []string
+		dec := json.NewDecoder(strings.NewReader(mustRun(t, auditor, "requests", "--break-glass", "--format", "json")))
+		for dec.More() {
+			var r struct {
+				ID         string `json:"id"`
+				BreakGlass bool   `json:"break_glass"`
+			}
+			if err := dec.Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			if !r.BreakGlass {
+				t.Errorf("jit requests --break-glass lists %s, which is not flagged", r.ID)
+			}
+			listed = append(listed, r.ID)
+		}
+		if len(listed) != 1 || listed[0] != g.Request.ID {
+			t.Errorf("jit requests --break-glass lists %v, want only %s", listed, g.Request.ID)
+		}
+	})
+
+	t.Run("requester's own list", func(t *testing.T) {
+		states := map[string]string{}
+		dec := json.NewDecoder(strings.NewReader(mustRun(t, alice, "requests", "--format", "json")))
+		for dec.More() {
+			var r pendingRequest
+			if err := dec.Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			states[r.ID] = r.State
+		}
+		for scenario, want := range map[string]string{"approved": "issued", "denied": "denied", "expired": "expired", "cancelled": "cancelled", "two": "issued"} {
+			if got := states[ids[scenario]]; got != want {
+				t.Errorf("jit requests: %s request %s is %q, want %q", scenario, ids[scenario], got, want)
+			}
+		}
+	})
+
 	// Every outcome is in the audit trail, which verifies.
 	evs := auditList(t, auditor)
 	for _, want := range []struct {
@@ -266,6 +317,8 @@ func TestIssue4Approvals(t *testing.T) {
 		{scenario: "two", event: "approval.refused", code: "already_decided", actor: "bob"},
 		{scenario: "two", event: "request.approved", code: "approve", actor: "dave"},
 		{scenario: "two", event: "cert.issued", code: "", actor: "alice"},
+		{scenario: "break-glass", event: "request.created", code: "break_glass", actor: "alice"},
+		{scenario: "break-glass", event: "cert.issued", code: "", actor: "alice"},
 	} {
 		id := ids[want.scenario]
 		if id == "" {
