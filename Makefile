@@ -53,6 +53,9 @@ fuzz:
 	done
 
 # Benchmarks side by side with OpenSSH; results go to docs/BENCHMARKS.md by hand.
+# ./bench/ runs once (-benchtime 1x): each benchmark is a whole bounded
+# measurement of jitssh and OpenSSH in the same run and reports its figures
+# and ratios as metrics (see docs/BENCHMARKS.md).
 bench: deps build
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./ca/ ./audit/ ./sessionlog/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
