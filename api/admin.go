@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,12 +170,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := audit.EventFilter{User: q.Get("user"), Host: q.Get("host"), Type: q.Get("event"), RequestID: q.Get("request"), SessionID: q.Get("sid"), Limit: 1000}
 	var err error
-	if f.Since, err = s.parseTimeParam(q.Get("since")); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_since", err.Error())
-		return
-	}
-	if f.Until, err = s.parseTimeParam(q.Get("until")); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_until", err.Error())
+	if f.Since, f.Until, err = s.timeRange(q); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_time", err.Error())
 		return
 	}
 	if v := q.Get("after"); v != "" {
@@ -222,6 +219,17 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		s.verifyRecordings(r, &out)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// timeRange reads the since and until query parameters.
+func (s *Server) timeRange(q url.Values) (since, until time.Time, err error) {
+	if since, err = s.parseTimeParam(q.Get("since")); err != nil {
+		return since, until, fmt.Errorf("since: %w", err)
+	}
+	if until, err = s.parseTimeParam(q.Get("until")); err != nil {
+		return since, until, fmt.Errorf("until: %w", err)
+	}
+	return since, until, nil
 }
 
 // parseTimeParam accepts RFC 3339 times and durations back from now ("1h").

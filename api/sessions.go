@@ -42,12 +42,8 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 		f.User = c.User
 	}
 	var err error
-	if f.Since, err = s.parseTimeParam(q.Get("since")); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_since", err.Error())
-		return
-	}
-	if f.Until, err = s.parseTimeParam(q.Get("until")); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_until", err.Error())
+	if f.Since, f.Until, err = s.timeRange(q); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_time", err.Error())
 		return
 	}
 	ss, err := s.cfg.Store.Sessions(r.Context(), f)
@@ -178,12 +174,8 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	sq := audit.SearchQuery{Text: text, User: q.Get("user"), Host: q.Get("host"), Limit: 200}
 	var err error
-	if sq.Since, err = s.parseTimeParam(q.Get("since")); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_since", err.Error())
-		return
-	}
-	if sq.Until, err = s.parseTimeParam(q.Get("until")); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_until", err.Error())
+	if sq.Since, sq.Until, err = s.timeRange(q); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_time", err.Error())
 		return
 	}
 	hits, err := s.cfg.Store.Search(r.Context(), sq)
