@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,21 +130,34 @@ func TestEnrolmentAndAdmin(t *testing.T) {
 			t.Errorf("reloading a bad policy: exit %d, stderr %q; want an error naming policy.yaml:2 and the field", code, stderr)
 		}
 		mustRun(t, alice, "request", "db1", "--login", "backup", "--reason", "backup again, old policy")
+
+		// SIGHUP reloads too: the backup login goes away again.
+		if err := os.WriteFile(policyFile, []byte(renderPolicy(t, adminPolicy, "", people, nil)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "SIGHUP to withdraw the backup login", func() bool {
+			_, _, code := run(t, alice, "request", "db1", "--login", "backup", "--reason", "after the SIGHUP reload")
+			return code == 3
+		})
 	})
 
 	evs := auditList(t, auditor)
-	for _, want := range []struct{ event, user, code string }{
+	for _, want := range []struct{ event, user, code, actor string }{
 		{event: "admin.user.add", user: "alice"},
 		{event: "admin.user.add", user: "erin"},
 		{event: "admin.user.remove", user: "erin"},
 		{event: "policy.reload", code: "ok"},
 		{event: "policy.reload", code: "failed"},
+		{event: "policy.reload", code: "ok", actor: "SIGHUP"},
 		{event: "cert.issued", user: "erin"},
 	} {
 		if _, ok := findEvent(evs, want.event, func(ev auditEvent) bool {
-			return (want.user == "" || ev.User == want.user) && (want.code == "" || code(ev) == want.code)
+			return (want.user == "" || ev.User == want.user) && (want.code == "" || code(ev) == want.code) && (want.actor == "" || ev.Actor == want.actor)
 		}); !ok {
-			t.Errorf("no %s event (user %q, code %q) in the audit trail", want.event, want.user, want.code)
+			t.Errorf("no %s event (user %q, code %q, actor %q) in the audit trail", want.event, want.user, want.code, want.actor)
 		}
 	}
 	if t.Failed() {

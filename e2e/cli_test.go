@@ -121,6 +121,15 @@ func TestCompletionAndSSHConfig(t *testing.T) {
 		}
 	})
 
+	t.Run("logout", func(t *testing.T) {
+		mustRun(t, alice, "logout")
+		_, stderr, code := run(t, alice, "requests")
+		if code != 1 || !strings.Contains(stderr, "jit login") {
+			t.Errorf("jit requests after logout: exit %d, stderr %q; want 1 and a hint to log in", code, stderr)
+		}
+		d.login(t, alice)
+	})
+
 	t.Run("ssh-config", func(t *testing.T) {
 		sshdtest.Require(t, "ssh")
 		out := mustRun(t, alice, "ssh-config", "--login", "deploy", "db1")
