@@ -121,6 +121,21 @@ func TestCompletionAndSSHConfig(t *testing.T) {
 		}
 	})
 
+	t.Run("pinned TLS", func(t *testing.T) {
+		mallory := newEngineer(t, "alice")
+		mallory.Key = alice.Key
+		wrong := "SHA256:" + strings.Repeat("A", 43)
+		_, stderr, code := run(t, mallory, "login", "--ca", "https://"+d.API, "--fingerprint", wrong, "--user", "alice", "-i", alice.Key)
+		if code == 0 || !strings.Contains(stderr, "fingerprint") {
+			t.Errorf("login with the wrong pinned fingerprint: exit %d, stderr %q; want a failure naming the fingerprint", code, stderr)
+		}
+		if exists(filepath.Join(mallory.Home, "config.json")) {
+			if b := readFile(t, filepath.Join(mallory.Home, "config.json")); strings.Contains(string(b), `"token"`) {
+				t.Errorf("a token was stored after a failed pin: %s", b)
+			}
+		}
+	})
+
 	t.Run("logout", func(t *testing.T) {
 		mustRun(t, alice, "logout")
 		_, stderr, code := run(t, alice, "requests")
