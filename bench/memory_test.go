@@ -62,6 +62,11 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// The bastion's onward connections end after its clients; wait
+		// until they are gone so that they are not counted below.
+		if err := waitNoChildren(listener, "sshd", 30*time.Second); err != nil {
+			b.Fatal(err)
+		}
 		stop = openIdle(b, "direct", p.direct)
 		time.Sleep(settleTime)
 		total, n, names, err := childrenPSS(listener, "sshd")
@@ -336,4 +341,23 @@ func childrenPSS(root int, comm string) (total int64, n int, names map[string]in
 		n++
 	}
 	return total, n, names, nil
+}
+
+// waitNoChildren waits until root has no descendant named comm, at most
+// timeout.
+func waitNoChildren(root int, comm string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, n, _, err := childrenPSS(root, comm)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d %s processes still under pid %d after %v", n, comm, root, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,7 +166,7 @@ Host *
 
 // bastionPort is the bastion's TCP port.
 func (p *paths) bastionPort() string {
-	_, port, _ := strings.Cut(p.env.addrs.Bastion, ":")
+	_, port, _ := net.SplitHostPort(p.env.addrs.Bastion)
 	return port
 }
 

@@ -50,7 +50,7 @@ func BenchmarkSearch(b *testing.B) {
 		{name: "common-command-all", query: audit.SearchQuery{Text: "systemctl restart"}},
 		{name: "rare-token", query: audit.SearchQuery{Text: rareToken}},
 		{name: "command-one-user", query: audit.SearchQuery{Text: "sudo -i", User: "user7", Limit: 100}},
-		{name: "command-last-day", query: audit.SearchQuery{Text: "kubectl delete", Since: corpusStart.Add(29 * 24 * time.Hour), Limit: 100}},
+		{name: "command-last-day", query: audit.SearchQuery{Text: "kubectl delete", Since: corpusStart().Add(29 * 24 * time.Hour), Limit: 100}},
 		{name: "short-term-no-index", query: audit.SearchQuery{Text: "rm", Limit: 100}},
 		{name: "no-match", query: audit.SearchQuery{Text: "shutdown -r now"}},
 	}
@@ -83,7 +83,7 @@ func BenchmarkSearch(b *testing.B) {
 
 // corpusStart is when the first generated session starts; sessions follow
 // over 30 days.
-var corpusStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+func corpusStart() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // fillSessions writes the corpus: sessions and their text, deterministic
 // (fixed seed) so that runs compare.
@@ -99,7 +99,7 @@ func fillSessions(ctx context.Context, store *audit.Store) error {
 					User:      fmt.Sprintf("user%d", rng.IntN(50)),
 					Host:      fmt.Sprintf("db%d", rng.IntN(200)),
 					Login:     []string{"deploy", "root", "postgres"}[rng.IntN(3)],
-					StartedAt: corpusStart.Add(span / searchSessions * time.Duration(i)),
+					StartedAt: corpusStart().Add(span / searchSessions * time.Duration(i)),
 				}
 				s.EndedAt = s.StartedAt.Add(time.Duration(1+rng.IntN(3600)) * time.Second)
 				if err := tx.InsertSession(s); err != nil {
@@ -118,25 +118,30 @@ func fillSessions(ctx context.Context, store *audit.Store) error {
 	return nil
 }
 
-// commands are what engineers type; each comes with output lines.
-var commands = []struct {
+// shellCommand is what an engineer types and the output lines it prints.
+type shellCommand struct {
 	cmd    string
 	output []string
-}{
-	{"systemctl restart nginx", nil},
-	{"systemctl status postgresql", []string{"● postgresql.service - PostgreSQL RDBMS", "     Loaded: loaded (/lib/systemd/system/postgresql.service; enabled)", "     Active: active (exited) since %s; %d min ago"}},
-	{"sudo -i", nil},
-	{"journalctl -u nginx --since today | tail", []string{"%s db nginx[%d]: 2026/01/01 upstream timed out (110: Connection timed out)", "%s db nginx[%d]: worker process %d exited on signal 9"}},
-	{"df -h /var", []string{"Filesystem      Size  Used Avail Use% Mounted on", "/dev/sda1       100G   %dG   40G  %d%% /var"}},
-	{"ps aux --sort=-%mem | head -3", []string{"USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND", "postgres  %d  2.0 12.1 2243000 991000 ?  Ss   %s   3:12 postgres: checkpointer"}},
-	{"kubectl get pods -n payments", []string{"NAME                        READY   STATUS    RESTARTS   AGE", "payments-api-%x-%d   1/1     Running   0          %dh"}},
-	{"kubectl delete pod payments-api-%x-%d -n payments", []string{"pod \"payments-api-%x\" deleted"}},
-	{"tail -n 50 /var/log/app/error.log", []string{"%s ERROR request id=%x failed: context deadline exceeded", "%s WARN retrying connection to 10.0.%d.%d:5432"}},
-	{"psql -c 'select count(*) from orders'", []string{" count ", "-------", " %d", "(1 row)"}},
-	{"git -C /srv/app pull --ff-only", []string{"Updating %x..%x", "Fast-forward", " src/handler.go | %d ++++--"}},
-	{"ls -la /etc/nginx/sites-enabled", []string{"total 8", "lrwxrwxrwx 1 root root   34 Jan  1 %s default -> /etc/nginx/sites-available/default"}},
-	{"rm -f /tmp/cache-%x.lock", nil},
-	{"vim /etc/postgresql/15/main/postgresql.conf", []string{"\"postgresql.conf\" %dL, %dB written"}},
+}
+
+// commands returns what engineers type, with output lines.
+func commands() []shellCommand {
+	return []shellCommand{
+		{"systemctl restart nginx", nil},
+		{"systemctl status postgresql", []string{"● postgresql.service - PostgreSQL RDBMS", "     Loaded: loaded (/lib/systemd/system/postgresql.service; enabled)", "     Active: active (exited) since %s; %d min ago"}},
+		{"sudo -i", nil},
+		{"journalctl -u nginx --since today | tail", []string{"%s db nginx[%d]: 2026/01/01 upstream timed out (110: Connection timed out)", "%s db nginx[%d]: worker process %d exited on signal 9"}},
+		{"df -h /var", []string{"Filesystem      Size  Used Avail Use% Mounted on", "/dev/sda1       100G   %dG   40G  %d%% /var"}},
+		{"ps aux --sort=-%mem | head -3", []string{"USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND", "postgres  %d  2.0 12.1 2243000 991000 ?  Ss   %s   3:12 postgres: checkpointer"}},
+		{"kubectl get pods -n payments", []string{"NAME                        READY   STATUS    RESTARTS   AGE", "payments-api-%x-%d   1/1     Running   0          %dh"}},
+		{"kubectl delete pod payments-api-%x-%d -n payments", []string{"pod \"payments-api-%x\" deleted"}},
+		{"tail -n 50 /var/log/app/error.log", []string{"%s ERROR request id=%x failed: context deadline exceeded", "%s WARN retrying connection to 10.0.%d.%d:5432"}},
+		{"psql -c 'select count(*) from orders'", []string{" count ", "-------", " %d", "(1 row)"}},
+		{"git -C /srv/app pull --ff-only", []string{"Updating %x..%x", "Fast-forward", " src/handler.go | %d ++++--"}},
+		{"ls -la /etc/nginx/sites-enabled", []string{"total 8", "lrwxrwxrwx 1 root root   34 Jan  1 %s default -> /etc/nginx/sites-available/default"}},
+		{"rm -f /tmp/cache-%x.lock", nil},
+		{"vim /etc/postgresql/15/main/postgresql.conf", []string{"\"postgresql.conf\" %dL, %dB written"}},
+	}
 }
 
 // sessionText builds linesPerSession lines for s: prompts with commands,
@@ -149,8 +154,9 @@ func sessionText(rng *rand.Rand, s audit.Session, rare bool) []audit.TextLine {
 		lines = append(lines, audit.TextLine{SessionID: s.ID, Offset: off, Kind: kind, Text: text})
 	}
 	prompt := fmt.Sprintf("%s@%s:~$ ", s.Login, s.Host)
+	cmds := commands()
 	for len(lines) < linesPerSession-1 {
-		c := commands[rng.IntN(len(commands))]
+		c := cmds[rng.IntN(len(cmds))]
 		add("o", prompt+fill(rng, c.cmd))
 		for _, o := range c.output {
 			if len(lines) >= linesPerSession-1 {

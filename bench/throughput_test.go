@@ -156,19 +156,31 @@ func ptyUpload(b *testing.B, path transferPath, n int64) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Wait() }()
-	defer stdin.Close()
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "READY" {
-		return fmt.Errorf("waiting for READY: got %q: %v", line, err)
-	}
-	if _, err := io.Copy(stdin, io.LimitReader(zeros{}, n)); err != nil {
-		return fmt.Errorf("write to ssh -tt: %w", err)
-	}
-	rest, err := io.ReadAll(out)
+	var rest []byte
+	err = func() error {
+		out := bufio.NewReader(stdout)
+		line, err := out.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "READY" {
+			return fmt.Errorf("waiting for READY: got %q: %v", line, err)
+		}
+		if _, err := io.Copy(stdin, io.LimitReader(zeros{}, n)); err != nil {
+			return fmt.Errorf("write to ssh -tt: %w", err)
+		}
+		if rest, err = io.ReadAll(out); err != nil {
+			return fmt.Errorf("read count: %w", err)
+		}
+		return nil
+	}()
+	_ = stdin.Close()
 	if err != nil {
-		return fmt.Errorf("read count: %w", err)
+		_ = cmd.Process.Kill()
+	}
+	werr := cmd.Wait()
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("ssh -tt: %w", werr)
 	}
 	return checkCount(rest, n)
 }
