@@ -61,7 +61,10 @@ func Run(ctx context.Context, cfg Config) error {
 	l := Layout{Dir: cfg.Dir}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
-		return fmt.Errorf("load CA keys (run jitd init first): %w", err)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("load CA keys (run jitd init first): %w", err)
+		}
+		return fmt.Errorf("load CA keys: %w", err)
 	}
 	tlsCert, fingerprint, err := loadTLS(l.TLSDir())
 	if err != nil {

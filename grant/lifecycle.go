@@ -168,6 +168,10 @@ func (s *Service) decide(ctx context.Context, caller Caller, id, verdict, reason
 			notes = append(notes, Notification{Event: "request.expired", Request: r, Time: now})
 			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, deadline.Format(time.RFC3339)))
 		}
+		if r.State == StateExpired {
+			// The sweeper got there first; the answer is the same as above.
+			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, r.DecidedAt.Format(time.RFC3339)))
+		}
 		if r.State != StatePending {
 			return refuse(newError(KindConflict, CodeNotPending, "request %s is %s, not pending", id, r.State))
 		}
