@@ -9,6 +9,9 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/internal/sshdtest"
 )
 
 func TestIssueCertificate(t *testing.T) {
@@ -329,5 +333,65 @@ func TestAdminsKeptApartAndAuditVisible(t *testing.T) {
 	v, err := sec.Verify(ctx)
 	if err != nil || !v.OK {
 		t.Fatalf("verify = %+v, %v", v, err)
+	}
+}
+
+func TestRevokeAndKRL(t *testing.T) {
+	sshdtest.Require(t, "ssh-keygen")
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	alice := e.client("alice")
+	issue := func() (string, uint64) {
+		res, err := alice.CreateRequest(ctx, api.CreateRequestBody{Host: "web1", Login: "deploy", Reason: "deploy release 42", PublicKey: freshKey(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "id-cert.pub")
+		if err := os.WriteFile(path, []byte(res.Certificate+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path, res.Request.Serial
+	}
+	revokedPath, revokedSerial := issue()
+	keptPath, _ := issue()
+
+	var ae *api.Error
+	if err := alice.Revoke(ctx, revokedSerial, "lost laptop"); !errors.As(err, &ae) || ae.Code != "not_admin" {
+		t.Fatalf("alice revoking: err = %v, want not_admin", err)
+	}
+	admin := e.client("root-admin")
+	if err := admin.Revoke(ctx, revokedSerial, "lost laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Revoke(ctx, 12345, "typo"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Fatalf("revoking an unknown serial: err = %v, want 404", err)
+	}
+	evs := e.events(audit.EventFilter{Type: "cert.revoked"})
+	if len(evs) != 1 || evs[0].Serial != revokedSerial || evs[0].Actor != "root-admin" {
+		t.Fatalf("cert.revoked events = %+v", evs)
+	}
+	krl, err := e.client("").KRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	krlPath := filepath.Join(t.TempDir(), "jitssh.krl")
+	if err := os.WriteFile(krlPath, krl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{{revokedPath, true}, {keptPath, false}} {
+		out, _ := exec.Command(sshdtest.Path("ssh-keygen"), "-Q", "-f", krlPath, tc.path).CombinedOutput()
+		if got := strings.Contains(string(out), "REVOKED"); got != tc.want {
+			t.Errorf("ssh-keygen -Q %s: revoked = %v, want %v\n%s", filepath.Base(tc.path), got, tc.want, out)
+		}
+	}
+	grants, err := alice.Grants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(grants) != 1 || grants[0].Serial == revokedSerial {
+		t.Errorf("grants after revocation = %+v, want only the kept certificate", grants)
 	}
 }

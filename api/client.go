@@ -145,6 +145,20 @@ func (c *Client) CA(ctx context.Context) (CAResponse, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/ca", nil, &out)
 }
 
+// KRL fetches the OpenSSH key revocation list of revoked user certificates.
+func (c *Client) KRL(ctx context.Context) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/krl", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read KRL: %w", err)
+	}
+	return b, nil
+}
+
 // Login proves possession of an enrolled key by signing the server's nonce
 // with signer, and returns the bearer token. The client keeps the token.
 func (c *Client) Login(ctx context.Context, user string, signer ssh.Signer, ttl time.Duration) (LoginResponse, error) {

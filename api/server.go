@@ -93,6 +93,7 @@ func NewServer(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/health", s.handleHealth)
 	s.mux.HandleFunc("GET /v1/ca", s.handleCA)
+	s.mux.HandleFunc("GET /v1/krl", s.handleKRL)
 	s.mux.HandleFunc("POST /v1/login/challenge", s.handleChallenge)
 	s.mux.HandleFunc("POST /v1/login", s.handleLogin)
 
@@ -139,6 +140,27 @@ func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) {
 		Bastion:     s.cfg.BastionAddr,
 		TLSFingerpr: s.cfg.TLSFingerprint,
 	})
+}
+
+// handleKRL serves an OpenSSH key revocation list of every revoked user
+// certificate, for sshd's RevokedKeys on hosts that trust the user CA
+// directly. Serials are not secret, so it needs no login: a cron job on a
+// host can fetch it.
+func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) {
+	serials, err := s.cfg.Store.RevokedSerials(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable")
+		return
+	}
+	now := s.now()
+	krl, err := ca.KRL(s.cfg.Keys.User.PublicKey(), serials, uint64(now.UnixNano()), now, "jitssh user CA revocations")
+	if err != nil {
+		s.cfg.Logger.Error("build KRL", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "build KRL")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(krl)
 }
 
 // decode reads exactly one JSON object of at most MaxBodyBytes with no

@@ -286,3 +286,34 @@ func (e *env) adminCmd() *cli.Command {
 		},
 	}
 }
+
+func (e *env) krlCmd() *cli.Command {
+	return &cli.Command{
+		Name:  "krl",
+		Usage: "write the key revocation list of revoked user certificates, for sshd's RevokedKeys",
+		Flags: []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"}},
+		Action: func(c *cli.Context) error {
+			client, _, _, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			krl, err := client.KRL(c.Context)
+			if err != nil {
+				return err
+			}
+			// Replace atomically: sshd refuses every certificate while its
+			// RevokedKeys file is unreadable or torn.
+			path := c.String("output")
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, krl, 0o644); err != nil {
+				return fmt.Errorf("write KRL: %w", err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return fmt.Errorf("write KRL: %w", err)
+			}
+			fmt.Fprintf(e.stderr, "wrote %s (%d bytes)\n", path, len(krl))
+			return nil
+		},
+	}
+}

@@ -109,7 +109,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
 			e.sshCmd(), e.sshConfigCmd(),
 			e.sessionsCmd(), e.replayCmd(),
-			e.auditCmd(), e.adminCmd(),
+			e.auditCmd(), e.adminCmd(), e.krlCmd(),
 			completionCmd(),
 		},
 	}
