@@ -55,11 +55,8 @@ func (ss *session) openRecording(su *setup) error {
 		h.Env = map[string]string{"TERM": su.pty.Term}
 	}
 	idx := newIndexer(s, rec.ID)
-	w, err := sessionlog.Create(p, h, sessionlog.WriterOptions{
-		Clock:        s.cfg.Clock,
-		SyncInterval: time.Second,
-		OnLine:       idx.add,
-	})
+	w, err := sessionlog.Create(p, h, ss.writerOptions(idx.add))
+
 	if err != nil {
 		idx.stop()
 		return fmt.Errorf("create recording %s: %w", p, err)
@@ -73,9 +70,26 @@ func (ss *session) openRecording(su *setup) error {
 	return nil
 }
 
-// record writes one output or input event.
-func (ss *session) record(kind string, p []byte) {
-	ss.write(func(w *sessionlog.Writer) error {
+// writerOptions are the options of the session's recording: onLine feeds
+// the search index, and a failure met while encoding in the background
+// ends the session (or is logged, with RecordingFailOpen) at once, not on
+// the session's next event.
+func (ss *session) writerOptions(onLine func(sessionlog.Line)) sessionlog.WriterOptions {
+	return sessionlog.WriterOptions{
+		Clock:        ss.srv.cfg.Clock,
+		SyncInterval: time.Second,
+		OnLine:       onLine,
+		OnError: func(err error) {
+			go ss.write(func(*sessionlog.Writer) error { return err })
+		},
+	}
+}
+
+// record queues p as one output or input event (the Writer copies it). It
+// reports false when the recording has failed and the session is being
+// ended, so that p must not be forwarded (record or refuse).
+func (ss *session) record(kind string, p []byte) bool {
+	return ss.write(func(w *sessionlog.Writer) error {
 		if kind == "i" {
 			return w.Input(p)
 		}
@@ -95,12 +109,15 @@ func (ss *session) resize(cols, rows int) {
 
 // write applies fn to the writer; a failure ends the session unless
 // RecordingFailOpen, in which case it is logged once and recording stops.
-func (ss *session) write(fn func(*sessionlog.Writer) error) {
+// It reports whether the session may go on: false once the recording has
+// failed without RecordingFailOpen.
+func (ss *session) write(fn func(*sessionlog.Writer) error) bool {
 	ss.recMu.Lock()
 	w := ss.w
 	if w == nil || ss.recFailed {
+		failed := ss.recFailed
 		ss.recMu.Unlock()
-		return
+		return !failed || ss.srv.cfg.RecordingFailOpen
 	}
 	err := fn(w)
 	if err == nil {
@@ -109,14 +126,15 @@ func (ss *session) write(fn func(*sessionlog.Writer) error) {
 	ss.recFailed = err != nil
 	ss.recMu.Unlock()
 	if err == nil {
-		return
+		return true
 	}
 	if ss.srv.cfg.RecordingFailOpen {
 		ss.srv.log.Warn("recording failed; session continues (RecordingFailOpen)", "session", ss.snapshot().ID, "err", err)
-		return
+		return true
 	}
 	ss.srv.log.Error("recording failed; ending session", "session", ss.snapshot().ID, "err", err)
 	go ss.end("recording failed: "+err.Error(), "recording unavailable: "+err.Error())
+	return false
 }
 
 // discardRecording closes and removes a recording of a session that never

@@ -485,7 +485,10 @@ func (ss *session) targetRequest(req *ssh.Request) {
 }
 
 // copy moves bytes from src to dst, counting them, feeding the protocol
-// scanner and recording them as kind ("o" or "i") unless the stream is binary.
+// scanner and recording them as kind ("o" or "i") unless the stream is a
+// file transfer. Recording only queues the bytes (the Writer encodes them
+// on its own goroutine), so forwarding runs in parallel with it; once the
+// recording has failed, nothing more is forwarded.
 func (ss *session) copy(dst io.Writer, src io.Reader, sc scanner, kind string) {
 	buf := make([]byte, 32*1024)
 	for {
@@ -502,8 +505,8 @@ func (ss *session) copy(dst io.Writer, src io.Reader, sc scanner, kind string) {
 					ss.marker(ev)
 				}
 			}
-			if !ss.binary && (kind == "o" || ss.id.RecordInput) {
-				ss.record(kind, p)
+			if !ss.binary && (kind == "o" || ss.id.RecordInput) && !ss.record(kind, p) {
+				return
 			}
 			if _, werr := dst.Write(p); werr != nil {
 				return

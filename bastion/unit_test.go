@@ -424,7 +424,7 @@ func TestRecordingFailsMidSession(t *testing.T) {
 			s := &Server{cfg: Config{Clock: time.Now, RecordingFailOpen: tc.failOpen}, log: slog.New(slog.DiscardHandler)}
 			ch := &fakeChannel{}
 			ss := &session{srv: s, st: &connState{srv: s}, client: ch}
-			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, sessionlog.WriterOptions{})
+			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, ss.writerOptions(nil))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,10 +6,25 @@
 // `[seconds, code, data]` per event. Every complete line that reached the
 // disk before a crash stays playable; a torn final line is reported as
 // truncation, not as corruption.
+//
+// Besides the asciicast v2 codes (o, i, r, m) recordings use two codes of
+// their own, which asciicast players skip as they skip every code they do
+// not know: "bo" (CodeBinaryOutput) and "bi" (CodeBinaryInput) carry
+// output or input that is not terminal text, byte for byte, as standard
+// padded base64: `[12.5, "bo", "AAECAw=="]`. A chunk the Writer is handed
+// is binary if it holds a NUL byte or, from 64 bytes on, if more than one
+// byte in eight is invalid UTF-8 or a C0 control other than BEL, BS, HT,
+// LF, CR and ESC. Text stays in "o" and "i" events (where a stray invalid
+// byte becomes U+FFFD); binary data in base64 grows by a third, where JSON
+// escapes (\u0000) would make it six times as long, and it is not indexed
+// for search. Event.Bytes returns what any output or input event carried;
+// WriteTranscript notes "[N bytes of binary output]"; Play writes the
+// bytes as the terminal got them.
 package sessionlog
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +42,17 @@ const (
 	CodeMarker = "m" // data is the marker's label
 )
 
+// jitssh's own event codes, which asciicast v2 players ignore as they do
+// every code they do not know.
+const (
+	// CodeBinaryOutput is output that is not terminal text (see
+	// Writer.Output), byte for byte: data is its standard base64 (RFC 4648,
+	// padded). It is not indexed for search.
+	CodeBinaryOutput = "bo"
+	// CodeBinaryInput is CodeBinaryOutput's counterpart for input.
+	CodeBinaryInput = "bi"
+)
+
 const (
 	// maxDimension bounds header width/height and resize events.
 	maxDimension = 10000
@@ -36,6 +62,12 @@ const (
 	// maxEventData is the most text one event carries; longer writes are
 	// split so that readers never need huge lines.
 	maxEventData = 32 << 10
+	// maxBinaryData is the most binary data one event carries (as
+	// base64, 4/3 as long).
+	maxBinaryData = 32 << 10
+	// maxEventOverhead bounds an event line's bytes around its data:
+	// brackets, time, code, quotes, separators and the newline.
+	maxEventOverhead = 64
 	// maxLineLen bounds a line the Reader accepts; the Writer's lines stay
 	// far below it (maxEventData escaped is at most 6x longer).
 	maxLineLen = 1 << 20
@@ -153,13 +185,18 @@ func appendTime(dst []byte, t float64) []byte {
 // appendEvent appends e as a JSON array without a trailing newline. The
 // spacing matches what asciinema writes.
 func appendEvent(dst []byte, e Event) []byte {
-	dst = append(dst, '[')
-	dst = appendTime(dst, e.Time)
-	dst = append(dst, ", "...)
-	dst = appendJSONString(dst, e.Code)
-	dst = append(dst, ", "...)
+	dst = appendEventPrefix(dst, e.Time, e.Code)
 	dst = appendJSONString(dst, e.Data)
 	return append(dst, ']')
+}
+
+// appendEventPrefix appends an event line up to its data: `[time, "code", `.
+func appendEventPrefix(dst []byte, t float64, code string) []byte {
+	dst = append(dst, '[')
+	dst = appendTime(dst, t)
+	dst = append(dst, ", "...)
+	dst = appendJSONString(dst, code)
+	return append(dst, ", "...)
 }
 
 const hexDigits = "0123456789abcdef"
@@ -212,12 +249,34 @@ func (e Event) validate() error {
 	if e.Code == "" {
 		return errors.New("event code: must not be empty")
 	}
-	if e.Code == CodeResize {
+	switch e.Code {
+	case CodeResize:
 		if _, _, err := parseSize(e.Data); err != nil {
 			return err
 		}
+	case CodeBinaryOutput, CodeBinaryInput:
+		if _, err := base64.StdEncoding.Strict().DecodeString(e.Data); err != nil {
+			return fmt.Errorf("event %q data: not base64: %w", e.Code, err)
+		}
 	}
 	return nil
+}
+
+// Bytes returns the bytes an output or input event carries: the text of
+// CodeOutput and CodeInput events, the decoded data of CodeBinaryOutput
+// and CodeBinaryInput events. Other events carry none.
+func (e Event) Bytes() ([]byte, error) {
+	switch e.Code {
+	case CodeOutput, CodeInput:
+		return []byte(e.Data), nil
+	case CodeBinaryOutput, CodeBinaryInput:
+		b, err := base64.StdEncoding.Strict().DecodeString(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("event %q data: not base64: %w", e.Code, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("event code %q: carries no output or input", e.Code)
 }
 
 // parseSize parses resize data "COLSxROWS".

@@ -99,13 +99,17 @@ func FuzzSanitize(f *testing.F) {
 	})
 }
 
-// FuzzWriterUTF8: whatever bytes arrive in whatever chunks, the recorded
-// text is the input with each invalid byte replaced by U+FFFD, exactly as
-// a Go string-to-rune conversion decodes it, and never a split character.
+// FuzzWriterUTF8: whatever bytes arrive in whatever chunks, valid UTF-8
+// comes back exactly (as text or binary events); text that is never judged
+// binary (no NUL, chunks shorter than binaryMinLen) comes back as the
+// input with each invalid byte replaced by U+FFFD, exactly as a Go
+// string-to-rune conversion decodes it, and never a split character.
 func FuzzWriterUTF8(f *testing.F) {
 	f.Add([]byte("a\u00e9b\u20acc\U0001D11Ed"), []byte{1, 2, 3})
 	f.Add([]byte("\xe2\x82a\xff\xed\xa0\x80\xf0\x9d"), []byte{0, 1})
 	f.Add([]byte("\x1b[31m\u00e9\r\nline\n"), []byte{5})
+	f.Add([]byte("a\xc3\xa9\x00\xe2\x82\xacb\x00\xf0\x9d"), []byte{2, 3})
+	f.Add(bytes.Repeat([]byte("\x01\xffabc"), 20), []byte{})
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
 		var chunks []string
 		rest := data
@@ -118,9 +122,20 @@ func FuzzWriterUTF8(f *testing.F) {
 			rest = rest[n:]
 		}
 		want := string([]rune(string(data)))
+		textOnly := !bytes.Contains(data, []byte{0}) && (len(cuts) > 0 || len(data) < binaryMinLen)
 		for _, code := range []string{CodeOutput, CodeInput} {
-			if got := writeChunks(t, code, chunks...); got != want {
+			events := recordChunks(t, code, chunks...)
+			got, _ := joinBytes(t, events)
+			switch {
+			case utf8.Valid(data) && got != string(data):
+				t.Fatalf("%s %q: recorded %q, want the input", code, chunks, got)
+			case textOnly && got != want:
 				t.Fatalf("%s %q: recorded %q, want %q", code, chunks, got, want)
+			}
+			for _, e := range events {
+				if e.Code != code && e.Code != map[string]string{CodeOutput: CodeBinaryOutput, CodeInput: CodeBinaryInput}[code] {
+					t.Fatalf("%s: event code %q", code, e.Code)
+				}
 			}
 		}
 		// OnLine sees the same text; it must not panic on any of it.

@@ -116,6 +116,9 @@ type player struct {
 
 // Play writes the output events of rec to out in real time (scaled by
 // Speed, idle gaps shortened to IdleLimit) until the end of the recording,
+// binary output (CodeBinaryOutput) included as the bytes the terminal got
+// (with Sanitize, controls in it are dropped and invalid UTF-8 shows as
+// U+FFFD, as for text),
 // a Quit control (both return nil), a write error, or ctx's end (ctx.Err()).
 // Controls arrive on controls, which may be nil; after it is closed Play
 // carries on, unpaused, to the end. status, if not nil, is called after
@@ -153,8 +156,15 @@ func Play(ctx context.Context, out io.Writer, rec *Recording, opts PlayOptions, 
 		p.clock = realClock{}
 	}
 	for _, e := range rec.Events {
-		if e.Code == CodeOutput {
+		switch e.Code {
+		case CodeOutput:
 			p.frames = append(p.frames, frame{at: secondsToDuration(e.Time), data: e.Data})
+		case CodeBinaryOutput:
+			b, err := e.Bytes()
+			if err != nil {
+				return fmt.Errorf("play: %w", err)
+			}
+			p.frames = append(p.frames, frame{at: secondsToDuration(e.Time), data: string(b)})
 		}
 	}
 	return p.run()

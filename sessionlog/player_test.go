@@ -333,6 +333,30 @@ func TestPlayClosedControls(t *testing.T) {
 	}
 }
 
+// TestPlayBinary: binary output plays as the bytes the terminal got,
+// through the sanitizer unless raw.
+func TestPlayBinary(t *testing.T) {
+	rec := &Recording{Events: []Event{
+		{0, "o", "$ "}, {0, "bo", "AGEbXTA7eAdi/w=="}, {0, "bi", "eA=="}, {0, "o", "\r\n"},
+	}}
+	for _, tt := range []struct {
+		name     string
+		sanitize bool
+		want     string
+	}{
+		{name: "sanitized", sanitize: true, want: "$ ab\ufffd\r\n"},
+		{name: "raw", sanitize: false, want: "$ \x00a\x1b]0;x\ab\xff\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, wait := startPlay(t, context.Background(), rec, PlayOptions{Sanitize: tt.sanitize, Clock: newFakeClock()}, nil)
+			mustNil(t, wait())
+			if got := strings.Join(out.take(), ""); got != tt.want {
+				t.Errorf("output = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPlaySanitize(t *testing.T) {
 	rec := &Recording{Events: []Event{
 		{0, "o", "\x1b]52;c;cm0gLXJm"}, {0, "o", "IC8K\x07\x1b[1mok\x1b[6n"},

@@ -43,6 +43,11 @@ func TestReadAll(t *testing.T) {
 			want:  []Event{{0, "x", "whatever"}},
 		},
 		{
+			name:  "binary events",
+			input: hdr + `[0.5, "bo", "AAEC/w=="]` + "\n" + `[1, "bi", ""]` + "\n",
+			want:  []Event{{0.5, "bo", "AAEC/w=="}, {1, "bi", ""}},
+		},
+		{
 			name:  "time rounded to microseconds",
 			input: hdr + `[1.23456789, "o", "a"]` + "\n",
 			want:  []Event{{1.234568, "o", "a"}},
@@ -94,6 +99,9 @@ func TestReadAll(t *testing.T) {
 		{name: "null data", input: hdr + `[1, "o", null]` + "\n", wantErr: "null"},
 		{name: "four elements", input: hdr + `[1, "o", "a", "b"]` + "\n", wantErr: "4 elements"},
 		{name: "bad resize", input: hdr + `[1, "r", "80x"]` + "\n", wantErr: `resize "80x"`},
+		{name: "binary data not base64", input: hdr + `[1, "bo", "a b"]` + "\n", wantErr: `event "bo" data: not base64`},
+		{name: "binary data unpadded", input: hdr + `[1, "bi", "AA"]` + "\n", wantErr: `event "bi" data: not base64`},
+		{name: "binary data with stray bits", input: hdr + `[1, "bo", "AB=="]` + "\n", wantErr: `not base64`},
 		{name: "zero resize", input: hdr + `[1, "r", "0x24"]` + "\n", wantErr: `resize "0x24"`},
 		{name: "blank line in the middle", input: hdr + "\n" + `[1, "o", "a"]` + "\n", wantErr: "line 2"},
 		{name: "over-long line", input: hdr + `[1, "o", "` + strings.Repeat("a", maxLineLen) + `"]` + "\n", wantErr: "longer than"},

@@ -191,6 +191,15 @@ func TestWriteTranscript(t *testing.T) {
 			}},
 			want: "[00:00:01.000] ok\n[00:00:02.000] $ exi\n[00:00:02.000] # recording truncated here\n",
 		},
+		{
+			name: "a run of binary output is one note",
+			rec: Recording{Events: []Event{
+				{1, "o", "$ head -c 7 /dev/zero; echo"}, {2, "bo", "AAAAAA=="}, {2.5, "bo", "AAAA"}, {2.5, "bi", "AA=="},
+				{3, "o", "\r\n$ "}, {4, "bo", "AA=="}, {5, "m", "exit-status 0"},
+			}},
+			want: "[00:00:01.000] $ head -c 7 /dev/zero; echo\n[00:00:02.000] [7 bytes of binary output]\n" +
+				"[00:00:03.000] $\n[00:00:04.000] [1 byte of binary output]\n[00:00:05.000] # marker: exit-status 0\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

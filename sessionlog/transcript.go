@@ -12,7 +12,10 @@ import (
 // per non-blank output line, prefixed with the offset where the line
 // started, "[HH:MM:SS.mmm] text", with escape sequences stripped; markers as
 // "[HH:MM:SS.mmm] # marker: label" (after the line being written when the
-// marker came, so that times never go back). Input and resize events are left out:
+// marker came, so that times never go back). Binary output (consecutive
+// CodeBinaryOutput events together) is one line "[HH:MM:SS.mmm] [N bytes
+// of binary output]", ending the text line before it; Event.Bytes gets the
+// bytes back. Input and resize events are left out:
 // the terminal echoes what should be seen, and input may hold passwords.
 // A truncated recording ends with a note saying so.
 func WriteTranscript(w io.Writer, rec *Recording) error {
@@ -31,13 +34,35 @@ func WriteTranscript(w io.Writer, rec *Recording) error {
 		}
 		held = held[:0]
 	}}
+	// A run of binary events is noted once, when it ends.
+	var binBytes int
+	var binAt time.Duration
+	endBinary := func() {
+		if binBytes > 0 {
+			unit := "bytes"
+			if binBytes == 1 {
+				unit = "byte"
+			}
+			fmt.Fprintf(bw, "[%s] [%d %s of binary output]\n", formatOffset(binAt), binBytes, unit)
+			binBytes = 0
+		}
+	}
 	for _, e := range rec.Events {
 		off := secondsToDuration(e.Time)
 		switch e.Code {
+		case CodeBinaryOutput:
+			if binBytes == 0 {
+				p.flush(&lb)
+				lb.end()
+				binAt = off
+			}
+			binBytes += base64Len(e.Data)
 		case CodeOutput:
+			endBinary()
 			lb.now = off
 			p.feed(e.Data, &lb)
 		case CodeMarker:
+			endBinary()
 			m := fmt.Sprintf("[%s] # marker: %s\n", formatOffset(off), StripANSI(strings.ReplaceAll(e.Data, "\n", " ")))
 			if len(lb.buf) > 0 {
 				held = append(held, m)
@@ -46,6 +71,7 @@ func WriteTranscript(w io.Writer, rec *Recording) error {
 			}
 		}
 	}
+	endBinary()
 	p.flush(&lb)
 	lb.end()
 	if rec.Truncated {
@@ -61,4 +87,16 @@ func WriteTranscript(w io.Writer, rec *Recording) error {
 func formatOffset(d time.Duration) string {
 	ms := d.Milliseconds()
 	return fmt.Sprintf("%02d:%02d:%02d.%03d", ms/3600000, ms/60000%60, ms/1000%60, ms%1000)
+}
+
+// base64Len is the number of bytes that padded base64 data decodes to.
+func base64Len(data string) int {
+	n := len(data) / 4 * 3
+	if strings.HasSuffix(data, "==") {
+		return n - 2
+	}
+	if strings.HasSuffix(data, "=") {
+		return n - 1
+	}
+	return n
 }

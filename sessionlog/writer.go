@@ -2,7 +2,9 @@ package sessionlog
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,9 +33,20 @@ type WriterOptions struct {
 	SyncInterval time.Duration
 	// OnLine, if set, is called with each completed non-empty line of
 	// output or input text (escape sequences stripped) and each marker,
-	// for search indexing. It is called with the Writer's lock held, so it
-	// must be quick and must not call the Writer.
+	// for search indexing, in recording order. Binary output is not
+	// passed to it. It is called from the Writer's encoding goroutine, so
+	// it must be quick (it delays recording, and so the session, once the
+	// queue is full) and must not call the Writer.
 	OnLine func(Line)
+	// OnError, if set, is called once with the Writer's first write,
+	// flush or sync error, from the goroutine that met it, so that a
+	// session can be ended at once rather than on its next event. It must
+	// not call Close.
+	OnError func(error)
+	// QueueSize bounds how many bytes of events may wait to be encoded;
+	// 0 means 4 MiB. Output, Input, Resize and Marker block while the
+	// queue is full (back-pressure: nothing is dropped).
+	QueueSize int
 }
 
 // Line is a line of text seen in a recording.
@@ -56,37 +69,99 @@ type Summary struct {
 // syncer is what an io.Writer offers if it can make its data durable.
 type syncer interface{ Sync() error }
 
+const (
+	// defaultQueueSize is the default bound on bytes waiting to be encoded:
+	// enough to absorb a few reads of a fast stream while the encoder is
+	// busy, small against a session's memory.
+	defaultQueueSize = 4 << 20
+	// chunkSize is the size of the reusable buffers queued data is copied
+	// into; larger writes get buffers of their own.
+	chunkSize = 32 << 10
+	// writeBufferSize is the buffered writer in front of the destination.
+	// It lives as long as the session, so it stays small enough for idle
+	// sessions; a binary event (maxBinaryData as base64) still fits.
+	writeBufferSize = 64 << 10
+	// maxFreeChunks bounds the reusable buffers kept while a stream is
+	// busy; they are dropped when the encoder finds nothing to do.
+	maxFreeChunks = 16
+)
+
 // Writer records a session as asciicast v2. All methods are safe for
-// concurrent use. The first write, flush or sync error is sticky: every
-// later call returns it, and callers are expected to end the session
-// (record or refuse).
+// concurrent use.
 //
-// Events are buffered and a background goroutine flushes and syncs them at
-// most every SyncInterval; Close stops it. Complete lines are only ever
-// appended, so a crash leaves a file whose complete lines all play.
+// Output, Input, Resize and Marker stamp the event with the Clock, copy it
+// into a bounded queue and return; one encoding goroutine per Writer turns
+// queued events into JSON lines, hashes and writes them, and calls OnLine.
+// When the queue is full the callers block until the encoder catches up:
+// nothing is dropped. A flush of the buffered lines and a sync of the
+// destination follow at most every SyncInterval; Close drains the queue,
+// flushes, syncs and stops both goroutines.
+//
+// The first write, flush or sync error is sticky: every later call returns
+// it (Output and the others return it once the encoder has met it, so a
+// failure surfaces on a later call or on Err), and callers are expected to
+// end the session (record or refuse). Events still queued when the error
+// happened are lost with the rest of the unwritten recording.
+//
+// Complete lines are only ever appended, so a crash leaves a file whose
+// complete lines all play.
 type Writer struct {
 	mu       sync.Mutex
+	space    *sync.Cond // signalled when queued bytes are encoded or on failure
 	clock    func() time.Time
 	start    time.Time
 	last     time.Duration // latest event offset; offsets never decrease
+	err      error         // sticky
+	closed   bool
+	queue    []item
+	queued   int // bytes of queue data
+	maxQueue int
+	free     [][]byte // reusable chunk buffers
+	sum      Summary  // BytesOut and BytesIn under mu; the rest by the encoder
+	closeErr error
+
+	kick     chan struct{} // wakes the encoder; capacity 1
+	done     chan struct{} // closed when the encoder has drained and exited
+	syncKick chan struct{} // asks the sync goroutine for a sync; capacity 1
+	syncStop chan struct{}
+	syncDone chan struct{}
+	closedCh chan struct{} // closed when Close has finished
+	onError  func(error)
+
+	// Owned by the encoder goroutine, then by Close once it has exited.
+	enc encoder
+}
+
+// item is one queued event.
+type item struct {
+	code string        // CodeOutput, CodeInput, CodeResize or CodeMarker
+	off  time.Duration // when it happened
+	data []byte        // output or input bytes
+	text string        // resize data or marker label
+}
+
+// encoder is the state of the encoding goroutine.
+type encoder struct {
 	cw       *countingWriter
 	bw       *bufio.Writer
 	sync     syncer    // nil if the destination cannot sync
 	file     io.Closer // the file Create opened, closed by Close
-	err      error     // sticky
-	closed   bool
-	dirty    bool // buffered data not yet synced
-	outCarry []byte
-	inCarry  []byte
 	onLine   func(Line)
-	outLines *lineStream
-	inLines  *lineStream
-	sum      Summary
-	closeErr error
+	out, in  textStream
+	dirty    bool // data written since the last flush
+	failed   bool // a copy of err != nil, so the encoder skips work
+	events   int64
 	scratch  []byte
+	joinBuff []byte
+}
 
-	stop chan struct{}
-	done chan struct{}
+// textStream is one direction's text state: the UTF-8 carry and the
+// search line builder.
+type textStream struct {
+	code, binCode string
+	carry         []byte
+	binary        bool        // the last chunk was binary
+	lines         *lineStream // nil without OnLine
 }
 
 // lineStream turns one direction's text into Lines for OnLine.
@@ -151,8 +226,8 @@ func syncDir(dir string) error {
 // NewWriter starts a recording on w: it validates and writes the header
 // (Version 0 means 2; Timestamp 0 means the Clock's current Unix time),
 // flushes it, and syncs it if w has a Sync() error method, as it then does
-// on every periodic flush. Sync may be called concurrently with Write, as
-// *os.File allows. NewWriter does not close w.
+// after every periodic flush. Sync may be called concurrently with Write,
+// as *os.File allows. NewWriter does not close w.
 func NewWriter(w io.Writer, h Header, opts WriterOptions) (*Writer, error) {
 	return newWriter(w, h, opts, nil)
 }
@@ -161,8 +236,14 @@ func newWriter(dst io.Writer, h Header, opts WriterOptions, file io.Closer) (*Wr
 	if opts.SyncInterval < 0 {
 		return nil, fmt.Errorf("sync interval %v: must not be negative", opts.SyncInterval)
 	}
+	if opts.QueueSize < 0 {
+		return nil, fmt.Errorf("queue size %d: must not be negative", opts.QueueSize)
+	}
 	if opts.SyncInterval == 0 {
 		opts.SyncInterval = time.Second
+	}
+	if opts.QueueSize == 0 {
+		opts.QueueSize = defaultQueueSize
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
@@ -183,31 +264,43 @@ func newWriter(dst io.Writer, h Header, opts WriterOptions, file io.Closer) (*Wr
 	}
 	cw := &countingWriter{w: dst, h: sha256.New()}
 	w := &Writer{
-		clock:  opts.Clock,
-		start:  start,
-		cw:     cw,
-		bw:     bufio.NewWriterSize(cw, 64<<10),
-		file:   file,
-		onLine: opts.OnLine,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		clock:    opts.Clock,
+		start:    start,
+		maxQueue: opts.QueueSize,
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		syncKick: make(chan struct{}, 1),
+		syncStop: make(chan struct{}),
+		syncDone: make(chan struct{}),
+		closedCh: make(chan struct{}),
+		onError:  opts.OnError,
+		enc: encoder{
+			cw:     cw,
+			bw:     bufio.NewWriterSize(cw, writeBufferSize),
+			file:   file,
+			onLine: opts.OnLine,
+			out:    textStream{code: CodeOutput, binCode: CodeBinaryOutput},
+			in:     textStream{code: CodeInput, binCode: CodeBinaryInput},
+		},
 	}
-	w.sync, _ = dst.(syncer)
-	if w.onLine != nil {
-		w.outLines = w.newLineStream(CodeOutput)
-		w.inLines = w.newLineStream(CodeInput)
+	w.space = sync.NewCond(&w.mu)
+	w.enc.sync, _ = dst.(syncer)
+	if w.enc.onLine != nil {
+		w.enc.out.lines = w.newLineStream(CodeOutput)
+		w.enc.in.lines = w.newLineStream(CodeInput)
 	}
-	w.bw.Write(line)
-	w.bw.WriteByte('\n')
-	if err := w.bw.Flush(); err != nil {
+	w.enc.bw.Write(line)
+	w.enc.bw.WriteByte('\n')
+	if err := w.enc.bw.Flush(); err != nil {
 		return nil, fmt.Errorf("write header: %w", err)
 	}
-	if w.sync != nil {
-		if err := w.sync.Sync(); err != nil {
+	if w.enc.sync != nil {
+		if err := w.enc.sync.Sync(); err != nil {
 			return nil, fmt.Errorf("sync header: %w", err)
 		}
 	}
-	go w.syncLoop(opts.SyncInterval)
+	go w.encodeLoop(opts.SyncInterval)
+	go w.syncLoop()
 	return w, nil
 }
 
@@ -218,55 +311,113 @@ func (w *Writer) newLineStream(kind string) *lineStream {
 		if strings.TrimSpace(text) == "" {
 			return
 		}
-		w.onLine(Line{Offset: start, Kind: kind, Text: strings.TrimRight(text, " \t")})
+		w.enc.onLine(Line{Offset: start, Kind: kind, Text: strings.TrimRight(text, " \t")})
 	}
 	return ls
 }
 
-// syncLoop flushes and syncs buffered events every interval until Close.
-func (w *Writer) syncLoop(interval time.Duration) {
+// encodeLoop encodes queued events until Close, flushing at most every
+// interval and asking the sync goroutine to make the flushed data durable.
+func (w *Writer) encodeLoop(interval time.Duration) {
 	defer close(w.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var batch []item
 	for {
-		select {
-		case <-w.stop:
+		w.mu.Lock()
+		batch, w.queue = w.queue, batch[:0]
+		closing := w.closed
+		w.enc.failed = w.err != nil
+		w.mu.Unlock()
+		if len(batch) > 0 {
+			n := 0
+			for i := range batch {
+				w.encode(&batch[i])
+				n += len(batch[i].data)
+			}
+			w.mu.Lock()
+			w.queued -= n
+			for i := range batch {
+				if d := batch[i].data; cap(d) == chunkSize && len(w.free) < maxFreeChunks {
+					w.free = append(w.free, d[:0])
+				}
+				batch[i] = item{}
+			}
+			w.space.Broadcast()
+			w.mu.Unlock()
+			// A busy stream may never leave the queue empty: flush on
+			// time all the same.
+			select {
+			case <-t.C:
+				w.flush()
+			default:
+			}
+			continue
+		}
+		if closing {
 			return
+		}
+		select {
+		case <-w.kick:
 		case <-t.C:
-			w.periodicSync()
+			w.flush()
+			// Idle: give the reusable buffers back.
+			w.mu.Lock()
+			w.free = nil
+			w.mu.Unlock()
 		}
 	}
 }
 
-func (w *Writer) periodicSync() {
-	w.mu.Lock()
-	if w.err != nil || !w.dirty {
-		w.mu.Unlock()
+// flush writes buffered lines to the destination and asks for a sync.
+// Only the encoder calls it.
+func (w *Writer) flush() {
+	e := &w.enc
+	if e.failed || !e.dirty {
 		return
 	}
-	w.dirty = false
-	if err := w.bw.Flush(); err != nil {
+	e.dirty = false
+	if err := e.bw.Flush(); err != nil {
+		e.failed = true
 		w.fail(fmt.Errorf("flush recording: %w", err))
-		w.mu.Unlock()
 		return
 	}
-	w.mu.Unlock()
-	if w.sync == nil {
-		return
-	}
-	// Sync without the lock: an fsync may take long, and the session's
-	// output must not stall behind it.
-	if err := w.sync.Sync(); err != nil {
-		w.mu.Lock()
-		w.fail(fmt.Errorf("sync recording: %w", err))
-		w.mu.Unlock()
+	if e.sync != nil {
+		select {
+		case w.syncKick <- struct{}{}:
+		default: // a sync is pending and will cover this flush too
+		}
 	}
 }
 
-// fail records the first error. Callers hold mu.
+// syncLoop syncs the destination when asked. It runs apart from the
+// encoder: an fsync may take long, and encoding must not stall behind it.
+func (w *Writer) syncLoop() {
+	defer close(w.syncDone)
+	for {
+		select {
+		case <-w.syncStop:
+			return
+		case <-w.syncKick:
+			if err := w.enc.sync.Sync(); err != nil {
+				w.fail(fmt.Errorf("sync recording: %w", err))
+			}
+		}
+	}
+}
+
+// fail records the first error, wakes callers blocked on a full queue and
+// reports the error to OnError.
 func (w *Writer) fail(err error) {
-	if w.err == nil {
+	w.mu.Lock()
+	first := w.err == nil
+	if first {
 		w.err = err
+	}
+	w.space.Broadcast()
+	w.mu.Unlock()
+	if first && w.onError != nil {
+		w.onError(err)
 	}
 }
 
@@ -291,14 +442,47 @@ func (w *Writer) offset() time.Duration {
 	return d
 }
 
+// enqueue stamps and queues an event, blocking while the queue is full.
+// data is copied. Callers hold mu.
+func (w *Writer) enqueue(it item, data []byte) error {
+	size := len(data) + len(it.text)
+	for w.queued > 0 && w.queued+size > w.maxQueue && w.err == nil && !w.closed {
+		w.space.Wait()
+	}
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		var buf []byte
+		if len(data) <= chunkSize {
+			if n := len(w.free); n > 0 {
+				buf, w.free = w.free[n-1], w.free[:n-1]
+			} else {
+				buf = make([]byte, 0, chunkSize)
+			}
+		}
+		it.data = append(buf, data...)
+	}
+	it.off = w.offset()
+	w.queue = append(w.queue, it)
+	w.queued += len(it.data)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
 // Output records p as terminal output. A UTF-8 character split at the end
-// of p is held back until the next Output call.
+// of p is held back until the next Output call. Output that is not text
+// (see CodeBinaryOutput) is recorded byte for byte as base64.
 func (w *Writer) Output(p []byte) error {
 	return w.text(CodeOutput, p)
 }
 
-// Input records p as typed input, with its own carry for split characters.
-// Input may contain passwords typed at prompts that do not echo.
+// Input records p as typed input, with its own carry for split characters
+// and the same rule for binary data (CodeBinaryInput). Input may contain
+// passwords typed at prompts that do not echo.
 func (w *Writer) Input(p []byte) error {
 	return w.text(CodeInput, p)
 }
@@ -309,53 +493,175 @@ func (w *Writer) text(code string, p []byte) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	carry, lines := &w.outCarry, w.outLines
 	if code == CodeInput {
-		carry, lines = &w.inCarry, w.inLines
 		w.sum.BytesIn += int64(len(p))
 	} else {
 		w.sum.BytesOut += int64(len(p))
 	}
-	var data string
-	data, *carry = splitUTF8(*carry, p)
-	if data == "" {
+	if len(p) == 0 {
 		return nil
 	}
-	off := w.offset()
-	w.writeText(off, code, data)
-	if lines != nil {
-		lines.lb.now = off
-		lines.p.feed(data, &lines.lb)
+	return w.enqueue(item{code: code}, p)
+}
+
+// Resize records a terminal size change.
+func (w *Writer) Resize(width, height int) error {
+	if width < 1 || width > maxDimension || height < 1 || height > maxDimension {
+		return fmt.Errorf("resize %dx%d: each must be between 1 and %d", width, height, maxDimension)
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.enqueue(item{code: CodeResize, text: strconv.Itoa(width) + "x" + strconv.Itoa(height)}, nil)
+}
+
+// Marker records a marker with a label (which may be empty); players show
+// markers as points to jump to.
+func (w *Writer) Marker(label string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.enqueue(item{code: CodeMarker, text: strings.ToValidUTF8(label, "\uFFFD")}, nil)
+}
+
+// Err returns the first write, flush or sync error, or nil.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.err
 }
 
-// splitUTF8 prepends carry to p and splits off an incomplete (but so far
-// valid) UTF-8 character at the end, returned as the new carry. Invalid
-// bytes stay in data; the JSON encoder replaces each with U+FFFD.
-func splitUTF8(carry, p []byte) (data string, newCarry []byte) {
-	b := p
-	if len(carry) > 0 {
-		b = append(carry, p...)
+// encode writes one queued event. Only the encoder (or Close, after it)
+// calls it.
+func (w *Writer) encode(it *item) {
+	e := &w.enc
+	if e.failed {
+		return
 	}
-	cut := len(b)
+	switch it.code {
+	case CodeOutput:
+		w.encodeText(&e.out, it.off, it.data)
+	case CodeInput:
+		w.encodeText(&e.in, it.off, it.data)
+	case CodeMarker:
+		w.writeEvent(Event{Time: it.off.Seconds(), Code: CodeMarker, Data: it.text})
+		if e.onLine != nil && !e.failed {
+			e.onLine(Line{Offset: it.off, Kind: CodeMarker, Text: it.text})
+		}
+	default:
+		w.writeEvent(Event{Time: it.off.Seconds(), Code: it.code, Data: it.text})
+	}
+}
+
+// encodeText writes p, after the stream's carry, as a text event (holding
+// back a split character) or, if it is not text, as a binary event.
+func (w *Writer) encodeText(ts *textStream, off time.Duration, p []byte) {
+	e := &w.enc
+	b := p
+	if len(ts.carry) > 0 {
+		e.joinBuff = append(append(e.joinBuff[:0], ts.carry...), p...)
+		b = e.joinBuff
+	}
+	// A character split at the end is carried in binary data too, so that
+	// text after binary data starts on a whole character.
+	cut := utf8Cut(b)
+	ts.binary = isBinary(b[:cut])
+	if ts.binary {
+		w.writeBinary(off, ts.binCode, b[:cut])
+		ts.carry = append(ts.carry[:0], b[cut:]...)
+		return
+	}
+	data := string(b[:cut])
+	ts.carry = append(ts.carry[:0], b[cut:]...)
+	if data == "" {
+		return
+	}
+	w.writeText(off, ts.code, data)
+	if ts.lines != nil {
+		ts.lines.lb.now = off
+		ts.lines.p.feed(data, &ts.lines.lb)
+	}
+}
+
+// utf8Cut returns where an incomplete (but so far valid) UTF-8 character
+// at the end of b starts, or len(b). Invalid bytes stay in the text; the
+// JSON encoder replaces each with U+FFFD.
+func utf8Cut(b []byte) int {
 	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
 		if b[i] < utf8.RuneSelf {
 			break
 		}
 		if utf8.RuneStart(b[i]) {
 			if !utf8.FullRune(b[i:]) {
-				cut = i
+				return i
 			}
 			break
 		}
 	}
-	data = string(b[:cut])
-	return data, append(carry[:0], b[cut:]...)
+	return len(b)
+}
+
+const (
+	// binaryMinLen is the shortest chunk judged by its share of odd
+	// bytes; shorter ones are binary only if they hold a NUL, so that a
+	// stray invalid byte or control in interactive output stays text.
+	binaryMinLen = 64
+	// binaryShare: a chunk with more than 1 in binaryShare bytes that
+	// are invalid UTF-8 or unusual C0 controls is binary.
+	binaryShare = 8
+)
+
+// isBinary reports whether b is not terminal text: it holds a NUL, or (at
+// binaryMinLen bytes or more) more than 1 in binaryShare of its bytes are
+// invalid UTF-8 or C0 controls other than BEL, BS, HT, LF, CR and ESC.
+func isBinary(b []byte) bool {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return true
+	}
+	if len(b) < binaryMinLen {
+		return false
+	}
+	limit := len(b) / binaryShare
+	odd := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			i++
+			if c < 0x20 && !textControl(c) {
+				odd++
+			} else {
+				continue
+			}
+		} else {
+			r, size := utf8.DecodeRune(b[i:])
+			i += size
+			if r != utf8.RuneError || size != 1 {
+				continue
+			}
+			odd++
+		}
+		if odd > limit {
+			return true
+		}
+	}
+	return false
+}
+
+// textControl reports whether c is a C0 control that terminal text uses.
+func textControl(c byte) bool {
+	switch c {
+	case '\a', '\b', '\t', '\n', '\r', 0x1b:
+		return true
+	}
+	return false
 }
 
 // writeText writes data as events of at most maxEventData bytes each,
-// cutting only between characters. Callers hold mu.
+// cutting only between characters.
 func (w *Writer) writeText(off time.Duration, code, data string) {
 	for data != "" {
 		n := len(data)
@@ -373,113 +679,132 @@ func (w *Writer) writeText(off time.Duration, code, data string) {
 	}
 }
 
-// writeEvent buffers one event line. Callers hold mu.
-func (w *Writer) writeEvent(e Event) {
-	w.scratch = appendEvent(w.scratch[:0], e)
-	w.scratch = append(w.scratch, '\n')
-	if _, err := w.bw.Write(w.scratch); err != nil {
+// writeBinary writes b as base64 events of at most maxBinaryData bytes of
+// data each.
+func (w *Writer) writeBinary(off time.Duration, code string, b []byte) {
+	e := &w.enc
+	for len(b) > 0 && !e.failed {
+		n := min(len(b), maxBinaryData)
+		// Encode straight into the write buffer when the line fits, to
+		// save a copy of every byte.
+		need := maxEventOverhead + base64.StdEncoding.EncodedLen(n)
+		if e.bw.Available() < need && e.bw.Buffered() > 0 {
+			if err := e.bw.Flush(); err != nil {
+				e.failed = true
+				w.fail(fmt.Errorf("write recording: %w", err))
+				return
+			}
+		}
+		direct := e.bw.Available() >= need
+		line := e.scratch[:0]
+		if direct {
+			line = e.bw.AvailableBuffer()
+		}
+		line = appendEventPrefix(line, off.Seconds(), code)
+		line = append(line, '"')
+		line = base64.StdEncoding.AppendEncode(line, b[:n])
+		line = append(line, '"', ']', '\n')
+		if !direct {
+			e.scratch = line
+		}
+		w.writeLine(line)
+		b = b[n:]
+	}
+}
+
+// writeEvent buffers one event line.
+func (w *Writer) writeEvent(ev Event) {
+	e := &w.enc
+	e.scratch = appendEvent(e.scratch[:0], ev)
+	e.scratch = append(e.scratch, '\n')
+	w.writeLine(e.scratch)
+}
+
+func (w *Writer) writeLine(line []byte) {
+	e := &w.enc
+	if e.failed {
+		return
+	}
+	if _, err := e.bw.Write(line); err != nil {
+		e.failed = true
 		w.fail(fmt.Errorf("write recording: %w", err))
 		return
 	}
-	w.sum.Events++
-	w.dirty = true
+	e.events++
+	e.dirty = true
 }
 
-// Resize records a terminal size change.
-func (w *Writer) Resize(width, height int) error {
-	if width < 1 || width > maxDimension || height < 1 || height > maxDimension {
-		return fmt.Errorf("resize %dx%d: each must be between 1 and %d", width, height, maxDimension)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		return err
-	}
-	w.writeEvent(Event{Time: w.offset().Seconds(), Code: CodeResize,
-		Data: strconv.Itoa(width) + "x" + strconv.Itoa(height)})
-	return w.err
-}
-
-// Marker records a marker with a label (which may be empty); players show
-// markers as points to jump to.
-func (w *Writer) Marker(label string) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		return err
-	}
-	label = strings.ToValidUTF8(label, "\uFFFD")
-	off := w.offset()
-	w.writeEvent(Event{Time: off.Seconds(), Code: CodeMarker, Data: label})
-	if w.onLine != nil && w.err == nil {
-		w.onLine(Line{Offset: off, Kind: CodeMarker, Text: label})
-	}
-	return w.err
-}
-
-// Err returns the first write, flush or sync error, or nil.
-func (w *Writer) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-// Close writes any held-back bytes of a split character (as U+FFFD),
-// reports partial lines to OnLine, flushes and syncs, stops the background
-// goroutine and closes the file if Create opened it. It returns the
-// recording's Summary and the first error of the recording's life. Calling
-// Close again returns the same results.
+// Close drains the queue, writes any held-back bytes of a split character
+// (as U+FFFD after text, exactly after binary data), reports partial lines to OnLine, flushes and syncs, stops
+// the background goroutines and closes the file if Create opened it. It
+// returns the recording's Summary and the first error of the recording's
+// life. Calling Close again returns the same results.
 func (w *Writer) Close() (Summary, error) {
 	w.mu.Lock()
 	if w.closed {
-		defer w.mu.Unlock()
+		w.mu.Unlock()
+		<-w.closedCh
 		return w.sum, w.closeErr
 	}
 	w.closed = true
+	w.space.Broadcast()
 	w.mu.Unlock()
-
-	close(w.stop)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
 	<-w.done
+	close(w.syncStop)
+	<-w.syncDone
 
+	// The goroutines have exited: the encoder state is Close's now.
+	e := &w.enc
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	off := w.offset()
-	if w.err == nil {
-		for _, c := range []struct {
-			code  string
-			carry []byte
-			lines *lineStream
-		}{{CodeOutput, w.outCarry, w.outLines}, {CodeInput, w.inCarry, w.inLines}} {
-			if len(c.carry) > 0 {
-				w.writeText(off, c.code, string(c.carry))
+	e.failed = w.err != nil
+	w.mu.Unlock()
+	if !e.failed {
+		for _, ts := range []*textStream{&e.out, &e.in} {
+			if len(ts.carry) > 0 && ts.binary {
+				w.writeBinary(off, ts.binCode, ts.carry)
+				ts.carry = nil
 			}
-			if c.lines != nil {
-				c.lines.lb.now = off
-				c.lines.p.feed(string(c.carry), &c.lines.lb)
-				c.lines.p.flush(&c.lines.lb)
-				c.lines.lb.end()
+			if len(ts.carry) > 0 {
+				w.writeText(off, ts.code, string(ts.carry))
 			}
+			if ts.lines != nil {
+				ts.lines.lb.now = off
+				ts.lines.p.feed(string(ts.carry), &ts.lines.lb)
+				ts.lines.p.flush(&ts.lines.lb)
+				ts.lines.lb.end()
+			}
+			ts.carry = nil
 		}
-		w.outCarry, w.inCarry = nil, nil
 	}
-	if w.err == nil {
-		if err := w.bw.Flush(); err != nil {
+	if !e.failed {
+		if err := e.bw.Flush(); err != nil {
 			w.fail(fmt.Errorf("flush recording: %w", err))
+			e.failed = true
 		}
 	}
-	if w.err == nil && w.sync != nil {
-		if err := w.sync.Sync(); err != nil {
+	if !e.failed && e.sync != nil {
+		if err := e.sync.Sync(); err != nil {
 			w.fail(fmt.Errorf("sync recording: %w", err))
 		}
 	}
-	if w.file != nil {
-		if err := w.file.Close(); err != nil {
+	if e.file != nil {
+		if err := e.file.Close(); err != nil {
 			w.fail(fmt.Errorf("close recording: %w", err))
 		}
 	}
-	w.sum.Size = w.cw.n
-	w.sum.SHA256 = hex.EncodeToString(w.cw.h.Sum(nil))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sum.Events = e.events
+	w.sum.Size = e.cw.n
+	w.sum.SHA256 = hex.EncodeToString(e.cw.h.Sum(nil))
 	w.sum.Duration = off
 	w.closeErr = w.err
+	w.queue, w.free = nil, nil
+	close(w.closedCh)
 	return w.sum, w.closeErr
 }

@@ -150,9 +150,9 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
-// writeChunks records chunks as output (or input) and returns what a
-// Reader decodes as the concatenated data.
-func writeChunks(t *testing.T, code string, chunks ...string) string {
+// recordChunks records chunks as output (or input) and returns the events
+// a Reader decodes.
+func recordChunks(t *testing.T, code string, chunks ...string) []Event {
 	t.Helper()
 	var f memFile
 	w, err := NewWriter(&f, Header{Width: 80, Height: 24}, WriterOptions{Clock: newManualClock().Now})
@@ -168,14 +168,35 @@ func writeChunks(t *testing.T, code string, chunks ...string) string {
 	mustNil(t, err)
 	rec, err := ReadAll(bytes.NewReader(f.bytes()))
 	mustNil(t, err)
+	return rec.Events
+}
+
+// writeChunks records chunks of text as output (or input) and returns what
+// a Reader decodes as the concatenated data.
+func writeChunks(t *testing.T, code string, chunks ...string) string {
+	t.Helper()
 	var b strings.Builder
-	for _, e := range rec.Events {
+	for _, e := range recordChunks(t, code, chunks...) {
 		if e.Code != code {
 			t.Fatalf("event code %q, want %q", e.Code, code)
 		}
 		b.WriteString(e.Data)
 	}
 	return b.String()
+}
+
+// joinBytes concatenates what events carried (Event.Bytes) and lists
+// their codes.
+func joinBytes(t *testing.T, events []Event) (data string, codes []string) {
+	t.Helper()
+	var b strings.Builder
+	for _, e := range events {
+		p, err := e.Bytes()
+		mustNil(t, err)
+		b.Write(p)
+		codes = append(codes, e.Code)
+	}
+	return b.String(), codes
 }
 
 func TestWriterSplitUTF8(t *testing.T) {
@@ -210,6 +231,209 @@ func TestWriterInvalidUTF8(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestWriterBinary(t *testing.T) {
+	zeros := strings.Repeat("\x00", 100<<10)
+	tests := []struct {
+		name      string
+		chunks    []string
+		wantCodes []string // per direction: "o"/"bo" become "i"/"bi" for input
+		wantData  string   // what Event.Bytes gives back, joined
+	}{
+		{name: "NULs", chunks: []string{"\x00\x00\x00"}, wantCodes: []string{"bo"}, wantData: "\x00\x00\x00"},
+		{name: "one NUL in short text", chunks: []string{"ok\x00"}, wantCodes: []string{"bo"}, wantData: "ok\x00"},
+		{name: "short text with an odd control stays text", chunks: []string{"a\x0fb\x0e"}, wantCodes: []string{"o"}, wantData: "a\x0fb\x0e"},
+		{
+			name:      "many odd controls",
+			chunks:    []string{strings.Repeat("\x01\x02abcdefghij", 8)},
+			wantCodes: []string{"bo"}, wantData: strings.Repeat("\x01\x02abcdefghij", 8),
+		},
+		{
+			name:      "terminal controls and escapes are text",
+			chunks:    []string{strings.Repeat("\x1b[1mok\x1b[0m\a\b\t\r\n", 10)},
+			wantCodes: []string{"o"}, wantData: strings.Repeat("\x1b[1mok\x1b[0m\a\b\t\r\n", 10),
+		},
+		{
+			name:      "mostly invalid UTF-8",
+			chunks:    []string{strings.Repeat("\xff\xfeabcdef", 10)},
+			wantCodes: []string{"bo"}, wantData: strings.Repeat("\xff\xfeabcdef", 10),
+		},
+		{
+			name:      "a stray invalid byte in long text stays text",
+			chunks:    []string{strings.Repeat("abcdefgh", 10) + "\xff"},
+			wantCodes: []string{"o"}, wantData: strings.Repeat("abcdefgh", 10) + "\ufffd",
+		},
+		{
+			name:      "text, binary, text",
+			chunks:    []string{"$ head -c 3 /dev/zero\r\n", "\x00\x00\x00", "$ "},
+			wantCodes: []string{"o", "bo", "o"}, wantData: "$ head -c 3 /dev/zero\r\n\x00\x00\x00$ ",
+		},
+		{
+			name:      "split characters around binary data",
+			chunks:    []string{"a\xc3", "\xa9\x00\xe2\x82", "\xacb"},
+			wantCodes: []string{"o", "bo", "o"}, wantData: "a\u00e9\x00\u20acb",
+		},
+		{
+			name:      "split character at the end of binary data kept exactly at close",
+			chunks:    []string{"\x00\xe2\x82"},
+			wantCodes: []string{"bo", "bo"}, wantData: "\x00\xe2\x82",
+		},
+		{
+			name:      "large binary output split into events",
+			chunks:    []string{zeros},
+			wantCodes: []string{"bo", "bo", "bo", "bo"}, wantData: zeros,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, code := range []string{CodeOutput, CodeInput} {
+				data, codes := joinBytes(t, recordChunks(t, code, tt.chunks...))
+				want := tt.wantCodes
+				if code == CodeInput {
+					want = nil
+					for _, c := range tt.wantCodes {
+						want = append(want, strings.Replace(c, "o", "i", 1))
+					}
+				}
+				if !reflect.DeepEqual(codes, want) {
+					t.Errorf("%s: codes %q, want %q", code, codes, want)
+				}
+				if data != tt.wantData {
+					t.Errorf("%s: data %q, want %q", code, truncate(data), truncate(tt.wantData))
+				}
+			}
+		})
+	}
+}
+
+// truncate shortens long test data in messages.
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return s
+}
+
+// TestWriterBinaryNotIndexed: OnLine sees the text around binary output,
+// never the binary data, and the summary counts every byte.
+func TestWriterBinaryNotIndexed(t *testing.T) {
+	var got []Line
+	var f memFile
+	steps := []step{
+		{at: 0, output: "$ cat blob\r\n"},
+		{at: time.Millisecond, output: "\x00\x01secret-looking\x02\r\n"},
+		{at: 2 * time.Millisecond, output: "$ "},
+	}
+	sum := record(t, &f, Header{Width: 80, Height: 24}, steps, time.Second,
+		WriterOptions{OnLine: func(l Line) { got = append(got, l) }})
+	want := []Line{
+		{Offset: 0, Kind: "o", Text: "$ cat blob"},
+		{Offset: 2 * time.Millisecond, Kind: "o", Text: "$"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("lines = %+v, want %+v", got, want)
+	}
+	if n := int64(len(steps[0].output) + len(steps[1].output) + len(steps[2].output)); sum.BytesOut != n {
+		t.Errorf("BytesOut = %d, want %d", sum.BytesOut, n)
+	}
+}
+
+// gatedFile is a destination whose writes wait until open is closed.
+type gatedFile struct {
+	open chan struct{}
+	memFile
+}
+
+func (g *gatedFile) Write(p []byte) (int, error) {
+	<-g.open
+	return g.memFile.Write(p)
+}
+
+// TestWriterBackPressure: while the destination is stuck, callers block
+// once the queue is full instead of dropping anything; when it moves again
+// every byte arrives.
+func TestWriterBackPressure(t *testing.T) {
+	g := &gatedFile{open: make(chan struct{})}
+	close(g.open) // the header goes through
+	w, err := NewWriter(g, Header{Width: 80, Height: 24}, WriterOptions{QueueSize: 64 << 10})
+	mustNil(t, err)
+	g.open = make(chan struct{})
+	chunk := bytes.Repeat([]byte{0, 1, 2, 3}, 8<<10) // 32 KiB of binary output
+	const chunks = 32
+	var mu sync.Mutex
+	done := 0
+	finished := make(chan error, 1)
+	go func() {
+		for i := 0; i < chunks; i++ {
+			if err := w.Output(chunk); err != nil {
+				finished <- err
+				return
+			}
+			mu.Lock()
+			done++
+			mu.Unlock()
+		}
+		finished <- nil
+	}()
+	// The encoder fills its 64 KiB write buffer and blocks in Write; the
+	// queue then takes about 64 KiB more.
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	blockedAt := done
+	mu.Unlock()
+	if blockedAt >= chunks || blockedAt > 8 {
+		t.Errorf("%d of %d outputs returned while the destination was stuck; want back-pressure", blockedAt, chunks)
+	}
+	close(g.open)
+	select {
+	case err := <-finished:
+		mustNil(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("outputs still blocked after the destination moved again")
+	}
+	sum, err := w.Close()
+	mustNil(t, err)
+	rec, err := ReadAll(bytes.NewReader(g.bytes()))
+	mustNil(t, err)
+	data, _ := joinBytes(t, rec.Events)
+	if want := strings.Repeat(string(chunk), chunks); data != want {
+		t.Errorf("recorded %d bytes, want %d", len(data), len(want))
+	}
+	if sum.BytesOut != chunks*int64(len(chunk)) {
+		t.Errorf("BytesOut = %d", sum.BytesOut)
+	}
+}
+
+// TestWriterFailureWakesBlockedCallers: a write error while callers wait
+// for queue space returns the error to them rather than leaving them
+// blocked.
+func TestWriterFailureWakesBlockedCallers(t *testing.T) {
+	f := &memFile{limit: 100 << 10, writeErr: syscall.ENOSPC}
+	w, err := NewWriter(f, Header{Width: 80, Height: 24}, WriterOptions{QueueSize: 32 << 10})
+	mustNil(t, err)
+	chunk := bytes.Repeat([]byte{0}, 32<<10)
+	finished := make(chan error, 1)
+	go func() {
+		for i := 0; i < 1000; i++ {
+			if err := w.Output(chunk); err != nil {
+				finished <- err
+				return
+			}
+		}
+		finished <- nil
+	}()
+	select {
+	case err := <-finished:
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("Output = %v, want ENOSPC", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Output still blocked after the write error")
+	}
+	if _, err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Close = %v, want ENOSPC", err)
 	}
 }
 
@@ -352,6 +576,7 @@ func TestWriterStickyError(t *testing.T) {
 			file: &memFile{limit: 4096, writeErr: syscall.ENOSPC},
 			trigger: func(w *Writer) {
 				_ = w.Output(bytes.Repeat([]byte("x"), 128<<10))
+				waitFor(t, "write error", func() bool { return w.Err() != nil })
 			},
 			want: syscall.ENOSPC,
 		},
@@ -376,7 +601,16 @@ func TestWriterStickyError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, err := NewWriter(tt.file, Header{Width: 80, Height: 24}, WriterOptions{SyncInterval: time.Millisecond})
+			var mu sync.Mutex
+			var reported []error
+			w, err := NewWriter(tt.file, Header{Width: 80, Height: 24}, WriterOptions{
+				SyncInterval: time.Millisecond,
+				OnError: func(err error) {
+					mu.Lock()
+					reported = append(reported, err)
+					mu.Unlock()
+				},
+			})
 			mustNil(t, err)
 			tt.trigger(w)
 			calls := map[string]error{
@@ -391,6 +625,11 @@ func TestWriterStickyError(t *testing.T) {
 				if !errors.Is(err, tt.want) {
 					t.Errorf("%s() = %v, want %v", name, err, tt.want)
 				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reported) != 1 || !errors.Is(reported[0], tt.want) {
+				t.Errorf("OnError got %v, want one %v", reported, tt.want)
 			}
 		})
 	}
@@ -425,6 +664,7 @@ func TestNewWriterRejects(t *testing.T) {
 		{name: "huge height", header: Header{Width: 80, Height: 10001}, want: "height 10001"},
 		{name: "version 1", header: Header{Version: 1, Width: 80, Height: 24}, want: "version 1"},
 		{name: "negative sync interval", header: Header{Width: 80, Height: 24}, opts: WriterOptions{SyncInterval: -1}, want: "sync interval"},
+		{name: "negative queue size", header: Header{Width: 80, Height: 24}, opts: WriterOptions{QueueSize: -1}, want: "queue size -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
