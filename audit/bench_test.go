@@ -2,7 +2,12 @@ package audit
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // benchEvent is about the size of a real audit row (~300 bytes).
@@ -50,4 +55,72 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 	reportEventsPerSecond(b)
+}
+
+// issuanceTx writes what one direct issuance writes: the request row, its
+// request.created event, the certificate row and its cert.issued event.
+func issuanceTx(i int64) func(tx *Tx) error {
+	now := time.Now().UTC()
+	id := fmt.Sprintf("req_%016x%08x", rand.Uint64(), i)
+	serial := rand.Uint64()>>1 | 1
+	r := Request{ID: id, User: "bencher", Host: "db1", Login: "root", Role: "bench",
+		Justification: "benchmark issuance", State: StateIssued, TTL: 30 * time.Minute,
+		PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGkQm0z3n0n4l2tR5e1y2y3QJ3k5q7mJcT9oS0eXbq1d", CreatedAt: now,
+		DecidedAt: now, DecisionReason: "allowed", Serial: serial, ClientAddr: "127.0.0.1:50000"}
+	c := Certificate{Serial: serial, Kind: "user", RequestID: id, User: "bencher", Host: "db1", Login: "root",
+		Principals: []string{"root@db1"}, KeyFingerprint: "SHA256:7b3a1c0c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9",
+		KeyID: "jit:" + id + ":bencher", ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(30 * time.Minute),
+		ClientAddr: "127.0.0.1:50000", IssuedAt: now}
+	created := Event{Time: now, Type: "request.created", Code: "allowed", Actor: "bencher", User: "bencher",
+		Host: "db1", Login: "root", RequestID: id, Serial: serial, ClientAddr: "127.0.0.1:50000", Message: r.Justification}
+	issued := created
+	issued.Type, issued.Message = "cert.issued", ""
+	issued.Data = map[string]string{"principals": "root@db1", "valid_after": c.ValidAfter.Format(time.RFC3339),
+		"valid_before": c.ValidBefore.Format(time.RFC3339), "key_fingerprint": c.KeyFingerprint, "key_id": c.KeyID, "role": "bench"}
+	return func(tx *Tx) error {
+		if err := tx.InsertRequest(r); err != nil {
+			return err
+		}
+		if _, err := tx.Append(created); err != nil {
+			return err
+		}
+		if err := tx.InsertCertificate(c); err != nil {
+			return err
+		}
+		_, err := tx.Append(issued)
+		return err
+	}
+}
+
+// BenchmarkIssuanceParallel has 64 concurrent callers, each writing what one
+// certificate issuance writes (two rows, two events) in one Do: the audit
+// store's share of BenchmarkIssue in ./bench/.
+func BenchmarkIssuanceParallel(b *testing.B) {
+	s, _ := openTest(b)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Do(ctx, issuanceTx(n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "issuances/s")
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// processCPU is the user plus system CPU time this process has used so far:
+// unlike throughput, CPU per operation hardly depends on what else the
+// machine is running, so it compares changes more reliably.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -190,7 +190,7 @@ func TestOpenSetsUpDatabase(t *testing.T) {
 		t.Errorf("database file mode = %v, want 0600", perm)
 	}
 	// The store's own connections are configured for durability.
-	for name, want := range map[string]int{"synchronous": 2, "foreign_keys": 1} {
+	for name, want := range map[string]int{"synchronous": 2, "foreign_keys": 1, "temp_store": 2} {
 		var got int
 		if err := s.write.QueryRow("PRAGMA " + name).Scan(&got); err != nil {
 			t.Fatal(err)
@@ -392,6 +392,68 @@ func TestDoBatchIsolatesCallerErrors(t *testing.T) {
 		t.Errorf("failing caller's error %v does not wrap its own error", errs[1])
 	}
 	assertVerified(t, s, 2)
+}
+
+// A caller alone in its batch runs without a savepoint; its failure must
+// still undo exactly its own writes and leave the chain continuing from the
+// last committed event.
+func TestDoLoneCallerFailureRollsBack(t *testing.T) {
+	errOwn := errors.New("caller's own failure")
+	tests := []struct {
+		name    string
+		fn      func(tx *Tx) error
+		wantErr string
+	}{
+		{name: "error after writes", fn: func(tx *Tx) error {
+			if err := tx.InsertRequest(Request{ID: "r1", User: "alice", State: StatePending}); err != nil {
+				return err
+			}
+			return appendMsg("error after writes", errOwn)(tx)
+		}, wantErr: errOwn.Error()},
+		{name: "panic after writes", fn: func(tx *Tx) error {
+			if err := tx.InsertRequest(Request{ID: "r1", User: "alice", State: StatePending}); err != nil {
+				return err
+			}
+			if _, err := tx.Append(Event{Type: "test", Message: "panic after writes"}); err != nil {
+				return err
+			}
+			panic("boom")
+		}, wantErr: "panicked: boom"},
+		{name: "constraint error after append", fn: func(tx *Tx) error {
+			if _, err := tx.Append(Event{Type: "test", Message: "constraint error after append"}); err != nil {
+				return err
+			}
+			return tx.InsertCertificate(Certificate{Serial: 1, Kind: "user"}) // serial 1 exists
+		}, wantErr: "conflict"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTest(t)
+			mustDo(t, s, func(tx *Tx) error {
+				if err := tx.InsertCertificate(Certificate{Serial: 1, Kind: "user"}); err != nil {
+					return err
+				}
+				return appendMsg("before", nil)(tx)
+			})
+			err := s.Do(context.Background(), tt.fn)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Do = %v, want error containing %q", err, tt.wantErr)
+			}
+			if _, err := s.Request(context.Background(), "r1"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("request of the failed call: err = %v, want ErrNotFound", err)
+			}
+			var got Event
+			mustDo(t, s, func(tx *Tx) error {
+				var err error
+				got, err = tx.Append(Event{Type: "test", Message: "after"})
+				return err
+			})
+			if got.Seq != 2 {
+				t.Errorf("seq after failed call = %d, want 2", got.Seq)
+			}
+			assertVerified(t, s, 2)
+		})
+	}
 }
 
 // appendMsg returns a Do callback appending an event whose message is msg

@@ -47,7 +47,7 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 // Do runs fn on the writer goroutine inside a transaction shared with other
-// queued callers (each in its own SAVEPOINT) and returns once that transaction
+// queued callers (each in its own SAVEPOINT when there are several) and returns once that transaction
 // is committed to disk. If fn returns an error its writes are rolled back and
 // Do returns that error; other callers in the batch are unaffected. If the
 // commit fails, every caller in the batch gets the commit error.
@@ -164,9 +164,17 @@ func (s *Store) runBatch(batch []*request) {
 		answer(err)
 		return
 	}
+	// A lone caller needs no savepoint: if it fails, the whole transaction
+	// is rolled back, which undoes exactly its writes.
+	alone := len(live) == 1
 	for _, r := range live {
 		t := &Tx{tx: tx, head: head}
-		ferr, broken := runOne(t, r.fn)
+		var ferr, broken error
+		if alone {
+			ferr = callSafely(t, r.fn)
+		} else {
+			ferr, broken = runOne(t, r.fn)
+		}
 		t.done = true
 		if broken != nil {
 			tx.Rollback()
@@ -181,6 +189,13 @@ func (s *Store) runBatch(batch []*request) {
 			continue
 		}
 		head = t.head
+	}
+	if alone && live[0].err != nil {
+		if err := tx.Rollback(); err != nil {
+			live[0].err = fmt.Errorf("%w (and roll back: %w)", live[0].err, err)
+		}
+		answer(nil)
+		return
 	}
 	if err := tx.Commit(); err != nil {
 		for _, r := range live {
