@@ -204,41 +204,65 @@ const hexDigits = "0123456789abcdef"
 // appendJSONString appends s as a JSON string. Invalid UTF-8 bytes become
 // U+FFFD one for one, as a Go string-to-rune conversion would do.
 func appendJSONString(dst []byte, s string) []byte {
+	dst, _ = appendJSONText(dst, s)
+	return dst
+}
+
+// oddControlMask has bit c set for each C0 control c that terminal text
+// does not use: all but BEL, BS, HT, LF, CR and ESC.
+const oddControlMask = 0xffffffff &^ (1<<'\a' | 1<<'\b' | 1<<'\t' | 1<<'\n' | 1<<'\r' | 1<<0x1b)
+
+// appendJSONText is appendJSONString that also counts the bytes of s that
+// make it look binary (see Writer.Output): invalid UTF-8 and the controls
+// of oddControlMask. Runs of bytes that need no escaping are copied whole.
+func appendJSONText(dst []byte, s string) (_ []byte, odd int) {
 	dst = append(dst, '"')
+	start := 0 // s[start:i] is still to be copied as it is
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			// Valid JSON, but not valid JavaScript before ES2019: escape
-			// for browser players.
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			dst = append(dst, s[i:i+size]...)
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				dst = append(append(dst, s[start:i]...), `\ufffd`...)
+				odd++
+			case r == '\u2028' || r == '\u2029':
+				// Valid JSON, but not valid JavaScript before ES2019:
+				// escape for browser players.
+				dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			default:
+				i += size
+				continue
+			}
+			i += size
+			start = i
+			continue
 		}
-		i += size
+		dst = append(dst, s[start:i]...)
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		default: // other C0 controls and DEL
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			if c < 0x20 {
+				odd += int(oddControlMask >> c & 1)
+			}
+		}
+		i++
+		start = i
 	}
-	return append(dst, '"')
+	dst = append(dst, s[start:]...)
+	return append(dst, '"'), odd
 }
 
 // validate checks the rules the Reader enforces on one event.

@@ -74,16 +74,14 @@ const (
 	// enough to absorb a few reads of a fast stream while the encoder is
 	// busy, small against a session's memory.
 	defaultQueueSize = 4 << 20
-	// chunkSize is the size of the reusable buffers queued data is copied
-	// into; larger writes get buffers of their own.
-	chunkSize = 32 << 10
 	// writeBufferSize is the buffered writer in front of the destination.
 	// It lives as long as the session, so it stays small enough for idle
 	// sessions; a binary event (maxBinaryData as base64) still fits.
 	writeBufferSize = 64 << 10
-	// maxFreeChunks bounds the reusable buffers kept while a stream is
-	// busy; they are dropped when the encoder finds nothing to do.
-	maxFreeChunks = 16
+	// kickShare: the encoder is woken once 1/kickShare of the queue is
+	// filled, so that it works in parallel with a busy session while
+	// leaving room to queue more.
+	kickShare = 16
 )
 
 // Writer records a session as asciicast v2. All methods are safe for
@@ -114,10 +112,10 @@ type Writer struct {
 	err      error         // sticky
 	closed   bool
 	queue    []item
-	queued   int // bytes of queue data
+	slab     []byte // the queued items' data, one after the other
+	queued   int    // bytes of queue data
 	maxQueue int
-	free     [][]byte // reusable chunk buffers
-	sum      Summary  // BytesOut and BytesIn under mu; the rest by the encoder
+	sum      Summary // BytesOut and BytesIn under mu; the rest by the encoder
 	closeErr error
 
 	kick     chan struct{} // wakes the encoder; capacity 1
@@ -134,10 +132,10 @@ type Writer struct {
 
 // item is one queued event.
 type item struct {
-	code string        // CodeOutput, CodeInput, CodeResize or CodeMarker
-	off  time.Duration // when it happened
-	data []byte        // output or input bytes
-	text string        // resize data or marker label
+	code       string        // CodeOutput, CodeInput, CodeResize or CodeMarker
+	off        time.Duration // when it happened
+	start, end int           // output or input bytes: slab[start:end]
+	text       string        // resize data or marker label
 }
 
 // encoder is the state of the encoding goroutine.
@@ -316,40 +314,52 @@ func (w *Writer) newLineStream(kind string) *lineStream {
 	return ls
 }
 
-// encodeLoop encodes queued events until Close, flushing at most every
-// interval and asking the sync goroutine to make the flushed data durable.
+// encodeLoop encodes queued events until Close. It is woken when a
+// sizeable amount is queued (kickAt), when a caller waits for space, at
+// Close, and every interval, when it encodes what is queued and flushes:
+// events are only visible in the file after a flush anyway, and encoding
+// in batches saves a wake-up per event. The sync goroutine then makes the
+// flushed data durable.
 func (w *Writer) encodeLoop(interval time.Duration) {
 	defer close(w.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// The queue and its slab are double-buffered: callers fill one pair
+	// while the encoder works through the other.
 	var batch []item
+	var slab []byte
+	due := false // a flush is due
 	for {
 		w.mu.Lock()
 		batch, w.queue = w.queue, batch[:0]
+		slab, w.slab = w.slab, slab[:0]
 		closing := w.closed
 		w.enc.failed = w.err != nil
 		w.mu.Unlock()
-		if len(batch) > 0 {
-			n := 0
-			for i := range batch {
-				w.encode(&batch[i])
-				n += len(batch[i].data)
-			}
-			w.mu.Lock()
-			w.queued -= n
-			for i := range batch {
-				if d := batch[i].data; cap(d) == chunkSize && len(w.free) < maxFreeChunks {
-					w.free = append(w.free, d[:0])
+		took := len(batch) > 0
+		if took {
+			w.encodeBatch(batch, slab)
+		}
+		if due {
+			w.flush()
+			due = false
+			if !took {
+				// Idle for an interval: let the buffers go, so that an
+				// idle session keeps no burst-sized queue.
+				batch, slab = nil, nil
+				w.mu.Lock()
+				if len(w.queue) == 0 {
+					w.queue, w.slab = nil, nil
 				}
-				batch[i] = item{}
+				w.mu.Unlock()
 			}
-			w.space.Broadcast()
-			w.mu.Unlock()
+		}
+		if took {
 			// A busy stream may never leave the queue empty: flush on
 			// time all the same.
 			select {
 			case <-t.C:
-				w.flush()
+				due = true
 			default:
 			}
 			continue
@@ -360,12 +370,29 @@ func (w *Writer) encodeLoop(interval time.Duration) {
 		select {
 		case <-w.kick:
 		case <-t.C:
-			w.flush()
-			// Idle: give the reusable buffers back.
-			w.mu.Lock()
-			w.free = nil
-			w.mu.Unlock()
+			due = true
 		}
+	}
+}
+
+// encodeBatch encodes batch, whose data is in slab, then gives its share
+// of the queue back, waking callers that wait for space.
+func (w *Writer) encodeBatch(batch []item, slab []byte) {
+	for i := range batch {
+		w.encode(&batch[i], slab[batch[i].start:batch[i].end])
+		batch[i] = item{}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queued -= len(slab)
+	w.space.Broadcast()
+}
+
+// wake asks the encoder to run now rather than at its next tick.
+func (w *Writer) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // already asked
 	}
 }
 
@@ -447,28 +474,20 @@ func (w *Writer) offset() time.Duration {
 func (w *Writer) enqueue(it item, data []byte) error {
 	size := len(data) + len(it.text)
 	for w.queued > 0 && w.queued+size > w.maxQueue && w.err == nil && !w.closed {
+		w.wake()
 		w.space.Wait()
 	}
 	if err := w.usable(); err != nil {
 		return err
 	}
-	if len(data) > 0 {
-		var buf []byte
-		if len(data) <= chunkSize {
-			if n := len(w.free); n > 0 {
-				buf, w.free = w.free[n-1], w.free[:n-1]
-			} else {
-				buf = make([]byte, 0, chunkSize)
-			}
-		}
-		it.data = append(buf, data...)
-	}
+	it.start = len(w.slab)
+	w.slab = append(w.slab, data...)
+	it.end = len(w.slab)
 	it.off = w.offset()
 	w.queue = append(w.queue, it)
-	w.queued += len(it.data)
-	select {
-	case w.kick <- struct{}{}:
-	default:
+	w.queued += len(data)
+	if w.queued >= w.maxQueue/kickShare {
+		w.wake()
 	}
 	return nil
 }
@@ -537,16 +556,16 @@ func (w *Writer) Err() error {
 
 // encode writes one queued event. Only the encoder (or Close, after it)
 // calls it.
-func (w *Writer) encode(it *item) {
+func (w *Writer) encode(it *item, data []byte) {
 	e := &w.enc
 	if e.failed {
 		return
 	}
 	switch it.code {
 	case CodeOutput:
-		w.encodeText(&e.out, it.off, it.data)
+		w.encodeText(&e.out, it.off, data)
 	case CodeInput:
-		w.encodeText(&e.in, it.off, it.data)
+		w.encodeText(&e.in, it.off, data)
 	case CodeMarker:
 		w.writeEvent(Event{Time: it.off.Seconds(), Code: CodeMarker, Data: it.text})
 		if e.onLine != nil && !e.failed {
@@ -569,18 +588,27 @@ func (w *Writer) encodeText(ts *textStream, off time.Duration, p []byte) {
 	// A character split at the end is carried in binary data too, so that
 	// text after binary data starts on a whole character.
 	cut := utf8Cut(b)
-	ts.binary = isBinary(b[:cut])
+	chunk := b[:cut]
+	// Binary is decided while the text is escaped, which looks at every
+	// byte anyway; a NUL is found faster beforehand.
+	ts.binary = bytes.IndexByte(chunk, 0) >= 0
+	var data string
+	if !ts.binary && len(chunk) > 0 {
+		data = string(chunk)
+		lines, n, odd := appendTextEvents(e.scratch[:0], off, ts.code, data)
+		e.scratch = lines
+		ts.binary = binaryShareExceeded(odd, len(chunk))
+		if !ts.binary {
+			w.writeLines(lines, n)
+		}
+	}
 	if ts.binary {
-		w.writeBinary(off, ts.binCode, b[:cut])
-		ts.carry = append(ts.carry[:0], b[cut:]...)
-		return
+		w.writeBinary(off, ts.binCode, chunk)
 	}
-	data := string(b[:cut])
 	ts.carry = append(ts.carry[:0], b[cut:]...)
-	if data == "" {
+	if ts.binary || data == "" {
 		return
 	}
-	w.writeText(off, ts.code, data)
 	if ts.lines != nil {
 		ts.lines.lb.now = off
 		ts.lines.p.feed(data, &ts.lines.lb)
@@ -615,68 +643,43 @@ const (
 	binaryShare = 8
 )
 
-// isBinary reports whether b is not terminal text: it holds a NUL, or (at
-// binaryMinLen bytes or more) more than 1 in binaryShare of its bytes are
-// invalid UTF-8 or C0 controls other than BEL, BS, HT, LF, CR and ESC.
-func isBinary(b []byte) bool {
-	if bytes.IndexByte(b, 0) >= 0 {
-		return true
-	}
-	if len(b) < binaryMinLen {
-		return false
-	}
-	limit := len(b) / binaryShare
-	odd := 0
-	for i := 0; i < len(b); {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			i++
-			if c < 0x20 && !textControl(c) {
-				odd++
-			} else {
-				continue
-			}
-		} else {
-			r, size := utf8.DecodeRune(b[i:])
-			i += size
-			if r != utf8.RuneError || size != 1 {
-				continue
-			}
-			odd++
-		}
-		if odd > limit {
-			return true
-		}
-	}
-	return false
+// binaryShareExceeded reports whether odd of n bytes make a chunk binary.
+func binaryShareExceeded(odd, n int) bool {
+	return n >= binaryMinLen && odd > n/binaryShare
 }
 
-// textControl reports whether c is a C0 control that terminal text uses.
-func textControl(c byte) bool {
-	switch c {
-	case '\a', '\b', '\t', '\n', '\r', 0x1b:
-		return true
-	}
-	return false
-}
-
-// writeText writes data as events of at most maxEventData bytes each,
-// cutting only between characters.
+// writeText writes data as text events.
 func (w *Writer) writeText(off time.Duration, code, data string) {
+	e := &w.enc
+	lines, n, _ := appendTextEvents(e.scratch[:0], off, code, data)
+	e.scratch = lines
+	w.writeLines(lines, n)
+}
+
+// appendTextEvents appends data as n event lines of at most maxEventData
+// bytes of data each, cut only between characters, and counts its odd
+// bytes (see appendJSONText).
+func appendTextEvents(dst []byte, off time.Duration, code, data string) (_ []byte, n, odd int) {
 	for data != "" {
-		n := len(data)
-		if n > maxEventData {
-			n = maxEventData
-			for n > 0 && !utf8.RuneStart(data[n]) {
-				n--
+		size := len(data)
+		if size > maxEventData {
+			size = maxEventData
+			for size > 0 && !utf8.RuneStart(data[size]) {
+				size--
 			}
-			if n == 0 {
-				n = maxEventData
+			if size == 0 {
+				size = maxEventData
 			}
 		}
-		w.writeEvent(Event{Time: off.Seconds(), Code: code, Data: data[:n]})
-		data = data[n:]
+		var o int
+		dst = appendEventPrefix(dst, off.Seconds(), code)
+		dst, o = appendJSONText(dst, data[:size])
+		dst = append(dst, ']', '\n')
+		odd += o
+		n++
+		data = data[size:]
 	}
+	return dst, n, odd
 }
 
 // writeBinary writes b as base64 events of at most maxBinaryData bytes of
@@ -707,7 +710,7 @@ func (w *Writer) writeBinary(off time.Duration, code string, b []byte) {
 		if !direct {
 			e.scratch = line
 		}
-		w.writeLine(line)
+		w.writeLines(line, 1)
 		b = b[n:]
 	}
 }
@@ -717,20 +720,21 @@ func (w *Writer) writeEvent(ev Event) {
 	e := &w.enc
 	e.scratch = appendEvent(e.scratch[:0], ev)
 	e.scratch = append(e.scratch, '\n')
-	w.writeLine(e.scratch)
+	w.writeLines(e.scratch, 1)
 }
 
-func (w *Writer) writeLine(line []byte) {
+// writeLines buffers n complete event lines.
+func (w *Writer) writeLines(lines []byte, n int) {
 	e := &w.enc
 	if e.failed {
 		return
 	}
-	if _, err := e.bw.Write(line); err != nil {
+	if _, err := e.bw.Write(lines); err != nil {
 		e.failed = true
 		w.fail(fmt.Errorf("write recording: %w", err))
 		return
 	}
-	e.events++
+	e.events += int64(n)
 	e.dirty = true
 }
 
@@ -749,10 +753,7 @@ func (w *Writer) Close() (Summary, error) {
 	w.closed = true
 	w.space.Broadcast()
 	w.mu.Unlock()
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+	w.wake()
 	<-w.done
 	close(w.syncStop)
 	<-w.syncDone
@@ -804,7 +805,7 @@ func (w *Writer) Close() (Summary, error) {
 	w.sum.SHA256 = hex.EncodeToString(e.cw.h.Sum(nil))
 	w.sum.Duration = off
 	w.closeErr = w.err
-	w.queue, w.free = nil, nil
+	w.queue, w.slab = nil, nil
 	close(w.closedCh)
 	return w.sum, w.closeErr
 }
