@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -469,5 +470,47 @@ func TestErrorKinds(t *testing.T) {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", int(k), got, want)
 		}
+	}
+}
+
+// Request ids start with the creation time, so that the audit store's
+// indexes keyed by request id grow at their end; they still carry 80 random
+// bits and sort in creation order whatever the random bits are.
+func TestRequestIDsSortByCreation(t *testing.T) {
+	e := newEnv(t)
+	idPattern := regexp.MustCompile(`^req_[0-9a-v]{26}$`)
+	tests := []struct {
+		name    string
+		advance time.Duration // clock step before the request
+	}{
+		{name: "first", advance: 0},
+		{name: "one millisecond later", advance: time.Millisecond},
+		{name: "same millisecond", advance: 0},
+		{name: "one hour later", advance: time.Hour},
+		{name: "years later", advance: 3 * 365 * 24 * time.Hour},
+	}
+	var prev string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.clock.Advance(tt.advance)
+			res, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, e.request("db1", "reader", "deploy release 42"))
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			id := res.Request.ID
+			if !idPattern.MatchString(id) {
+				t.Errorf("id %q does not match %s", id, idPattern)
+			}
+			if id == prev {
+				t.Errorf("id %q repeats the previous one", id)
+			}
+			if tt.advance > 0 && id <= prev {
+				t.Errorf("id %q does not sort after the earlier %q", id, prev)
+			}
+			if tt.advance == 0 && prev != "" && id[:13] != prev[:13] { // "req_" and 45 of the 48 time bits
+				t.Errorf("ids of the same millisecond %q and %q have different time parts", id, prev)
+			}
+			prev = id
+		})
 	}
 }

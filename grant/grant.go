@@ -330,12 +330,27 @@ func (s *Service) notify(n Notification) {
 	}
 }
 
+// newID returns prefix_ and 26 characters of base32 (0-9, a-v): the
+// clock's milliseconds since 1970 in 6 bytes, then 10 random bytes. The time
+// comes first so that ids sort by creation: every index keyed by request id
+// (the requests table itself, certificates and events by request) then
+// grows at its end instead of at a random page, which is what makes the
+// audit store's commits cheap under load. The 80 random bits keep ids
+// unguessable; the creation time they reveal is in the request anyway.
 func (s *Service) newID(prefix string) (string, error) {
-	b := make([]byte, 10)
-	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+	var b [16]byte
+	ms := s.cfg.Clock().UnixMilli()
+	if ms < 0 {
+		ms = 0
+	}
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := io.ReadFull(s.cfg.Rand, b[6:]); err != nil {
 		return "", fmt.Errorf("draw %s id: %w", prefix, err)
 	}
-	return prefix + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+	return prefix + "_" + strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }
 
 func parseKey(text string) (ssh.PublicKey, error) {
