@@ -182,6 +182,10 @@ func TestSignUserCertRefusesBadCA(t *testing.T) {
 	}{
 		{name: "nil signer", signer: nil, wantErr: "ca signer missing"},
 		{name: "certificate as authority", signer: hostSigner, wantErr: "ca key: public key is a certificate"},
+		{name: "signer returns a corrupt signature", signer: brokenSigner{Signer: ed25519Signer(t), corrupt: true},
+			wantErr: "signature does not verify"},
+		{name: "signer signs with another key", signer: brokenSigner{Signer: ed25519Signer(t), other: ed25519Signer(t)},
+			wantErr: "signature does not verify"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,6 +195,29 @@ func TestSignUserCertRefusesBadCA(t *testing.T) {
 			}
 		})
 	}
+}
+
+// brokenSigner claims its Signer's public key but signs with other (when
+// set) or flips a bit of the signature (corrupt): what a faulty agent or
+// HSM could do.
+type brokenSigner struct {
+	ssh.Signer
+	other   ssh.Signer
+	corrupt bool
+}
+
+func (b brokenSigner) Sign(r io.Reader, data []byte) (*ssh.Signature, error) {
+	s := b.Signer
+	if b.other != nil {
+		s = b.other
+	}
+	sig, err := s.Sign(r, data)
+	if err != nil || !b.corrupt {
+		return sig, err
+	}
+	blob := bytes.Clone(sig.Blob)
+	blob[len(blob)/2] ^= 1
+	return &ssh.Signature{Format: sig.Format, Blob: blob, Rest: sig.Rest}, nil
 }
 
 func TestCertifyHost(t *testing.T) {
