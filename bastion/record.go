@@ -23,6 +23,13 @@ const indexFlushInterval = time.Second
 // indexMaxBatch flushes early when this many lines are waiting.
 const indexMaxBatch = 512
 
+// indexMaxPending bounds the lines waiting for Backend.IndexText. A session
+// that prints text faster than the store indexes it (cat of a large log)
+// would otherwise grow the bastion's memory without bound; lines past the
+// bound are left out of the search index (and the count logged), never
+// out of the recording.
+const indexMaxPending = 64 << 10
+
 // recordingPath is RecordingDir/YYYY/MM/DD/SESSIONID.cast in UTC.
 func recordingPath(dir string, t time.Time, id string) string {
 	t = t.UTC()
@@ -209,13 +216,14 @@ func (st *connState) terminationReason() string {
 
 // indexer batches recording lines for Backend.IndexText.
 type indexer struct {
-	srv  *Server
-	id   string
-	mu   sync.Mutex
-	buf  []sessionlog.Line
-	kick chan struct{}
-	quit chan bool // true: flush before exit
-	done chan struct{}
+	srv     *Server
+	id      string
+	mu      sync.Mutex
+	buf     []sessionlog.Line
+	skipped int // lines left out since the last flush: the index was behind
+	kick    chan struct{}
+	quit    chan bool // true: flush before exit
+	done    chan struct{}
 }
 
 func newIndexer(s *Server, id string) *indexer {
@@ -227,6 +235,11 @@ func newIndexer(s *Server, id string) *indexer {
 // add is the sessionlog OnLine callback; it never blocks on the Backend.
 func (ix *indexer) add(l sessionlog.Line) {
 	ix.mu.Lock()
+	if len(ix.buf) >= indexMaxPending {
+		ix.skipped++
+		ix.mu.Unlock()
+		return
+	}
 	ix.buf = append(ix.buf, l)
 	full := len(ix.buf) >= indexMaxBatch
 	ix.mu.Unlock()
@@ -259,9 +272,12 @@ func (ix *indexer) loop() {
 
 func (ix *indexer) flush() {
 	ix.mu.Lock()
-	lines := ix.buf
-	ix.buf = nil
+	lines, skipped := ix.buf, ix.skipped
+	ix.buf, ix.skipped = nil, 0
 	ix.mu.Unlock()
+	if skipped > 0 {
+		ix.srv.log.Warn("search index behind; lines left out of it (the recording has them)", "session", ix.id, "lines", skipped)
+	}
 	if len(lines) == 0 {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 const (
 	execBytes       = 1 << 30   // 1 GiB through a plain exec channel
 	ptyBytes        = 256 << 20 // 256 MiB through a pty (raw mode)
+	textBytes       = 256 << 20 // 256 MiB of text lines through a plain exec channel
 	transferTimeout = 5 * time.Minute
 )
 
@@ -47,6 +48,7 @@ func BenchmarkThroughput(b *testing.B) {
 		{name: "exec-download", n: execBytes, run: execDownload},
 		{name: "pty-upload", n: ptyBytes, run: ptyUpload},
 		{name: "pty-download", n: ptyBytes, run: ptyDownload},
+		{name: "text-download", n: textBytes, run: textDownload},
 	}
 	recordings := filepath.Join(p.env.dir, "recordings")
 	for _, tc := range cases {
@@ -112,6 +114,27 @@ func execDownload(b *testing.B, path transferPath, n int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
 	defer cancel()
 	cmd := path.cmd(ctx, fmt.Sprintf("head -c %d /dev/zero", n))
+	var c counter
+	cmd.Stdout = &c
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("ssh: %w", err)
+	}
+	if c.n != n {
+		return fmt.Errorf("received %d bytes, want %d", c.n, n)
+	}
+	return nil
+}
+
+// textLine is what textDownload repeats: a log-like line of text, which
+// the bastion records as text and indexes for search, unlike the zeros of
+// the other downloads, which it records as binary.
+const textLine = "2026-11-26T03:04:05Z web1 app[4242]: GET /api/v1/items?page=17 200 1532 bytes in 12ms"
+
+// textDownload reads n bytes of repeated text lines (`yes LINE | head -c N`).
+func textDownload(b *testing.B, path transferPath, n int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
+	defer cancel()
+	cmd := path.cmd(ctx, fmt.Sprintf("yes '%s' | head -c %d", textLine, n))
 	var c counter
 	cmd.Stdout = &c
 	if err := cmd.Run(); err != nil {
