@@ -61,7 +61,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 // request.created event, the certificate row and its cert.issued event.
 func issuanceTx(i int64) func(tx *Tx) error {
 	now := time.Now().UTC()
-	id := fmt.Sprintf("req_%016x%08x", rand.Uint64(), i)
+	id := fmt.Sprintf("req_%016x%08x", now.UnixMilli(), i) // sorted by time, as grant makes them
 	serial := rand.Uint64()>>1 | 1
 	r := Request{ID: id, User: "bencher", Host: "db1", Login: "root", Role: "bench",
 		Justification: "benchmark issuance", State: StateIssued, TTL: 30 * time.Minute,

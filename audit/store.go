@@ -45,6 +45,11 @@ var (
 // maxBatch bounds how many queued callers share one transaction.
 const maxBatch = 256
 
+// batchWait is how long the writer waits for more callers to join a batch
+// when the previous batch was shared by several: the most any caller is
+// delayed for the sake of group commit.
+const batchWait = 200 * time.Microsecond
+
 // stmtCacheSize is how many prepared statements each connection keeps for
 // reuse (the driver's _stmt_cache_size). The store's statements are a fixed
 // set of query strings, so the hot ones (the issuance inserts, the token

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // States of a queued request; the writer and the waiting caller race to move
@@ -104,6 +105,9 @@ func (s *Store) enqueue(ctx context.Context, r *request) error {
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*request, 0, maxBatch)
+	wait := time.NewTimer(batchWait)
+	wait.Stop()
+	prev := 0 // callers in the previous batch
 	for r := range s.queue {
 		batch = append(batch[:0], r)
 	fill:
@@ -118,6 +122,27 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		if prev > 1 && len(batch) < maxBatch {
+			// Under load (the previous batch was shared) more callers are
+			// on their way; a short wait lets them share this commit, whose
+			// cost hardly depends on how many it carries. A caller that
+			// finds the store idle is never delayed.
+			wait.Reset(batchWait)
+		linger:
+			for len(batch) < maxBatch {
+				select {
+				case r, ok := <-s.queue:
+					if !ok {
+						break linger
+					}
+					batch = append(batch, r)
+				case <-wait.C:
+					break linger
+				}
+			}
+			wait.Stop()
+		}
+		prev = len(batch)
 		s.runBatch(batch)
 		clear(batch)
 	}
