@@ -897,3 +897,22 @@ func BenchmarkWriterOutput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriterBinaryOutput measures the recording cost of output that
+// is not text (reads of NUL bytes), which is written as base64 events.
+func BenchmarkWriterBinaryOutput(b *testing.B) {
+	chunk := make([]byte, 32<<10)
+	w, err := NewWriter(discardSyncer{}, Header{Width: 80, Height: 24}, WriterOptions{OnLine: func(Line) {}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if err := w.Output(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
