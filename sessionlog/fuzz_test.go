@@ -34,6 +34,7 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Add([]byte(hdr + `[0.5, "o", "a"]` + "\n" + `[0.7, "o", "b`))
 	f.Add([]byte(hdr + `[1e-7, "o", "\ud800"]` + "\n" + `[1, "r", "80x24"]`))
+	f.Add([]byte(hdr + `[0.5, "bo", "AAEC/w=="]` + "\n" + `[0.6, "bi", "AB=="]` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, err := ReadAll(bytes.NewReader(data))
 		if err != nil {
