@@ -317,6 +317,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 		Timeout:           dialTimeout,
 		ClientVersion:     "SSH-2.0-jitssh-bastion",
 	}
+	ccfg.Ciphers = targetLegCiphers()
 	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", tgt.Address)
 	if err != nil {
