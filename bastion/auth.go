@@ -254,6 +254,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 		}
 		if st := stateOf(ctx); st != nil {
 			st.armExpiry(id.ValidBefore)
+			st.watchRevocation(id.Serial)
 		}
 		return id.permissions(crit), nil
 	}

@@ -114,6 +114,10 @@ type Config struct {
 	// ExpiryWarning is how long before the certificate expires a warning
 	// is written to the session; default 1m.
 	ExpiryWarning time.Duration
+	// RevocationInterval is how often the certificate of every live
+	// connection is looked up again, so that revoking a grant ends its
+	// sessions, not only new ones; default 5s, negative turns it off.
+	RevocationInterval time.Duration
 	// EgressAddresses go into the source-address option of target
 	// certificates. Default: "127.0.0.1/32" when the target address is a
 	// loopback address, else none (the target certificate then carries no
@@ -196,6 +200,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ExpiryWarning == 0 {
 		cfg.ExpiryWarning = time.Minute
+	}
+	if cfg.RevocationInterval == 0 {
+		cfg.RevocationInterval = 5 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -589,6 +589,51 @@ func TestSessionCutAtCertificateExpiry(t *testing.T) {
 	}
 }
 
+func TestRevocationCutsLiveSession(t *testing.T) {
+	e := newEnv(t, envOptions{revokeEvery: 200 * time.Millisecond})
+	key, _, c := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
+	cmd := e.ssh(key, e.login+"@db1", "-tt", "sleep 30")
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.srv.LiveSessions()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("session never started: %s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	e.backend.mu.Lock()
+	st := e.backend.certs[c.Serial]
+	st.Revoked = true
+	e.backend.certs[c.Serial] = st
+	e.backend.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("session exited 0 after revocation")
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("revoked session still running after 10s")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cut %s after revocation; want within a few checks", d)
+	}
+	if !strings.Contains(out.String()+errb.String(), "certificate revoked") {
+		t.Errorf("the engineer was not told why: stdout %q stderr %q", out.String(), errb.String())
+	}
+	if rec := e.backend.waitEnded(t, 1)[0]; rec.EndReason != "certificate revoked" {
+		t.Errorf("end reason %q, want certificate revoked", rec.EndReason)
+	}
+}
+
 func TestRecordOrRefuse(t *testing.T) {
 	base := t.TempDir()
 	notDir := filepath.Join(base, "file")

@@ -41,6 +41,7 @@ type connState struct {
 	targetErr error
 	warnT     *time.Timer
 	expT      *time.Timer
+	revokeT   *time.Timer
 }
 
 // trackedConn calls onClose when gliderlabs closes the raw connection.
@@ -92,6 +93,9 @@ func (st *connState) closed0() {
 	}
 	if st.expT != nil {
 		st.expT.Stop()
+	}
+	if st.revokeT != nil {
+		st.revokeT.Stop()
 	}
 	target := st.target
 	st.mu.Unlock()

@@ -162,6 +162,7 @@ type envOptions struct {
 	expiryWarning time.Duration
 	extraTargets  map[string]Target
 	failOpen      bool
+	revokeEvery   time.Duration
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -209,14 +210,15 @@ func newEnv(t *testing.T, opt envOptions) *env {
 		t.Fatalf("certify bastion host key: %v", err)
 	}
 	srv, err := New(Config{
-		HostSigner:        hostSigner,
-		UserCAs:           []ssh.PublicKey{e.userCA.PublicKey()},
-		HostCA:            e.hostCA.PublicKey(),
-		Resolve:           func(h string) (Target, bool) { tg, ok := e.targets[h]; return tg, ok },
-		Backend:           e.backend,
-		RecordingDir:      e.recDir,
-		ExpiryWarning:     opt.expiryWarning,
-		RecordingFailOpen: opt.failOpen,
+		HostSigner:         hostSigner,
+		UserCAs:            []ssh.PublicKey{e.userCA.PublicKey()},
+		HostCA:             e.hostCA.PublicKey(),
+		Resolve:            func(h string) (Target, bool) { tg, ok := e.targets[h]; return tg, ok },
+		Backend:            e.backend,
+		RecordingDir:       e.recDir,
+		ExpiryWarning:      opt.expiryWarning,
+		RevocationInterval: opt.revokeEvery,
+		RecordingFailOpen:  opt.failOpen,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
