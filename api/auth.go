@@ -179,6 +179,21 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// tokenRecheck bounds how long a token found in the store is trusted from
+// memory before the store is asked again. Tokens are never changed in place,
+// only added and left to expire, so the cache saves a store read per request
+// without changing an answer; a removed user is still refused at once (the
+// policy check below is not cached).
+const tokenRecheck = 30 * time.Second
+
+// maxCachedTokens bounds the memory the cache may take.
+const maxCachedTokens = 10000
+
+type cachedToken struct {
+	user             string
+	expires, recheck time.Time
+}
+
 // authenticate returns the user a bearer token belongs to.
 func (s *Server) authenticate(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
@@ -186,20 +201,34 @@ func (s *Server) authenticate(r *http.Request) (string, error) {
 	if !ok || !strings.HasPrefix(token, tokenPrefix) {
 		return "", errors.New("missing bearer token; run jit login")
 	}
-	t, err := s.cfg.Store.Token(r.Context(), hashToken(token))
-	if err != nil {
-		if errors.Is(err, audit.ErrNotFound) {
-			return "", errors.New("token is not valid; run jit login")
+	now := s.now()
+	hash := hashToken(token)
+	s.mu.Lock()
+	ct, cached := s.tokens[hash]
+	s.mu.Unlock()
+	if !cached || !now.Before(ct.recheck) {
+		t, err := s.cfg.Store.Token(r.Context(), hash)
+		if err != nil {
+			if errors.Is(err, audit.ErrNotFound) {
+				return "", errors.New("token is not valid; run jit login")
+			}
+			return "", fmt.Errorf("look up token: %w", err)
 		}
-		return "", fmt.Errorf("look up token: %w", err)
+		ct = cachedToken{user: t.User, expires: t.ExpiresAt, recheck: now.Add(tokenRecheck)}
+		s.mu.Lock()
+		if len(s.tokens) >= maxCachedTokens {
+			clear(s.tokens)
+		}
+		s.tokens[hash] = ct
+		s.mu.Unlock()
 	}
-	if !s.now().Before(t.ExpiresAt) {
+	if !now.Before(ct.expires) {
 		return "", errors.New("token expired; run jit login")
 	}
-	if _, ok := s.cfg.Policy.Current().User(t.User); !ok {
-		return "", fmt.Errorf("user %q is no longer enrolled", t.User)
+	if _, ok := s.cfg.Policy.Current().User(ct.user); !ok {
+		return "", fmt.Errorf("user %q is no longer enrolled", ct.user)
 	}
-	return t.User, nil
+	return ct.user, nil
 }
 
 func (s *Server) authed(next http.HandlerFunc) http.HandlerFunc {

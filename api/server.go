@@ -59,6 +59,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	challenges map[string]challenge
+	tokens     map[string]cachedToken // by token hash
 }
 
 // NewServer returns a Server, or an error naming the missing configuration.
@@ -85,7 +86,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), challenges: map[string]challenge{}}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), challenges: map[string]challenge{}, tokens: map[string]cachedToken{}}
 	s.routes()
 	return s, nil
 }

@@ -25,7 +25,7 @@ import (
 // each iteration is a whole measurement.
 const (
 	apiCerts     = 20000            // certificates requested through the API
-	apiClients   = 64               // concurrent requesters sharing one client
+	apiClients   = 256              // concurrent requesters sharing one client
 	apiTimeLimit = 90 * time.Second // the API phase stops here even if unfinished
 	signCerts    = 100000           // in-process SignUserCert calls
 	keygenCerts  = 50               // ssh-keygen -s processes
