@@ -157,7 +157,7 @@ func TestWithUsers(t *testing.T) {
 	extra := []User{
 		{Name: "zoe", Groups: []string{"dev"}, Keys: []ssh.PublicKey{newKey}},
 		{Name: "alice", Groups: []string{"approvers"}, Keys: []ssh.PublicKey{aliceLaptop}}, // the file wins on groups; keys add up
-		{Name: "bad name", Groups: []string{"approvers"}}, // invalid: left out
+		{Name: "bad name", Groups: []string{"approvers"}},                                  // invalid: left out
 	}
 	q := p.WithUsers(extra)
 	extra[0].Groups[0] = "admins" // the caller's slices must not leak in
