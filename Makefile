@@ -34,9 +34,9 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema; \
 	fi
 
-# Every test, with the race detector; fuzz targets run their seed corpus.
-test: deps
-	$(GO) vet -tags $(TAGS) ./...
+# The checks (gofmt, vet, staticcheck), then every test with the race
+# detector; fuzz targets run their seed corpus.
+test: deps lint
 	$(GO) test -race -tags $(TAGS) -count=1 -timeout 20m ./...
 
 lint:
