@@ -157,7 +157,8 @@ func TestRealSSHDCertMatrix(t *testing.T) {
 }
 
 // TestRealSSHDRevocation: sshd refuses a serial listed in a KRL built by
-// ssh-keygen, and refuses every certificate when the KRL is unreadable.
+// ssh-keygen or by KRL, and refuses every certificate when the KRL is
+// unreadable.
 func TestRealSSHDRevocation(t *testing.T) {
 	sshdtest.Require(t, "sshd", "ssh", "ssh-keygen")
 	login := sshdtest.LocalUser(t)
@@ -178,6 +179,21 @@ func TestRealSSHDRevocation(t *testing.T) {
 	withKRL := sshdtest.Start(t, cfg)
 	cfg.RevokedKeys = filepath.Join(dir, "missing.krl")
 	missingKRL := sshdtest.Start(t, cfg)
+	// The same verdicts from lists built by KRL, as jitd serves them.
+	ours := func(name string, serials ...uint64) *sshdtest.Server {
+		b, err := KRL(keys.User.PublicKey(), serials, 1, time.Now(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg
+		c.RevokedKeys = filepath.Join(dir, name)
+		if err := os.WriteFile(c.RevokedKeys, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return sshdtest.Start(t, c)
+	}
+	withOurKRL := ours("ours.krl", 200)
+	withOurEmptyKRL := ours("empty.krl")
 
 	tests := []struct {
 		name   string
@@ -188,6 +204,9 @@ func TestRealSSHDRevocation(t *testing.T) {
 		{name: "revoked serial", srv: withKRL, serial: 200, wantIn: false},
 		{name: "other serial", srv: withKRL, serial: 201, wantIn: true},
 		{name: "unreadable KRL fails closed", srv: missingKRL, serial: 201, wantIn: false},
+		{name: "revoked serial, our KRL", srv: withOurKRL, serial: 200, wantIn: false},
+		{name: "other serial, our KRL", srv: withOurKRL, serial: 201, wantIn: true},
+		{name: "our empty KRL", srv: withOurEmptyKRL, serial: 200, wantIn: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
