@@ -167,6 +167,28 @@ CREATE TABLE meta (
 	value INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+		// 2: session text as documents (search.go): the lines of one
+		// IndexText call of one session and kind in one row, with each
+		// line's offset and length in lines, instead of a row per line.
+		// Old rows become one-line documents (lines NULL) under their old
+		// id, so they stay searchable in the same order. The old FTS5
+		// table, if a build with FTS5 made one, is dropped by catchUpFTS:
+		// a build without FTS5 cannot drop it.
+		`
+CREATE TABLE session_text_doc (
+	id         INTEGER PRIMARY KEY,
+	session_id TEXT NOT NULL,
+	kind       TEXT NOT NULL CHECK (kind IN ('o', 'i', 'm')),
+	offset_ns  INTEGER NOT NULL,
+	text       TEXT NOT NULL,
+	lines      BLOB
+);
+CREATE INDEX session_text_doc_session ON session_text_doc(session_id, offset_ns);
+INSERT INTO session_text_doc (id, session_id, kind, offset_ns, text, lines)
+	SELECT id, session_id, kind, offset_ns, text, NULL FROM session_text ORDER BY id;
+DROP TABLE session_text;
+DELETE FROM meta WHERE key = 'fts_upto';
+`,
 	}
 }
 

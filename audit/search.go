@@ -1,23 +1,36 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
 
-// Session text lives in the plain table session_text in every build. Builds
-// with FTS5 also keep session_text_fts, an external-content FTS5 index using
-// the trigram tokenizer, and record in meta('fts_upto') the last session_text
-// id it covers; Open indexes anything newer, so a file written by a build
-// without FTS5 is caught up by the next build with it. Both builds search with
-// the same meaning: every whitespace-separated term must occur in the line as
-// a substring, ignoring ASCII case. FTS5 only narrows the candidate lines
-// (terms of three or more characters); LIKE decides.
+// Session text lives in the plain table session_text_doc in every build, as
+// documents: the lines of one session and kind given to one IndexText call,
+// joined by "\n" (up to docMaxBytes each), with each line's offset and byte
+// length in the lines column. A row per line cost more in row and index
+// upkeep than the text itself; a document costs one row per flush. Builds
+// with FTS5 also keep session_text_doc_fts, an external-content FTS5 index
+// using the trigram tokenizer without positions (detail=none: which
+// trigrams each document holds, each repeated line indexed once), and record in meta('doc_fts_upto') the last
+// document id it covers; Open indexes anything newer, so a file written by a
+// build without FTS5 is caught up by the next build with it. Both builds
+// search with the same meaning: every whitespace-separated term must occur in
+// the line as a substring, ignoring ASCII case. FTS5 (terms of three or more
+// characters) and LIKE only narrow the candidate documents; Search decides
+// line by line.
+
+// docMaxBytes bounds the text of one document, so that a hit in a long
+// output costs a bounded amount of line splitting.
+const docMaxBytes = 64 << 10
 
 // TextLine is one searchable line of a session's text.
 type TextLine struct {
@@ -28,12 +41,20 @@ type TextLine struct {
 }
 
 // IndexText stores lines for search. SessionID must be non-empty, Kind one of
-// "o", "i", "m" and Offset not negative; invalid UTF-8 is replaced by U+FFFD.
+// "o", "i", "m" and Offset not negative; invalid UTF-8 is replaced by U+FFFD
+// and NUL bytes are dropped. Each line stays searchable on its own with its
+// own offset; lines of one session and kind are stored together, so one
+// call with many lines is much cheaper than many calls with few.
 func (t *Tx) IndexText(lines []TextLine) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	var last int64
+	type group struct {
+		session, kind string
+		lines         []int
+	}
+	var groups []*group
+	byKey := make(map[[2]string]*group)
 	for i, l := range lines {
 		if l.SessionID == "" {
 			return fmt.Errorf("index text line %d: session id is empty", i)
@@ -44,19 +65,65 @@ func (t *Tx) IndexText(lines []TextLine) error {
 		if l.Offset < 0 {
 			return fmt.Errorf("index text line %d of session %q: offset %s is negative", i, l.SessionID, l.Offset)
 		}
-		// NUL would end the text for LIKE; terminals ignore it anyway.
-		text := strings.ReplaceAll(clean(l.Text), "\x00", "")
-		res, err := t.exec("INSERT INTO session_text (session_id, offset_ns, kind, text) VALUES (?, ?, ?, ?)",
-			l.SessionID, int64(l.Offset), l.Kind, text)
-		if err != nil {
-			return fmt.Errorf("index text of session %q: %w", l.SessionID, err)
+		k := [2]string{l.SessionID, l.Kind}
+		g := byKey[k]
+		if g == nil {
+			g = &group{session: l.SessionID, kind: l.Kind}
+			byKey[k] = g
+			groups = append(groups, g)
 		}
-		if last, err = res.LastInsertId(); err != nil {
-			return fmt.Errorf("index text of session %q: %w", l.SessionID, err)
-		}
-		if haveFTS5 {
-			if _, err := t.exec("INSERT INTO session_text_fts (rowid, text) VALUES (?, ?)", last, text); err != nil {
-				return fmt.Errorf("index text of session %q: full-text index: %w", l.SessionID, err)
+		g.lines = append(g.lines, i)
+	}
+	var last int64
+	var text, distinct strings.Builder
+	var meta []byte
+	seen := make(map[string]bool)
+	for _, g := range groups {
+		for i := 0; i < len(g.lines); {
+			text.Reset()
+			distinct.Reset()
+			clear(seen)
+			meta = meta[:0]
+			first := lines[g.lines[i]].Offset
+			prev := first
+			for ; i < len(g.lines); i++ {
+				l := lines[g.lines[i]]
+				// NUL would end the text for LIKE; terminals ignore it anyway.
+				lt := strings.ReplaceAll(clean(l.Text), "\x00", "")
+				if text.Len() > 0 && text.Len()+1+len(lt) > docMaxBytes {
+					break
+				}
+				if text.Len() > 0 {
+					text.WriteByte('\n')
+				}
+				text.WriteString(lt)
+				if !seen[lt] {
+					seen[lt] = true
+					if distinct.Len() > 0 {
+						distinct.WriteByte('\n')
+					}
+					distinct.WriteString(lt)
+				}
+				meta = binary.AppendVarint(meta, int64(l.Offset-prev))
+				meta = binary.AppendUvarint(meta, uint64(len(lt)))
+				prev = l.Offset
+			}
+			res, err := t.exec("INSERT INTO session_text_doc (session_id, kind, offset_ns, text, lines) VALUES (?, ?, ?, ?, ?)",
+				g.session, g.kind, int64(first), text.String(), meta)
+			if err != nil {
+				return fmt.Errorf("index text of session %q: %w", g.session, err)
+			}
+			if last, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("index text of session %q: %w", g.session, err)
+			}
+			if haveFTS5 {
+				// The index keeps which trigrams occur, not where or how
+				// often, so a repeated line adds nothing to it but work.
+				// The trigrams that differ (across a line break) hold a
+				// "\n", which no query term has.
+				if _, err := t.exec("INSERT INTO session_text_doc_fts (rowid, text) VALUES (?, ?)", last, distinct.String()); err != nil {
+					return fmt.Errorf("index text of session %q: full-text index: %w", g.session, err)
+				}
 			}
 		}
 	}
@@ -68,18 +135,59 @@ func (t *Tx) IndexText(lines []TextLine) error {
 	return nil
 }
 
+// docLine is one line of a stored document: its offset and its byte range
+// in the document's text.
+type docLine struct {
+	offset     time.Duration
+	start, end int
+}
+
+// docLines decodes a document's lines column. A NULL column (a row from
+// before documents) is one line: the whole text at the row's offset.
+func docLines(offset time.Duration, text string, meta []byte) ([]docLine, error) {
+	if meta == nil {
+		return []docLine{{offset: offset, start: 0, end: len(text)}}, nil
+	}
+	var out []docLine
+	pos := 0
+	for len(meta) > 0 {
+		d, n := binary.Varint(meta)
+		if n <= 0 {
+			return nil, fmt.Errorf("line %d: bad offset", len(out))
+		}
+		meta = meta[n:]
+		size, n := binary.Uvarint(meta)
+		if n <= 0 {
+			return nil, fmt.Errorf("line %d: bad length", len(out))
+		}
+		meta = meta[n:]
+		if len(out) > 0 {
+			pos++ // the "\n" between lines
+		}
+		if size > uint64(len(text)-pos) {
+			return nil, fmt.Errorf("line %d: length %d past the text's end", len(out), size)
+		}
+		offset += time.Duration(d)
+		out = append(out, docLine{offset: offset, start: pos, end: pos + int(size)})
+		pos += int(size)
+	}
+	return out, nil
+}
+
 type execer interface {
 	Exec(query string, args ...any) (sql.Result, error)
 }
 
 func setFTSUpto(tx execer, id int64) error {
-	_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('fts_upto', ?)
+	_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('doc_fts_upto', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, id)
 	return err
 }
 
-// catchUpFTS creates the FTS5 index if needed and indexes every session_text
-// row it does not cover yet. Without FTS5 it does nothing.
+// catchUpFTS creates the FTS5 index if needed and indexes every
+// session_text_doc row it does not cover yet. It also drops the line index
+// of schema version 1, whose rows migration 2 moved. Without FTS5 it does
+// nothing.
 func catchUpFTS(ctx context.Context, db *sql.DB) error {
 	if !haveFTS5 {
 		return nil
@@ -89,20 +197,23 @@ func catchUpFTS(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("full-text index: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.Exec(`CREATE VIRTUAL TABLE IF NOT EXISTS session_text_fts USING fts5(
-		text, content = 'session_text', content_rowid = 'id', tokenize = 'trigram')`); err != nil {
+	if _, err := tx.Exec("DROP TABLE IF EXISTS session_text_fts"); err != nil {
+		return fmt.Errorf("full-text index: drop the per-line index: %w", err)
+	}
+	if _, err := tx.Exec(`CREATE VIRTUAL TABLE IF NOT EXISTS session_text_doc_fts USING fts5(
+		text, content = 'session_text_doc', content_rowid = 'id', tokenize = 'trigram', detail = 'none')`); err != nil {
 		return fmt.Errorf("full-text index: create: %w", err)
 	}
 	var upto int64
-	if err := tx.QueryRow("SELECT value FROM meta WHERE key = 'fts_upto'").Scan(&upto); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.QueryRow("SELECT value FROM meta WHERE key = 'doc_fts_upto'").Scan(&upto); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("full-text index: %w", err)
 	}
 	var maxID int64
-	if err := tx.QueryRow("SELECT COALESCE(MAX(id), 0) FROM session_text").Scan(&maxID); err != nil {
+	if err := tx.QueryRow("SELECT COALESCE(MAX(id), 0) FROM session_text_doc").Scan(&maxID); err != nil {
 		return fmt.Errorf("full-text index: %w", err)
 	}
 	if maxID > upto {
-		if _, err := tx.Exec("INSERT INTO session_text_fts (rowid, text) SELECT id, text FROM session_text WHERE id > ?", upto); err != nil {
+		if _, err := tx.Exec("INSERT INTO session_text_doc_fts (rowid, text) SELECT id, text FROM session_text_doc WHERE id > ?", upto); err != nil {
 			return fmt.Errorf("full-text index: catch up from id %d: %w", upto, err)
 		}
 		if err := setFTSUpto(tx, maxID); err != nil {
@@ -127,15 +238,16 @@ type SearchQuery struct {
 // SearchHit is one matching line.
 type SearchHit struct {
 	SessionID string
-	Offset    time.Duration
+	Offset    time.Duration // of the matching line, from the session start
 	Kind      string
 	Snippet   string // the line, shortened around the first match when long
 }
 
 // Search returns the lines that contain every term of q.Text, grouped by
 // session (newest session start first; lines of sessions not recorded in the
-// sessions table last) and ordered by offset within a session. Terms match as
-// substrings ignoring ASCII case.
+// sessions table last) and ordered by offset within a session (lines at the
+// same offset in the order they were indexed). Terms match as substrings
+// ignoring ASCII case.
 func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) {
 	terms := strings.Fields(q.Text)
 	if len(terms) == 0 {
@@ -152,18 +264,15 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	var w where
 	var cd codec
 	if haveFTS5 {
-		var phrases []string
-		for _, term := range terms {
-			if utf8.RuneCountInString(term) >= 3 {
-				phrases = append(phrases, `"`+strings.ReplaceAll(term, `"`, `""`)+`"`)
-			}
-		}
+		phrases := trigrams(terms)
 		if len(phrases) > 0 {
-			w.add("st.id IN (SELECT rowid FROM session_text_fts WHERE session_text_fts MATCH ?)", strings.Join(phrases, " AND "))
+			w.add("d.id IN (SELECT rowid FROM session_text_doc_fts WHERE session_text_doc_fts MATCH ?)", strings.Join(phrases, " AND "))
 		}
 	}
-	for _, term := range terms {
-		w.add(`st.text LIKE ? ESCAPE '\'`, "%"+escapeLike(term)+"%")
+	lowered := make([]string, len(terms))
+	for i, term := range terms {
+		w.add(`d.text LIKE ? ESCAPE '\'`, "%"+escapeLike(term)+"%")
+		lowered[i] = asciiLower(term)
 	}
 	w.eq("s.user", q.User)
 	w.eq("s.host", q.Host)
@@ -176,29 +285,81 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if cd.err != nil {
 		return nil, fmt.Errorf("search: %w", cd.err)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT st.session_id, st.offset_ns, st.kind, st.text
-		FROM session_text st LEFT JOIN sessions s ON s.id = st.session_id`+w.sql()+`
-		ORDER BY COALESCE(s.started_at, 0) DESC, st.session_id, st.offset_ns, st.id`+clampLimit(q.Limit), w.args...)
+	rows, err := db.QueryContext(ctx, `SELECT d.id, d.session_id, d.kind, d.offset_ns, d.text, d.lines
+		FROM session_text_doc d LEFT JOIN sessions s ON s.id = d.session_id`+w.sql()+`
+		ORDER BY COALESCE(s.started_at, 0) DESC, d.session_id, d.id`, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("search %q: %w", q.Text, err)
 	}
 	defer rows.Close()
-	var out []SearchHit
+	// A session's documents arrive together; its hits are sorted by offset
+	// once the next session starts, and the limit is applied per session.
+	var out, cur []SearchHit
+	curSession := ""
+	endSession := func() {
+		slices.SortStableFunc(cur, func(a, b SearchHit) int { return cmp.Compare(a.Offset, b.Offset) })
+		out = append(out, cur...)
+		cur = cur[:0]
+	}
 	for rows.Next() {
-		var h SearchHit
-		var off int64
-		var text string
-		if err := rows.Scan(&h.SessionID, &off, &h.Kind, &text); err != nil {
+		var id, off int64
+		var session, kind, text string
+		var meta []byte
+		if err := rows.Scan(&id, &session, &kind, &off, &text, &meta); err != nil {
 			return nil, fmt.Errorf("search %q: %w", q.Text, err)
 		}
-		h.Offset = time.Duration(off)
-		h.Snippet = snippet(text, terms[0])
-		out = append(out, h)
+		if session != curSession {
+			endSession()
+			if q.Limit > 0 && len(out) >= q.Limit {
+				break
+			}
+			curSession = session
+		}
+		lines, err := docLines(time.Duration(off), text, meta)
+		if err != nil {
+			return nil, fmt.Errorf("search %q: text document %d of session %q: %w", q.Text, id, session, err)
+		}
+		lower := asciiLower(text)
+	line:
+		for _, l := range lines {
+			for _, term := range lowered {
+				if !strings.Contains(lower[l.start:l.end], term) {
+					continue line
+				}
+			}
+			cur = append(cur, SearchHit{SessionID: session, Offset: l.offset, Kind: kind, Snippet: snippet(text[l.start:l.end], terms[0])})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search %q: %w", q.Text, err)
 	}
+	endSession()
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
 	return out, nil
+}
+
+// trigrams returns the FTS5 query phrases for terms: each three-character
+// window of every term of three or more characters, quoted, once. The index
+// keeps no positions (detail=none: positions of every trigram of every line
+// were most of its cost), so a document matches when it holds every trigram
+// anywhere; LIKE and the line check then decide.
+func trigrams(terms []string) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for _, term := range terms {
+		r := []rune(term)
+		for i := 0; i+3 <= len(r); i++ {
+			g := string(r[i : i+3])
+			if seen[g] {
+				continue
+			}
+			seen[g] = true
+			out = append(out, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
+		}
+	}
+	return out
 }
 
 func escapeLike(s string) string {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -117,7 +118,7 @@ func TestIndexTextValidation(t *testing.T) {
 }
 
 // TestSearchAfterPlainRows covers a file whose text was written by a build
-// without FTS5 (rows only in session_text): a reopen indexes them.
+// without FTS5 (rows only in session_text_doc): a reopen indexes them.
 func TestSearchAfterPlainRows(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jitssh.db")
 	s, err := Open(path)
@@ -130,7 +131,7 @@ func TestSearchAfterPlainRows(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rawDB(t, path).Exec("INSERT INTO session_text (session_id, offset_ns, kind, text) VALUES ('s2', 0, 'i', 'written without fts5')"); err != nil {
+	if _, err := rawDB(t, path).Exec("INSERT INTO session_text_doc (session_id, offset_ns, kind, text) VALUES ('s2', 0, 'i', 'written without fts5')"); err != nil {
 		t.Fatal(err)
 	}
 	s, err = Open(path)
@@ -140,7 +141,7 @@ func TestSearchAfterPlainRows(t *testing.T) {
 	defer s.Close()
 	if haveFTS5 {
 		var n int
-		if err := rawDB(t, path).QueryRow(`SELECT count(*) FROM session_text_fts WHERE session_text_fts MATCH '"without"'`).Scan(&n); err != nil {
+		if err := rawDB(t, path).QueryRow(`SELECT count(*) FROM session_text_doc_fts WHERE session_text_doc_fts MATCH '"wit" AND "out"'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n != 1 {
@@ -155,6 +156,204 @@ func TestSearchAfterPlainRows(t *testing.T) {
 		if len(hits) != 1 {
 			t.Errorf("Search(%q) = %v, want one hit", q, hits)
 		}
+	}
+}
+
+// TestSearchMigratesLineRows opens a file of schema version 1 (a row per
+// line in session_text, and in FTS5 builds the per-line index): its lines
+// stay searchable with their offsets, in order with lines indexed later.
+func TestSearchMigratesLineRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jitssh.db")
+	db := rawDB(t, path)
+	stmts := []string{migrations()[0], "PRAGMA user_version = 1",
+		"INSERT INTO sessions (id, started_at) VALUES ('old', 1)",
+		"INSERT INTO session_text (session_id, offset_ns, kind, text) VALUES ('old', 3000, 'o', 'tail -f /var/log/syslog'), ('old', 1000, 'i', 'TAIL -n 5 app.log'), ('old', 2000, 'o', 'no match here')",
+	}
+	if haveFTS5 {
+		stmts = append(stmts,
+			"CREATE VIRTUAL TABLE session_text_fts USING fts5(text, content = 'session_text', content_rowid = 'id', tokenize = 'trigram')",
+			"INSERT INTO session_text_fts (rowid, text) SELECT id, text FROM session_text",
+			"INSERT INTO meta (key, value) VALUES ('fts_upto', 3)")
+	} else {
+		// A file an FTS5 build wrote has the per-line index, which this
+		// build cannot load: migration must not touch it.
+		stmts = append(stmts, "PRAGMA writable_schema = ON",
+			"INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES ('table', 'session_text_fts', 'session_text_fts', 0, 'CREATE VIRTUAL TABLE session_text_fts USING fts5(text, content = ''session_text'', content_rowid = ''id'', tokenize = ''trigram'')')",
+			"PRAGMA writable_schema = OFF")
+	}
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("set up version 1 file: %q: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustDo(t, s, func(tx *Tx) error {
+		return tx.IndexText([]TextLine{{SessionID: "old", Offset: 2500, Kind: "o", Text: "tail of a new line"}})
+	})
+	hits, err := s.Search(context.Background(), SearchQuery{Text: "tail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SearchHit{
+		{SessionID: "old", Offset: 1000, Kind: "i", Snippet: "TAIL -n 5 app.log"},
+		{SessionID: "old", Offset: 2500, Kind: "o", Snippet: "tail of a new line"},
+		{SessionID: "old", Offset: 3000, Kind: "o", Snippet: "tail -f /var/log/syslog"},
+	}
+	if !reflect.DeepEqual(hits, want) {
+		t.Errorf("Search after migration = %+v, want %+v", hits, want)
+	}
+	var n int
+	if err := rawDB(t, path).QueryRow("SELECT count(*) FROM sqlite_master WHERE name IN ('session_text', 'session_text_fts')").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := 0; haveFTS5 && n != want {
+		t.Errorf("%d tables of schema version 1 left, want %d", n, want)
+	}
+}
+
+// TestSearchDocuments covers lines stored together: each hit reports its
+// own line's offset, kind and text, across document splits and calls.
+func TestSearchDocuments(t *testing.T) {
+	s, _ := openTest(t)
+	long := strings.Repeat("x", 1000)
+	var many []TextLine
+	for i := range 200 { // about 200 KB: several documents
+		text := fmt.Sprintf("line %03d %s", i, long)
+		if i%50 == 7 {
+			text = fmt.Sprintf("line %03d NEEDLE here", i)
+		}
+		many = append(many, TextLine{SessionID: "big", Offset: time.Duration(i) * time.Millisecond, Kind: "o", Text: text})
+	}
+	mustDo(t, s, func(tx *Tx) error {
+		if err := tx.InsertSession(Session{ID: "big", StartedAt: at(0)}); err != nil {
+			return err
+		}
+		if err := tx.InsertSession(Session{ID: "mixed", StartedAt: at(time.Hour)}); err != nil {
+			return err
+		}
+		if err := tx.IndexText(many); err != nil {
+			return err
+		}
+		// Input and output interleaved, in two calls, one line with a
+		// newline inside it and an empty line.
+		if err := tx.IndexText([]TextLine{
+			{SessionID: "mixed", Offset: 10, Kind: "o", Text: "$ needle one"},
+			{SessionID: "mixed", Offset: 20, Kind: "i", Text: "needle two"},
+			{SessionID: "mixed", Offset: 30, Kind: "o", Text: ""},
+			{SessionID: "mixed", Offset: 40, Kind: "o", Text: "first half\nneedle after newline"},
+		}); err != nil {
+			return err
+		}
+		// The same line again and again: the index holds it once, every
+		// copy is a hit at its own offset.
+		if err := tx.IndexText([]TextLine{
+			{SessionID: "rep", Offset: 1, Kind: "o", Text: "repeated line"},
+			{SessionID: "rep", Offset: 2, Kind: "o", Text: "other line"},
+			{SessionID: "rep", Offset: 3, Kind: "o", Text: "repeated line"},
+			{SessionID: "rep", Offset: 4, Kind: "o", Text: "repeated line"},
+		}); err != nil {
+			return err
+		}
+		return tx.IndexText([]TextLine{
+			{SessionID: "mixed", Offset: 15, Kind: "i", Text: "needle late"},
+			{SessionID: "mixed", Offset: 50, Kind: "m", Text: "needle"},
+		})
+	})
+	type hit struct {
+		session string
+		offset  time.Duration
+		kind    string
+		snippet string
+	}
+	tests := []struct {
+		name  string
+		query SearchQuery
+		want  []hit
+	}{
+		{name: "every line with its offset", query: SearchQuery{Text: "needle"}, want: []hit{
+			{"mixed", 10, "o", "$ needle one"},
+			{"mixed", 15, "i", "needle late"},
+			{"mixed", 20, "i", "needle two"},
+			{"mixed", 40, "o", "first half\nneedle after newline"},
+			{"mixed", 50, "m", "needle"},
+			{"big", 7 * time.Millisecond, "o", "line 007 NEEDLE here"},
+			{"big", 57 * time.Millisecond, "o", "line 057 NEEDLE here"},
+			{"big", 107 * time.Millisecond, "o", "line 107 NEEDLE here"},
+			{"big", 157 * time.Millisecond, "o", "line 157 NEEDLE here"},
+		}},
+		{name: "repeated line, each copy", query: SearchQuery{Text: "repeated"}, want: []hit{
+			{"rep", 1, "o", "repeated line"}, {"rep", 3, "o", "repeated line"}, {"rep", 4, "o", "repeated line"}}},
+		{name: "line after repeats", query: SearchQuery{Text: "other"}, want: []hit{{"rep", 2, "o", "other line"}}},
+		{name: "terms in one line, not across lines", query: SearchQuery{Text: "needle one"}, want: []hit{{"mixed", 10, "o", "$ needle one"}}},
+		{name: "terms in two lines do not match", query: SearchQuery{Text: "one two"}, want: nil},
+		{name: "line of a later document", query: SearchQuery{Text: "line 199"}, want: []hit{
+			{"big", 199 * time.Millisecond, "o", "line 199 " + strings.Repeat("x", snippetContext-5) + "…"}}},
+		{name: "limit inside a session", query: SearchQuery{Text: "needle", Limit: 6}, want: []hit{
+			{"mixed", 10, "o", "$ needle one"},
+			{"mixed", 15, "i", "needle late"},
+			{"mixed", 20, "i", "needle two"},
+			{"mixed", 40, "o", "first half\nneedle after newline"},
+			{"mixed", 50, "m", "needle"},
+			{"big", 7 * time.Millisecond, "o", "line 007 NEEDLE here"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Search(context.Background(), tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hits []hit
+			for _, h := range got {
+				hits = append(hits, hit{h.SessionID, h.Offset, h.Kind, h.Snippet})
+			}
+			if !reflect.DeepEqual(hits, tt.want) {
+				t.Errorf("Search(%+v) = %+v, want %+v", tt.query, hits, tt.want)
+			}
+		})
+	}
+}
+
+func TestDocLines(t *testing.T) {
+	tests := []struct {
+		name    string
+		offset  time.Duration
+		text    string
+		meta    []byte
+		want    []docLine
+		wantErr string
+	}{
+		{name: "row from before documents", offset: 5, text: "whole", meta: nil, want: []docLine{{offset: 5, start: 0, end: 5}}},
+		{name: "two lines, offsets as deltas", offset: 5, text: "ab\ncde", meta: []byte{0, 2, 6, 3},
+			want: []docLine{{offset: 5, start: 0, end: 2}, {offset: 8, start: 3, end: 6}}},
+		{name: "empty line", offset: 0, text: "", meta: []byte{0, 0}, want: []docLine{{offset: 0, start: 0, end: 0}}},
+		{name: "length past the end", offset: 0, text: "ab", meta: []byte{0, 3}, wantErr: "past the text's end"},
+		{name: "truncated", offset: 0, text: "ab", meta: []byte{0}, wantErr: "bad length"},
+		{name: "bad varint", offset: 0, text: "ab", meta: []byte{0x80}, wantErr: "bad offset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := docLines(tt.offset, tt.text, tt.meta)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("docLines error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("docLines = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -111,7 +111,7 @@ func TestOpenErrors(t *testing.T) {
 				}
 				return p
 			},
-			wantErr: "schema version 999 is newer than this binary's 1",
+			wantErr: "schema version 999 is newer than this binary's " + fmt.Sprint(len(migrations())),
 		},
 	}
 	for _, tt := range tests {
