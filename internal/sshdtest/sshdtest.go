@@ -311,6 +311,12 @@ func sshdConfig(cfg Config, f serverFiles, addr string) string {
 		"PrintMotd no",
 		"PrintLastLog no",
 		"Subsystem sftp internal-sftp",
+		// bash sources ~/.bashrc for commands run by sshd only at shell
+		// level 1; starting at 1 keeps the test login's dotfiles out of
+		// the tests. On a developer's machine they can stall every shell:
+		// pyenv's rehash lock, left behind by a session killed mid-start,
+		// made each later command wait 60 s.
+		"SetEnv SHLVL=1",
 	)
 	if cfg.RevokedKeys != "" {
 		lines = append(lines, "RevokedKeys "+cfg.RevokedKeys)
