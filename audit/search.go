@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -144,28 +145,30 @@ type docLine struct {
 
 // docLines decodes a document's lines column. A NULL column (a row from
 // before documents) is one line: the whole text at the row's offset.
-func docLines(offset time.Duration, text string, meta []byte) ([]docLine, error) {
+// They are appended to out (so that a caller can reuse one slice); textLen
+// is the length of the document's text.
+func docLines(out []docLine, offset time.Duration, textLen int, meta []byte) ([]docLine, error) {
 	if meta == nil {
-		return []docLine{{offset: offset, start: 0, end: len(text)}}, nil
+		return append(out, docLine{offset: offset, start: 0, end: textLen}), nil
 	}
-	var out []docLine
+	first := len(out)
 	pos := 0
 	for len(meta) > 0 {
 		d, n := binary.Varint(meta)
 		if n <= 0 {
-			return nil, fmt.Errorf("line %d: bad offset", len(out))
+			return nil, fmt.Errorf("line %d: bad offset", len(out)-first)
 		}
 		meta = meta[n:]
 		size, n := binary.Uvarint(meta)
 		if n <= 0 {
-			return nil, fmt.Errorf("line %d: bad length", len(out))
+			return nil, fmt.Errorf("line %d: bad length", len(out)-first)
 		}
 		meta = meta[n:]
-		if len(out) > 0 {
+		if len(out) > first {
 			pos++ // the "\n" between lines
 		}
-		if size > uint64(len(text)-pos) {
-			return nil, fmt.Errorf("line %d: length %d past the text's end", len(out), size)
+		if size > uint64(textLen-pos) {
+			return nil, fmt.Errorf("line %d: length %d past the text's end", len(out)-first, size)
 		}
 		offset += time.Duration(d)
 		out = append(out, docLine{offset: offset, start: pos, end: pos + int(size)})
@@ -263,16 +266,28 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	}
 	var w where
 	var cd codec
+	// With FTS5, terms of three or more characters narrow by trigrams and
+	// shorter ones by LIKE; without it every term narrows by LIKE. Either
+	// way the line check below decides, so the hits are the same.
+	likeTerms := terms
 	if haveFTS5 {
+		likeTerms = nil
+		for _, term := range terms {
+			if utf8.RuneCountInString(term) < 3 {
+				likeTerms = append(likeTerms, term)
+			}
+		}
 		phrases := trigrams(terms)
 		if len(phrases) > 0 {
 			w.add("d.id IN (SELECT rowid FROM session_text_doc_fts WHERE session_text_doc_fts MATCH ?)", strings.Join(phrases, " AND "))
 		}
 	}
-	lowered := make([]string, len(terms))
-	for i, term := range terms {
+	for _, term := range likeTerms {
 		w.add(`d.text LIKE ? ESCAPE '\'`, "%"+escapeLike(term)+"%")
-		lowered[i] = asciiLower(term)
+	}
+	lowered := make([][]byte, len(terms))
+	for i, term := range terms {
+		lowered[i] = appendASCIILower(nil, []byte(term))
 	}
 	w.eq("s.user", q.User)
 	w.eq("s.host", q.Host)
@@ -285,57 +300,68 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if cd.err != nil {
 		return nil, fmt.Errorf("search: %w", cd.err)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT d.id, d.session_id, d.kind, d.offset_ns, d.text, d.lines
-		FROM session_text_doc d LEFT JOIN sessions s ON s.id = d.session_id`+w.sql()+`
-		ORDER BY COALESCE(s.started_at, 0) DESC, d.session_id, d.id`, w.args...)
+	// The hits are sorted here: SQLite would sort whole documents, far more
+	// bytes. With a limit, SQLite orders the documents by session so that
+	// reading can stop at the first session after the limit is reached.
+	order := ""
+	if q.Limit > 0 {
+		order = " ORDER BY COALESCE(s.started_at, 0) DESC, d.session_id"
+	}
+	rows, err := db.QueryContext(ctx, `SELECT COALESCE(s.started_at, 0), d.id, d.session_id, d.kind, d.offset_ns, d.text, d.lines
+		FROM session_text_doc d LEFT JOIN sessions s ON s.id = d.session_id`+w.sql()+order, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("search %q: %w", q.Text, err)
 	}
 	defer rows.Close()
-	// A session's documents arrive together; its hits are sorted by offset
-	// once the next session starts, and the limit is applied per session.
-	var out, cur []SearchHit
-	curSession := ""
-	endSession := func() {
-		slices.SortStableFunc(cur, func(a, b SearchHit) int { return cmp.Compare(a.Offset, b.Offset) })
-		out = append(out, cur...)
-		cur = cur[:0]
+	type found struct {
+		started, doc int64
+		line         int
+		hit          SearchHit
 	}
+	var all []found
+	// Text and lines are read in place (RawBytes) and the buffers reused:
+	// a common term reads many documents, and copying them was most of
+	// the cost of such a search.
+	var lines []docLine
+	var lower []byte
 	for rows.Next() {
-		var id, off int64
-		var session, kind, text string
-		var meta []byte
-		if err := rows.Scan(&id, &session, &kind, &off, &text, &meta); err != nil {
+		var started, id, off int64
+		var session, kind string
+		var text, meta sql.RawBytes
+		if err := rows.Scan(&started, &id, &session, &kind, &off, &text, &meta); err != nil {
 			return nil, fmt.Errorf("search %q: %w", q.Text, err)
 		}
-		if session != curSession {
-			endSession()
-			if q.Limit > 0 && len(out) >= q.Limit {
-				break
-			}
-			curSession = session
+		if q.Limit > 0 && len(all) >= q.Limit && session != all[len(all)-1].hit.SessionID {
+			break // every later hit sorts after the ones found
 		}
-		lines, err := docLines(time.Duration(off), text, meta)
-		if err != nil {
+		if lines, err = docLines(lines[:0], time.Duration(off), len(text), meta); err != nil {
 			return nil, fmt.Errorf("search %q: text document %d of session %q: %w", q.Text, id, session, err)
 		}
-		lower := asciiLower(text)
+		lower = appendASCIILower(lower[:0], text)
 	line:
-		for _, l := range lines {
+		for i, l := range lines {
 			for _, term := range lowered {
-				if !strings.Contains(lower[l.start:l.end], term) {
+				if !bytes.Contains(lower[l.start:l.end], term) {
 					continue line
 				}
 			}
-			cur = append(cur, SearchHit{SessionID: session, Offset: l.offset, Kind: kind, Snippet: snippet(text[l.start:l.end], terms[0])})
+			all = append(all, found{started: started, doc: id, line: i,
+				hit: SearchHit{SessionID: session, Offset: l.offset, Kind: kind, Snippet: snippet(string(text[l.start:l.end]), terms[0])}})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search %q: %w", q.Text, err)
 	}
-	endSession()
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
+	slices.SortFunc(all, func(a, b found) int {
+		return cmp.Or(cmp.Compare(b.started, a.started), strings.Compare(a.hit.SessionID, b.hit.SessionID),
+			cmp.Compare(a.hit.Offset, b.hit.Offset), cmp.Compare(a.doc, b.doc), cmp.Compare(a.line, b.line))
+	})
+	if q.Limit > 0 && len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	var out []SearchHit
+	for _, f := range all {
+		out = append(out, f.hit)
 	}
 	return out, nil
 }
@@ -395,6 +421,19 @@ func snippet(text, term string) string {
 		end++
 	}
 	return prefix + text[start:end] + suffix
+}
+
+// appendASCIILower appends b to dst with ASCII letters lower-cased, as
+// asciiLower does.
+func appendASCIILower(dst, b []byte) []byte {
+	n := len(dst)
+	dst = append(dst, b...)
+	for i, c := range dst[n:] {
+		if 'A' <= c && c <= 'Z' {
+			dst[n+i] = c + 'a' - 'A'
+		}
+	}
+	return dst
 }
 
 // asciiLower lower-cases ASCII letters only, keeping byte offsets intact

@@ -340,7 +340,7 @@ func TestDocLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := docLines(tt.offset, tt.text, tt.meta)
+			got, err := docLines(nil, tt.offset, len(tt.text), tt.meta)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("docLines error = %v, want %q", err, tt.wantErr)
