@@ -366,8 +366,8 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	return out, nil
 }
 
-// trigrams returns the FTS5 query phrases for terms: each three-character
-// window of every term of three or more characters, quoted, once. The index
+// trigrams returns the FTS5 query phrases for terms: three-character windows
+// covering every term of three or more characters, quoted, once. The index
 // keeps no positions (detail=none: positions of every trigram of every line
 // were most of its cost), so a document matches when it holds every trigram
 // anywhere; LIKE and the line check then decide.
@@ -376,7 +376,19 @@ func trigrams(terms []string) []string {
 	seen := make(map[string]bool)
 	for _, term := range terms {
 		r := []rune(term)
-		for i := 0; i+3 <= len(r); i++ {
+		if len(r) < 3 {
+			continue
+		}
+		// Every third window and the last cover the term: fewer doclists
+		// to intersect for about the same candidates.
+		var starts []int
+		for i := 0; i+3 <= len(r); i += 3 {
+			starts = append(starts, i)
+		}
+		if last := len(r) - 3; last%3 != 0 {
+			starts = append(starts, last)
+		}
+		for _, i := range starts {
 			g := string(r[i : i+3])
 			if seen[g] {
 				continue

@@ -321,6 +321,26 @@ func TestSearchDocuments(t *testing.T) {
 	}
 }
 
+func TestTrigrams(t *testing.T) {
+	tests := []struct {
+		name  string
+		terms []string
+		want  []string
+	}{
+		{name: "short terms none", terms: []string{"rm", "-i"}, want: nil},
+		{name: "exact cover", terms: []string{"systemctl"}, want: []string{`"sys"`, `"tem"`, `"ctl"`}},
+		{name: "last window overlaps", terms: []string{"restart"}, want: []string{`"res"`, `"tar"`, `"art"`}},
+		{name: "runes not bytes, quotes doubled, once", terms: []string{"café", `a"b`, "caf"}, want: []string{`"caf"`, `"afé"`, `"a""b"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := trigrams(tt.terms); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("trigrams(%q) = %q, want %q", tt.terms, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestDocLines(t *testing.T) {
 	tests := []struct {
 		name    string
