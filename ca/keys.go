@@ -167,9 +167,14 @@ func loadOrCreate(path string, alg Algorithm, comment string) (ssh.Signer, []str
 	s, err := loadSigner(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, perr := os.Lstat(path + ".pub"); perr == nil {
-			// A public key without its private key: refuse rather than
-			// write a new private key that the .pub would contradict.
-			return nil, nil, fmt.Errorf("%s: private key missing but %s.pub exists; restore it or remove the .pub", path, path)
+			// Writers link the private key before they write the .pub, so
+			// a concurrent caller may have written both since we looked:
+			// look again. A public key still without its private key is
+			// refused rather than contradicted by a new private key.
+			if s, err = loadSigner(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("%s: private key missing but %s.pub exists; restore it or remove the .pub", path, path)
+			}
+			return finishLoad(path, comment, s, err, nil)
 		}
 		key, gerr := alg.generate()
 		if gerr != nil {
@@ -189,6 +194,11 @@ func loadOrCreate(path string, alg Algorithm, comment string) (ssh.Signer, []str
 		// On fs.ErrExist a concurrent caller won the race: use its key.
 		s, err = loadSigner(path)
 	}
+	return finishLoad(path, comment, s, err, created)
+}
+
+// finishLoad checks (or writes, when missing) the .pub beside a loaded key.
+func finishLoad(path, comment string, s ssh.Signer, err error, created []string) (ssh.Signer, []string, error) {
 	if err != nil {
 		return nil, created, err
 	}
