@@ -327,3 +327,30 @@ func (w *where) sql() string {
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
+
+// EventCounts returns how many events of each type the log holds, for
+// monitoring. It reads the type index only, not the events.
+func (s *Store) EventCounts(ctx context.Context) (map[string]int64, error) {
+	db, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT type, COUNT(*) FROM events INDEXED BY events_type GROUP BY type")
+	if err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var typ string
+		var n int64
+		if err := rows.Scan(&typ, &n); err != nil {
+			return nil, fmt.Errorf("count events: %w", err)
+		}
+		out[typ] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	return out, nil
+}

@@ -255,3 +255,26 @@ func TestEventsAreAppendOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestEventCounts(t *testing.T) {
+	s, _ := openTest(t)
+	for i, typ := range []string{"cert.issued", "request.denied", "cert.issued", "login"} {
+		mustDo(t, s, func(tx *Tx) error {
+			_, err := tx.Append(Event{Time: at(time.Duration(i) * time.Second), Type: typ, Code: "ok"})
+			return err
+		})
+	}
+	got, err := s.EventCounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"cert.issued": 2, "request.denied": 1, "login": 1}
+	if len(got) != len(want) {
+		t.Fatalf("EventCounts = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("EventCounts[%q] = %d, want %d", k, got[k], v)
+		}
+	}
+}

@@ -28,7 +28,7 @@ const BastionHostKeyAlias = "jitssh-bastion"
 // certifies its host key afresh at every start.
 const bastionCertLifetime = 7 * 24 * time.Hour
 
-func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *PolicyState, wg *sync.WaitGroup) (string, func(context.Context) error, error) {
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *PolicyState, wg *sync.WaitGroup) (string, *bastion.Server, error) {
 	hostKey, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), ca.Ed25519)
 	if err != nil {
 		return "", nil, fmt.Errorf("bastion host key: %w", err)
@@ -88,7 +88,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 			cfg.Logger.Error("bastion stopped", "err", err)
 		}
 	}()
-	return ln.Addr().String(), srv.Shutdown, nil
+	return ln.Addr().String(), srv, nil
 }
 
 func resolver(ps *PolicyState) func(string) (bastion.Target, bool) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,7 +214,7 @@ func TestServeEndToEnd(t *testing.T) {
 	ready := make(chan Addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
+		done <- Run(ctx, Config{Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(a Addrs) { ready <- a }})
 	}()
 	var addrs Addrs
@@ -245,6 +246,22 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if _, err := api.NewClient("https://"+addrs.API, "SHA256:"+strings.Repeat("A", 43), ""); err != nil {
 		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addrs.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"# TYPE jitssh_audit_events_total counter",
+		`jitssh_audit_events_total{type="host_cert.issued"} 1`,
+		"jitssh_bastion_live_sessions 0",
+		`jitssh_webhook_deliveries_total{result="failed"} 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
 	}
 	wrong, _ := api.NewClient("https://"+addrs.API, "SHA256:"+strings.Repeat("A", 43), "")
 	if err := wrong.Health(ctx); err == nil || !strings.Contains(err.Error(), "does not match the pinned") {

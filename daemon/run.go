@@ -34,7 +34,10 @@ type Config struct {
 	EgressAddresses []string
 	// Webhooks receive lifecycle notifications.
 	Webhooks []WebhookConfig
-	Logger   *slog.Logger
+	// MetricsAddr, if set, serves Prometheus metrics over plain HTTP at
+	// /metrics there (keep it on a private address).
+	MetricsAddr string
+	Logger      *slog.Logger
 	// Clock is the daemon's notion of now; nil means time.Now.
 	Clock func() time.Time
 	// Ready, if set, is called once the listeners are up.
@@ -43,8 +46,8 @@ type Config struct {
 
 // Addrs are the addresses the daemon listens on.
 type Addrs struct {
-	API, Bastion   string
-	TLSFingerprint string
+	API, Bastion, Metrics string
+	TLSFingerprint        string
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully. SIGHUP
@@ -97,12 +100,32 @@ func Run(ctx context.Context, cfg Config) error {
 	var addrs Addrs
 	addrs.TLSFingerprint = fingerprint
 	var bastionStop func(context.Context) error
+	metrics := metricsHandler{store: store, webhooks: notifier.n.Stats}
 	if cfg.BastionAddr != "" {
-		addr, stop, err := startBastion(ctx, cfg, l, keys, grants, store, ps, &wg)
+		addr, srv, err := startBastion(ctx, cfg, l, keys, grants, store, ps, &wg)
 		if err != nil {
 			return err
 		}
-		addrs.Bastion, bastionStop = addr, stop
+		addrs.Bastion, bastionStop = addr, srv.Shutdown
+		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
+	}
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		addrs.Metrics = mln.Addr().String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := metricsSrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
 	}
 
 	checkpointKey, err := ca.LoadOrCreateHostKey(l.CheckpointKey(), ca.Ed25519)
@@ -154,7 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	log.Info("jitd serving", "api", addrs.API, "bastion", addrs.Bastion, "tls_fingerprint", fingerprint, "data", cfg.Dir)
+	log.Info("jitd serving", "api", addrs.API, "bastion", addrs.Bastion, "tls_fingerprint", fingerprint, "data", cfg.Dir, "metrics", addrs.Metrics)
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -187,6 +210,11 @@ loop:
 	}
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("API shutdown", "err", err)
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("metrics shutdown", "err", err)
+		}
 	}
 	cancel()
 	wg.Wait()

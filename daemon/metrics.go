@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/notify"
+)
+
+// metricsHandler serves jitd's metrics in the Prometheus text exposition
+// format (version 0.0.4). Everything is read at scrape time from where it
+// already lives: the audit log's counts by event type (issuances, denials,
+// approvals, logins, sessions, refusals...), the bastion's live sessions and
+// the webhook sender's counters. It listens only where the operator says
+// (jitd serve --metrics), never on the API port.
+type metricsHandler struct {
+	store        *audit.Store
+	liveSessions func() int // nil without a bastion
+	webhooks     func() notify.Stats
+}
+
+func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	counts, err := m.store.EventCounts(r.Context())
+	if err != nil {
+		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	var b strings.Builder
+	family(&b, "jitssh_audit_events_total", "counter", "Events in the audit log, by type.")
+	for _, typ := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&b, "jitssh_audit_events_total{type=\"%s\"} %d\n", labelValue(typ), counts[typ])
+	}
+	if m.liveSessions != nil {
+		family(&b, "jitssh_bastion_live_sessions", "gauge", "Recorded bastion sessions open now.")
+		fmt.Fprintf(&b, "jitssh_bastion_live_sessions %d\n", m.liveSessions())
+	}
+	st := m.webhooks()
+	family(&b, "jitssh_webhook_deliveries_total", "counter", "Webhook deliveries by outcome, per endpoint.")
+	for _, kv := range []struct {
+		result string
+		n      int64
+	}{{"delivered", st.Delivered}, {"failed", st.Failed}, {"dropped", st.Dropped}} {
+		fmt.Fprintf(&b, "jitssh_webhook_deliveries_total{result=%q} %d\n", kv.result, kv.n)
+	}
+	family(&b, "jitssh_webhook_retries_total", "counter", "Webhook delivery attempts that were retried.")
+	fmt.Fprintf(&b, "jitssh_webhook_retries_total %d\n", st.Retries)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = io.WriteString(w, b.String())
+}
+
+func family(b *strings.Builder, name, typ, help string) {
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// labelValue escapes a label value as the text format requires.
+func labelValue(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
