@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -265,11 +266,16 @@ func (s *Server) role(name string, has func(*policy.Policy, string) bool, next h
 	})
 }
 
-// clean bounds what an unauthenticated client may put into an audit row.
+// clean bounds what an unauthenticated client may put into an audit row,
+// cutting between characters so the row shows no U+FFFD.
 func clean(s string) string {
 	const max = 128
-	if len(s) > max {
-		return s[:max] + "..."
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
