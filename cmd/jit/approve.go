@@ -34,19 +34,15 @@ func (e *env) requestsCmd() *cli.Command {
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(e.stdout)
-			for _, r := range rs {
-				if asJSON {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
-					continue
-				}
+			err = printEach(e.stdout, asJSON, rs, func(r api.Request) string {
 				flag := ""
 				if r.BreakGlass {
 					flag = " BREAK-GLASS"
 				}
-				fmt.Fprintf(e.stdout, "%s  %-9s %-8s %s@%s  %s  %q%s\n", r.ID, r.State, r.User, r.Login, r.Host, r.CreatedAt.Local().Format(time.DateTime), r.Reason, flag)
+				return fmt.Sprintf("%s  %-9s %-8s %s@%s  %s  %q%s", r.ID, r.State, r.User, r.Login, r.Host, r.CreatedAt.Local().Format(time.DateTime), r.Reason, flag)
+			})
+			if err != nil {
+				return err
 			}
 			if len(rs) == 0 && !asJSON {
 				fmt.Fprintln(e.stderr, "no requests")

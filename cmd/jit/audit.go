@@ -227,17 +227,9 @@ func (e *env) adminCmd() *cli.Command {
 							if err != nil {
 								return err
 							}
-							enc := json.NewEncoder(e.stdout)
-							for _, u := range us {
-								if asJSON {
-									if err := enc.Encode(u); err != nil {
-										return err
-									}
-									continue
-								}
-								fmt.Fprintf(e.stdout, "%-16s groups=%s keys=%d\n", u.Name, strings.Join(u.Groups, ","), len(u.Keys))
-							}
-							return nil
+							return printEach(e.stdout, asJSON, us, func(u api.UserBody) string {
+								return fmt.Sprintf("%-16s groups=%s keys=%d", u.Name, strings.Join(u.Groups, ","), len(u.Keys))
+							})
 						},
 					},
 				},

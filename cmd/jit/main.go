@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -137,6 +138,24 @@ func (e *env) client() (*api.Client, creds.Config, creds.Dir, error) {
 // (jit status --format json) or before it (jit --format json status). A
 // command's own --format flag would otherwise shadow the global one with
 // its default. JIT_FORMAT is the fallback of both.
+// printEach writes items one per line: NDJSON with --format json, otherwise
+// the text line that line makes of each item.
+func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) error {
+	enc := json.NewEncoder(w)
+	for _, it := range items {
+		var err error
+		if asJSON {
+			err = enc.Encode(it)
+		} else {
+			_, err = fmt.Fprintln(w, line(it))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func jsonOutput(c *cli.Context) (bool, error) {
 	f := c.String("format")
 	for _, ctx := range c.Lineage() {

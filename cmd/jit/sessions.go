@@ -89,15 +89,11 @@ func (e *env) sessionsCmd() *cli.Command {
 					if err != nil {
 						return err
 					}
-					enc := json.NewEncoder(e.stdout)
-					for _, h := range hits {
-						if asJSON {
-							if err := enc.Encode(h); err != nil {
-								return err
-							}
-							continue
-						}
-						fmt.Fprintf(e.stdout, "%s  at %-9s %s  %s\n", h.SessionID, fmtOffset(h.Offset), h.Kind, h.Snippet)
+					err = printEach(e.stdout, asJSON, hits, func(h api.SearchHit) string {
+						return fmt.Sprintf("%s  at %-9s %s  %s", h.SessionID, fmtOffset(h.Offset), h.Kind, h.Snippet)
+					})
+					if err != nil {
+						return err
 					}
 					if len(hits) == 0 && !asJSON {
 						fmt.Fprintln(e.stderr, "no matches")
@@ -342,19 +338,15 @@ func (e *env) printSessions(c *cli.Context, ss []api.Session) error {
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(e.stdout)
-	for _, s := range ss {
-		if asJSON {
-			if err := enc.Encode(s); err != nil {
-				return err
-			}
-			continue
-		}
+	err = printEach(e.stdout, asJSON, ss, func(s api.Session) string {
 		dur := "live"
 		if s.EndedAt != nil {
 			dur = s.EndedAt.Sub(s.StartedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(e.stdout, "%s  %s  %-8s %s@%s  %-6s exit %d  %s\n", s.ID, s.StartedAt.Local().Format(time.DateTime), s.User, s.Login, s.Host, dur, s.ExitStatus, s.Command)
+		return fmt.Sprintf("%s  %s  %-8s %s@%s  %-6s exit %d  %s", s.ID, s.StartedAt.Local().Format(time.DateTime), s.User, s.Login, s.Host, dur, s.ExitStatus, s.Command)
+	})
+	if err != nil {
+		return err
 	}
 	if len(ss) == 0 && !asJSON {
 		fmt.Fprintln(e.stderr, "no sessions")
