@@ -22,6 +22,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/atomicfile"
 )
 
 // Algorithm names a key type and size for newly generated keys.
@@ -285,45 +287,10 @@ func checkPublicFile(path string, s ssh.Signer, required bool) error {
 	return nil
 }
 
-// writeNew writes data to path with mode perm, failing if path exists. It
-// writes a temporary file, syncs it and hard-links it into place, so a crash
-// never leaves a partial key and a concurrent writer never loses its key.
+// writeNew writes data to path with mode perm, failing with fs.ErrExist if
+// path exists: a crash never leaves a partial key and a concurrent writer
+// never loses its key (atomicfile.Create links a synced temporary file into
+// place).
 func writeNew(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.Create(path, data, perm)
 }
