@@ -24,6 +24,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/jitssh/jitssh/atomicfile"
 )
 
 // Dir is where the credentials live.
@@ -94,7 +96,7 @@ func (d Dir) SaveConfig(c Config) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(d.configPath(), append(b, '\n'), 0o600)
+	return atomicfile.Write(d.configPath(), append(b, '\n'), 0o600)
 }
 
 // Grant is a key and certificate stored for one LOGIN@HOST.
@@ -143,15 +145,15 @@ func (d Dir) SaveGrant(login, host string, priv ed25519.PrivateKey, cert *ssh.Ce
 			return Grant{}, fmt.Errorf("encode private key: %w", err)
 		}
 		// OpenSSH reads the PEM armour, not the bare block bytes.
-		if err := writeFileAtomic(g.KeyPath, pem.EncodeToMemory(block), 0o600); err != nil {
+		if err := atomicfile.Write(g.KeyPath, pem.EncodeToMemory(block), 0o600); err != nil {
 			return Grant{}, err
 		}
 		pub := ssh.MarshalAuthorizedKey(cert.Key)
-		if err := writeFileAtomic(g.KeyPath+".pub", pub, 0o600); err != nil {
+		if err := atomicfile.Write(g.KeyPath+".pub", pub, 0o600); err != nil {
 			return Grant{}, err
 		}
 	}
-	if err := writeFileAtomic(g.CertPath, ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
+	if err := atomicfile.Write(g.CertPath, ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
 		return Grant{}, err
 	}
 	return g, nil
@@ -181,7 +183,7 @@ func (d Dir) SaveExternalGrant(login, host, keyPath string, cert *ssh.Certificat
 	if err := os.Symlink(abs, g.KeyPath); err != nil {
 		return Grant{}, fmt.Errorf("link %s to %s: %w", g.KeyPath, abs, err)
 	}
-	if err := writeFileAtomic(g.CertPath, ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
+	if err := atomicfile.Write(g.CertPath, ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
 		return Grant{}, err
 	}
 	return g, nil
@@ -272,29 +274,6 @@ func AddToAgent(sock string, priv ed25519.PrivateKey, cert *ssh.Certificate, now
 	})
 	if err != nil {
 		return fmt.Errorf("add certificate to ssh-agent: %w", err)
-	}
-	return nil
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
