@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/jitssh/jitssh/cmd/internal/argorder"
 	"github.com/jitssh/jitssh/cmd/internal/usage"
 	"github.com/jitssh/jitssh/creds"
+	"github.com/jitssh/jitssh/jitclient"
 )
 
 // Exit codes, documented in docs/cli.md. jit ssh passes ssh's own code through.
@@ -65,20 +67,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if hint := hintFor(ae); hint != "" {
 			fmt.Fprintln(stderr, "jit: hint:", hint)
 		}
-		if ae.Status == 403 {
+		if ae.Status == http.StatusForbidden {
 			return exitDenied
 		}
 	}
 	return exitError
 }
 
+// hintFor says what to do about the API errors a user can act on.
 func hintFor(e *api.Error) string {
 	switch e.Code {
-	case "unauthenticated":
+	case codeUnauthenticated:
 		return "run jit login again"
-	case "audit_unavailable":
+	case codeAuditUnavailable:
 		return "the daemon cannot record to its audit store, so it issues nothing; tell the operators"
-	case "not_auditor", "not_admin":
+	case codeNotAuditor, codeNotAdmin:
 		return "this needs a separate identity with that role (admin and normal identities are kept apart)"
 	}
 	return ""
@@ -101,9 +104,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and maps exit codes; usage.Install maps usage errors
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json"},
-		},
+		Flags:                []cli.Flag{formatFlag()},
 		Commands: []*cli.Command{
 			e.loginCmd(), e.logoutCmd(),
 			e.requestCmd(), e.waitCmd(), e.statusCmd(),
@@ -116,28 +117,15 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-// client returns an API client from the stored login. JIT_ADDR overrides the
-// stored address.
-func (e *env) client() (*api.Client, creds.Config, creds.Dir, error) {
+// client opens the stored login. JIT_ADDR overrides the stored address.
+func (e *env) client() (*jitclient.Client, error) {
 	dir, err := creds.DefaultDir()
 	if err != nil {
-		return nil, creds.Config{}, dir, err
+		return nil, err
 	}
-	cfg, err := dir.LoadConfig()
-	if err != nil {
-		return nil, cfg, dir, err
-	}
-	if addr := os.Getenv("JIT_ADDR"); addr != "" {
-		cfg.CA = addr
-	}
-	c, err := api.NewClient(cfg.CA, cfg.Fingerprint, cfg.Token)
-	return c, cfg, dir, err
+	return jitclient.Open(dir, os.Getenv("JIT_ADDR"))
 }
 
-// jsonOutput reads --format where the user gave it: after the command
-// (jit status --format json) or before it (jit --format json status). A
-// command's own --format flag would otherwise shadow the global one with
-// its default. JIT_FORMAT is the fallback of both.
 // printEach writes items one per line: NDJSON with --format json, otherwise
 // the text line that line makes of each item.
 func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) error {
@@ -156,6 +144,10 @@ func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) 
 	return nil
 }
 
+// jsonOutput reads --format where the user gave it: after the command
+// (jit status --format json) or before it (jit --format json status). A
+// command's own --format flag would otherwise shadow the global one with
+// its default. JIT_FORMAT is the fallback of both.
 func jsonOutput(c *cli.Context) (bool, error) {
 	f := c.String("format")
 	for _, ctx := range c.Lineage() {
@@ -172,4 +164,28 @@ func jsonOutput(c *cli.Context) (bool, error) {
 	default:
 		return false, cli.Exit(fmt.Sprintf("--format %q must be text or json", f), exitUsage)
 	}
+}
+
+// formatFlag is --format on a command; see jsonOutput. Each command gets
+// its own: urfave/cli records on a flag whether it was set.
+func formatFlag() cli.Flag {
+	return &cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json"}
+}
+
+// first returns the first non-empty value.
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// oneArg is the usage check of commands that take exactly one argument.
+func oneArg(c *cli.Context, what string) error {
+	if c.NArg() != 1 {
+		return cli.Exit("give one "+what, exitUsage)
+	}
+	return nil
 }

@@ -10,7 +10,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/creds"
+	"github.com/jitssh/jitssh/jitclient"
 )
 
 // bastionHostKeyAlias is the name under which clients check the bastion's
@@ -29,56 +31,72 @@ func (e *env) sshCmd() *cli.Command {
 			&cli.DurationFlag{Name: "ttl", Usage: "lifetime of a new grant"},
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "force a pseudo-terminal (ssh -tt)"},
 		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return cli.Exit("give a host: jit ssh [LOGIN@]HOST [-- COMMAND]", exitUsage)
-			}
-			login, host := splitTarget(c.Args().First(), c.String("login"))
-			if login == "" {
-				return cli.Exit("--login is required (or LOGIN@HOST)", exitUsage)
-			}
-			dir, err := creds.DefaultDir()
-			if err != nil {
-				return err
-			}
-			cfg, err := dir.LoadConfig()
-			if err != nil {
-				return err
-			}
-			if cfg.Bastion == "" {
-				return errors.New("the daemon runs no bastion (jitd serve --bastion ADDR), or log in again to learn its address")
-			}
-			g, ok := dir.Find(login, host, time.Now().Add(5*time.Second))
-			if !ok {
-				reason := c.String("reason")
-				if reason == "" {
-					if reason, err = e.askReason(host); err != nil {
-						return err
-					}
-				}
-				if g, err = e.obtain(c, obtainArgs{host: host, login: login, reason: reason, ttl: c.Duration("ttl"), agentMode: creds.AgentNo, quiet: true}); err != nil {
-					return err
-				}
-			}
-			kh, err := writeKnownHosts(dir, cfg)
-			if err != nil {
-				return err
-			}
-			args := sshArgs(cfg.Bastion, kh, g, c.Bool("tty"))
-			args = append(args, c.Args().Slice()[1:]...)
-			cmd := exec.CommandContext(c.Context, "ssh", args...)
-			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.stdout, e.stderr
-			if f, ok := e.stdin.(*os.File); ok {
-				cmd.Stdin = f
-			}
-			err = cmd.Run()
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				return cli.Exit("", exit.ExitCode())
-			}
-			return err
-		},
+		Action: e.runSSH,
 	}
+}
+
+// runSSH uses a live grant, or obtains one (its summary not printed: the
+// session follows), and runs the system ssh through the bastion with it.
+func (e *env) runSSH(c *cli.Context) error {
+	if c.NArg() < 1 {
+		return cli.Exit("give a host: jit ssh [LOGIN@]HOST [-- COMMAND]", exitUsage)
+	}
+	login, host := splitTarget(c.Args().First(), c.String("login"))
+	if login == "" {
+		return cli.Exit("--login is required (or LOGIN@HOST)", exitUsage)
+	}
+	dir, err := creds.DefaultDir()
+	if err != nil {
+		return err
+	}
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.Bastion == "" {
+		return errors.New("the daemon runs no bastion (jitd serve --bastion ADDR), or log in again to learn its address")
+	}
+	g, err := e.grantFor(c, dir, login, host)
+	if err != nil {
+		return err
+	}
+	kh, err := writeKnownHosts(dir, cfg)
+	if err != nil {
+		return err
+	}
+	args := sshArgs(cfg.Bastion, kh, g, c.Bool("tty"))
+	args = append(args, c.Args().Slice()[1:]...)
+	cmd := exec.CommandContext(c.Context, "ssh", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.stdout, e.stderr
+	if f, ok := e.stdin.(*os.File); ok {
+		cmd.Stdin = f
+	}
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return cli.Exit("", exit.ExitCode())
+	}
+	return err
+}
+
+// grantFor returns the stored grant for LOGIN@HOST that is still valid in
+// a few seconds' time (ssh needs them to log in), or obtains a new one.
+func (e *env) grantFor(c *cli.Context, dir creds.Dir, login, host string) (creds.Grant, error) {
+	if g, ok := dir.Find(login, host, time.Now().Add(5*time.Second)); ok {
+		return g, nil
+	}
+	reason := c.String("reason")
+	if reason == "" {
+		var err error
+		if reason, err = e.askReason(host); err != nil {
+			return creds.Grant{}, err
+		}
+	}
+	// The grant is for this ssh only: it is not loaded into ssh-agent.
+	o := jitclient.ObtainOptions{Host: host, Login: login, Reason: reason, TTL: c.Duration("ttl"),
+		Wait: e.waitOptions(0), Agent: jitclient.AgentOptions{Mode: creds.AgentNo}}
+	out, err := e.obtain(c, o)
+	return out.Grant, err
 }
 
 // sshArgs are the options that make the stock ssh client go through the
@@ -114,8 +132,9 @@ func writeKnownHosts(dir creds.Dir, cfg creds.Config) (string, error) {
 	}
 	path := dir.Config + "/known_hosts"
 	line := fmt.Sprintf("@cert-authority %s %s\n", bastionHostKeyAlias, cfg.HostCA)
-	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+	// Replaced whole: a concurrent jit ssh may be reading it.
+	if err := atomicfile.Write(path, []byte(line), 0o600); err != nil {
+		return "", err
 	}
 	return path, nil
 }
@@ -128,42 +147,45 @@ func (e *env) sshConfigCmd() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "login", Aliases: []string{"l"}, Required: true, Usage: "login on the hosts"},
 		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return cli.Exit("give the hosts to configure", exitUsage)
-			}
-			dir, err := creds.DefaultDir()
-			if err != nil {
-				return err
-			}
-			cfg, err := dir.LoadConfig()
-			if err != nil {
-				return err
-			}
-			if cfg.Bastion == "" {
-				return errors.New("the daemon runs no bastion, or log in again to learn its address")
-			}
-			kh, err := writeKnownHosts(dir, cfg)
-			if err != nil {
-				return err
-			}
-			host, port, err := net.SplitHostPort(cfg.Bastion)
-			if err != nil {
-				return fmt.Errorf("bastion address %q: %w", cfg.Bastion, err)
-			}
-			w := e.stdout
-			fmt.Fprintf(w, "# BEGIN jitssh (generated by jit ssh-config; get a grant first with jit request)\n")
-			fmt.Fprintf(w, "# known_hosts line, written to %s:\n#   @cert-authority %s %s\n", kh, bastionHostKeyAlias, cfg.HostCA)
-			login := c.String("login")
-			for _, h := range c.Args().Slice() {
-				key := dir.KeyPath(login, h)
-				fmt.Fprintf(w, "Host %s\n", h)
-				fmt.Fprintf(w, "    HostName %s\n    Port %s\n    User %s@%s\n", host, port, login, h)
-				fmt.Fprintf(w, "    HostKeyAlias %s\n    UserKnownHostsFile %s\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n", bastionHostKeyAlias, kh)
-				fmt.Fprintf(w, "    IdentityFile %s\n    CertificateFile %s-cert.pub\n    IdentitiesOnly yes\n    ForwardAgent no\n", key, key)
-			}
-			fmt.Fprintln(w, "# END jitssh")
-			return nil
-		},
+		Action: e.runSSHConfig,
 	}
+}
+
+// runSSHConfig prints Host blocks for the grants jit request stores.
+func (e *env) runSSHConfig(c *cli.Context) error {
+	if c.NArg() < 1 {
+		return cli.Exit("give the hosts to configure", exitUsage)
+	}
+	dir, err := creds.DefaultDir()
+	if err != nil {
+		return err
+	}
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.Bastion == "" {
+		return errors.New("the daemon runs no bastion, or log in again to learn its address")
+	}
+	kh, err := writeKnownHosts(dir, cfg)
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.Bastion)
+	if err != nil {
+		return fmt.Errorf("bastion address %q: %w", cfg.Bastion, err)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "# BEGIN jitssh (generated by jit ssh-config; get a grant first with jit request)\n")
+	fmt.Fprintf(w, "# known_hosts line, written to %s:\n#   @cert-authority %s %s\n", kh, bastionHostKeyAlias, cfg.HostCA)
+	login := c.String("login")
+	for _, h := range c.Args().Slice() {
+		key := dir.KeyPath(login, h)
+		fmt.Fprintf(w, "Host %s\n", h)
+		fmt.Fprintf(w, "    HostName %s\n    Port %s\n    User %s@%s\n", host, port, login, h)
+		fmt.Fprintf(w, "    HostKeyAlias %s\n    UserKnownHostsFile %s\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n", bastionHostKeyAlias, kh)
+		fmt.Fprintf(w, "    IdentityFile %s\n    CertificateFile %s-cert.pub\n    IdentitiesOnly yes\n    ForwardAgent no\n", key, key)
+	}
+	fmt.Fprintln(w, "# END jitssh")
+	return nil
 }
