@@ -277,3 +277,14 @@ func AddToAgent(sock string, priv ed25519.PrivateKey, cert *ssh.Certificate, now
 	}
 	return nil
 }
+
+// SaveKnownHosts replaces the known_hosts file that jit hands to ssh with
+// content, whole (a concurrent jit ssh may be reading it), and returns its
+// path.
+func (d Dir) SaveKnownHosts(content string) (string, error) {
+	path := filepath.Join(d.Config, "known_hosts")
+	if err := atomicfile.Write(path, []byte(content), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}

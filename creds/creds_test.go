@@ -297,3 +297,20 @@ func TestSaveExternalGrantLinksTheKey(t *testing.T) {
 		t.Errorf("Find returns %+v, %v; want the certificate of the external key", got, ok)
 	}
 }
+
+func TestSaveKnownHostsReplaces(t *testing.T) {
+	d := Dir{Config: t.TempDir(), State: t.TempDir()}
+	for _, content := range []string{"@cert-authority a key1\n", "@cert-authority a key2\n"} {
+		path, err := d.SaveKnownHosts(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != content {
+			t.Errorf("known_hosts holds %q, want %q", got, content)
+		}
+	}
+}

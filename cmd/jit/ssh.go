@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/creds"
 	"github.com/jitssh/jitssh/jitclient"
 )
@@ -130,13 +129,7 @@ func writeKnownHosts(dir creds.Dir, cfg creds.Config) (string, error) {
 	if cfg.HostCA == "" {
 		return "", errors.New("the host CA is unknown; run jit login again")
 	}
-	path := dir.Config + "/known_hosts"
-	line := fmt.Sprintf("@cert-authority %s %s\n", bastionHostKeyAlias, cfg.HostCA)
-	// Replaced whole: a concurrent jit ssh may be reading it.
-	if err := atomicfile.Write(path, []byte(line), 0o600); err != nil {
-		return "", err
-	}
-	return path, nil
+	return dir.SaveKnownHosts(fmt.Sprintf("@cert-authority %s %s\n", bastionHostKeyAlias, cfg.HostCA))
 }
 
 func (e *env) sshConfigCmd() *cli.Command {
