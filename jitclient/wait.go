@@ -52,6 +52,9 @@ type WaitOptions struct {
 	// Polled, when set, is called with every answer, the approved one
 	// included, before the outcome is acted on.
 	Polled func(api.Request)
+	// Approved, when set, is called after Polled with the approved
+	// request, before it is redeemed.
+	Approved func(api.Request)
 }
 
 // Wait polls the pending request req until it is approved, then redeems
@@ -83,6 +86,9 @@ func (c *Client) Wait(ctx context.Context, req api.Request, o WaitOptions) (api.
 			if done, err := decided(res.Request); done {
 				if err != nil {
 					return res, err
+				}
+				if o.Approved != nil {
+					o.Approved(res.Request)
 				}
 				return c.API.Redeem(ctx, res.Request.ID)
 			}

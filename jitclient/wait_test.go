@@ -56,8 +56,9 @@ func TestWaitOutcomes(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.cancelAfter)
 				defer cancel()
 			}
-			var waiting, polled int
-			o := WaitOptions{Timeout: tt.timeout, Waiting: func(api.Request) { waiting++ }, Polled: func(api.Request) { polled++ }}
+			var waiting, polled, approved int
+			o := WaitOptions{Timeout: tt.timeout, Waiting: func(api.Request) { waiting++ }, Polled: func(api.Request) { polled++ },
+				Approved: func(api.Request) { approved++ }}
 			res, err := c.Wait(ctx, f.request("r1", "pending"), o)
 			if tt.wantErr == "" {
 				if err != nil {
@@ -76,6 +77,9 @@ func TestWaitOutcomes(t *testing.T) {
 			}
 			if polled == 0 {
 				t.Error("Polled never called")
+			}
+			if approved != tt.wantRedeems {
+				t.Errorf("Approved called %d times, want %d", approved, tt.wantRedeems)
 			}
 			if f.redeems != tt.wantRedeems {
 				t.Errorf("%d redeems, want %d", f.redeems, tt.wantRedeems)

@@ -177,12 +177,12 @@ func (e *env) waitOptions(timeout time.Duration) jitclient.WaitOptions {
 				}
 				fmt.Fprintf(e.stderr, "\r\x1b[K%s: %s, %d/%d approvals, %s left", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded, left)
 			}
-			if r.State == stateApproved {
-				if tty {
-					fmt.Fprintln(e.stderr)
-				}
-				fmt.Fprintf(e.stderr, "approved by %s\n", r.DecidedBy)
+		},
+		Approved: func(r api.Request) {
+			if tty {
+				fmt.Fprintln(e.stderr) // end the status line
 			}
+			fmt.Fprintf(e.stderr, "approved by %s\n", r.DecidedBy)
 		},
 	}
 }

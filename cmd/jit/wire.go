@@ -14,6 +14,3 @@ const (
 	decisionApprove = "approve"
 	decisionDeny    = "deny"
 )
-
-// stateApproved is the request state the waiting status line announces.
-const stateApproved = "approved"
