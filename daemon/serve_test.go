@@ -115,6 +115,9 @@ func TestServeAndClose(t *testing.T) {
 	if err := s.d.Close(); err != nil {
 		t.Errorf("a second Close: %v", err)
 	}
+	if err := s.d.Serve(ctx); err == nil || !strings.Contains(err.Error(), "Serve called twice") {
+		t.Errorf("a second Serve = %v, want a refusal", err)
+	}
 	for name, addr := range map[string]string{"API": addrs.API, "bastion": addrs.Bastion, "metrics": addrs.Metrics} {
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()
@@ -208,4 +211,33 @@ func TestReloadReportsAndAudits(t *testing.T) {
 	if len(got) != 2 || got[0] != "ok SIGHUP "+want.String() || !strings.HasPrefix(got[1], "failed SIGHUP ") || !strings.Contains(got[1], "policy.yaml:2") {
 		t.Errorf("policy.reload events = %q, want ok with the change, then failed naming the line", got)
 	}
+}
+
+// TestNewFailingLateUndoesItself: when the API cannot listen, New has
+// already started the bastion and opened the store; it must stop and close
+// them (TestMain checks that no goroutine is left) and free the bastion's
+// port.
+func TestNewFailingLateUndoesItself(t *testing.T) {
+	dir := initDir(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bastionAddr := free.Addr().String()
+	free.Close()
+	_, err = New(context.Background(), Config{Dir: dir, APIAddr: taken.Addr().String(), BastionAddr: bastionAddr, MetricsAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "listen for API") {
+		t.Fatalf("New with the API port taken = %v, want a listen error", err)
+	}
+	ln, err := net.Listen("tcp", bastionAddr)
+	if err != nil {
+		t.Fatalf("the bastion's port is still taken after a failed New: %v", err)
+	}
+	ln.Close()
 }
