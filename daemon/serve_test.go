@@ -200,6 +200,9 @@ func TestReloadReportsAndAudits(t *testing.T) {
 	if s.d.policy.Current() != good {
 		t.Fatal("a bad reload replaced the policy in force")
 	}
+	if evs, err := s.d.store.Events(ctx, audit.EventFilter{Type: "admin.user.add"}); err != nil || len(evs) != 1 || evs[0].User != "zoe" {
+		t.Errorf("enrolment not audited: %+v %v", evs, err)
+	}
 	evs, err := s.d.store.Events(ctx, audit.EventFilter{Type: "policy.reload"})
 	if err != nil {
 		t.Fatal(err)
