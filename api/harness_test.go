@@ -18,8 +18,8 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
-	"github.com/jitssh/jitssh/daemon"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/livepolicy"
 )
 
 // testClock is a settable clock shared by the lifecycle and the API.
@@ -146,7 +146,7 @@ func newEnv(t testing.TB, approvals int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	ps, err := daemon.LoadPolicy(context.Background(), policyPath, e.store)
+	ps, err := livepolicy.Load(context.Background(), policyPath, e.store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -39,6 +38,7 @@ type daemonEnv struct {
 	addrs  daemon.Addrs
 	keys   *ca.Keys
 	user   ssh.Signer // the engineer's enrolled key
+	d      *daemon.Daemon
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -99,39 +99,34 @@ func (e *daemonEnv) run(b *testing.B, login string, hosts []benchHost) {
 	if err := writePolicy(e.dir, e.user.PublicKey(), login, hosts); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
-	ready := make(chan daemon.Addrs, 1)
-	go func() {
-		e.done <- daemon.Run(ctx, daemon.Config{
-			Dir: e.dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
-			EgressAddresses: []string{"127.0.0.1/32"},
-			Logger:          slog.New(slog.DiscardHandler),
-			Ready:           func(a daemon.Addrs) { ready <- a },
-		})
-	}()
-	select {
-	case e.addrs = <-ready:
-	case err := <-e.done:
-		cancel()
-		b.Fatalf("daemon run: %v", err)
-	case <-time.After(stopWait):
-		cancel()
-		b.Fatal("daemon did not become ready within 30s")
+	d, err := daemon.New(context.Background(), daemon.Config{
+		Dir: e.dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
+		EgressAddresses: []string{"127.0.0.1/32"},
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatalf("daemon: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.d, e.cancel, e.done, e.addrs = d, cancel, make(chan error, 1), d.Addrs()
+	go func() { e.done <- d.Serve(ctx) }()
 	b.Cleanup(e.stop)
 }
 
-// stop cancels the daemon and waits for Run to return.
+// stop cancels Serve, waits for it to return and closes the daemon.
 func (e *daemonEnv) stop() {
 	e.cancel()
 	select {
 	case err := <-e.done:
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: daemon stopped with: %v\n", err)
 		}
 	case <-time.After(stopWait):
 		fmt.Fprintln(os.Stderr, "bench: daemon did not stop within 30s")
+		return
+	}
+	if err := e.d.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: daemon close: %v\n", err)
 	}
 }
 

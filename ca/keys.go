@@ -148,6 +148,22 @@ func LoadKeys(dir string) (*Keys, error) {
 	return keys, nil
 }
 
+// LoadSigner loads the private key at path, such as the daemon's checkpoint
+// key, and never creates one: a missing file is an error wrapping
+// fs.ErrNotExist. The permission rules of LoadKeys apply, and a path.pub
+// beside the key, when there is one, must hold its public key. An RSA key
+// signs with SHA-2 only.
+func LoadSigner(path string) (ssh.Signer, error) {
+	s, err := loadSigner(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPublicFile(path, s, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return s, nil
+}
+
 // LoadOrCreateHostKey loads the service host key at path (the bastion's), or
 // creates it with algorithm alg (and path.pub) if it does not exist. The
 // permission rules of LoadKeys apply. An RSA host key signs with SHA-2 only.

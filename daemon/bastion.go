@@ -16,6 +16,7 @@ import (
 	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -28,7 +29,7 @@ const BastionHostKeyAlias = "jitssh-bastion"
 // certifies its host key afresh at every start.
 const bastionCertLifetime = 7 * 24 * time.Hour
 
-func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *PolicyState, wg *sync.WaitGroup) (string, *bastion.Server, error) {
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastion.Server, error) {
 	hostKey, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), ca.Ed25519)
 	if err != nil {
 		return "", nil, fmt.Errorf("bastion host key: %w", err)
@@ -91,7 +92,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 	return ln.Addr().String(), srv, nil
 }
 
-func resolver(ps *PolicyState) func(string) (bastion.Target, bool) {
+func resolver(ps *livepolicy.Holder) func(string) (bastion.Target, bool) {
 	return func(name string) (bastion.Target, bool) {
 		h, ok := ps.Current().Host(name)
 		if !ok {
@@ -106,7 +107,7 @@ func resolver(ps *PolicyState) func(string) (bastion.Target, bool) {
 type bastionBackend struct {
 	grants *grant.Service
 	store  *audit.Store
-	policy *PolicyState
+	policy *livepolicy.Holder
 	clock  func() time.Time
 }
 

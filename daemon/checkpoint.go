@@ -10,7 +10,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
-	"github.com/jitssh/jitssh/ca"
 )
 
 // CheckpointMessage is the byte string the daemon signs to vouch for the
@@ -20,12 +19,9 @@ func CheckpointMessage(seq int64, head string, at time.Time) []byte {
 	return []byte("jitssh-checkpoint-v1\n" + strconv.FormatInt(seq, 10) + "\n" + head + "\n" + at.UTC().Format(time.RFC3339Nano) + "\n")
 }
 
-// signCheckpoint signs the current chain head unless it was signed already.
-func signCheckpoint(ctx context.Context, store *audit.Store, l Layout, clock func() time.Time) error {
-	signer, err := ca.LoadOrCreateHostKey(l.CheckpointKey(), ca.Ed25519)
-	if err != nil {
-		return fmt.Errorf("checkpoint key: %w", err)
-	}
+// signCheckpoint signs the current chain head with signer, the checkpoint
+// key, unless it was signed already.
+func signCheckpoint(ctx context.Context, store *audit.Store, signer ssh.Signer, clock func() time.Time) error {
 	now := clock().UTC()
 	cps, err := store.Checkpoints(ctx)
 	if err != nil {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/policy"
@@ -79,7 +76,7 @@ func TestInitNeverOverwrites(t *testing.T) {
 	}
 }
 
-func TestRunRefusesUnsafeStart(t *testing.T) {
+func TestNewRefusesUnsafeStart(t *testing.T) {
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, l Layout)
@@ -105,63 +102,36 @@ func TestRunRefusesUnsafeStart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: "policy.yaml:2"},
+		{name: "missing checkpoint key", damage: func(t *testing.T, l Layout) {
+			if err := os.Remove(l.CheckpointKey()); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "checkpoint key %s is missing (run jitd init, or jitd serve --init)"},
+		{name: "readable checkpoint key", damage: func(t *testing.T, l Layout) {
+			if err := os.Chmod(l.CheckpointKey(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "too open"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := initDir(t)
-			tc.damage(t, Layout{Dir: dir})
+			l := Layout{Dir: dir}
+			tc.damage(t, l)
+			want := strings.ReplaceAll(tc.want, "%s", l.CheckpointKey())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			err := Run(ctx, Config{Dir: dir, APIAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
+			d, err := New(ctx, Config{Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				d.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("New = %v, want an error containing %q", err, want)
+			}
+			if _, err := os.Stat(l.CheckpointKey()); tc.name == "missing checkpoint key" && err == nil {
+				t.Error("New created the missing checkpoint key")
 			}
 		})
-	}
-}
-
-func TestPolicyReloadKeepsLastGood(t *testing.T) {
-	dir := initDir(t)
-	l := Layout{Dir: dir}
-	store, err := audit.Open(l.Database())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx := context.Background()
-	ps, err := LoadPolicy(ctx, l.PolicyFile(), store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := ps.Current()
-	if err := os.WriteFile(l.PolicyFile(), []byte("hosts:\n  db1: {adress: x}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	err = ps.Reload(ctx)
-	if err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
-		t.Fatalf("Reload of a bad file = %v, want an error naming line 2", err)
-	}
-	if ps.Current() != good {
-		t.Fatal("a bad reload replaced the policy in force")
-	}
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, _ := ssh.NewSignerFromKey(priv)
-	key := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
-	if err := EnrolUser(ctx, dir, "zoe", []string{"dev"}, []string{key}, "test", testNow); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(l.PolicyFile(), policy.Demo(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := ps.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if u, ok := ps.Current().UserByKey(signer.PublicKey()); !ok || u.Name != "zoe" {
-		t.Fatalf("enrolled user not merged after reload: %+v %v", u, ok)
-	}
-	evs, err := store.Events(ctx, audit.EventFilter{Type: "admin.user.add"})
-	if err != nil || len(evs) != 1 || evs[0].User != "zoe" {
-		t.Fatalf("enrolment not audited: %+v %v", evs, err)
 	}
 }
 
@@ -180,19 +150,19 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := signCheckpoint(ctx, store, l, clock); err != nil {
+	key, err := ca.LoadSigner(l.CheckpointKey())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := signCheckpoint(ctx, store, l, clock); err != nil {
+	if err := signCheckpoint(ctx, store, key, clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := signCheckpoint(ctx, store, key, clock); err != nil {
 		t.Fatalf("a second checkpoint at the same head: %v", err)
 	}
 	cps, err := store.Checkpoints(ctx)
 	if err != nil || len(cps) != 1 || cps[0].Seq != 3 {
 		t.Fatalf("checkpoints = %+v, %v; want one at seq 3", cps, err)
-	}
-	key, err := ca.LoadOrCreateHostKey(l.CheckpointKey(), ca.Ed25519)
-	if err != nil {
-		t.Fatal(err)
 	}
 	res, err := store.Verify(ctx, audit.VerifyOptions{Checkpoint: CheckpointVerifier(key.PublicKey())})
 	if err != nil || !res.OK {
@@ -203,77 +173,5 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 	res, err = store.Verify(ctx, audit.VerifyOptions{Checkpoint: CheckpointVerifier(otherSigner.PublicKey())})
 	if err != nil || res.OK || res.FirstBad != 3 {
 		t.Fatalf("verify with another key = %+v, %v; want a failure at seq 3", res, err)
-	}
-}
-
-// TestServeEndToEnd starts the daemon in-process and asks the API for its
-// CA keys and health, then shuts it down through the context.
-func TestServeEndToEnd(t *testing.T) {
-	dir := initDir(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan Addrs, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(a Addrs) { ready <- a }})
-	}()
-	var addrs Addrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("daemon did not become ready")
-	}
-	c, err := api.NewClient("https://"+addrs.API, addrs.TLSFingerprint, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Health(ctx); err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.CA(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ca.LoadKeys(Layout{Dir: dir}.CADir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(info.UserCA, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(keys.User.PublicKey())))) || info.Bastion != addrs.Bastion {
-		t.Fatalf("CA info %+v does not match the data directory", info)
-	}
-	if _, err := api.NewClient("https://"+addrs.API, "SHA256:"+strings.Repeat("A", 43), ""); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + addrs.Metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		"# TYPE jitssh_audit_events_total counter",
-		`jitssh_audit_events_total{type="host_cert.issued"} 1`,
-		"jitssh_bastion_live_sessions 0",
-		`jitssh_webhook_deliveries_total{result="failed"} 0`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
-	}
-	wrong, _ := api.NewClient("https://"+addrs.API, "SHA256:"+strings.Repeat("A", 43), "")
-	if err := wrong.Health(ctx); err == nil || !strings.Contains(err.Error(), "does not match the pinned") {
-		t.Fatalf("a client pinning another fingerprint connected: %v", err)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v after shutdown", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("daemon did not shut down")
 	}
 }

@@ -1,6 +1,7 @@
-// Package daemon is jitd's runtime: it lays out the data directory, loads
-// keys and policy, opens the audit store, and wires the lifecycle, the HTTPS
-// API and the bastion together. cmd/jitd only parses flags and calls in.
+// Package daemon is jitd's runtime: it lays out the data directory (Init),
+// and its Daemon value loads keys and policy, opens the audit store, wires
+// the lifecycle, the HTTPS API and the bastion together, serves them and
+// shuts them down. cmd/jitd parses flags, handles signals and calls in.
 package daemon
 
 import (
@@ -75,14 +76,18 @@ func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, 
 	if res.TLSFingerprint, err = ca.InitTLS(l.TLSDir(), tlsHosts, now); err != nil {
 		return InitResult{}, fmt.Errorf("init TLS certificate: %w", err)
 	}
-	if _, err := os.Stat(l.BastionHostKey()); errors.Is(err, os.ErrNotExist) {
-		res.Created = append(res.Created, l.BastionHostKey())
-	}
-	if _, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), alg); err != nil {
-		return InitResult{}, fmt.Errorf("init bastion host key: %w", err)
-	}
-	if _, err := ca.LoadOrCreateHostKey(l.CheckpointKey(), ca.Ed25519); err != nil {
-		return InitResult{}, fmt.Errorf("init checkpoint key: %w", err)
+	// jitd serve loads the checkpoint key and never makes one, so this is
+	// where it is made.
+	for _, k := range []struct {
+		what, path string
+		alg        ca.Algorithm
+	}{{"bastion host key", l.BastionHostKey(), alg}, {"checkpoint key", l.CheckpointKey(), ca.Ed25519}} {
+		if _, err := os.Stat(k.path); errors.Is(err, os.ErrNotExist) {
+			res.Created = append(res.Created, k.path)
+		}
+		if _, err := ca.LoadOrCreateHostKey(k.path, k.alg); err != nil {
+			return InitResult{}, fmt.Errorf("init %s: %w", k.what, err)
+		}
 	}
 	if err := os.MkdirAll(l.Recordings(), 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create recordings directory: %w", err)

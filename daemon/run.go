@@ -5,20 +5,24 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/livepolicy"
 )
 
 // Config is how jitd serve is run.
@@ -40,7 +44,7 @@ type Config struct {
 	Logger      *slog.Logger
 	// Clock is the daemon's notion of now; nil means time.Now.
 	Clock func() time.Time
-	// Ready, if set, is called once the listeners are up.
+	// Ready, if set, is called by Serve once it serves.
 	Ready func(Addrs)
 }
 
@@ -50,206 +54,261 @@ type Addrs struct {
 	TLSFingerprint        string
 }
 
-// Run serves until ctx is cancelled, then shuts down gracefully. SIGHUP
-// reloads the policy; a bad policy on reload is logged and the last good one
-// stays in force.
-func Run(ctx context.Context, cfg Config) error {
+// shutdownTimeout bounds how long Close waits for open connections and
+// sessions before it cuts them.
+const shutdownTimeout = 10 * time.Second
+
+// Daemon is one jitd: its keys, audit store and live policy, the services
+// wired on them, and the listeners. New builds it, Serve serves it, Reload
+// re-reads its policy and Close shuts it down. Signals are the caller's.
+type Daemon struct {
+	cfg           Config
+	log           *slog.Logger
+	store         *audit.Store
+	policy        *livepolicy.Holder
+	checkpointKey ssh.Signer
+	notifier      *webhookNotifier
+	grants        *grant.Service
+	bastion       *bastion.Server // nil without Config.BastionAddr
+	api           *http.Server
+	apiLn         net.Listener
+	metrics       *http.Server // nil without Config.MetricsAddr
+	metricsLn     net.Listener
+	addrs         Addrs
+
+	serving   atomic.Bool
+	wg        sync.WaitGroup // the goroutines serving listeners
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New loads the data directory (CA keys, TLS certificate, checkpoint key,
+// audit store, policy), wires grant, the API, the bastion and webhooks, and
+// opens the listeners, so Addrs are known when it returns. It refuses to
+// start on missing keys (saying to run jitd init), on key files others may
+// read and on a bad policy file (naming file and line). The bastion, when
+// configured, accepts connections from here on; the API and metrics from
+// Serve on.
+func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	log := cfg.Logger
-	l := Layout{Dir: cfg.Dir}
+	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			d.abort()
+		}
+	}()
+	keys, tlsCert, err := d.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.wire(ctx, keys, tlsCert); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// load reads the keys and opens the store and the policy.
+func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
+	l := Layout{Dir: d.cfg.Dir}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("load CA keys (run jitd init first): %w", err)
+			return nil, tls.Certificate{}, fmt.Errorf("load CA keys (run jitd init first): %w", err)
 		}
-		return fmt.Errorf("load CA keys: %w", err)
+		return nil, tls.Certificate{}, fmt.Errorf("load CA keys: %w", err)
 	}
 	tlsCert, fingerprint, err := loadTLS(l.TLSDir())
 	if err != nil {
-		return err
+		return nil, tls.Certificate{}, err
 	}
-	store, err := audit.Open(l.Database())
-	if err != nil {
-		return fmt.Errorf("open audit store: %w", err)
+	d.addrs.TLSFingerprint = fingerprint
+	// The checkpoint key is loaded once and never made here: a daemon that
+	// silently signed with a new key would vouch for a rewritten chain.
+	if d.checkpointKey, err = ca.LoadSigner(l.CheckpointKey()); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, tls.Certificate{}, fmt.Errorf("checkpoint key %s is missing (run jitd init, or jitd serve --init): %w", l.CheckpointKey(), err)
+		}
+		return nil, tls.Certificate{}, fmt.Errorf("checkpoint key: %w", err)
 	}
-	defer store.Close()
-	ps, err := LoadPolicy(ctx, l.PolicyFile(), store)
-	if err != nil {
-		return fmt.Errorf("load policy: %w", err)
+	if d.store, err = audit.Open(l.Database()); err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("open audit store: %w", err)
 	}
-	notifier, err := newWebhookNotifier(cfg.Webhooks, log, cfg.Clock)
-	if err != nil {
-		return err
+	if d.policy, err = livepolicy.Load(ctx, l.PolicyFile(), d.store); err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("load policy: %w", err)
 	}
-	defer notifier.Close()
-	grants, err := grant.New(grant.Config{Policy: ps.Current, Store: store, Keys: keys, Clock: cfg.Clock, Notifier: notifier})
-	if err != nil {
-		return err
-	}
+	return keys, tlsCert, nil
+}
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var addrs Addrs
-	addrs.TLSFingerprint = fingerprint
-	var bastionStop func(context.Context) error
-	metrics := metricsHandler{store: store, webhooks: notifier.n.Stats}
-	if cfg.BastionAddr != "" {
-		addr, srv, err := startBastion(ctx, cfg, l, keys, grants, store, ps, &wg)
+// wire builds the services on what load opened and listens.
+func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificate) error {
+	var err error
+	if d.notifier, err = newWebhookNotifier(d.cfg.Webhooks, d.log, d.cfg.Clock); err != nil {
+		return err
+	}
+	d.grants, err = grant.New(grant.Config{Policy: d.policy.Current, Store: d.store, Keys: keys, Clock: d.cfg.Clock, Notifier: d.notifier})
+	if err != nil {
+		return err
+	}
+	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats}
+	if d.cfg.BastionAddr != "" {
+		addr, srv, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, d.grants, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
 		}
-		addrs.Bastion, bastionStop = addr, srv.Shutdown
+		d.bastion, d.addrs.Bastion = srv, addr
 		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
 	}
-	var metricsSrv *http.Server
-	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+	if d.cfg.MetricsAddr != "" {
+		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.MetricsAddr, err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics)
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		addrs.Metrics = mln.Addr().String()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := metricsSrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server stopped", "err", err)
-			}
-		}()
+		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.addrs.Metrics = d.metricsLn.Addr().String()
 	}
+	return d.wireAPI(keys, tlsCert)
+}
 
-	checkpointKey, err := ca.LoadOrCreateHostKey(l.CheckpointKey(), ca.Ed25519)
-	if err != nil {
-		return fmt.Errorf("checkpoint key: %w", err)
-	}
-	apiSrv, err := api.NewServer(api.Config{
-		Grants:             grants,
-		Store:              store,
-		Policy:             ps,
+func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
+	handler, err := api.NewServer(api.Config{
+		Grants:             d.grants,
+		Store:              d.store,
+		Policy:             d.policy,
 		Keys:               keys,
-		TLSFingerprint:     fingerprint,
-		BastionAddr:        addrs.Bastion,
-		CheckpointVerifier: CheckpointVerifier(checkpointKey.PublicKey()),
-		Clock:              cfg.Clock,
-		Logger:             log.With("component", "api"),
+		TLSFingerprint:     d.addrs.TLSFingerprint,
+		BastionAddr:        d.addrs.Bastion,
+		CheckpointVerifier: CheckpointVerifier(d.checkpointKey.PublicKey()),
+		Clock:              d.cfg.Clock,
+		Logger:             d.log.With("component", "api"),
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.APIAddr)
-	if err != nil {
-		return fmt.Errorf("listen for API on %s: %w", cfg.APIAddr, err)
+	if d.apiLn, err = net.Listen("tcp", d.cfg.APIAddr); err != nil {
+		return fmt.Errorf("listen for API on %s: %w", d.cfg.APIAddr, err)
 	}
-	httpSrv := &http.Server{
-		Handler:           apiSrv,
+	d.api = &http.Server{
+		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
-	addrs.API = ln.Addr().String()
-	serveErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := httpSrv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
-		}
-	}()
-
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		housekeeping(ctx, log, grants, ps, store, l, cfg.Clock)
-	}()
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	log.Info("jitd serving", "api", addrs.API, "bastion", addrs.Bastion, "tls_fingerprint", fingerprint, "data", cfg.Dir, "metrics", addrs.Metrics)
-	if cfg.Ready != nil {
-		cfg.Ready(addrs)
-	}
-	var runErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-serveErr:
-			runErr = fmt.Errorf("serve API: %w", err)
-			break loop
-		case <-hup:
-			if err := ps.Reload(ctx); err != nil {
-				log.Error("policy reload failed; keeping the last good policy", "err", err)
-				_ = appendEvent(ctx, store, audit.Event{Time: cfg.Clock().UTC(), Type: "policy.reload", Code: "failed", Actor: "SIGHUP", Message: err.Error()})
-			} else {
-				log.Info("policy reloaded")
-				_ = appendEvent(ctx, store, audit.Event{Time: cfg.Clock().UTC(), Type: "policy.reload", Code: "ok", Actor: "SIGHUP"})
-			}
-		}
-	}
-	log.Info("jitd shutting down")
-	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer stop()
-	if bastionStop != nil {
-		if err := bastionStop(shutdownCtx); err != nil {
-			log.Warn("bastion shutdown", "err", err)
-		}
-	}
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("API shutdown", "err", err)
-	}
-	if metricsSrv != nil {
-		if err := metricsSrv.Shutdown(shutdownCtx); err != nil {
-			log.Warn("metrics shutdown", "err", err)
-		}
-	}
-	cancel()
-	wg.Wait()
-	if err := signCheckpoint(context.WithoutCancel(ctx), store, l, cfg.Clock); err != nil {
-		log.Warn("final checkpoint", "err", err)
-	}
-	return runErr
+	d.addrs.API = d.apiLn.Addr().String()
+	return nil
 }
 
-// housekeeping expires overdue requests, picks up users enrolled by another
-// process (jitd user add) and signs the chain head periodically.
-func housekeeping(ctx context.Context, log *slog.Logger, grants *grant.Service, ps *PolicyState, store *audit.Store, l Layout, clock func() time.Time) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	lastCheckpoint := clock()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+// Addrs returns the addresses the daemon listens on.
+func (d *Daemon) Addrs() Addrs { return d.addrs }
+
+// Serve serves the API and metrics and runs housekeeping (expiring
+// requests, picking up users enrolled by jitd user add, signing the chain
+// head every minute) until ctx is done, when it returns nil, or the API
+// listener fails, when it returns that error. It may be called once; the
+// listeners stay open until Close.
+func (d *Daemon) Serve(ctx context.Context) error {
+	if !d.serving.CompareAndSwap(false, true) {
+		return errors.New("daemon: Serve called twice")
+	}
+	serveErr := make(chan error, 1)
+	d.wg.Go(func() {
+		if err := d.api.ServeTLS(d.apiLn, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("serve API: %w", err)
 		}
-		if n, err := grants.ExpireDue(ctx); err != nil {
-			log.Warn("expire requests", "err", err)
-		} else if n > 0 {
-			log.Info("requests expired", "count", n)
-		}
-		if err := ps.RefreshUsers(ctx); err != nil {
-			log.Warn("refresh enrolled users", "err", err)
-		}
-		if clock().Sub(lastCheckpoint) >= time.Minute {
-			if err := signCheckpoint(ctx, store, l, clock); err != nil {
-				log.Warn("checkpoint", "err", err)
+	})
+	if d.metrics != nil {
+		d.wg.Go(func() {
+			if err := d.metrics.Serve(d.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("metrics server stopped", "err", err)
 			}
-			lastCheckpoint = clock()
+		})
+	}
+	hkCtx, stopHousekeeping := context.WithCancel(ctx)
+	var hk sync.WaitGroup
+	hk.Go(func() { d.housekeeping(hkCtx) })
+	defer func() {
+		stopHousekeeping()
+		hk.Wait()
+	}()
+
+	a := d.addrs
+	d.log.Info("jitd serving", "api", a.API, "bastion", a.Bastion, "tls_fingerprint", a.TLSFingerprint, "data", d.cfg.Dir, "metrics", a.Metrics)
+	if d.cfg.Ready != nil {
+		d.cfg.Ready(a)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-serveErr:
+		return err
+	}
+}
+
+// Close shuts the daemon down gracefully: it stops the bastion, the API and
+// metrics (waiting up to 10s for open sessions and requests before cutting
+// them), drains webhook deliveries, signs a final checkpoint and closes the
+// store. Call it once Serve has returned, or instead of Serve; later calls
+// return the first call's result. Its error is that of the final
+// checkpoint or of closing the store; slow shutdowns are only logged.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		d.log.Info("jitd shutting down")
+		d.stopServers()
+		if err := signCheckpoint(context.Background(), d.store, d.checkpointKey, d.cfg.Clock); err != nil {
+			d.log.Warn("final checkpoint", "err", err)
+			d.closeErr = fmt.Errorf("final checkpoint: %w", err)
 		}
+		d.notifier.Close()
+		if err := d.store.Close(); err != nil {
+			d.closeErr = errors.Join(d.closeErr, fmt.Errorf("close audit store: %w", err))
+		}
+	})
+	return d.closeErr
+}
+
+// stopServers shuts down whichever servers and listeners exist and waits
+// for their goroutines.
+func (d *Daemon) stopServers() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if d.bastion != nil {
+		if err := d.bastion.Shutdown(ctx); err != nil {
+			d.log.Warn("bastion shutdown", "err", err)
+		}
+	}
+	for _, s := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"API", d.api, d.apiLn}, {"metrics", d.metrics, d.metricsLn}} {
+		if s.srv != nil {
+			if err := s.srv.Shutdown(ctx); err != nil {
+				d.log.Warn(s.name+" shutdown", "err", err)
+			}
+		}
+		if s.ln != nil {
+			// Shutdown closes only listeners that were served.
+			_ = s.ln.Close()
+		}
+	}
+	d.wg.Wait()
+}
+
+// abort undoes a New that failed part-way, without a checkpoint: nothing
+// was served.
+func (d *Daemon) abort() {
+	d.stopServers()
+	if d.notifier != nil {
+		d.notifier.Close()
+	}
+	if d.store != nil {
+		_ = d.store.Close()
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDaemonFailsClosed checks that jitd serve refuses to start, with a
@@ -52,6 +54,13 @@ func TestDaemonFailsClosed(t *testing.T) {
 			wantErr: []string{"jitd init", "user_ca"},
 		},
 		{
+			// serve never makes a checkpoint key: a new one would vouch
+			// for whatever chain it found.
+			name:    "no checkpoint key",
+			spoil:   func(t *testing.T, data string) { remove(t, filepath.Join(data, "ca", "checkpoint_key")) },
+			wantErr: []string{"checkpoint_key is missing", "run jitd init, or jitd serve --init"},
+		},
+		{
 			name:    "never initialised",
 			spoil:   func(t *testing.T, data string) { remove(t, data) },
 			wantErr: []string{"jitd init"},
@@ -86,7 +95,7 @@ func TestDaemonFailsClosed(t *testing.T) {
 	t.Run("init never overwrites", func(t *testing.T) {
 		t.Parallel()
 		d := initDaemon(t)
-		files := []string{"ca/user_ca", "ca/host_ca", "ca/target_ca", "tls/tls.key", "policy.yaml"}
+		files := []string{"ca/user_ca", "ca/host_ca", "ca/target_ca", "ca/checkpoint_key", "tls/tls.key", "policy.yaml"}
 		before := map[string][]byte{}
 		for _, f := range files {
 			before[f] = readFile(t, filepath.Join(d.Data, f))
@@ -133,4 +142,30 @@ func remove(t *testing.T, path string) {
 	if err := os.RemoveAll(path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSIGHUPReloadReportsChange: jitd serve reloads its policy on SIGHUP and
+// logs what changed; a bad file is logged as refused, naming its line, and
+// the daemon keeps serving (its cleanup stops it with SIGTERM and wants
+// exit 0).
+func TestSIGHUPReloadReportsChange(t *testing.T) {
+	t.Parallel()
+	const policy = "users:\n  alice: {groups: [dev]}\nhosts:\n  db1: {address: \"127.0.0.1:22\"}\nroles: []\n"
+	d := startDaemon(t, policy)
+	policyFile := filepath.Join(d.Data, "policy.yaml")
+	writeFile(t, policyFile, strings.Replace(policy, "hosts:\n", "hosts:\n  db2: {address: \"127.0.0.1:22\"}\n", 1), 0o600)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the reload's log line", func() bool {
+		return strings.Contains(d.log.String(), `msg="policy reloaded" change.summary="hosts +db2" change.hosts_added=1`)
+	})
+	writeFile(t, policyFile, "users:\n  alice: {groups: [dev], colour: blue}\n", 0o600)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the failed reload's log line", func() bool {
+		return strings.Contains(d.log.String(), `msg="policy reload failed; keeping the last good policy"`) &&
+			strings.Contains(d.log.String(), "policy.yaml:2")
+	})
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/daemon"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the HTTPS API and, with --bastion, the recording bastion",
+		Flags: []cli.Flag{
+			dataFlag(),
+			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7443", Usage: "API listen address"},
+			&cli.StringFlag{Name: "bastion", Usage: "bastion listen address, e.g. 127.0.0.1:2222 (empty: no bastion)"},
+			&cli.StringSliceFlag{Name: "egress", Usage: "bastion source addresses towards targets, as CIDRs (source-address of target certificates)"},
+			&cli.StringSliceFlag{Name: "webhook", Usage: "webhook URL for request notifications (repeatable)"},
+			&cli.StringFlag{Name: "webhook-secret", EnvVars: []string{"JITD_WEBHOOK_SECRET"}, Usage: "whsec_... secret to sign webhooks (Standard Webhooks)"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics over plain HTTP at ADDR/metrics (a private address, e.g. 127.0.0.1:9102)"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
+			&cli.BoolFlag{Name: "quickstart", Usage: "print what to type next once serving"},
+		},
+		Action: runServe,
+	}
+}
+
+// runServe is jitd serve: it serves until SIGINT or SIGTERM cancels the
+// context, reloading the policy on SIGHUP, then shuts down gracefully.
+func runServe(c *cli.Context) error {
+	// Catch SIGHUP before anything is loaded, so an early one waits for
+	// Serve instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	if c.String("log-format") == "json" {
+		handler = slog.NewJSONHandler(stderr, nil)
+	}
+	logger := slog.New(handler)
+	if c.Bool("init") {
+		res, err := daemon.Init(c.Context, c.String("data"), ca.Ed25519, []string{"127.0.0.1", "localhost"}, time.Now())
+		if err != nil {
+			return err
+		}
+		res.Print(stderr)
+	}
+	var hooks []daemon.WebhookConfig
+	for _, u := range c.StringSlice("webhook") {
+		hooks = append(hooks, daemon.WebhookConfig{URL: u, Secret: c.String("webhook-secret")})
+	}
+	cfg := daemon.Config{
+		Dir: c.String("data"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
+		EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
+	}
+	if c.Bool("quickstart") {
+		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }
+	}
+	d, err := daemon.New(c.Context, cfg)
+	if err != nil {
+		return err
+	}
+	return serveWithReloads(c.Context, d, hup, logger)
+}
+
+// serveWithReloads serves d until ctx is done or Serve fails, reloading the
+// policy at each value from hup and logging what changed, then closes d.
+func serveWithReloads(ctx context.Context, d *daemon.Daemon, hup <-chan os.Signal, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			return errors.Join(err, d.Close())
+		case <-hup:
+			change, err := d.Reload(ctx)
+			if err != nil {
+				log.Error("policy reload failed; keeping the last good policy", "err", err)
+				continue
+			}
+			log.Info("policy reloaded", "change", change)
+		}
+	}
+}
+
+func printQuickstart(w io.Writer, dataDir string, a daemon.Addrs) {
+	fmt.Fprintf(w, `
+jitd is serving.
+  API      https://%[1]s   (TLS fingerprint %[2]s)
+  bastion  %[3]s
+
+Next, in another terminal:
+  # enrol yourself (the demo policy has alice in group dev and bob as approver):
+  ./bin/jitd user add --data %[4]s alice --key ~/.ssh/id_ed25519.pub --group dev
+  # log in with that key (from ssh-agent, or --identity ~/.ssh/id_ed25519):
+  ./bin/jit login --ca https://%[1]s --fingerprint %[2]s --user alice
+  # ask for ten minutes on web1, with a reason:
+  ./bin/jit request web1 --login deploy --reason "deploy release 42"
+  ./bin/jit status
+
+Policy: %[4]s/policy.yaml (SIGHUP or jit admin reload to apply changes).
+`, a.API, a.TLSFingerprint, orNone(a.Bastion), dataDir)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(off)"
+	}
+	return s
+}

@@ -1,0 +1,124 @@
+// Package livepolicy holds the policy in force while jitd runs: the last
+// good parse of the policy file, with the users enrolled at run time merged
+// in. It is the I/O beside package policy, which reads no files: it reads the
+// policy file and asks a UserSource (the audit store) for enrolled users.
+package livepolicy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/policy"
+)
+
+// UserSource lists the users enrolled outside the policy file;
+// *audit.Store is one.
+type UserSource interface {
+	Users(ctx context.Context) ([]audit.User, error)
+}
+
+// Holder holds the policy in force. Readers never block; a bad file on
+// reload leaves the last good policy in force.
+type Holder struct {
+	path  string
+	users UserSource
+
+	// mu serializes Reload and RefreshUsers, so that a slow refresh never
+	// stores an older set of users over a newer one.
+	mu      sync.Mutex
+	base    *policy.Policy // the last good parse of the file
+	current atomic.Pointer[policy.Policy]
+}
+
+// Load parses the policy file at path and merges the enrolled users. A bad
+// file is an error naming file and line: the daemon does not start without a
+// policy.
+func Load(ctx context.Context, path string, users UserSource) (*Holder, error) {
+	h := &Holder{path: path, users: users}
+	if err := h.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Current returns the policy in force.
+func (h *Holder) Current() *policy.Policy { return h.current.Load() }
+
+// Reload re-reads the policy file and the enrolled users. On error the last
+// good policy stays in force.
+func (h *Holder) Reload(ctx context.Context) error {
+	_, err := h.ReloadChange(ctx)
+	return err
+}
+
+// ReloadChange is Reload reporting how the policy in force changed. On a
+// bad file it changes nothing and reports an empty Change with the error.
+// When only some enrolled users' keys fail to parse, the new file is in
+// force, those keys are left out and the error says which they were.
+func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
+	data, err := os.ReadFile(h.path)
+	if err != nil {
+		return Change{}, fmt.Errorf("read policy: %w", err)
+	}
+	p, err := policy.Parse(h.path, data)
+	if err != nil {
+		return Change{}, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.current.Load()
+	err = h.mergeLocked(ctx, p)
+	if old == nil {
+		return Change{}, err
+	}
+	return Diff(old, h.current.Load()), err
+}
+
+// RefreshUsers merges the users enrolled in the UserSource into the policy
+// from the file. If the source cannot be read the policy in force stays.
+func (h *Holder) RefreshUsers(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.mergeLocked(ctx, h.base)
+}
+
+// mergeLocked puts base with the enrolled users merged in into force; it
+// needs h.mu held. If the users cannot be read nothing changes, not even
+// the base, so a failed reload is not applied later by a refresh.
+func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy) error {
+	users, err := h.users.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("read enrolled users: %w", err)
+	}
+	extra, errs := enrolled(users)
+	h.base = base
+	h.current.Store(base.WithUsers(extra))
+	return errors.Join(errs...)
+}
+
+// enrolled turns stored users into policy users, leaving out (and
+// reporting) keys that do not parse.
+func enrolled(users []audit.User) ([]policy.User, []error) {
+	var extra []policy.User
+	var errs []error
+	for _, u := range users {
+		pu := policy.User{Name: u.Name, Groups: u.Groups}
+		for _, line := range u.Keys {
+			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("enrolled user %q: key: %w", u.Name, err))
+				continue
+			}
+			pu.Keys = append(pu.Keys, k)
+		}
+		extra = append(extra, pu)
+	}
+	return extra, errs
+}

@@ -1,0 +1,132 @@
+package livepolicy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/policy"
+)
+
+// fakeUsers is a UserSource a test sets.
+type fakeUsers struct {
+	mu    sync.Mutex
+	users []audit.User
+	err   error
+}
+
+func (f *fakeUsers) Users(context.Context) ([]audit.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.users, f.err
+}
+
+func (f *fakeUsers) set(users []audit.User, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users, f.err = users, err
+}
+
+func writePolicy(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.PublicKey()
+}
+
+func TestLoadRefusesBadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writePolicy(t, path, "users:\n  alice: {groups: [dev], colour: blue}\n")
+	if _, err := Load(context.Background(), path, &fakeUsers{}); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
+		t.Fatalf("Load of a bad file = %v, want an error naming line 2", err)
+	}
+	if _, err := Load(context.Background(), filepath.Join(t.TempDir(), "none.yaml"), &fakeUsers{}); err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+	writePolicy(t, path, string(policy.Demo()))
+	if _, err := Load(context.Background(), path, &fakeUsers{err: errors.New("store down")}); err == nil || !strings.Contains(err.Error(), "store down") {
+		t.Fatalf("Load with the users unreadable = %v, want the store's error", err)
+	}
+}
+
+// TestReloadKeepsLastGood: a bad file or an unreadable store leaves the
+// policy in force as it was; enrolled users are merged in on reload and on
+// refresh.
+func TestReloadKeepsLastGood(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writePolicy(t, path, string(policy.Demo()))
+	users := &fakeUsers{}
+	h, err := Load(ctx, path, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := h.Current()
+	writePolicy(t, path, "hosts:\n  db1: {adress: x}\n")
+	if err := h.Reload(ctx); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
+		t.Fatalf("Reload of a bad file = %v, want an error naming line 2", err)
+	}
+	if h.Current() != good {
+		t.Fatal("a bad reload replaced the policy in force")
+	}
+
+	key := newKey(t)
+	zoe := audit.User{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(key))}}
+	users.set([]audit.User{zoe}, nil)
+	if err := h.RefreshUsers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := h.Current().UserByKey(key); !ok || u.Name != "zoe" {
+		t.Fatalf("enrolled user not merged by RefreshUsers: %+v %v", u, ok)
+	}
+
+	// With the store unreadable, a good new file is not applied, neither
+	// now nor by a later refresh.
+	writePolicy(t, path, strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "", 1))
+	users.set(nil, errors.New("store down"))
+	before := h.Current()
+	if err := h.Reload(ctx); err == nil {
+		t.Fatal("Reload with the store unreadable succeeded")
+	}
+	users.set([]audit.User{zoe}, nil)
+	if err := h.RefreshUsers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Current().User("carol"); !ok || Diff(before, h.Current()).String() != "no change" {
+		t.Fatalf("a failed reload was applied later: %v", Diff(before, h.Current()))
+	}
+	if ch, err := h.ReloadChange(ctx); err != nil || ch.String() != "users -carol" {
+		t.Fatalf("ReloadChange = %q, %v; want users -carol", ch, err)
+	}
+
+	// A stored key that does not parse is left out and reported.
+	users.set([]audit.User{zoe, {Name: "yan", Groups: []string{"dev"}, Keys: []string{"ssh-ed25519 garbage"}}}, nil)
+	if err := h.RefreshUsers(ctx); err == nil || !strings.Contains(err.Error(), `"yan"`) {
+		t.Fatalf("RefreshUsers with a bad stored key = %v, want an error naming yan", err)
+	}
+	if u, ok := h.Current().User("yan"); !ok || len(u.Keys) != 0 {
+		t.Fatalf("yan = %+v %v, want enrolled without keys", u, ok)
+	}
+}
