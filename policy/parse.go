@@ -2,7 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // Limits and defaults of the policy file; docs/policy.md documents them.
@@ -526,38 +527,11 @@ func (ps parser) user(k, v *yaml.Node, raw rawUser, keyOwner map[string]string) 
 	return u, nil
 }
 
-// parseKey accepts one public key in authorized_keys form without options:
-// no certificates, no DSA, no RSA below 2048 bits.
+// parseKey accepts one public key in authorized_keys form without options,
+// by jitssh's one key rule (sshkey), so that the policy file accepts exactly
+// the keys the CA and the API accept.
 func parseKey(text string) (ssh.PublicKey, error) {
-	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(text))
-	if err != nil {
-		return nil, fmt.Errorf("parse public key %q: %w", abbreviate(text), err)
-	}
-	if len(options) > 0 {
-		return nil, fmt.Errorf("public key %q: authorized_keys options are not allowed", abbreviate(text))
-	}
-	if len(bytes.TrimSpace(rest)) > 0 {
-		return nil, fmt.Errorf("public key %q: one key per entry", abbreviate(text))
-	}
-	if _, isCert := key.(*ssh.Certificate); isCert {
-		return nil, fmt.Errorf("public key %q: certificates are not allowed", abbreviate(text))
-	}
-	if key.Type() == "ssh-dss" { // older x/crypto versions still parse DSA keys
-		return nil, fmt.Errorf("public key %q: DSA keys are not allowed", abbreviate(text))
-	}
-	if ck, ok := key.(ssh.CryptoPublicKey); ok {
-		if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("public key %q: RSA key of %d bits is below 2048", abbreviate(text), rk.N.BitLen())
-		}
-	}
-	return key, nil
-}
-
-func abbreviate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
+	return sshkey.ParseAuthorized(text)
 }
 
 func (ps parser) host(k, v *yaml.Node, raw rawHost) (Host, error) {
