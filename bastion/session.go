@@ -95,7 +95,7 @@ func allowedEnv(name string) bool {
 // handleSession is the gliderlabs ChannelHandler for "session" channels.
 func (s *Server) handleSession(_ *gliderssh.Server, conn *ssh.ServerConn, newCh ssh.NewChannel, ctx gliderssh.Context) {
 	st := stateOf(ctx)
-	id, err := identityFromPermissions(conn.Permissions)
+	id, err := identityOf(conn.Permissions)
 	if st == nil || err != nil {
 		_ = newCh.Reject(ssh.Prohibited, "not authenticated")
 		return

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -209,10 +210,15 @@ func TestAuthorize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("authorize: %v", err)
 			}
-			// The facts survive the trip through Permissions.
-			got, err := identityFromPermissions(id.permissions(crit))
+			// The facts survive the trip through Permissions, and the
+			// critical options stay for x/crypto's source-address check.
+			perms := id.permissions(crit)
+			got, err := identityOf(perms)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := tc.key.(*ssh.Certificate).CriticalOptions; !maps.Equal(perms.CriticalOptions, want) {
+				t.Fatalf("critical options %v, want %v", perms.CriticalOptions, want)
 			}
 			if got.User != "alice" || got.Login != "deploy" || got.Host != "db1" || got.Serial != 11 || got.RequestID != "r1" ||
 				!got.ValidBefore.Equal(time.Unix(int64(plain.ValidBefore), 0)) {
@@ -485,6 +491,40 @@ func TestIndexerBound(t *testing.T) {
 			got := logged.String()
 			if tc.wantLog == "" && got != "" || !strings.Contains(got, tc.wantLog) {
 				t.Errorf("log %q, want %q", got, tc.wantLog)
+			}
+		})
+	}
+}
+
+// TestIdentityOf: only the typed identity that permissions() attaches counts;
+// string extensions that merely look like facts, or nothing, do not.
+func TestIdentityOf(t *testing.T) {
+	id := identity{User: "alice", Login: "deploy", Host: "db1", Serial: 7, Extensions: map[string]string{permitPTY: ""}}
+	tests := []struct {
+		name    string
+		perms   *ssh.Permissions
+		wantErr bool
+	}{
+		{name: "attached by permissions", perms: id.permissions(nil)},
+		{name: "nil", perms: nil, wantErr: true},
+		{name: "empty", perms: &ssh.Permissions{}, wantErr: true},
+		{name: "string extensions only", perms: &ssh.Permissions{Extensions: map[string]string{"jitssh-user": "alice", "jitssh-login": "deploy"}}, wantErr: true},
+		{name: "other value under the key", perms: &ssh.Permissions{ExtraData: map[any]any{identityKey{}: "alice"}}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := identityOf(tc.perms)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("identityOf = %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.User != id.User || got.Serial != id.Serial || !got.permits(permitPTY) {
+				t.Fatalf("identity %+v, want %+v", got, id)
 			}
 		})
 	}
