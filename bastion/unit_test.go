@@ -429,14 +429,14 @@ func TestRecordingFailsMidSession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Server{cfg: Config{Clock: time.Now, RecordingFailOpen: tc.failOpen}, log: slog.New(slog.DiscardHandler)}
 			ch := &fakeChannel{}
-			ss := &session{srv: s, st: &connState{srv: s}, client: ch}
-			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, ss.writerOptions(nil))
+			ss := newSession(s, &connState{srv: s}, identity{}, ch, nil)
+			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, ss.tape.writerOptions(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			ss.w = w
-			ss.record("o", bytes.Repeat([]byte("x"), 200<<10))
+			ss.tape.attach("s1", w, nil)
+			ss.tape.record(sessionlog.CodeOutput, bytes.Repeat([]byte("x"), 200<<10))
 			deadline := time.Now().Add(2 * time.Second)
 			for {
 				ch.mu.Lock()
@@ -482,7 +482,7 @@ func TestIndexerBound(t *testing.T) {
 			// busy until then.
 			ix := &indexer{srv: s, id: "s1", kick: make(chan struct{}, 1)}
 			for i := 0; i < tc.lines; i++ {
-				ix.add(sessionlog.Line{Kind: "o", Text: "line"})
+				ix.add(sessionlog.Line{Kind: sessionlog.CodeOutput, Text: "line"})
 			}
 			ix.flush()
 			if n := len(backend.index["s1"]); n != tc.wantIndexed {
