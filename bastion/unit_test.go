@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitssh/jitssh/internal/testkit"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/ca"
@@ -77,19 +79,19 @@ func FuzzParseTargetUser(f *testing.F) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	hostCA, userCA := newSigner(t), newSigner(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
+	hostCA, userCA := testkit.Signer(t), testkit.Signer(t)
+	hostSigner, _, err := ca.CertifyHost(hostCA, testkit.Signer(t), []string{"bastion"}, time.Hour, time.Now(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	valid := Config{
 		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
 		Resolve:      func(string) (Target, bool) { return Target{}, false },
-		Backend:      newTestBackend(newSigner(t)),
+		Backend:      newTestBackend(testkit.Signer(t)),
 		RecordingDir: t.TempDir(),
 	}
 	userCertSigner := func() ssh.Signer {
-		k := newSigner(t)
+		k := testkit.Signer(t)
 		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: k.PublicKey(), Serial: 7, KeyID: "x", Principals: []string{"a@b"},
 			ValidAfter: time.Now().Add(-time.Minute), ValidBefore: time.Now().Add(time.Hour)})
 		if err != nil {
@@ -108,7 +110,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "valid", mutate: func(*Config) {}},
 		{name: "no host signer", mutate: func(c *Config) { c.HostSigner = nil }, wantErr: "HostSigner is required"},
-		{name: "plain host key", mutate: func(c *Config) { c.HostSigner = newSigner(t) }, wantErr: "must hold a host certificate"},
+		{name: "plain host key", mutate: func(c *Config) { c.HostSigner = testkit.Signer(t) }, wantErr: "must hold a host certificate"},
 		{name: "user cert as host key", mutate: func(c *Config) { c.HostSigner = userCertSigner }, wantErr: "want host certificate"},
 		{name: "no user CAs", mutate: func(c *Config) { c.UserCAs = nil }, wantErr: "UserCAs is required"},
 		{name: "nil user CA", mutate: func(c *Config) { c.UserCAs = []ssh.PublicKey{nil} }, wantErr: "UserCAs[0] is nil"},
@@ -146,11 +148,11 @@ func TestConfigValidate(t *testing.T) {
 // to parse chained certificates before our callback, and source-address
 // needs a remote address the test cannot choose.
 func TestAuthorize(t *testing.T) {
-	userCA := newSigner(t)
-	b := newTestBackend(newSigner(t))
+	userCA := testkit.Signer(t)
+	b := newTestBackend(testkit.Signer(t))
 	b.certs[11] = CertStatus{User: "alice", RequestID: "r1"}
-	hostCA := newSigner(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
+	hostCA := testkit.Signer(t)
+	hostSigner, _, err := ca.CertifyHost(hostCA, testkit.Signer(t), []string{"bastion"}, time.Hour, time.Now(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestAuthorize(t *testing.T) {
 		t.Fatal(err)
 	}
 	sign := func(crit map[string]string, ext map[string]string) *ssh.Certificate {
-		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: newSigner(t).PublicKey(), Serial: 11, KeyID: "alice",
+		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: testkit.Signer(t).PublicKey(), Serial: 11, KeyID: "alice",
 			Principals: []string{"deploy@db1"}, ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(10 * time.Minute),
 			CriticalOptions: crit, Extensions: ext})
 		if err != nil {
@@ -175,7 +177,7 @@ func TestAuthorize(t *testing.T) {
 		return c
 	}
 	plain := sign(nil, map[string]string{"permit-pty": ""})
-	mid := newSigner(t)
+	mid := testkit.Signer(t)
 	midCert := resign(t, &ssh.Certificate{Key: mid.PublicKey(), Serial: 12, CertType: ssh.UserCert,
 		ValidPrincipals: []string{"deploy@db1"}, ValidAfter: plain.ValidAfter, ValidBefore: plain.ValidBefore}, ssh.UserCert, userCA)
 	midSigner, err := ssh.NewCertSigner(midCert, mid)
@@ -195,7 +197,7 @@ func TestAuthorize(t *testing.T) {
 		{name: "source address outside", user: "deploy@db1", key: sign(map[string]string{"source-address": "10.0.0.0/8"}, nil), remote: local, wantErr: "source-address"},
 		{name: "source address inside", user: "deploy@db1", key: sign(map[string]string{"source-address": "127.0.0.0/8"}, nil), remote: local},
 		{name: "other host", user: "deploy@db9", key: sign(nil, nil), remote: local, wantErr: "principal"},
-		{name: "plain key", user: "deploy@db1", key: newSigner(t).PublicKey(), remote: local, wantErr: "not a certificate"},
+		{name: "plain key", user: "deploy@db1", key: testkit.Signer(t).PublicKey(), remote: local, wantErr: "not a certificate"},
 		{name: "bad user", user: "deploy", key: plain, remote: local, wantErr: "LOGIN@HOST"},
 	}
 	for _, tc := range tests {
