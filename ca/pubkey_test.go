@@ -5,13 +5,15 @@ import (
 	"crypto/elliptic"
 	"strings"
 	"testing"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestParseRequestKeyIsTheSharedRule checks that the CA applies sshkey's
 // rule (sshkey's own tests cover the rule in detail): a key that passes is
 // returned intact, and each kind of refusal reaches the caller.
 func TestParseRequestKeyIsTheSharedRule(t *testing.T) {
-	ed := ed25519Signer(t).PublicKey()
+	ed := testkit.Signer(t).PublicKey()
 	tests := []struct {
 		name    string
 		text    string
