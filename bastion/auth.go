@@ -4,28 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
-)
-
-// Keys of facts the bastion stores in the authenticated connection's
-// ssh.Permissions.Extensions. Certificate extensions are stored under
-// extCertPrefix+name so they cannot collide with these.
-const (
-	extUser        = "jitssh-user"
-	extLogin       = "jitssh-login"
-	extHost        = "jitssh-host"
-	extRequest     = "jitssh-request"
-	extSerial      = "jitssh-serial"
-	extValidBefore = "jitssh-valid-before"
-	extRecordInput = "jitssh-record-input"
-	extForceCmd    = "jitssh-force-command"
-	extCertPrefix  = "cert:"
 )
 
 // permit-* certificate extensions the bastion honours.
@@ -38,15 +23,18 @@ const (
 	optSourceAddr = "source-address"
 )
 
-// identity is what an authenticated certificate allows, as decoded from the
-// connection's Permissions.
+// identity is what an authenticated certificate allows. It travels from
+// VerifiedPublicKeyCallback to the channel handlers as a typed value in the
+// connection's Permissions.ExtraData (see permissions), never re-parsed from
+// strings.
 type identity struct {
 	User, Login, Host, RequestID string
 	Serial                       uint64
 	ValidBefore                  time.Time
 	RecordInput                  bool
 	ForceCommand                 string
-	Extensions                   map[string]string
+	// Extensions are the certificate's; read-only once authorize built them.
+	Extensions map[string]string
 }
 
 // principal is the exact principal the certificate must carry.
@@ -57,55 +45,31 @@ func (id identity) permits(ext string) bool {
 	return ok
 }
 
-// permissions encodes id for ssh.Permissions; critical options are kept so
-// x/crypto enforces source-address on the key that authenticated.
+// identityKey is the Permissions.ExtraData key under which the identity of
+// the proved key is stored; an unexported type, so nothing else can set it.
+type identityKey struct{}
+
+// permissions are the Permissions of the connection whose key id describes:
+// the identity itself in ExtraData, and the certificate's critical options so
+// that x/crypto enforces source-address on the key that authenticated.
 func (id identity) permissions(crit map[string]string) *ssh.Permissions {
-	ext := map[string]string{
-		extUser:        id.User,
-		extLogin:       id.Login,
-		extHost:        id.Host,
-		extRequest:     id.RequestID,
-		extSerial:      strconv.FormatUint(id.Serial, 10),
-		extValidBefore: strconv.FormatInt(id.ValidBefore.Unix(), 10),
-		extRecordInput: strconv.FormatBool(id.RecordInput),
-		extForceCmd:    id.ForceCommand,
+	return &ssh.Permissions{
+		CriticalOptions: maps.Clone(crit),
+		ExtraData:       map[any]any{identityKey{}: id},
 	}
-	for k, v := range id.Extensions {
-		ext[extCertPrefix+k] = v
-	}
-	co := make(map[string]string, len(crit))
-	for k, v := range crit {
-		co[k] = v
-	}
-	return &ssh.Permissions{CriticalOptions: co, Extensions: ext}
 }
 
-// identityFromPermissions decodes what permissions() encoded.
-func identityFromPermissions(p *ssh.Permissions) (identity, error) {
-	if p == nil || p.Extensions == nil {
+// identityOf returns the identity VerifiedPublicKeyCallback attached to an
+// authenticated connection's Permissions. Only that callback, which x/crypto
+// calls for the key whose signature it verified, sets it, so an identity
+// here is one of a proved key.
+func identityOf(p *ssh.Permissions) (identity, error) {
+	if p == nil {
 		return identity{}, errors.New("connection has no authenticated certificate")
 	}
-	e := p.Extensions
-	serial, err := strconv.ParseUint(e[extSerial], 10, 64)
-	if err != nil || serial == 0 {
-		return identity{}, fmt.Errorf("connection permissions: bad serial %q", e[extSerial])
-	}
-	vb, err := strconv.ParseInt(e[extValidBefore], 10, 64)
-	if err != nil {
-		return identity{}, fmt.Errorf("connection permissions: bad valid-before %q", e[extValidBefore])
-	}
-	id := identity{
-		User: e[extUser], Login: e[extLogin], Host: e[extHost], RequestID: e[extRequest],
-		Serial: serial, ValidBefore: time.Unix(vb, 0), RecordInput: e[extRecordInput] == "true",
-		ForceCommand: e[extForceCmd], Extensions: map[string]string{},
-	}
-	if id.Login == "" || id.Host == "" {
-		return identity{}, errors.New("connection permissions: missing login or host")
-	}
-	for k, v := range e {
-		if name, ok := strings.CutPrefix(k, extCertPrefix); ok {
-			id.Extensions[name] = v
-		}
+	id, ok := p.ExtraData[identityKey{}].(identity)
+	if !ok {
+		return identity{}, errors.New("connection has no authenticated certificate")
 	}
 	return id, nil
 }

@@ -3,7 +3,6 @@ package bastion
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 
 	"golang.org/x/crypto/ssh"
 
@@ -165,23 +166,10 @@ type envOptions struct {
 	revokeEvery   time.Duration
 }
 
-func newSigner(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func newEnv(t *testing.T, opt envOptions) *env {
 	t.Helper()
 	sshdtest.Require(t, "sshd", "ssh")
-	e := &env{dir: t.TempDir(), userCA: newSigner(t), hostCA: newSigner(t), targetCA: newSigner(t)}
+	e := &env{dir: t.TempDir(), userCA: testkit.Signer(t), hostCA: testkit.Signer(t), targetCA: testkit.Signer(t)}
 	e.login = sshdtest.LocalUser(t)
 	e.target = sshdtest.Start(t, sshdtest.Config{
 		TrustedUserCAKeys: []ssh.PublicKey{e.targetCA.PublicKey()},
@@ -205,7 +193,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostSigner, _, err := ca.CertifyHost(e.hostCA, newSigner(t), []string{"127.0.0.1", "bastion"}, time.Hour, time.Now(), serial)
+	hostSigner, _, err := ca.CertifyHost(e.hostCA, testkit.Signer(t), []string{"127.0.0.1", "bastion"}, time.Hour, time.Now(), serial)
 	if err != nil {
 		t.Fatalf("certify bastion host key: %v", err)
 	}

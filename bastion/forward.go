@@ -66,7 +66,7 @@ func (st *connState) markAll(label string) bool {
 // their streamlocal variants).
 func (s *Server) handleDirect(_ *gliderssh.Server, conn *ssh.ServerConn, newCh ssh.NewChannel, ctx gliderssh.Context) {
 	st := stateOf(ctx)
-	id, err := identityFromPermissions(conn.Permissions)
+	id, err := identityOf(conn.Permissions)
 	if st == nil || err != nil {
 		_ = newCh.Reject(ssh.Prohibited, "not authenticated")
 		return
@@ -118,7 +118,7 @@ func (s *Server) handleGlobalForward(ctx gliderssh.Context, _ *gliderssh.Server,
 	if st == nil || conn == nil {
 		return false, nil
 	}
-	id, err := identityFromPermissions(conn.Permissions)
+	id, err := identityOf(conn.Permissions)
 	if err != nil {
 		return false, nil
 	}

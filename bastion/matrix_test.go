@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitssh/jitssh/internal/testkit"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/ca"
@@ -21,7 +23,7 @@ import (
 // stricter than OpenSSH about engineers' certificates.
 func TestCertificateMatrixMatchesOpenSSH(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	otherCA := newSigner(t)
+	otherCA := testkit.Signer(t)
 	krlPath := filepath.Join(e.dir, "revoked.krl")
 	reference := sshdtest.Start(t, sshdtest.Config{
 		TrustedUserCAKeys: []ssh.PublicKey{e.userCA.PublicKey()},

@@ -3,6 +3,7 @@ package bastion
 import (
 	"encoding/binary"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 )
@@ -204,4 +205,46 @@ func sftpString(b []byte) (string, []byte, bool) {
 		return "", nil, false
 	}
 	return string(b[4 : 4+n]), b[4+n:], true
+}
+
+// scanners are the transfer-protocol scanners of the input and output
+// streams of command, nil where there is nothing to scan.
+func (ss *session) scanners(su *setup, command string) (in, out scanner) {
+	scpUp, scpDown := scpDirections(command)
+	if scpUp {
+		in = &scpParser{}
+	} else if su.reqType == "subsystem" && su.command == "sftp" && ss.id.ForceCommand == "" {
+		in = &sftpParser{}
+	}
+	if scpDown {
+		out = &scpParser{}
+	}
+	return in, out
+}
+
+// scanner extracts file names from a transfer protocol stream.
+type scanner interface {
+	feed(p []byte) []string
+}
+
+// isSCP reports whether command runs the scp protocol (scp -t or -f).
+func isSCP(command string) bool {
+	f := strings.Fields(command)
+	return len(f) > 0 && path.Base(f[0]) == "scp"
+}
+
+// scpDirections reports whether an scp command receives (upload: -t) or
+// sends (download: -f) files.
+func scpDirections(command string) (up, down bool) {
+	if !isSCP(command) {
+		return false, false
+	}
+	for _, a := range strings.Fields(command)[1:] {
+		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
+			continue
+		}
+		up = up || strings.Contains(a, "t")
+		down = down || strings.Contains(a, "f")
+	}
+	return up, down
 }

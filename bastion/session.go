@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,12 +63,9 @@ type session struct {
 	exitStatus *uint32
 	exitSignal *exitSignalMsg
 
-	recMu     sync.Mutex // guards w, idx and recFailed
-	w         *sessionlog.Writer
-	idx       *indexer
-	recFailed bool // the first write error has been handled
+	tape *recorder
 
-	binary   bool
+	binary   bool // a file transfer: counted and scanned, not recorded
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
 }
@@ -95,7 +91,7 @@ func allowedEnv(name string) bool {
 // handleSession is the gliderlabs ChannelHandler for "session" channels.
 func (s *Server) handleSession(_ *gliderssh.Server, conn *ssh.ServerConn, newCh ssh.NewChannel, ctx gliderssh.Context) {
 	st := stateOf(ctx)
-	id, err := identityFromPermissions(conn.Permissions)
+	id, err := identityOf(conn.Permissions)
 	if st == nil || err != nil {
 		_ = newCh.Reject(ssh.Prohibited, "not authenticated")
 		return
@@ -109,12 +105,24 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *ssh.ServerConn, newCh 
 	if err != nil {
 		return
 	}
-	ss := &session{srv: s, st: st, id: id, client: ch, reqs: reqs}
+	ss := newSession(s, st, id, ch, reqs)
 	ss.run(ctx, conn)
 	// Drain until the client acknowledges the close.
 	for req := range reqs {
 		_ = req.Reply(false, nil)
 	}
+}
+
+// newSession is the session on channel ch of the connection st, by id.
+func newSession(s *Server, st *connState, id identity, ch ssh.Channel, reqs <-chan *ssh.Request) *session {
+	ss := &session{srv: s, st: st, id: id, client: ch, reqs: reqs}
+	ss.tape = &recorder{
+		log: s.log, clock: s.cfg.Clock, failOpen: s.cfg.RecordingFailOpen,
+		end: func(err error) {
+			ss.end("recording failed: "+err.Error(), "recording unavailable: "+err.Error())
+		},
+	}
+	return ss
 }
 
 // enter counts a handler Close must wait for; false once closed.
@@ -326,11 +334,11 @@ func (ss *session) snapshot() SessionRecord {
 // proxy opens the target session channel, replays the setup, starts the
 // command and copies data and requests until both sides are done.
 func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
+	defer ss.finish("")
 	tch, treqs, err := target.OpenChannel("session", nil)
 	if err != nil {
 		_ = su.startReq.Reply(false, nil)
 		ss.end("target refused session: "+err.Error(), "jitssh: target refused session: "+err.Error())
-		ss.finish("")
 		return
 	}
 	ss.mu.Lock()
@@ -340,6 +348,18 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 	if ended {
 		_ = tch.Close()
 	}
+	ss.replaySetup(tch, su)
+	if !ss.start(tch, su, command) {
+		// Drain so the target channel's close completes.
+		for range treqs {
+		}
+		return
+	}
+	ss.pump(tch, treqs, su, command)
+}
+
+// replaySetup sends the target what the client asked for before starting.
+func (ss *session) replaySetup(tch ssh.Channel, su *setup) {
 	if su.pty != nil {
 		if ok, err := tch.SendRequest("pty-req", true, ssh.Marshal(su.pty)); err != nil || !ok {
 			ss.marker("target refused pty")
@@ -356,6 +376,12 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 		ok, _ := tch.SendRequest("x11-req", true, su.x11Payload)
 		ss.marker(fmt.Sprintf("X11 forwarding requested (target answered %t)", ok))
 	}
+}
+
+// start sends the shell, exec or subsystem request (exec of command under
+// force-command) and answers the client's start request with the target's
+// verdict; false ends the session.
+func (ss *session) start(tch ssh.Channel, su *setup, command string) bool {
 	reqType, payload := su.reqType, su.payload
 	if ss.id.ForceCommand != "" {
 		reqType, payload = "exec", ssh.Marshal(stringMsg{Value: command})
@@ -365,39 +391,31 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 		_ = su.startReq.Reply(false, nil)
 		ss.marker(reqType + " refused by target")
 		ss.end("target refused "+reqType, "")
-		// Drain so the target channel's close completes.
-		for range treqs {
-		}
-		ss.finish("")
-		return
+		return false
 	}
 	_ = su.startReq.Reply(true, nil)
+	return true
+}
 
-	scpUp, scpDown := scpDirections(command)
-	var in, out, errOut scanner
-	if scpUp {
-		in = &scpParser{}
-	} else if su.reqType == "subsystem" && su.command == "sftp" && ss.id.ForceCommand == "" {
-		in = &sftpParser{}
-	}
-	if scpDown {
-		out = &scpParser{}
-	}
+// pump copies data both ways and forwards requests until the target closes
+// its channel, then relays the exit status and closes the client's.
+func (ss *session) pump(tch ssh.Channel, treqs <-chan *ssh.Request, su *setup, command string) {
+	in, out := ss.scanners(su, command)
 	inDone := make(chan struct{})
 	go func() { // client -> target
 		defer close(inDone)
-		ss.copy(tch, ss.client, in, "i")
+		ss.copy(tch, ss.client, in, sessionlog.CodeInput)
 		_ = tch.CloseWrite()
 	}()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { // target stdout -> client
 		defer wg.Done()
-		ss.copy(ss.client, tch, out, "o")
+		ss.copy(ss.client, tch, out, sessionlog.CodeOutput)
 	}()
 	go func() { // target stderr -> client stderr
 		defer wg.Done()
-		ss.copy(ss.client.Stderr(), tch.Stderr(), errOut, "o")
+		ss.copy(ss.client.Stderr(), tch.Stderr(), nil, sessionlog.CodeOutput)
 	}()
 	clientDone := make(chan struct{})
 	go func() {
@@ -408,6 +426,14 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 		ss.targetRequest(req)
 	}
 	wg.Wait() // the copies from tch end when the target channel closed
+	ss.relayExit()
+	<-inDone
+	<-clientDone
+}
+
+// relayExit sends the client the target's exit status or signal and closes
+// the client's channel.
+func (ss *session) relayExit() {
 	ss.mu.Lock()
 	status, sig := ss.exitStatus, ss.exitSignal
 	ss.mu.Unlock()
@@ -421,9 +447,6 @@ func (ss *session) proxy(target *ssh.Client, su *setup, command string) {
 	_ = ss.client.CloseWrite()
 	ss.clientMu.Unlock()
 	_ = ss.client.Close()
-	<-inDone
-	<-clientDone
-	ss.finish("")
 }
 
 // clientRequests forwards the client's in-session requests until the client
@@ -434,7 +457,7 @@ func (ss *session) clientRequests(tch ssh.Channel) {
 		case "window-change":
 			var m windowChangeMsg
 			if ssh.Unmarshal(req.Payload, &m) == nil {
-				ss.resize(int(m.Cols), int(m.Rows))
+				ss.tape.resize(int(m.Cols), int(m.Rows))
 				_, _ = tch.SendRequest(req.Type, false, req.Payload)
 			}
 			_ = req.Reply(false, nil)
@@ -484,38 +507,21 @@ func (ss *session) targetRequest(req *ssh.Request) {
 	}
 }
 
-// copy moves bytes from src to dst, counting them, feeding the protocol
-// scanner and recording them as kind ("o" or "i") unless the stream is a
-// file transfer. Recording only queues the bytes (the Writer encodes them
-// on its own goroutine), so forwarding runs in parallel with it; once the
-// recording has failed, nothing more is forwarded.
-func (ss *session) copy(dst io.Writer, src io.Reader, sc scanner, kind string) {
-	buf := make([]byte, 32*1024)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p := buf[:n]
-			if kind == "i" {
-				ss.bytesIn.Add(int64(n))
-			} else {
-				ss.bytesOut.Add(int64(n))
-			}
-			if sc != nil {
-				for _, ev := range sc.feed(p) {
-					ss.marker(ev)
-				}
-			}
-			if !ss.binary && (kind == "o" || ss.id.RecordInput) && !ss.record(kind, p) {
-				return
-			}
-			if _, werr := dst.Write(p); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
+// copy forwards src to dst through a recordingWriter until either side
+// ends or the recording fails: data of code sessionlog.CodeOutput, or of
+// sessionlog.CodeInput when the grant records input, is recorded unless the
+// stream is a file transfer. Recording only queues the bytes (the Writer
+// encodes them on its own goroutine), so forwarding runs in parallel with it.
+func (ss *session) copy(dst io.Writer, src io.Reader, sc scanner, code string) {
+	count := &ss.bytesOut
+	if code == sessionlog.CodeInput {
+		count = &ss.bytesIn
 	}
+	rw := &recordingWriter{
+		dst: dst, rec: ss.tape, code: code, count: count, scan: sc,
+		record: !ss.binary && (code == sessionlog.CodeOutput || ss.id.RecordInput),
+	}
+	_, _ = io.Copy(rw, src)
 }
 
 // notice writes a line to the client's terminal and marks it.
@@ -553,31 +559,4 @@ func (ss *session) end(reason, clientMsg string) {
 		_ = tch.Close()
 	}
 	_ = ss.client.Close()
-}
-
-// scanner extracts file names from a transfer protocol stream.
-type scanner interface {
-	feed(p []byte) []string
-}
-
-// isSCP reports whether command runs the scp protocol (scp -t or -f).
-func isSCP(command string) bool {
-	f := strings.Fields(command)
-	return len(f) > 0 && path.Base(f[0]) == "scp"
-}
-
-// scpDirections reports whether an scp command receives (upload: -t) or
-// sends (download: -f) files.
-func scpDirections(command string) (up, down bool) {
-	if !isSCP(command) {
-		return false, false
-	}
-	for _, a := range strings.Fields(command)[1:] {
-		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
-			continue
-		}
-		up = up || strings.Contains(a, "t")
-		down = down || strings.Contains(a, "f")
-	}
-	return up, down
 }

@@ -8,12 +8,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 
 	"golang.org/x/crypto/ssh"
 
@@ -76,19 +79,19 @@ func FuzzParseTargetUser(f *testing.F) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	hostCA, userCA := newSigner(t), newSigner(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
+	hostCA, userCA := testkit.Signer(t), testkit.Signer(t)
+	hostSigner, _, err := ca.CertifyHost(hostCA, testkit.Signer(t), []string{"bastion"}, time.Hour, time.Now(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	valid := Config{
 		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
 		Resolve:      func(string) (Target, bool) { return Target{}, false },
-		Backend:      newTestBackend(newSigner(t)),
+		Backend:      newTestBackend(testkit.Signer(t)),
 		RecordingDir: t.TempDir(),
 	}
 	userCertSigner := func() ssh.Signer {
-		k := newSigner(t)
+		k := testkit.Signer(t)
 		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: k.PublicKey(), Serial: 7, KeyID: "x", Principals: []string{"a@b"},
 			ValidAfter: time.Now().Add(-time.Minute), ValidBefore: time.Now().Add(time.Hour)})
 		if err != nil {
@@ -107,7 +110,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "valid", mutate: func(*Config) {}},
 		{name: "no host signer", mutate: func(c *Config) { c.HostSigner = nil }, wantErr: "HostSigner is required"},
-		{name: "plain host key", mutate: func(c *Config) { c.HostSigner = newSigner(t) }, wantErr: "must hold a host certificate"},
+		{name: "plain host key", mutate: func(c *Config) { c.HostSigner = testkit.Signer(t) }, wantErr: "must hold a host certificate"},
 		{name: "user cert as host key", mutate: func(c *Config) { c.HostSigner = userCertSigner }, wantErr: "want host certificate"},
 		{name: "no user CAs", mutate: func(c *Config) { c.UserCAs = nil }, wantErr: "UserCAs is required"},
 		{name: "nil user CA", mutate: func(c *Config) { c.UserCAs = []ssh.PublicKey{nil} }, wantErr: "UserCAs[0] is nil"},
@@ -145,11 +148,11 @@ func TestConfigValidate(t *testing.T) {
 // to parse chained certificates before our callback, and source-address
 // needs a remote address the test cannot choose.
 func TestAuthorize(t *testing.T) {
-	userCA := newSigner(t)
-	b := newTestBackend(newSigner(t))
+	userCA := testkit.Signer(t)
+	b := newTestBackend(testkit.Signer(t))
 	b.certs[11] = CertStatus{User: "alice", RequestID: "r1"}
-	hostCA := newSigner(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
+	hostCA := testkit.Signer(t)
+	hostSigner, _, err := ca.CertifyHost(hostCA, testkit.Signer(t), []string{"bastion"}, time.Hour, time.Now(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +168,7 @@ func TestAuthorize(t *testing.T) {
 		t.Fatal(err)
 	}
 	sign := func(crit map[string]string, ext map[string]string) *ssh.Certificate {
-		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: newSigner(t).PublicKey(), Serial: 11, KeyID: "alice",
+		c, err := ca.SignUserCert(userCA, ca.UserCertSpec{Key: testkit.Signer(t).PublicKey(), Serial: 11, KeyID: "alice",
 			Principals: []string{"deploy@db1"}, ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(10 * time.Minute),
 			CriticalOptions: crit, Extensions: ext})
 		if err != nil {
@@ -174,7 +177,7 @@ func TestAuthorize(t *testing.T) {
 		return c
 	}
 	plain := sign(nil, map[string]string{"permit-pty": ""})
-	mid := newSigner(t)
+	mid := testkit.Signer(t)
 	midCert := resign(t, &ssh.Certificate{Key: mid.PublicKey(), Serial: 12, CertType: ssh.UserCert,
 		ValidPrincipals: []string{"deploy@db1"}, ValidAfter: plain.ValidAfter, ValidBefore: plain.ValidBefore}, ssh.UserCert, userCA)
 	midSigner, err := ssh.NewCertSigner(midCert, mid)
@@ -194,7 +197,7 @@ func TestAuthorize(t *testing.T) {
 		{name: "source address outside", user: "deploy@db1", key: sign(map[string]string{"source-address": "10.0.0.0/8"}, nil), remote: local, wantErr: "source-address"},
 		{name: "source address inside", user: "deploy@db1", key: sign(map[string]string{"source-address": "127.0.0.0/8"}, nil), remote: local},
 		{name: "other host", user: "deploy@db9", key: sign(nil, nil), remote: local, wantErr: "principal"},
-		{name: "plain key", user: "deploy@db1", key: newSigner(t).PublicKey(), remote: local, wantErr: "not a certificate"},
+		{name: "plain key", user: "deploy@db1", key: testkit.Signer(t).PublicKey(), remote: local, wantErr: "not a certificate"},
 		{name: "bad user", user: "deploy", key: plain, remote: local, wantErr: "LOGIN@HOST"},
 	}
 	for _, tc := range tests {
@@ -209,10 +212,15 @@ func TestAuthorize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("authorize: %v", err)
 			}
-			// The facts survive the trip through Permissions.
-			got, err := identityFromPermissions(id.permissions(crit))
+			// The facts survive the trip through Permissions, and the
+			// critical options stay for x/crypto's source-address check.
+			perms := id.permissions(crit)
+			got, err := identityOf(perms)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := tc.key.(*ssh.Certificate).CriticalOptions; !maps.Equal(perms.CriticalOptions, want) {
+				t.Fatalf("critical options %v, want %v", perms.CriticalOptions, want)
 			}
 			if got.User != "alice" || got.Login != "deploy" || got.Host != "db1" || got.Serial != 11 || got.RequestID != "r1" ||
 				!got.ValidBefore.Equal(time.Unix(int64(plain.ValidBefore), 0)) {
@@ -423,14 +431,14 @@ func TestRecordingFailsMidSession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Server{cfg: Config{Clock: time.Now, RecordingFailOpen: tc.failOpen}, log: slog.New(slog.DiscardHandler)}
 			ch := &fakeChannel{}
-			ss := &session{srv: s, st: &connState{srv: s}, client: ch}
-			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, ss.writerOptions(nil))
+			ss := newSession(s, &connState{srv: s}, identity{}, ch, nil)
+			w, err := sessionlog.NewWriter(&failAfter{n: 1}, sessionlog.Header{Version: 2, Width: 80, Height: 24}, ss.tape.writerOptions(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			ss.w = w
-			ss.record("o", bytes.Repeat([]byte("x"), 200<<10))
+			ss.tape.attach("s1", w, nil)
+			ss.tape.record(sessionlog.CodeOutput, bytes.Repeat([]byte("x"), 200<<10))
 			deadline := time.Now().Add(2 * time.Second)
 			for {
 				ch.mu.Lock()
@@ -476,7 +484,7 @@ func TestIndexerBound(t *testing.T) {
 			// busy until then.
 			ix := &indexer{srv: s, id: "s1", kick: make(chan struct{}, 1)}
 			for i := 0; i < tc.lines; i++ {
-				ix.add(sessionlog.Line{Kind: "o", Text: "line"})
+				ix.add(sessionlog.Line{Kind: sessionlog.CodeOutput, Text: "line"})
 			}
 			ix.flush()
 			if n := len(backend.index["s1"]); n != tc.wantIndexed {
@@ -485,6 +493,40 @@ func TestIndexerBound(t *testing.T) {
 			got := logged.String()
 			if tc.wantLog == "" && got != "" || !strings.Contains(got, tc.wantLog) {
 				t.Errorf("log %q, want %q", got, tc.wantLog)
+			}
+		})
+	}
+}
+
+// TestIdentityOf: only the typed identity that permissions() attaches counts;
+// string extensions that merely look like facts, or nothing, do not.
+func TestIdentityOf(t *testing.T) {
+	id := identity{User: "alice", Login: "deploy", Host: "db1", Serial: 7, Extensions: map[string]string{permitPTY: ""}}
+	tests := []struct {
+		name    string
+		perms   *ssh.Permissions
+		wantErr bool
+	}{
+		{name: "attached by permissions", perms: id.permissions(nil)},
+		{name: "nil", perms: nil, wantErr: true},
+		{name: "empty", perms: &ssh.Permissions{}, wantErr: true},
+		{name: "string extensions only", perms: &ssh.Permissions{Extensions: map[string]string{"jitssh-user": "alice", "jitssh-login": "deploy"}}, wantErr: true},
+		{name: "other value under the key", perms: &ssh.Permissions{ExtraData: map[any]any{identityKey{}: "alice"}}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := identityOf(tc.perms)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("identityOf = %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.User != id.User || got.Serial != id.Serial || !got.permits(permitPTY) {
+				t.Fatalf("identity %+v, want %+v", got, id)
 			}
 		})
 	}

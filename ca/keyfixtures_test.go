@@ -61,28 +61,6 @@ func dsaBlob() []byte {
 	return wireBlob(wireString([]byte("ssh-dss")), wireMPInt(one), wireMPInt(one), wireMPInt(one), wireMPInt(one))
 }
 
-func skEd25519Blob(t testing.TB) []byte {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wireBlob(wireString([]byte(ssh.KeyAlgoSKED25519)), wireString(pub), wireString([]byte("ssh:")))
-}
-
-func skECDSABlob(t testing.TB) []byte {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := k.PublicKey.ECDH()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wireBlob(wireString([]byte(ssh.KeyAlgoSKECDSA256)), wireString([]byte("nistp256")), wireString(pk.Bytes()), wireString([]byte("ssh:")))
-}
-
 func ed25519Signer(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,13 @@ func TestParseErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	weakText := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(weak)))
+	// A modulus of 9000 bits without generating the key, which takes minutes.
+	hugeN := new(big.Int).Lsh(big.NewInt(1), 8999)
+	huge, err := ssh.NewPublicKey(&rsa.PublicKey{N: hugeN.Add(hugeN, big.NewInt(1)), E: 65537})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hugeText := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(huge)))
 	role := func(extra string) string { return base + extra }
 
 	tests := []struct {
@@ -206,12 +214,13 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad schedule zone", text: role("    approval: {approvers: [x], auto_approve: {schedule: \"Mon-Fri 08:00-18:00 Mars/Olympus\"}}\n"), wantLine: 10, wantFrag: `time zone "Mars/Olympus"`},
 		{name: "bad schedule time", text: role("    approval: {approvers: [x], auto_approve: {schedule: \"Mon-Fri 8:00-18:00 UTC\"}}\n"), wantLine: 10, wantFrag: `time "8:00"`},
 		{name: "bad auto ticket", text: role("    approval: {approvers: [x], auto_approve: {ticket: '['}}\n"), wantLine: 10, wantFrag: "auto_approve: ticket: bad regexp"},
-		{name: "bad key", text: strings.Replace(base, "{groups: [dev]}", "{groups: [dev], keys: [\"ssh-ed25519 AAAAnotbase64\"]}", 1), wantLine: 2, wantFrag: `user "alice": keys[0]: parse public key`},
+		{name: "bad key", text: strings.Replace(base, "{groups: [dev]}", "{groups: [dev], keys: [\"ssh-ed25519 AAAAnotbase64\"]}", 1), wantLine: 2, wantFrag: `user "alice": keys[0]: public key: illegal base64`},
 		{name: "key with options", text: strings.Replace(base, "{groups: [dev]}", fmt.Sprintf("{groups: [dev], keys: [%q]}", "no-pty "+aliceKey), 1), wantLine: 2, wantFrag: "options are not allowed"},
-		{name: "two keys in one entry", text: strings.Replace(base, "{groups: [dev]}", fmt.Sprintf("{groups: [dev], keys: [%q]}", aliceKey+"\n"+aliceKey), 1), wantLine: 2, wantFrag: "one key per entry"},
-		{name: "weak RSA key", text: strings.Replace(base, "{groups: [dev]}", fmt.Sprintf("{groups: [dev], keys: [%q]}", weakText), 1), wantLine: 2, wantFrag: "RSA key of 1024 bits"},
+		{name: "two keys in one entry", text: strings.Replace(base, "{groups: [dev]}", fmt.Sprintf("{groups: [dev], keys: [%q]}", aliceKey+"\n"+aliceKey), 1), wantLine: 2, wantFrag: "public key: more than one line"},
+		{name: "weak RSA key", text: strings.Replace(base, "{groups: [dev]}", fmt.Sprintf("{groups: [dev], keys: [%q]}", weakText), 1), wantLine: 2, wantFrag: "rsa key of 1024 bits; want 2048 to 8192"},
+		{name: "huge RSA key", text: strings.Replace(base, "{groups: [dev]}", fmt.Sprintf("{groups: [dev], keys: [%q]}", hugeText), 1), wantLine: 2, wantFrag: "rsa key of 9000 bits; want 2048 to 8192"},
 		{name: "key shared by two users", text: strings.Replace(base, "  alice: {groups: [dev]}\n", fmt.Sprintf("  alice: {groups: [dev], keys: [%q]}\n  bob:\n    keys:\n      - %q\n", aliceKey, aliceKey), 1), wantLine: 5, wantFrag: `user "bob": keys[0]: key already belongs to user "alice"`},
-		{name: "bad host key", text: strings.Replace(base, "labels: {env: prod}}", "labels: {env: prod}, host_key: \"ssh-rsa nope\"}", 1), wantLine: 4, wantFrag: `host "db1": host_key: parse public key`},
+		{name: "bad host key", text: strings.Replace(base, "labels: {env: prod}}", "labels: {env: prod}, host_key: \"ssh-rsa nope\"}", 1), wantLine: 4, wantFrag: `host "db1": host_key: public key: key data too short`},
 		{name: "missing address", text: strings.Replace(base, `address: "127.0.0.1:22", `, "", 1), wantLine: 4, wantFrag: `host "db1": address: required`},
 		{name: "address without port", text: strings.Replace(base, "127.0.0.1:22", "127.0.0.1", 1), wantLine: 4, wantFrag: `address: "127.0.0.1"`},
 		{name: "address port zero", text: strings.Replace(base, "127.0.0.1:22", "127.0.0.1:0", 1), wantLine: 4, wantFrag: "port must be a number"},

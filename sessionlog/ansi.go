@@ -49,111 +49,142 @@ func (p *ansiParser) feed(s string, h ansiHandler) {
 		c := s[i]
 		switch p.state {
 		case stGround:
-			if c >= utf8.RuneSelf {
-				if !utf8.FullRuneInString(s[i:]) {
-					p.carry = append(p.carry, s[i:]...)
-					return
-				}
-				r, size := utf8.DecodeRuneInString(s[i:])
-				i += size
-				if r >= 0x80 && r <= 0x9f {
-					// C1 controls (8-bit CSI, OSC, DCS...): some
-					// terminals obey them; never pass them on.
-					continue
-				}
-				h.text(r)
-				continue
+			n, whole := p.ground(s[i:], h)
+			if !whole {
+				p.carry = append(p.carry, s[i:]...)
+				return
 			}
-			i++
-			switch {
-			case c == 0x1b:
-				p.state = stEscape
-				p.seq = append(p.seq[:0], c)
-			case c < 0x20 || c == 0x7f:
-				h.control(c)
-			default:
-				h.text(rune(c))
-			}
+			i += n
 		case stEscape:
-			switch {
-			case c == '[':
-				p.seq = append(p.seq, c)
-				p.state = stCSI
-				i++
-			case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_':
-				p.state = stString
-				i++
-			case c == 0x1b:
-				p.seq = append(p.seq[:0], c)
-				i++
-			case c >= 0x20 && c <= 0x2f: // intermediate
-				p.seq = append(p.seq, c)
-				i++
-				if len(p.seq) > maxCSILen {
-					p.state = stGround
-				}
-			case c >= 0x30 && c <= 0x7e: // final
-				p.seq = append(p.seq, c)
-				i++
-				p.state = stGround
-				h.escape(p.seq)
-			default:
-				// CAN, SUB, other controls, DEL, non-ASCII: abort and
-				// re-read the byte as ordinary input.
-				p.state = stGround
-				if c == 0x18 || c == 0x1a {
-					i++
-				}
-			}
+			i += p.escapeByte(c, h)
 		case stCSI, stCSIIgnore:
-			switch {
-			case c >= 0x20 && c <= 0x3f: // parameter or intermediate
-				i++
-				if p.state == stCSI {
-					p.seq = append(p.seq, c)
-					if len(p.seq) > maxCSILen {
-						p.state = stCSIIgnore
-					}
-				}
-			case c >= 0x40 && c <= 0x7e: // final
-				i++
-				if p.state == stCSI {
-					p.seq = append(p.seq, c)
-					if len(p.seq) <= maxCSILen {
-						h.csi(p.seq)
-					}
-				}
-				p.state = stGround
-			case c == 0x1b:
-				i++
-				p.state = stEscape
-				p.seq = append(p.seq[:0], c)
-			default:
-				p.state = stGround
-				if c == 0x18 || c == 0x1a {
-					i++
-				}
-			}
+			i += p.csiByte(c, h)
 		case stString:
-			i++
-			switch c {
-			case 0x07, 0x18, 0x1a:
-				p.state = stGround
-			case 0x1b:
-				p.state = stStringEsc
-			}
+			i += p.stringByte(c)
 		case stStringEsc:
-			if c == '\\' {
-				i++
-				p.state = stGround
-				continue
-			}
-			// Another escape sequence starts: the string ends here, as
-			// in xterm.
-			p.state = stEscape
-			p.seq = append(p.seq[:0], 0x1b)
+			i += p.stringEscByte(c)
 		}
 	}
+}
+
+// The byte handlers below return how many bytes they consumed: 1, or 0
+// when the byte must be read again in the state they moved to.
+
+// ground handles the character at the start of s outside any sequence and
+// returns its length; whole is false when s ends inside a UTF-8 character,
+// which feed then carries to the next call.
+func (p *ansiParser) ground(s string, h ansiHandler) (n int, whole bool) {
+	c := s[0]
+	if c >= utf8.RuneSelf {
+		if !utf8.FullRuneInString(s) {
+			return 0, false
+		}
+		r, size := utf8.DecodeRuneInString(s)
+		if r >= 0x80 && r <= 0x9f {
+			// C1 controls (8-bit CSI, OSC, DCS...): some terminals obey
+			// them; never pass them on.
+			return size, true
+		}
+		h.text(r)
+		return size, true
+	}
+	switch {
+	case c == 0x1b:
+		p.state = stEscape
+		p.seq = append(p.seq[:0], c)
+	case c < 0x20 || c == 0x7f:
+		h.control(c)
+	default:
+		h.text(rune(c))
+	}
+	return 1, true
+}
+
+// escapeByte handles c after ESC.
+func (p *ansiParser) escapeByte(c byte, h ansiHandler) int {
+	switch {
+	case c == '[':
+		p.seq = append(p.seq, c)
+		p.state = stCSI
+	case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_':
+		p.state = stString
+	case c == 0x1b:
+		p.seq = append(p.seq[:0], c)
+	case c >= 0x20 && c <= 0x2f: // intermediate
+		p.seq = append(p.seq, c)
+		if len(p.seq) > maxCSILen {
+			p.state = stGround
+		}
+	case c >= 0x30 && c <= 0x7e: // final
+		p.seq = append(p.seq, c)
+		p.state = stGround
+		h.escape(p.seq)
+	default:
+		return p.abort(c)
+	}
+	return 1
+}
+
+// csiByte handles c inside a CSI sequence.
+func (p *ansiParser) csiByte(c byte, h ansiHandler) int {
+	switch {
+	case c >= 0x20 && c <= 0x3f: // parameter or intermediate
+		if p.state == stCSI {
+			p.seq = append(p.seq, c)
+			if len(p.seq) > maxCSILen {
+				p.state = stCSIIgnore
+			}
+		}
+	case c >= 0x40 && c <= 0x7e: // final
+		if p.state == stCSI {
+			p.seq = append(p.seq, c)
+			if len(p.seq) <= maxCSILen {
+				h.csi(p.seq)
+			}
+		}
+		p.state = stGround
+	case c == 0x1b:
+		p.state = stEscape
+		p.seq = append(p.seq[:0], c)
+	default:
+		return p.abort(c)
+	}
+	return 1
+}
+
+// abort ends the sequence at c (CAN, SUB, another control, DEL or
+// non-ASCII): CAN and SUB are consumed, as terminals do; any other byte is
+// read again as ordinary input.
+func (p *ansiParser) abort(c byte) int {
+	p.state = stGround
+	if c == 0x18 || c == 0x1a {
+		return 1
+	}
+	return 0
+}
+
+// stringByte handles c inside an OSC, DCS, SOS, PM or APC string, which is
+// dropped until BEL or ST (or CAN, SUB).
+func (p *ansiParser) stringByte(c byte) int {
+	switch c {
+	case 0x07, 0x18, 0x1a:
+		p.state = stGround
+	case 0x1b:
+		p.state = stStringEsc
+	}
+	return 1
+}
+
+// stringEscByte handles c after ESC inside a string.
+func (p *ansiParser) stringEscByte(c byte) int {
+	if c == '\\' {
+		p.state = stGround
+		return 1
+	}
+	// Another escape sequence starts: the string ends here, as in xterm.
+	p.state = stEscape
+	p.seq = append(p.seq[:0], 0x1b)
+	return 0
 }
 
 // flush reports an incomplete UTF-8 character left at the end of the

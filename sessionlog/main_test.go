@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -21,26 +23,12 @@ func TestMain(m *testing.M) {
 // testStart is the fixed wall-clock start of deterministic recordings.
 func testStart() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 
-// manualClock is a Writer clock that only moves when the test says so.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// newManualClock is a Writer clock at testStart that only moves when the
+// test says so.
+func newManualClock() *testkit.Clock { return testkit.NewClock(testStart()) }
 
-func newManualClock() *manualClock { return &manualClock{now: testStart()} }
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// at sets the clock to start+d.
-func (c *manualClock) at(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = testStart().Add(d)
-}
+// at sets c to testStart()+d.
+func at(c *testkit.Clock, d time.Duration) { c.Set(testStart().Add(d)) }
 
 // memFile is an in-memory destination that counts syncs and can fail.
 type memFile struct {

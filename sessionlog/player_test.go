@@ -8,13 +8,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // fakeClock hands every After request to the test, which decides when it
 // fires; Now moves only when the test advances it.
 type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
+	*testkit.Clock
 	waits chan fakeWait
 }
 
@@ -24,26 +25,13 @@ type fakeWait struct {
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: testStart(), waits: make(chan fakeWait)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+	return &fakeClock{Clock: testkit.NewClock(testStart()), waits: make(chan fakeWait)}
 }
 
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	c.waits <- fakeWait{d: d, ch: ch}
 	return ch
-}
-
-func (c *fakeClock) advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
 }
 
 // nextWait returns the player's next wait request.
@@ -59,7 +47,7 @@ func (c *fakeClock) nextWait(t *testing.T) fakeWait {
 }
 
 // fire lets the wait w pass in full.
-func (c *fakeClock) fire(w fakeWait) { w.ch <- c.advance(w.d) }
+func (c *fakeClock) fire(w fakeWait) { w.ch <- c.Advance(w.d) }
 
 // writeLog records each Write separately.
 type writeLog struct {
@@ -87,8 +75,8 @@ func playRecording() *Recording {
 	return &Recording{
 		Header: Header{Version: 2, Width: 80, Height: 24},
 		Events: []Event{
-			{0, "o", "A"}, {1, "o", "B"}, {1, "i", "typed"}, {1, "o", "C"},
-			{2, "m", "mark"}, {10, "o", "D"}, {12, "o", "E"},
+			{0, CodeOutput, "A"}, {1, CodeOutput, "B"}, {1, CodeInput, "typed"}, {1, CodeOutput, "C"},
+			{2, CodeMarker, "mark"}, {10, CodeOutput, "D"}, {12, CodeOutput, "E"},
 		},
 	}
 }
@@ -236,7 +224,7 @@ func TestPlayControls(t *testing.T) {
 		t.Fatalf("first writes = %q", got)
 	}
 	// Half a second in, pause: the position is 0.5s.
-	clock.advance(s / 2)
+	clock.Advance(s / 2)
 	n := st.count()
 	send(Pause)
 	waitStatus(n + 1)
@@ -244,7 +232,7 @@ func TestPlayControls(t *testing.T) {
 		t.Errorf("after pause: %+v, want paused at 0.5s", last)
 	}
 	// Time passing while paused changes nothing; speed changes apply.
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	send(SpeedUp)
 	waitStatus(n + 2)
 	if last := st.last(); last.Speed != 2 || !last.Paused {
@@ -271,7 +259,7 @@ func TestPlayControls(t *testing.T) {
 	}
 	// 1s (2s of recording) into that wait, jump back 5s from 8s to 3s:
 	// clear, then everything up to 3s at once.
-	clock.advance(s)
+	clock.Advance(s)
 	send(SeekBackward)
 	w = clock.nextWait(t)
 	if got := out.take(); !slices.Equal(got, []string{clearScreen + "ABC"}) {
@@ -337,7 +325,7 @@ func TestPlayClosedControls(t *testing.T) {
 // through the sanitizer unless raw.
 func TestPlayBinary(t *testing.T) {
 	rec := &Recording{Events: []Event{
-		{0, "o", "$ "}, {0, "bo", "AGEbXTA7eAdi/w=="}, {0, "bi", "eA=="}, {0, "o", "\r\n"},
+		{0, CodeOutput, "$ "}, {0, CodeBinaryOutput, "AGEbXTA7eAdi/w=="}, {0, CodeBinaryInput, "eA=="}, {0, CodeOutput, "\r\n"},
 	}}
 	for _, tt := range []struct {
 		name     string
@@ -359,7 +347,7 @@ func TestPlayBinary(t *testing.T) {
 
 func TestPlaySanitize(t *testing.T) {
 	rec := &Recording{Events: []Event{
-		{0, "o", "\x1b]52;c;cm0gLXJm"}, {0, "o", "IC8K\x07\x1b[1mok\x1b[6n"},
+		{0, CodeOutput, "\x1b]52;c;cm0gLXJm"}, {0, CodeOutput, "IC8K\x07\x1b[1mok\x1b[6n"},
 	}}
 	for _, tt := range []struct {
 		name     string

@@ -30,12 +30,12 @@ func TestReadAll(t *testing.T) {
 		{
 			name:  "events",
 			input: hdr + `[0.5, "o", "a"]` + "\n" + `[1, "i", "b"]` + "\n" + `[1, "r", "100x30"]` + "\n" + `[2, "m", ""]` + "\n",
-			want:  []Event{{0.5, "o", "a"}, {1, "i", "b"}, {1, "r", "100x30"}, {2, "m", ""}},
+			want:  []Event{{0.5, CodeOutput, "a"}, {1, CodeInput, "b"}, {1, CodeResize, "100x30"}, {2, CodeMarker, ""}},
 		},
 		{
 			name:  "last line without newline is complete",
 			input: hdr + `[0.5, "o", "a"]`,
-			want:  []Event{{0.5, "o", "a"}},
+			want:  []Event{{0.5, CodeOutput, "a"}},
 		},
 		{
 			name:  "unknown codes and fields are kept",
@@ -45,35 +45,35 @@ func TestReadAll(t *testing.T) {
 		{
 			name:  "binary events",
 			input: hdr + `[0.5, "bo", "AAEC/w=="]` + "\n" + `[1, "bi", ""]` + "\n",
-			want:  []Event{{0.5, "bo", "AAEC/w=="}, {1, "bi", ""}},
+			want:  []Event{{0.5, CodeBinaryOutput, "AAEC/w=="}, {1, CodeBinaryInput, ""}},
 		},
 		{
 			name:  "time rounded to microseconds",
 			input: hdr + `[1.23456789, "o", "a"]` + "\n",
-			want:  []Event{{1.234568, "o", "a"}},
+			want:  []Event{{1.234568, CodeOutput, "a"}},
 		},
 		{
 			name:      "torn final line",
 			input:     hdr + `[0.5, "o", "a"]` + "\n" + `[0.7, "o", "b`,
-			want:      []Event{{0.5, "o", "a"}},
+			want:      []Event{{0.5, CodeOutput, "a"}},
 			truncated: true,
 		},
 		{
 			name:      "torn final line cut after the time",
 			input:     hdr + `[0.5, "o", "a"]` + "\n" + `[0.7,`,
-			want:      []Event{{0.5, "o", "a"}},
+			want:      []Event{{0.5, CodeOutput, "a"}},
 			truncated: true,
 		},
 		{
 			name:      "zeroed tail after a crash",
 			input:     hdr + `[0.5, "o", "a"]` + "\n\x00\x00\x00\x00",
-			want:      []Event{{0.5, "o", "a"}},
+			want:      []Event{{0.5, CodeOutput, "a"}},
 			truncated: true,
 		},
 		{
 			name:      "garbage final line with newline",
 			input:     hdr + `[0.5, "o", "a"]` + "\n" + `[0.7, "o"` + "\n",
-			want:      []Event{{0.5, "o", "a"}},
+			want:      []Event{{0.5, CodeOutput, "a"}},
 			truncated: true,
 		},
 		{name: "empty input", input: "", wantErr: "empty"},
@@ -194,14 +194,14 @@ func TestEventJSON(t *testing.T) {
 		event Event
 		want  string
 	}{
-		{name: "zero time", event: Event{0, "o", "a"}, want: `[0, "o", "a"]`},
-		{name: "six decimals at most", event: Event{1.23456789, "o", ""}, want: `[1.234568, "o", ""]`},
-		{name: "trailing zeros trimmed", event: Event{2.5, "m", "x"}, want: `[2.5, "m", "x"]`},
-		{name: "controls escaped", event: Event{1, "o", "\x1b[0m\r\n\t\"\\\x7f"}, want: `[1, "o", "\u001b[0m\r\n\t\"\\\u007f"]`},
-		{name: "html not escaped", event: Event{1, "o", "<a&b>"}, want: `[1, "o", "<a&b>"]`},
-		{name: "line separators escaped", event: Event{1, "o", "\u2028\u2029"}, want: `[1, "o", "\u2028\u2029"]`},
-		{name: "invalid bytes replaced", event: Event{1, "o", "a\xffb"}, want: `[1, "o", "a\ufffdb"]`},
-		{name: "non-ASCII kept", event: Event{1, "o", "h\u00e9 \U0001D11E"}, want: `[1, "o", "h` + "\u00e9 \U0001D11E" + `"]`},
+		{name: "zero time", event: Event{0, CodeOutput, "a"}, want: `[0, "o", "a"]`},
+		{name: "six decimals at most", event: Event{1.23456789, CodeOutput, ""}, want: `[1.234568, "o", ""]`},
+		{name: "trailing zeros trimmed", event: Event{2.5, CodeMarker, "x"}, want: `[2.5, "m", "x"]`},
+		{name: "controls escaped", event: Event{1, CodeOutput, "\x1b[0m\r\n\t\"\\\x7f"}, want: `[1, "o", "\u001b[0m\r\n\t\"\\\u007f"]`},
+		{name: "html not escaped", event: Event{1, CodeOutput, "<a&b>"}, want: `[1, "o", "<a&b>"]`},
+		{name: "line separators escaped", event: Event{1, CodeOutput, "\u2028\u2029"}, want: `[1, "o", "\u2028\u2029"]`},
+		{name: "invalid bytes replaced", event: Event{1, CodeOutput, "a\xffb"}, want: `[1, "o", "a\ufffdb"]`},
+		{name: "non-ASCII kept", event: Event{1, CodeOutput, "h\u00e9 \U0001D11E"}, want: `[1, "o", "h` + "\u00e9 \U0001D11E" + `"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,10 +222,10 @@ func TestEventJSON(t *testing.T) {
 			}
 		})
 	}
-	if _, err := json.Marshal(Event{Time: -1, Code: "o"}); err == nil {
+	if _, err := json.Marshal(Event{Time: -1, Code: CodeOutput}); err == nil {
 		t.Error("marshalled an event with a negative time")
 	}
-	if _, err := json.Marshal(Event{Time: 1, Code: "r", Data: "wide"}); err == nil {
+	if _, err := json.Marshal(Event{Time: 1, Code: CodeResize, Data: "wide"}); err == nil {
 		t.Error("marshalled a resize event with bad data")
 	}
 }
@@ -248,7 +248,7 @@ func TestReaderDoesNotWaitForNextLine(t *testing.T) {
 	}()
 	select {
 	case e := <-got:
-		if e != (Event{0.5, "o", "a"}) {
+		if e != (Event{0.5, CodeOutput, "a"}) {
 			t.Errorf("Next() = %v, want the written event", e)
 		}
 	case <-time.After(5 * time.Second):

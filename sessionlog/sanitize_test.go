@@ -173,29 +173,29 @@ func TestWriteTranscript(t *testing.T) {
 		{
 			name: "line starts where its first text arrived",
 			rec: Recording{Events: []Event{
-				{1, "o", "$ "}, {2.5, "o", "ls\r\n"}, {3723.4567, "o", "done\r\n"},
+				{1, CodeOutput, "$ "}, {2.5, CodeOutput, "ls\r\n"}, {3723.4567, CodeOutput, "done\r\n"},
 			}},
 			want: "[00:00:01.000] $ ls\n[01:02:03.456] done\n",
 		},
 		{
 			name: "markers, input and resize",
 			rec: Recording{Events: []Event{
-				{1, "i", "secret\r"}, {2, "r", "100x30"}, {3, "m", "deploy\x1b]0;x\x07 start"},
+				{1, CodeInput, "secret\r"}, {2, CodeResize, "100x30"}, {3, CodeMarker, "deploy\x1b]0;x\x07 start"},
 			}},
 			want: "[00:00:03.000] # marker: deploy start\n",
 		},
 		{
 			name: "partial last line and truncation",
 			rec: Recording{Truncated: true, Events: []Event{
-				{1, "o", "\x1b[32mok\x1b[0m\r\n\r\n   \r\n"}, {2, "o", "$ exi"},
+				{1, CodeOutput, "\x1b[32mok\x1b[0m\r\n\r\n   \r\n"}, {2, CodeOutput, "$ exi"},
 			}},
 			want: "[00:00:01.000] ok\n[00:00:02.000] $ exi\n[00:00:02.000] # recording truncated here\n",
 		},
 		{
 			name: "a run of binary output is one note",
 			rec: Recording{Events: []Event{
-				{1, "o", "$ head -c 7 /dev/zero; echo"}, {2, "bo", "AAAAAA=="}, {2.5, "bo", "AAAA"}, {2.5, "bi", "AA=="},
-				{3, "o", "\r\n$ "}, {4, "bo", "AA=="}, {5, "m", "exit-status 0"},
+				{1, CodeOutput, "$ head -c 7 /dev/zero; echo"}, {2, CodeBinaryOutput, "AAAAAA=="}, {2.5, CodeBinaryOutput, "AAAA"}, {2.5, CodeBinaryInput, "AA=="},
+				{3, CodeOutput, "\r\n$ "}, {4, CodeBinaryOutput, "AA=="}, {5, CodeMarker, "exit-status 0"},
 			}},
 			want: "[00:00:01.000] $ head -c 7 /dev/zero; echo\n[00:00:02.000] [7 bytes of binary output]\n" +
 				"[00:00:03.000] $\n[00:00:04.000] [1 byte of binary output]\n[00:00:05.000] # marker: exit-status 0\n",

@@ -1,18 +1,20 @@
-package ca
+package sshkey
 
 import (
 	"bytes"
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
-// FuzzParseRequestKey: the parser never panics, and every key it accepts is
+// FuzzParseAuthorized: the parser never panics, and every key it accepts is
 // exactly the submitted blob, of the named type, within the size rules, and
-// parses again from its canonical line. Seeds: testdata/fuzz/FuzzParseRequestKey.
-func FuzzParseRequestKey(f *testing.F) {
+// parses again from its canonical line. Seeds: testdata/fuzz/FuzzParseAuthorized.
+func FuzzParseAuthorized(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
-		k, err := ParseRequestKey(text)
+		k, err := ParseAuthorized(text)
 		if err != nil {
 			if k != nil {
 				t.Fatalf("key returned with error %v", err)
@@ -33,10 +35,10 @@ func FuzzParseRequestKey(f *testing.F) {
 		if k.Type() != fields[0] {
 			t.Fatalf("accepted key of type %q named %q", k.Type(), fields[0])
 		}
-		if err := checkKey(k); err != nil {
+		if err := Check(k); err != nil {
 			t.Fatalf("accepted key breaks the key rules: %v", err)
 		}
-		again, err := ParseRequestKey(PublicKeyLine(k, "comment"))
+		again, err := ParseAuthorized(string(ssh.MarshalAuthorizedKey(k)))
 		if err != nil || !bytes.Equal(again.Marshal(), blob) {
 			t.Fatalf("canonical line does not parse back: %v", err)
 		}
