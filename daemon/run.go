@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/apiserver"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
-	apiSrv, err := api.NewServer(api.Config{
+	apiSrv, err := apiserver.New(apiserver.Config{
 		Grants:             grants,
 		Store:              store,
 		Policy:             ps,

@@ -1,4 +1,4 @@
-package api_test
+package apiserver_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/apiserver"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
@@ -158,7 +159,7 @@ func newEnv(t testing.TB, approvals int) *env {
 	e.server.StartTLS()
 	t.Cleanup(e.server.Close)
 	e.fp = ca.TLSFingerprint(e.server.Certificate().Raw)
-	srv, err := api.NewServer(api.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now})
+	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
