@@ -20,10 +20,12 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/cmd/internal/argorder"
 	"github.com/jitssh/jitssh/cmd/internal/usage"
 	"github.com/jitssh/jitssh/daemon"
+	"github.com/jitssh/jitssh/grant"
 )
 
 func main() {
@@ -148,7 +150,23 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 							if u, err := user.Current(); err == nil {
 								actor = "operator:" + u.Username
 							}
-							if err := daemon.EnrolUser(c.Context, c.String("data"), c.Args().First(), c.StringSlice("group"), keys, actor, time.Now()); err != nil {
+							// The same checks and audit record as POST /v1/admin/users.
+							l := daemon.Layout{Dir: c.String("data")}
+							store, err := audit.Open(l.Database())
+							if err != nil {
+								return fmt.Errorf("open audit store: %w", err)
+							}
+							defer store.Close()
+							ps, err := daemon.LoadPolicy(c.Context, l.PolicyFile(), store)
+							if err != nil {
+								return fmt.Errorf("load policy: %w", err)
+							}
+							admin, err := grant.NewAdmin(grant.AdminConfig{Store: store, Policy: ps.Current, Reloader: ps})
+							if err != nil {
+								return err
+							}
+							e := grant.Enrolment{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys, Via: "jitd user add"}
+							if _, err := admin.Enrol(c.Context, grant.Caller{User: actor}, e); err != nil {
 								return err
 							}
 							fmt.Fprintf(stdout, "enrolled %s (a running jitd picks this up within seconds)\n", c.Args().First())
