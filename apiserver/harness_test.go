@@ -74,6 +74,9 @@ type env struct {
 	server *httptest.Server
 	fp     string
 	ids    map[string]identity
+	policy *daemon.PolicyState
+	// policyPath is the policy file, for tests of reloads.
+	policyPath string
 }
 
 // testPolicy has alice, bob and carol in dev (bob also approves), an admin
@@ -151,6 +154,7 @@ func newEnv(t testing.TB, approvals int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.policy, e.policyPath = ps, policyPath
 	grants, err := grant.New(grant.Config{Policy: ps.Current, Store: e.store, Keys: e.keys, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
