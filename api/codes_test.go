@@ -57,7 +57,8 @@ func stringConsts(t *testing.T, dir, prefix string) map[string]string {
 
 // TestEveryDomainCodeHasAConstant checks that every code grant can return
 // and every policy reason code (the codes a client may see) has a constant
-// of the same value here, so the CLI never needs a string literal. The
+// of the same value here, so the CLI never needs a string literal; and
+// likewise every request state and recording purpose. The
 // domain packages are read as source: importing them would link them.
 func TestEveryDomainCodeHasAConstant(t *testing.T) {
 	here := stringConsts(t, ".", "Code")
@@ -75,10 +76,15 @@ func TestEveryDomainCodeHasAConstant(t *testing.T) {
 			}
 		}
 	}
-	states := stringConsts(t, ".", "State")
-	for v, name := range stringConsts(t, "../grant", "State") {
-		if _, ok := states[v]; !ok {
-			t.Errorf("grant.%s = %q has no api state constant", name, v)
+	for _, prefix := range []string{"State", "Purpose"} {
+		ours, theirs := stringConsts(t, ".", prefix), stringConsts(t, "../grant", prefix)
+		if len(theirs) < 3 {
+			t.Fatalf("found %d %s constants in grant; the parse is broken", len(theirs), prefix)
+		}
+		for v, name := range theirs {
+			if _, ok := ours[v]; !ok {
+				t.Errorf("grant.%s = %q has no api constant", name, v)
+			}
 		}
 	}
 }

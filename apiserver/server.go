@@ -7,7 +7,6 @@
 package apiserver
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,10 +50,11 @@ type Config struct {
 
 // Server serves the /v1 API.
 type Server struct {
-	cfg    Config
-	mux    *http.ServeMux
-	logins *grant.Logins
-	admin  *grant.Admin
+	cfg      Config
+	mux      *http.ServeMux
+	logins   *grant.Logins
+	admin    *grant.Admin
+	sessions *grant.Sessions
 }
 
 // New returns a Server, or an error naming the missing configuration.
@@ -87,7 +87,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), logins: logins, admin: admin}
+	sessions, err := grant.NewSessions(grant.SessionsConfig{Store: cfg.Store, Policy: cfg.Policy.Current, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), logins: logins, admin: admin, sessions: sessions}
 	s.routes()
 	return s, nil
 }
@@ -169,20 +173,3 @@ func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) now() time.Time { return s.cfg.Clock().UTC() }
-
-// audited appends one event that records an access rather than a decision
-// (reading a recording, searching them). Callers that must not proceed
-// without the record check the error.
-func (s *Server) audited(ctx context.Context, e audit.Event) error {
-	if e.Time.IsZero() {
-		e.Time = s.now()
-	}
-	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		_, err := tx.Append(e)
-		return err
-	})
-	if err != nil {
-		s.cfg.Logger.Error("audit append failed", "event", e.Type, "err", err)
-	}
-	return err
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,26 +14,18 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
-	"github.com/jitssh/jitssh/grant"
 )
 
 func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) error {
-	c := callerOf(r)
 	q := r.URL.Query()
 	f := audit.SessionFilter{User: q.Get("user"), Host: q.Get("host"), Live: q.Get("live") == "true", Limit: 1000}
-	if !s.logins.HasRole(c.User, grant.RoleAuditor) {
-		if f.User != "" && f.User != c.User {
-			return wireErr(http.StatusForbidden, api.CodeNotAuditor, "listing other users' sessions needs the auditor role")
-		}
-		f.User = c.User
-	}
 	var err error
 	if f.Since, f.Until, err = s.timeRange(q); err != nil {
 		return err
 	}
-	ss, err := s.cfg.Store.Sessions(r.Context(), f)
+	ss, err := s.sessions.List(r.Context(), callerOf(r), f)
 	if err != nil {
-		return storeError(err)
+		return err
 	}
 	out := api.SessionsResponse{Sessions: make([]api.Session, 0, len(ss))}
 	for _, x := range ss {
@@ -45,13 +36,9 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
-	c := callerOf(r)
-	x, err := s.lookupSession(r)
+	x, err := s.sessions.Get(r.Context(), callerOf(r), r.PathValue("id"))
 	if err != nil {
 		return err
-	}
-	if x.User != c.User && !s.logins.HasRole(c.User, grant.RoleAuditor) {
-		return wireErr(http.StatusForbidden, api.CodeNotAuditor, "reading other users' sessions needs the auditor role")
 	}
 	out := api.SessionDetail{Session: toSession(x)}
 	if x.RequestID != "" {
@@ -65,43 +52,15 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) lookupSession(r *http.Request) (audit.Session, error) {
-	id := r.PathValue("id")
-	x, err := s.cfg.Store.Session(r.Context(), id)
-	if errors.Is(err, audit.ErrNotFound) {
-		return x, wireErr(http.StatusNotFound, api.CodeNotFound, "no session %q", id)
-	}
-	if err != nil {
-		return x, storeError(err)
-	}
-	return x, nil
-}
-
 // handleRecording streams a session's asciicast file. With follow=true it
-// keeps streaming what a live session appends until the session ends. Every
-// access is audited before a byte is sent.
+// keeps streaming what a live session appends until the session ends. grant
+// records every access before a byte is sent.
 func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
-	c := callerOf(r)
-	x, err := s.lookupSession(r)
+	x, err := s.sessions.OpenRecording(r.Context(), callerOf(r), r.PathValue("id"), r.URL.Query().Get("purpose"))
 	if err != nil {
 		return err
 	}
-	if x.RecordingPath == "" {
-		return wireErr(http.StatusNotFound, api.CodeNoRecording, "session %s has no recording", x.ID)
-	}
 	follow := r.URL.Query().Get("follow") == "true"
-	purpose := r.URL.Query().Get("purpose")
-	if purpose == "" {
-		purpose = api.PurposeReplay
-	}
-	// The purpose becomes the event's code, which SIEM rules match on.
-	if !slices.Contains(recordingPurposes(), purpose) {
-		return wireErr(http.StatusBadRequest, api.CodeBadPurpose, "purpose %q must be one of %v", purpose, recordingPurposes())
-	}
-	if err := s.audited(r.Context(), audit.Event{Type: "recording.accessed", Code: purpose, Actor: c.User, User: x.User, Host: x.Host, Login: x.Login,
-		SessionID: x.ID, RequestID: x.RequestID, ClientAddr: c.ClientAddr}); err != nil {
-		return &wireError{status: http.StatusServiceUnavailable, code: api.CodeAuditUnavailable, message: "audit store unavailable; access to recordings is audited", err: err}
-	}
 	f, err := os.Open(x.RecordingPath)
 	if err != nil {
 		return wireErr(http.StatusNotFound, api.CodeRecordingMissing, "recording of session %s cannot be opened: %v", x.ID, err)
@@ -115,11 +74,6 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.follow(r.Context(), w, f, x.ID)
 	return nil
-}
-
-// recordingPurposes are the codes of recording.accessed events.
-func recordingPurposes() []string {
-	return []string{api.PurposeReplay, api.PurposeExport, api.PurposeWatch}
 }
 
 // follow streams what is appended to f until the session ends or the client
@@ -159,12 +113,10 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 	if sq.Since, sq.Until, err = s.timeRange(q); err != nil {
 		return err
 	}
-	hits, err := s.cfg.Store.Search(r.Context(), sq)
+	hits, err := s.sessions.Search(r.Context(), callerOf(r), sq)
 	if err != nil {
-		return wireErr(http.StatusBadRequest, api.CodeSearchFailed, "%v", err)
+		return err
 	}
-	c := callerOf(r)
-	_ = s.audited(r.Context(), audit.Event{Type: "recording.searched", Code: "ok", Actor: c.User, ClientAddr: c.ClientAddr, Message: audit.BoundText(text, maxAuditText)})
 	out := api.SearchResponse{Hits: make([]api.SearchHit, 0, len(hits))}
 	for _, h := range hits {
 		out.Hits = append(out.Hits, api.SearchHit{SessionID: h.SessionID, Offset: h.Offset.Seconds(), Kind: h.Kind, Snippet: h.Snippet})
@@ -246,6 +198,3 @@ func toSession(x audit.Session) api.Session {
 		EndReason: x.EndReason, Live: x.EndedAt.IsZero(),
 	}
 }
-
-// maxAuditText bounds the untrusted text of access events (search queries).
-const maxAuditText = 128
