@@ -140,4 +140,3 @@ func (s *Sessions) Search(ctx context.Context, caller Caller, q audit.SearchQuer
 		ClientAddr: caller.ClientAddr, Message: audit.BoundText(q.Text, maxAuditText)})
 	return hits, nil
 }
-
