@@ -18,7 +18,9 @@ import (
 	"github.com/jitssh/jitssh/policy"
 )
 
-func loginMessage(user, nonce string) []byte { return []byte("test-login\n" + user + "\n" + nonce + "\n") }
+func loginMessage(user, nonce string) []byte {
+	return []byte("test-login\n" + user + "\n" + nonce + "\n")
+}
 
 // loginEnv is Logins over the grant test env, with zed enrolled with key.
 func loginEnv(t *testing.T) (*env, *grant.Logins, ssh.Signer) {
