@@ -1,6 +1,9 @@
-// Package api is jitd's HTTPS JSON API, versioned under /v1, and the Go
-// client that the jit CLI uses to call it. Both sides share the wire types in
-// this file, so a field added here is seen by both.
+// Package api is the wire of jitd's HTTPS JSON API, versioned under /v1:
+// the request and answer types, the error codes and request states, and the
+// Go client that the jit CLI uses. The server is package apiserver; both
+// share these types, so a field added here is seen by both. This package
+// links nothing of the server (no audit store, no policy, no lifecycle), so
+// the engineer's binary does not carry the CA.
 package api
 
 import (
@@ -8,7 +11,8 @@ import (
 	"time"
 )
 
-// MaxBodyBytes bounds every request body the server reads.
+// MaxBodyBytes bounds every request body the server reads, and every error
+// body the client reads.
 const MaxBodyBytes = 64 << 10
 
 // ErrorBody is the JSON body of every error response.

@@ -137,6 +137,24 @@ func clean(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
+// BoundText is how untrusted text (a refused request's host, a login's user
+// name, a revocation reason) goes into an audit row: valid UTF-8, and at most
+// max bytes followed by "..." when it was longer, cut between characters so
+// that the row never shows a U+FFFD of its own making. It bounds what a
+// client can make the store keep, not what people may write: max is a few
+// hundred bytes.
+func BoundText(s string, max int) string {
+	s = clean(s)
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
 // Append adds e to the end of the chain and returns it as stored: Seq,
 // PrevHash and Hash are assigned (whatever the caller put there is ignored),
 // Time is e.Time in UTC (time.Now().UTC() when zero) and invalid UTF-8 in any

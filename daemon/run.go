@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/apiserver"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
@@ -176,7 +176,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 }
 
 func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
-	handler, err := api.NewServer(api.Config{
+	handler, err := apiserver.New(apiserver.Config{
 		Grants:             d.grants,
 		Store:              d.store,
 		Policy:             d.policy,

@@ -1,4 +1,4 @@
-package api_test
+package apiserver_test
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/internal/sshdtest"
 )
 
@@ -247,7 +248,7 @@ func TestBadBodiesAndTokens(t *testing.T) {
 		})
 	}
 	t.Run("expired token", func(t *testing.T) {
-		e.clock.Advance(api.DefaultTokenTTL + time.Second)
+		e.clock.Advance(grant.DefaultTokenTTL + time.Second)
 		status, eb := raw(t, e, http.MethodGet, "/v1/grants", token, nil)
 		if status != 401 || !strings.Contains(eb.Error.Message, "expired") {
 			t.Fatalf("got %d %+v, want 401 expired", status, eb)

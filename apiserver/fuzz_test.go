@@ -1,4 +1,4 @@
-package api_test
+package apiserver_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/apiserver"
 )
 
 // FuzzDecodeBodies feeds arbitrary bytes to the strict decoder of every API
@@ -36,7 +37,7 @@ func FuzzDecodeBodies(f *testing.F) {
 			func() any { return new(api.RevokeBody) },
 		} {
 			v := newV()
-			if err := api.DecodeStrict(body, v); err != nil {
+			if err := apiserver.DecodeStrict(body, v); err != nil {
 				continue
 			}
 			again, err := json.Marshal(v)
@@ -44,7 +45,7 @@ func FuzzDecodeBodies(f *testing.F) {
 				t.Fatalf("re-encode %T: %v", v, err)
 			}
 			w := newV()
-			if err := api.DecodeStrict(again, w); err != nil {
+			if err := apiserver.DecodeStrict(again, w); err != nil {
 				t.Fatalf("%T accepted %q but not its own encoding %q: %v", v, body, again, err)
 			}
 			if !reflect.DeepEqual(v, w) {

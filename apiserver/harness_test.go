@@ -1,4 +1,4 @@
-package api_test
+package apiserver_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/apiserver"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
@@ -73,6 +74,9 @@ type env struct {
 	server *httptest.Server
 	fp     string
 	ids    map[string]identity
+	policy *livepolicy.Holder
+	// policyPath is the policy file, for tests of reloads.
+	policyPath string
 }
 
 // testPolicy has alice, bob and carol in dev (bob also approves), an admin
@@ -150,6 +154,7 @@ func newEnv(t testing.TB, approvals int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.policy, e.policyPath = ps, policyPath
 	grants, err := grant.New(grant.Config{Policy: ps.Current, Store: e.store, Keys: e.keys, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +163,7 @@ func newEnv(t testing.TB, approvals int) *env {
 	e.server.StartTLS()
 	t.Cleanup(e.server.Close)
 	e.fp = ca.TLSFingerprint(e.server.Certificate().Raw)
-	srv, err := api.NewServer(api.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now})
+	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,9 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,62 +12,35 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
-	"github.com/jitssh/jitssh/grant"
 )
 
-func (s *Server) routeSessions() {
-	s.mux.HandleFunc("GET /v1/sessions", s.authed(s.handleSessions))
-	s.mux.HandleFunc("GET /v1/sessions/search", s.auditor(s.handleSearch))
-	s.mux.HandleFunc("GET /v1/sessions/{id}", s.authed(s.handleSession))
-	s.mux.HandleFunc("GET /v1/sessions/{id}/recording", s.auditor(s.handleRecording))
-}
-
-// mayAudit reports whether the user may see every session, not only their own.
-func (s *Server) mayAudit(user string) bool {
-	p := s.cfg.Policy.Current()
-	return p.IsAuditor(user) || p.IsAdmin(user)
-}
-
-func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
-	c := callerOf(r)
+func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := audit.SessionFilter{User: q.Get("user"), Host: q.Get("host"), Live: q.Get("live") == "true", Limit: 1000}
-	if !s.mayAudit(c.User) {
-		if f.User != "" && f.User != c.User {
-			writeError(w, http.StatusForbidden, "not_auditor", "listing other users' sessions needs the auditor role")
-			return
-		}
-		f.User = c.User
-	}
 	var err error
 	if f.Since, f.Until, err = s.timeRange(q); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_time", err.Error())
-		return
+		return err
 	}
-	ss, err := s.cfg.Store.Sessions(r.Context(), f)
+	ss, err := s.sessions.List(r.Context(), callerOf(r), f)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable")
-		return
+		return err
 	}
-	out := SessionsResponse{Sessions: make([]Session, 0, len(ss))}
+	out := api.SessionsResponse{Sessions: make([]api.Session, 0, len(ss))}
 	for _, x := range ss {
 		out.Sessions = append(out.Sessions, toSession(x))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
-	c := callerOf(r)
-	x, ok := s.lookupSession(w, r)
-	if !ok {
-		return
+func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.sessions.Get(r.Context(), callerOf(r), r.PathValue("id"))
+	if err != nil {
+		return err
 	}
-	if x.User != c.User && !s.mayAudit(c.User) {
-		writeError(w, http.StatusForbidden, "not_auditor", "reading other users' sessions needs the auditor role")
-		return
-	}
-	out := SessionDetail{Session: toSession(x)}
+	out := api.SessionDetail{Session: toSession(x)}
 	if x.RequestID != "" {
 		if req, err := s.cfg.Store.Request(r.Context(), x.RequestID); err == nil {
 			approvals, _ := s.cfg.Store.Approvals(r.Context(), x.RequestID)
@@ -77,67 +49,32 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) lookupSession(w http.ResponseWriter, r *http.Request) (audit.Session, bool) {
-	id := r.PathValue("id")
-	x, err := s.cfg.Store.Session(r.Context(), id)
-	if errors.Is(err, audit.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no session %q", id))
-		return x, false
-	}
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable")
-		return x, false
-	}
-	return x, true
+	return nil
 }
 
 // handleRecording streams a session's asciicast file. With follow=true it
-// keeps streaming what a live session appends until the session ends. Every
-// access is audited before a byte is sent.
-func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) {
-	c := callerOf(r)
-	x, ok := s.lookupSession(w, r)
-	if !ok {
-		return
-	}
-	if x.RecordingPath == "" {
-		writeError(w, http.StatusNotFound, "no_recording", fmt.Sprintf("session %s has no recording", x.ID))
-		return
+// keeps streaming what a live session appends until the session ends. grant
+// records every access before a byte is sent.
+func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.sessions.OpenRecording(r.Context(), callerOf(r), r.PathValue("id"), r.URL.Query().Get("purpose"))
+	if err != nil {
+		return err
 	}
 	follow := r.URL.Query().Get("follow") == "true"
-	purpose := r.URL.Query().Get("purpose")
-	if purpose == "" {
-		purpose = "replay"
-	}
-	// The purpose becomes the event's code, which SIEM rules match on.
-	if !slices.Contains(recordingPurposes(), purpose) {
-		writeError(w, http.StatusBadRequest, "bad_purpose", fmt.Sprintf("purpose %q must be one of %v", purpose, recordingPurposes()))
-		return
-	}
-	if err := s.audited(r.Context(), audit.Event{Type: "recording.accessed", Code: purpose, Actor: c.User, User: x.User, Host: x.Host, Login: x.Login,
-		SessionID: x.ID, RequestID: x.RequestID, ClientAddr: c.ClientAddr}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable; access to recordings is audited")
-		return
-	}
 	f, err := os.Open(x.RecordingPath)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "recording_missing", fmt.Sprintf("recording of session %s cannot be opened: %v", x.ID, err))
-		return
+		return wireErr(http.StatusNotFound, api.CodeRecordingMissing, "recording of session %s cannot be opened: %v", x.ID, err)
 	}
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/x-asciicast")
 	w.Header().Set("X-Jit-Session-Live", strconv.FormatBool(x.EndedAt.IsZero()))
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, f); err != nil || !follow {
-		return
+		return nil // the answer has begun: a failure now can only end it
 	}
 	s.follow(r.Context(), w, f, x.ID)
+	return nil
 }
-
-// recordingPurposes are the codes of recording.accessed events.
-func recordingPurposes() []string { return []string{"replay", "export", "watch"} }
 
 // follow streams what is appended to f until the session ends or the client
 // goes away.
@@ -165,31 +102,27 @@ func (s *Server) follow(ctx context.Context, w http.ResponseWriter, f *os.File, 
 	}
 }
 
-func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	text := q.Get("q")
 	if text == "" {
-		writeError(w, http.StatusBadRequest, "query_missing", "q is required")
-		return
+		return wireErr(http.StatusBadRequest, api.CodeQueryMissing, "q is required")
 	}
 	sq := audit.SearchQuery{Text: text, User: q.Get("user"), Host: q.Get("host"), Limit: 200}
 	var err error
 	if sq.Since, sq.Until, err = s.timeRange(q); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_time", err.Error())
-		return
+		return err
 	}
-	hits, err := s.cfg.Store.Search(r.Context(), sq)
+	hits, err := s.sessions.Search(r.Context(), callerOf(r), sq)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "search_failed", err.Error())
-		return
+		return err
 	}
-	c := callerOf(r)
-	_ = s.audited(r.Context(), audit.Event{Type: "recording.searched", Code: "ok", Actor: c.User, ClientAddr: c.ClientAddr, Message: clean(text)})
-	out := SearchResponse{Hits: make([]SearchHit, 0, len(hits))}
+	out := api.SearchResponse{Hits: make([]api.SearchHit, 0, len(hits))}
 	for _, h := range hits {
-		out.Hits = append(out.Hits, SearchHit{SessionID: h.SessionID, Offset: h.Offset.Seconds(), Kind: h.Kind, Snippet: h.Snippet})
+		out.Hits = append(out.Hits, api.SearchHit{SessionID: h.SessionID, Offset: h.Offset.Seconds(), Kind: h.Kind, Snippet: h.Snippet})
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // verifyRecordings checks every finished recording against the digest that
@@ -197,7 +130,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 // recording rewritten together with its sessions row is still caught, and
 // names the first session that does not match. Sessions are walked in the
 // order they started.
-func (s *Server) verifyRecordings(r *http.Request, out *VerifyResponse) {
+func (s *Server) verifyRecordings(r *http.Request, out *api.VerifyResponse) {
 	ends, err := s.cfg.Store.Events(r.Context(), audit.EventFilter{Type: "session.end"})
 	if err != nil {
 		out.OK, out.Problem = false, "list session.end events: "+err.Error()
@@ -257,8 +190,8 @@ func checkRecording(x audit.Session, chained map[string]audit.Event) string {
 	return ""
 }
 
-func toSession(x audit.Session) Session {
-	return Session{
+func toSession(x audit.Session) api.Session {
+	return api.Session{
 		ID: x.ID, RequestID: x.RequestID, User: x.User, Host: x.Host, Login: x.Login, Serial: x.Serial, TargetSerial: x.TargetSerial,
 		ClientAddr: x.ClientAddr, Command: x.Command, StartedAt: x.StartedAt, EndedAt: timePtr(x.EndedAt), ExitStatus: x.ExitStatus,
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RecordingSHA256: x.RecordingSHA256, RecordingSize: x.RecordingSize,

@@ -1,0 +1,175 @@
+// Package apiserver serves jitd's HTTPS JSON API under /v1, whose wire types
+// and client are package api. Handlers translate between the wire and the
+// domain: they decode a body, call grant (the request lifecycle, logins,
+// administration) or read the audit store, and encode the answer. They
+// decide nothing and audit nothing; one adapter turns the errors they
+// return into status codes and JSON error bodies.
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/policy"
+)
+
+// PolicySource gives the server the policy in force and lets admins change it.
+type PolicySource interface {
+	// Current returns the policy in force, with enrolled users merged in.
+	Current() *policy.Policy
+	grant.Reloader
+}
+
+// Config holds what the server needs. Grants, Store, Policy and Keys are
+// required.
+type Config struct {
+	Grants         *grant.Service
+	Store          *audit.Store
+	Policy         PolicySource
+	Keys           *ca.Keys
+	TLSFingerprint string
+	BastionAddr    string
+	// CheckpointVerifier checks the signatures of audit checkpoints in
+	// verify; nil checks only their positions and hashes.
+	CheckpointVerifier audit.CheckpointVerifier
+	// TokenTTL is the lifetime of bearer tokens; zero means
+	// grant.DefaultTokenTTL.
+	TokenTTL time.Duration
+	Clock    func() time.Time
+	Rand     io.Reader
+	Logger   *slog.Logger
+}
+
+// Server serves the /v1 API.
+type Server struct {
+	cfg      Config
+	mux      *http.ServeMux
+	logins   *grant.Logins
+	admin    *grant.Admin
+	sessions *grant.Sessions
+}
+
+// New returns a Server, or an error naming the missing configuration.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Grants == nil:
+		return nil, errors.New("apiserver: config: Grants is required")
+	case cfg.Store == nil:
+		return nil, errors.New("apiserver: config: Store is required")
+	case cfg.Policy == nil:
+		return nil, errors.New("apiserver: config: Policy is required")
+	case cfg.Keys == nil:
+		return nil, errors.New("apiserver: config: Keys is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	fp := cfg.TLSFingerprint
+	logins, err := grant.NewLogins(grant.LoginConfig{
+		Store: cfg.Store, Policy: cfg.Policy.Current, TokenTTL: cfg.TokenTTL, Clock: cfg.Clock, Rand: cfg.Rand,
+		Message: func(user, nonce string) []byte { return api.LoginMessage(user, nonce, fp) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	admin, err := grant.NewAdmin(grant.AdminConfig{Store: cfg.Store, Policy: cfg.Policy.Current, Reloader: cfg.Policy, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := grant.NewSessions(grant.SessionsConfig{Store: cfg.Store, Policy: cfg.Policy.Current, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), logins: logins, admin: admin, sessions: sessions}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.route("GET /v1/health", s.handleHealth)
+	s.route("GET /v1/ca", s.handleCA)
+	s.route("GET /v1/krl", s.handleKRL)
+	s.route("POST /v1/login/challenge", s.handleChallenge)
+	s.route("POST /v1/login", s.handleLogin)
+
+	s.route("POST /v1/requests", s.authed(s.handleCreate))
+	s.route("GET /v1/requests", s.authed(s.handleListRequests))
+	s.route("GET /v1/requests/{id}", s.authed(s.handleGetRequest))
+	s.route("POST /v1/requests/{id}/approve", s.authed(s.handleApprove))
+	s.route("POST /v1/requests/{id}/deny", s.authed(s.handleDeny))
+	s.route("POST /v1/requests/{id}/cancel", s.authed(s.handleCancel))
+	s.route("POST /v1/requests/{id}/certificate", s.authed(s.handleRedeem))
+	s.route("GET /v1/grants", s.authed(s.handleGrants))
+
+	s.route("GET /v1/admin/users", s.role(grant.RoleAdmin, s.handleListUsers))
+	s.route("POST /v1/admin/users", s.role(grant.RoleAdmin, s.handleAddUser))
+	s.route("DELETE /v1/admin/users/{name}", s.role(grant.RoleAdmin, s.handleRemoveUser))
+	s.route("POST /v1/admin/reload", s.role(grant.RoleAdmin, s.handleReload))
+	s.route("POST /v1/admin/revoke", s.role(grant.RoleAdmin, s.handleRevoke))
+
+	s.route("GET /v1/audit/events", s.role(grant.RoleAuditor, s.handleEvents))
+	s.route("GET /v1/audit/verify", s.role(grant.RoleAuditor, s.handleVerify))
+
+	s.route("GET /v1/sessions", s.authed(s.handleSessions))
+	s.route("GET /v1/sessions/search", s.role(grant.RoleAuditor, s.handleSearch))
+	s.route("GET /v1/sessions/{id}", s.authed(s.handleSession))
+	s.route("GET /v1/sessions/{id}/recording", s.role(grant.RoleAuditor, s.handleRecording))
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.cfg.Store.Events(r.Context(), audit.EventFilter{Limit: 1}); err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusOK, api.HealthResponse{Status: "ok"})
+	return nil
+}
+
+func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, api.CAResponse{
+		UserCA:      ca.PublicKeyLine(s.cfg.Keys.User.PublicKey(), "jitssh user CA"),
+		HostCA:      ca.PublicKeyLine(s.cfg.Keys.Host.PublicKey(), "jitssh host CA"),
+		TargetCA:    ca.PublicKeyLine(s.cfg.Keys.Target.PublicKey(), "jitssh target CA"),
+		Bastion:     s.cfg.BastionAddr,
+		TLSFingerpr: s.cfg.TLSFingerprint,
+	})
+	return nil
+}
+
+// handleKRL serves an OpenSSH key revocation list of every revoked user
+// certificate, for sshd's RevokedKeys on hosts that trust the user CA
+// directly. Serials are not secret, so it needs no login: a cron job on a
+// host can fetch it.
+func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
+	serials, err := s.cfg.Store.RevokedSerials(r.Context())
+	if err != nil {
+		return storeError(err)
+	}
+	now := s.now()
+	krl, err := ca.KRL(s.cfg.Keys.User.PublicKey(), serials, uint64(now.UnixNano()), now, "jitssh user CA revocations")
+	if err != nil {
+		return fmt.Errorf("build KRL: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(krl)
+	return nil
+}
+
+func (s *Server) now() time.Time { return s.cfg.Clock().UTC() }
