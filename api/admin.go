@@ -204,21 +204,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	res, err := s.cfg.Store.Verify(r.Context(), audit.VerifyOptions{Checkpoint: s.cfg.CheckpointVerifier})
+	res, err := s.cfg.Store.Verify(r.Context(), audit.VerifyOptions{CheckpointKey: s.cfg.CheckpointKey, Recordings: s.cfg.Recordings})
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable: "+err.Error())
 		return
 	}
-	cps, err := s.cfg.Store.Checkpoints(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, grant.CodeAuditUnavailable, "audit store unavailable: "+err.Error())
-		return
-	}
-	out := VerifyResponse{OK: res.OK, Events: res.Events, Head: res.Head, FirstBad: res.FirstBad, Problem: res.Problem, Checkpoints: len(cps)}
-	if out.OK {
-		s.verifyRecordings(r, &out)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, VerifyResponse{OK: res.OK, Events: res.Events, Head: res.Head, FirstBad: res.FirstBad, Problem: res.Problem,
+		Recordings: res.Recordings, BadSession: res.BadSession, Checkpoints: res.Checkpoints})
 }
 
 // timeRange reads the since and until query parameters.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
@@ -39,9 +41,11 @@ type Config struct {
 	Keys           *ca.Keys
 	TLSFingerprint string
 	BastionAddr    string
-	// CheckpointVerifier checks the signatures of audit checkpoints in
-	// verify; nil checks only their positions and hashes.
-	CheckpointVerifier audit.CheckpointVerifier
+	// CheckpointKey must have signed the audit checkpoints that verify
+	// checks; nil checks only their positions and hashes.
+	CheckpointKey ssh.PublicKey
+	// Recordings holds the session recordings that verify checks.
+	Recordings audit.Recordings
 	// TokenTTL is the lifetime of bearer tokens; zero means 8h.
 	TokenTTL time.Duration
 	Clock    func() time.Time

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
@@ -139,7 +141,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Keys:               keys,
 		TLSFingerprint:     fingerprint,
 		BastionAddr:        addrs.Bastion,
-		CheckpointVerifier: CheckpointVerifier(checkpointKey.PublicKey()),
+		CheckpointKey:      checkpointKey.PublicKey(),
+		Recordings:         audit.DirRecordings(l.Recordings()),
 		Clock:              cfg.Clock,
 		Logger:             log.With("component", "api"),
 	})
@@ -170,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		housekeeping(ctx, log, grants, ps, store, l, cfg.Clock)
+		housekeeping(ctx, log, grants, ps, store, checkpointKey, cfg.Clock)
 	}()
 
 	hup := make(chan os.Signal, 1)
@@ -218,7 +221,7 @@ loop:
 	}
 	cancel()
 	wg.Wait()
-	if err := signCheckpoint(context.WithoutCancel(ctx), store, l, cfg.Clock); err != nil {
+	if _, err := store.SignCheckpoint(context.WithoutCancel(ctx), checkpointKey, cfg.Clock()); err != nil {
 		log.Warn("final checkpoint", "err", err)
 	}
 	return runErr
@@ -226,7 +229,7 @@ loop:
 
 // housekeeping expires overdue requests, picks up users enrolled by another
 // process (jitd user add) and signs the chain head periodically.
-func housekeeping(ctx context.Context, log *slog.Logger, grants *grant.Service, ps *PolicyState, store *audit.Store, l Layout, clock func() time.Time) {
+func housekeeping(ctx context.Context, log *slog.Logger, grants *grant.Service, ps *PolicyState, store *audit.Store, checkpointKey ssh.Signer, clock func() time.Time) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	lastCheckpoint := clock()
@@ -245,7 +248,7 @@ func housekeeping(ctx context.Context, log *slog.Logger, grants *grant.Service, 
 			log.Warn("refresh enrolled users", "err", err)
 		}
 		if clock().Sub(lastCheckpoint) >= time.Minute {
-			if err := signCheckpoint(ctx, store, l, clock); err != nil {
+			if _, err := store.SignCheckpoint(ctx, checkpointKey, clock()); err != nil {
 				log.Warn("checkpoint", "err", err)
 			}
 			lastCheckpoint = clock()
