@@ -80,7 +80,7 @@ func DirRecordings(dir string) Recordings {
 // name maps a row's recording path to its name in r.FS.
 func (r Recordings) name(path string) (string, error) {
 	rel, err := filepath.Rel(filepath.Clean(r.Dir), filepath.Clean(path))
-	if err != nil || !filepath.IsLocal(rel) || !fs.ValidPath(filepath.ToSlash(rel)) {
+	if err != nil || rel == "." || !filepath.IsLocal(rel) || !fs.ValidPath(filepath.ToSlash(rel)) {
 		return "", fmt.Errorf("path %s is outside the recordings directory %s", path, r.Dir)
 	}
 	return filepath.ToSlash(rel), nil

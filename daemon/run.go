@@ -135,16 +135,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
 	apiSrv, err := api.NewServer(api.Config{
-		Grants:             grants,
-		Store:              store,
-		Policy:             ps,
-		Keys:               keys,
-		TLSFingerprint:     fingerprint,
-		BastionAddr:        addrs.Bastion,
-		CheckpointKey:      checkpointKey.PublicKey(),
-		Recordings:         audit.DirRecordings(l.Recordings()),
-		Clock:              cfg.Clock,
-		Logger:             log.With("component", "api"),
+		Grants:         grants,
+		Store:          store,
+		Policy:         ps,
+		Keys:           keys,
+		TLSFingerprint: fingerprint,
+		BastionAddr:    addrs.Bastion,
+		CheckpointKey:  checkpointKey.PublicKey(),
+		Recordings:     audit.DirRecordings(l.Recordings()),
+		Clock:          cfg.Clock,
+		Logger:         log.With("component", "api"),
 	})
 	if err != nil {
 		return err
