@@ -138,8 +138,8 @@ func TestIssue5TamperEvidence(t *testing.T) {
 				return
 			}
 			if tt.firstBad == 0 {
-				if r.Code != 0 || !v.OK {
-					t.Fatalf("jit audit verify on an untouched copy: %+v %v", v, r)
+				if r.Code != 0 || !v.OK || v.Recordings < 1 {
+					t.Fatalf("jit audit verify on an untouched copy: %+v %v; want OK with its recordings checked", v, r)
 				}
 				return
 			}
