@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -36,37 +37,43 @@ func CheckpointMessage(seq int64, head string, at time.Time) []byte {
 // stores the checkpoint, unless the log is empty or its head already has a
 // checkpoint; signed reports whether one was stored. The caller owns the key:
 // this method only asks signer to sign, it never loads or creates a key.
+// Events appended meanwhile are covered by the next checkpoint.
 func (s *Store) SignCheckpoint(ctx context.Context, signer ssh.Signer, now time.Time) (signed bool, err error) {
 	if signer == nil {
 		return false, errors.New("sign checkpoint: no signer")
 	}
+	db, err := s.reader()
+	if err != nil {
+		return false, err
+	}
+	var seq, last int64
+	var head string
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM events ORDER BY seq DESC LIMIT 1), 0),
+		COALESCE((SELECT hash FROM events ORDER BY seq DESC LIMIT 1), ''), COALESCE((SELECT MAX(seq) FROM checkpoints), 0)`).
+		Scan(&seq, &head, &last); err != nil {
+		return false, fmt.Errorf("sign checkpoint: read the head: %w", err)
+	}
+	if seq == 0 || last >= seq {
+		return false, nil
+	}
 	now = now.UTC()
+	// Signed outside Do: the writer must not wait for a key.
+	sig, err := signer.Sign(rand.Reader, CheckpointMessage(seq, head, now))
+	if err != nil {
+		return false, fmt.Errorf("sign checkpoint at seq %d: %w", seq, err)
+	}
+	c := Checkpoint{Seq: seq, HeadHash: head, Time: now, Signature: ssh.Marshal(sig), Key: ssh.FingerprintSHA256(signer.PublicKey())}
 	err = s.Do(ctx, func(tx *Tx) error {
-		seq, head := tx.Head()
-		if seq == 0 {
-			return nil
-		}
-		// Read under the write lock, so two processes sharing the file
-		// cannot both decide the head is unsigned.
-		var last int64
+		// Another process sharing the file may have signed a head as new
+		// meanwhile; one checkpoint is enough.
 		if err := tx.tx.QueryRow("SELECT COALESCE(MAX(seq), 0) FROM checkpoints").Scan(&last); err != nil {
 			return fmt.Errorf("sign checkpoint: last checkpoint: %w", err)
 		}
-		if last == seq {
+		if last >= seq {
 			return nil
 		}
-		sig, err := signer.Sign(nil, CheckpointMessage(seq, head, now))
-		if err != nil {
-			return fmt.Errorf("sign checkpoint at seq %d: %w", seq, err)
-		}
-		if err := tx.AddCheckpoint(Checkpoint{
-			Seq: seq, HeadHash: head, Time: now, Signature: ssh.Marshal(sig),
-			Key: ssh.FingerprintSHA256(signer.PublicKey()),
-		}); err != nil {
-			return err
-		}
 		signed = true
-		return nil
+		return tx.AddCheckpoint(c)
 	})
 	if err != nil {
 		return false, err

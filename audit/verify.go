@@ -14,7 +14,9 @@ type VerifyOptions struct {
 	// CheckpointMessage). If nil, signatures are not checked; checkpoints'
 	// positions and head hashes still are.
 	CheckpointKey ssh.PublicKey
-	// Recordings holds the recording files of finished sessions.
+	// Recordings holds the recording files of finished sessions. With the
+	// zero value no file can be read, so a finished session that has a
+	// recording does not verify.
 	Recordings Recordings
 }
 
