@@ -108,19 +108,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.cfg.Store.Verify(r.Context(), audit.VerifyOptions{Checkpoint: s.cfg.CheckpointVerifier})
+	res, err := s.cfg.Store.Verify(r.Context(), audit.VerifyOptions{CheckpointKey: s.cfg.CheckpointKey, Recordings: s.cfg.Recordings})
 	if err != nil {
 		return &wireError{status: http.StatusServiceUnavailable, code: api.CodeAuditUnavailable, message: "audit store unavailable: " + err.Error()}
 	}
-	cps, err := s.cfg.Store.Checkpoints(r.Context())
-	if err != nil {
-		return &wireError{status: http.StatusServiceUnavailable, code: api.CodeAuditUnavailable, message: "audit store unavailable: " + err.Error()}
-	}
-	out := api.VerifyResponse{OK: res.OK, Events: res.Events, Head: res.Head, FirstBad: res.FirstBad, Problem: res.Problem, Checkpoints: len(cps)}
-	if out.OK {
-		s.verifyRecordings(r, &out)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, api.VerifyResponse{OK: res.OK, Events: res.Events, Head: res.Head, FirstBad: res.FirstBad, Problem: res.Problem,
+		Recordings: res.Recordings, BadSession: res.BadSession, Checkpoints: res.Checkpoints})
 	return nil
 }
 

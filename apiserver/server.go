@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
@@ -37,9 +39,11 @@ type Config struct {
 	Keys           *ca.Keys
 	TLSFingerprint string
 	BastionAddr    string
-	// CheckpointVerifier checks the signatures of audit checkpoints in
-	// verify; nil checks only their positions and hashes.
-	CheckpointVerifier audit.CheckpointVerifier
+	// CheckpointKey must have signed the audit checkpoints that verify
+	// checks; nil checks only their positions and hashes.
+	CheckpointKey ssh.PublicKey
+	// Recordings holds the session recordings that verify checks.
+	Recordings audit.Recordings
 	// TokenTTL is the lifetime of bearer tokens; zero means
 	// grant.DefaultTokenTTL.
 	TokenTTL time.Duration

@@ -2,13 +2,9 @@ package apiserver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"time"
 
@@ -123,71 +119,6 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// verifyRecordings checks every finished recording against the digest that
-// the hash chain holds for it (the session.end event's data), so that a
-// recording rewritten together with its sessions row is still caught, and
-// names the first session that does not match. Sessions are walked in the
-// order they started.
-func (s *Server) verifyRecordings(r *http.Request, out *api.VerifyResponse) {
-	ends, err := s.cfg.Store.Events(r.Context(), audit.EventFilter{Type: "session.end"})
-	if err != nil {
-		out.OK, out.Problem = false, "list session.end events: "+err.Error()
-		return
-	}
-	chained := make(map[string]audit.Event, len(ends))
-	for _, e := range ends {
-		chained[e.SessionID] = e
-	}
-	ss, err := s.cfg.Store.Sessions(r.Context(), audit.SessionFilter{})
-	if err != nil {
-		out.OK, out.Problem = false, "list sessions: "+err.Error()
-		return
-	}
-	slices.SortStableFunc(ss, func(a, b audit.Session) int { return a.StartedAt.Compare(b.StartedAt) })
-	for _, x := range ss {
-		if x.EndedAt.IsZero() || x.RecordingPath == "" {
-			continue
-		}
-		out.Recordings++
-		if problem := checkRecording(x, chained); problem != "" {
-			out.OK, out.BadSession, out.Problem = false, x.ID, problem
-			return
-		}
-	}
-}
-
-// checkRecording compares a finished session's recording file with the
-// digest and size in its chained session.end event, and the session row
-// with that event.
-func checkRecording(x audit.Session, chained map[string]audit.Event) string {
-	end, ok := chained[x.ID]
-	if !ok {
-		return fmt.Sprintf("session %s ended but the audit chain has no session.end event for it", x.ID)
-	}
-	wantSum, wantSize := end.Data["recording_sha256"], end.Data["recording_size"]
-	if wantSum != x.RecordingSHA256 || wantSize != strconv.FormatInt(x.RecordingSize, 10) {
-		return fmt.Sprintf("session %s: its row says recording sha256 %s size %d, the audit chain (event %d) says sha256 %s size %s",
-			x.ID, x.RecordingSHA256, x.RecordingSize, end.Seq, wantSum, wantSize)
-	}
-	f, err := os.Open(x.RecordingPath)
-	if err != nil {
-		return fmt.Sprintf("recording of session %s: %v", x.ID, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return fmt.Sprintf("recording of session %s: %v", x.ID, err)
-	}
-	if strconv.FormatInt(n, 10) != wantSize {
-		return fmt.Sprintf("recording of session %s is %d bytes, the audit chain recorded %s", x.ID, n, wantSize)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != wantSum {
-		return fmt.Sprintf("recording of session %s has SHA-256 %s, the audit chain recorded %s", x.ID, got, wantSum)
-	}
-	return ""
 }
 
 func toSession(x audit.Session) api.Session {

@@ -50,81 +50,17 @@ func (t *Tx) IndexText(lines []TextLine) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	type group struct {
-		session, kind string
-		lines         []int
-	}
-	var groups []*group
-	byKey := make(map[[2]string]*group)
-	for i, l := range lines {
-		if l.SessionID == "" {
-			return fmt.Errorf("index text line %d: session id is empty", i)
-		}
-		if l.Kind != "o" && l.Kind != "i" && l.Kind != "m" {
-			return fmt.Errorf("index text line %d of session %q: kind %q is not o, i or m", i, l.SessionID, l.Kind)
-		}
-		if l.Offset < 0 {
-			return fmt.Errorf("index text line %d of session %q: offset %s is negative", i, l.SessionID, l.Offset)
-		}
-		k := [2]string{l.SessionID, l.Kind}
-		g := byKey[k]
-		if g == nil {
-			g = &group{session: l.SessionID, kind: l.Kind}
-			byKey[k] = g
-			groups = append(groups, g)
-		}
-		g.lines = append(g.lines, i)
+	groups, err := groupText(lines)
+	if err != nil {
+		return err
 	}
 	var last int64
-	var text, distinct strings.Builder
-	var meta []byte
-	seen := make(map[string]bool)
+	d := docBuilder{seen: make(map[string]bool)}
 	for _, g := range groups {
 		for i := 0; i < len(g.lines); {
-			text.Reset()
-			distinct.Reset()
-			clear(seen)
-			meta = meta[:0]
-			first := lines[g.lines[i]].Offset
-			prev := first
-			for ; i < len(g.lines); i++ {
-				l := lines[g.lines[i]]
-				// NUL would end the text for LIKE; terminals ignore it anyway.
-				lt := strings.ReplaceAll(clean(l.Text), "\x00", "")
-				if text.Len() > 0 && text.Len()+1+len(lt) > docMaxBytes {
-					break
-				}
-				if text.Len() > 0 {
-					text.WriteByte('\n')
-				}
-				text.WriteString(lt)
-				if !seen[lt] {
-					seen[lt] = true
-					if distinct.Len() > 0 {
-						distinct.WriteByte('\n')
-					}
-					distinct.WriteString(lt)
-				}
-				meta = binary.AppendVarint(meta, int64(l.Offset-prev))
-				meta = binary.AppendUvarint(meta, uint64(len(lt)))
-				prev = l.Offset
-			}
-			res, err := t.exec("INSERT INTO session_text_doc (session_id, kind, offset_ns, text, lines) VALUES (?, ?, ?, ?, ?)",
-				g.session, g.kind, int64(first), text.String(), meta)
-			if err != nil {
-				return fmt.Errorf("index text of session %q: %w", g.session, err)
-			}
-			if last, err = res.LastInsertId(); err != nil {
-				return fmt.Errorf("index text of session %q: %w", g.session, err)
-			}
-			if haveFTS5 {
-				// The index keeps which trigrams occur, not where or how
-				// often, so a repeated line adds nothing to it but work.
-				// The trigrams that differ (across a line break) hold a
-				// "\n", which no query term has.
-				if _, err := t.exec("INSERT INTO session_text_doc_fts (rowid, text) VALUES (?, ?)", last, distinct.String()); err != nil {
-					return fmt.Errorf("index text of session %q: full-text index: %w", g.session, err)
-				}
+			i = d.fill(lines, g.lines, i)
+			if last, err = t.insertDoc(g, &d); err != nil {
+				return err
 			}
 		}
 	}
@@ -134,6 +70,107 @@ func (t *Tx) IndexText(lines []TextLine) error {
 		}
 	}
 	return nil
+}
+
+// textGroup is the lines of one IndexText call of one session and kind.
+type textGroup struct {
+	session, kind string
+	lines         []int // indexes into the call's lines, in order
+}
+
+// groupText checks lines and groups them by session and kind, the groups in
+// the order their first line comes.
+func groupText(lines []TextLine) ([]*textGroup, error) {
+	var groups []*textGroup
+	byKey := make(map[[2]string]*textGroup)
+	for i, l := range lines {
+		if l.SessionID == "" {
+			return nil, fmt.Errorf("index text line %d: session id is empty", i)
+		}
+		if l.Kind != "o" && l.Kind != "i" && l.Kind != "m" {
+			return nil, fmt.Errorf("index text line %d of session %q: kind %q is not o, i or m", i, l.SessionID, l.Kind)
+		}
+		if l.Offset < 0 {
+			return nil, fmt.Errorf("index text line %d of session %q: offset %s is negative", i, l.SessionID, l.Offset)
+		}
+		k := [2]string{l.SessionID, l.Kind}
+		g := byKey[k]
+		if g == nil {
+			g = &textGroup{session: l.SessionID, kind: l.Kind}
+			byKey[k] = g
+			groups = append(groups, g)
+		}
+		g.lines = append(g.lines, i)
+	}
+	return groups, nil
+}
+
+// docBuilder assembles one document at a time, reusing its buffers.
+type docBuilder struct {
+	text     strings.Builder // the lines joined by "\n"
+	distinct strings.Builder // the same without repeated lines, for FTS5
+	meta     []byte          // each line's offset delta and length
+	seen     map[string]bool
+	first    time.Duration // offset of the first line
+}
+
+// fill starts a new document with lines[idx[i]] and adds the lines after
+// it until the document would pass docMaxBytes; it returns the position in
+// idx of the first line left out.
+func (d *docBuilder) fill(lines []TextLine, idx []int, i int) int {
+	d.text.Reset()
+	d.distinct.Reset()
+	clear(d.seen)
+	d.meta = d.meta[:0]
+	d.first = lines[idx[i]].Offset
+	prev := d.first
+	for ; i < len(idx); i++ {
+		l := lines[idx[i]]
+		// NUL would end the text for LIKE; terminals ignore it anyway.
+		lt := strings.ReplaceAll(clean(l.Text), "\x00", "")
+		if d.text.Len() > 0 && d.text.Len()+1+len(lt) > docMaxBytes {
+			break
+		}
+		if d.text.Len() > 0 {
+			d.text.WriteByte('\n')
+		}
+		d.text.WriteString(lt)
+		if !d.seen[lt] {
+			d.seen[lt] = true
+			if d.distinct.Len() > 0 {
+				d.distinct.WriteByte('\n')
+			}
+			d.distinct.WriteString(lt)
+		}
+		d.meta = binary.AppendVarint(d.meta, int64(l.Offset-prev))
+		d.meta = binary.AppendUvarint(d.meta, uint64(len(lt)))
+		prev = l.Offset
+	}
+	return i
+}
+
+// insertDoc stores the document d holds for group g, and indexes it with
+// FTS5 when the build has it; it returns the document's id.
+func (t *Tx) insertDoc(g *textGroup, d *docBuilder) (int64, error) {
+	res, err := t.exec("INSERT INTO session_text_doc (session_id, kind, offset_ns, text, lines) VALUES (?, ?, ?, ?, ?)",
+		g.session, g.kind, int64(d.first), d.text.String(), d.meta)
+	if err != nil {
+		return 0, fmt.Errorf("index text of session %q: %w", g.session, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("index text of session %q: %w", g.session, err)
+	}
+	if haveFTS5 {
+		// The index keeps which trigrams occur, not where or how often,
+		// so a repeated line adds nothing to it but work. The trigrams
+		// that differ (across a line break) hold a "\n", which no query
+		// term has.
+		if _, err := t.exec("INSERT INTO session_text_doc_fts (rowid, text) VALUES (?, ?)", id, d.distinct.String()); err != nil {
+			return 0, fmt.Errorf("index text of session %q: full-text index: %w", g.session, err)
+		}
+	}
+	return id, nil
 }
 
 // docLine is one line of a stored document: its offset and its byte range
@@ -264,11 +301,48 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if err != nil {
 		return nil, err
 	}
+	w, err := searchWhere(q, terms)
+	if err != nil {
+		return nil, err
+	}
+	// The hits are sorted here: SQLite would sort whole documents, far more
+	// bytes. With a limit, SQLite orders the documents by session so that
+	// reading can stop at the first session after the limit is reached.
+	order := ""
+	if q.Limit > 0 {
+		order = " ORDER BY COALESCE(s.started_at, 0) DESC, d.session_id"
+	}
+	rows, err := db.QueryContext(ctx, `SELECT COALESCE(s.started_at, 0), d.id, d.session_id, d.kind, d.offset_ns, d.text, d.lines
+		FROM session_text_doc d LEFT JOIN sessions s ON s.id = d.session_id`+w.sql()+order, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("search %q: %w", q.Text, err)
+	}
+	defer rows.Close()
+	all, err := scanHits(rows, q, terms)
+	if err != nil {
+		return nil, fmt.Errorf("search %q: %w", q.Text, err)
+	}
+	slices.SortFunc(all, func(a, b foundLine) int {
+		return cmp.Or(cmp.Compare(b.started, a.started), strings.Compare(a.hit.SessionID, b.hit.SessionID),
+			cmp.Compare(a.hit.Offset, b.hit.Offset), cmp.Compare(a.doc, b.doc), cmp.Compare(a.line, b.line))
+	})
+	if q.Limit > 0 && len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	var out []SearchHit
+	for _, f := range all {
+		out = append(out, f.hit)
+	}
+	return out, nil
+}
+
+// searchWhere is the condition that narrows the documents Search reads.
+func searchWhere(q SearchQuery, terms []string) (where, error) {
 	var w where
 	var cd codec
 	// With FTS5, terms of three or more characters narrow by trigrams and
 	// shorter ones by LIKE; without it every term narrows by LIKE. Either
-	// way the line check below decides, so the hits are the same.
+	// way the line check in scanHits decides, so the hits are the same.
 	likeTerms := terms
 	if haveFTS5 {
 		likeTerms = nil
@@ -285,10 +359,6 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	for _, term := range likeTerms {
 		w.add(`d.text LIKE ? ESCAPE '\'`, "%"+escapeLike(term)+"%")
 	}
-	lowered := make([][]byte, len(terms))
-	for i, term := range terms {
-		lowered[i] = appendASCIILower(nil, []byte(term))
-	}
 	w.eq("s.user", q.User)
 	w.eq("s.host", q.Host)
 	if !q.Since.IsZero() {
@@ -298,27 +368,27 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 		w.add("s.started_at < ?", cd.nanos("until", q.Until))
 	}
 	if cd.err != nil {
-		return nil, fmt.Errorf("search: %w", cd.err)
+		return where{}, fmt.Errorf("search: %w", cd.err)
 	}
-	// The hits are sorted here: SQLite would sort whole documents, far more
-	// bytes. With a limit, SQLite orders the documents by session so that
-	// reading can stop at the first session after the limit is reached.
-	order := ""
-	if q.Limit > 0 {
-		order = " ORDER BY COALESCE(s.started_at, 0) DESC, d.session_id"
+	return w, nil
+}
+
+// foundLine is a hit with what Search sorts it by.
+type foundLine struct {
+	started, doc int64
+	line         int
+	hit          SearchHit
+}
+
+// scanHits reads the candidate documents of rows and returns their lines
+// that hold every term, stopping early once q.Limit hits are found and the
+// documents move on to another session.
+func scanHits(rows *sql.Rows, q SearchQuery, terms []string) ([]foundLine, error) {
+	lowered := make([][]byte, len(terms))
+	for i, term := range terms {
+		lowered[i] = appendASCIILower(nil, []byte(term))
 	}
-	rows, err := db.QueryContext(ctx, `SELECT COALESCE(s.started_at, 0), d.id, d.session_id, d.kind, d.offset_ns, d.text, d.lines
-		FROM session_text_doc d LEFT JOIN sessions s ON s.id = d.session_id`+w.sql()+order, w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("search %q: %w", q.Text, err)
-	}
-	defer rows.Close()
-	type found struct {
-		started, doc int64
-		line         int
-		hit          SearchHit
-	}
-	var all []found
+	var all []foundLine
 	// Text and lines are read in place (RawBytes) and the buffers reused:
 	// a common term reads many documents, and copying them was most of
 	// the cost of such a search.
@@ -329,13 +399,14 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 		var session, kind string
 		var text, meta sql.RawBytes
 		if err := rows.Scan(&started, &id, &session, &kind, &off, &text, &meta); err != nil {
-			return nil, fmt.Errorf("search %q: %w", q.Text, err)
+			return nil, err
 		}
 		if q.Limit > 0 && len(all) >= q.Limit && session != all[len(all)-1].hit.SessionID {
 			break // every later hit sorts after the ones found
 		}
+		var err error
 		if lines, err = docLines(lines[:0], time.Duration(off), len(text), meta); err != nil {
-			return nil, fmt.Errorf("search %q: text document %d of session %q: %w", q.Text, id, session, err)
+			return nil, fmt.Errorf("text document %d of session %q: %w", id, session, err)
 		}
 		lower = appendASCIILower(lower[:0], text)
 	line:
@@ -345,25 +416,11 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 					continue line
 				}
 			}
-			all = append(all, found{started: started, doc: id, line: i,
+			all = append(all, foundLine{started: started, doc: id, line: i,
 				hit: SearchHit{SessionID: session, Offset: l.offset, Kind: kind, Snippet: snippet(string(text[l.start:l.end]), terms[0])}})
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search %q: %w", q.Text, err)
-	}
-	slices.SortFunc(all, func(a, b found) int {
-		return cmp.Or(cmp.Compare(b.started, a.started), strings.Compare(a.hit.SessionID, b.hit.SessionID),
-			cmp.Compare(a.hit.Offset, b.hit.Offset), cmp.Compare(a.doc, b.doc), cmp.Compare(a.line, b.line))
-	})
-	if q.Limit > 0 && len(all) > q.Limit {
-		all = all[:q.Limit]
-	}
-	var out []SearchHit
-	for _, f := range all {
-		out = append(out, f.hit)
-	}
-	return out, nil
+	return all, rows.Err()
 }
 
 // trigrams returns the FTS5 query phrases for terms: three-character windows

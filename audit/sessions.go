@@ -48,7 +48,7 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 
 // InsertSession records a session as it starts. ID and StartedAt are
 // required; an existing ID is ErrConflict. The end fields are stored as given
-// (normally zero) and later set by FinishSession.
+// (normally zero) and later set by EndSession.
 func (t *Tx) InsertSession(s Session) error {
 	if err := t.check(); err != nil {
 		return err
@@ -73,39 +73,70 @@ func (t *Tx) InsertSession(s Session) error {
 	return nil
 }
 
-// FinishSession records the end of session s.ID: EndedAt (required),
-// ExitStatus, BytesIn, BytesOut, RecordingPath, RecordingSHA256,
-// RecordingSize and EndReason; other fields are left as inserted. An unknown
-// ID is ErrNotFound; a session already finished is ErrConflict.
-func (t *Tx) FinishSession(s Session) error {
+// SessionEnd is how a session ended: the facts that the session's row and
+// its chained session.end event both carry, and that Verify checks the row
+// and the recording file against.
+type SessionEnd struct {
+	ID              string
+	EndedAt         time.Time // required
+	ExitStatus      int
+	BytesIn         int64
+	BytesOut        int64
+	RecordingPath   string // where the recording is; empty when there is none
+	RecordingSHA256 string // hex SHA-256 of the whole recording file
+	RecordingSize   int64  // its size in bytes
+	EndReason       string
+}
+
+// EndSession records the end of session end.ID in one step: it sets the end
+// fields of the session's row and appends the chained session.end event that
+// carries the same facts (its Time is EndedAt, its Code the EndReason, its
+// other fields those of the row). It is the only writer of either, so that
+// Verify can trust the event to vouch for the row. An unknown ID is
+// ErrNotFound; a session already ended is ErrConflict.
+func (t *Tx) EndSession(end SessionEnd) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if s.EndedAt.IsZero() {
-		return fmt.Errorf("finish session %q: ended_at is zero", s.ID)
+	if end.EndedAt.IsZero() {
+		return fmt.Errorf("end session %q: ended_at is zero", end.ID)
 	}
 	var cd codec
-	ended := cd.nanos("ended_at", s.EndedAt)
+	ended := cd.nanos("ended_at", end.EndedAt)
 	if cd.err != nil {
-		return fmt.Errorf("finish session %q: %w", s.ID, cd.err)
+		return fmt.Errorf("end session %q: %w", end.ID, cd.err)
 	}
-	res, err := t.exec(`UPDATE sessions SET ended_at = ?, exit_status = ?, bytes_in = ?, bytes_out = ?,
-		recording_path = ?, recording_sha256 = ?, recording_size = ?, end_reason = ? WHERE id = ? AND ended_at = 0`,
-		ended, s.ExitStatus, s.BytesIn, s.BytesOut, s.RecordingPath, s.RecordingSHA256, s.RecordingSize, s.EndReason, s.ID)
+	var s Session
+	var serial int64
+	err := t.tx.QueryRow(`UPDATE sessions SET ended_at = ?, exit_status = ?, bytes_in = ?, bytes_out = ?,
+		recording_path = ?, recording_sha256 = ?, recording_size = ?, end_reason = ? WHERE id = ? AND ended_at = 0
+		RETURNING request_id, user, host, login, serial, client_addr`,
+		ended, end.ExitStatus, end.BytesIn, end.BytesOut, end.RecordingPath, end.RecordingSHA256, end.RecordingSize,
+		end.EndReason, end.ID).Scan(&s.RequestID, &s.User, &s.Host, &s.Login, &serial, &s.ClientAddr)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t.whyNotEnded(end.ID)
+	}
 	if err != nil {
-		return fmt.Errorf("finish session %q: %w", s.ID, err)
+		return fmt.Errorf("end session %q: %w", end.ID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		return err
+	if _, err := t.Append(Event{Time: end.EndedAt, Type: eventSessionEnd, Code: end.EndReason, Actor: s.User,
+		User: s.User, Host: s.Host, Login: s.Login, RequestID: s.RequestID, SessionID: end.ID,
+		Serial: fromSerial(serial), ClientAddr: s.ClientAddr, Data: end.data()}); err != nil {
+		return fmt.Errorf("end session %q: %w", end.ID, err)
 	}
+	return nil
+}
+
+// whyNotEnded explains why EndSession updated no row.
+func (t *Tx) whyNotEnded(id string) error {
 	var prev int64
-	switch err := t.tx.QueryRow("SELECT ended_at FROM sessions WHERE id = ?", s.ID).Scan(&prev); {
+	switch err := t.tx.QueryRow("SELECT ended_at FROM sessions WHERE id = ?", id).Scan(&prev); {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("finish session %q: %w", s.ID, ErrNotFound)
+		return fmt.Errorf("end session %q: %w", id, ErrNotFound)
 	case err != nil:
-		return fmt.Errorf("finish session %q: %w", s.ID, err)
+		return fmt.Errorf("end session %q: %w", id, err)
 	}
-	return fmt.Errorf("finish session %q: already ended at %s: %w", s.ID, fromNanos(prev).Format(time.RFC3339Nano), ErrConflict)
+	return fmt.Errorf("end session %q: already ended at %s: %w", id, fromNanos(prev).Format(time.RFC3339Nano), ErrConflict)
 }
 
 // Session returns the session with id, or ErrNotFound.

@@ -10,9 +10,16 @@
 // Do returns nil the caller's writes are durably on disk. Reads use a separate
 // pool of read-only connections and never wait for the writer.
 //
-// The package knows nothing of SSH; every type is plain data. Times are stored
-// as INTEGER Unix nanoseconds (the zero time as 0) and returned in UTC.
-// uint64 serials are stored bit-for-bit as SQLite's signed 64-bit integers.
+// The package also owns the tamper evidence: signed checkpoints of the chain
+// head ([Store.SignCheckpoint]) and one [Store.Verify] of the chain, the
+// checkpoints and every finished session's row and recording file.
+//
+// The package knows nothing of SSH connections; it uses x/crypto/ssh only
+// for the format of checkpoint signatures and takes the signing key from its
+// caller, never from a file. Recording files are read through an fs.FS.
+// Every other type is plain data. Times are stored as INTEGER Unix
+// nanoseconds (the zero time as 0) and returned in UTC. uint64 serials are
+// stored bit-for-bit as SQLite's signed 64-bit integers.
 package audit
 
 import (

@@ -149,9 +149,23 @@ func (s *Store) writer() {
 }
 
 func (s *Store) runBatch(batch []*request) {
-	ctx := context.Background()
-	// Claim every request first: one that its caller already abandoned is
-	// dropped, and the rest can no longer be abandoned.
+	live := claim(batch)
+	if len(live) == 0 {
+		return
+	}
+	err := s.commitBatch(live)
+	for _, r := range live {
+		if r.err == nil {
+			r.err = err
+		}
+		close(r.done)
+	}
+}
+
+// claim takes every request of batch for running: one that its caller
+// already abandoned is dropped, one whose context is done is answered, and
+// the rest, returned, can no longer be abandoned.
+func claim(batch []*request) []*request {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if !r.state.CompareAndSwap(stateQueued, stateRunning) {
@@ -164,21 +178,17 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		live = append(live, r)
 	}
-	if len(live) == 0 {
-		return
-	}
-	answer := func(err error) {
-		for _, r := range live {
-			if r.err == nil {
-				r.err = err
-			}
-			close(r.done)
-		}
-	}
-	tx, err := s.write.BeginTx(ctx, nil)
+	return live
+}
+
+// commitBatch runs the callbacks of live in one transaction and commits it.
+// A callback's own error is left in its request; the error returned is the
+// answer of every caller without one. When the whole batch fails, the
+// callers' own errors are cleared, since none of their writes stand.
+func (s *Store) commitBatch(live []*request) error {
+	tx, err := s.write.BeginTx(context.Background(), nil)
 	if err != nil {
-		answer(fmt.Errorf("audit: begin transaction: %w", err))
-		return
+		return fmt.Errorf("audit: begin transaction: %w", err)
 	}
 	// Another process (jitd user add beside a running jitd) may have
 	// appended since this one last wrote; the chain continues from what the
@@ -186,12 +196,33 @@ func (s *Store) runBatch(batch []*request) {
 	head, err := loadHeadTx(tx)
 	if err != nil {
 		tx.Rollback()
-		answer(err)
-		return
+		return err
 	}
 	// A lone caller needs no savepoint: if it fails, the whole transaction
 	// is rolled back, which undoes exactly its writes.
 	alone := len(live) == 1
+	if broken := runCallbacks(tx, head, live, alone); broken != nil {
+		tx.Rollback()
+		clearErrs(live)
+		return broken
+	}
+	if alone && live[0].err != nil {
+		if err := tx.Rollback(); err != nil {
+			live[0].err = fmt.Errorf("%w (and roll back: %w)", live[0].err, err)
+		}
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		clearErrs(live)
+		return fmt.Errorf("audit: commit: %w", err)
+	}
+	return nil
+}
+
+// runCallbacks runs each callback of live in turn, the chain head passing
+// from one that succeeded to the next, and returns an error that leaves tx
+// unusable.
+func runCallbacks(tx *sql.Tx, head head, live []*request, alone bool) error {
 	for _, r := range live {
 		t := &Tx{tx: tx, head: head}
 		var ferr, broken error
@@ -202,12 +233,7 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		t.done = true
 		if broken != nil {
-			tx.Rollback()
-			for _, r := range live {
-				r.err = nil
-			}
-			answer(broken)
-			return
+			return broken
 		}
 		if ferr != nil {
 			r.err = ferr
@@ -215,21 +241,13 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		head = t.head
 	}
-	if alone && live[0].err != nil {
-		if err := tx.Rollback(); err != nil {
-			live[0].err = fmt.Errorf("%w (and roll back: %w)", live[0].err, err)
-		}
-		answer(nil)
-		return
+	return nil
+}
+
+func clearErrs(live []*request) {
+	for _, r := range live {
+		r.err = nil
 	}
-	if err := tx.Commit(); err != nil {
-		for _, r := range live {
-			r.err = nil
-		}
-		answer(fmt.Errorf("audit: commit: %w", err))
-		return
-	}
-	answer(nil)
 }
 
 // runOne runs fn inside a savepoint. ferr is fn's own error (its writes are

@@ -147,16 +147,10 @@ func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRe
 
 func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionRecord) error {
 	return b.store.Do(ctx, func(tx *audit.Tx) error {
-		if err := tx.FinishSession(toAuditSession(s)); err != nil {
-			return err
-		}
-		_, err := tx.Append(audit.Event{Time: b.clock().UTC(), Type: "session.end", Code: s.EndReason, Actor: s.User, User: s.User, Host: s.Host, Login: s.Login,
-			RequestID: s.RequestID, SessionID: s.ID, Serial: s.Serial, ClientAddr: s.ClientAddr,
-			Data: map[string]string{
-				"exit_status": fmt.Sprint(s.ExitStatus), "bytes_in": fmt.Sprint(s.BytesIn), "bytes_out": fmt.Sprint(s.BytesOut),
-				"recording_sha256": s.RecordingSHA256, "recording_size": fmt.Sprint(s.RecordingSize),
-			}})
-		return err
+		return tx.EndSession(audit.SessionEnd{
+			ID: s.ID, EndedAt: s.EndedAt, ExitStatus: s.ExitStatus, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
+			RecordingPath: s.RecordingPath, RecordingSHA256: s.RecordingSHA256, RecordingSize: s.RecordingSize, EndReason: s.EndReason,
+		})
 	})
 }
 

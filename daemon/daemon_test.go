@@ -144,7 +144,6 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 	}
 	defer store.Close()
 	ctx := context.Background()
-	clock := func() time.Time { return testNow }
 	for i := 0; i < 3; i++ {
 		if err := appendEvent(ctx, store, audit.Event{Time: testNow, Type: "test", Code: "ok"}); err != nil {
 			t.Fatal(err)
@@ -154,23 +153,23 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := signCheckpoint(ctx, store, key, clock); err != nil {
-		t.Fatal(err)
+	if signed, err := store.SignCheckpoint(ctx, key, testNow); err != nil || !signed {
+		t.Fatalf("checkpoint: signed %v, %v", signed, err)
 	}
-	if err := signCheckpoint(ctx, store, key, clock); err != nil {
-		t.Fatalf("a second checkpoint at the same head: %v", err)
+	if signed, err := store.SignCheckpoint(ctx, key, testNow); err != nil || signed {
+		t.Fatalf("a second checkpoint at the same head: signed %v, %v", signed, err)
 	}
 	cps, err := store.Checkpoints(ctx)
 	if err != nil || len(cps) != 1 || cps[0].Seq != 3 {
 		t.Fatalf("checkpoints = %+v, %v; want one at seq 3", cps, err)
 	}
-	res, err := store.Verify(ctx, audit.VerifyOptions{Checkpoint: CheckpointVerifier(key.PublicKey())})
+	res, err := store.Verify(ctx, audit.VerifyOptions{CheckpointKey: key.PublicKey()})
 	if err != nil || !res.OK {
 		t.Fatalf("verify with the daemon's key = %+v, %v", res, err)
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	otherSigner, _ := ssh.NewSignerFromKey(other)
-	res, err = store.Verify(ctx, audit.VerifyOptions{Checkpoint: CheckpointVerifier(otherSigner.PublicKey())})
+	res, err = store.Verify(ctx, audit.VerifyOptions{CheckpointKey: otherSigner.PublicKey()})
 	if err != nil || res.OK || res.FirstBad != 3 {
 		t.Fatalf("verify with another key = %+v, %v; want a failure at seq 3", res, err)
 	}

@@ -55,7 +55,7 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			d.log.Warn("refresh enrolled users", "err", err)
 		}
 		if d.cfg.Clock().Sub(lastCheckpoint) >= time.Minute {
-			if err := signCheckpoint(ctx, d.store, d.checkpointKey, d.cfg.Clock); err != nil {
+			if _, err := d.store.SignCheckpoint(ctx, d.checkpointKey, d.cfg.Clock()); err != nil {
 				d.log.Warn("checkpoint", "err", err)
 			}
 			lastCheckpoint = d.cfg.Clock()

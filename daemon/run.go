@@ -183,7 +183,8 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		Keys:               keys,
 		TLSFingerprint:     d.addrs.TLSFingerprint,
 		BastionAddr:        d.addrs.Bastion,
-		CheckpointVerifier: CheckpointVerifier(d.checkpointKey.PublicKey()),
+		CheckpointKey:      d.checkpointKey.PublicKey(),
+		Recordings:         audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
 		Clock:              d.cfg.Clock,
 		Logger:             d.log.With("component", "api"),
 	})
@@ -260,7 +261,7 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
-		if err := signCheckpoint(context.Background(), d.store, d.checkpointKey, d.cfg.Clock); err != nil {
+		if _, err := d.store.SignCheckpoint(context.Background(), d.checkpointKey, d.cfg.Clock()); err != nil {
 			d.log.Warn("final checkpoint", "err", err)
 			d.closeErr = fmt.Errorf("final checkpoint: %w", err)
 		}

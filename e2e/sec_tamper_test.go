@@ -65,52 +65,50 @@ func TestIssue5TamperEvidence(t *testing.T) {
 
 	for _, tt := range []struct {
 		name     string
-		tamper   func(t *testing.T, tx *sql.Tx, data string) // data: the copy's directory
-		firstBad int64                                       // 0: verify passes, or fails on a recording
-		session  bool                                        // verify names the session instead of an event
-		problem  string                                      // in verify's message
+		tamper   func(t *testing.T, tx *sql.Tx) // on the copy's database
+		firstBad int64                          // 0: verify passes, or fails on a recording
+		session  bool                           // verify names the session instead of an event
+		problem  string                         // in verify's message
 	}{
-		{name: "untouched copy", tamper: func(*testing.T, *sql.Tx, string) {}},
-		{name: "edit a row", firstBad: target, problem: "does not match its contents", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
+		{name: "untouched copy", tamper: func(*testing.T, *sql.Tx) {}},
+		{name: "edit a row", firstBad: target, problem: "does not match its contents", tamper: func(t *testing.T, tx *sql.Tx) {
 			mustExec(t, tx, "UPDATE events SET message = 'nothing happened' WHERE seq = ?", target)
 		}},
-		{name: "delete a row", firstBad: target, problem: "missing", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
+		{name: "delete a row", firstBad: target, problem: "missing", tamper: func(t *testing.T, tx *sql.Tx) {
 			mustExec(t, tx, "DELETE FROM events WHERE seq = ?", target)
 		}},
-		{name: "swap two rows", firstBad: target, problem: "prev_hash", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
+		{name: "swap two rows", firstBad: target, problem: "prev_hash", tamper: func(t *testing.T, tx *sql.Tx) {
 			mustExec(t, tx, "UPDATE events SET seq = -1 WHERE seq = ?", target)
 			mustExec(t, tx, "UPDATE events SET seq = ? WHERE seq = ?", target, target+1)
 			mustExec(t, tx, "UPDATE events SET seq = ? WHERE seq = -1", target+1)
 		}},
-		{name: "truncate the tail", firstBad: head - 1, problem: "removed from the tail", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
+		{name: "truncate the tail", firstBad: head - 1, problem: "removed from the tail", tamper: func(t *testing.T, tx *sql.Tx) {
 			mustExec(t, tx, "DELETE FROM events WHERE seq >= ?", head-1)
 		}},
-		{name: "rewrite the whole chain", firstBad: checkpoint, problem: "checkpoint", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
+		{name: "rewrite the whole chain", firstBad: checkpoint, problem: "checkpoint", tamper: func(t *testing.T, tx *sql.Tx) {
 			mustExec(t, tx, "UPDATE events SET message = 'nothing happened' WHERE seq = ?", target)
 			rehash(t, tx, target)
 		}},
-		{name: "rewrite the chain and its checkpoint", firstBad: checkpoint, problem: "signature", tamper: func(t *testing.T, tx *sql.Tx, _ string) {
+		{name: "rewrite the chain and its checkpoint", firstBad: checkpoint, problem: "signature", tamper: func(t *testing.T, tx *sql.Tx) {
 			mustExec(t, tx, "UPDATE events SET message = 'nothing happened' WHERE seq = ?", target)
 			newHead := rehash(t, tx, target)
 			mustExec(t, tx, "DROP TRIGGER checkpoints_append_only_update")
 			mustExec(t, tx, "UPDATE checkpoints SET head_hash = ? WHERE seq = ?", newHead, checkpoint)
 		}},
-		{name: "rewrite a recording and its sessions row", session: true, problem: "audit chain", tamper: func(t *testing.T, tx *sql.Tx, data string) {
+		{name: "rewrite a recording and its sessions row", session: true, problem: "audit chain", tamper: func(t *testing.T, tx *sql.Tx) {
 			// The sessions table is not chained; the digest in the
 			// session.end event is.
 			var id, path string
 			if err := tx.QueryRow("SELECT id, recording_path FROM sessions WHERE command LIKE '%tamper-one%'").Scan(&id, &path); err != nil {
 				t.Fatal(err)
 			}
-			rel, err := filepath.Rel(w.d.Data, path)
-			if err != nil {
-				t.Fatal(err)
-			}
 			forged := bytes.ReplaceAll(secRead(t, path), []byte("tamper-one"), []byte("tamper-two"))
-			copyPath := filepath.Join(data, rel)
-			secWrite(t, copyPath, forged)
+			secWrite(t, path, forged)
 			sum := sha256.Sum256(forged)
-			mustExec(t, tx, "UPDATE sessions SET recording_path = ?, recording_sha256 = ?, recording_size = ? WHERE id = ?", copyPath, hex.EncodeToString(sum[:]), len(forged), id)
+			mustExec(t, tx, "UPDATE sessions SET recording_sha256 = ?, recording_size = ? WHERE id = ?", hex.EncodeToString(sum[:]), len(forged), id)
+		}},
+		{name: "point a sessions row outside the recordings", session: true, problem: "outside the recordings directory", tamper: func(t *testing.T, tx *sql.Tx) {
+			mustExec(t, tx, "UPDATE sessions SET recording_path = ? WHERE command LIKE '%tamper-one%'", filepath.Join(w.d.Data, "jitssh.db"))
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +120,13 @@ func TestIssue5TamperEvidence(t *testing.T) {
 			withDB(t, filepath.Join(d.Data, "jitssh.db"), func(tx *sql.Tx) {
 				mustExec(t, tx, "DROP TRIGGER events_append_only_update")
 				mustExec(t, tx, "DROP TRIGGER events_append_only_delete")
-				tt.tamper(t, tx, d.Data)
+				// The rows name recordings by the path the bastion wrote,
+				// under the original data directory; verify reads them
+				// under the copy's, so point the (unchained) rows there,
+				// as restoring a backup elsewhere would have to.
+				mustExec(t, tx, "UPDATE sessions SET recording_path = ? || substr(recording_path, ?) WHERE substr(recording_path, 1, ?) = ?",
+					d.Data, len(w.d.Data)+1, len(w.d.Data), w.d.Data)
+				tt.tamper(t, tx)
 			})
 			d.serve(t, renderPolicy(t, secPolicy, w.login, w.everyone(), map[string]*sshdtest.Server{"db1": w.db1, "db2": w.db2}))
 			auditor := secReconnect(t, w.auditor, d)
@@ -134,8 +138,8 @@ func TestIssue5TamperEvidence(t *testing.T) {
 				return
 			}
 			if tt.firstBad == 0 {
-				if r.Code != 0 || !v.OK {
-					t.Fatalf("jit audit verify on an untouched copy: %+v %v", v, r)
+				if r.Code != 0 || !v.OK || v.Recordings < 1 {
+					t.Fatalf("jit audit verify on an untouched copy: %+v %v; want OK with its recordings checked", v, r)
 				}
 				return
 			}
