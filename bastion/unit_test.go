@@ -77,10 +77,7 @@ func FuzzParseTargetUser(f *testing.F) {
 
 func TestConfigValidate(t *testing.T) {
 	hostCA, userCA := newSigner(t), newSigner(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := hostCertSigner(t, hostCA, 1, "bastion")
 	valid := Config{
 		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
 		Resolve:      func(string) (Target, bool) { return Target{}, false },
@@ -149,10 +146,7 @@ func TestAuthorize(t *testing.T) {
 	b := newTestBackend(newSigner(t))
 	b.certs[11] = CertStatus{User: "alice", RequestID: "r1"}
 	hostCA := newSigner(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, newSigner(t), []string{"bastion"}, time.Hour, time.Now(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := hostCertSigner(t, hostCA, 1, "bastion")
 	now := time.Now()
 	s, err := New(Config{
 		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
