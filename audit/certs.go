@@ -28,6 +28,10 @@ type Certificate struct {
 	IssuedAt       time.Time
 	RevokedAt      time.Time // zero unless revoked
 	RevokeReason   string
+	// Extensions and CriticalOptions are those the certificate was signed
+	// with; host certificates have none. Empty maps come back nil.
+	Extensions      map[string]string
+	CriticalOptions map[string]string
 }
 
 // InsertCertificate records c. Serial must be non-zero and Kind one of
@@ -49,13 +53,15 @@ func (t *Tx) InsertCertificate(c Certificate) error {
 	var cd codec
 	args := []any{toSerial(c.Serial), c.Kind, c.RequestID, c.SessionID, c.User, c.Host, c.Login,
 		principals, c.KeyFingerprint, c.KeyID, cd.nanos("valid_after", c.ValidAfter),
-		cd.nanos("valid_before", c.ValidBefore), c.ClientAddr, cd.nanos("issued_at", c.IssuedAt)}
+		cd.nanos("valid_before", c.ValidBefore), c.ClientAddr, cd.nanos("issued_at", c.IssuedAt),
+		encodeMap(c.Extensions), encodeMap(c.CriticalOptions)}
 	if cd.err != nil {
 		return fmt.Errorf("insert certificate %d: %w", c.Serial, cd.err)
 	}
 	if _, err := t.exec(`INSERT INTO certificates (serial, kind, request_id, session_id, user, host, login,
-		principals, key_fingerprint, key_id, valid_after, valid_before, client_addr, issued_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		principals, key_fingerprint, key_id, valid_after, valid_before, client_addr, issued_at,
+		extensions, critical_options)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 		return fmt.Errorf("insert certificate %d: %w", c.Serial, classify(err))
 	}
 	return nil
@@ -95,14 +101,16 @@ func (t *Tx) RevokeCertificate(serial uint64, at time.Time, reason string) error
 }
 
 const certColumns = `serial, kind, request_id, session_id, user, host, login, principals, key_fingerprint,
-	key_id, valid_after, valid_before, client_addr, issued_at, revoked_at, revoke_reason`
+	key_id, valid_after, valid_before, client_addr, issued_at, revoked_at, revoke_reason,
+	extensions, critical_options`
 
 func scanCertificate(sc interface{ Scan(...any) error }) (Certificate, error) {
 	var c Certificate
 	var serial, after, before, issued, revoked int64
-	var principals string
+	var principals, ext, crit string
 	if err := sc.Scan(&serial, &c.Kind, &c.RequestID, &c.SessionID, &c.User, &c.Host, &c.Login, &principals,
-		&c.KeyFingerprint, &c.KeyID, &after, &before, &c.ClientAddr, &issued, &revoked, &c.RevokeReason); err != nil {
+		&c.KeyFingerprint, &c.KeyID, &after, &before, &c.ClientAddr, &issued, &revoked, &c.RevokeReason,
+		&ext, &crit); err != nil {
 		return Certificate{}, err
 	}
 	c.Serial = fromSerial(serial)
@@ -111,6 +119,12 @@ func scanCertificate(sc interface{ Scan(...any) error }) (Certificate, error) {
 	var err error
 	if c.Principals, err = decodeList(principals); err != nil {
 		return Certificate{}, fmt.Errorf("certificate %d: principals: %w", c.Serial, err)
+	}
+	if c.Extensions, err = decodeMap(ext); err != nil {
+		return Certificate{}, fmt.Errorf("certificate %d: extensions: %w", c.Serial, err)
+	}
+	if c.CriticalOptions, err = decodeMap(crit); err != nil {
+		return Certificate{}, fmt.Errorf("certificate %d: critical options: %w", c.Serial, err)
 	}
 	return c, nil
 }
@@ -222,6 +236,27 @@ func decodeList(s string) ([]string, error) {
 	var out []string
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
 		return nil, fmt.Errorf("decode list %q: %w", s, err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// encodeMap stores a string map as a JSON object ("{}" when empty).
+func encodeMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m) // a map[string]string always encodes
+	return string(b)
+}
+
+// decodeMap reads what encodeMap wrote; empty maps come back nil.
+func decodeMap(s string) (map[string]string, error) {
+	var out map[string]string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decode map %q: %w", s, err)
 	}
 	if len(out) == 0 {
 		return nil, nil

@@ -189,6 +189,17 @@ INSERT INTO session_text_doc (id, session_id, kind, offset_ns, text, lines)
 DROP TABLE session_text;
 DELETE FROM meta WHERE key = 'fts_upto';
 `,
+		// 3: a certificate's extensions and critical options, as JSON
+		// objects, so that what a target certificate may permit is read
+		// from what the engineer's certificate was issued with. Every user
+		// and target certificate issued before had permit-pty (policy
+		// always grants it, the target path always added it), and nothing
+		// else is known of them.
+		`
+ALTER TABLE certificates ADD COLUMN extensions TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE certificates ADD COLUMN critical_options TEXT NOT NULL DEFAULT '{}';
+UPDATE certificates SET extensions = '{"permit-pty":""}' WHERE kind IN ('user', 'target');
+`,
 	}
 }
 

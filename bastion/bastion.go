@@ -49,6 +49,10 @@ type CertStatus struct {
 // bastion-to-target connection.
 type TargetCertRequest struct {
 	RequestID, SessionID, User, Login, Host string
+	// UserSerial is the serial of the engineer's certificate that
+	// authenticated the connection; the backend permits on the target what
+	// that certificate was issued with.
+	UserSerial uint64
 	// ValidBefore is the engineer's certificate ValidBefore.
 	ValidBefore time.Time
 	// SourceAddresses become the source-address critical option.

@@ -193,10 +193,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostSigner, _, err := ca.CertifyHost(e.hostCA, testkit.Signer(t), []string{"127.0.0.1", "bastion"}, time.Hour, time.Now(), serial)
-	if err != nil {
-		t.Fatalf("certify bastion host key: %v", err)
-	}
+	hostSigner := hostCertSigner(t, e.hostCA, serial, "127.0.0.1", "bastion")
 	srv, err := New(Config{
 		HostSigner:         hostSigner,
 		UserCAs:            []ssh.PublicKey{e.userCA.PublicKey()},
@@ -379,4 +376,22 @@ func eventText(r *sessionlog.Recording, code string) string {
 		}
 	}
 	return b.String()
+}
+
+// hostCertSigner returns a fresh host key presenting a certificate of
+// hostCA for principals, valid for an hour.
+func hostCertSigner(t *testing.T, hostCA ssh.Signer, serial uint64, principals ...string) ssh.Signer {
+	t.Helper()
+	key := testkit.Signer(t)
+	now := time.Now()
+	cert, err := ca.SignHostCert(hostCA, ca.HostCertSpec{Key: key.PublicKey(), Serial: serial, KeyID: "host:bastion",
+		Principals: principals, ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("certify bastion host key: %v", err)
+	}
+	s, err := ca.HostCertSigner(key, cert)
+	if err != nil {
+		t.Fatalf("bastion host certificate signer: %v", err)
+	}
+	return s
 }

@@ -80,10 +80,7 @@ func FuzzParseTargetUser(f *testing.F) {
 
 func TestConfigValidate(t *testing.T) {
 	hostCA, userCA := testkit.Signer(t), testkit.Signer(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, testkit.Signer(t), []string{"bastion"}, time.Hour, time.Now(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := hostCertSigner(t, hostCA, 1, "bastion")
 	valid := Config{
 		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),
 		Resolve:      func(string) (Target, bool) { return Target{}, false },
@@ -152,10 +149,7 @@ func TestAuthorize(t *testing.T) {
 	b := newTestBackend(testkit.Signer(t))
 	b.certs[11] = CertStatus{User: "alice", RequestID: "r1"}
 	hostCA := testkit.Signer(t)
-	hostSigner, _, err := ca.CertifyHost(hostCA, testkit.Signer(t), []string{"bastion"}, time.Hour, time.Now(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := hostCertSigner(t, hostCA, 1, "bastion")
 	now := time.Now()
 	s, err := New(Config{
 		HostSigner: hostSigner, UserCAs: []ssh.PublicKey{userCA.PublicKey()}, HostCA: hostCA.PublicKey(),

@@ -25,9 +25,6 @@ const (
 	maxKeyIDLen     = 1024
 )
 
-// hostBackdate is how far CertifyHost backdates ValidAfter for clock skew.
-const hostBackdate = time.Minute
-
 // Extension and critical option names of OpenSSH user certificates
 // (PROTOCOL.certkeys).
 const (

@@ -171,7 +171,12 @@ func TestSignUserCert(t *testing.T) {
 
 func TestSignUserCertRefusesBadCA(t *testing.T) {
 	user := ed25519Signer(t).PublicKey()
-	hostSigner, _, err := CertifyHost(ed25519Signer(t), ed25519Signer(t), []string{"db1"}, time.Hour, t0, 1)
+	hostKey := ed25519Signer(t)
+	hostCert, err := SignHostCert(ed25519Signer(t), hostSpec(hostKey.PublicKey(), "db1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostSigner, err := HostCertSigner(hostKey, hostCert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,45 +225,47 @@ func (b brokenSigner) Sign(r io.Reader, data []byte) (*ssh.Signature, error) {
 	return &ssh.Signature{Format: sig.Format, Blob: blob, Rest: sig.Rest}, nil
 }
 
-func TestCertifyHost(t *testing.T) {
+// hostSpec is a valid host certificate spec for key, valid for an hour
+// from t0.
+func hostSpec(key ssh.PublicKey, principals ...string) HostCertSpec {
+	return HostCertSpec{Key: key, Serial: 9, KeyID: "host:" + strings.Join(principals, ","), Principals: principals,
+		ValidAfter: t0.Add(-time.Minute), ValidBefore: t0.Add(time.Hour)}
+}
+
+func TestHostCertSigner(t *testing.T) {
 	hostCA := ed25519Signer(t)
 	hostKey := ed25519Signer(t)
+	cert, err := SignHostCert(hostCA, hostSpec(hostKey.PublicKey(), "bastion.example.com", "127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := SignUserCert(hostCA, validSpec(hostKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name       string
-		principals []string
-		validFor   time.Duration
-		serial     uint64
-		key        ssh.Signer
-		wantErr    string
+		name    string
+		key     ssh.Signer
+		cert    *ssh.Certificate
+		wantErr string
 	}{
-		{name: "bastion", principals: []string{"bastion.example.com", "127.0.0.1"}, validFor: 24 * time.Hour, serial: 9, key: hostKey},
-		{name: "zero serial", principals: []string{"db1"}, validFor: time.Hour, serial: 0, key: hostKey, wantErr: "serial must not be 0"},
-		{name: "no principals", principals: nil, validFor: time.Hour, serial: 1, key: hostKey, wantErr: "principals: none given"},
-		{name: "wildcard principal", principals: []string{"*.example.com"}, validFor: time.Hour, serial: 1, key: hostKey, wantErr: `character '*' not allowed`},
-		{name: "@ in host principal", principals: []string{"root@db1"}, validFor: time.Hour, serial: 1, key: hostKey, wantErr: "'@' not allowed"},
-		{name: "zero validity", principals: []string{"db1"}, validFor: 0, serial: 1, key: hostKey, wantErr: "validity 0s must be positive"},
-		{name: "missing key", principals: []string{"db1"}, validFor: time.Hour, serial: 1, key: nil, wantErr: "key missing"},
+		{name: "bastion", key: hostKey, cert: cert},
+		{name: "missing key", key: nil, cert: cert, wantErr: "key missing"},
+		{name: "missing certificate", key: hostKey, cert: nil, wantErr: "certificate missing"},
+		{name: "user certificate", key: hostKey, cert: user, wantErr: "not a host certificate"},
+		{name: "certificate of another key", key: ed25519Signer(t), cert: cert, wantErr: "different public key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			signer, cert, err := CertifyHost(hostCA, tt.key, tt.principals, tt.validFor, t0, tt.serial)
+			signer, err := HostCertSigner(tt.key, tt.cert)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("CertifyHost error %v, want %q", err, tt.wantErr)
+					t.Fatalf("HostCertSigner error %v, want %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("CertifyHost: %v", err)
-			}
-			if cert.CertType != ssh.HostCert || cert.Serial != tt.serial {
-				t.Fatalf("cert type %d serial %d, want host cert serial %d", cert.CertType, cert.Serial, tt.serial)
-			}
-			if got, want := time.Unix(int64(cert.ValidAfter), 0), t0.Add(-time.Minute); !got.Equal(want) {
-				t.Errorf("valid after %v, want %v (one minute backdated)", got, want)
-			}
-			if got, want := time.Unix(int64(cert.ValidBefore), 0), t0.Add(tt.validFor); !got.Equal(want) {
-				t.Errorf("valid before %v, want %v", got, want)
+				t.Fatalf("HostCertSigner: %v", err)
 			}
 			if !bytes.Equal(signer.PublicKey().Marshal(), cert.Marshal()) {
 				t.Error("signer does not present the certificate")
@@ -269,10 +276,10 @@ func TestCertifyHost(t *testing.T) {
 				},
 				Clock: func() time.Time { return t0 },
 			}
-			if err := checker.CheckHostKey("bastion.example.com:22", nil, cert); err != nil {
+			if err := checker.CheckHostKey("bastion.example.com:22", nil, signer.PublicKey()); err != nil {
 				t.Fatalf("CheckHostKey: %v", err)
 			}
-			if err := checker.CheckHostKey("other.example.com:22", nil, cert); err == nil {
+			if err := checker.CheckHostKey("other.example.com:22", nil, signer.PublicKey()); err == nil {
 				t.Fatal("CheckHostKey accepted a host name not in the certificate")
 			}
 		})
@@ -357,19 +364,28 @@ func TestSignHostCert(t *testing.T) {
 	hostCA := ed25519Signer(t)
 	hostKey := ed25519Signer(t).PublicKey()
 	tests := []struct {
-		name       string
-		key        ssh.PublicKey
-		principals []string
-		wantErr    string
+		name    string
+		edit    func(*HostCertSpec)
+		wantErr string
 	}{
-		{name: "target host key", key: hostKey, principals: []string{"db1", "db1.example.com"}},
-		{name: "missing key", key: nil, principals: []string{"db1"}, wantErr: "certify host: key missing"},
-		{name: "rsa 1024 key", key: rsaPublic(t, 1024), principals: []string{"db1"}, wantErr: "rsa key of 1024 bits"},
-		{name: "comma principal", key: hostKey, principals: []string{"db1,db2"}, wantErr: `character ',' not allowed`},
+		{name: "target host key"},
+		{name: "missing key", edit: func(s *HostCertSpec) { s.Key = nil }, wantErr: "key: missing"},
+		{name: "rsa 1024 key", edit: func(s *HostCertSpec) { s.Key = rsaPublic(t, 1024) }, wantErr: "rsa key of 1024 bits"},
+		{name: "zero serial", edit: func(s *HostCertSpec) { s.Serial = 0 }, wantErr: "serial: must not be 0"},
+		{name: "empty key id", edit: func(s *HostCertSpec) { s.KeyID = "" }, wantErr: "key id: empty"},
+		{name: "no principals", edit: func(s *HostCertSpec) { s.Principals = nil }, wantErr: "principals: none given"},
+		{name: "comma principal", edit: func(s *HostCertSpec) { s.Principals = []string{"db1,db2"} }, wantErr: `character ',' not allowed`},
+		{name: "wildcard principal", edit: func(s *HostCertSpec) { s.Principals = []string{"*.example.com"} }, wantErr: `character '*' not allowed`},
+		{name: "@ in host principal", edit: func(s *HostCertSpec) { s.Principals = []string{"root@db1"} }, wantErr: "'@' not allowed"},
+		{name: "zero validity", edit: func(s *HostCertSpec) { s.ValidBefore = s.ValidAfter }, wantErr: "is not after valid after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cert, err := SignHostCert(hostCA, tt.key, tt.principals, time.Hour, t0, 3)
+			spec := hostSpec(hostKey, "db1", "db1.example.com")
+			if tt.edit != nil {
+				tt.edit(&spec)
+			}
+			cert, err := SignHostCert(hostCA, spec)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("SignHostCert error %v, want %q", err, tt.wantErr)
@@ -379,8 +395,8 @@ func TestSignHostCert(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cert.CertType != ssh.HostCert || cert.KeyId != "host:db1,db1.example.com" || !bytes.Equal(cert.Key.Marshal(), hostKey.Marshal()) {
-				t.Fatalf("cert type %d key id %q", cert.CertType, cert.KeyId)
+			if cert.CertType != ssh.HostCert || cert.Serial != 9 || cert.KeyId != "host:db1,db1.example.com" || !bytes.Equal(cert.Key.Marshal(), hostKey.Marshal()) {
+				t.Fatalf("cert type %d serial %d key id %q", cert.CertType, cert.Serial, cert.KeyId)
 			}
 			checker := ssh.CertChecker{
 				IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {

@@ -4,66 +4,102 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 )
 
-// SignHostCert signs a host certificate for a host public key held
-// elsewhere (a target's /etc/ssh/ssh_host_ed25519_key.pub): principals are
-// host names or addresses (no '@', no wildcards), valid from now minus one
-// minute (for clock skew) to now plus validFor, key id "host:" plus the
-// principals; serial non-zero. The result is verified before it is returned.
-func SignHostCert(hostCA ssh.Signer, key ssh.PublicKey, principals []string, validFor time.Duration, now time.Time, serial uint64) (*ssh.Certificate, error) {
-	if key == nil {
-		return nil, errors.New("certify host: key missing")
+// HostCertSpec is everything that goes into a host certificate.
+type HostCertSpec struct {
+	// Key is the host's public key (a target's ssh_host_ed25519_key.pub, or
+	// the bastion's); it must not be a certificate.
+	Key ssh.PublicKey
+	// Serial is non-zero (serial 0 cannot be revoked by serial).
+	Serial uint64
+	// KeyID names the certificate in logs; non-empty, printable.
+	KeyID string
+	// Principals are host names or addresses: no '@', no wildcards.
+	Principals []string
+	// ValidAfter and ValidBefore bound the validity, to the second.
+	ValidAfter, ValidBefore time.Time
+}
+
+// Validate reports every problem with s, naming the field: a missing or
+// unacceptable key, serial 0, an empty or non-printable KeyID, no principals
+// or an invalid one (as for user certificates, and no '@' at all), or
+// ValidBefore not after ValidAfter.
+func (s HostCertSpec) Validate() error {
+	var errs []error
+	switch k := s.Key.(type) {
+	case nil:
+		errs = append(errs, errors.New("key: missing"))
+	case *ssh.Certificate:
+		errs = append(errs, fmt.Errorf("key: is a %s certificate; certify the plain key", k.Type()))
+	default:
+		if err := checkKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("key: %w", err))
+		}
 	}
-	if serial == 0 {
-		return nil, errors.New("certify host: serial must not be 0")
+	if s.Serial == 0 {
+		errs = append(errs, errors.New("serial: must not be 0"))
 	}
-	if validFor <= 0 {
-		return nil, fmt.Errorf("certify host: validity %v must be positive", validFor)
+	if err := validKeyID(s.KeyID); err != nil {
+		errs = append(errs, err)
 	}
-	if err := validPrincipals(principals, false); err != nil {
-		return nil, fmt.Errorf("certify host: %w", err)
+	if err := validPrincipals(s.Principals, false); err != nil {
+		errs = append(errs, err)
 	}
-	if err := checkKey(key); err != nil {
-		return nil, fmt.Errorf("certify host: key: %w", err)
+	if err := validTimes(s.ValidAfter, s.ValidBefore); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("host certificate spec: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// SignHostCert validates spec, signs a host certificate with the host CA
+// signer (an RSA CA signs with rsa-sha2-512) and verifies the result before
+// returning it.
+func SignHostCert(hostCA ssh.Signer, spec HostCertSpec) (*ssh.Certificate, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
 	}
 	cert := &ssh.Certificate{
-		Key:             key,
-		Serial:          serial,
+		Key:             spec.Key,
+		Serial:          spec.Serial,
 		CertType:        ssh.HostCert,
-		KeyId:           "host:" + strings.Join(principals, ","),
-		ValidPrincipals: slices.Clone(principals),
-		ValidAfter:      uint64(now.Add(-hostBackdate).Unix()),
-		ValidBefore:     uint64(now.Add(validFor).Unix()),
+		KeyId:           spec.KeyID,
+		ValidPrincipals: slices.Clone(spec.Principals),
+		ValidAfter:      uint64(spec.ValidAfter.Unix()),
+		ValidBefore:     uint64(spec.ValidBefore.Unix()),
 	}
-	if err := signAndVerify(hostCA, cert, now); err != nil {
-		return nil, fmt.Errorf("certify host %q: %w", principals[0], err)
+	if err := signAndVerify(hostCA, cert, spec.ValidAfter); err != nil {
+		return nil, fmt.Errorf("sign host certificate %q serial %d: %w", spec.KeyID, spec.Serial, err)
 	}
 	return cert, nil
 }
 
-// CertifyHost signs a host certificate for key with the host CA, as
-// SignHostCert does, and returns a signer that presents the certificate, for
-// an ssh server config (the bastion's). An RSA key signs with SHA-2 only.
-func CertifyHost(hostCA ssh.Signer, key ssh.Signer, principals []string, validFor time.Duration, now time.Time, serial uint64) (ssh.Signer, *ssh.Certificate, error) {
-	if key == nil {
-		return nil, nil, errors.New("certify host: key missing")
-	}
-	cert, err := SignHostCert(hostCA, key.PublicKey(), principals, validFor, now, serial)
-	if err != nil {
-		return nil, nil, err
+// HostCertSigner returns a signer that presents cert for key, for an ssh
+// server config (the bastion's). It signs nothing with a CA: cert must
+// already be a host certificate of key's public key. An RSA key signs with
+// SHA-2 only.
+func HostCertSigner(key ssh.Signer, cert *ssh.Certificate) (ssh.Signer, error) {
+	switch {
+	case key == nil:
+		return nil, errors.New("host certificate signer: key missing")
+	case cert == nil:
+		return nil, errors.New("host certificate signer: certificate missing")
+	case cert.CertType != ssh.HostCert:
+		return nil, fmt.Errorf("host certificate signer: certificate serial %d is not a host certificate", cert.Serial)
 	}
 	hostKey, err := sha2Signer(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certify host: %w", err)
+		return nil, fmt.Errorf("host certificate signer: %w", err)
 	}
-	certSigner, err := ssh.NewCertSigner(cert, hostKey)
+	s, err := ssh.NewCertSigner(cert, hostKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certify host: %w", err)
+		return nil, fmt.Errorf("host certificate signer: %w", err)
 	}
-	return certSigner, cert, nil
+	return s, nil
 }

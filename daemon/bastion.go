@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/sessionlog"
 )
@@ -34,42 +34,20 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 	if err != nil {
 		return "", nil, fmt.Errorf("bastion host key: %w", err)
 	}
-	serial, err := ca.NewSerial(rand.Reader)
+	iss, err := issuance.New(issuance.Config{Store: store, Keys: keys, Clock: cfg.Clock})
 	if err != nil {
 		return "", nil, err
 	}
-	principals := []string{BastionHostKeyAlias, "localhost", "127.0.0.1"}
-	if h, _, err := net.SplitHostPort(cfg.BastionAddr); err == nil && h != "" && h != "127.0.0.1" && h != "localhost" && h != "0.0.0.0" && h != "::" {
-		principals = append(principals, h)
-	}
-	if name, err := os.Hostname(); err == nil && name != "" {
-		principals = append(principals, name)
-	}
-	hostSigner, hostCert, err := ca.CertifyHost(keys.Host, hostKey, principals, bastionCertLifetime, cfg.Clock(), serial)
+	hostSigner, err := certifyBastion(ctx, iss, hostKey, bastionPrincipals(cfg.BastionAddr), cfg.Clock().UTC())
 	if err != nil {
-		return "", nil, fmt.Errorf("certify bastion host key: %w", err)
-	}
-	now := cfg.Clock().UTC()
-	err = store.Do(ctx, func(tx *audit.Tx) error {
-		if err := tx.InsertCertificate(audit.Certificate{
-			Serial: serial, Kind: "host", Host: BastionHostKeyAlias, Principals: hostCert.ValidPrincipals,
-			KeyFingerprint: ssh.FingerprintSHA256(hostKey.PublicKey()), KeyID: hostCert.KeyId,
-			ValidAfter: time.Unix(int64(hostCert.ValidAfter), 0), ValidBefore: time.Unix(int64(hostCert.ValidBefore), 0), IssuedAt: now,
-		}); err != nil {
-			return err
-		}
-		_, err := tx.Append(audit.Event{Time: now, Type: "host_cert.issued", Code: "bastion", Actor: "jitd", Host: BastionHostKeyAlias, Serial: serial})
-		return err
-	})
-	if err != nil {
-		return "", nil, fmt.Errorf("record bastion host certificate: %w", err)
+		return "", nil, err
 	}
 	srv, err := bastion.New(bastion.Config{
 		HostSigner:      hostSigner,
 		UserCAs:         []ssh.PublicKey{keys.User.PublicKey()},
 		HostCA:          keys.Host.PublicKey(),
 		Resolve:         resolver(ps),
-		Backend:         &bastionBackend{grants: grants, store: store, policy: ps, clock: cfg.Clock},
+		Backend:         &bastionBackend{grants: grants, store: store, clock: cfg.Clock},
 		RecordingDir:    l.Recordings(),
 		Clock:           cfg.Clock,
 		EgressAddresses: cfg.EgressAddresses,
@@ -92,6 +70,33 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 	return ln.Addr().String(), srv, nil
 }
 
+// bastionPrincipals are the names the bastion's host certificate is valid
+// for: the alias `jit ssh` checks, loopback, the listen host if it is a
+// specific one, and the machine's name.
+func bastionPrincipals(listenAddr string) []string {
+	principals := []string{BastionHostKeyAlias, "localhost", "127.0.0.1"}
+	if h, _, err := net.SplitHostPort(listenAddr); err == nil && h != "" && h != "127.0.0.1" && h != "localhost" && h != "0.0.0.0" && h != "::" {
+		principals = append(principals, h)
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		principals = append(principals, name)
+	}
+	return principals
+}
+
+// certifyBastion has the door record, then sign, the bastion's host
+// certificate for hostKey, and returns the signer that presents it.
+func certifyBastion(ctx context.Context, iss *issuance.Issuer, hostKey ssh.Signer, principals []string, now time.Time) (ssh.Signer, error) {
+	cert, err := iss.Host(ctx, issuance.HostSpec(hostKey.PublicKey(), principals, bastionCertLifetime, now), issuance.Record{
+		Certificate: audit.Certificate{Host: BastionHostKeyAlias, IssuedAt: now},
+		Event:       audit.Event{Time: now, Code: "bastion", Actor: "jitd", Host: BastionHostKeyAlias},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("certify bastion host key: %w", err)
+	}
+	return ca.HostCertSigner(hostKey, cert)
+}
+
 func resolver(ps *livepolicy.Holder) func(string) (bastion.Target, bool) {
 	return func(name string) (bastion.Target, bool) {
 		h, ok := ps.Current().Host(name)
@@ -107,7 +112,6 @@ func resolver(ps *livepolicy.Holder) func(string) (bastion.Target, bool) {
 type bastionBackend struct {
 	grants *grant.Service
 	store  *audit.Store
-	policy *livepolicy.Holder
 	clock  func() time.Time
 }
 
@@ -119,18 +123,12 @@ func (b *bastionBackend) CertificateStatus(ctx context.Context, serial uint64) (
 	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput}, nil
 }
 
+// MintTargetCert asks grant for the session's target certificate; what it
+// permits is decided there, from the record of the engineer's certificate.
 func (b *bastionBackend) MintTargetCert(ctx context.Context, req bastion.TargetCertRequest) (*ssh.Certificate, error) {
-	ext := map[string]string{}
-	if r, err := b.store.Request(ctx, req.RequestID); err == nil {
-		if role, ok := b.policy.Current().Role(r.Role); ok {
-			for _, e := range role.Extensions {
-				ext[e] = ""
-			}
-		}
-	}
 	return b.grants.MintTargetCert(ctx, grant.TargetCertRequest{
 		RequestID: req.RequestID, SessionID: req.SessionID, User: req.User, Login: req.Login, Host: req.Host,
-		ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key, Extensions: ext,
+		UserSerial: req.UserSerial, ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key,
 	})
 }
 

@@ -177,16 +177,16 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 
 func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	handler, err := apiserver.New(apiserver.Config{
-		Grants:             d.grants,
-		Store:              d.store,
-		Policy:             d.policy,
-		Keys:               keys,
-		TLSFingerprint:     d.addrs.TLSFingerprint,
-		BastionAddr:        d.addrs.Bastion,
-		CheckpointKey:      d.checkpointKey.PublicKey(),
-		Recordings:         audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
-		Clock:              d.cfg.Clock,
-		Logger:             d.log.With("component", "api"),
+		Grants:         d.grants,
+		Store:          d.store,
+		Policy:         d.policy,
+		Keys:           keys,
+		TLSFingerprint: d.addrs.TLSFingerprint,
+		BastionAddr:    d.addrs.Bastion,
+		CheckpointKey:  d.checkpointKey.PublicKey(),
+		Recordings:     audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
+		Clock:          d.cfg.Clock,
+		Logger:         d.log.With("component", "api"),
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/issuance/issuancetest"
 )
 
 func TestNewConfig(t *testing.T) {
@@ -141,38 +142,11 @@ func TestCreateIssued(t *testing.T) {
 	}
 }
 
-// probeSigner signs like the CA key it wraps, but first looks at what the
-// store holds at that moment.
-type probeSigner struct {
-	ssh.Signer
-	mu    sync.Mutex
-	store *audit.Store
-	calls int
-	rows  []uint64 // certificate serials stored when Sign was called
-	evs   []uint64 // serials of cert.issued events stored when Sign was called
-}
-
-func (p *probeSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	p.rows, p.evs = nil, nil
-	if cs, err := p.store.Certificates(context.Background(), audit.CertificateFilter{}); err == nil {
-		for _, c := range cs {
-			p.rows = append(p.rows, c.Serial)
-		}
-	}
-	if evs, err := p.store.Events(context.Background(), audit.EventFilter{Type: "cert.issued"}); err == nil {
-		for _, ev := range evs {
-			p.evs = append(p.evs, ev.Serial)
-		}
-	}
-	return p.Signer.Sign(rand, data)
-}
-
-func withProbe(p *probeSigner) envOption {
+// withProbe has the user CA key signed through p, which notes what the
+// store holds when it is asked to sign.
+func withProbe(p *issuancetest.Probe) envOption {
 	return func(c *grant.Config) {
-		p.store = c.Store
+		p.Store = c.Store
 		p.Signer = c.Keys.User
 		c.Keys = &ca.Keys{User: p, Host: c.Keys.Host, Target: c.Keys.Target}
 	}
@@ -190,7 +164,7 @@ func TestCreateRecordsBeforeSigning(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &probeSigner{}
+			p := &issuancetest.Probe{}
 			e := newEnv(t, withProbe(p))
 			var cert *ssh.Certificate
 			if tt.redeem {
@@ -207,17 +181,10 @@ func TestCreateRecordsBeforeSigning(t *testing.T) {
 				}
 				cert = res.Certificate
 			}
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.calls != 1 {
-				t.Fatalf("CA signed %d times, want 1", p.calls)
+			if p.Calls() != 1 {
+				t.Fatalf("CA signed %d times, want 1", p.Calls())
 			}
-			if !slices.Contains(p.rows, cert.Serial) {
-				t.Errorf("certificate row %d was not stored when the CA signed (rows %v)", cert.Serial, p.rows)
-			}
-			if !slices.Contains(p.evs, cert.Serial) {
-				t.Errorf("cert.issued event for %d was not stored when the CA signed (events for %v)", cert.Serial, p.evs)
-			}
+			p.RecordedBeforeSigning(t, cert.Serial, "user", "cert.issued")
 		})
 	}
 }
@@ -234,7 +201,7 @@ func TestCreateStoreUnavailable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &probeSigner{}
+			p := &issuancetest.Probe{}
 			e := newEnv(t, withProbe(p))
 			if err := e.store.Close(); err != nil {
 				t.Fatal(err)
@@ -244,24 +211,22 @@ func TestCreateStoreUnavailable(t *testing.T) {
 			if res.Certificate != nil {
 				t.Error("a certificate was returned although nothing was recorded")
 			}
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.calls != 0 {
-				t.Errorf("CA signed %d times with the store closed", p.calls)
+			if p.Calls() != 0 {
+				t.Errorf("CA signed %d times with the store closed", p.Calls())
 			}
 		})
 	}
 }
 
 func TestCreateRandomSourceFails(t *testing.T) {
-	p := &probeSigner{}
+	p := &issuancetest.Probe{}
 	e := newEnv(t, withProbe(p), func(c *grant.Config) { c.Rand = failingReader{} })
 	res, err := e.svc.Create(context.Background(), grant.Caller{User: "alice"}, e.request("web1", "deploy", "deploy release 42"))
 	if err == nil || res.Certificate != nil {
 		t.Fatalf("Create with a failing random source: %v, certificate %v; want an error and none", err, res.Certificate != nil)
 	}
-	if p.calls != 0 {
-		t.Errorf("CA signed %d times", p.calls)
+	if p.Calls() != 0 {
+		t.Errorf("CA signed %d times", p.Calls())
 	}
 }
 
@@ -347,19 +312,12 @@ func TestCreateDeniedBoundsAuditedInput(t *testing.T) {
 	}
 }
 
-// failingSigner is a CA key that cannot sign (an HSM gone away, say).
-type failingSigner struct{ ssh.Signer }
-
-func (failingSigner) Sign(io.Reader, []byte) (*ssh.Signature, error) {
-	return nil, io.ErrClosedPipe
-}
-
 // If the CA cannot sign after the issuance is recorded, the trail says so
 // and the recorded certificate is revoked; nothing leaves the service.
 func TestSigningFails(t *testing.T) {
 	e := newEnv(t, func(c *grant.Config) {
 		keys := *c.Keys
-		keys.User = failingSigner{c.Keys.User}
+		keys.User = &issuancetest.Probe{Signer: c.Keys.User, Store: c.Store, Fail: true}
 		c.Keys = &keys
 	})
 	res, err := e.svc.Create(context.Background(), alice, e.request("web1", "deploy", "deploy release 42"))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -84,6 +85,7 @@ type Config struct {
 // check-then-write runs inside one serialized audit transaction.
 type Service struct {
 	cfg Config
+	iss *issuance.Issuer
 }
 
 // New returns a Service, or an error naming the missing configuration.
@@ -102,7 +104,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Service{cfg: cfg}, nil
+	iss, err := issuance.New(issuance.Config{Store: cfg.Store, Keys: cfg.Keys, Rand: cfg.Rand, Clock: cfg.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	return &Service{cfg: cfg, iss: iss}, nil
 }
 
 // Caller identifies who asks, as established by authentication.
@@ -203,9 +209,9 @@ func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) 
 	return Result{Request: r, Certificate: cert}, nil
 }
 
-// issue records the certificate and the issuance event, together with
-// whatever pre does in the same transaction, and only then signs. r.Serial is
-// set on success.
+// issue has the door record the certificate and the issuance event,
+// together with whatever pre does in the same transaction, and only then
+// sign. r.Serial is set on success.
 func (s *Service) issue(ctx context.Context, caller Caller, r *audit.Request, key ssh.PublicKey, d policy.Decision, now time.Time, pre func(tx *audit.Tx) error) (*ssh.Certificate, error) {
 	spec := ca.UserCertSpec{
 		Key:             key,
@@ -216,73 +222,45 @@ func (s *Service) issue(ctx context.Context, caller Caller, r *audit.Request, ke
 		Extensions:      d.Extensions,
 		CriticalOptions: d.CriticalOptions,
 	}
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if spec.Serial, err = ca.NewSerial(s.cfg.Rand); err != nil {
-			return nil, fmt.Errorf("draw serial: %w", err)
-		}
-		if err = spec.Validate(); err != nil {
-			return nil, &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: err.Error()}
-		}
-		r.Serial = spec.Serial
-		row := audit.Certificate{
-			Serial: spec.Serial, Kind: "user", RequestID: r.ID, User: r.User, Host: r.Host, Login: r.Login,
-			Principals: spec.Principals, KeyFingerprint: ssh.FingerprintSHA256(key), KeyID: spec.KeyID,
-			ValidAfter: spec.ValidAfter, ValidBefore: spec.ValidBefore, ClientAddr: caller.ClientAddr, IssuedAt: now,
-		}
-		err = s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-			if err := pre(tx); err != nil {
-				return err
-			}
-			if err := tx.InsertCertificate(row); err != nil {
-				return err
-			}
-			e := s.event("cert.issued", string(d.Reason), caller, *r, now, "")
-			e.Serial = spec.Serial
-			e.Data = map[string]string{
-				"principals":      strings.Join(spec.Principals, ","),
-				"valid_after":     spec.ValidAfter.Format(time.RFC3339),
-				"valid_before":    spec.ValidBefore.Format(time.RFC3339),
-				"key_fingerprint": row.KeyFingerprint,
-				"key_id":          spec.KeyID,
-				"role":            r.Role,
-			}
-			if d.BreakGlass {
-				e.Data["break_glass"] = "true"
-			}
-			_, err := tx.Append(e)
-			return err
-		})
-		if errors.Is(err, audit.ErrConflict) {
-			continue // serial collision or a racing state change; a fresh serial settles the former
-		}
-		break
+	e := s.event(issuance.EventUserIssued, string(d.Reason), caller, *r, now, "")
+	e.Data = map[string]string{"role": r.Role}
+	if d.BreakGlass {
+		e.Data["break_glass"] = "true"
 	}
+	cert, err := s.iss.User(ctx, spec, issuance.Record{
+		Certificate: audit.Certificate{RequestID: r.ID, User: r.User, Host: r.Host, Login: r.Login, ClientAddr: caller.ClientAddr, IssuedAt: now},
+		Event:       e,
+		Pre: func(tx *audit.Tx, serial uint64) error {
+			r.Serial = serial // pre writes the request with its certificate's serial
+			return pre(tx)
+		},
+	})
 	if err != nil {
-		if errors.Is(err, audit.ErrConflict) {
-			return nil, &Error{Kind: KindConflict, Code: CodeAlreadyDecided, Message: fmt.Sprintf("request %s changed state", r.ID), Err: err}
-		}
 		var ge *Error
-		if errors.As(err, &ge) {
+		switch {
+		case errors.Is(err, audit.ErrConflict):
+			// Serials collided three times, or the request changed state
+			// under us; the former is all but impossible.
+			return nil, &Error{Kind: KindConflict, Code: CodeAlreadyDecided, Message: fmt.Sprintf("request %s changed state", r.ID), Err: err}
+		case errors.As(err, &ge):
 			return nil, ge
 		}
-		return nil, unavailable(err)
-	}
-	cert, err := ca.SignUserCert(s.cfg.Keys.User, spec)
-	if err != nil {
-		// The record says a certificate was issued; say that signing failed so
-		// the trail is honest. Nothing leaves the daemon.
-		_ = s.cfg.Store.Do(context.WithoutCancel(ctx), func(tx *audit.Tx) error {
-			e := s.event("cert.failed", CodeSigningFailed, caller, *r, s.now(), err.Error())
-			e.Serial = spec.Serial
-			if _, err := tx.Append(e); err != nil {
-				return err
-			}
-			return tx.RevokeCertificate(spec.Serial, s.now(), "signing failed")
-		})
-		return nil, &Error{Kind: KindUnavailable, Code: CodeSigningFailed, Message: "certificate signing failed", Err: err}
+		return nil, issueError(err, "certificate signing failed")
 	}
 	return cert, nil
+}
+
+// issueError maps an error of the door that is not the caller's own.
+func issueError(err error, signingMessage string) error {
+	switch {
+	case errors.Is(err, issuance.ErrInvalid):
+		return &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: err.Error()}
+	case errors.Is(err, issuance.ErrSigning):
+		return &Error{Kind: KindUnavailable, Code: CodeSigningFailed, Message: signingMessage, Err: err}
+	case errors.Is(err, issuance.ErrRecord):
+		return unavailable(err)
+	}
+	return err
 }
 
 // deny records a refusal and returns it. If the refusal cannot be recorded the

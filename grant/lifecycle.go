@@ -132,98 +132,123 @@ func (s *Service) Deny(ctx context.Context, caller Caller, id, reason string) (R
 	return s.decide(ctx, caller, id, "deny", reason)
 }
 
+// decideArgs is one approver's verdict on one request, as decide was asked.
+type decideArgs struct {
+	caller              Caller
+	id, verdict, reason string
+	now                 time.Time
+	pol                 *policy.Policy
+}
+
+// decision is what one decide transaction produced: a result or a refusal,
+// and the notifications to send once it is committed.
+type decision struct {
+	res   Result
+	gerr  *Error
+	notes []Notification
+}
+
 func (s *Service) decide(ctx context.Context, caller Caller, id, verdict, reason string) (Result, error) {
 	if err := checkReason(reason); err != nil {
 		return Result{}, err
 	}
-	now := s.now()
-	pol := s.cfg.Policy()
-	var (
-		res   Result
-		gerr  *Error
-		notes []Notification
-	)
+	a := decideArgs{caller: caller, id: id, verdict: verdict, reason: reason, now: s.now(), pol: s.cfg.Policy()}
+	var out decision
 	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		res, gerr, notes = Result{}, nil, nil
-		r, err := tx.Request(id)
-		if err != nil {
-			if errors.Is(err, audit.ErrNotFound) {
-				gerr = newError(KindNotFound, CodeNotFound, "no request %q", id)
-				return nil
-			}
-			return err
-		}
-		refuse := func(e *Error) error {
-			gerr = e
-			ev := s.event("approval.refused", e.Code, caller, r, now, e.Message)
-			ev.Data = map[string]string{"verdict": verdict}
-			_, err := tx.Append(ev)
-			return err
-		}
-		if expired(r, now) {
-			deadline := deadline(r)
-			if err := s.expireTx(tx, &r, now); err != nil {
-				return err
-			}
-			notes = append(notes, Notification{Event: "request.expired", Request: r, Time: now})
-			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, deadline.Format(time.RFC3339)))
-		}
-		if r.State == StateExpired {
-			// The sweeper got there first; the answer is the same as above.
-			return refuse(newError(KindConflict, CodeRequestExpired, "request %s expired at %s", id, r.DecidedAt.Format(time.RFC3339)))
-		}
-		if r.State != StatePending {
-			return refuse(newError(KindConflict, CodeNotPending, "request %s is %s, not pending", id, r.State))
-		}
-		if ok, why := pol.CanApprove(caller.User, r.User, r.Role); !ok {
-			return refuse(newError(KindForbidden, string(why), "%s may not decide request %s of %s", caller.User, id, r.User))
-		}
-		if err := tx.AddApproval(audit.Approval{RequestID: id, Approver: caller.User, Decision: verdict, Reason: reason, Time: now}); err != nil {
-			if errors.Is(err, audit.ErrConflict) {
-				return refuse(newError(KindConflict, CodeAlreadyDecided, "%s has already decided request %s", caller.User, id))
-			}
-			return err
-		}
-		approvals, err := tx.Approvals(id)
-		if err != nil {
-			return err
-		}
-		from := r.State
-		typ := "request.approval"
-		if verdict == "deny" {
-			r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateDenied, now, caller.User, reason
-			typ = "request.denied"
-		} else if countApprovals(approvals) >= r.ApprovalsNeeded {
-			r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateApproved, now, caller.User, reason
-			r.RedeemBy = now.Add(redeemTTL(pol, r.Role))
-			typ = "request.approved"
-		}
-		if r.State != from {
-			if err := tx.UpdateRequest(r, from); err != nil {
-				return err
-			}
-		}
-		ev := s.event(typ, verdict, caller, r, now, reason)
-		ev.Data = map[string]string{"approvals": fmt.Sprint(countApprovals(approvals)), "needed": fmt.Sprint(r.ApprovalsNeeded)}
-		if _, err := tx.Append(ev); err != nil {
-			return err
-		}
-		res = Result{Request: r, Approvals: approvals}
-		if typ != "request.approval" {
-			notes = append(notes, Notification{Event: typ, Request: r, Actor: caller.User, Reason: reason, Approvals: countApprovals(approvals), Time: now})
-		}
-		return nil
+		out = decision{} // a retried transaction starts afresh
+		return s.decideTx(tx, a, &out)
 	})
 	if err != nil {
 		return Result{}, unavailable(err)
 	}
-	for _, n := range notes {
+	for _, n := range out.notes {
 		s.notify(n)
 	}
-	if gerr != nil {
-		return Result{}, gerr
+	if out.gerr != nil {
+		return Result{}, out.gerr
 	}
-	return res, nil
+	return out.res, nil
+}
+
+// decideTx checks, inside the transaction, that a.caller may decide the
+// request now, and records the verdict or the refusal.
+func (s *Service) decideTx(tx *audit.Tx, a decideArgs, out *decision) error {
+	r, err := tx.Request(a.id)
+	if err != nil {
+		if errors.Is(err, audit.ErrNotFound) {
+			out.gerr = newError(KindNotFound, CodeNotFound, "no request %q", a.id)
+			return nil
+		}
+		return err
+	}
+	if expired(r, a.now) {
+		deadline := deadline(r)
+		if err := s.expireTx(tx, &r, a.now); err != nil {
+			return err
+		}
+		out.notes = append(out.notes, Notification{Event: "request.expired", Request: r, Time: a.now})
+		return s.refuseTx(tx, a, r, out, newError(KindConflict, CodeRequestExpired, "request %s expired at %s", a.id, deadline.Format(time.RFC3339)))
+	}
+	if r.State == StateExpired {
+		// The sweeper got there first; the answer is the same as above.
+		return s.refuseTx(tx, a, r, out, newError(KindConflict, CodeRequestExpired, "request %s expired at %s", a.id, r.DecidedAt.Format(time.RFC3339)))
+	}
+	if r.State != StatePending {
+		return s.refuseTx(tx, a, r, out, newError(KindConflict, CodeNotPending, "request %s is %s, not pending", a.id, r.State))
+	}
+	if ok, why := a.pol.CanApprove(a.caller.User, r.User, r.Role); !ok {
+		return s.refuseTx(tx, a, r, out, newError(KindForbidden, string(why), "%s may not decide request %s of %s", a.caller.User, a.id, r.User))
+	}
+	if err := tx.AddApproval(audit.Approval{RequestID: a.id, Approver: a.caller.User, Decision: a.verdict, Reason: a.reason, Time: a.now}); err != nil {
+		if errors.Is(err, audit.ErrConflict) {
+			return s.refuseTx(tx, a, r, out, newError(KindConflict, CodeAlreadyDecided, "%s has already decided request %s", a.caller.User, a.id))
+		}
+		return err
+	}
+	return s.verdictTx(tx, a, r, out)
+}
+
+// refuseTx records that a.caller's verdict on r was refused for e.
+func (s *Service) refuseTx(tx *audit.Tx, a decideArgs, r audit.Request, out *decision, e *Error) error {
+	out.gerr = e
+	ev := s.event("approval.refused", e.Code, a.caller, r, a.now, e.Message)
+	ev.Data = map[string]string{"verdict": a.verdict}
+	_, err := tx.Append(ev)
+	return err
+}
+
+// verdictTx records the effect of an approval or a denial already added to
+// r: a denial ends r, enough approvals approve it, others are counted.
+func (s *Service) verdictTx(tx *audit.Tx, a decideArgs, r audit.Request, out *decision) error {
+	approvals, err := tx.Approvals(a.id)
+	if err != nil {
+		return err
+	}
+	from := r.State
+	typ := "request.approval"
+	if a.verdict == "deny" {
+		r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateDenied, a.now, a.caller.User, a.reason
+		typ = "request.denied"
+	} else if countApprovals(approvals) >= r.ApprovalsNeeded {
+		r.State, r.DecidedAt, r.DecidedBy, r.DecisionReason = StateApproved, a.now, a.caller.User, a.reason
+		r.RedeemBy = a.now.Add(redeemTTL(a.pol, r.Role))
+		typ = "request.approved"
+	}
+	if r.State != from {
+		if err := tx.UpdateRequest(r, from); err != nil {
+			return err
+		}
+	}
+	ev := s.event(typ, a.verdict, a.caller, r, a.now, a.reason)
+	ev.Data = map[string]string{"approvals": fmt.Sprint(countApprovals(approvals)), "needed": fmt.Sprint(r.ApprovalsNeeded)}
+	if _, err := tx.Append(ev); err != nil {
+		return err
+	}
+	out.res = Result{Request: r, Approvals: approvals}
+	if typ != "request.approval" {
+		out.notes = append(out.notes, Notification{Event: typ, Request: r, Actor: a.caller.User, Reason: a.reason, Approvals: countApprovals(approvals), Time: a.now})
+	}
+	return nil
 }
 
 func countApprovals(as []audit.Approval) int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/issuance"
 )
 
 // maxTargetCertLifetime bounds a per-session target certificate even if the
@@ -59,6 +61,10 @@ func (s *Service) CertificateStatus(ctx context.Context, serial uint64) (UserCer
 // target host for one session.
 type TargetCertRequest struct {
 	RequestID, SessionID, User, Login, Host string
+	// UserSerial is the serial of the engineer's certificate the session
+	// was authenticated with. The target certificate permits what that
+	// certificate was issued with (its stored record), never more.
+	UserSerial uint64
 	// ValidBefore is the end of the engineer's certificate; the target
 	// certificate never outlives it.
 	ValidBefore time.Time
@@ -66,13 +72,13 @@ type TargetCertRequest struct {
 	SourceAddresses []string
 	// Key is the bastion's fresh per-session public key.
 	Key ssh.PublicKey
-	// Extensions are the permit-* extensions of the engineer's certificate
-	// that the session needs on the target.
-	Extensions map[string]string
 }
 
-// MintTargetCert records and signs a target-CA certificate for one session:
-// principal LOGIN@HOST, key id jit:REQUEST:SESSION:USER.
+// MintTargetCert has the door record and sign a target-CA certificate for
+// one session: principal LOGIN@HOST, key id jit:REQUEST:SESSION:USER, the
+// permit-* extensions the engineer's certificate UserSerial was issued with,
+// valid no longer than it. The engineer's certificate must be a user
+// certificate of the same request, user and principal, and not revoked.
 func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error) {
 	now := s.now()
 	if req.Key == nil {
@@ -91,17 +97,26 @@ func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*s
 	if !req.ValidBefore.After(now) {
 		return nil, newError(KindDenied, "certificate_expired", "the engineer's certificate expired at %s", req.ValidBefore.Format(time.RFC3339))
 	}
+	issued, err := s.issuedFor(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	validBefore := req.ValidBefore
 	if limit := now.Add(maxTargetCertLifetime); validBefore.After(limit) {
 		validBefore = limit
 	}
-	ext := map[string]string{"permit-pty": ""}
-	for k, v := range req.Extensions {
-		ext[k] = v
+	if issued.ValidBefore.Before(validBefore) {
+		validBefore = issued.ValidBefore
+	}
+	ext := map[string]string{}
+	for name := range issued.Extensions {
+		if strings.HasPrefix(name, "permit-") {
+			ext[name] = ""
+		}
 	}
 	crit := map[string]string{}
 	if len(req.SourceAddresses) > 0 {
-		crit["source-address"] = strings.Join(req.SourceAddresses, ",")
+		crit[ca.OptSourceAddress] = strings.Join(req.SourceAddresses, ",")
 	}
 	spec := ca.UserCertSpec{
 		Key:             req.Key,
@@ -112,41 +127,41 @@ func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*s
 		Extensions:      ext,
 		CriticalOptions: crit,
 	}
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if spec.Serial, err = ca.NewSerial(s.cfg.Rand); err != nil {
-			return nil, fmt.Errorf("draw serial: %w", err)
-		}
-		if err = spec.Validate(); err != nil {
-			return nil, &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: err.Error()}
-		}
-		row := audit.Certificate{
-			Serial: spec.Serial, Kind: "target", RequestID: req.RequestID, SessionID: req.SessionID,
-			User: req.User, Host: req.Host, Login: req.Login, Principals: spec.Principals,
-			KeyFingerprint: ssh.FingerprintSHA256(req.Key), KeyID: spec.KeyID,
-			ValidAfter: spec.ValidAfter, ValidBefore: spec.ValidBefore, IssuedAt: now,
-		}
-		err = s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-			if err := tx.InsertCertificate(row); err != nil {
-				return err
-			}
-			_, err := tx.Append(audit.Event{
-				Time: now, Type: "target_cert.issued", Code: "session", Actor: "bastion", User: req.User,
-				Host: req.Host, Login: req.Login, RequestID: req.RequestID, SessionID: req.SessionID, Serial: spec.Serial,
-				Data: map[string]string{"key_id": spec.KeyID, "valid_before": spec.ValidBefore.Format(time.RFC3339)},
-			})
-			return err
-		})
-		if !errors.Is(err, audit.ErrConflict) {
-			break
-		}
-	}
+	cert, err := s.iss.Target(ctx, spec, issuance.Record{
+		Certificate: audit.Certificate{RequestID: req.RequestID, SessionID: req.SessionID, User: req.User, Host: req.Host, Login: req.Login, IssuedAt: now},
+		Event: audit.Event{Time: now, Code: "session", Actor: "bastion", User: req.User, Host: req.Host, Login: req.Login,
+			RequestID: req.RequestID, SessionID: req.SessionID, Data: map[string]string{"user_serial": fmt.Sprint(req.UserSerial)}},
+	})
 	if err != nil {
-		return nil, unavailable(err)
-	}
-	cert, err := ca.SignUserCert(s.cfg.Keys.Target, spec)
-	if err != nil {
-		return nil, &Error{Kind: KindUnavailable, Code: CodeSigningFailed, Message: "target certificate signing failed", Err: err}
+		if errors.Is(err, audit.ErrConflict) {
+			return nil, unavailable(err)
+		}
+		return nil, issueError(err, "target certificate signing failed")
 	}
 	return cert, nil
+}
+
+// issuedFor returns the stored record of the engineer's certificate that
+// req names, refusing one that does not belong to req's request, user and
+// principal, or that is revoked.
+func (s *Service) issuedFor(ctx context.Context, req TargetCertRequest) (audit.Certificate, error) {
+	c, err := s.cfg.Store.Certificate(ctx, req.UserSerial)
+	if err != nil {
+		if errors.Is(err, audit.ErrNotFound) {
+			return audit.Certificate{}, newError(KindNotFound, CodeCertificateUnknown, "certificate serial %d was not issued by this CA", req.UserSerial)
+		}
+		return audit.Certificate{}, unavailable(err)
+	}
+	principal := req.Login + "@" + req.Host
+	switch {
+	case c.Kind != issuance.KindUser:
+		return audit.Certificate{}, newError(KindForbidden, CodeCertificateUnknown, "certificate serial %d is a %s certificate, not a user certificate", c.Serial, c.Kind)
+	case c.RequestID != req.RequestID || c.User != req.User || !slices.Contains(c.Principals, principal):
+		return audit.Certificate{}, newError(KindForbidden, CodeCertificateUnknown,
+			"certificate serial %d was issued to %s for %s (request %s), not to %s for %s (request %s)",
+			c.Serial, c.User, strings.Join(c.Principals, ","), c.RequestID, req.User, principal, req.RequestID)
+	case !c.RevokedAt.IsZero():
+		return audit.Certificate{}, newError(KindForbidden, CodeCertificateRevoked, "certificate serial %d was revoked at %s", c.Serial, c.RevokedAt.Format(time.RFC3339))
+	}
+	return c, nil
 }

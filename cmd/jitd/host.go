@@ -1,18 +1,14 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/crypto/ssh"
 
-	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
 )
 
@@ -47,29 +43,9 @@ func runHostCertify(c *cli.Context) error {
 }
 
 func certifyHost(c *cli.Context, stdout io.Writer) error {
-	path := c.Args().First()
-	b, err := os.ReadFile(path)
+	cert, out, err := daemon.CertifyHostKey(c.Context, c.String("data"), daemon.HostCertRequest{
+		KeyPath: c.Args().First(), Principals: c.StringSlice("principal"), ValidFor: c.Duration("valid")}, time.Now())
 	if err != nil {
-		return fmt.Errorf("read host key: %w", err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
-	if err != nil {
-		return fmt.Errorf("parse host key %s: %w", path, err)
-	}
-	keys, err := ca.LoadKeys(daemon.Layout{Dir: c.String("data")}.CADir())
-	if err != nil {
-		return err
-	}
-	serial, err := ca.NewSerial(rand.Reader)
-	if err != nil {
-		return err
-	}
-	cert, err := ca.SignHostCert(keys.Host, pub, c.StringSlice("principal"), c.Duration("valid"), time.Now(), serial)
-	if err != nil {
-		return err
-	}
-	out := strings.TrimSuffix(path, ".pub") + "-cert.pub"
-	if err := os.WriteFile(out, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (principals %s); add to sshd_config: HostCertificate %s\n", out, strings.Join(cert.ValidPrincipals, ","), filepath.Clean(out))
