@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/tlspin"
 )
 
 // Client calls a jitd API over HTTPS, trusting exactly the TLS certificate
@@ -51,7 +51,7 @@ func NewClient(baseURL, fingerprint, token string) (*Client, error) {
 				if len(cs.PeerCertificates) == 0 {
 					return errors.New("server sent no certificate")
 				}
-				if got := ca.TLSFingerprint(cs.PeerCertificates[0].Raw); got != pin {
+				if got := tlspin.Fingerprint(cs.PeerCertificates[0].Raw); got != pin {
 					return fmt.Errorf("server certificate fingerprint %s does not match the pinned %s", got, pin)
 				}
 				return checkValidity(cs.PeerCertificates[0])

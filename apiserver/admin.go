@@ -54,7 +54,7 @@ func (s *Server) handleRemoveUser(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) error {
-	if err := s.admin.ReloadPolicy(r.Context(), callerOf(r)); err != nil {
+	if _, err := s.admin.ReloadPolicy(r.Context(), callerOf(r)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, api.HealthResponse{Status: "reloaded"})

@@ -21,6 +21,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
+	"github.com/jitssh/jitssh/tlspin"
 )
 
 // testClock is a settable clock shared by the lifecycle and the API.
@@ -162,7 +163,7 @@ func newEnv(t testing.TB, approvals int) *env {
 	e.server = httptest.NewUnstartedServer(nil)
 	e.server.StartTLS()
 	t.Cleanup(e.server.Close)
-	e.fp = ca.TLSFingerprint(e.server.Certificate().Raw)
+	e.fp = tlspin.Fingerprint(e.server.Certificate().Raw)
 	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // Load bounds of BenchmarkIssue, per iteration. Run it with -benchtime 1x:
@@ -136,7 +137,7 @@ func processCPU(b *testing.B) time.Duration {
 // signInProcess signs signCerts certificates with ca.SignUserCert from
 // GOMAXPROCS goroutines and returns certificates per second.
 func signInProcess(b *testing.B, signer ssh.Signer, pubLine string) float64 {
-	key, err := ca.ParseRequestKey(pubLine)
+	key, err := sshkey.ParseAuthorized(pubLine)
 	if err != nil {
 		b.Fatalf("parse key: %v", err)
 	}

@@ -9,14 +9,6 @@ import (
 	"github.com/jitssh/jitssh/sshkey"
 )
 
-// ParseRequestKey parses a public key submitted by a client with jitssh's
-// one key rule, sshkey.ParseAuthorized: exactly one authorized_keys line
-// "TYPE BASE64 [COMMENT]" without options, of an accepted type and size, in
-// canonical encoding. Errors say what is wrong.
-func ParseRequestKey(text string) (ssh.PublicKey, error) {
-	return sshkey.ParseAuthorized(text)
-}
-
 // checkKey applies jitssh's one key rule, sshkey.Check, to a key the CA
 // will certify or sign with.
 func checkKey(k ssh.PublicKey) error { return sshkey.Check(k) }

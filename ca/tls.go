@@ -4,11 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jitssh/jitssh/tlspin"
 )
 
 // tlsValidity is the lifetime of the self-signed API certificate. Clients
@@ -88,7 +88,7 @@ func InitTLS(dir string, hosts []string, now time.Time) (fingerprint string, err
 	if err := writeNew(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return "", fmt.Errorf("tls: %w", err)
 	}
-	return TLSFingerprint(der), nil
+	return tlspin.Fingerprint(der), nil
 }
 
 // tlsNames splits hosts (plus 127.0.0.1 and localhost) into DNS names and IP
@@ -127,12 +127,5 @@ func loadTLS(certPath, keyPath string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("tls: load %s: %w", certPath, err)
 	}
-	return TLSFingerprint(pair.Certificate[0]), nil
-}
-
-// TLSFingerprint returns "SHA256:" and the unpadded standard base64 of the
-// SHA-256 of a DER certificate, in the style of OpenSSH key fingerprints.
-func TLSFingerprint(certDER []byte) string {
-	sum := sha256.Sum256(certDER)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+	return tlspin.Fingerprint(pair.Certificate[0]), nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/tlspin"
 )
 
 func TestInitTLS(t *testing.T) {
@@ -56,7 +58,7 @@ func TestInitTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(cert.Raw)
-			if want := "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:]); fp != want || TLSFingerprint(cert.Raw) != want {
+			if want := "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:]); fp != want || tlspin.Fingerprint(cert.Raw) != want {
 				t.Fatalf("fingerprint %q, want %q", fp, want)
 			}
 			if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
@@ -165,7 +167,7 @@ func TestTLSHandshakeWithPinnedFingerprint(t *testing.T) {
 		InsecureSkipVerify: true, // replaced by the fingerprint pin below
 		MinVersion:         tls.VersionTLS13,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			seen = TLSFingerprint(raw[0])
+			seen = tlspin.Fingerprint(raw[0])
 			return nil
 		},
 	})

@@ -11,13 +11,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -123,39 +124,25 @@ func (r InitResult) Print(w io.Writer) {
 }
 
 // EnrolUser enrols a user directly in the data directory's store, for the
-// operator on the daemon's host: it is how the first admin gets in. It is
-// audited like the API's enrolment, with the operator as actor.
-func EnrolUser(ctx context.Context, dir, name string, groups []string, keyTexts []string, actor string, now time.Time) error {
-	if err := policy.ValidName("user", name); err != nil {
-		return err
+// operator on the daemon's host: it is how the first admin gets in. It
+// takes the same path as the API's enrolment (grant.Admin.Enrol: the same
+// checks against the policy file in force and the same audit record), with
+// the operator as actor. A running jitd picks the user up within seconds.
+func EnrolUser(ctx context.Context, dir string, e grant.Enrolment, actor string) error {
+	l := Layout{Dir: dir}
+	store, err := audit.Open(l.Database())
+	if err != nil {
+		return fmt.Errorf("open audit store: %w", err)
 	}
-	for _, g := range groups {
-		if err := policy.ValidName("group", g); err != nil {
-			return err
-		}
+	defer store.Close()
+	live, err := livepolicy.Load(ctx, l.PolicyFile(), store)
+	if err != nil {
+		return fmt.Errorf("load policy: %w", err)
 	}
-	if len(keyTexts) == 0 {
-		return errors.New("at least one key is required")
-	}
-	var keys []string
-	for i, t := range keyTexts {
-		k, err := ca.ParseRequestKey(t)
-		if err != nil {
-			return fmt.Errorf("key %d: %w", i+1, err)
-		}
-		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
-	}
-	store, err := audit.Open(Layout{Dir: dir}.Database())
+	admin, err := grant.NewAdmin(grant.AdminConfig{Store: store, Policy: live.Current, Reloader: live})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	return store.Do(ctx, func(tx *audit.Tx) error {
-		if err := tx.PutUser(audit.User{Name: name, Groups: groups, Keys: keys, CreatedAt: now, CreatedBy: actor}); err != nil {
-			return err
-		}
-		_, err := tx.Append(audit.Event{Time: now, Type: "admin.user.add", Code: "ok", Actor: actor, User: name,
-			Data: map[string]string{"groups": strings.Join(groups, ","), "via": "jitd user add"}})
-		return err
-	})
+	_, err = admin.Enrol(ctx, grant.Caller{User: actor}, e)
+	return err
 }

@@ -2,10 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 )
 
@@ -17,15 +18,13 @@ type ReloadReport = livepolicy.Change
 // on the daemon's host (cmd/jitd calls it on SIGHUP), and reports what
 // changed. A bad file leaves the last good policy in force and is an error
 // naming file and line. Either way the reload is audited as policy.reload,
-// ok (with the change as its message) or failed, with actor SIGHUP.
+// ok (with the change as its message) or failed, with actor SIGHUP, by
+// grant.Admin, the same path as the API's reload.
 func (d *Daemon) Reload(ctx context.Context) (ReloadReport, error) {
-	change, err := d.policy.ReloadChange(ctx)
-	e := audit.Event{Time: d.cfg.Clock().UTC(), Type: "policy.reload", Code: "ok", Actor: "SIGHUP", Message: change.String()}
-	if err != nil {
-		e.Code, e.Message = "failed", err.Error()
-	}
-	if aerr := appendEvent(ctx, d.store, e); aerr != nil {
-		d.log.Warn("audit policy reload", "err", aerr)
+	change, err := d.admin.ReloadPolicy(ctx, grant.Caller{User: "SIGHUP"})
+	var ge *grant.Error
+	if errors.As(err, &ge) && ge.Err != nil {
+		err = ge.Err // the file's own error, naming file and line, is what the operator needs
 	}
 	if err != nil {
 		return change, fmt.Errorf("reload policy: %w", err)

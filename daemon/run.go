@@ -23,6 +23,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
+	"github.com/jitssh/jitssh/tlspin"
 )
 
 // Config is how jitd serve is run.
@@ -69,6 +70,7 @@ type Daemon struct {
 	checkpointKey ssh.Signer
 	notifier      *webhookNotifier
 	grants        *grant.Service
+	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
 	api           *http.Server
 	apiLn         net.Listener
@@ -152,6 +154,9 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	}
 	d.grants, err = grant.New(grant.Config{Policy: d.policy.Current, Store: d.store, Keys: keys, Clock: d.cfg.Clock, Notifier: d.notifier})
 	if err != nil {
+		return err
+	}
+	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: d.policy, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats}
@@ -333,5 +338,5 @@ func loadTLS(dir string) (tls.Certificate, string, error) {
 	if err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("load TLS certificate: %w", err)
 	}
-	return cert, ca.TLSFingerprint(cert.Certificate[0]), nil
+	return cert, tlspin.Fingerprint(cert.Certificate[0]), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/policy"
 )
@@ -166,7 +167,7 @@ func TestReloadReportsAndAudits(t *testing.T) {
 	ctx := context.Background()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
-	if err := EnrolUser(ctx, dir, "zoe", []string{"dev"}, []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}, "test", testNow); err != nil {
+	if err := EnrolUser(ctx, dir, grant.Enrolment{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}}, "test"); err != nil {
 		t.Fatal(err)
 	}
 	edited := strings.NewReplacer(

@@ -7,17 +7,8 @@ import (
 	"time"
 
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/policy"
-)
-
-// Kinds of the administrative and login operations. They extend the list in
-// errors.go; they are here only while another change owns that file.
-const (
-	// KindUnauthenticated means the caller did not prove who they are: a
-	// failed login, or a missing, unknown or expired token.
-	KindUnauthenticated Kind = KindUnavailable + 1 + iota
-	// KindInternal means the daemon failed in a way the caller cannot fix.
-	KindInternal
 )
 
 // Codes of the administrative and login operations, in addition to those in
@@ -48,8 +39,9 @@ const maxAuditText = 128
 // Reloader re-reads the policy in force. The daemon's live policy holder
 // satisfies it; on a failed Reload the last good policy stays in force.
 type Reloader interface {
-	// Reload re-reads the policy file and the enrolled users.
-	Reload(ctx context.Context) error
+	// ReloadChange re-reads the policy file and the enrolled users and
+	// reports what changed; on error the last good policy stays in force.
+	ReloadChange(ctx context.Context) (livepolicy.Change, error)
 	// RefreshUsers merges the users enrolled in the store into the policy.
 	RefreshUsers(ctx context.Context) error
 }
@@ -92,21 +84,21 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 
 func (a *Admin) now() time.Time { return a.cfg.Clock().UTC() }
 
-// ReloadPolicy re-reads the policy file and records policy.reload with code
-// ok or failed; caller.User is the actor ("SIGHUP" for the signal). A bad
+// ReloadPolicy re-reads the policy file, reports what changed and records
+// policy.reload with code ok (the change as its message) or failed; caller.User is the actor ("SIGHUP" for the signal). A bad
 // file is a KindInvalid error with CodePolicyInvalid and the last good
 // policy stays in force. The reload stands even if its record fails.
-func (a *Admin) ReloadPolicy(ctx context.Context, caller Caller) error {
-	e := audit.Event{Type: "policy.reload", Code: "ok", Actor: caller.User, ClientAddr: caller.ClientAddr}
-	rerr := a.cfg.Reloader.Reload(ctx)
+func (a *Admin) ReloadPolicy(ctx context.Context, caller Caller) (livepolicy.Change, error) {
+	change, rerr := a.cfg.Reloader.ReloadChange(ctx)
+	e := audit.Event{Type: "policy.reload", Code: "ok", Actor: caller.User, ClientAddr: caller.ClientAddr, Message: change.String()}
 	if rerr != nil {
 		e.Code, e.Message = "failed", rerr.Error()
 	}
 	_ = appendEvent(ctx, a.cfg.Store, a.now(), e)
 	if rerr != nil {
-		return &Error{Kind: KindInvalid, Code: CodePolicyInvalid, Message: rerr.Error(), Err: rerr}
+		return change, &Error{Kind: KindInvalid, Code: CodePolicyInvalid, Message: rerr.Error(), Err: rerr}
 	}
-	return nil
+	return change, nil
 }
 
 // appendEvent records one event in its own transaction, stamped now unless

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
-	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // Enrolment is a user to enrol: the name, the groups (none for a user whose
@@ -77,7 +77,7 @@ func checkEnrolment(e Enrolment) ([]string, error) {
 	}
 	keys := make([]string, 0, len(e.Keys))
 	for i, k := range e.Keys {
-		key, err := ca.ParseRequestKey(k)
+		key, err := sshkey.ParseAuthorized(k)
 		if err != nil {
 			return nil, newError(KindInvalid, CodeInvalidPublicKey, "keys[%d]: %v", i, err)
 		}

@@ -23,6 +23,11 @@ const (
 	// KindUnavailable means the audit store could not record the operation, so
 	// nothing was done.
 	KindUnavailable
+	// KindUnauthenticated means the caller did not prove who they are: a
+	// failed login, or a missing, unknown or expired token.
+	KindUnauthenticated
+	// KindInternal means the daemon failed in a way the caller cannot fix.
+	KindInternal
 )
 
 // String returns a stable name for the kind.
@@ -40,6 +45,10 @@ func (k Kind) String() string {
 		return "conflict"
 	case KindUnavailable:
 		return "unavailable"
+	case KindUnauthenticated:
+		return "unauthenticated"
+	case KindInternal:
+		return "internal"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -56,7 +65,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Err != nil {
+	if e.Err != nil && e.Err.Error() != e.Message {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
 	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)

@@ -17,7 +17,6 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // Request states, as stored in the audit store.
@@ -45,6 +45,10 @@ const Backdate = time.Minute
 // decision names no wait (policy.Parse always does; a policy built in code
 // may not, and a zero wait would expire the request the moment it is made).
 const defaultRequestTTL = 30 * time.Minute
+
+// maxNameText bounds a request's host and login in audit rows: a refused
+// request's host or login is recorded, but not a megabyte of it.
+const maxNameText = 256
 
 // maxPublicKeyLen bounds the public key text a client may send; the largest
 // legitimate key (RSA 8192 with a comment) is well under it.
@@ -283,23 +287,9 @@ func (s *Service) deny(ctx context.Context, caller Caller, req CreateRequest, no
 
 func (s *Service) event(typ, code string, caller Caller, r audit.Request, now time.Time, msg string) audit.Event {
 	return audit.Event{
-		Time: now, Type: typ, Code: code, Actor: caller.User, User: r.User, Host: clean(r.Host), Login: clean(r.Login),
+		Time: now, Type: typ, Code: code, Actor: caller.User, User: r.User, Host: audit.BoundText(r.Host, maxNameText), Login: audit.BoundText(r.Login, maxNameText),
 		RequestID: r.ID, Serial: r.Serial, ClientAddr: caller.ClientAddr, Message: msg,
 	}
-}
-
-// clean bounds what untrusted input may put into an audit row: a refused
-// request's host or login is recorded, but not a megabyte of it.
-func clean(s string) string {
-	const max = 256
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut-- // never split a character: the audit row would show U+FFFD
-	}
-	return s[:cut] + "..."
 }
 
 func (s *Service) notify(n Notification) {
@@ -338,7 +328,7 @@ func parseKey(text string) (ssh.PublicKey, error) {
 	if len(text) > maxPublicKeyLen {
 		return nil, fmt.Errorf("public_key is %d bytes, over the %d byte limit", len(text), maxPublicKeyLen)
 	}
-	return ca.ParseRequestKey(text)
+	return sshkey.ParseAuthorized(text)
 }
 
 // isInputReason reports whether a policy reason is about malformed input

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
-	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // DefaultTokenTTL is the life of a bearer token unless configured otherwise.
@@ -200,7 +200,7 @@ func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.P
 	if !ok || now.After(c.expires) || c.user != at.User {
 		return nil, 0, nil, newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
 	}
-	key, err := ca.ParseRequestKey(at.PublicKey)
+	key, err := sshkey.ParseAuthorized(at.PublicKey)
 	if err != nil {
 		return nil, 0, nil, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: err.Error()}
 	}

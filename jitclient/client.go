@@ -65,7 +65,7 @@ func (c *Client) poll() time.Duration {
 func CountApproved(as []api.Approval) int {
 	n := 0
 	for _, a := range as {
-		if a.Decision == decisionApprove {
+		if a.Decision == api.DecisionApprove {
 			n++
 		}
 	}

@@ -61,8 +61,8 @@ func TestCountApproved(t *testing.T) {
 		want      int
 	}{
 		{nil, 0},
-		{[]string{decisionApprove}, 1},
-		{[]string{decisionApprove, "deny", decisionApprove}, 2},
+		{[]string{api.DecisionApprove}, 1},
+		{[]string{api.DecisionApprove, "deny", api.DecisionApprove}, 2},
 		{[]string{"deny"}, 0},
 	}
 	for _, tt := range tests {

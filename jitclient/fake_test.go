@@ -14,8 +14,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
-	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/creds"
+	"github.com/jitssh/jitssh/tlspin"
 )
 
 // fakeDaemon is a TLS server that speaks the API's real wire types for
@@ -85,7 +85,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 func (f *fakeDaemon) client() *Client {
 	f.t.Helper()
 	dir := creds.Dir{Config: f.t.TempDir(), State: f.t.TempDir()}
-	if err := dir.SaveConfig(creds.Config{CA: f.srv.URL, Fingerprint: ca.TLSFingerprint(f.srv.Certificate().Raw), User: "alice", Token: "tok"}); err != nil {
+	if err := dir.SaveConfig(creds.Config{CA: f.srv.URL, Fingerprint: tlspin.Fingerprint(f.srv.Certificate().Raw), User: "alice", Token: "tok"}); err != nil {
 		f.t.Fatal(err)
 	}
 	c, err := Open(dir, "")
@@ -111,7 +111,7 @@ func (f *fakeDaemon) create(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.pubKey = body.PublicKey
 	if f.issueAtOnce {
-		writeJSON(w, http.StatusOK, api.RequestResponse{Request: f.request("r1", stateIssued), Certificate: f.certify()})
+		writeJSON(w, http.StatusOK, api.RequestResponse{Request: f.request("r1", api.StateIssued), Certificate: f.certify()})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.RequestResponse{Request: f.request("r1", "pending")})
@@ -133,7 +133,7 @@ func (f *fakeDaemon) redeem(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.redeems++
-	writeJSON(w, http.StatusOK, api.RequestResponse{Request: f.request(r.PathValue("id"), stateIssued), Certificate: f.certify()})
+	writeJSON(w, http.StatusOK, api.RequestResponse{Request: f.request(r.PathValue("id"), api.StateIssued), Certificate: f.certify()})
 }
 
 // certify signs the last submitted key for deploy@web1, valid ten minutes.
@@ -177,7 +177,7 @@ func (f *fakeDaemon) login(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if body.PublicKey != f.enrolled {
-		writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: codeKeyNotEnrolled, Message: "key not enrolled"}})
+		writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeKeyNotEnrolled, Message: "key not enrolled"}})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.LoginResponse{Token: "new-token", User: body.User, ExpiresAt: time.Now().Add(time.Hour)})

@@ -30,7 +30,7 @@ func Login(ctx context.Context, client *api.Client, cfg creds.Config, signers []
 	for _, s := range signers {
 		res, err = client.Login(ctx, cfg.User, s, ttl)
 		var ae *api.Error
-		if err == nil || !errors.As(err, &ae) || ae.Code != codeKeyNotEnrolled {
+		if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeKeyNotEnrolled {
 			break
 		}
 	}

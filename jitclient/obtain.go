@@ -96,7 +96,7 @@ func (c *Client) Resume(ctx context.Context, id string, w WaitOptions, agent Age
 	if err != nil {
 		return Obtained{}, err
 	}
-	if res.Request.State != stateApproved {
+	if res.Request.State != api.StateApproved {
 		res, err = c.Wait(ctx, res.Request, w)
 	} else {
 		res, err = c.API.Redeem(ctx, res.Request.ID)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/creds"
 )
 
@@ -23,7 +24,7 @@ func TestObtain(t *testing.T) {
 		wantWarning bool
 	}{
 		{name: "issued at once", issueAtOnce: true, agent: AgentOptions{Mode: creds.AgentNo}},
-		{name: "approved while waiting", states: []string{"pending", stateApproved}, agent: AgentOptions{Mode: creds.AgentAuto}},
+		{name: "approved while waiting", states: []string{"pending", api.StateApproved}, agent: AgentOptions{Mode: creds.AgentAuto}},
 		{name: "no wait leaves it pending", states: []string{"pending"}, noWait: true, wantPending: true},
 		{name: "agent yes without agent", issueAtOnce: true, agent: AgentOptions{Mode: creds.AgentYes}, wantErr: ErrNoAgent},
 		{name: "agent auto with a dead agent warns", issueAtOnce: true,
@@ -66,7 +67,7 @@ func TestObtain(t *testing.T) {
 // jit request --no-wait left pending.
 func TestResumeAfterNoWait(t *testing.T) {
 	f := newFakeDaemon(t)
-	f.states = []string{"pending", "pending", stateApproved}
+	f.states = []string{"pending", "pending", api.StateApproved}
 	c := f.client()
 	out, err := c.Obtain(context.Background(), ObtainOptions{Host: "web1", Login: "deploy", Reason: "r", NoWait: true})
 	if err != nil || !out.Pending {

@@ -21,7 +21,7 @@ func (e *DeniedError) Error() string {
 type EndedError struct{ Request api.Request }
 
 func (e *EndedError) Error() string {
-	if e.Request.State == stateIssued {
+	if e.Request.State == api.StateIssued {
 		return fmt.Sprintf("request %s was already redeemed", e.Request.ID)
 	}
 	return fmt.Sprintf("request %s %s", e.Request.ID, e.Request.State)
@@ -105,11 +105,11 @@ func (c *Client) Wait(ctx context.Context, req api.Request, o WaitOptions) (api.
 // nil) or one of the ends that leave nothing to redeem (done, the error).
 func decided(r api.Request) (bool, error) {
 	switch r.State {
-	case stateApproved:
+	case api.StateApproved:
 		return true, nil
-	case stateDenied:
+	case api.StateDenied:
 		return true, &DeniedError{Request: r}
-	case stateExpired, stateCancelled, stateIssued:
+	case api.StateExpired, api.StateCancelled, api.StateIssued:
 		return true, &EndedError{Request: r}
 	}
 	return false, nil

@@ -20,14 +20,14 @@ func TestWaitOutcomes(t *testing.T) {
 		check       func(error) bool
 		wantRedeems int
 	}{
-		{name: "approved after a while", states: []string{"pending", "pending", stateApproved}, wantRedeems: 1},
-		{name: "denied", states: []string{"pending", stateDenied}, wantErr: "request r1 denied by bob: no",
+		{name: "approved after a while", states: []string{"pending", "pending", api.StateApproved}, wantRedeems: 1},
+		{name: "denied", states: []string{"pending", api.StateDenied}, wantErr: "request r1 denied by bob: no",
 			check: func(err error) bool { var d *DeniedError; return errors.As(err, &d) }},
-		{name: "expired", states: []string{stateExpired}, wantErr: "request r1 expired",
+		{name: "expired", states: []string{api.StateExpired}, wantErr: "request r1 expired",
 			check: func(err error) bool { var e *EndedError; return errors.As(err, &e) }},
-		{name: "cancelled", states: []string{stateCancelled}, wantErr: "request r1 cancelled",
+		{name: "cancelled", states: []string{api.StateCancelled}, wantErr: "request r1 cancelled",
 			check: func(err error) bool { var e *EndedError; return errors.As(err, &e) }},
-		{name: "redeemed elsewhere", states: []string{stateIssued}, wantErr: "request r1 was already redeemed",
+		{name: "redeemed elsewhere", states: []string{api.StateIssued}, wantErr: "request r1 was already redeemed",
 			check: func(err error) bool { var e *EndedError; return errors.As(err, &e) }},
 		{name: "timed out", states: []string{"pending"}, timeout: 30 * time.Millisecond,
 			wantErr: "timed out waiting for approval; request r1 is still pending. Resume with: jit wait r1",
@@ -64,7 +64,7 @@ func TestWaitOutcomes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if res.Certificate == "" || res.Request.State != stateIssued {
+				if res.Certificate == "" || res.Request.State != api.StateIssued {
 					t.Errorf("answer %+v, want the redeemed certificate", res)
 				}
 			} else {

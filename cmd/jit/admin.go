@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/api"
-	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 func (e *env) adminCmd() *cli.Command {
@@ -73,7 +73,7 @@ func (e *env) runUserAdd(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("read --key: %w", err)
 		}
-		if _, err := ca.ParseRequestKey(string(b)); err != nil {
+		if _, err := sshkey.ParseAuthorized(string(b)); err != nil {
 			return cli.Exit(fmt.Sprintf("--key %s: %v", path, err), exitUsage)
 		}
 		keys = append(keys, strings.TrimSpace(string(b)))

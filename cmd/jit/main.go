@@ -77,11 +77,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // hintFor says what to do about the API errors a user can act on.
 func hintFor(e *api.Error) string {
 	switch e.Code {
-	case codeUnauthenticated:
+	case api.CodeUnauthenticated:
 		return "run jit login again"
-	case codeAuditUnavailable:
+	case api.CodeAuditUnavailable:
 		return "the daemon cannot record to its audit store, so it issues nothing; tell the operators"
-	case codeNotAuditor, codeNotAdmin:
+	case api.CodeNotAuditor, api.CodeNotAdmin:
 		return "this needs a separate identity with that role (admin and normal identities are kept apart)"
 	}
 	return ""

@@ -212,7 +212,7 @@ func (e *env) printSessionDetail(d api.SessionDetail) {
 		fmt.Fprintf(w, "request     %s (%s, role %s)\n", r.ID, r.State, r.Role)
 		fmt.Fprintf(w, "justification %q\n", r.Reason)
 		for _, a := range r.Approvals {
-			verb := map[string]string{decisionApprove: "approved", decisionDeny: "denied"}[a.Decision]
+			verb := map[string]string{api.DecisionApprove: "approved", api.DecisionDeny: "denied"}[a.Decision]
 			fmt.Fprintf(w, "%-11s %s at %s: %q\n", verb, a.Approver, a.Time.Local().Format(time.RFC3339), a.Reason)
 		}
 	}

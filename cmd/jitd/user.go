@@ -7,10 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/daemon"
 	"github.com/jitssh/jitssh/grant"
-	"github.com/jitssh/jitssh/livepolicy"
 )
 
 func userCommand() *cli.Command {
@@ -52,23 +50,8 @@ func runUserAdd(c *cli.Context) error {
 	if u, err := user.Current(); err == nil {
 		actor = "operator:" + u.Username
 	}
-	// The same checks and audit record as POST /v1/admin/users.
-	l := daemon.Layout{Dir: c.String("data")}
-	store, err := audit.Open(l.Database())
-	if err != nil {
-		return fmt.Errorf("open audit store: %w", err)
-	}
-	defer store.Close()
-	live, err := livepolicy.Load(c.Context, l.PolicyFile(), store)
-	if err != nil {
-		return fmt.Errorf("load policy: %w", err)
-	}
-	admin, err := grant.NewAdmin(grant.AdminConfig{Store: store, Policy: live.Current, Reloader: live})
-	if err != nil {
-		return err
-	}
 	e := grant.Enrolment{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys, Via: "jitd user add"}
-	if _, err := admin.Enrol(c.Context, grant.Caller{User: actor}, e); err != nil {
+	if err := daemon.EnrolUser(c.Context, c.String("data"), e, actor); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "enrolled %s (a running jitd picks this up within seconds)\n", c.Args().First())
