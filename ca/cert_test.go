@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -28,8 +30,8 @@ func validSpec(key ssh.PublicKey) UserCertSpec {
 }
 
 func TestUserCertSpecValidate(t *testing.T) {
-	key := ed25519Signer(t).PublicKey()
-	cert, err := SignUserCert(ed25519Signer(t), validSpec(key))
+	key := testkit.Signer(t).PublicKey()
+	cert, err := SignUserCert(testkit.Signer(t), validSpec(key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestUserCertSpecValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Validate error %v, want it to contain %q", err, tt.wantErr)
 			}
-			if _, serr := SignUserCert(ed25519Signer(t), spec); serr == nil {
+			if _, serr := SignUserCert(testkit.Signer(t), spec); serr == nil {
 				t.Fatal("SignUserCert signed a spec that Validate refuses")
 			}
 		})
@@ -110,7 +112,7 @@ func TestUserCertSpecValidate(t *testing.T) {
 }
 
 func TestSignUserCert(t *testing.T) {
-	user := ed25519Signer(t).PublicKey()
+	user := testkit.Signer(t).PublicKey()
 	tests := []struct {
 		name    string
 		alg     Algorithm
@@ -170,9 +172,9 @@ func TestSignUserCert(t *testing.T) {
 }
 
 func TestSignUserCertRefusesBadCA(t *testing.T) {
-	user := ed25519Signer(t).PublicKey()
-	hostKey := ed25519Signer(t)
-	hostCert, err := SignHostCert(ed25519Signer(t), hostSpec(hostKey.PublicKey(), "db1"))
+	user := testkit.Signer(t).PublicKey()
+	hostKey := testkit.Signer(t)
+	hostCert, err := SignHostCert(testkit.Signer(t), hostSpec(hostKey.PublicKey(), "db1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,9 +189,9 @@ func TestSignUserCertRefusesBadCA(t *testing.T) {
 	}{
 		{name: "nil signer", signer: nil, wantErr: "ca signer missing"},
 		{name: "certificate as authority", signer: hostSigner, wantErr: "ca key: public key is a certificate"},
-		{name: "signer returns a corrupt signature", signer: brokenSigner{Signer: ed25519Signer(t), corrupt: true},
+		{name: "signer returns a corrupt signature", signer: brokenSigner{Signer: testkit.Signer(t), corrupt: true},
 			wantErr: "signature does not verify"},
-		{name: "signer signs with another key", signer: brokenSigner{Signer: ed25519Signer(t), other: ed25519Signer(t)},
+		{name: "signer signs with another key", signer: brokenSigner{Signer: testkit.Signer(t), other: testkit.Signer(t)},
 			wantErr: "signature does not verify"},
 	}
 	for _, tt := range tests {
@@ -233,8 +235,8 @@ func hostSpec(key ssh.PublicKey, principals ...string) HostCertSpec {
 }
 
 func TestHostCertSigner(t *testing.T) {
-	hostCA := ed25519Signer(t)
-	hostKey := ed25519Signer(t)
+	hostCA := testkit.Signer(t)
+	hostKey := testkit.Signer(t)
 	cert, err := SignHostCert(hostCA, hostSpec(hostKey.PublicKey(), "bastion.example.com", "127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +255,7 @@ func TestHostCertSigner(t *testing.T) {
 		{name: "missing key", key: nil, cert: cert, wantErr: "key missing"},
 		{name: "missing certificate", key: hostKey, cert: nil, wantErr: "certificate missing"},
 		{name: "user certificate", key: hostKey, cert: user, wantErr: "not a host certificate"},
-		{name: "certificate of another key", key: ed25519Signer(t), cert: cert, wantErr: "different public key"},
+		{name: "certificate of another key", key: testkit.Signer(t), cert: cert, wantErr: "different public key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,7 +342,7 @@ func TestNewSerial(t *testing.T) {
 }
 
 func TestPublicKeyLine(t *testing.T) {
-	k := ed25519Signer(t).PublicKey()
+	k := testkit.Signer(t).PublicKey()
 	base := strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(k)), "\n")
 	tests := []struct {
 		name    string
@@ -361,8 +363,8 @@ func TestPublicKeyLine(t *testing.T) {
 }
 
 func TestSignHostCert(t *testing.T) {
-	hostCA := ed25519Signer(t)
-	hostKey := ed25519Signer(t).PublicKey()
+	hostCA := testkit.Signer(t)
+	hostKey := testkit.Signer(t).PublicKey()
 	tests := []struct {
 		name    string
 		edit    func(*HostCertSpec)

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitssh/jitssh/internal/sshdtest"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/internal/sshdtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")

@@ -6,73 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/pem"
-	"math/big"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
 )
-
-// wireString is the SSH wire encoding of a string.
-func wireString(b []byte) []byte {
-	out := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
-	return append(out, b...)
-}
-
-// wireMPInt is the SSH wire encoding of a non-negative mpint.
-func wireMPInt(n *big.Int) []byte {
-	b := n.Bytes()
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		b = append([]byte{0}, b...)
-	}
-	return wireString(b)
-}
-
-func wireBlob(parts ...[]byte) []byte {
-	var out []byte
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-// keyLine is "TYPE BASE64 comment" for a crafted blob.
-func keyLine(keyType string, blob []byte) string {
-	return keyType + " " + base64.StdEncoding.EncodeToString(blob) + " test@example"
-}
-
-// rsaBlob crafts an ssh-rsa public key blob with a modulus of exactly bits
-// bits; generating real keys of 9000 bits would take minutes.
-func rsaBlob(t testing.TB, bits int) []byte {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetBit(n, bits-1, 1)
-	n.SetBit(n, 0, 1)
-	return wireBlob(wireString([]byte("ssh-rsa")), wireMPInt(big.NewInt(65537)), wireMPInt(n))
-}
-
-func dsaBlob() []byte {
-	one := big.NewInt(0x7fffffff)
-	return wireBlob(wireString([]byte("ssh-dss")), wireMPInt(one), wireMPInt(one), wireMPInt(one), wireMPInt(one))
-}
-
-func ed25519Signer(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func publicOf(t testing.TB, priv any) ssh.PublicKey {
 	t.Helper()

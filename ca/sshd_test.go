@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitssh/jitssh/internal/sshdtest"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/internal/sshdtest"
 )
 
 // sshdVerdict runs the stock ssh client against srv with the key at keyPath
