@@ -170,7 +170,7 @@ func newEnv(t testing.TB, approvals int) *env {
 	if err := os.Mkdir(e.recordings, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now,
+	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, CAKeys: e.keys.Public(), TLSFingerprint: e.fp, Clock: clock.Now,
 		Recordings: audit.DirRecordings(e.recordings)})
 	if err != nil {
 		t.Fatal(err)
