@@ -35,6 +35,8 @@ type identity struct {
 	ForceCommand                 string
 	// Extensions are the certificate's; read-only once authorize built them.
 	Extensions map[string]string
+	// Cert is the certificate that authenticated; read-only.
+	Cert *ssh.Certificate
 }
 
 // principal is the exact principal the certificate must carry.
@@ -156,7 +158,7 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 		User: st.User, Login: login, Host: host, RequestID: st.RequestID,
 		Serial: cert.Serial, ValidBefore: time.Unix(int64(cert.ValidBefore), 0),
 		RecordInput: st.RecordInput, ForceCommand: cert.CriticalOptions[optForceCmd],
-		Extensions: map[string]string{},
+		Extensions: map[string]string{}, Cert: cert,
 	}
 	for k, v := range cert.Extensions {
 		id.Extensions[k] = v
@@ -220,7 +222,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 		}
 		if st := stateOf(ctx); st != nil {
 			st.armExpiry(id.ValidBefore)
-			st.watchRevocation(key.(*ssh.Certificate))
+			st.watchRevocation(id.Cert)
 		}
 		return id.permissions(crit), nil
 	}

@@ -53,6 +53,10 @@ type TargetCertRequest struct {
 	// authenticated the connection; the backend permits on the target what
 	// that certificate was issued with.
 	UserSerial uint64
+	// UserCert is that certificate as the engineer presented it, so that
+	// the backend checks it against its record again rather than trust
+	// the serial alone.
+	UserCert *ssh.Certificate
 	// ValidBefore is the engineer's certificate ValidBefore.
 	ValidBefore time.Time
 	// SourceAddresses become the source-address critical option.

@@ -135,7 +135,7 @@ func (b *bastionBackend) CertificateStatus(ctx context.Context, cert *ssh.Certif
 func (b *bastionBackend) MintTargetCert(ctx context.Context, req bastion.TargetCertRequest) (*ssh.Certificate, error) {
 	return b.grants.MintTargetCert(ctx, grant.TargetCertRequest{
 		RequestID: req.RequestID, SessionID: req.SessionID, User: req.User, Login: req.Login, Host: req.Host,
-		UserSerial: req.UserSerial, ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key,
+		UserSerial: req.UserSerial, UserCert: req.UserCert, ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key,
 	})
 }
 

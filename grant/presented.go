@@ -37,11 +37,17 @@ func (s *Service) PresentedCertificate(ctx context.Context, cert *ssh.Certificat
 		return UserCertificate{}, err
 	}
 	if field, got, want := certMismatch(uc.Certificate, s.cfg.Keys.User.PublicKey(), cert); field != "" {
-		return UserCertificate{}, newError(KindForbidden, CodeCertificateMismatch,
-			"certificate serial %d differs from the one the CA issued: %s is %s, issued %s", cert.Serial, field,
-			audit.BoundText(got, 2*maxAuditText), audit.BoundText(want, 2*maxAuditText))
+		return UserCertificate{}, mismatchError(cert.Serial, field, got, want)
 	}
 	return uc, nil
+}
+
+// mismatchError names the field of certificate serial that differs from the
+// record, with both values (the presented one bounded: it is the forger's).
+func mismatchError(serial uint64, field, got, want string) *Error {
+	return newError(KindForbidden, CodeCertificateMismatch,
+		"certificate serial %d differs from the one the CA issued: %s is %s, issued %s", serial, field,
+		audit.BoundText(got, 2*maxAuditText), audit.BoundText(want, 2*maxAuditText))
 }
 
 // certMismatch compares a presented certificate with the record of its
