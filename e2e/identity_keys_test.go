@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +110,20 @@ func TestKeyBelongsToOneUser(t *testing.T) {
 		if ok != 1 {
 			t.Errorf("%d racing enrolments of one key succeeded (exit codes %v), want exactly 1", ok, codes)
 		}
+	})
+
+	t.Run("reload refuses a file key enrolled under another name", func(t *testing.T) {
+		policy := renderPolicy(t, adminPolicy, "", []*engineer{alice, erin, admin, auditor}, nil)
+		withErin := strings.Replace(policy, "alice: {groups: [dev], keys: []}", "alice: {groups: [dev], keys: ["+strconv.Quote(erin.AuthorizedKey)+"]}", 1)
+		if withErin == policy {
+			t.Fatal("policy template changed: alice has keys")
+		}
+		secWrite(t, filepath.Join(d.Data, "policy.yaml"), []byte(withErin))
+		_, stderr, code := run(t, admin, "admin", "reload")
+		if code == 0 || !strings.Contains(stderr, `user "alice"`) || !strings.Contains(stderr, `is enrolled for user "racer`) {
+			t.Errorf("reload of a file giving alice racer's key: exit %d, stderr %q; want a refusal naming both", code, stderr)
+		}
+		mustRun(t, alice, append(loginArgs, "alice")...)
 	})
 }
 
