@@ -6,7 +6,8 @@ import (
 	"net/url"
 )
 
-// Codes of the one-owner rule for keys (package grant).
+// Codes of the identity checks (package grant): one key, one user; the
+// certificate presented is the one issued.
 const (
 	// CodeKeyInUse means an enrolment named a key that belongs to another
 	// user; the message names that user.
@@ -14,6 +15,10 @@ const (
 	// CodeKeyShared means a login used a key that several users hold; the
 	// message names them and what an admin runs.
 	CodeKeyShared = "key_shared"
+	// CodeCertificateMismatch means a certificate presented under an issued
+	// serial differs from the one the CA issued (the bastion's refusal,
+	// recorded as the code of session.rejected).
+	CodeCertificateMismatch = "certificate_mismatch"
 )
 
 // KeyDuplicate is one public key that more than one user holds.
