@@ -43,6 +43,8 @@ func (e *env) adminCmd() *cli.Command {
 						Flags:  []cli.Flag{formatFlag()},
 						Action: e.runUserList,
 					},
+					e.userDupsCmd(),
+					e.userRemoveKeyCmd(),
 				},
 			},
 			{
