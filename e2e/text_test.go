@@ -72,6 +72,7 @@ func TestTextFromOutside(t *testing.T) {
 		{name: "sessions export text of the scp upload", who: w.auditor, args: []string{"sessions", "export", p.sessionSCP, "--format", "text"}, evidence: []string{"scpneedle"}},
 		{name: "requests", who: w.bob, args: []string{"requests"}, evidence: []string{`\u202e`}},
 		{name: "requests pending", who: w.carol, args: []string{"requests", "--pending"}, evidence: []string{`\u202e`}},
+		{name: "admin user list", who: w.admin, args: []string{"admin", "user", "list"}, evidence: []string{"mallory"}},
 		{name: "status", who: w.alice, args: []string{"status"}, evidence: []string{"@db1"}},
 		{name: "error quoting a hostile host", who: w.alice, args: []string{"request", "db1" + hostileTexts[3].text + hostileTexts[5].text, "--login", w.login, "--reason", "checking the host name"}, fails: true, evidence: []string{`\x1b]0;pwned`}},
 		{name: "error quoting a 60 KB host", who: w.alice, args: []string{"request", strings.Repeat("h", 60<<10), "--login", w.login, "--reason", "checking the host name"}, fails: true, evidence: []string{"…(+"}},
@@ -92,9 +93,9 @@ func TestTextFromOutside(t *testing.T) {
 			}
 		})
 	}
-	t.Run("decisions", func(t *testing.T) {
+	t.Run("decisions and enrolment", func(t *testing.T) {
 		for _, out := range p.decisionOutputs {
-			checkNeutral(t, "approve/deny output", out)
+			checkNeutral(t, "approve, deny or user add output", out)
 		}
 	})
 	t.Run("json is faithful", func(t *testing.T) { checkFaithful(t, w, p) })
@@ -171,6 +172,15 @@ func plantHostile(t *testing.T, w *secWorld) planted {
 			p.decisionOutputs = append(p.decisionOutputs, mustRun(t, w.carol, d.verb, id, "--reason", d.reason))
 		}
 	}
+
+	// A key comment: jit admin user add sends the whole line.
+	mallory := newEngineer(t, "mallory")
+	keyFile := filepath.Join(t.TempDir(), "mallory.pub")
+	comment := " c" + hostileTexts[3].text + hostileTexts[4].text + hostileBidi
+	if err := os.WriteFile(keyFile, []byte(strings.Fields(mallory.AuthorizedKey)[0]+" "+strings.Fields(mallory.AuthorizedKey)[1]+comment+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.decisionOutputs = append(p.decisionOutputs, mustRun(t, w.admin, "admin", "user", "add", "mallory", "--key", keyFile, "--group", "dev"))
 	return p
 }
 
