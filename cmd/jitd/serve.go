@@ -15,6 +15,7 @@ import (
 
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
+	"github.com/jitssh/jitssh/logtext"
 )
 
 func serveCommand() *cli.Command {
@@ -48,7 +49,9 @@ func runServe(c *cli.Context) error {
 	defer signal.Stop(hup)
 
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
-	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	// Text logs bound every value a client sent (logtext); JSON logs keep
+	// them whole, escaped by JSON.
+	var handler slog.Handler = logtext.New(slog.NewTextHandler(stderr, nil), logtext.DefaultMax)
 	if c.String("log-format") == "json" {
 		handler = slog.NewJSONHandler(stderr, nil)
 	}
