@@ -160,7 +160,7 @@ func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionReco
 }
 
 func (b *bastionBackend) SessionRejected(ctx context.Context, code, user, target, clientAddr, reason string) error {
-	return appendEvent(ctx, b.store, audit.Event{Time: b.clock().UTC(), Type: "session.rejected", Code: code, Actor: user, User: user,
+	return b.store.Append(ctx, audit.Event{Time: b.clock().UTC(), Type: "session.rejected", Code: code, Actor: user, User: user,
 		Host: target, ClientAddr: clientAddr, Message: reason})
 }
 

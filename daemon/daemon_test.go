@@ -145,7 +145,7 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 	defer store.Close()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := appendEvent(ctx, store, audit.Event{Time: testNow, Type: "test", Code: "ok"}); err != nil {
+		if err := store.Append(ctx, audit.Event{Time: testNow, Type: "test", Code: "ok"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/issuance"
@@ -80,7 +81,7 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 		return nil, "", fmt.Errorf("certify host %s: %w", req.Principals[0], err)
 	}
 	out := strings.TrimSuffix(req.KeyPath, ".pub") + "-cert.pub"
-	if err := os.WriteFile(out, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+	if err := atomicfile.Write(out, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
 		return nil, "", fmt.Errorf("write host certificate: %w", err)
 	}
 	return cert, out, nil

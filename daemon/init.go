@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
@@ -93,11 +95,11 @@ func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, 
 	if err := os.MkdirAll(l.Recordings(), 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create recordings directory: %w", err)
 	}
-	if _, err := os.Stat(l.PolicyFile()); errors.Is(err, os.ErrNotExist) {
-		if err := os.WriteFile(l.PolicyFile(), policy.Demo(), 0o600); err != nil {
-			return InitResult{}, fmt.Errorf("write demo policy: %w", err)
-		}
+	switch err := atomicfile.Create(l.PolicyFile(), policy.Demo(), 0o600); {
+	case err == nil:
 		res.Created = append(res.Created, l.PolicyFile())
+	case !errors.Is(err, fs.ErrExist):
+		return InitResult{}, fmt.Errorf("write demo policy: %w", err)
 	}
 	store, err := audit.Open(l.Database())
 	if err != nil {
@@ -127,8 +129,9 @@ func (r InitResult) Print(w io.Writer) {
 // operator on the daemon's host: it is how the first admin gets in. It
 // takes the same path as the API's enrolment (grant.Admin.Enrol: the same
 // checks against the policy file in force and the same audit record), with
-// the operator as actor. A running jitd picks the user up within seconds.
-func EnrolUser(ctx context.Context, dir string, e grant.Enrolment, actor string) error {
+// the operator running this process as actor. A running jitd picks the
+// user up within seconds.
+func EnrolUser(ctx context.Context, dir string, e grant.Enrolment) error {
 	l := Layout{Dir: dir}
 	store, err := audit.Open(l.Database())
 	if err != nil {
@@ -143,6 +146,6 @@ func EnrolUser(ctx context.Context, dir string, e grant.Enrolment, actor string)
 	if err != nil {
 		return err
 	}
-	_, err = admin.Enrol(ctx, grant.Caller{User: actor}, e)
+	_, err = admin.Enrol(ctx, grant.Caller{User: operator("jitd user add")}, e)
 	return err
 }

@@ -334,13 +334,6 @@ func (d *Daemon) abort() {
 	}
 }
 
-func appendEvent(ctx context.Context, store *audit.Store, e audit.Event) error {
-	return store.Do(ctx, func(tx *audit.Tx) error {
-		_, err := tx.Append(e)
-		return err
-	})
-}
-
 func loadTLS(dir string) (tls.Certificate, string, error) {
 	keyPath := filepath.Join(dir, "tls.key")
 	fi, err := os.Stat(keyPath)

@@ -167,7 +167,7 @@ func TestReloadReportsAndAudits(t *testing.T) {
 	ctx := context.Background()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
-	if err := EnrolUser(ctx, dir, grant.Enrolment{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}}, "test"); err != nil {
+	if err := EnrolUser(ctx, dir, grant.Enrolment{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}}); err != nil {
 		t.Fatal(err)
 	}
 	edited := strings.NewReplacer(

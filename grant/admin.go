@@ -3,7 +3,6 @@ package grant
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jitssh/jitssh/audit"
@@ -107,14 +106,7 @@ func appendEvent(ctx context.Context, store *audit.Store, now time.Time, e audit
 	if e.Time.IsZero() {
 		e.Time = now
 	}
-	err := store.Do(ctx, func(tx *audit.Tx) error {
-		_, err := tx.Append(e)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("record %s: %w", e.Type, err)
-	}
-	return nil
+	return store.Append(ctx, e)
 }
 
 // refresh merges enrolled users into the policy in force after a change to

@@ -88,6 +88,7 @@ const (
 	CodePolicyChanged      = "policy_changed"
 	CodeCertificateUnknown = "certificate_unknown"
 	CodeCertificateRevoked = "certificate_revoked"
+	CodeCertificateExpired = "certificate_expired"
 )
 
 func newError(kind Kind, code, format string, args ...any) *Error {

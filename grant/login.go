@@ -309,7 +309,9 @@ func (l *Logins) Authenticate(ctx context.Context, token string) (string, error)
 			return refuse(nil, "token is not valid; run jit login")
 		}
 		if err != nil {
-			return refuse(err, "look up token: %v", err)
+			// The store failed, not the caller: 503, and the store's own
+			// error stays in the daemon (Err), never in the answer.
+			return "", unavailable(fmt.Errorf("look up token: %w", err))
 		}
 		ct = cachedToken{user: t.User, expires: t.ExpiresAt, recheck: now.Add(tokenRecheck)}
 		l.mu.Lock()

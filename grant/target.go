@@ -40,7 +40,7 @@ func (s *Service) CertificateStatus(ctx context.Context, serial uint64) (UserCer
 		}
 		return UserCertificate{}, unavailable(err)
 	}
-	if c.Kind != "user" {
+	if c.Kind != issuance.KindUser {
 		return UserCertificate{}, newError(KindForbidden, CodeCertificateUnknown, "certificate serial %d is a %s certificate, not a user certificate", serial, c.Kind)
 	}
 	out := UserCertificate{Certificate: c}
@@ -99,7 +99,7 @@ func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*s
 		}
 	}
 	if !req.ValidBefore.After(now) {
-		return nil, newError(KindDenied, "certificate_expired", "the engineer's certificate expired at %s", req.ValidBefore.Format(time.RFC3339))
+		return nil, newError(KindDenied, CodeCertificateExpired, "the engineer's certificate expired at %s", req.ValidBefore.Format(time.RFC3339))
 	}
 	issued, err := s.issuedFor(ctx, req)
 	if err != nil {
