@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"sync"
@@ -30,7 +31,12 @@ const BastionHostKeyAlias = "jitssh-bastion"
 const bastionCertLifetime = 7 * 24 * time.Hour
 
 func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastion.Server, error) {
-	hostKey, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), ca.Ed25519)
+	// Like every key, the bastion's is made by jitd init only: serve never
+	// makes a key, so a missing one is an error, not a silent new identity.
+	hostKey, err := ca.LoadSigner(l.BastionHostKey())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, fmt.Errorf("bastion host key %s is missing (run jitd init, or jitd serve --init): %w", l.BastionHostKey(), err)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("bastion host key: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // UserSource lists the users enrolled outside the policy file;
@@ -123,7 +124,7 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 	for _, u := range users {
 		pu := policy.User{Name: u.Name, Groups: u.Groups}
 		for _, line := range u.Keys {
-			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+			k, err := sshkey.ParseAuthorized(line)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("enrolled user %q: key: %w", u.Name, err))
 				continue
