@@ -157,20 +157,29 @@ func jsonOutput(c *cli.Context) (bool, error) {
 			break
 		}
 	}
-	switch f {
-	case "json":
-		return true, nil
-	case "text", "":
-		return false, nil
-	default:
-		return false, cli.Exit(fmt.Sprintf("--format %q must be text or json", f), exitUsage)
+	if err := checkFormat(f); err != nil {
+		return false, err
 	}
+	return f == "json", nil
 }
 
 // formatFlag is --format on a command; see jsonOutput. Each command gets
 // its own: urfave/cli records on a flag whether it was set.
 func formatFlag() cli.Flag {
-	return &cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json"}
+	return &cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json",
+		// Checked as the flags are parsed, before the command does anything:
+		// a bad --format must not first issue, approve or log in and only
+		// then fail to print.
+		Action: func(_ *cli.Context, f string) error { return checkFormat(f) }}
+}
+
+// checkFormat is the usage error of a --format other than text or json.
+func checkFormat(f string) error {
+	switch f {
+	case "json", "text", "":
+		return nil
+	}
+	return cli.Exit(fmt.Sprintf("--format %q must be text or json", f), exitUsage)
 }
 
 // first returns the first non-empty value.
