@@ -42,7 +42,8 @@ type Holder struct {
 
 // Load parses the policy file at path and merges the enrolled users. A bad
 // file is an error naming file and line: the daemon does not start without a
-// policy.
+// policy. An enrolled key that does not parse is left out, not fatal
+// (RefreshUsers reports it every time it runs).
 func Load(ctx context.Context, path string, users UserSource) (*Holder, error) {
 	h := &Holder{path: path, users: users}
 	if err := h.Reload(ctx); err != nil {
@@ -63,8 +64,9 @@ func (h *Holder) Reload(ctx context.Context) error {
 
 // ReloadChange is Reload reporting how the policy in force changed. On a
 // bad file it changes nothing and reports an empty Change with the error.
-// When only some enrolled users' keys fail to parse, the new file is in
-// force, those keys are left out and the error says which they were.
+// When only some enrolled users' keys fail to parse, the reload succeeds:
+// the new file is in force, those keys are left out and Change.Skipped
+// says which they were.
 func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 	data, err := os.ReadFile(h.path)
 	if err != nil {
@@ -80,40 +82,52 @@ func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 	// At start (old == nil) a key shared with an enrolled user does not
 	// keep the daemon down: logins with it are refused and the admin
 	// lists and fixes it through the running daemon.
-	err = h.mergeLocked(ctx, p, old != nil)
-	if old == nil {
+	skipped, err := h.mergeLocked(ctx, p, old != nil)
+	if err != nil {
 		return Change{}, err
 	}
-	return Diff(old, h.current.Load()), err
+	var change Change
+	if old != nil {
+		change = Diff(old, h.current.Load())
+	}
+	for _, e := range skipped {
+		change.Skipped = append(change.Skipped, e.Error())
+	}
+	return change, nil
 }
 
 // RefreshUsers merges the users enrolled in the UserSource into the policy
-// from the file. If the source cannot be read the policy in force stays.
+// from the file. If the source cannot be read the policy in force stays;
+// enrolled keys that do not parse are left out and returned as errors (the
+// rest is in force).
 func (h *Holder) RefreshUsers(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.mergeLocked(ctx, h.base, false)
+	skipped, err := h.mergeLocked(ctx, h.base, false)
+	return errors.Join(append([]error{err}, skipped...)...)
 }
 
 // mergeLocked puts base with the enrolled users merged in into force; it
 // needs h.mu held. If the users cannot be read nothing changes, not even
 // the base, so a failed reload is not applied later by a refresh. With
 // checkKeys, a file key that an enrolled user of another name holds refuses
-// base, likewise changing nothing.
-func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys bool) error {
+// base, likewise changing nothing. It returns the enrolled keys it left out
+// for not parsing (base is then in force all the same) and what refused
+// base.
+func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys bool) (skipped []error, err error) {
 	users, err := h.users.Users(ctx)
 	if err != nil {
-		return fmt.Errorf("read enrolled users: %w", err)
+		return nil, fmt.Errorf("read enrolled users: %w", err)
 	}
-	extra, errs := enrolled(users)
+	extra, skipped := enrolled(users)
 	if checkKeys {
 		if err := sharedWithEnrolled(h.path, base, extra); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	h.base = base
 	h.current.Store(base.WithUsers(extra))
-	return errors.Join(errs...)
+	return skipped, nil
 }
 
 // enrolled turns stored users into policy users, leaving out (and

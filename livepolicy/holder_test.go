@@ -130,6 +130,15 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	if u, ok := h.Current().User("yan"); !ok || len(u.Keys) != 0 {
 		t.Fatalf("yan = %+v %v, want enrolled without keys", u, ok)
 	}
+	// A reload succeeds all the same: the file is in force, and the change
+	// says what was left out (it used to be reported as a failed reload
+	// although it was applied).
+	if ch, err := h.ReloadChange(ctx); err != nil || len(ch.Skipped) != 1 || !strings.Contains(ch.String(), `left out: enrolled user "yan"`) {
+		t.Fatalf("ReloadChange with a bad stored key = %q, %v; want success that names yan as left out", ch, err)
+	}
+	if _, err := Load(ctx, h.path, users); err != nil {
+		t.Fatalf("Load with a bad stored key: %v; want the key left out, not a daemon that cannot start", err)
+	}
 }
 
 // TestReloadRefusesKeyOfEnrolledUser: a reloaded file whose user holds a key
