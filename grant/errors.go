@@ -107,3 +107,13 @@ func KindOf(err error) Kind {
 	}
 	return 0
 }
+
+// withRecordFailure returns gerr, a refusal that stands whether or not its
+// audit record could be written, carrying the record's failure (if any) in
+// Err so that the transport logs it; the caller still gets the refusal.
+func withRecordFailure(gerr *Error, recErr error) *Error {
+	if recErr != nil {
+		gerr.Err = errors.Join(gerr.Err, fmt.Errorf("record of this refusal failed: %w", recErr))
+	}
+	return gerr
+}

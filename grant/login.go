@@ -164,8 +164,9 @@ func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	if err != nil {
 		var ge *Error
 		if errors.As(err, &ge) {
-			_ = appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
+			rerr := appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
 				ClientAddr: at.ClientAddr, Message: audit.BoundText(ge.Message, 4*maxAuditText)})
+			withRecordFailure(ge, rerr)
 		}
 		return Token{}, err
 	}
@@ -363,7 +364,7 @@ func (l *Logins) Authorize(ctx context.Context, caller Caller, role Role, what s
 	}
 	code := "not_" + string(role)
 	msg := fmt.Sprintf("%s needs the %s role", audit.BoundText(what, 2*maxAuditText), role)
-	_ = appendEvent(ctx, l.cfg.Store, l.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
+	rerr := appendEvent(ctx, l.cfg.Store, l.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
 		ClientAddr: caller.ClientAddr, Message: msg})
-	return &Error{Kind: KindForbidden, Code: code, Message: msg}
+	return withRecordFailure(&Error{Kind: KindForbidden, Code: code, Message: msg}, rerr)
 }
