@@ -2,8 +2,6 @@ package livepolicy
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -41,19 +40,6 @@ func writePolicy(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func newKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.PublicKey()
 }
 
 func TestLoadRefusesBadFile(t *testing.T) {
@@ -92,7 +78,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Fatal("a bad reload replaced the policy in force")
 	}
 
-	key := newKey(t)
+	key := testkit.Signer(t).PublicKey()
 	zoe := audit.User{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(key))}}
 	users.set([]audit.User{zoe}, nil)
 	if err := h.RefreshUsers(ctx); err != nil {

@@ -7,6 +7,8 @@ import (
 	"crypto/rsa"
 	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -170,5 +172,21 @@ func TestProcessCPU(t *testing.T) {
 	}
 	if after := ProcessCPU(t); after <= before || before <= 0 {
 		t.Fatalf("CPU %v then %v, want a positive, growing time", before, after)
+	}
+}
+
+func TestPublicKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "host_key.pub")
+	k := PublicKeyFile(t, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil || !bytes.Equal(read.Marshal(), k.Marshal()) || k.Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("file holds %v (%v), want the returned ed25519 key", read, err)
+	}
+	if msg := fails(func(tb testing.TB) { PublicKeyFile(tb, filepath.Join(path, "under-a-file")) }); !strings.Contains(msg, "write public key") {
+		t.Fatalf("failure %q, want one on the write", msg)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
+	"os"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -59,4 +60,16 @@ func signerOf(t testing.TB, priv crypto.Signer) ssh.Signer {
 		t.Fatalf("ssh signer of %T: %v", priv, err)
 	}
 	return s
+}
+
+// PublicKeyFile writes the public half of a fresh ed25519 key to path in
+// authorized_keys form (0644), as ssh-keygen writes a .pub file, and
+// returns it; it fails t if the key cannot be made or written.
+func PublicKeyFile(t testing.TB, path string) ssh.PublicKey {
+	t.Helper()
+	k := Signer(t).PublicKey()
+	if err := os.WriteFile(path, ssh.MarshalAuthorizedKey(k), 0o644); err != nil {
+		t.Fatalf("write public key: %v", err)
+	}
+	return k
 }
