@@ -44,7 +44,7 @@ func writePolicy(t *testing.T, path, text string) {
 
 func TestLoadRefusesBadFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
-	writePolicy(t, path, "users:\n  alice: {groups: [dev], colour: blue}\n")
+	writePolicy(t, path, testkit.BadPolicy)
 	if _, err := Load(context.Background(), path, &fakeUsers{}); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
 		t.Fatalf("Load of a bad file = %v, want an error naming line 2", err)
 	}
@@ -70,7 +70,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := h.Current()
-	writePolicy(t, path, "hosts:\n  db1: {adress: x}\n")
+	writePolicy(t, path, testkit.BadPolicy)
 	if err := h.Reload(ctx); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
 		t.Fatalf("Reload of a bad file = %v, want an error naming line 2", err)
 	}
@@ -90,7 +90,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 
 	// With the store unreadable, a good new file is not applied, neither
 	// now nor by a later refresh.
-	writePolicy(t, path, strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "", 1))
+	writePolicy(t, path, testkit.Edit(t, string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", ""))
 	users.set(nil, errors.New("store down"))
 	before := h.Current()
 	if err := h.Reload(ctx); err == nil {
