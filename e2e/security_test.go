@@ -339,7 +339,7 @@ func TestIssue5SecurityTools(t *testing.T) {
 
 	t.Run("tampered recordings", func(t *testing.T) {
 		p1, p2 := secRecordingPath(t, w.d, s1.ID), secRecordingPath(t, w.d, s2.ID)
-		orig1, orig2 := secRead(t, p1), secRead(t, p2)
+		orig1, orig2 := readFile(t, p1), readFile(t, p2)
 		lines1 := strings.SplitAfter(string(orig1), "\n")
 		for _, tt := range []struct {
 			name    string
@@ -428,15 +428,6 @@ func secRecordingPath(t testing.TB, d *daemon, id string) string {
 		t.Fatalf("recording of %s under %s: %v %v", id, d.Data, m, err)
 	}
 	return m[0]
-}
-
-func secRead(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func secWrite(t testing.TB, path string, b []byte) {
