@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -387,13 +388,7 @@ func TestCloseEndsLiveSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.indexed("up-42") {
-		if time.Now().After(deadline) {
-			t.Fatal("session never produced output")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, "the session's output", func() bool { return e.indexed("up-42") })
 	if err := e.srv.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

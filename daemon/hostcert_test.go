@@ -3,8 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,25 +15,15 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/issuance/issuancetest"
 )
 
 func hostKeyFile(t *testing.T) (string, ssh.PublicKey) {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
-	if err := os.WriteFile(path, ssh.MarshalAuthorizedKey(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, k
+	return path, testkit.PublicKeyFile(t, path)
 }
 
 // `jitd host certify` leaves the certificate's row and its host_cert.issued

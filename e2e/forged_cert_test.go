@@ -113,7 +113,7 @@ func TestBastionRefusesForgedCertificates(t *testing.T) {
 // bastion's alias, as jit ssh does.
 func bastionKnownHosts(t *testing.T, d *daemon, dir string) string {
 	t.Helper()
-	hostCA := strings.TrimSpace(string(secRead(t, filepath.Join(d.Data, "ca", "host_ca.pub"))))
+	hostCA := strings.TrimSpace(string(readFile(t, filepath.Join(d.Data, "ca", "host_ca.pub"))))
 	path := filepath.Join(dir, "known_hosts")
 	secWrite(t, path, []byte("@cert-authority jitssh-bastion "+hostCA+"\n"))
 	return path

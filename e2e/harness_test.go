@@ -3,10 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // Bounds on every wait, so a hung process fails a test instead of the run.
@@ -93,21 +91,10 @@ type engineer struct {
 
 func newEngineer(t testing.TB, name string) *engineer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatalf("generate key of %s: %v", name, err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, name+"@e2e")
-	if err != nil {
-		t.Fatalf("marshal key of %s: %v", name, err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatalf("signer of %s: %v", name, err)
-	}
+	signer, pemKey := testkit.SignerPEM(t, name+"@e2e")
 	home := t.TempDir()
 	key := filepath.Join(home, "id_ed25519")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := os.WriteFile(key, pemKey, 0o600); err != nil {
 		t.Fatalf("write key of %s: %v", name, err)
 	}
 	return &engineer{
@@ -457,18 +444,6 @@ func code(ev auditEvent) string {
 		return ""
 	}
 	return *ev.Code
-}
-
-// waitFor polls cond every 100 ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // readCert parses an OpenSSH certificate file.

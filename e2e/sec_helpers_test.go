@@ -19,6 +19,7 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // secPolicy is the policy of the session and security-tool tests: alice and
@@ -145,7 +146,7 @@ func secSessions(t testing.TB, e *engineer, args ...string) []api.Session {
 func secSessionWith(t testing.TB, e *engineer, marker string, timeout time.Duration) api.Session {
 	t.Helper()
 	var found api.Session
-	waitFor(t, timeout, "a finished session running "+marker, func() bool {
+	testkit.WaitFor(t, timeout, "a finished session running "+marker, func() bool {
 		for _, s := range secSessions(t, e) {
 			if strings.Contains(s.Command, marker) && s.EndedAt != nil {
 				found = s

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestShutdownCutsOpenSessionsAndRecordsThem: a session still open when
@@ -18,7 +20,7 @@ func TestShutdownCutsOpenSessionsAndRecordsThem(t *testing.T) {
 		w.serve(t, "--shutdown-timeout", "1s")
 		w.loginAll(t)
 		ssh := start(t, w.alice, "ssh", w.login+"@db1", "--reason", "a session left open", "--", "echo "+marker+"; sleep 120")
-		waitFor(t, 15*time.Second, "the session in jit sessions list --live", func() bool {
+		testkit.WaitFor(t, 15*time.Second, "the session in jit sessions list --live", func() bool {
 			for _, s := range secSessions(t, w.auditor, "--live") {
 				if strings.Contains(s.Command, marker) && s.EndedAt == nil {
 					return true

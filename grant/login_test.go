@@ -2,7 +2,6 @@ package grant_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -26,14 +26,7 @@ func loginMessage(user, nonce string) []byte {
 func loginEnv(t *testing.T) (*env, *grant.Logins, ssh.Signer) {
 	t.Helper()
 	e := newEnv(t)
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testkit.Signer(t)
 	e.pol.Store(e.pol.Load().WithUsers([]policy.User{{Name: "zed", Groups: []string{"dev"}, Keys: []ssh.PublicKey{signer.PublicKey()}}}))
 	l, err := grant.NewLogins(grant.LoginConfig{Store: e.store, Policy: e.pol.Load, Message: loginMessage, TokenTTL: time.Hour, Clock: e.clock.Now})
 	if err != nil {
@@ -66,10 +59,8 @@ func attempt(t *testing.T, l *grant.Logins, user string, s ssh.Signer, edit func
 // that the domain records it exactly once.
 func TestLoginOutcomesRecorded(t *testing.T) {
 	e, l, zed := loginEnv(t)
-	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
-	other, _ := ssh.NewSignerFromKey(otherPriv)
-	_, sharedPriv, _ := ed25519.GenerateKey(rand.Reader)
-	shared, _ := ssh.NewSignerFromKey(sharedPriv)
+	other := testkit.Signer(t)
+	shared := testkit.Signer(t)
 	// A store written before the one-owner rule: yan and yara hold one key.
 	e.pol.Store(e.pol.Load().WithUsers([]policy.User{
 		{Name: "yan", Groups: []string{"dev"}, Keys: []ssh.PublicKey{shared.PublicKey()}},

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestPresentedCertificate: a certificate presented under an issued serial
@@ -39,7 +40,7 @@ func TestPresentedCertificate(t *testing.T) {
 		{name: "genuine", edit: func(*ssh.Certificate) {}},
 		{name: "other CA", field: "signing_ca", signer: otherCA, edit: func(*ssh.Certificate) {}},
 		{name: "host certificate", field: "cert_type", edit: func(c *ssh.Certificate) { c.CertType = ssh.HostCert }},
-		{name: "key", field: "key", edit: func(c *ssh.Certificate) { c.Key = newKey(t) }},
+		{name: "key", field: "key", edit: func(c *ssh.Certificate) { c.Key = testkit.Signer(t).PublicKey() }},
 		{name: "principal", field: "principals", edit: func(c *ssh.Certificate) { c.ValidPrincipals = []string{"root@db1"} }},
 		{name: "valid after", field: "valid_after", edit: func(c *ssh.Certificate) { c.ValidAfter-- }},
 		{name: "valid before", field: "valid_before", edit: func(c *ssh.Certificate) { c.ValidBefore++ }},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/issuance/issuancetest"
 )
 
@@ -26,7 +27,7 @@ func (e *env) staging(t *testing.T) grant.TargetCertRequest {
 	return grant.TargetCertRequest{
 		RequestID: res.Request.ID, SessionID: "ses_123", User: "alice", Login: "deploy", Host: "web1",
 		UserSerial: res.Certificate.Serial, UserCert: res.Certificate, ValidBefore: time.Unix(int64(res.Certificate.ValidBefore), 0),
-		SourceAddresses: []string{"127.0.0.1/32", "10.1.0.0/16"}, Key: newKey(t),
+		SourceAddresses: []string{"127.0.0.1/32", "10.1.0.0/16"}, Key: testkit.Signer(t).PublicKey(),
 	}
 }
 
@@ -261,7 +262,7 @@ func TestCertificateStatus(t *testing.T) {
 	}
 	target, err := e.svc.MintTargetCert(ctx, grant.TargetCertRequest{
 		RequestID: id, SessionID: "ses_1", User: "alice", Login: "root", Host: "db1", UserSerial: root.Certificate.Serial,
-		ValidBefore: start.Add(5 * time.Minute), Key: newKey(t),
+		ValidBefore: start.Add(5 * time.Minute), Key: testkit.Signer(t).PublicKey(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package livepolicy
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -44,22 +43,9 @@ func writePolicy(t *testing.T, path, text string) {
 	}
 }
 
-func newKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.PublicKey()
-}
-
 func TestLoadRefusesBadFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
-	writePolicy(t, path, "users:\n  alice: {groups: [dev], colour: blue}\n")
+	writePolicy(t, path, testkit.BadPolicy)
 	if _, err := Load(context.Background(), path, &fakeUsers{}); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
 		t.Fatalf("Load of a bad file = %v, want an error naming line 2", err)
 	}
@@ -85,7 +71,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := h.Current()
-	writePolicy(t, path, "hosts:\n  db1: {adress: x}\n")
+	writePolicy(t, path, testkit.BadPolicy)
 	if err := h.Reload(ctx); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
 		t.Fatalf("Reload of a bad file = %v, want an error naming line 2", err)
 	}
@@ -93,7 +79,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Fatal("a bad reload replaced the policy in force")
 	}
 
-	key := newKey(t)
+	key := testkit.Signer(t).PublicKey()
 	zoe := audit.User{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(key))}}
 	users.set([]audit.User{zoe}, nil)
 	if err := h.RefreshUsers(ctx); err != nil {
@@ -105,7 +91,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 
 	// With the store unreadable, a good new file is not applied, neither
 	// now nor by a later refresh.
-	writePolicy(t, path, strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "", 1))
+	writePolicy(t, path, testkit.Edit(t, string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", ""))
 	users.set(nil, errors.New("store down"))
 	before := h.Current()
 	if err := h.Reload(ctx); err == nil {
@@ -148,7 +134,7 @@ func TestReloadRefusesKeyOfEnrolledUser(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writePolicy(t, path, string(policy.Demo()))
-	key := newKey(t)
+	key := testkit.Signer(t).PublicKey()
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
 	users := &fakeUsers{users: []audit.User{{Name: "mallory", Groups: []string{"dev"}, Keys: []string{line}}}}
 	h, err := Load(ctx, path, users)
