@@ -270,7 +270,7 @@ func (t *sftpTracker) named(r *sftpReq, b []byte) {
 
 // answer handles a target packet: it matches the request by id and counts
 // or marks. Called with t.mu held.
-func (t *sftpTracker) answer(typ byte, b []byte, _ int) {
+func (t *sftpTracker) answer(typ byte, b []byte, body int) {
 	if typ == sftpVersion || len(b) < 4 {
 		return
 	}
@@ -292,8 +292,9 @@ func (t *sftpTracker) answer(typ byte, b []byte, _ int) {
 			t.opened(h, r)
 		}
 	case typ == sftpData && r.typ == sftpRead && len(b) >= 8:
-		if f := t.handles[r.handle]; f != nil {
-			f.read += int64(binary.BigEndian.Uint32(b[4:]))
+		// The data must fit in the packet, as the client checks.
+		if n := int64(binary.BigEndian.Uint32(b[4:])); t.handles[r.handle] != nil && n <= int64(body-8) {
+			t.handles[r.handle].read += n
 		}
 	case typ == sftpStatus && r.typ == sftpWrite && len(b) >= 8 && binary.BigEndian.Uint32(b[4:]) == 0:
 		if f := t.handles[r.handle]; f != nil {

@@ -133,6 +133,16 @@ func TestSFTPTracker(t *testing.T) {
 			want: []string{`sftp open "/a" (read)`, `sftp read "/a" 64 bytes`},
 		},
 		{
+			name: "lengths that do not fit their packet not counted",
+			steps: []sftpStep{
+				cl(openPkt(1, "/f", 0x3)), sv(sftpPkt(sftpHandle, 1, "h")),
+				cl(sftpPkt(sftpWrite, 2, "h", uint64(0), uint32(1<<30), "tiny"), sftpPkt(sftpRead, 3, "h", uint64(0), uint32(64))),
+				sv(statusOK(2), sftpPkt(sftpData, 3, uint32(1<<30), "tiny")),
+				cl(sftpPkt(sftpClose, 4, "h")), sv(statusOK(4)),
+			},
+			want: []string{`sftp open "/f" (read-write)`, `sftp write "/f" 0 bytes`},
+		},
+		{
 			name: "failed open, rename, remove, mkdir",
 			steps: []sftpStep{
 				cl(openPkt(1, "/nope", 1)), sv(statusFail(1)),
