@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -342,14 +343,14 @@ func (f *sftpFile) markers(suffix string) []string {
 func (t *sftpTracker) end() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	files := make([]*sftpFile, 0, len(t.handles))
-	for _, f := range t.handles {
-		files = append(files, f)
-	}
-	slices.SortFunc(files, func(a, b *sftpFile) int { return cmp.Compare(a.path, b.path) })
+	// By path, then handle: the order must not depend on map iteration.
+	handles := slices.Collect(maps.Keys(t.handles))
+	slices.SortFunc(handles, func(a, b string) int {
+		return cmp.Or(cmp.Compare(t.handles[a].path, t.handles[b].path), cmp.Compare(a, b))
+	})
 	var out []string
-	for _, f := range files {
-		out = append(out, f.markers(" (not closed at session end)")...)
+	for _, h := range handles {
+		out = append(out, t.handles[h].markers(" (not closed at session end)")...)
 	}
 	if t.untracked > 0 {
 		out = append(out, fmt.Sprintf("sftp: %d requests or handles not counted (more than %d in flight or %d open)", t.untracked, sftpMaxPending, sftpMaxHandles))
