@@ -13,8 +13,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jitssh/jitssh/internal/testkit"
+	"github.com/jitssh/jitssh/policy"
 
 	"golang.org/x/crypto/ssh"
 
@@ -41,6 +44,11 @@ func TestParseTargetUser(t *testing.T) {
 		{name: "comma", user: "deploy@db1,db2", wantErr: "invalid character"},
 		{name: "space", user: "deploy@db 1", wantErr: "invalid character"},
 		{name: "control byte", user: "deploy@db\x001", wantErr: "invalid character"},
+		{name: "C1 control", user: "deploy@db\u009b2J", wantErr: "invalid character"},
+		{name: "bidi override", user: "deploy@\u202e1bd", wantErr: "invalid character"},
+		{name: "no-break space", user: "deploy@db\u00a01", wantErr: "invalid character"},
+		{name: "invalid UTF-8", user: "deploy@db\xff", wantErr: "not valid UTF-8"},
+		{name: "unicode login", user: "dépl\u00f6y@db1", wantLogin: "dépl\u00f6y", wantHost: "db1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,10 +72,16 @@ func FuzzParseTargetUser(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, user string) {
 		login, host, err := ParseTargetUser(user)
+		if i := strings.IndexAny(user, "@:"); i >= 0 && policy.ValidName("login", user[:i]) == nil && policy.ValidName("host", user[i+1:]) == nil {
+			if err != nil || login != user[:i] || host != user[i+1:] {
+				t.Fatalf("ParseTargetUser(%q) = %q, %q, %v; policy accepts login %q and host %q", user, login, host, err, user[:i], user[i+1:])
+			}
+		}
 		if err != nil {
 			return
 		}
-		if login == "" || host == "" || strings.ContainsAny(login+host, "@:,*? \t\n") {
+		if login == "" || host == "" || strings.ContainsAny(login+host, "@:,*? \t\n") || !utf8.ValidString(user) ||
+			strings.ContainsFunc(user, func(r rune) bool { return unicode.IsControl(r) || !unicode.IsPrint(r) }) {
 			t.Fatalf("ParseTargetUser(%q) accepted login %q host %q", user, login, host)
 		}
 		if user != login+"@"+host && user != login+":"+host {
