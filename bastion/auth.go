@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
@@ -78,8 +80,14 @@ func identityOf(p *ssh.Permissions) (identity, error) {
 
 // ParseTargetUser splits the SSH user "LOGIN@HOST" or "LOGIN:HOST" into login
 // and host. The separator is the first '@' or ':'; both parts must be
-// non-empty and contain no further separator, whitespace or control bytes.
+// non-empty valid UTF-8 and contain no further separator, comma, wildcard,
+// whitespace, control or other non-printable character (C1 controls, bidi
+// overrides): the name arrives before authentication and ends up in audit
+// records. Every login and host policy.ValidName accepts passes.
 func ParseTargetUser(user string) (login, host string, err error) {
+	if !utf8.ValidString(user) {
+		return "", "", fmt.Errorf("ssh user %q: not valid UTF-8", user)
+	}
 	i := strings.IndexAny(user, "@:")
 	if i < 0 {
 		return "", "", fmt.Errorf("ssh user %q: want LOGIN@HOST or LOGIN:HOST", user)
@@ -89,7 +97,7 @@ func ParseTargetUser(user string) (login, host string, err error) {
 		return "", "", fmt.Errorf("ssh user %q: empty login or host", user)
 	}
 	for _, r := range host + login {
-		if r == '@' || r == ':' || r == ',' || r == '*' || r == '?' || r <= ' ' || r == 0x7f {
+		if r == '@' || r == ':' || r == ',' || r == '*' || r == '?' || unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r) {
 			return "", "", fmt.Errorf("ssh user %q: invalid character %q", user, r)
 		}
 	}

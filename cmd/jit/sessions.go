@@ -216,4 +216,5 @@ func (e *env) printSessionDetail(d api.SessionDetail) {
 			linef(w, "%-11s %s at %s: %q", verb, a.Approver, a.Time.Local().Format(time.RFC3339), a.Reason)
 		}
 	}
+	printMarkers(w, d.Markers, d.MoreMarkers, s.ID)
 }
