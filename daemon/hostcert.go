@@ -53,6 +53,9 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 		return nil, "", fmt.Errorf("parse host key %s: %w", req.KeyPath, err)
 	}
 	l := Layout{Dir: dir}
+	if err := l.CheckModes(); err != nil {
+		return nil, "", err
+	}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		return nil, "", err

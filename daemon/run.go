@@ -117,6 +117,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 // load reads the keys and opens the store and the policy.
 func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 	l := Layout{Dir: d.cfg.Dir}
+	if err := l.CheckModes(); err != nil {
+		return nil, tls.Certificate{}, err
+	}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
