@@ -63,7 +63,16 @@ func hostKeyAlgos(keyType string) ([]string, error) {
 	case ssh.KeyAlgoRSA:
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}, nil
 	}
-	return nil, fmt.Errorf("pinned host key type %q is not accepted: pin the target's ssh-ed25519 (or RSA) host key", keyType)
+	return nil, fmt.Errorf("host key type %q is not accepted towards targets: use the target's ssh-ed25519 (or RSA) host key", keyType)
+}
+
+// CheckTargetHostKey returns an error unless the bastion would ask a target
+// for a host key of type keyType (plain or certified): ssh-ed25519 or
+// ssh-rsa (used with SHA-2 only). jitd host certify refuses other keys, whose
+// certificates the bastion would never be shown.
+func CheckTargetHostKey(keyType string) error {
+	_, err := hostKeyAlgos(keyType)
+	return err
 }
 
 // checkHostSigner refuses a bastion host signer that would offer engineers

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/issuance"
 )
@@ -51,6 +52,9 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
 	if err != nil {
 		return nil, "", fmt.Errorf("parse host key %s: %w", req.KeyPath, err)
+	}
+	if err := bastion.CheckTargetHostKey(pub.Type()); err != nil {
+		return nil, "", fmt.Errorf("host key %s: %w", req.KeyPath, err)
 	}
 	l := Layout{Dir: dir}
 	if err := l.CheckModes(); err != nil {

@@ -15,16 +15,22 @@ import (
 // files themselves are checked by ca when loaded.
 func (l Layout) CheckModes() error {
 	db := l.Database()
-	err := strictmodes.ForProcess().Check(
-		strictmodes.Entry{Path: l.Dir, What: "data directory"},
-		strictmodes.Entry{Path: l.PolicyFile(), What: "policy file"},
-		strictmodes.Entry{Path: db, What: "database"},
-		strictmodes.Entry{Path: db + "-wal", What: "database WAL", Optional: true},
-		strictmodes.Entry{Path: db + "-shm", What: "database shared memory", Optional: true},
-		strictmodes.Entry{Path: l.Recordings(), What: "recordings directory"},
-		strictmodes.Entry{Path: l.CADir(), What: "CA directory"},
-		strictmodes.Entry{Path: l.TLSDir(), What: "TLS directory"},
-	)
+	// Absent entries are left to the code that needs them, whose errors
+	// say more ("run jitd init first").
+	var entries []strictmodes.Entry
+	for _, e := range []struct{ path, what string }{
+		{l.Dir, "data directory"},
+		{l.PolicyFile(), "policy file"},
+		{db, "database"},
+		{db + "-wal", "database WAL"},
+		{db + "-shm", "database shared memory"},
+		{l.Recordings(), "recordings directory"},
+		{l.CADir(), "CA directory"},
+		{l.TLSDir(), "TLS directory"},
+	} {
+		entries = append(entries, strictmodes.Entry{Path: e.path, What: e.what, Optional: true})
+	}
+	err := strictmodes.ForProcess().Check(entries...)
 	if err != nil {
 		return fmt.Errorf("refusing data directory %s: %w", l.Dir, err)
 	}
