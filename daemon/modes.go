@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/strictmodes"
 )
 
@@ -35,4 +37,21 @@ func (l Layout) CheckModes() error {
 		return fmt.Errorf("refusing data directory %s: %w", l.Dir, err)
 	}
 	return nil
+}
+
+// modeCheckedReloader checks the data directory's modes again before each
+// policy reload (SIGHUP and jit admin reload alike): a policy file made
+// writable by others after start is refused, audited as a failed reload by
+// grant.Admin, and the last good policy stays in force.
+type modeCheckedReloader struct {
+	*livepolicy.Holder
+	layout Layout
+}
+
+// ReloadChange refuses loose modes, then reloads.
+func (r modeCheckedReloader) ReloadChange(ctx context.Context) (livepolicy.Change, error) {
+	if err := r.layout.CheckModes(); err != nil {
+		return livepolicy.Change{}, err
+	}
+	return r.Holder.ReloadChange(ctx)
 }

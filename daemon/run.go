@@ -159,7 +159,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if err != nil {
 		return err
 	}
-	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: d.policy, Clock: d.cfg.Clock}); err != nil {
+	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -13,7 +14,8 @@ import (
 // TestServeRefusesLooseModes breaks one mode of a fresh data directory at a
 // time: jitd serve, jitd user add and jitd host certify refuse to run,
 // naming the path and the command that fixes it; with that command run,
-// the next case is tried, and at the end jitd serve starts.
+// the next case is tried, and at the end jitd serve starts; a policy
+// loosened while it serves is not reloaded on SIGHUP.
 func TestServeRefusesLooseModes(t *testing.T) {
 	t.Parallel()
 	alice := newEngineer(t, "alice")
@@ -70,6 +72,21 @@ func TestServeRefusesLooseModes(t *testing.T) {
 	d.serve(t, policy)
 	if out, err := runJitd(t, commandTimeout, commands["user add"]...); err != nil {
 		t.Errorf("jitd user add after the fixes: %v\n%s", err, out)
+	}
+
+	// A policy made writable by others while jitd serves is not reloaded.
+	policyFile := filepath.Join(d.Data, "policy.yaml")
+	if err := os.Chmod(policyFile, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, daemonStartTimeout, "the reload refused", func() bool {
+		return strings.Contains(d.log.String(), "policy reload failed") && strings.Contains(d.log.String(), "run chmod go-w "+policyFile)
+	})
+	if err := os.Chmod(policyFile, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
