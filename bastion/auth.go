@@ -222,6 +222,7 @@ func (s *Server) publicKeyHandler(ctx gliderssh.Context, key gliderssh.PublicKey
 func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{MaxAuthTries: 6}
 	cfg.Ciphers = clientLegCiphers()
+	cfg.KeyExchanges, cfg.MACs, cfg.PublicKeyAuthAlgorithms = keyExchanges(), macs(), userKeyAlgorithms()
 	cfg.VerifiedPublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 		id, crit, err := s.authorize(ctx, conn.User(), key, conn.RemoteAddr())
 		if err != nil {

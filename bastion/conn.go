@@ -322,6 +322,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 		ClientVersion:     "SSH-2.0-jitssh-bastion",
 	}
 	ccfg.Ciphers = targetLegCiphers()
+	ccfg.KeyExchanges, ccfg.MACs = keyExchanges(), macs()
 	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", tgt.Address)
 	if err != nil {
@@ -352,7 +353,11 @@ func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error)
 			}
 			return nil
 		}
-		return cb, hostKeyAlgos(tgt.HostKey.Type()), nil
+		algos, err := hostKeyAlgos(tgt.HostKey.Type())
+		if err != nil {
+			return nil, nil, fmt.Errorf("target %q: %w", tgt.Name, err)
+		}
+		return cb, algos, nil
 	}
 	ca := s.cfg.HostCA.Marshal()
 	checker := &ssh.CertChecker{
@@ -373,19 +378,7 @@ func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error)
 		}
 		return fmt.Errorf("target %q host key %s: %w", tgt.Name, ssh.FingerprintSHA256(key), err)
 	}
-	return cb, []string{
-		ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01,
-		ssh.CertAlgoECDSA521v01, ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
-	}, nil
-}
-
-// hostKeyAlgos lists the host key algorithms that make a server present a
-// plain key of type keyType.
-func hostKeyAlgos(keyType string) []string {
-	if keyType == ssh.KeyAlgoRSA {
-		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
-	}
-	return []string{keyType}
+	return cb, targetHostCertAlgorithms(), nil
 }
 
 func isLoopbackAddr(addr string) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/issuance"
 )
@@ -53,7 +54,13 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 	if err != nil {
 		return nil, "", fmt.Errorf("parse host key %s: %w", req.KeyPath, err)
 	}
+	if err := bastion.CheckTargetHostKey(pub.Type()); err != nil {
+		return nil, "", fmt.Errorf("host key %s: %w", req.KeyPath, err)
+	}
 	l := Layout{Dir: dir}
+	if err := l.CheckModes(); err != nil {
+		return nil, "", err
+	}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		return nil, "", err

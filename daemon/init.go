@@ -108,6 +108,10 @@ func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, 
 	if err := store.Close(); err != nil {
 		return InitResult{}, fmt.Errorf("close audit store: %w", err)
 	}
+	// What was there before may be looser than what Init makes.
+	if err := l.CheckModes(); err != nil {
+		return InitResult{}, err
+	}
 	res.UserCA = ssh.FingerprintSHA256(keys.User.PublicKey())
 	res.HostCA = ssh.FingerprintSHA256(keys.Host.PublicKey())
 	res.TargetCA = ssh.FingerprintSHA256(keys.Target.PublicKey())
@@ -133,6 +137,9 @@ func (r InitResult) Print(w io.Writer) {
 // user up within seconds.
 func EnrolUser(ctx context.Context, dir string, e grant.Enrolment) error {
 	l := Layout{Dir: dir}
+	if err := l.CheckModes(); err != nil {
+		return err
+	}
 	store, err := audit.Open(l.Database())
 	if err != nil {
 		return fmt.Errorf("open audit store: %w", err)

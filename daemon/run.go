@@ -120,6 +120,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 // load reads the keys and opens the store and the policy.
 func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 	l := Layout{Dir: d.cfg.Dir}
+	if err := l.CheckModes(); err != nil {
+		return nil, tls.Certificate{}, err
+	}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -159,7 +162,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if err != nil {
 		return err
 	}
-	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: d.policy, Clock: d.cfg.Clock}); err != nil {
+	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestSFTPByteCounts: files moved with stock sftp and scp (OpenSSH 9 runs
@@ -51,7 +52,7 @@ func TestSFTPByteCounts(t *testing.T) {
 			before := len(secSessions(t, auditor))
 			runOpenSSH(t, alice, tc.stdin, sshdtest.Path(tc.bin), append([]string{"-F", cfg}, tc.args...)...)
 			var s api.Session
-			waitFor(t, sessionWait, "the sftp session to end", func() bool {
+			testkit.WaitFor(t, sessionWait, "the sftp session to end", func() bool {
 				ss := secSessions(t, auditor)
 				if len(ss) <= before || ss[0].EndedAt == nil {
 					return false
