@@ -67,7 +67,7 @@ func (c *Client) Obtain(ctx context.Context, o ObtainOptions) (Obtained, error) 
 	if o.TTL != 0 {
 		body.TTL = o.TTL.String()
 	}
-	res, err := c.API.CreateRequest(ctx, body)
+	res, err := c.create(ctx, body)
 	if err != nil {
 		return Obtained{}, err
 	}
