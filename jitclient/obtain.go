@@ -99,7 +99,7 @@ func (c *Client) Resume(ctx context.Context, id string, w WaitOptions, agent Age
 	if res.Request.State != api.StateApproved {
 		res, err = c.Wait(ctx, res.Request, w)
 	} else {
-		res, err = c.API.Redeem(ctx, res.Request.ID)
+		res, err = c.redeem(ctx, res.Request.ID)
 	}
 	if err != nil {
 		return Obtained{}, err
