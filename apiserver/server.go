@@ -157,17 +157,21 @@ func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleKRL serves an OpenSSH key revocation list of every revoked user
-// certificate, for sshd's RevokedKeys on hosts that trust the user CA
-// directly. Serials are not secret, so it needs no login: a cron job on a
-// host can fetch it.
+// handleKRL serves one OpenSSH key revocation list with a section per CA:
+// revoked user certificates under the user CA key (for hosts that trust
+// the user CA directly) and revoked per-session target certificates under
+// the target CA key (for targets behind the bastion). Serials are not
+// secret, so it needs no login: a cron job on a host can fetch it.
 func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
-	serials, err := s.cfg.Store.RevokedSerials(r.Context())
+	byKind, err := s.cfg.Store.RevokedSerialsByKind(r.Context())
 	if err != nil {
 		return storeError(err)
 	}
 	now := s.now()
-	krl, err := ca.KRL(s.cfg.Keys.User.PublicKey(), serials, uint64(now.UnixNano()), now, "jitssh user CA revocations")
+	krl, err := ca.KRLOf([]ca.KRLSection{
+		{CA: s.cfg.Keys.User.PublicKey(), Serials: byKind["user"]},
+		{CA: s.cfg.Keys.Target.PublicKey(), Serials: byKind["target"]},
+	}, uint64(now.UnixNano()), now, "jitssh user and target CA revocations")
 	if err != nil {
 		return fmt.Errorf("build KRL: %w", err)
 	}
