@@ -203,7 +203,8 @@ UPDATE certificates SET extensions = '{"permit-pty":""}' WHERE kind IN ('user', 
 		// 4: Idempotency-Key of POST /v1/requests (idempotency.go): the
 		// first request a user made with a key, the hash of its body and,
 		// once signed, its certificate, so that a retry is answered with
-		// the first outcome and never a second certificate.
+		// the first outcome and never a second certificate. And an index
+		// of sessions by certificate serial.
 		`
 CREATE TABLE idempotency_keys (
 	user        TEXT NOT NULL,
@@ -216,6 +217,8 @@ CREATE TABLE idempotency_keys (
 	PRIMARY KEY (user, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+-- The sessions of one certificate, for its status (serialsessions.go).
+CREATE INDEX sessions_serial ON sessions(serial, started_at);
 `,
 	}
 }
