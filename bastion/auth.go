@@ -35,6 +35,8 @@ type identity struct {
 	ForceCommand                 string
 	// Extensions are the certificate's; read-only once authorize built them.
 	Extensions map[string]string
+	// Cert is the certificate that authenticated; read-only.
+	Cert *ssh.Certificate
 }
 
 // principal is the exact principal the certificate must carry.
@@ -140,7 +142,9 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 	}
 	bctx, cancel := backendCtx(ctx)
 	defer cancel()
-	st, err := s.cfg.Backend.CertificateStatus(bctx, cert.Serial)
+	// The backend compares the whole certificate with the CA's record of
+	// its serial: a serial alone does not prove the CA's door issued it.
+	st, err := s.cfg.Backend.CertificateStatus(bctx, cert)
 	if err != nil {
 		return identity{}, nil, fmt.Errorf("certificate serial %d status: %w", cert.Serial, err)
 	}
@@ -154,7 +158,7 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 		User: st.User, Login: login, Host: host, RequestID: st.RequestID,
 		Serial: cert.Serial, ValidBefore: time.Unix(int64(cert.ValidBefore), 0),
 		RecordInput: st.RecordInput, ForceCommand: cert.CriticalOptions[optForceCmd],
-		Extensions: map[string]string{},
+		Extensions: map[string]string{}, Cert: cert,
 	}
 	for k, v := range cert.Extensions {
 		id.Extensions[k] = v
@@ -194,7 +198,7 @@ func (s *Server) publicKeyHandler(ctx gliderssh.Context, key gliderssh.PublicKey
 	_, _, err := s.authorize(ctx, ctx.User(), key, ctx.RemoteAddr())
 	if err != nil {
 		if st := stateOf(ctx); st != nil && st.firstRejection(key, err.Error()) {
-			s.reject(ctx.User(), targetOf(ctx.User()), ctx.RemoteAddr().String(), "auth: "+err.Error())
+			s.rejectCode(refusalCode(err), ctx.User(), targetOf(ctx.User()), ctx.RemoteAddr().String(), "auth: "+err.Error())
 		}
 		s.log.Info("key refused", "user", ctx.User(), "client", ctx.RemoteAddr().String(), "err", err)
 		return false
@@ -213,12 +217,12 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 	cfg.VerifiedPublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 		id, crit, err := s.authorize(ctx, conn.User(), key, conn.RemoteAddr())
 		if err != nil {
-			s.reject(conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth: "+err.Error())
+			s.rejectCode(refusalCode(err), conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth: "+err.Error())
 			return nil, auditedError{err}
 		}
 		if st := stateOf(ctx); st != nil {
 			st.armExpiry(id.ValidBefore)
-			st.watchRevocation(id.Serial)
+			st.watchRevocation(id.Cert)
 		}
 		return id.permissions(crit), nil
 	}

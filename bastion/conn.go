@@ -297,7 +297,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 	defer cancel()
 	cert, err := s.cfg.Backend.MintTargetCert(bctx, TargetCertRequest{
 		RequestID: id.RequestID, SessionID: sessionID, User: id.User, Login: id.Login, Host: id.Host,
-		UserSerial: id.Serial, ValidBefore: id.ValidBefore, SourceAddresses: egress, Key: sshPub,
+		UserSerial: id.Serial, UserCert: id.Cert, ValidBefore: id.ValidBefore, SourceAddresses: egress, Key: sshPub,
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("mint target certificate for %s: %w", id.principal(), err)

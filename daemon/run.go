@@ -47,6 +47,9 @@ type Config struct {
 	Clock func() time.Time
 	// Ready, if set, is called by Serve once it serves.
 	Ready func(Addrs)
+	// ShutdownTimeout bounds how long Close waits for open sessions and
+	// requests to finish before it cuts them; zero means 10s.
+	ShutdownTimeout time.Duration
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -55,9 +58,9 @@ type Addrs struct {
 	TLSFingerprint        string
 }
 
-// shutdownTimeout bounds how long Close waits for open connections and
-// sessions before it cuts them.
-const shutdownTimeout = 10 * time.Second
+// defaultShutdownTimeout is how long Close waits for open connections and
+// sessions before it cuts them, unless Config says otherwise.
+const defaultShutdownTimeout = 10 * time.Second
 
 // Daemon is one jitd: its keys, audit store and live policy, the services
 // wired on them, and the listeners. New builds it, Serve serves it, Reload
@@ -185,7 +188,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		Grants:         d.grants,
 		Store:          d.store,
 		Policy:         d.policy,
-		Keys:           keys,
+		CAKeys:         keys.Public(),
 		TLSFingerprint: d.addrs.TLSFingerprint,
 		BastionAddr:    d.addrs.Bastion,
 		CheckpointKey:  d.checkpointKey.PublicKey(),
@@ -257,11 +260,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 }
 
 // Close shuts the daemon down gracefully: it stops the bastion, the API and
-// metrics (waiting up to 10s for open sessions and requests before cutting
-// them), drains webhook deliveries, signs a final checkpoint and closes the
-// store. Call it once Serve has returned, or instead of Serve; later calls
-// return the first call's result. Its error is that of the final
-// checkpoint or of closing the store; slow shutdowns are only logged.
+// metrics, waiting up to Config.ShutdownTimeout for open sessions and
+// requests and then cutting them (a cut session still records its end,
+// since the store is closed last); then it drains webhook deliveries, signs
+// a final checkpoint and closes the store. Call it once Serve has returned,
+// or instead of Serve; later calls return the first call's result. Its
+// error is that of the final checkpoint or of closing the store; slow
+// shutdowns are only logged.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
@@ -281,11 +286,21 @@ func (d *Daemon) Close() error {
 // stopServers shuts down whichever servers and listeners exist and waits
 // for their goroutines.
 func (d *Daemon) stopServers() {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	timeout := d.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if d.bastion != nil {
 		if err := d.bastion.Shutdown(ctx); err != nil {
-			d.log.Warn("bastion shutdown", "err", err)
+			// Sessions still open are cut now, so that each records its end
+			// while the store is still open; left running they would outlive
+			// the final checkpoint and lose their session.end.
+			d.log.Warn("bastion shutdown: cutting the sessions still open", "err", err)
+			if err := d.bastion.Close(); err != nil {
+				d.log.Warn("bastion close", "err", err)
+			}
 		}
 	}
 	for _, s := range []struct {
@@ -295,7 +310,8 @@ func (d *Daemon) stopServers() {
 	}{{"API", d.api, d.apiLn}, {"metrics", d.metrics, d.metricsLn}} {
 		if s.srv != nil {
 			if err := s.srv.Shutdown(ctx); err != nil {
-				d.log.Warn(s.name+" shutdown", "err", err)
+				d.log.Warn(s.name+" shutdown: closing the connections still open", "err", err)
+				_ = s.srv.Close()
 			}
 		}
 		if s.ln != nil {

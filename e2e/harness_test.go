@@ -225,6 +225,8 @@ type daemon struct {
 	cmd  *exec.Cmd
 	log  *syncBuffer
 	done chan struct{}
+	// terminated is set once the test itself stopped the daemon.
+	terminated bool
 }
 
 // initDaemon runs jitd init in a fresh data directory.
@@ -274,6 +276,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 	d.log = &syncBuffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.done = make(chan struct{})
+	d.terminated = false
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start jitd serve: %v", err)
 	}
@@ -304,14 +307,24 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 }
 
 // stop sends SIGTERM and waits; a daemon that needs SIGKILL or exits
-// non-zero fails the test.
+// non-zero fails the test. A daemon the test already terminated is left be.
 func (d *daemon) stop(t testing.TB) {
+	if d.terminated {
+		return
+	}
 	select {
 	case <-d.done:
 		t.Errorf("jitd serve exited by itself: %v\n%s", d.cmd.ProcessState, d.log)
 		return
 	default:
 	}
+	d.terminate(t)
+}
+
+// terminate sends SIGTERM now, in the middle of a test, and waits as stop
+// does; the cleanup that serve registered then does nothing.
+func (d *daemon) terminate(t testing.TB) {
+	d.terminated = true
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
@@ -400,6 +413,7 @@ type auditEvent struct {
 	Host      string            `json:"host"`
 	Login     string            `json:"login"`
 	RequestID string            `json:"request_id"`
+	SessionID string            `json:"sid"`
 	Serial    string            `json:"serial"`
 	Message   string            `json:"message"`
 	Data      map[string]string `json:"data"`

@@ -95,11 +95,12 @@ func (w *secWorld) everyone() []*engineer {
 	return []*engineer{w.alice, w.bob, w.carol, w.auditor, w.admin}
 }
 
-// serve (re)starts the daemon of w with its bastion; the daemon stops at the
-// end of t.
-func (w *secWorld) serve(t testing.TB) {
+// serve (re)starts the daemon of w with its bastion and extra flags; the
+// daemon stops at the end of t.
+func (w *secWorld) serve(t testing.TB, extra ...string) {
 	t.Helper()
-	w.d.serve(t, renderPolicy(t, secPolicy, w.login, w.everyone(), map[string]*sshdtest.Server{"db1": w.db1, "db2": w.db2}), "--bastion", "127.0.0.1:0")
+	policy := renderPolicy(t, secPolicy, w.login, w.everyone(), map[string]*sshdtest.Server{"db1": w.db1, "db2": w.db2})
+	w.d.serve(t, policy, append([]string{"--bastion", "127.0.0.1:0"}, extra...)...)
 }
 
 // secBastionTarget starts a real sshd for host as a target behind d's

@@ -155,7 +155,8 @@ type Token struct {
 // Login checks the attempt and issues a token, recording login (code ok) in
 // the transaction that stores the token's hash. Each refusal is recorded as
 // login.failed with its code: KindUnauthenticated for a bad challenge, an
-// unknown user, a key not enrolled or a signature that does not verify;
+// unknown user, a key not enrolled, a key that several users hold
+// (CodeKeyShared) or a signature that does not verify;
 // KindInvalid for malformed keys, signatures and TTLs.
 func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	now := l.now()
@@ -218,6 +219,10 @@ func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.P
 	}
 	if err := key.Verify(l.cfg.Message(at.User, at.Nonce), sig); err != nil {
 		return nil, 0, nil, newError(KindUnauthenticated, CodeBadSignature, "signature does not verify with the enrolled key")
+	}
+	// Only to the key's holder, who proved it, is the sharing told.
+	if owners := keyOwners(pol, key); len(owners) > 1 {
+		return nil, 0, nil, sharedKeyError(key, owners)
 	}
 	ttl, err := l.tokenTTL(at.TTL)
 	return key, ttl, pol, err

@@ -68,6 +68,13 @@ func TestLoginOutcomesRecorded(t *testing.T) {
 	e, l, zed := loginEnv(t)
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
 	other, _ := ssh.NewSignerFromKey(otherPriv)
+	_, sharedPriv, _ := ed25519.GenerateKey(rand.Reader)
+	shared, _ := ssh.NewSignerFromKey(sharedPriv)
+	// A store written before the one-owner rule: yan and yara hold one key.
+	e.pol.Store(e.pol.Load().WithUsers([]policy.User{
+		{Name: "yan", Groups: []string{"dev"}, Keys: []ssh.PublicKey{shared.PublicKey()}},
+		{Name: "yara", Groups: []string{"dev"}, Keys: []ssh.PublicKey{shared.PublicKey()}},
+	}))
 	tests := []struct {
 		name string
 		user string
@@ -86,6 +93,9 @@ func TestLoginOutcomesRecorded(t *testing.T) {
 			kind: grant.KindInvalid, code: grant.CodeInvalidPublicKey},
 		{name: "unknown user", user: "mallory", key: other, kind: grant.KindUnauthenticated, code: "unknown_user"},
 		{name: "key not enrolled", user: "zed", key: other, kind: grant.KindUnauthenticated, code: grant.CodeKeyNotEnrolled},
+		{name: "key several users hold", user: "yan", key: shared, kind: grant.KindUnauthenticated, code: grant.CodeKeyShared},
+		{name: "key several users hold, bad signature", user: "yara", key: shared, edit: func(_ *grant.LoginAttempt, m []byte) []byte { return append(m, 'x') },
+			kind: grant.KindUnauthenticated, code: grant.CodeBadSignature},
 		{name: "signature over something else", user: "zed", key: zed, edit: func(_ *grant.LoginAttempt, m []byte) []byte { return append(m, 'x') },
 			kind: grant.KindUnauthenticated, code: grant.CodeBadSignature},
 		{name: "ttl too long", user: "zed", key: zed, edit: func(a *grant.LoginAttempt, m []byte) []byte { a.TTL = "2h"; return m },

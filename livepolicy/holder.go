@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -74,7 +76,10 @@ func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.current.Load()
-	err = h.mergeLocked(ctx, p)
+	// At start (old == nil) a key shared with an enrolled user does not
+	// keep the daemon down: logins with it are refused and the admin
+	// lists and fixes it through the running daemon.
+	err = h.mergeLocked(ctx, p, old != nil)
 	if old == nil {
 		return Change{}, err
 	}
@@ -86,18 +91,25 @@ func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 func (h *Holder) RefreshUsers(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.mergeLocked(ctx, h.base)
+	return h.mergeLocked(ctx, h.base, false)
 }
 
 // mergeLocked puts base with the enrolled users merged in into force; it
 // needs h.mu held. If the users cannot be read nothing changes, not even
-// the base, so a failed reload is not applied later by a refresh.
-func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy) error {
+// the base, so a failed reload is not applied later by a refresh. With
+// checkKeys, a file key that an enrolled user of another name holds refuses
+// base, likewise changing nothing.
+func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys bool) error {
 	users, err := h.users.Users(ctx)
 	if err != nil {
 		return fmt.Errorf("read enrolled users: %w", err)
 	}
 	extra, errs := enrolled(users)
+	if checkKeys {
+		if err := sharedWithEnrolled(h.path, base, extra); err != nil {
+			return err
+		}
+	}
 	h.base = base
 	h.current.Store(base.WithUsers(extra))
 	return errors.Join(errs...)
@@ -121,4 +133,24 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 		extra = append(extra, pu)
 	}
 	return extra, errs
+}
+
+// sharedWithEnrolled refuses a policy file one of whose users holds a key
+// that an enrolled user of another name holds: a key belongs to one user.
+func sharedWithEnrolled(path string, file *policy.Policy, extra []policy.User) error {
+	owner := map[string]string{}
+	for _, u := range extra {
+		for _, k := range u.Keys {
+			owner[string(k.Marshal())] = u.Name
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(file.Users)) {
+		for i, k := range file.Users[name].Keys {
+			if other, ok := owner[string(k.Marshal())]; ok && other != name {
+				return fmt.Errorf("%s: user %q: keys[%d]: key %s is enrolled for user %q; a key belongs to one user: remove it from the file or run `jit admin user remove-key %s %s`",
+					path, name, i, ssh.FingerprintSHA256(k), other, other, ssh.FingerprintSHA256(k))
+			}
+		}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -128,5 +129,53 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	}
 	if u, ok := h.Current().User("yan"); !ok || len(u.Keys) != 0 {
 		t.Fatalf("yan = %+v %v, want enrolled without keys", u, ok)
+	}
+}
+
+// TestReloadRefusesKeyOfEnrolledUser: a reloaded file whose user holds a key
+// enrolled for another name is refused, naming both, and the policy in
+// force stays; the same key enrolled for the same name is a merge.
+func TestReloadRefusesKeyOfEnrolledUser(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writePolicy(t, path, string(policy.Demo()))
+	key := newKey(t)
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+	users := &fakeUsers{users: []audit.User{{Name: "mallory", Groups: []string{"dev"}, Keys: []string{line}}}}
+	h, err := Load(ctx, path, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.Current()
+	tests := []struct {
+		name, owner string
+		wantErr     bool
+	}{
+		{name: "same key under another name", owner: "mallory", wantErr: true},
+		{name: "same key under the same name", owner: "mallory", wantErr: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fileUser := "carol"
+			if !tt.wantErr {
+				fileUser = tt.owner
+			}
+			text := strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n",
+				"  "+fileUser+": {groups: [dev], keys: ["+strconv.Quote(line)+"]}\n", 1)
+			writePolicy(t, path, text)
+			err := h.Reload(ctx)
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("Reload = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), `user "carol"`) || !strings.Contains(err.Error(), `enrolled for user "mallory"`) {
+				t.Fatalf("Reload = %v, want a refusal naming carol and mallory", err)
+			}
+			if h.Current() != before {
+				t.Fatal("a refused reload replaced the policy in force")
+			}
+		})
 	}
 }

@@ -57,11 +57,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(stderr, "jit: error:", msg)
+			printError(stderr, "jit: error:", msg)
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintln(stderr, "jit: error:", err)
+	printError(stderr, "jit: error:", err.Error())
 	var ae *api.Error
 	if errors.As(err, &ae) {
 		if hint := hintFor(ae); hint != "" {
@@ -139,8 +139,9 @@ func (e *env) client() (*jitclient.Client, error) {
 	return jitclient.Open(dir, os.Getenv("JIT_ADDR"))
 }
 
-// printEach writes items one per line: NDJSON with --format json, otherwise
-// the text line that line makes of each item.
+// printEach writes items one per line: NDJSON with --format json (faithful:
+// JSON escapes what needs it), otherwise the text line that line makes of
+// each item, neutralised and bounded by textLine.
 func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) error {
 	enc := json.NewEncoder(w)
 	for _, it := range items {
@@ -148,7 +149,7 @@ func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) 
 		if asJSON {
 			err = enc.Encode(it)
 		} else {
-			_, err = fmt.Fprintln(w, line(it))
+			_, err = fmt.Fprintln(w, textLine(line(it)))
 		}
 		if err != nil {
 			return err

@@ -95,7 +95,7 @@ func (e *env) explainRefusal(ctx context.Context, g creds.Grant) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	if why := cl.Refusal(ctx, g, time.Now()); why != "" {
-		fmt.Fprintln(e.stderr, "jit: the bastion refused the certificate:", why)
+		printError(e.stderr, "jit: the bastion refused the certificate:", why)
 	}
 }
 

@@ -83,7 +83,7 @@ func (e *env) grantStates(ctx context.Context, grants []creds.Grant) []jitclient
 	}
 	for _, st := range states {
 		if st.Offline != nil {
-			fmt.Fprintf(e.stderr, "jit: warning: the daemon could not be asked (%v); showing the local files only\n", st.Offline)
+			printError(e.stderr, "jit: warning:", fmt.Sprintf("the daemon could not be asked (%v); showing the local files only", st.Offline))
 			break
 		}
 	}
@@ -141,8 +141,8 @@ func (e *env) printStatus(st jitclient.GrantState, now time.Time) {
 	default:
 		state = s
 	}
-	fmt.Fprintf(e.stdout, "%-32s %8s left  serial %d  %s  [%s]\n", g.Login+"@"+g.Host, left, g.Cert.Serial, g.Cert.KeyId, state)
+	linef(e.stdout, "%-32s %8s left  serial %d  %s  [%s]", g.Login+"@"+g.Host, left, g.Cert.Serial, g.Cert.KeyId, state)
 	for _, s := range cutSessions(st) {
-		fmt.Fprintf(e.stdout, "  session %s cut at %s: %s\n", s.ID, s.EndedAt.UTC().Format(time.RFC3339), s.EndReason)
+		linef(e.stdout, "  session %s cut at %s: %s", s.ID, s.EndedAt.UTC().Format(time.RFC3339), s.EndReason)
 	}
 }
