@@ -12,6 +12,7 @@ import (
 
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestKRLRevokesTargetCertificates revokes an engineer's certificate after
@@ -32,7 +33,7 @@ func TestKRLRevokesTargetCertificates(t *testing.T) {
 		t.Fatalf("jit ssh through the bastion: %v", r)
 	}
 	var targetSerial uint64
-	waitFor(t, sessionWait, "the session's target serial in jit sessions list", func() bool {
+	testkit.WaitFor(t, sessionWait, "the session's target serial in jit sessions list", func() bool {
 		for _, s := range secSessions(t, w.auditor) {
 			targetSerial = s.TargetSerial
 		}

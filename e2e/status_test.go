@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestStatusAsksTheDaemon revokes alice's certificate during a session:
@@ -18,7 +20,7 @@ func TestStatusAsksTheDaemon(t *testing.T) {
 	w := newSecWorld(t)
 	alice, login := w.alice, w.login
 	live := start(t, alice, "ssh", login+"@db1", "--reason", "check the disk space", "--", "echo started; sleep 30")
-	waitFor(t, sessionWait, "alice's live session", func() bool { return len(secSessions(t, w.auditor, "--live")) == 1 })
+	testkit.WaitFor(t, sessionWait, "alice's live session", func() bool { return len(secSessions(t, w.auditor, "--live")) == 1 })
 	serial := strconv.FormatUint(readCert(t, filepath.Join(alice.Home, "state", "keys", login+"@db1-cert.pub")).Serial, 10)
 
 	if out := mustRun(t, alice, "status"); !strings.Contains(out, "[live]") || !strings.Contains(out, serial) {
@@ -28,7 +30,7 @@ func TestStatusAsksTheDaemon(t *testing.T) {
 	if r := live.wait(t, commandTimeout); r.Code == 0 {
 		t.Errorf("the session went on after revocation: %v", r)
 	}
-	waitFor(t, sessionWait, "the cut session to end", func() bool { return len(secSessions(t, w.auditor, "--live")) == 0 })
+	testkit.WaitFor(t, sessionWait, "the cut session to end", func() bool { return len(secSessions(t, w.auditor, "--live")) == 0 })
 
 	out := mustRun(t, alice, "status")
 	for _, want := range []string{serial, "REVOKED: laptop stolen", "cut at", "certificate revoked"} {
