@@ -26,8 +26,10 @@ func TestServeRefusesLooseModes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(d.Data, "policy.yaml"), []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(t.TempDir(), "alice.pub")
-	if err := os.WriteFile(keyFile, []byte(alice.AuthorizedKey+"\n"), 0o600); err != nil {
+	// mallory's own key: a key belongs to one user, and alice's is hers.
+	mallory := newEngineer(t, "mallory")
+	keyFile := filepath.Join(t.TempDir(), "mallory.pub")
+	if err := os.WriteFile(keyFile, []byte(mallory.AuthorizedKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hostKey := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/jitclient"
 	"github.com/jitssh/jitssh/sshkey"
 )
 
@@ -80,32 +81,26 @@ func (e *env) runUserAdd(c *cli.Context) error {
 		}
 		keys = append(keys, strings.TrimSpace(string(b)))
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.API.AddUser(c.Context, api.UserBody{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys}); err != nil {
-		return err
-	}
-	linef(e.stdout, "enrolled %s", c.Args().First())
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		if err := cl.API.AddUser(c.Context, api.UserBody{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys}); err != nil {
+			return err
+		}
+		linef(e.stdout, "enrolled %s", c.Args().First())
+		return nil
+	})
 }
 
 func (e *env) runUserRemove(c *cli.Context) error {
 	if err := oneArg(c, "user name"); err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.API.RemoveUser(c.Context, c.Args().First()); err != nil {
-		return err
-	}
-	linef(e.stdout, "removed %s", c.Args().First())
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		if err := cl.API.RemoveUser(c.Context, c.Args().First()); err != nil {
+			return err
+		}
+		linef(e.stdout, "removed %s", c.Args().First())
+		return nil
+	})
 }
 
 func (e *env) runUserList(c *cli.Context) error {
@@ -113,31 +108,25 @@ func (e *env) runUserList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	us, err := cl.API.Users(c.Context)
-	if err != nil {
-		return err
-	}
-	return printEach(e.stdout, asJSON, us, func(u api.UserBody) string {
-		return fmt.Sprintf("%-16s groups=%s keys=%d", u.Name, strings.Join(u.Groups, ","), len(u.Keys))
+	return e.withClient(func(cl *jitclient.Client) error {
+		us, err := cl.API.Users(c.Context)
+		if err != nil {
+			return err
+		}
+		return printEach(e.stdout, asJSON, us, func(u api.UserBody) string {
+			return fmt.Sprintf("%-16s groups=%s keys=%d", u.Name, strings.Join(u.Groups, ","), len(u.Keys))
+		})
 	})
 }
 
 func (e *env) runReload(c *cli.Context) error {
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.API.Reload(c.Context); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "policy reloaded")
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		if err := cl.API.Reload(c.Context); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, "policy reloaded")
+		return nil
+	})
 }
 
 func (e *env) runRevoke(c *cli.Context) error {
@@ -148,14 +137,11 @@ func (e *env) runRevoke(c *cli.Context) error {
 	if err != nil || serial == 0 {
 		return cli.Exit(fmt.Sprintf("serial %q is not a positive number", c.Args().First()), exitUsage)
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.API.Revoke(c.Context, serial, c.String("reason")); err != nil {
-		return err
-	}
-	linef(e.stdout, "revoked %d", serial)
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		if err := cl.API.Revoke(c.Context, serial, c.String("reason")); err != nil {
+			return err
+		}
+		linef(e.stdout, "revoked %d", serial)
+		return nil
+	})
 }

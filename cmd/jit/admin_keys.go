@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/jitclient"
 )
 
 func (e *env) userDupsCmd() *cli.Command {
@@ -32,21 +33,18 @@ func (e *env) runUserDups(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	dups, err := cl.API.KeyDuplicates(c.Context)
-	if err != nil {
-		return err
-	}
-	if len(dups) == 0 && !asJSON {
-		fmt.Fprintln(e.stdout, "no key is held by more than one user")
-		return nil
-	}
-	return printEach(e.stdout, asJSON, dups, func(d api.KeyDuplicate) string {
-		return fmt.Sprintf("%s users=%s", d.Fingerprint, strings.Join(d.Users, ","))
+	return e.withClient(func(cl *jitclient.Client) error {
+		dups, err := cl.API.KeyDuplicates(c.Context)
+		if err != nil {
+			return err
+		}
+		if len(dups) == 0 && !asJSON {
+			fmt.Fprintln(e.stdout, "no key is held by more than one user")
+			return nil
+		}
+		return printEach(e.stdout, asJSON, dups, func(d api.KeyDuplicate) string {
+			return fmt.Sprintf("%s users=%s", d.Fingerprint, strings.Join(d.Users, ","))
+		})
 	})
 }
 
@@ -58,14 +56,11 @@ func (e *env) runUserRemoveKey(c *cli.Context) error {
 	if !strings.HasPrefix(fp, "SHA256:") {
 		return cli.Exit(fmt.Sprintf("fingerprint %q: want SHA256:... as `jit admin user dups` or ssh-keygen -lf shows it", fp), exitUsage)
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.API.RemoveKey(c.Context, name, fp); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "removed key %s from %s\n", fp, name)
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		if err := cl.API.RemoveKey(c.Context, name, fp); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "removed key %s from %s\n", fp, name)
+		return nil
+	})
 }

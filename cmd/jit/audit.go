@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/jitclient"
 )
 
 // auditPage is how many events jit audit list asks for at a time.
@@ -49,19 +50,16 @@ func (e *env) runAuditList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	q := api.EventQuery{User: c.String("user"), Host: c.String("host"), Event: c.String("event"), Since: c.String("since"), Until: c.String("until"), Limit: auditPage}
-	enc := json.NewEncoder(e.stdout)
-	return cl.Events(c.Context, q, c.Bool("follow"), func(ev api.Event) error {
-		if asJSON {
-			return enc.Encode(ev)
-		}
-		_, err := fmt.Fprintln(e.stdout, textLine(formatEvent(ev)))
-		return err
+	return e.withClient(func(cl *jitclient.Client) error {
+		q := api.EventQuery{User: c.String("user"), Host: c.String("host"), Event: c.String("event"), Since: c.String("since"), Until: c.String("until"), Limit: auditPage}
+		enc := json.NewEncoder(e.stdout)
+		return cl.Events(c.Context, q, c.Bool("follow"), func(ev api.Event) error {
+			if asJSON {
+				return enc.Encode(ev)
+			}
+			_, err := fmt.Fprintln(e.stdout, textLine(formatEvent(ev)))
+			return err
+		})
 	})
 }
 
@@ -72,33 +70,30 @@ func (e *env) runAuditVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	v, err := cl.API.Verify(c.Context)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		if err := json.NewEncoder(e.stdout).Encode(v); err != nil {
+	return e.withClient(func(cl *jitclient.Client) error {
+		v, err := cl.API.Verify(c.Context)
+		if err != nil {
 			return err
 		}
-	} else if v.OK {
-		linef(e.stdout, "ok: %d events, %d checkpoints, %d recordings verified; head %s", v.Events, v.Checkpoints, v.Recordings, v.Head)
-	}
-	if v.OK {
-		return nil
-	}
-	where := ""
-	if v.FirstBad != 0 {
-		where = fmt.Sprintf(" at event %d", v.FirstBad)
-	}
-	if v.BadSession != "" {
-		where = " in session " + v.BadSession
-	}
-	return cli.Exit(fmt.Sprintf("audit trail broken%s: %s", where, v.Problem), exitError)
+		if asJSON {
+			if err := json.NewEncoder(e.stdout).Encode(v); err != nil {
+				return err
+			}
+		} else if v.OK {
+			linef(e.stdout, "ok: %d events, %d checkpoints, %d recordings verified; head %s", v.Events, v.Checkpoints, v.Recordings, v.Head)
+		}
+		if v.OK {
+			return nil
+		}
+		where := ""
+		if v.FirstBad != 0 {
+			where = fmt.Sprintf(" at event %d", v.FirstBad)
+		}
+		if v.BadSession != "" {
+			where = " in session " + v.BadSession
+		}
+		return cli.Exit(fmt.Sprintf("audit trail broken%s: %s", where, v.Problem), exitError)
+	})
 }
 
 // formatEvent is the text line of one audit event.

@@ -30,29 +30,26 @@ func (e *env) runRequests(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	rs, err := cl.API.Requests(c.Context, c.Bool("pending"), c.Bool("break-glass"))
-	if err != nil {
-		return err
-	}
-	err = printEach(e.stdout, asJSON, rs, func(r api.Request) string {
-		flag := ""
-		if r.BreakGlass {
-			flag = " BREAK-GLASS"
+	return e.withClient(func(cl *jitclient.Client) error {
+		rs, err := cl.API.Requests(c.Context, c.Bool("pending"), c.Bool("break-glass"))
+		if err != nil {
+			return err
 		}
-		return fmt.Sprintf("%s  %-9s %-8s %s@%s  %s  %q%s", r.ID, r.State, r.User, r.Login, r.Host, r.CreatedAt.Local().Format(time.DateTime), r.Reason, flag)
+		err = printEach(e.stdout, asJSON, rs, func(r api.Request) string {
+			flag := ""
+			if r.BreakGlass {
+				flag = " BREAK-GLASS"
+			}
+			return fmt.Sprintf("%s  %-9s %-8s %s@%s  %s  %q%s", r.ID, r.State, r.User, r.Login, r.Host, r.CreatedAt.Local().Format(time.DateTime), r.Reason, flag)
+		})
+		if err != nil {
+			return err
+		}
+		if len(rs) == 0 && !asJSON {
+			fmt.Fprintln(e.stderr, "no requests")
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if len(rs) == 0 && !asJSON {
-		fmt.Fprintln(e.stderr, "no requests")
-	}
-	return nil
 }
 
 // decision is what approve, deny and cancel do to one request.
@@ -98,23 +95,20 @@ func (e *env) runDecision(c *cli.Context, op decision) error {
 	if err := oneArg(c, "request id"); err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	res, err := op(cl.API, c.Context, c.Args().First(), c.String("reason"))
-	if err != nil {
-		return err
-	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	r := res.Request
-	if asJSON {
-		return json.NewEncoder(e.stdout).Encode(r)
-	}
-	linef(e.stdout, "%s is %s (%d/%d approvals)", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded)
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		res, err := op(cl.API, c.Context, c.Args().First(), c.String("reason"))
+		if err != nil {
+			return err
+		}
+		asJSON, err := jsonOutput(c)
+		if err != nil {
+			return err
+		}
+		r := res.Request
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(r)
+		}
+		linef(e.stdout, "%s is %s (%d/%d approvals)", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded)
+		return nil
+	})
 }

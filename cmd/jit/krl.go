@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/jitssh/jitssh/jitclient"
 )
 
 func (e *env) krlCmd() *cli.Command {
@@ -17,16 +19,13 @@ func (e *env) krlCmd() *cli.Command {
 
 // runKRL reports on stderr, so that a cron job's stdout stays empty.
 func (e *env) runKRL(c *cli.Context) error {
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	path := c.String("output")
-	n, err := cl.WriteKRL(c.Context, path)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stderr, "wrote %s (%d bytes)\n", path, n)
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		path := c.String("output")
+		n, err := cl.WriteKRL(c.Context, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "wrote %s (%d bytes)\n", path, n)
+		return nil
+	})
 }

@@ -139,6 +139,19 @@ func (e *env) client() (*jitclient.Client, error) {
 	return jitclient.Open(dir, os.Getenv("JIT_ADDR"))
 }
 
+// withClient runs fn with an open API client and closes it after. Call it
+// once the command's usage checks have passed: opening the client is what
+// notices a missing login, and docs/cli.md promises that a usage error (2)
+// is reported before that (1).
+func (e *env) withClient(fn func(*jitclient.Client) error) error {
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(cl)
+}
+
 // printEach writes items one per line: NDJSON with --format json (faithful:
 // JSON escapes what needs it), otherwise the text line that line makes of
 // each item, neutralised and bounded by textLine.

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/jitssh/jitssh/jitclient"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -46,30 +47,27 @@ func (e *env) runReplay(c *cli.Context) error {
 	if c.Float64("speed") <= 0 {
 		return cli.Exit("--speed must be positive", exitUsage)
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	rec, _, err := cl.FetchRecording(c.Context, c.Args().First(), "replay")
-	if err != nil {
-		return err
-	}
-	controls := make(chan sessionlog.Control, 16)
-	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		old, err := term.MakeRaw(int(f.Fd()))
-		if err == nil {
-			defer term.Restore(int(f.Fd()), old)
-			go readKeys(f, controls)
+	return e.withClient(func(cl *jitclient.Client) error {
+		rec, _, err := cl.FetchRecording(c.Context, c.Args().First(), "replay")
+		if err != nil {
+			return err
 		}
-	}
-	err = sessionlog.Play(c.Context, e.stdout, rec, sessionlog.PlayOptions{
-		Speed: c.Float64("speed"), IdleLimit: c.Duration("idle-limit"), From: from, Sanitize: !c.Bool("raw"),
-	}, controls, e.playerStatus())
-	if rec.Truncated {
-		fmt.Fprintln(e.stderr, "\r\n[recording was cut short (the bastion stopped mid-write); played what is there]")
-	}
-	return err
+		controls := make(chan sessionlog.Control, 16)
+		if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			old, err := term.MakeRaw(int(f.Fd()))
+			if err == nil {
+				defer term.Restore(int(f.Fd()), old)
+				go readKeys(f, controls)
+			}
+		}
+		err = sessionlog.Play(c.Context, e.stdout, rec, sessionlog.PlayOptions{
+			Speed: c.Float64("speed"), IdleLimit: c.Duration("idle-limit"), From: from, Sanitize: !c.Bool("raw"),
+		}, controls, e.playerStatus())
+		if rec.Truncated {
+			fmt.Fprintln(e.stderr, "\r\n[recording was cut short (the bastion stopped mid-write); played what is there]")
+		}
+		return err
+	})
 }
 
 // playerStatus draws the player's state on the terminal's last line, and

@@ -112,16 +112,13 @@ func (e *env) runWait(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	out, err := cl.Resume(c.Context, c.Args().First(), e.waitOptions(c.Duration("timeout")), agentOptions(mode))
-	if err := e.outcome(out, err); err != nil {
-		return err
-	}
-	return e.printObtained(c, out)
+	return e.withClient(func(cl *jitclient.Client) error {
+		out, err := cl.Resume(c.Context, c.Args().First(), e.waitOptions(c.Duration("timeout")), agentOptions(mode))
+		if err := e.outcome(out, err); err != nil {
+			return err
+		}
+		return e.printObtained(c, out)
+	})
 }
 
 func agentOptions(mode creds.AgentMode) jitclient.AgentOptions {

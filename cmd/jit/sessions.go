@@ -68,57 +68,51 @@ func (e *env) sessionsCmd() *cli.Command {
 }
 
 func (e *env) runSessionsList(c *cli.Context) error {
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ss, err := cl.API.Sessions(c.Context, api.SessionQuery{User: c.String("user"), Host: c.String("host"), Since: c.String("since"), Until: c.String("until"), Live: c.Bool("live")})
-	if err != nil {
-		return err
-	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	err = printEach(e.stdout, asJSON, ss, func(s api.Session) string {
-		dur := "live"
-		if s.EndedAt != nil {
-			dur = s.EndedAt.Sub(s.StartedAt).Round(time.Second).String()
+	return e.withClient(func(cl *jitclient.Client) error {
+		ss, err := cl.API.Sessions(c.Context, api.SessionQuery{User: c.String("user"), Host: c.String("host"), Since: c.String("since"), Until: c.String("until"), Live: c.Bool("live")})
+		if err != nil {
+			return err
 		}
-		return fmt.Sprintf("%s  %s  %-8s %s@%s  %-6s exit %d  %s", s.ID, s.StartedAt.Local().Format(time.DateTime), s.User, s.Login, s.Host, dur, s.ExitStatus, s.Command)
+		asJSON, err := jsonOutput(c)
+		if err != nil {
+			return err
+		}
+		err = printEach(e.stdout, asJSON, ss, func(s api.Session) string {
+			dur := "live"
+			if s.EndedAt != nil {
+				dur = s.EndedAt.Sub(s.StartedAt).Round(time.Second).String()
+			}
+			return fmt.Sprintf("%s  %s  %-8s %s@%s  %-6s exit %d  %s", s.ID, s.StartedAt.Local().Format(time.DateTime), s.User, s.Login, s.Host, dur, s.ExitStatus, s.Command)
+		})
+		if err != nil {
+			return err
+		}
+		if len(ss) == 0 && !asJSON {
+			fmt.Fprintln(e.stderr, "no sessions")
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if len(ss) == 0 && !asJSON {
-		fmt.Fprintln(e.stderr, "no sessions")
-	}
-	return nil
 }
 
 func (e *env) runSessionsShow(c *cli.Context) error {
 	if err := oneArg(c, "session id"); err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	d, err := cl.API.Session(c.Context, c.Args().First())
-	if err != nil {
-		return err
-	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return json.NewEncoder(e.stdout).Encode(d)
-	}
-	e.printSessionDetail(d)
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		d, err := cl.API.Session(c.Context, c.Args().First())
+		if err != nil {
+			return err
+		}
+		asJSON, err := jsonOutput(c)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(d)
+		}
+		e.printSessionDetail(d)
+		return nil
+	})
 }
 
 func (e *env) runSessionsSearch(c *cli.Context) error {
@@ -129,27 +123,24 @@ func (e *env) runSessionsSearch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	hits, err := cl.API.Search(c.Context, strings.Join(c.Args().Slice(), " "), c.String("user"), c.String("host"), c.String("since"))
-	if err != nil {
-		return err
-	}
-	err = printEach(e.stdout, asJSON, hits, func(h api.SearchHit) string {
-		return fmt.Sprintf("%s  at %-9s %s  %s", h.SessionID, fmtOffset(h.Offset), h.Kind, h.Snippet)
+	return e.withClient(func(cl *jitclient.Client) error {
+		hits, err := cl.API.Search(c.Context, strings.Join(c.Args().Slice(), " "), c.String("user"), c.String("host"), c.String("since"))
+		if err != nil {
+			return err
+		}
+		err = printEach(e.stdout, asJSON, hits, func(h api.SearchHit) string {
+			return fmt.Sprintf("%s  at %-9s %s  %s", h.SessionID, fmtOffset(h.Offset), h.Kind, h.Snippet)
+		})
+		if err != nil {
+			return err
+		}
+		if len(hits) == 0 && !asJSON {
+			fmt.Fprintln(e.stderr, "no matches")
+		} else if !asJSON {
+			fmt.Fprintln(e.stderr, "replay from a hit with: jit replay SESSION_ID --at OFFSET")
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if len(hits) == 0 && !asJSON {
-		fmt.Fprintln(e.stderr, "no matches")
-	} else if !asJSON {
-		fmt.Fprintln(e.stderr, "replay from a hit with: jit replay SESSION_ID --at OFFSET")
-	}
-	return nil
 }
 
 func (e *env) runSessionsExport(c *cli.Context) error {
@@ -160,28 +151,22 @@ func (e *env) runSessionsExport(c *cli.Context) error {
 	if format != jitclient.ExportCast && format != jitclient.ExportText {
 		return cli.Exit(fmt.Sprintf("--format %q must be cast or text", format), exitUsage)
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	return cl.Export(c.Context, c.Args().First(), format, c.String("output"), e.stdout)
+	return e.withClient(func(cl *jitclient.Client) error {
+		return cl.Export(c.Context, c.Args().First(), format, c.String("output"), e.stdout)
+	})
 }
 
 func (e *env) runSessionsWatch(c *cli.Context) error {
 	if err := oneArg(c, "session id"); err != nil {
 		return err
 	}
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.Watch(c.Context, c.Args().First(), c.Bool("raw"), e.stdout); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stderr, "\r\n[session ended]")
-	return nil
+	return e.withClient(func(cl *jitclient.Client) error {
+		if err := cl.Watch(c.Context, c.Args().First(), c.Bool("raw"), e.stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stderr, "\r\n[session ended]")
+		return nil
+	})
 }
 
 // fmtOffset prints a search hit's offset the way jit replay --at reads it.
