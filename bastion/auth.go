@@ -217,6 +217,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 			return nil, auditedError{err}
 		}
 		if st := stateOf(ctx); st != nil {
+			st.authenticated()
 			st.armExpiry(id.ValidBefore)
 			st.watchRevocation(id.Serial)
 		}

@@ -42,6 +42,12 @@ type connState struct {
 	warnT     *time.Timer
 	expT      *time.Timer
 	revokeT   *time.Timer
+	idleT     *time.Timer
+	// authed, authT and releaseUnauth are the pre-authentication bounds
+	// (limits.go).
+	authed        bool
+	authT         *time.Timer
+	releaseUnauth func()
 }
 
 // trackedConn calls onClose when gliderlabs closes the raw connection.
@@ -78,8 +84,16 @@ func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 		c.Close()
 		return nil
 	}
+	release, ok := s.limiter.acquire(c.RemoteAddr())
+	if !ok {
+		s.mu.Unlock()
+		c.Close()
+		return nil
+	}
+	st.releaseUnauth = release
 	s.conns[st] = struct{}{}
 	s.mu.Unlock()
+	st.armAuthDeadline(s.cfg.AuthTimeout)
 	ctx.SetValue(stateKey{}, st)
 	return tc
 }
@@ -97,8 +111,18 @@ func (st *connState) closed0() {
 	if st.revokeT != nil {
 		st.revokeT.Stop()
 	}
+	if st.authT != nil {
+		st.authT.Stop()
+	}
+	if st.idleT != nil {
+		st.idleT.Stop()
+	}
+	release := st.releaseUnauth
 	target := st.target
 	st.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	if target != nil {
 		target.Close()
 	}

@@ -52,6 +52,10 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 		Clock:           cfg.Clock,
 		EgressAddresses: cfg.EgressAddresses,
 		Logger:          cfg.Logger.With("component", "bastion"),
+
+		AuthTimeout:               cfg.Limits.BastionAuthTimeout,
+		MaxUnauthenticated:        cfg.Limits.BastionMaxUnauth,
+		MaxUnauthenticatedPerAddr: cfg.Limits.BastionMaxUnauthPerAddr,
 	})
 	if err != nil {
 		return "", nil, err
