@@ -166,3 +166,34 @@ func TestAPIWaitsOutliveWriteTimeout(t *testing.T) {
 		t.Errorf("jit audit list --follow ended: %v", follow.wait(t, time.Second))
 	}
 }
+
+// TestAPIConnectionCap holds as many connections as --api-max-conns allows:
+// one more is not served (its TLS handshake waits) until one is closed.
+func TestAPIConnectionCap(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, renderPolicy(t, boundsPolicy, "deploy", []*engineer{newEngineer(t, "alice"), newEngineer(t, "carol"), newEngineer(t, "auditor")}, nil),
+		"--api-max-conns", "2")
+	held := []*tls.Conn{dialAPI(t, d.API), dialAPI(t, d.API)}
+	raw, err := net.DialTimeout("tcp", d.API, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial API: %v", err)
+	}
+	defer raw.Close()
+	third := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a test of bounds
+	_ = raw.SetDeadline(time.Now().Add(time.Second))
+	if err := third.Handshake(); err == nil {
+		t.Fatalf("a third connection was served with --api-max-conns 2")
+	}
+	// The queued third connection takes the first free slot: close it too.
+	raw.Close()
+	held[0].Close()
+	raw2, err := net.DialTimeout("tcp", d.API, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial API: %v", err)
+	}
+	defer raw2.Close()
+	_ = raw2.SetDeadline(time.Now().Add(boundsSlack))
+	if err := tls.Client(raw2, &tls.Config{InsecureSkipVerify: true}).Handshake(); err != nil { //nolint:gosec // a test of bounds
+		t.Errorf("no connection served after one of the two was closed: %v", err)
+	}
+}
