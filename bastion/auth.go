@@ -32,6 +32,7 @@ type identity struct {
 	Serial                       uint64
 	ValidBefore                  time.Time
 	RecordInput                  bool
+	IdleTimeout                  time.Duration
 	ForceCommand                 string
 	// Extensions are the certificate's; read-only once authorize built them.
 	Extensions map[string]string
@@ -153,7 +154,7 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 	id := identity{
 		User: st.User, Login: login, Host: host, RequestID: st.RequestID,
 		Serial: cert.Serial, ValidBefore: time.Unix(int64(cert.ValidBefore), 0),
-		RecordInput: st.RecordInput, ForceCommand: cert.CriticalOptions[optForceCmd],
+		RecordInput: st.RecordInput, IdleTimeout: st.IdleTimeout, ForceCommand: cert.CriticalOptions[optForceCmd],
 		Extensions: map[string]string{},
 	}
 	for k, v := range cert.Extensions {
@@ -220,6 +221,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 			st.authenticated()
 			st.armExpiry(id.ValidBefore)
 			st.watchRevocation(id.Serial)
+			st.watchIdle(id.IdleTimeout)
 		}
 		return id.permissions(crit), nil
 	}

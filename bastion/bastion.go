@@ -44,6 +44,10 @@ type CertStatus struct {
 	User        string
 	Revoked     bool
 	RecordInput bool
+	// IdleTimeout, when not zero, cuts the connection's sessions (end
+	// reason "idle") after that long without input from the engineer,
+	// with a warning a minute before.
+	IdleTimeout time.Duration
 }
 
 // TargetCertRequest asks the Backend for a target-CA certificate for one

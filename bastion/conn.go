@@ -43,6 +43,7 @@ type connState struct {
 	expT      *time.Timer
 	revokeT   *time.Timer
 	idleT     *time.Timer
+	idle      *idleState // nil without an idle timeout (idle.go)
 	// authed, authT and releaseUnauth are the pre-authentication bounds
 	// (limits.go).
 	authed        bool
@@ -197,15 +198,7 @@ func (st *connState) liveSessions() []*session {
 // terminate ends every session with reason (told to the client) and closes
 // the connection.
 func (st *connState) terminate(reason string) {
-	st.mu.Lock()
-	if st.reason == "" {
-		st.reason = reason
-	}
-	st.mu.Unlock()
-	for _, ss := range st.liveSessions() {
-		ss.end(reason, "jitssh: "+reason)
-	}
-	st.raw.Close()
+	st.terminateWith(reason, "jitssh: "+reason)
 }
 
 // newID returns a random 24-hex-digit identifier.

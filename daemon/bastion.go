@@ -124,7 +124,8 @@ func (b *bastionBackend) CertificateStatus(ctx context.Context, serial uint64) (
 	if err != nil {
 		return bastion.CertStatus{}, err
 	}
-	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput}, nil
+	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput,
+		IdleTimeout: uc.IdleTimeout}, nil
 }
 
 // MintTargetCert asks grant for the session's target certificate; what it
