@@ -68,14 +68,16 @@ func (id identity) keyLine() string {
 // env is a running API over a real audit store, real CA keys and a policy
 // parsed from YAML.
 type env struct {
-	t      testing.TB
-	clock  *testClock
-	store  *audit.Store
-	keys   *ca.Keys
-	server *httptest.Server
-	fp     string
-	ids    map[string]identity
-	policy *livepolicy.Holder
+	t testing.TB
+	// recordings is the directory the server reads recordings from.
+	recordings string
+	clock      *testClock
+	store      *audit.Store
+	keys       *ca.Keys
+	server     *httptest.Server
+	fp         string
+	ids        map[string]identity
+	policy     *livepolicy.Holder
 	// policyPath is the policy file, for tests of reloads.
 	policyPath string
 }
@@ -164,7 +166,12 @@ func newEnv(t testing.TB, approvals int) *env {
 	e.server.StartTLS()
 	t.Cleanup(e.server.Close)
 	e.fp = tlspin.Fingerprint(e.server.Certificate().Raw)
-	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, Keys: e.keys, TLSFingerprint: e.fp, Clock: clock.Now})
+	e.recordings = filepath.Join(dir, "recordings")
+	if err := os.Mkdir(e.recordings, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := apiserver.New(apiserver.Config{Grants: grants, Store: e.store, Policy: ps, CAKeys: e.keys.Public(), TLSFingerprint: e.fp, Clock: clock.Now,
+		Recordings: audit.DirRecordings(e.recordings)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,15 @@ type PolicySource interface {
 	grant.Reloader
 }
 
-// Config holds what the server needs. Grants, Store, Policy and Keys are
+// Config holds what the server needs. Grants, Store, Policy and CAKeys are
 // required.
 type Config struct {
-	Grants         *grant.Service
-	Store          *audit.Store
-	Policy         PolicySource
-	Keys           *ca.Keys
+	Grants *grant.Service
+	Store  *audit.Store
+	Policy PolicySource
+	// CAKeys are the CA public keys the API publishes; the handlers never
+	// hold a key that signs.
+	CAKeys         ca.PublicKeys
 	TLSFingerprint string
 	BastionAddr    string
 	// CheckpointKey must have signed the audit checkpoints that verify
@@ -73,8 +75,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("apiserver: config: Store is required")
 	case cfg.Policy == nil:
 		return nil, errors.New("apiserver: config: Policy is required")
-	case cfg.Keys == nil:
-		return nil, errors.New("apiserver: config: Keys is required")
+	case cfg.CAKeys.User == nil || cfg.CAKeys.Host == nil || cfg.CAKeys.Target == nil:
+		return nil, errors.New("apiserver: config: CAKeys with the user, host and target CA are required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -156,9 +158,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, api.CAResponse{
-		UserCA:      ca.PublicKeyLine(s.cfg.Keys.User.PublicKey(), "jitssh user CA"),
-		HostCA:      ca.PublicKeyLine(s.cfg.Keys.Host.PublicKey(), "jitssh host CA"),
-		TargetCA:    ca.PublicKeyLine(s.cfg.Keys.Target.PublicKey(), "jitssh target CA"),
+		UserCA:      ca.PublicKeyLine(s.cfg.CAKeys.User, "jitssh user CA"),
+		HostCA:      ca.PublicKeyLine(s.cfg.CAKeys.Host, "jitssh host CA"),
+		TargetCA:    ca.PublicKeyLine(s.cfg.CAKeys.Target, "jitssh target CA"),
 		Bastion:     s.cfg.BastionAddr,
 		TLSFingerpr: s.cfg.TLSFingerprint,
 	})
@@ -175,7 +177,7 @@ func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err)
 	}
 	now := s.now()
-	krl, err := ca.KRL(s.cfg.Keys.User.PublicKey(), serials, uint64(now.UnixNano()), now, "jitssh user CA revocations")
+	krl, err := ca.KRL(s.cfg.CAKeys.User, serials, uint64(now.UnixNano()), now, "jitssh user CA revocations")
 	if err != nil {
 		return fmt.Errorf("build KRL: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -57,7 +56,7 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	follow := r.URL.Query().Get("follow") == "true"
-	f, err := os.Open(x.RecordingPath)
+	f, err := s.cfg.Recordings.Open(x.RecordingPath)
 	if err != nil {
 		return wireErr(http.StatusNotFound, api.CodeRecordingMissing, "recording of session %s cannot be opened: %v", x.ID, err)
 	}
@@ -75,7 +74,7 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
 
 // follow streams what is appended to f until the session ends or the client
 // goes away.
-func (s *Server) follow(ctx context.Context, w *streamWriter, f *os.File, id string) {
+func (s *Server) follow(ctx context.Context, w *streamWriter, f io.Reader, id string) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {

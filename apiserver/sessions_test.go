@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jitssh/jitssh/api"
@@ -15,7 +16,7 @@ import (
 // addSession stores a live session of user with a recording file.
 func addSession(t *testing.T, e *env, id, user string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), id+".cast")
+	path := filepath.Join(e.recordings, id+".cast")
 	if err := os.WriteFile(path, []byte(`{"version":2,"width":80,"height":24}`+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +35,17 @@ func TestSessionAccess(t *testing.T) {
 	ctx := context.Background()
 	addSession(t, e, "s_alice", "alice")
 	addSession(t, e, "s_bob", "bob")
+	// A row edited to name a file outside the recordings directory: the
+	// API must refuse it by name rather than serve whatever is there.
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("not a recording\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Do(ctx, func(tx *audit.Tx) error {
+		return tx.InsertSession(audit.Session{ID: "s_outside", User: "bob", Host: "web1", Login: "deploy", StartedAt: e.clock.Now(), RecordingPath: outside})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	alice, sec := e.client("alice"), e.client("sec")
 	tests := []struct {
 		name string
@@ -41,6 +53,8 @@ func TestSessionAccess(t *testing.T) {
 		code string
 		// accessed is the code of the recording.accessed event it must leave.
 		accessed string
+		// session is the session it reads; empty means s_bob.
+		session string
 	}{
 		{name: "own sessions", do: func() error {
 			ss, err := alice.Sessions(ctx, api.SessionQuery{})
@@ -53,8 +67,8 @@ func TestSessionAccess(t *testing.T) {
 		{name: "another user's session", do: func() error { _, err := alice.Session(ctx, "s_bob"); return err }, code: api.CodeNotAuditor},
 		{name: "auditor sees all", do: func() error {
 			ss, err := sec.Sessions(ctx, api.SessionQuery{})
-			if err == nil && len(ss) != 2 {
-				t.Errorf("auditor sees %d sessions, want 2", len(ss))
+			if err == nil && len(ss) != 3 {
+				t.Errorf("auditor sees %d sessions, want 3", len(ss))
 			}
 			return err
 		}},
@@ -73,6 +87,13 @@ func TestSessionAccess(t *testing.T) {
 			}
 			return err
 		}, accessed: api.PurposeExport},
+		{name: "recording outside the recordings directory", do: func() error {
+			_, err := sec.Recording(ctx, "s_outside", api.PurposeReplay, false)
+			if err != nil && !strings.Contains(err.Error(), "outside the recordings directory") {
+				t.Errorf("err = %v, want it to say the path is outside the recordings directory", err)
+			}
+			return err
+		}, code: api.CodeRecordingMissing, accessed: api.PurposeReplay, session: "s_outside"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,10 +104,14 @@ func TestSessionAccess(t *testing.T) {
 				t.Fatalf("err = %v, want code %q", err, tc.code)
 			}
 			evs := e.events(audit.EventFilter{Type: "recording.accessed", AfterSeq: before})
+			session := tc.session
+			if session == "" {
+				session = "s_bob"
+			}
 			switch {
 			case tc.accessed == "" && len(evs) != 0:
 				t.Errorf("recording.accessed recorded without a read: %+v", evs)
-			case tc.accessed != "" && (len(evs) != 1 || evs[0].Code != tc.accessed || evs[0].Actor != "sec" || evs[0].SessionID != "s_bob"):
+			case tc.accessed != "" && (len(evs) != 1 || evs[0].Code != tc.accessed || evs[0].Actor != "sec" || evs[0].SessionID != session):
 				t.Errorf("recording.accessed events = %+v, want one %s by sec", evs, tc.accessed)
 			}
 		})

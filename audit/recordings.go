@@ -86,6 +86,21 @@ func (r Recordings) name(path string) (string, error) {
 	return filepath.ToSlash(rel), nil
 }
 
+// Open opens the recording a session row names, through r.FS, so that
+// readers (replay, export, watch) and Verify read the same file and a row
+// edited to name a file outside the recordings directory is refused by
+// name rather than read.
+func (r Recordings) Open(path string) (fs.File, error) {
+	if r.FS == nil {
+		return nil, fmt.Errorf("open recording %s: no recordings directory configured", path)
+	}
+	name, err := r.name(path)
+	if err != nil {
+		return nil, fmt.Errorf("open recording: %w", err)
+	}
+	return r.FS.Open(name)
+}
+
 // check compares the recording of session id at path with the digest and
 // size that the chain recorded for it, and returns what is wrong ("" when
 // nothing is).

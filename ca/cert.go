@@ -76,29 +76,7 @@ type UserCertSpec struct {
 // an unknown extension or one with a value, an unknown critical option, a
 // source-address that is not a list of CIDRs, or an empty force-command.
 func (s UserCertSpec) Validate() error {
-	var errs []error
-	switch k := s.Key.(type) {
-	case nil:
-		errs = append(errs, errors.New("key: missing"))
-	case *ssh.Certificate:
-		errs = append(errs, fmt.Errorf("key: is a %s certificate; certify the plain key", k.Type()))
-	default:
-		if err := checkKey(k); err != nil {
-			errs = append(errs, fmt.Errorf("key: %w", err))
-		}
-	}
-	if s.Serial == 0 {
-		errs = append(errs, errors.New("serial: must not be 0"))
-	}
-	if err := validKeyID(s.KeyID); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validPrincipals(s.Principals, true); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validTimes(s.ValidAfter, s.ValidBefore); err != nil {
-		errs = append(errs, err)
-	}
+	errs := validCommon(s.Key, s.Serial, s.KeyID, s.Principals, true, s.ValidAfter, s.ValidBefore)
 	for _, name := range slices.Sorted(maps.Keys(s.Extensions)) {
 		switch {
 		case !slices.Contains(knownExtensions(), name):
@@ -308,4 +286,35 @@ func NewSerial(r io.Reader) (uint64, error) {
 // BASE64 KEY_ID\n", the form of a -cert.pub file.
 func FormatCert(c *ssh.Certificate) []byte {
 	return []byte(PublicKeyLine(c, c.KeyId) + "\n")
+}
+
+// validCommon checks what user and host certificate specs share: the key
+// (present, plain, acceptable to sshkey's rule), a non-zero serial, the key
+// id, the principals (userPrincipals allows the one '@' of LOGIN@HOST) and
+// the validity window. It returns every problem, each naming its field.
+func validCommon(key ssh.PublicKey, serial uint64, keyID string, principals []string, userPrincipals bool, after, before time.Time) []error {
+	var errs []error
+	switch k := key.(type) {
+	case nil:
+		errs = append(errs, errors.New("key: missing"))
+	case *ssh.Certificate:
+		errs = append(errs, fmt.Errorf("key: is a %s certificate; certify the plain key", k.Type()))
+	default:
+		if err := checkKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("key: %w", err))
+		}
+	}
+	if serial == 0 {
+		errs = append(errs, errors.New("serial: must not be 0"))
+	}
+	if err := validKeyID(keyID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validPrincipals(principals, userPrincipals); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validTimes(after, before); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }

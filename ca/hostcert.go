@@ -29,29 +29,7 @@ type HostCertSpec struct {
 // or an invalid one (as for user certificates, and no '@' at all), or
 // ValidBefore not after ValidAfter.
 func (s HostCertSpec) Validate() error {
-	var errs []error
-	switch k := s.Key.(type) {
-	case nil:
-		errs = append(errs, errors.New("key: missing"))
-	case *ssh.Certificate:
-		errs = append(errs, fmt.Errorf("key: is a %s certificate; certify the plain key", k.Type()))
-	default:
-		if err := checkKey(k); err != nil {
-			errs = append(errs, fmt.Errorf("key: %w", err))
-		}
-	}
-	if s.Serial == 0 {
-		errs = append(errs, errors.New("serial: must not be 0"))
-	}
-	if err := validKeyID(s.KeyID); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validPrincipals(s.Principals, false); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validTimes(s.ValidAfter, s.ValidBefore); err != nil {
-		errs = append(errs, err)
-	}
+	errs := validCommon(s.Key, s.Serial, s.KeyID, s.Principals, false, s.ValidAfter, s.ValidBefore)
 	if len(errs) > 0 {
 		return fmt.Errorf("host certificate spec: %w", errors.Join(errs...))
 	}

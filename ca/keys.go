@@ -90,6 +90,18 @@ type Keys struct {
 	Target ssh.Signer
 }
 
+// PublicKeys are the public halves of the three CA keys: what the API
+// publishes (/v1/ca) and what a KRL names, without the power to sign.
+type PublicKeys struct {
+	User, Host, Target ssh.PublicKey
+}
+
+// Public returns the public halves of k, for parts of the daemon that must
+// name the CAs but never sign (the API handlers).
+func (k *Keys) Public() PublicKeys {
+	return PublicKeys{User: k.User.PublicKey(), Host: k.Host.PublicKey(), Target: k.Target.PublicKey()}
+}
+
 // caFile describes one of the three CA key files.
 type caFile struct {
 	name, comment string

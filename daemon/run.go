@@ -196,7 +196,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		Grants:         d.grants,
 		Store:          d.store,
 		Policy:         d.policy,
-		Keys:           keys,
+		CAKeys:         keys.Public(),
 		TLSFingerprint: d.addrs.TLSFingerprint,
 		BastionAddr:    d.addrs.Bastion,
 		CheckpointKey:  d.checkpointKey.PublicKey(),

@@ -18,9 +18,15 @@ import (
 // doorPackages may call ca's signing functions: ca itself and this door.
 var doorPackages = []string{"ca", "issuance"}
 
+// testSupport are packages that exist only for tests (they mint throwaway
+// certificates for a test's own sshd with a test's own CA key); they may
+// sign with x/crypto directly, never with ca.
+var testSupport = []string{"internal/sshdtest", "internal/testkit", "issuance/issuancetest"}
+
 // TestOnlyTheDoorSigns walks every non-test Go file of the module and fails
 // if a package other than ca and issuance refers to a function of ca that
-// signs a certificate (called or taken as a value, under any import name).
+// signs a certificate (called or taken as a value, under any import name),
+// or calls x/crypto's SignCert itself.
 func TestOnlyTheDoorSigns(t *testing.T) {
 	root, module := moduleRoot(t)
 	signers := signingFuncs(t, filepath.Join(root, "ca"))
@@ -67,6 +73,12 @@ func f() { ca.SignUserCert(nil, ca.UserCertSpec{}) }`, want: 1},
 		{name: "a function that does not sign", path: "e/e.go", src: `package e
 import "example.com/m/ca"
 func f() { ca.NewSerial(nil) }`},
+		{name: "signing with x/crypto directly", path: "g/g.go", src: `package g
+import "golang.org/x/crypto/ssh"
+func f(c *ssh.Certificate, s ssh.Signer) error { return c.SignCert(nil, s) }`, want: 1},
+		{name: "x/crypto's SignCert in ca", path: "ca/ca.go", src: `package ca
+import "golang.org/x/crypto/ssh"
+func f(c *ssh.Certificate, s ssh.Signer) error { return c.SignCert(nil, s) }`},
 		{name: "another package named ca", path: "f/f.go", src: `package f
 import "example.com/other/ca"
 func f() { ca.SignUserCert(nil, ca.UserCertSpec{}) }`},
@@ -199,11 +211,37 @@ func violations(t *testing.T, root, module string, signers map[string]bool) []st
 		for _, ref := range references(t, path, module+"/ca", signers) {
 			out = append(out, rel+":"+ref)
 		}
+		if slices.Contains(testSupport, filepath.ToSlash(filepath.Dir(rel))) {
+			return nil
+		}
+		for _, ref := range certSigns(t, path) {
+			out = append(out, rel+":"+ref)
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// certSigns lists, as line: name, every call of a method named SignCert in
+// the Go file path: x/crypto's (*ssh.Certificate).SignCert signs with any
+// CA signer a package happens to hold, without going through ca at all.
+func certSigns(t *testing.T, path string) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "SignCert" {
+			out = append(out, fmt.Sprintf("%d: SignCert", fset.Position(n.Pos()).Line))
+		}
+		return true
+	})
 	return out
 }
 
