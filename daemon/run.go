@@ -172,6 +172,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		}
 		d.bastion, d.addrs.Bastion = srv, addr
 		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
+		metrics.refused = srv.RefusedConnections
 	}
 	if d.cfg.MetricsAddr != "" {
 		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsAddr); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +80,7 @@ func TestBastionUnauthenticatedBounds(t *testing.T) {
 	const authTimeout, perAddr = 3 * time.Second, 16
 	alice := newEngineer(t, "alice")
 	d := startDaemon(t, renderPolicy(t, boundsPolicy, "deploy", []*engineer{alice, newEngineer(t, "carol"), newEngineer(t, "auditor")}, nil),
-		"--bastion", "127.0.0.1:0", "--bastion-auth-timeout", authTimeout.String(), "--bastion-max-unauth-per-addr", "16")
+		"--bastion", "127.0.0.1:0", "--bastion-auth-timeout", authTimeout.String(), "--bastion-max-unauth-per-addr", "16", "--metrics", "127.0.0.1:0")
 
 	t.Run("half-open connection closed at the auth deadline", func(t *testing.T) {
 		c, banner := holdBanner(t, d.Bastion)
@@ -111,6 +113,9 @@ func TestBastionUnauthenticatedBounds(t *testing.T) {
 		if n := strings.Count(d.log.String(), "unauthenticated connections refused over the cap"); n != 1 {
 			t.Errorf("%d log lines for 5 refused connections, want 1 per interval:\n%s", n, d.log)
 		}
+		if m := metric(t, d, "jitssh_bastion_refused_connections_total"); m != "5" {
+			t.Errorf("jitssh_bastion_refused_connections_total %q after 5 refusals, want 5", m)
+		}
 		held[0].Close()
 		waitFor(t, boundsSlack, "a slot freed by a closed connection to be reused", func() bool {
 			c, banner := holdBanner(t, d.Bastion)
@@ -118,4 +123,27 @@ func TestBastionUnauthenticatedBounds(t *testing.T) {
 			return strings.HasPrefix(banner, "SSH-2.0-")
 		})
 	})
+}
+
+// metric scrapes d's --metrics address (from its serving line) and returns
+// the value of the unlabelled sample name.
+func metric(t *testing.T, d *daemon, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`msg="jitd serving".* metrics=(\S+)`).FindStringSubmatch(d.log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the serving line:\n%s", d.log)
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s in metrics:\n%s", name, body)
+	return ""
 }
