@@ -79,19 +79,19 @@ func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 	tc := &trackedConn{Conn: c}
 	st.raw = tc
 	tc.onClose = st.closed0
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.Close()
-		return nil
-	}
 	release, ok := s.limiter.acquire(c.RemoteAddr())
 	if !ok {
-		s.mu.Unlock()
 		c.Close()
 		return nil
 	}
 	st.releaseUnauth = release
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		release()
+		c.Close()
+		return nil
+	}
 	s.conns[st] = struct{}{}
 	s.mu.Unlock()
 	st.armAuthDeadline(s.cfg.AuthTimeout)

@@ -62,8 +62,8 @@ func (l Limits) withDefaults() (Limits, error) {
 	l.APIWriteTimeout = cmp.Or(l.APIWriteTimeout, DefaultAPIWriteTimeout)
 	l.APIIdleTimeout = cmp.Or(l.APIIdleTimeout, DefaultAPIIdleTimeout)
 	l.APIMaxConns = cmp.Or(l.APIMaxConns, DefaultAPIMaxConns)
-	l.Login = cmp.Or(l.Login, grant.DefaultLoginLimit)
-	l.Requests = cmp.Or(l.Requests, grant.DefaultRequestLimit)
+	l.Login = cmp.Or(l.Login, grant.DefaultLoginLimit())
+	l.Requests = cmp.Or(l.Requests, grant.DefaultRequestLimit())
 	for _, rl := range []ratelimit.Limit{l.Login, l.Requests} {
 		if err := rl.Validate(); err != nil {
 			return l, fmt.Errorf("limits: %w", err)

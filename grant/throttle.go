@@ -12,16 +12,16 @@ import (
 	"github.com/jitssh/jitssh/ratelimit"
 )
 
-// Default rate limits: well above what an honest person does (a login is
-// two calls; a busy engineer asks for a few grants an hour), well below
-// what guessing or flooding needs.
-var (
-	// DefaultLoginLimit bounds login challenges and login attempts, each,
-	// per client address.
-	DefaultLoginLimit = ratelimit.Limit{Events: 10, Per: time.Minute}
-	// DefaultRequestLimit bounds request creation per authenticated user.
-	DefaultRequestLimit = ratelimit.Limit{Events: 60, Per: time.Minute}
-)
+// DefaultLoginLimit bounds login challenges and login attempts, each, per
+// client address: 30 a minute. The default limits are well above what
+// honest people do (a login is two calls; a busy engineer asks for a few
+// grants an hour; an office behind one NAT address logs in together at
+// nine) and well below what guessing or flooding needs.
+func DefaultLoginLimit() ratelimit.Limit { return ratelimit.Limit{Events: 30, Per: time.Minute} }
+
+// DefaultRequestLimit bounds request creation per authenticated user: 60 a
+// minute.
+func DefaultRequestLimit() ratelimit.Limit { return ratelimit.Limit{Events: 60, Per: time.Minute} }
 
 // CodeRateLimited is the code of a refusal for too many calls in a period.
 const CodeRateLimited = "rate_limited"
@@ -53,10 +53,10 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 		return nil, errors.New("grant: throttle config: Store is required")
 	}
 	if cfg.Login == (ratelimit.Limit{}) {
-		cfg.Login = DefaultLoginLimit
+		cfg.Login = DefaultLoginLimit()
 	}
 	if cfg.Requests == (ratelimit.Limit{}) {
-		cfg.Requests = DefaultRequestLimit
+		cfg.Requests = DefaultRequestLimit()
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now

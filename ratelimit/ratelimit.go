@@ -38,9 +38,6 @@ type Verdict struct {
 	// of the limit (Per): the one a caller records, so that refusals are
 	// recorded once per period, not once per event.
 	FirstRefusal bool
-	// Refused is how many events of the key were refused in the period
-	// that FirstRefusal opened, this one included.
-	Refused int
 }
 
 // MaxKeys is how many keys a Limiter remembers. Beyond it, keys whose
@@ -52,7 +49,6 @@ type bucket struct {
 	at       time.Time // when tokens was computed
 	seen     time.Time // the key's last event
 	reported time.Time // start of the period whose first refusal was reported
-	refused  int       // refusals since reported
 }
 
 // Limiter holds one bucket per key. The zero value is not usable; use New.
@@ -93,11 +89,9 @@ func (l *Limiter) Allow(key string, now time.Time) Verdict {
 	}
 	v := Verdict{RetryAfter: time.Duration((1 - b.tokens) * float64(l.interval()))}
 	if b.reported.IsZero() || now.Sub(b.reported) >= l.limit.Per {
-		b.reported, b.refused = now, 0
+		b.reported = now
 		v.FirstRefusal = true
 	}
-	b.refused++
-	v.Refused = b.refused
 	return v
 }
 

@@ -25,8 +25,8 @@ func limitFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "api-write-timeout", Value: daemon.DefaultAPIWriteTimeout, Usage: "bound on writing an API answer (streams extend it per write)"},
 		&cli.DurationFlag{Name: "api-idle-timeout", Value: daemon.DefaultAPIIdleTimeout, Usage: "close idle API keep-alive connections after this long"},
 		&cli.IntFlag{Name: "api-max-conns", Value: daemon.DefaultAPIMaxConns, Usage: "cap on concurrent API connections"},
-		&cli.StringFlag{Name: "login-rate", Value: rateString(grant.DefaultLoginLimit), Usage: "login challenges and attempts allowed per client address, as N/PERIOD"},
-		&cli.StringFlag{Name: "request-rate", Value: rateString(grant.DefaultRequestLimit), Usage: "requests allowed per user, as N/PERIOD"},
+		&cli.StringFlag{Name: "login-rate", Value: rateString(grant.DefaultLoginLimit()), Usage: "login challenges and attempts allowed per client address, as N/PERIOD"},
+		&cli.StringFlag{Name: "request-rate", Value: rateString(grant.DefaultRequestLimit()), Usage: "requests allowed per user, as N/PERIOD"},
 	}
 }
 
