@@ -22,16 +22,16 @@ build:
 run: build
 	$(BIN)/jitd serve --init --quickstart --data $(DATA) --api $(API) --bastion $(BASTION)
 
-# Installs what the tests need (OpenSSH client and server, asciinema) when missing.
+# Installs what the tests need (OpenSSH client and server, asciinema, ssh-audit) when missing.
 deps:
 	@missing=""; \
-	for b in ssh sshd ssh-keygen ssh-agent asciinema; do \
+	for b in ssh sshd ssh-keygen ssh-agent asciinema ssh-audit; do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema ssh-audit; \
 	fi
 
 # The checks (gofmt, vet, staticcheck), then every test with the race

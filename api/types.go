@@ -254,10 +254,26 @@ type SessionsResponse struct {
 	Sessions []Session `json:"sessions"`
 }
 
-// SessionDetail answers GET /v1/sessions/ID: the session with its grant.
+// SessionDetail answers GET /v1/sessions/ID: the session with its grant
+// and the markers of its recording (the command, file transfers with their
+// byte counts, forwarding, the exit status), at most MaxSessionMarkers of
+// them, MoreMarkers counting the rest.
 type SessionDetail struct {
-	Session Session  `json:"session"`
-	Request *Request `json:"request,omitempty"`
+	Session     Session         `json:"session"`
+	Request     *Request        `json:"request,omitempty"`
+	Markers     []SessionMarker `json:"markers,omitempty"`
+	MoreMarkers int             `json:"more_markers,omitempty"`
+}
+
+// MaxSessionMarkers bounds the markers GET /v1/sessions/ID returns; the
+// recording (jit sessions export) has them all.
+const MaxSessionMarkers = 500
+
+// SessionMarker is one marker of a recording, Offset seconds from the
+// session's start.
+type SessionMarker struct {
+	Offset float64 `json:"offset"`
+	Text   string  `json:"text"`
 }
 
 // SearchHit is one match of a full-text search.

@@ -133,11 +133,17 @@ func (s *Server) parseTimeParam(v string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		d, derr := time.ParseDuration(v)
+		if derr != nil || d <= 0 {
+			return time.Time{}, fmt.Errorf("time %q is neither RFC 3339 nor a duration such as 2h", v)
+		}
+		t = s.now().Add(-d)
 	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return s.now().Add(-d), nil
+	// A time the store cannot compare with is the client's mistake.
+	if !audit.StorableTime(t) {
+		return time.Time{}, fmt.Errorf("time %q is outside the years 1678 to 2261", v)
 	}
-	return time.Time{}, fmt.Errorf("time %q is neither RFC 3339 nor a duration such as 2h", v)
+	return t, nil
 }

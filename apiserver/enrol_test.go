@@ -3,7 +3,9 @@ package apiserver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jitssh/jitssh/api"
@@ -55,6 +57,8 @@ func TestEnrolmentPathsAgree(t *testing.T) {
 	with := func(f func(*api.UserBody)) func(t *testing.T) api.UserBody {
 		return func(t *testing.T) api.UserBody { u := zoe(t); f(&u); return u }
 	}
+	shared := freshKey(t)
+	zoeShared := with(func(u *api.UserBody) { u.Keys = []string{shared} })
 	tests := []struct {
 		name string
 		// pre runs first on the same daemon, through jitd's path.
@@ -75,6 +79,8 @@ func TestEnrolmentPathsAgree(t *testing.T) {
 		{name: "policy user, other groups", user: with(func(u *api.UserBody) { u.Name, u.Groups = "alice", []string{"admins"} }), code: api.CodeGroupsInPolicy},
 		{name: "policy user, same groups", user: with(func(u *api.UserBody) { u.Name = "alice" })},
 		{name: "policy user, no groups", user: with(func(u *api.UserBody) { u.Name, u.Groups = "alice", nil })},
+		{name: "key of another enrolled user", pre: zoeShared, user: with(func(u *api.UserBody) { u.Name, u.Keys = "yan", []string{shared} }), code: api.CodeKeyInUse},
+		{name: "own key again", pre: zoeShared, user: zoeShared},
 		{name: "enrolled name again", pre: zoe, user: with(func(u *api.UserBody) { u.Groups = []string{"approvers"} })},
 	}
 	paths := []struct {
@@ -118,5 +124,41 @@ func TestEnrolmentPathsAgree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRacingEnrolmentsOfOneKey: enrolments of one key under different names
+// that race through the API give exactly one success; the others are
+// key_in_use, and the store holds the key once.
+func TestRacingEnrolmentsOfOneKey(t *testing.T) {
+	e := newEnv(t, 1)
+	key := freshKey(t)
+	const racers = 8
+	codes := make([]string, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = viaAPI(t, e, api.UserBody{Name: fmt.Sprintf("racer%d", i), Groups: []string{"dev"}, Keys: []string{key}})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, c := range codes {
+		switch c {
+		case "":
+			ok++
+		case api.CodeKeyInUse:
+		default:
+			t.Errorf("racing enrolment refused with %q", c)
+		}
+	}
+	users, err := e.store.Users(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != 1 || len(users) != 1 {
+		t.Fatalf("%d racing enrolments succeeded, %d users stored (codes %q); want exactly one", ok, len(users), codes)
 	}
 }

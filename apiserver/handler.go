@@ -139,9 +139,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// DecodeStrict decodes exactly one JSON value into v, refusing unknown
-// fields and trailing data. It is the parser of every API body.
+// DecodeStrict decodes exactly one JSON object into v (a pointer to a
+// flat struct), refusing unknown fields, trailing data, invalid UTF-8, and
+// keys repeated or in another case than the wire's (see checkKeys). It is
+// the parser of every API body.
 func DecodeStrict(body []byte, v any) error {
+	if err := checkKeys(body, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

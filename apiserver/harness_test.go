@@ -2,14 +2,11 @@ package apiserver_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,27 +17,10 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/tlspin"
 )
-
-// testClock is a settable clock shared by the lifecycle and the API.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // identity is an enrolled user's long-lived key.
 type identity struct {
@@ -50,15 +30,7 @@ type identity struct {
 
 func newIdentity(t testing.TB, name string) identity {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return identity{name: name, signer: s}
+	return identity{name: name, signer: testkit.Signer(t)}
 }
 
 func (id identity) keyLine() string {
@@ -71,7 +43,7 @@ type env struct {
 	t testing.TB
 	// recordings is the directory the server reads recordings from.
 	recordings string
-	clock      *testClock
+	clock      *testkit.Clock // shared by the lifecycle and the API
 	store      *audit.Store
 	keys       *ca.Keys
 	server     *httptest.Server
@@ -132,7 +104,7 @@ roles:
 func newEnv(t testing.TB, approvals int) *env {
 	t.Helper()
 	dir := t.TempDir()
-	clock := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
 	e := &env{t: t, clock: clock, ids: map[string]identity{}}
 	names := []string{"alice", "bob", "carol", "dave", "root-admin", "sec"}
 	var lines []any

@@ -129,6 +129,8 @@ func (s *Server) routes() {
 	s.route("GET /v1/admin/users", s.role(grant.RoleAdmin, s.handleListUsers))
 	s.route("POST /v1/admin/users", s.role(grant.RoleAdmin, s.handleAddUser))
 	s.route("DELETE /v1/admin/users/{name}", s.role(grant.RoleAdmin, s.handleRemoveUser))
+	s.route("POST /v1/admin/users/{name}/remove-key", s.role(grant.RoleAdmin, s.handleRemoveKey))
+	s.route("GET /v1/admin/keys/duplicates", s.role(grant.RoleAdmin, s.handleKeyDuplicates))
 	s.route("POST /v1/admin/reload", s.role(grant.RoleAdmin, s.handleReload))
 	s.route("POST /v1/admin/revoke", s.role(grant.RoleAdmin, s.handleRevoke))
 

@@ -43,6 +43,14 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
 			out.Request = &v
 		}
 	}
+	markers, more, err := s.cfg.Store.SessionMarkers(r.Context(), x.ID, api.MaxSessionMarkers)
+	if err != nil {
+		return err
+	}
+	for _, m := range markers {
+		out.Markers = append(out.Markers, api.SessionMarker{Offset: m.Offset.Seconds(), Text: m.Text})
+	}
+	out.MoreMarkers = more
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // benchEvent is about the size of a real audit row (~300 bytes).
@@ -100,7 +101,7 @@ func BenchmarkIssuanceParallel(b *testing.B) {
 	ctx := context.Background()
 	var n atomic.Int64
 	b.SetParallelism(32)
-	cpu0 := processCPU(b)
+	cpu0 := testkit.ProcessCPU(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -111,16 +112,5 @@ func BenchmarkIssuanceParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "issuances/s")
-	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-}
-
-// processCPU is the user plus system CPU time this process has used so far:
-// unlike throughput, CPU per operation hardly depends on what else the
-// machine is running, so it compares changes more reliably.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((testkit.ProcessCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -45,23 +44,9 @@ func TestCertificatePermissions(t *testing.T) {
 // always granted, and nothing else the store can know: user and target
 // rows get exactly permit-pty, host rows nothing.
 func TestCertificateMigrationBackfillsPTY(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jitssh.db")
-	db := rawDB(t, path)
-	for _, q := range []string{migrations()[0], migrations()[1], "PRAGMA user_version = 2",
+	s, _ := openOld(t, migrations()[0], migrations()[1], "PRAGMA user_version = 2",
 		"INSERT INTO certificates (serial, kind) VALUES (1, 'user'), (2, 'target'), (3, 'host')",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("set up version 2 file: %q: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	)
 	pty := map[string]string{"permit-pty": ""}
 	for serial, want := range map[uint64]map[string]string{1: pty, 2: pty, 3: nil} {
 		c, err := s.Certificate(context.Background(), serial)

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
 	"errors"
@@ -12,21 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-)
 
-// testSigner returns a fresh ed25519 checkpoint key.
-func testSigner(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+	"github.com/jitssh/jitssh/internal/testkit"
+)
 
 // failingSigner is a key whose signing always fails (a hardware token that
 // went away).
@@ -59,7 +46,7 @@ func TestCheckpointMessage(t *testing.T) {
 }
 
 func TestSignCheckpoint(t *testing.T) {
-	key := testSigner(t)
+	key := testkit.Signer(t)
 	now := time.Date(2026, 11, 26, 11, 0, 0, 5, time.FixedZone("CET", 3600))
 	tests := []struct {
 		name       string
@@ -164,7 +151,7 @@ func resign(t *testing.T, db *sql.DB, seq int64, head string, signer ssh.Signer,
 }
 
 func TestVerifyCheckpointSignatures(t *testing.T) {
-	key, attacker := testSigner(t), testSigner(t)
+	key, attacker := testkit.Signer(t), testkit.Signer(t)
 	keyName, attackerName := ssh.FingerprintSHA256(key.PublicKey()), ssh.FingerprintSHA256(attacker.PublicKey())
 	// rewrite edits event 2 and recomputes the chain after it, so that
 	// only the checkpoint at the head (seq 5) can tell.

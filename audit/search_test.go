@@ -163,8 +163,6 @@ func TestSearchAfterPlainRows(t *testing.T) {
 // line in session_text, and in FTS5 builds the per-line index): its lines
 // stay searchable with their offsets, in order with lines indexed later.
 func TestSearchMigratesLineRows(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jitssh.db")
-	db := rawDB(t, path)
 	stmts := []string{migrations()[0], "PRAGMA user_version = 1",
 		"INSERT INTO sessions (id, started_at) VALUES ('old', 1)",
 		"INSERT INTO session_text (session_id, offset_ns, kind, text) VALUES ('old', 3000, 'o', 'tail -f /var/log/syslog'), ('old', 1000, 'i', 'TAIL -n 5 app.log'), ('old', 2000, 'o', 'no match here')",
@@ -181,19 +179,7 @@ func TestSearchMigratesLineRows(t *testing.T) {
 			"INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES ('table', 'session_text_fts', 'session_text_fts', 0, 'CREATE VIRTUAL TABLE session_text_fts USING fts5(text, content = ''session_text'', content_rowid = ''id'', tokenize = ''trigram'')')",
 			"PRAGMA writable_schema = OFF")
 	}
-	for _, q := range stmts {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("set up version 1 file: %q: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openOld(t, stmts...)
 	mustDo(t, s, func(tx *Tx) error {
 		return tx.IndexText([]TextLine{{SessionID: "old", Offset: 2500, Kind: "o", Text: "tail of a new line"}})
 	})

@@ -256,12 +256,23 @@ func classify(err error) error {
 // insert methods read as one list of columns.
 type codec struct{ err error }
 
+// StorableTime reports whether the store can hold and compare t: the zero
+// time (none), or a time in the years 1678 to 2261 (int64 nanoseconds span
+// 1677-09-21 to 2262-04-11; the store stays well inside). Callers that take
+// times from outside (query parameters) refuse the others as bad input.
+func StorableTime(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	y := t.Year()
+	return y >= 1678 && y <= 2261
+}
+
 func (c *codec) nanos(field string, t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	// int64 nanoseconds span 1677-09-21 to 2262-04-11; stay well inside.
-	if y := t.Year(); y < 1678 || y > 2261 {
+	if !StorableTime(t) {
 		if c.err == nil {
 			c.err = fmt.Errorf("%s %s is outside the storable range", field, t.Format(time.RFC3339))
 		}

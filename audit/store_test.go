@@ -157,6 +157,25 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// openOld makes the database file an older jitssh left by running stmts on
+// a fresh file, then opens the store on it (which migrates it) and returns
+// the store, closed when the test ends, and the file's path.
+func openOld(t *testing.T, stmts ...string) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jitssh.db")
+	db := rawDB(t, path)
+	execAll(stmts...)(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("open the old file: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
 func TestOpenSetsUpDatabase(t *testing.T) {
 	s, path := openTest(t)
 	db := rawDB(t, path)

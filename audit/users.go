@@ -142,10 +142,31 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, "SELECT name, groups_json, keys_json, created_at, created_by FROM users ORDER BY name")
+	rows, err := db.QueryContext(ctx, usersQuery)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
+	return scanUsers(rows)
+}
+
+// Users returns every enrolled user, ordered by name, as this transaction
+// sees them: a check of the enrolled users and the write it decides commit
+// together (no other enrolment runs in between).
+func (t *Tx) Users() ([]User, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(usersQuery)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return scanUsers(rows)
+}
+
+const usersQuery = "SELECT name, groups_json, keys_json, created_at, created_by FROM users ORDER BY name"
+
+// scanUsers reads and closes the rows of usersQuery.
+func scanUsers(rows *sql.Rows) ([]User, error) {
 	defer rows.Close()
 	var out []User
 	for rows.Next() {
@@ -155,6 +176,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 		if err := rows.Scan(&u.Name, &groups, &keys, &created, &u.CreatedBy); err != nil {
 			return nil, fmt.Errorf("list users: %w", err)
 		}
+		var err error
 		if u.Groups, err = decodeList(groups); err != nil {
 			return nil, fmt.Errorf("list users: user %q groups: %w", u.Name, err)
 		}

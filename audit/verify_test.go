@@ -10,10 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 func TestVerifyDetectsTampering(t *testing.T) {
-	signer := testSigner(t)
+	signer := testkit.Signer(t)
 	const events = 10
 	tests := []struct {
 		name        string

@@ -82,6 +82,19 @@ func (s *Store) Do(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 }
 
+// Append appends e to the chain in a transaction of its own, as Do with one
+// Tx.Append: a nil error means the event is durable.
+func (s *Store) Append(ctx context.Context, e Event) error {
+	err := s.Do(ctx, func(tx *Tx) error {
+		_, err := tx.Append(e)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record %s: %w", e.Type, err)
+	}
+	return nil
+}
+
 func (s *Store) enqueue(ctx context.Context, r *request) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

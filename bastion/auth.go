@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
@@ -36,6 +38,8 @@ type identity struct {
 	ForceCommand                 string
 	// Extensions are the certificate's; read-only once authorize built them.
 	Extensions map[string]string
+	// Cert is the certificate that authenticated; read-only.
+	Cert *ssh.Certificate
 }
 
 // principal is the exact principal the certificate must carry.
@@ -77,8 +81,14 @@ func identityOf(p *ssh.Permissions) (identity, error) {
 
 // ParseTargetUser splits the SSH user "LOGIN@HOST" or "LOGIN:HOST" into login
 // and host. The separator is the first '@' or ':'; both parts must be
-// non-empty and contain no further separator, whitespace or control bytes.
+// non-empty valid UTF-8 and contain no further separator, comma, wildcard,
+// whitespace, control or other non-printable character (C1 controls, bidi
+// overrides): the name arrives before authentication and ends up in audit
+// records. Every login and host policy.ValidName accepts passes.
 func ParseTargetUser(user string) (login, host string, err error) {
+	if !utf8.ValidString(user) {
+		return "", "", fmt.Errorf("ssh user %q: not valid UTF-8", user)
+	}
 	i := strings.IndexAny(user, "@:")
 	if i < 0 {
 		return "", "", fmt.Errorf("ssh user %q: want LOGIN@HOST or LOGIN:HOST", user)
@@ -88,7 +98,7 @@ func ParseTargetUser(user string) (login, host string, err error) {
 		return "", "", fmt.Errorf("ssh user %q: empty login or host", user)
 	}
 	for _, r := range host + login {
-		if r == '@' || r == ':' || r == ',' || r == '*' || r == '?' || r <= ' ' || r == 0x7f {
+		if r == '@' || r == ':' || r == ',' || r == '*' || r == '?' || unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r) {
 			return "", "", fmt.Errorf("ssh user %q: invalid character %q", user, r)
 		}
 	}
@@ -141,7 +151,9 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 	}
 	bctx, cancel := backendCtx(ctx)
 	defer cancel()
-	st, err := s.cfg.Backend.CertificateStatus(bctx, cert.Serial)
+	// The backend compares the whole certificate with the CA's record of
+	// its serial: a serial alone does not prove the CA's door issued it.
+	st, err := s.cfg.Backend.CertificateStatus(bctx, cert)
 	if err != nil {
 		return identity{}, nil, fmt.Errorf("certificate serial %d status: %w", cert.Serial, err)
 	}
@@ -155,7 +167,7 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 		User: st.User, Login: login, Host: host, RequestID: st.RequestID,
 		Serial: cert.Serial, ValidBefore: time.Unix(int64(cert.ValidBefore), 0),
 		RecordInput: st.RecordInput, IdleTimeout: st.IdleTimeout, ForceCommand: cert.CriticalOptions[optForceCmd],
-		Extensions: map[string]string{},
+		Extensions: map[string]string{}, Cert: cert,
 	}
 	for k, v := range cert.Extensions {
 		id.Extensions[k] = v
@@ -195,7 +207,7 @@ func (s *Server) publicKeyHandler(ctx gliderssh.Context, key gliderssh.PublicKey
 	_, _, err := s.authorize(ctx, ctx.User(), key, ctx.RemoteAddr())
 	if err != nil {
 		if st := stateOf(ctx); st != nil && st.firstRejection(key, err.Error()) {
-			s.reject(ctx.User(), targetOf(ctx.User()), ctx.RemoteAddr().String(), "auth: "+err.Error())
+			s.rejectCode(refusalCode(err), ctx.User(), targetOf(ctx.User()), ctx.RemoteAddr().String(), "auth: "+err.Error())
 		}
 		s.log.Info("key refused", "user", ctx.User(), "client", ctx.RemoteAddr().String(), "err", err)
 		return false
@@ -211,16 +223,17 @@ func (s *Server) publicKeyHandler(ctx gliderssh.Context, key gliderssh.PublicKey
 func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{MaxAuthTries: 6}
 	cfg.Ciphers = clientLegCiphers()
+	cfg.KeyExchanges, cfg.MACs, cfg.PublicKeyAuthAlgorithms = keyExchanges(), macs(), userKeyAlgorithms()
 	cfg.VerifiedPublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 		id, crit, err := s.authorize(ctx, conn.User(), key, conn.RemoteAddr())
 		if err != nil {
-			s.reject(conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth: "+err.Error())
+			s.rejectCode(refusalCode(err), conn.User(), targetOf(conn.User()), conn.RemoteAddr().String(), "auth: "+err.Error())
 			return nil, auditedError{err}
 		}
 		if st := stateOf(ctx); st != nil {
 			st.authenticated()
 			st.armExpiry(id.ValidBefore)
-			st.watchRevocation(id.Serial)
+			st.watchRevocation(id.Cert)
 			st.watchIdle(id.IdleTimeout)
 		}
 		return id.permissions(crit), nil

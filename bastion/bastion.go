@@ -58,6 +58,10 @@ type TargetCertRequest struct {
 	// authenticated the connection; the backend permits on the target what
 	// that certificate was issued with.
 	UserSerial uint64
+	// UserCert is that certificate as the engineer presented it, so that
+	// the backend checks it against its record again rather than trust
+	// the serial alone.
+	UserCert *ssh.Certificate
 	// ValidBefore is the engineer's certificate ValidBefore.
 	ValidBefore time.Time
 	// SourceAddresses become the source-address critical option.
@@ -82,9 +86,11 @@ type SessionRecord struct {
 // Backend is what the bastion needs from the rest of jitssh (grant and audit).
 // Every method may be called concurrently.
 type Backend interface {
-	// CertificateStatus reports on an engineer's certificate by serial. An
-	// unknown serial must return an error; the bastion then refuses it.
-	CertificateStatus(ctx context.Context, serial uint64) (CertStatus, error)
+	// CertificateStatus reports on an engineer's certificate as presented.
+	// An unknown serial, or a certificate that differs from what the CA
+	// issued under its serial, must return an error (a RefusalError to
+	// name the audit code); the bastion then refuses it.
+	CertificateStatus(ctx context.Context, cert *ssh.Certificate) (CertStatus, error)
 	// MintTargetCert returns a target-CA certificate for req.Key with the
 	// single principal LOGIN@HOST, recorded in audit before it is returned.
 	MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error)
@@ -93,8 +99,9 @@ type Backend interface {
 	SessionStarted(ctx context.Context, s SessionRecord) error
 	// SessionEnded records the end of a session started with SessionStarted.
 	SessionEnded(ctx context.Context, s SessionRecord) error
-	// SessionRejected records a refused authentication, target or session.
-	SessionRejected(ctx context.Context, user, target, clientAddr, reason string) error
+	// SessionRejected records a refused authentication, target or session;
+	// code is "rejected" or the Code of the RefusalError that caused it.
+	SessionRejected(ctx context.Context, code, user, target, clientAddr, reason string) error
 	// IndexText receives recording lines in batches while a session runs
 	// (at least every second and once at the end) for full-text search.
 	IndexText(ctx context.Context, sessionID string, lines []sessionlog.Line) error
@@ -218,6 +225,9 @@ type Server struct {
 // New validates cfg, fills defaults and returns a Server ready to Serve.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkHostSigner(cfg.HostSigner); err != nil {
 		return nil, err
 	}
 	if cfg.Clock == nil {
@@ -382,9 +392,14 @@ func backendCtx(parent context.Context) (context.Context, context.CancelFunc) {
 
 // reject audits a refusal; an audit failure is logged, never hidden.
 func (s *Server) reject(user, target, clientAddr, reason string) {
+	s.rejectCode(codeRejected, user, target, clientAddr, reason)
+}
+
+// rejectCode is reject with the audit code of the refusal.
+func (s *Server) rejectCode(code, user, target, clientAddr, reason string) {
 	ctx, cancel := backendCtx(context.Background())
 	defer cancel()
-	if err := s.cfg.Backend.SessionRejected(ctx, user, target, clientAddr, reason); err != nil {
+	if err := s.cfg.Backend.SessionRejected(ctx, code, user, target, clientAddr, reason); err != nil {
 		s.log.Error("audit session rejection", "user", user, "target", target, "client", clientAddr, "reason", reason, "err", err)
 	}
 }

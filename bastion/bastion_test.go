@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -150,7 +152,8 @@ func TestFileTransfers(t *testing.T) {
 		stdin      string
 		result     string // local or remote path that must hold the payload
 		wantMarker string
-		wantIn     bool // bytes flow client -> target
+		wantCount  string // the byte-count marker, exact (sftp only)
+		wantIn     bool   // bytes flow client -> target
 	}{
 		{
 			name:       "scp legacy protocol upload",
@@ -173,6 +176,25 @@ func TestFileTransfers(t *testing.T) {
 			args:       []string{"-P", port, "-o", user, src, "127.0.0.1:" + filepath.Join(remoteDir, "scp-s.bin")},
 			result:     filepath.Join(remoteDir, "scp-s.bin"),
 			wantMarker: "sftp open \"" + filepath.Join(remoteDir, "scp-s.bin") + "\" (write)",
+			wantCount:  "sftp write \"" + filepath.Join(remoteDir, "scp-s.bin") + "\" 307207 bytes",
+			wantIn:     true,
+		},
+		{
+			name:       "scp over sftp download",
+			bin:        "scp",
+			args:       []string{"-P", port, "-o", user, "127.0.0.1:" + src, filepath.Join(remoteDir, "scp-s-down.bin")},
+			result:     filepath.Join(remoteDir, "scp-s-down.bin"),
+			wantMarker: "sftp open \"" + src + "\" (read)",
+			wantCount:  "sftp read \"" + src + "\" 307207 bytes",
+		},
+		{
+			name:       "sftp batch upload",
+			bin:        "sftp",
+			args:       []string{"-b", "-", "-P", port, "-o", user, "127.0.0.1"},
+			stdin:      "put " + src + " " + filepath.Join(remoteDir, "sftp-up.bin") + "\n",
+			result:     filepath.Join(remoteDir, "sftp-up.bin"),
+			wantMarker: "sftp open \"" + filepath.Join(remoteDir, "sftp-up.bin") + "\" (write)",
+			wantCount:  "sftp write \"" + filepath.Join(remoteDir, "sftp-up.bin") + "\" 307207 bytes",
 			wantIn:     true,
 		},
 		{
@@ -182,6 +204,7 @@ func TestFileTransfers(t *testing.T) {
 			stdin:      "get " + src + " " + filepath.Join(remoteDir, "sftp.bin") + "\n",
 			result:     filepath.Join(remoteDir, "sftp.bin"),
 			wantMarker: "sftp open \"" + src + "\" (read)",
+			wantCount:  "sftp read \"" + src + "\" 307207 bytes",
 		},
 	}
 	for i, tc := range tests {
@@ -208,8 +231,12 @@ func TestFileTransfers(t *testing.T) {
 				t.Errorf("session record counts in=%d out=%d, want >= %d in the transfer direction", rec.BytesIn, rec.BytesOut, len(data))
 			}
 			r := readRecording(t, rec)
-			if m := eventText(r, sessionlog.CodeMarker); !strings.Contains(m, tc.wantMarker) {
+			m := eventText(r, sessionlog.CodeMarker)
+			if !strings.Contains(m, tc.wantMarker) {
 				t.Errorf("markers lack %q:\n%s", tc.wantMarker, m)
+			}
+			if tc.wantCount != "" && !slices.Contains(strings.Split(m, "\n"), tc.wantCount) {
+				t.Errorf("markers lack the byte count %q:\n%s", tc.wantCount, m)
 			}
 			if out := eventText(r, sessionlog.CodeOutput); len(out) > 1024 {
 				t.Errorf("binary transfer recorded as %d bytes of output", len(out))
@@ -387,13 +414,7 @@ func TestCloseEndsLiveSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.indexed("up-42") {
-		if time.Now().After(deadline) {
-			t.Fatal("session never produced output")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, "the session's output", func() bool { return e.indexed("up-42") })
 	if err := e.srv.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

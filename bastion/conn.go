@@ -314,7 +314,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 	defer cancel()
 	cert, err := s.cfg.Backend.MintTargetCert(bctx, TargetCertRequest{
 		RequestID: id.RequestID, SessionID: sessionID, User: id.User, Login: id.Login, Host: id.Host,
-		UserSerial: id.Serial, ValidBefore: id.ValidBefore, SourceAddresses: egress, Key: sshPub,
+		UserSerial: id.Serial, UserCert: id.Cert, ValidBefore: id.ValidBefore, SourceAddresses: egress, Key: sshPub,
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("mint target certificate for %s: %w", id.principal(), err)
@@ -339,6 +339,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 		ClientVersion:     "SSH-2.0-jitssh-bastion",
 	}
 	ccfg.Ciphers = targetLegCiphers()
+	ccfg.KeyExchanges, ccfg.MACs = keyExchanges(), macs()
 	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", tgt.Address)
 	if err != nil {
@@ -369,7 +370,11 @@ func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error)
 			}
 			return nil
 		}
-		return cb, hostKeyAlgos(tgt.HostKey.Type()), nil
+		algos, err := hostKeyAlgos(tgt.HostKey.Type())
+		if err != nil {
+			return nil, nil, fmt.Errorf("target %q: %w", tgt.Name, err)
+		}
+		return cb, algos, nil
 	}
 	ca := s.cfg.HostCA.Marshal()
 	checker := &ssh.CertChecker{
@@ -390,19 +395,7 @@ func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error)
 		}
 		return fmt.Errorf("target %q host key %s: %w", tgt.Name, ssh.FingerprintSHA256(key), err)
 	}
-	return cb, []string{
-		ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01,
-		ssh.CertAlgoECDSA521v01, ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
-	}, nil
-}
-
-// hostKeyAlgos lists the host key algorithms that make a server present a
-// plain key of type keyType.
-func hostKeyAlgos(keyType string) []string {
-	if keyType == ssh.KeyAlgoRSA {
-		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
-	}
-	return []string{keyType}
+	return cb, targetHostCertAlgorithms(), nil
 }
 
 func isLoopbackAddr(addr string) bool {

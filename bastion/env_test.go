@@ -50,9 +50,10 @@ func newTestBackend(targetCA ssh.Signer) *testBackend {
 	return &testBackend{targetCA: targetCA, clock: time.Now, certs: map[uint64]CertStatus{}, index: map[string][]sessionlog.Line{}, extensions: map[string]map[string]string{}}
 }
 
-func (b *testBackend) CertificateStatus(_ context.Context, serial uint64) (CertStatus, error) {
+func (b *testBackend) CertificateStatus(_ context.Context, cert *ssh.Certificate) (CertStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	serial := cert.Serial
 	st, ok := b.certs[serial]
 	if !ok {
 		return CertStatus{}, fmt.Errorf("serial %d unknown", serial)
@@ -105,10 +106,10 @@ func (b *testBackend) SessionEnded(_ context.Context, s SessionRecord) error {
 	return nil
 }
 
-func (b *testBackend) SessionRejected(_ context.Context, user, target, clientAddr, reason string) error {
+func (b *testBackend) SessionRejected(_ context.Context, code, user, target, clientAddr, reason string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.rejected = append(b.rejected, fmt.Sprintf("user=%s target=%s client=%s reason=%s", user, target, clientAddr, reason))
+	b.rejected = append(b.rejected, fmt.Sprintf("code=%s user=%s target=%s client=%s reason=%s", code, user, target, clientAddr, reason))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -75,13 +76,7 @@ func TestPermittedLocalForwarding(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.indexed("fwd-42") {
-		if time.Now().After(deadline) {
-			t.Fatal("session never produced output")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, "the session's output", func() bool { return e.indexed("fwd-42") })
 	// Through the forward we reach the target's sshd, from the target.
 	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(lport), 5*time.Second)
 	if err != nil {

@@ -3,6 +3,8 @@ package bastion
 import (
 	"context"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // watchRevocation looks the connection's certificate up again every
@@ -10,7 +12,8 @@ import (
 // backend reports the certificate revoked: revoking a grant cuts live
 // sessions, not only new ones. A lookup that fails (the store briefly
 // unavailable) is logged and retried; it does not cut sessions.
-func (st *connState) watchRevocation(serial uint64) {
+func (st *connState) watchRevocation(cert *ssh.Certificate) {
+	serial := cert.Serial
 	interval := st.srv.cfg.RevocationInterval
 	if interval < 0 {
 		return
@@ -25,7 +28,7 @@ func (st *connState) watchRevocation(serial uint64) {
 		st.srv.goTracked(func() {
 			ctx, cancel := backendCtx(context.Background())
 			defer cancel()
-			cs, err := st.srv.cfg.Backend.CertificateStatus(ctx, serial)
+			cs, err := st.srv.cfg.Backend.CertificateStatus(ctx, cert)
 			if err == nil && cs.Revoked {
 				st.srv.log.Info("certificate revoked; ending its connection", "serial", serial, "remote", st.remote)
 				st.terminate("certificate revoked")

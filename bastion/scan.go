@@ -1,7 +1,6 @@
 package bastion
 
 import (
-	"encoding/binary"
 	"fmt"
 	"path"
 	"strconv"
@@ -83,146 +82,26 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-// SFTP packet types the sftp scanner reports (draft-ietf-secsh-filexfer-02).
-const (
-	sftpOpen   = 3
-	sftpRemove = 13
-	sftpMkdir  = 14
-	sftpRename = 18
-)
-
-// sftpMaxNamed bounds the packets the scanner buffers to read names from.
-const sftpMaxNamed = 64 * 1024
-
-// sftpParser follows client-to-server SFTP packets and reports OPEN,
-// REMOVE, MKDIR and RENAME with their paths. Other packets (notably WRITE
-// data) are skipped without buffering.
-type sftpParser struct {
-	hdr    []byte // up to 5 bytes: length and type
-	pkt    []byte // body of a packet being buffered
-	need   int    // body bytes still to buffer
-	skip   int    // body bytes still to skip
-	broken bool
-}
-
-func (p *sftpParser) feed(b []byte) []string {
-	var out []string
-	for len(b) > 0 && !p.broken {
-		switch {
-		case p.skip > 0:
-			n := min(len(b), p.skip)
-			p.skip -= n
-			b = b[n:]
-		case p.need > 0:
-			n := min(len(b), p.need)
-			p.pkt = append(p.pkt, b[:n]...)
-			p.need -= n
-			b = b[n:]
-			if p.need == 0 {
-				if ev := sftpEvent(p.pkt); ev != "" {
-					out = append(out, ev)
-				}
-				p.pkt = p.pkt[:0]
-			}
-		default:
-			n := min(len(b), 5-len(p.hdr))
-			p.hdr = append(p.hdr, b[:n]...)
-			b = b[n:]
-			if len(p.hdr) < 5 {
-				continue
-			}
-			length := int(binary.BigEndian.Uint32(p.hdr))
-			typ := p.hdr[4]
-			p.hdr = p.hdr[:0]
-			if length < 1 || length > 1<<24 {
-				p.broken = true
-				continue
-			}
-			body := length - 1
-			switch typ {
-			case sftpOpen, sftpRemove, sftpMkdir, sftpRename:
-				if body > sftpMaxNamed {
-					p.skip = body
-					continue
-				}
-				p.pkt = append(p.pkt[:0], typ)
-				p.need = body
-				if body == 0 {
-					p.pkt = p.pkt[:0]
-				}
-			default:
-				p.skip = body
-			}
-		}
-	}
-	return out
-}
-
-// sftpEvent describes a buffered packet: type byte, then id and strings.
-func sftpEvent(pkt []byte) string {
-	if len(pkt) < 5 {
-		return ""
-	}
-	typ, rest := pkt[0], pkt[5:] // skip the request id
-	first, rest, ok := sftpString(rest)
-	if !ok {
-		return ""
-	}
-	switch typ {
-	case sftpOpen:
-		if len(rest) < 4 {
-			return ""
-		}
-		flags := binary.BigEndian.Uint32(rest)
-		mode := "read"
-		if flags&0x2 != 0 { // SSH_FXF_WRITE
-			mode = "write"
-			if flags&0x1 != 0 {
-				mode = "read-write"
-			}
-		}
-		return fmt.Sprintf("sftp open %s (%s)", strconv.Quote(first), mode)
-	case sftpRemove:
-		return "sftp remove " + strconv.Quote(first)
-	case sftpMkdir:
-		return "sftp mkdir " + strconv.Quote(first)
-	case sftpRename:
-		second, _, ok := sftpString(rest)
-		if !ok {
-			return ""
-		}
-		return fmt.Sprintf("sftp rename %s to %s", strconv.Quote(first), strconv.Quote(second))
-	}
-	return ""
-}
-
-func sftpString(b []byte) (string, []byte, bool) {
-	if len(b) < 4 {
-		return "", nil, false
-	}
-	n := binary.BigEndian.Uint32(b)
-	if uint64(n) > uint64(len(b)-4) {
-		return "", nil, false
-	}
-	return string(b[4 : 4+n]), b[4+n:], true
-}
-
 // scanners are the transfer-protocol scanners of the input and output
-// streams of command, nil where there is nothing to scan.
-func (ss *session) scanners(su *setup, command string) (in, out scanner) {
+// streams of command, nil where there is nothing to scan; end, when not
+// nil, is called once both streams are done and returns the markers of what
+// was still open.
+func (ss *session) scanners(su *setup, command string) (in, out scanner, end func() []string) {
 	scpUp, scpDown := scpDirections(command)
 	if scpUp {
 		in = &scpParser{}
 	} else if su.reqType == "subsystem" && su.command == "sftp" && ss.id.ForceCommand == "" {
-		in = &sftpParser{}
+		t := newSFTPTracker()
+		return t.fromClient(), t.fromServer(), t.end
 	}
 	if scpDown {
 		out = &scpParser{}
 	}
-	return in, out
+	return in, out, nil
 }
 
-// scanner extracts file names from a transfer protocol stream.
+// scanner extracts file names (and byte counts) from a transfer protocol
+// stream as markers.
 type scanner interface {
 	feed(p []byte) []string
 }

@@ -401,7 +401,7 @@ func (ss *session) start(tch ssh.Channel, su *setup, command string) bool {
 // pump copies data both ways and forwards requests until the target closes
 // its channel, then relays the exit status and closes the client's.
 func (ss *session) pump(tch ssh.Channel, treqs <-chan *ssh.Request, su *setup, command string) {
-	in, out := ss.scanners(su, command)
+	in, out, endScan := ss.scanners(su, command)
 	inDone := make(chan struct{})
 	go func() { // client -> target
 		defer close(inDone)
@@ -430,6 +430,11 @@ func (ss *session) pump(tch ssh.Channel, treqs <-chan *ssh.Request, su *setup, c
 	ss.relayExit()
 	<-inDone
 	<-clientDone
+	if endScan != nil {
+		for _, m := range endScan() {
+			ss.marker(m)
+		}
+	}
 }
 
 // relayExit sends the client the target's exit status or signal and closes

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"math"
@@ -19,6 +17,7 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/ratelimit"
 )
 
@@ -94,7 +93,7 @@ func initDaemon(b *testing.B) *daemonEnv {
 	if err != nil {
 		b.Fatalf("load CA keys: %v", err)
 	}
-	return &daemonEnv{dir: dir, keys: keys, user: newSigner(b), addrs: daemon.Addrs{TLSFingerprint: res.TLSFingerprint}}
+	return &daemonEnv{dir: dir, keys: keys, user: testkit.Signer(b), addrs: daemon.Addrs{TLSFingerprint: res.TLSFingerprint}}
 }
 
 // startDaemon initialises a data directory, writes the benchmark policy and
@@ -157,20 +156,6 @@ func (e *daemonEnv) client(b *testing.B) *api.Client {
 		b.Fatalf("login as %s: %v", benchUser, err)
 	}
 	return c
-}
-
-// newSigner returns a fresh ed25519 signer.
-func newSigner(b *testing.B) ssh.Signer {
-	b.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		b.Fatalf("generate key: %v", err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		b.Fatalf("signer: %v", err)
-	}
-	return s
 }
 
 // percentile returns the p-th percentile (0..100) of ds by nearest rank.

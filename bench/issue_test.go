@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/sshkey"
 )
 
@@ -42,7 +42,7 @@ func BenchmarkIssue(b *testing.B) {
 	client := env.client(b)
 	pubs := make([]string, apiCerts)
 	for i := range pubs {
-		pubs[i] = ca.PublicKeyLine(newSigner(b).PublicKey(), "")
+		pubs[i] = ca.PublicKeyLine(testkit.Signer(b).PublicKey(), "")
 	}
 	keygenDir := b.TempDir()
 	keygenPub := filepath.Join(keygenDir, "id_ed25519.pub")
@@ -84,7 +84,7 @@ func issueThroughAPI(b *testing.B, c *api.Client, pubs []string) (rate, cpuMicro
 	defer cancel()
 	var next, issued atomic.Int64
 	var wg sync.WaitGroup
-	cpu0 := processCPU(b)
+	cpu0 := testkit.ProcessCPU(b)
 	start := time.Now()
 	for w := 0; w < apiClients; w++ {
 		wg.Add(1)
@@ -112,7 +112,7 @@ func issueThroughAPI(b *testing.B, c *api.Client, pubs []string) (rate, cpuMicro
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU(b) - cpu0
+	cpu := testkit.ProcessCPU(b) - cpu0
 	n := issued.Load()
 	if n < int64(len(pubs)) {
 		b.Errorf("API issued %d of %d certificates within %v", n, len(pubs), apiTimeLimit)
@@ -121,17 +121,6 @@ func issueThroughAPI(b *testing.B, c *api.Client, pubs []string) (rate, cpuMicro
 		return 0, 0
 	}
 	return float64(n) / elapsed.Seconds(), float64(cpu.Microseconds()) / float64(n)
-}
-
-// processCPU is the user plus system CPU time this process has used so far.
-// Unlike a rate, CPU per certificate hardly depends on what else the
-// machine runs, so it compares changes better on a busy machine.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // signInProcess signs signCerts certificates with ca.SignUserCert from

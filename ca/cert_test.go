@@ -49,7 +49,7 @@ func TestUserCertSpecValidate(t *testing.T) {
 		{name: "ipv6 source address", mutate: func(s *UserCertSpec) { s.CriticalOptions = map[string]string{"source-address": "2001:db8::/32"} }},
 		{name: "key missing", mutate: func(s *UserCertSpec) { s.Key = nil }, wantErr: "key: missing"},
 		{name: "key is a certificate", mutate: func(s *UserCertSpec) { s.Key = cert }, wantErr: "key: is a ssh-ed25519-cert-v01@openssh.com certificate"},
-		{name: "key rsa 1024", mutate: func(s *UserCertSpec) { s.Key = rsaPublic(t, 1024) }, wantErr: "rsa key of 1024 bits"},
+		{name: "key rsa 1024", mutate: func(s *UserCertSpec) { s.Key = testkit.RSAPublic(t, 1024) }, wantErr: "rsa key of 1024 bits"},
 		{name: "serial zero", mutate: func(s *UserCertSpec) { s.Serial = 0 }, wantErr: "serial: must not be 0"},
 		{name: "key id empty", mutate: func(s *UserCertSpec) { s.KeyID = "" }, wantErr: "key id: empty"},
 		{name: "key id with newline", mutate: func(s *UserCertSpec) { s.KeyID = "a\nb" }, wantErr: `key id "a\nb": character '\n' is not printable`},
@@ -372,7 +372,7 @@ func TestSignHostCert(t *testing.T) {
 	}{
 		{name: "target host key"},
 		{name: "missing key", edit: func(s *HostCertSpec) { s.Key = nil }, wantErr: "key: missing"},
-		{name: "rsa 1024 key", edit: func(s *HostCertSpec) { s.Key = rsaPublic(t, 1024) }, wantErr: "rsa key of 1024 bits"},
+		{name: "rsa 1024 key", edit: func(s *HostCertSpec) { s.Key = testkit.RSAPublic(t, 1024) }, wantErr: "rsa key of 1024 bits"},
 		{name: "zero serial", edit: func(s *HostCertSpec) { s.Serial = 0 }, wantErr: "serial: must not be 0"},
 		{name: "empty key id", edit: func(s *HostCertSpec) { s.KeyID = "" }, wantErr: "key id: empty"},
 		{name: "no principals", edit: func(s *HostCertSpec) { s.Principals = nil }, wantErr: "principals: none given"},

@@ -1,7 +1,6 @@
 package creds
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"net"
@@ -12,26 +11,20 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // testCert signs a user certificate for login@host valid until validBefore.
 func testCert(t *testing.T, pub ssh.PublicKey, login, host string, validBefore time.Time) *ssh.Certificate {
 	t.Helper()
-	_, caKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caSigner, err := ssh.NewSignerFromKey(caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &ssh.Certificate{
 		Key: pub, Serial: 7, CertType: ssh.UserCert, KeyId: "jit:req_x:alice",
 		ValidPrincipals: []string{login + "@" + host},
 		ValidAfter:      uint64(time.Now().Add(-time.Minute).Unix()), ValidBefore: uint64(validBefore.Unix()),
 		Permissions: ssh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
 	}
-	if err := c.SignCert(rand.Reader, caSigner); err != nil {
+	if err := c.SignCert(rand.Reader, testkit.Signer(t)); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"sync"
@@ -30,7 +31,12 @@ const BastionHostKeyAlias = "jitssh-bastion"
 const bastionCertLifetime = 7 * 24 * time.Hour
 
 func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastion.Server, error) {
-	hostKey, err := ca.LoadOrCreateHostKey(l.BastionHostKey(), ca.Ed25519)
+	// Like every key, the bastion's is made by jitd init only: serve never
+	// makes a key, so a missing one is an error, not a silent new identity.
+	hostKey, err := ca.LoadSigner(l.BastionHostKey())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, fmt.Errorf("bastion host key %s is missing (run jitd init, or jitd serve --init): %w", l.BastionHostKey(), err)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("bastion host key: %w", err)
 	}
@@ -119,9 +125,16 @@ type bastionBackend struct {
 	clock  func() time.Time
 }
 
-func (b *bastionBackend) CertificateStatus(ctx context.Context, serial uint64) (bastion.CertStatus, error) {
-	uc, err := b.grants.CertificateStatus(ctx, serial)
+// CertificateStatus asks grant to check the presented certificate against
+// the CA's record of its serial; grant's refusal codes become the audit
+// codes of the bastion's session.rejected.
+func (b *bastionBackend) CertificateStatus(ctx context.Context, cert *ssh.Certificate) (bastion.CertStatus, error) {
+	uc, err := b.grants.PresentedCertificate(ctx, cert)
 	if err != nil {
+		var ge *grant.Error
+		if errors.As(err, &ge) && ge.Kind != grant.KindUnavailable {
+			return bastion.CertStatus{}, &bastion.RefusalError{Code: ge.Code, Err: err}
+		}
 		return bastion.CertStatus{}, err
 	}
 	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput,
@@ -133,7 +146,7 @@ func (b *bastionBackend) CertificateStatus(ctx context.Context, serial uint64) (
 func (b *bastionBackend) MintTargetCert(ctx context.Context, req bastion.TargetCertRequest) (*ssh.Certificate, error) {
 	return b.grants.MintTargetCert(ctx, grant.TargetCertRequest{
 		RequestID: req.RequestID, SessionID: req.SessionID, User: req.User, Login: req.Login, Host: req.Host,
-		UserSerial: req.UserSerial, ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key,
+		UserSerial: req.UserSerial, UserCert: req.UserCert, ValidBefore: req.ValidBefore, SourceAddresses: req.SourceAddresses, Key: req.Key,
 	})
 }
 
@@ -157,8 +170,8 @@ func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionReco
 	})
 }
 
-func (b *bastionBackend) SessionRejected(ctx context.Context, user, target, clientAddr, reason string) error {
-	return appendEvent(ctx, b.store, audit.Event{Time: b.clock().UTC(), Type: "session.rejected", Code: "rejected", Actor: user, User: user,
+func (b *bastionBackend) SessionRejected(ctx context.Context, code, user, target, clientAddr, reason string) error {
+	return b.store.Append(ctx, audit.Event{Time: b.clock().UTC(), Type: "session.rejected", Code: code, Actor: user, User: user,
 		Host: target, ClientAddr: clientAddr, Message: reason})
 }
 

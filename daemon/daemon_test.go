@@ -3,8 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -98,7 +95,7 @@ func TestNewRefusesUnsafeStart(t *testing.T) {
 			}
 		}, want: "jitd init"},
 		{name: "bad policy", damage: func(t *testing.T, l Layout) {
-			if err := os.WriteFile(l.PolicyFile(), []byte("users:\n  alice: {groups: [dev], colour: blue}\n"), 0o600); err != nil {
+			if err := os.WriteFile(l.PolicyFile(), []byte(testkit.BadPolicy), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, want: "policy.yaml:2"},
@@ -145,7 +142,7 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 	defer store.Close()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := appendEvent(ctx, store, audit.Event{Time: testNow, Type: "test", Code: "ok"}); err != nil {
+		if err := store.Append(ctx, audit.Event{Time: testNow, Type: "test", Code: "ok"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -167,9 +164,7 @@ func TestCheckpointsSignedAndVerified(t *testing.T) {
 	if err != nil || !res.OK {
 		t.Fatalf("verify with the daemon's key = %+v, %v", res, err)
 	}
-	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	otherSigner, _ := ssh.NewSignerFromKey(other)
-	res, err = store.Verify(ctx, audit.VerifyOptions{CheckpointKey: otherSigner.PublicKey()})
+	res, err = store.Verify(ctx, audit.VerifyOptions{CheckpointKey: testkit.Signer(t).PublicKey()})
 	if err != nil || res.OK || res.FirstBad != 3 {
 		t.Fatalf("verify with another key = %+v, %v; want a failure at seq 3", res, err)
 	}

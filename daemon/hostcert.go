@@ -11,7 +11,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/issuance"
 )
@@ -52,7 +54,13 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 	if err != nil {
 		return nil, "", fmt.Errorf("parse host key %s: %w", req.KeyPath, err)
 	}
+	if err := bastion.CheckTargetHostKey(pub.Type()); err != nil {
+		return nil, "", fmt.Errorf("host key %s: %w", req.KeyPath, err)
+	}
 	l := Layout{Dir: dir}
+	if err := l.CheckModes(); err != nil {
+		return nil, "", err
+	}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		return nil, "", err
@@ -80,7 +88,7 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 		return nil, "", fmt.Errorf("certify host %s: %w", req.Principals[0], err)
 	}
 	out := strings.TrimSuffix(req.KeyPath, ".pub") + "-cert.pub"
-	if err := os.WriteFile(out, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+	if err := atomicfile.Write(out, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
 		return nil, "", fmt.Errorf("write host certificate: %w", err)
 	}
 	return cert, out, nil

@@ -3,7 +3,8 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
 	"os"
@@ -17,25 +18,15 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/issuance/issuancetest"
 )
 
 func hostKeyFile(t *testing.T) (string, ssh.PublicKey) {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
-	if err := os.WriteFile(path, ssh.MarshalAuthorizedKey(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, k
+	return path, testkit.PublicKeyFile(t, path)
 }
 
 // `jitd host certify` leaves the certificate's row and its host_cert.issued
@@ -92,11 +83,24 @@ func TestCertifyHostKeyRefuses(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not a key\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPub, err := ssh.NewPublicKey(&ecKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdsaPath := filepath.Join(t.TempDir(), "ssh_host_ecdsa_key.pub")
+	if err := os.WriteFile(ecdsaPath, ssh.MarshalAuthorizedKey(ecPub), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		req     HostCertRequest
 		wantErr string
 	}{
+		{name: "ecdsa host key, which the bastion never asks for", req: HostCertRequest{KeyPath: ecdsaPath, Principals: []string{"db1"}, ValidFor: time.Hour}, wantErr: `"ecdsa-sha2-nistp256" is not accepted towards targets`},
 		{name: "zero validity", req: HostCertRequest{KeyPath: path, Principals: []string{"db1"}}, wantErr: "validity 0s must be positive"},
 		{name: "no principal", req: HostCertRequest{KeyPath: path, ValidFor: time.Hour}, wantErr: "at least one principal"},
 		{name: "wildcard principal", req: HostCertRequest{KeyPath: path, Principals: []string{"*.example.com"}, ValidFor: time.Hour}, wantErr: "not allowed"},

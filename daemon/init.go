@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jitssh/jitssh/atomicfile"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
@@ -93,11 +95,11 @@ func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, 
 	if err := os.MkdirAll(l.Recordings(), 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create recordings directory: %w", err)
 	}
-	if _, err := os.Stat(l.PolicyFile()); errors.Is(err, os.ErrNotExist) {
-		if err := os.WriteFile(l.PolicyFile(), policy.Demo(), 0o600); err != nil {
-			return InitResult{}, fmt.Errorf("write demo policy: %w", err)
-		}
+	switch err := atomicfile.Create(l.PolicyFile(), policy.Demo(), 0o600); {
+	case err == nil:
 		res.Created = append(res.Created, l.PolicyFile())
+	case !errors.Is(err, fs.ErrExist):
+		return InitResult{}, fmt.Errorf("write demo policy: %w", err)
 	}
 	store, err := audit.Open(l.Database())
 	if err != nil {
@@ -105,6 +107,10 @@ func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, 
 	}
 	if err := store.Close(); err != nil {
 		return InitResult{}, fmt.Errorf("close audit store: %w", err)
+	}
+	// What was there before may be looser than what Init makes.
+	if err := l.CheckModes(); err != nil {
+		return InitResult{}, err
 	}
 	res.UserCA = ssh.FingerprintSHA256(keys.User.PublicKey())
 	res.HostCA = ssh.FingerprintSHA256(keys.Host.PublicKey())
@@ -127,9 +133,13 @@ func (r InitResult) Print(w io.Writer) {
 // operator on the daemon's host: it is how the first admin gets in. It
 // takes the same path as the API's enrolment (grant.Admin.Enrol: the same
 // checks against the policy file in force and the same audit record), with
-// the operator as actor. A running jitd picks the user up within seconds.
-func EnrolUser(ctx context.Context, dir string, e grant.Enrolment, actor string) error {
+// the operator running this process as actor. A running jitd picks the
+// user up within seconds.
+func EnrolUser(ctx context.Context, dir string, e grant.Enrolment) error {
 	l := Layout{Dir: dir}
+	if err := l.CheckModes(); err != nil {
+		return err
+	}
 	store, err := audit.Open(l.Database())
 	if err != nil {
 		return fmt.Errorf("open audit store: %w", err)
@@ -143,6 +153,6 @@ func EnrolUser(ctx context.Context, dir string, e grant.Enrolment, actor string)
 	if err != nil {
 		return err
 	}
-	_, err = admin.Enrol(ctx, grant.Caller{User: actor}, e)
+	_, err = admin.Enrol(ctx, grant.Caller{User: operator("jitd user add")}, e)
 	return err
 }

@@ -47,6 +47,9 @@ type Config struct {
 	Clock func() time.Time
 	// Ready, if set, is called by Serve once it serves.
 	Ready func(Addrs)
+	// ShutdownTimeout bounds how long Close waits for open sessions and
+	// requests to finish before it cuts them; zero means 10s.
+	ShutdownTimeout time.Duration
 	// Limits bound connections, timeouts and rate limits (limits.go).
 	Limits Limits
 }
@@ -57,9 +60,9 @@ type Addrs struct {
 	TLSFingerprint        string
 }
 
-// shutdownTimeout bounds how long Close waits for open connections and
-// sessions before it cuts them.
-const shutdownTimeout = 10 * time.Second
+// defaultShutdownTimeout is how long Close waits for open connections and
+// sessions before it cuts them, unless Config says otherwise.
+const defaultShutdownTimeout = 10 * time.Second
 
 // Daemon is one jitd: its keys, audit store and live policy, the services
 // wired on them, and the listeners. New builds it, Serve serves it, Reload
@@ -122,6 +125,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 // load reads the keys and opens the store and the policy.
 func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 	l := Layout{Dir: d.cfg.Dir}
+	if err := l.CheckModes(); err != nil {
+		return nil, tls.Certificate{}, err
+	}
 	keys, err := ca.LoadKeys(l.CADir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -161,7 +167,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if err != nil {
 		return err
 	}
-	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: d.policy, Clock: d.cfg.Clock}); err != nil {
+	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats}
@@ -270,11 +276,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 }
 
 // Close shuts the daemon down gracefully: it stops the bastion, the API and
-// metrics (waiting up to 10s for open sessions and requests before cutting
-// them), drains webhook deliveries, signs a final checkpoint and closes the
-// store. Call it once Serve has returned, or instead of Serve; later calls
-// return the first call's result. Its error is that of the final
-// checkpoint or of closing the store; slow shutdowns are only logged.
+// metrics, waiting up to Config.ShutdownTimeout for open sessions and
+// requests and then cutting them (a cut session still records its end,
+// since the store is closed last); then it drains webhook deliveries, signs
+// a final checkpoint and closes the store. Call it once Serve has returned,
+// or instead of Serve; later calls return the first call's result. Its
+// error is that of the final checkpoint or of closing the store; slow
+// shutdowns are only logged.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
@@ -294,11 +302,21 @@ func (d *Daemon) Close() error {
 // stopServers shuts down whichever servers and listeners exist and waits
 // for their goroutines.
 func (d *Daemon) stopServers() {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	timeout := d.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if d.bastion != nil {
 		if err := d.bastion.Shutdown(ctx); err != nil {
-			d.log.Warn("bastion shutdown", "err", err)
+			// Sessions still open are cut now, so that each records its end
+			// while the store is still open; left running they would outlive
+			// the final checkpoint and lose their session.end.
+			d.log.Warn("bastion shutdown: cutting the sessions still open", "err", err)
+			if err := d.bastion.Close(); err != nil {
+				d.log.Warn("bastion close", "err", err)
+			}
 		}
 	}
 	for _, s := range []struct {
@@ -308,7 +326,8 @@ func (d *Daemon) stopServers() {
 	}{{"API", d.api, d.apiLn}, {"metrics", d.metrics, d.metricsLn}} {
 		if s.srv != nil {
 			if err := s.srv.Shutdown(ctx); err != nil {
-				d.log.Warn(s.name+" shutdown", "err", err)
+				d.log.Warn(s.name+" shutdown: closing the connections still open", "err", err)
+				_ = s.srv.Close()
 			}
 		}
 		if s.ln != nil {
@@ -329,13 +348,6 @@ func (d *Daemon) abort() {
 	if d.store != nil {
 		_ = d.store.Close()
 	}
-}
-
-func appendEvent(ctx context.Context, store *audit.Store, e audit.Event) error {
-	return store.Do(ctx, func(tx *audit.Tx) error {
-		_, err := tx.Append(e)
-		return err
-	})
 }
 
 func loadTLS(dir string) (tls.Certificate, string, error) {

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +17,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/policy"
 )
@@ -165,17 +164,15 @@ func TestReloadReportsAndAudits(t *testing.T) {
 	l := Layout{Dir: dir}
 	s := serve(t, dir)
 	ctx := context.Background()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, _ := ssh.NewSignerFromKey(priv)
-	if err := EnrolUser(ctx, dir, grant.Enrolment{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}}, "test"); err != nil {
+	if err := EnrolUser(ctx, dir, grant.Enrolment{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(testkit.Signer(t).PublicKey()))}}); err != nil {
 		t.Fatal(err)
 	}
-	edited := strings.NewReplacer(
+	edited := testkit.Edit(t, string(policy.Demo()),
 		"  carol: {groups: [dev], keys: []}\n", "",
 		`db1: {address: "127.0.0.1:22"`, `db1: {address: "127.0.0.1:2222"`,
 		"hosts:\n", "hosts:\n  db2: {address: \"127.0.0.1:22\", labels: {env: prod}}\n",
 		"max_ttl: 1h", "max_ttl: 2h",
-	).Replace(string(policy.Demo()))
+	)
 	if err := os.WriteFile(l.PolicyFile(), []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +189,7 @@ func TestReloadReportsAndAudits(t *testing.T) {
 		t.Errorf("Reload reported %q, want %q", rep, want)
 	}
 	good := s.d.policy.Current()
-	if err := os.WriteFile(l.PolicyFile(), []byte("hosts:\n  db1: {adress: x}\n"), 0o600); err != nil {
+	if err := os.WriteFile(l.PolicyFile(), []byte(testkit.BadPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if rep, err := s.d.Reload(ctx); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") || !rep.Empty() {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // adminPolicy defines alice without a key (she is enrolled with jitd user
@@ -61,7 +63,7 @@ func TestEnrolmentAndAdmin(t *testing.T) {
 		if !strings.Contains(enrolOut, "enrolled alice") {
 			t.Errorf("jitd user add printed %q", enrolOut)
 		}
-		waitFor(t, enrolWait, "the daemon to accept alice's enrolled key", func() bool {
+		testkit.WaitFor(t, enrolWait, "the daemon to accept alice's enrolled key", func() bool {
 			_, _, code := run(t, alice, loginArgs...)
 			return code == 0
 		})
@@ -124,7 +126,7 @@ func TestEnrolmentAndAdmin(t *testing.T) {
 
 		// A broken file is refused with its line, and the last good policy
 		// stays in force.
-		if err := os.WriteFile(policyFile, []byte("users:\n  alice: {groups: [dev], colour: blue}\n"), 0o600); err != nil {
+		if err := os.WriteFile(policyFile, []byte(testkit.BadPolicy), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_, stderr, code := run(t, admin, "admin", "reload")
@@ -140,7 +142,7 @@ func TestEnrolmentAndAdmin(t *testing.T) {
 		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "SIGHUP to withdraw the backup login", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "SIGHUP to withdraw the backup login", func() bool {
 			_, _, code := run(t, alice, "request", "db1", "--login", "backup", "--reason", "after the SIGHUP reload")
 			return code == 3
 		})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestSSHAgent uses a real OpenSSH ssh-agent: jit login signs the server's
@@ -99,7 +100,7 @@ func startAgent(t *testing.T) string {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	waitFor(t, 10*time.Second, "ssh-agent to listen", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "ssh-agent to listen", func() bool {
 		_, err := os.Stat(sock)
 		return err == nil
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // approvalsPolicy: elevated access on db1 needs one approver, db2 two,
@@ -86,7 +87,7 @@ func TestIssue4Approvals(t *testing.T) {
 	t.Run("approved while waiting", func(t *testing.T) {
 		waiting := start(t, alice, "request", "db1", "--login", login, "--reason", "CHG-7 rotate the root password", "--format", "json")
 		var id string
-		waitFor(t, 10*time.Second, "bob to see alice's request with jit requests --pending", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "bob to see alice's request with jit requests --pending", func() bool {
 			for _, r := range pendingRequests(t, bob) {
 				if r.User == "alice" && r.Host == "db1" && r.State == "pending" {
 					id = r.ID
@@ -200,7 +201,7 @@ func TestIssue4Approvals(t *testing.T) {
 
 	t.Run("interrupt leaves the request pending", func(t *testing.T) {
 		waiting := start(t, alice, "request", "db4", "--login", login, "--reason", "CHG-12 interrupted wait")
-		waitFor(t, 10*time.Second, "jit request to say it is waiting", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "jit request to say it is waiting", func() bool {
 			return strings.Contains(waiting.stderr.String(), "Waiting for request approval") || waiting.exited()
 		})
 		if err := waiting.cmd.Process.Signal(os.Interrupt); err != nil {

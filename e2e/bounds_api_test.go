@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitssh/jitssh/internal/testkit"
+
 	"github.com/jitssh/jitssh/api"
 )
 
@@ -150,7 +152,7 @@ func TestAPIWaitsOutliveWriteTimeout(t *testing.T) {
 	follow := start(t, auditor, "audit", "list", "--follow", "--format", "json", "--event", "request.approved")
 	req := start(t, alice, "request", "db2", "--login", "deploy", "--reason", "schema change 7", "--add-to-agent", "no")
 	var id string
-	waitFor(t, 10*time.Second, "jit request to print the pending request id", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "jit request to print the pending request id", func() bool {
 		id = requestIDPattern.FindString(req.stdout.String() + req.stderr.String())
 		return id != "" || req.exited()
 	})
@@ -159,7 +161,7 @@ func TestAPIWaitsOutliveWriteTimeout(t *testing.T) {
 	if r := req.wait(t, commandTimeout); r.Code != 0 {
 		t.Errorf("jit request waiting 3s past a 1s write timeout: %v", r)
 	}
-	waitFor(t, 10*time.Second, "the approval on jit audit list --follow", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the approval on jit audit list --follow", func() bool {
 		return strings.Contains(follow.stdout.String(), id) || follow.exited()
 	})
 	if follow.exited() {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // boundsPolicy is the policy of the bounds tests: alice asks for db1 with a
@@ -117,7 +119,7 @@ func TestBastionUnauthenticatedBounds(t *testing.T) {
 			t.Errorf("jitssh_bastion_refused_connections_total %q after 5 refusals, want 5", m)
 		}
 		held[0].Close()
-		waitFor(t, boundsSlack, "a slot freed by a closed connection to be reused", func() bool {
+		testkit.WaitFor(t, boundsSlack, "a slot freed by a closed connection to be reused", func() bool {
 			c, banner := holdBanner(t, d.Bastion)
 			c.Close()
 			return strings.HasPrefix(banner, "SSH-2.0-")

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitssh/jitssh/internal/testkit"
+
 	"github.com/jitssh/jitssh/internal/sshdtest"
 )
 
@@ -20,7 +22,7 @@ func TestSessionWatchOutlivesWriteTimeout(t *testing.T) {
 	w.loginAll(t)
 	ssh := start(t, w.alice, "ssh", w.login+"@db1", "--reason", "watch the long job", "--", "echo live-begin; sleep 4; echo live-end")
 	var id string
-	waitFor(t, 15*time.Second, "the session in jit sessions list --live", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the session in jit sessions list --live", func() bool {
 		for _, s := range secSessions(t, w.auditor, "--live") {
 			if strings.Contains(s.Command, "live-begin") {
 				id = s.ID

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestDaemonFailsClosed checks that jitd serve refuses to start, with a
@@ -121,7 +123,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-func readFile(t *testing.T, path string) []byte {
+func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -153,18 +155,18 @@ func TestSIGHUPReloadReportsChange(t *testing.T) {
 	const policy = "users:\n  alice: {groups: [dev]}\nhosts:\n  db1: {address: \"127.0.0.1:22\"}\nroles: []\n"
 	d := startDaemon(t, policy)
 	policyFile := filepath.Join(d.Data, "policy.yaml")
-	writeFile(t, policyFile, strings.Replace(policy, "hosts:\n", "hosts:\n  db2: {address: \"127.0.0.1:22\"}\n", 1), 0o600)
+	writeFile(t, policyFile, testkit.Edit(t, policy, "hosts:\n", "hosts:\n  db2: {address: \"127.0.0.1:22\"}\n"), 0o600)
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the reload's log line", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the reload's log line", func() bool {
 		return strings.Contains(d.log.String(), `msg="policy reloaded" change.summary="hosts +db2" change.hosts_added=1`)
 	})
-	writeFile(t, policyFile, "users:\n  alice: {groups: [dev], colour: blue}\n", 0o600)
+	writeFile(t, policyFile, testkit.BadPolicy, 0o600)
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the failed reload's log line", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the failed reload's log line", func() bool {
 		return strings.Contains(d.log.String(), `msg="policy reload failed; keeping the last good policy"`) &&
 			strings.Contains(d.log.String(), "policy.yaml:2")
 	})

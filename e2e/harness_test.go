@@ -3,10 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // Bounds on every wait, so a hung process fails a test instead of the run.
@@ -93,21 +91,10 @@ type engineer struct {
 
 func newEngineer(t testing.TB, name string) *engineer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatalf("generate key of %s: %v", name, err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, name+"@e2e")
-	if err != nil {
-		t.Fatalf("marshal key of %s: %v", name, err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatalf("signer of %s: %v", name, err)
-	}
+	signer, pemKey := testkit.SignerPEM(t, name+"@e2e")
 	home := t.TempDir()
 	key := filepath.Join(home, "id_ed25519")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := os.WriteFile(key, pemKey, 0o600); err != nil {
 		t.Fatalf("write key of %s: %v", name, err)
 	}
 	return &engineer{
@@ -225,6 +212,8 @@ type daemon struct {
 	cmd  *exec.Cmd
 	log  *syncBuffer
 	done chan struct{}
+	// terminated is set once the test itself stopped the daemon.
+	terminated bool
 }
 
 // initDaemon runs jitd init in a fresh data directory.
@@ -274,6 +263,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 	d.log = &syncBuffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.done = make(chan struct{})
+	d.terminated = false
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start jitd serve: %v", err)
 	}
@@ -304,14 +294,24 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 }
 
 // stop sends SIGTERM and waits; a daemon that needs SIGKILL or exits
-// non-zero fails the test.
+// non-zero fails the test. A daemon the test already terminated is left be.
 func (d *daemon) stop(t testing.TB) {
+	if d.terminated {
+		return
+	}
 	select {
 	case <-d.done:
 		t.Errorf("jitd serve exited by itself: %v\n%s", d.cmd.ProcessState, d.log)
 		return
 	default:
 	}
+	d.terminate(t)
+}
+
+// terminate sends SIGTERM now, in the middle of a test, and waits as stop
+// does; the cleanup that serve registered then does nothing.
+func (d *daemon) terminate(t testing.TB) {
+	d.terminated = true
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
@@ -400,6 +400,7 @@ type auditEvent struct {
 	Host      string            `json:"host"`
 	Login     string            `json:"login"`
 	RequestID string            `json:"request_id"`
+	SessionID string            `json:"sid"`
 	Serial    string            `json:"serial"`
 	Message   string            `json:"message"`
 	Data      map[string]string `json:"data"`
@@ -443,18 +444,6 @@ func code(ev auditEvent) string {
 		return ""
 	}
 	return *ev.Code
-}
-
-// waitFor polls cond every 100 ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // readCert parses an OpenSSH certificate file.

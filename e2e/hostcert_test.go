@@ -2,16 +2,15 @@ package e2e
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 const hostCertPolicy = `
@@ -33,18 +32,8 @@ func TestHostCertifyIsAudited(t *testing.T) {
 	d := startDaemon(t, renderPolicy(t, hostCertPolicy, "deploy", []*engineer{auditor}, nil))
 	d.login(t, auditor)
 
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyPath := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
-	if err := os.WriteFile(keyPath, ssh.MarshalAuthorizedKey(key), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.PublicKeyFile(t, keyPath)
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin(t, "jitd"), "host", "certify", "--data", d.Data,

@@ -19,6 +19,7 @@ import (
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // secPolicy is the policy of the session and security-tool tests: alice and
@@ -95,11 +96,12 @@ func (w *secWorld) everyone() []*engineer {
 	return []*engineer{w.alice, w.bob, w.carol, w.auditor, w.admin}
 }
 
-// serve (re)starts the daemon of w with its bastion; the daemon stops at the
-// end of t.
-func (w *secWorld) serve(t testing.TB) {
+// serve (re)starts the daemon of w with its bastion and extra flags; the
+// daemon stops at the end of t.
+func (w *secWorld) serve(t testing.TB, extra ...string) {
 	t.Helper()
-	w.d.serve(t, renderPolicy(t, secPolicy, w.login, w.everyone(), map[string]*sshdtest.Server{"db1": w.db1, "db2": w.db2}), "--bastion", "127.0.0.1:0")
+	policy := renderPolicy(t, secPolicy, w.login, w.everyone(), map[string]*sshdtest.Server{"db1": w.db1, "db2": w.db2})
+	w.d.serve(t, policy, append([]string{"--bastion", "127.0.0.1:0"}, extra...)...)
 }
 
 // secBastionTarget starts a real sshd for host as a target behind d's
@@ -144,7 +146,7 @@ func secSessions(t testing.TB, e *engineer, args ...string) []api.Session {
 func secSessionWith(t testing.TB, e *engineer, marker string, timeout time.Duration) api.Session {
 	t.Helper()
 	var found api.Session
-	waitFor(t, timeout, "a finished session running "+marker, func() bool {
+	testkit.WaitFor(t, timeout, "a finished session running "+marker, func() bool {
 		for _, s := range secSessions(t, e) {
 			if strings.Contains(s.Command, marker) && s.EndedAt != nil {
 				found = s

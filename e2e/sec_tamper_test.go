@@ -102,7 +102,7 @@ func TestIssue5TamperEvidence(t *testing.T) {
 			if err := tx.QueryRow("SELECT id, recording_path FROM sessions WHERE command LIKE '%tamper-one%'").Scan(&id, &path); err != nil {
 				t.Fatal(err)
 			}
-			forged := bytes.ReplaceAll(secRead(t, path), []byte("tamper-one"), []byte("tamper-two"))
+			forged := bytes.ReplaceAll(readFile(t, path), []byte("tamper-one"), []byte("tamper-two"))
 			secWrite(t, path, forged)
 			sum := sha256.Sum256(forged)
 			mustExec(t, tx, "UPDATE sessions SET recording_sha256 = ?, recording_size = ? WHERE id = ?", hex.EncodeToString(sum[:]), len(forged), id)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -52,7 +53,7 @@ func TestIssue5SecurityTools(t *testing.T) {
 		t.Fatalf("typed shell session through jit ssh -t: %v; want exit 4 and the command's output", r)
 	}
 	var s2 api.Session
-	waitFor(t, sessionWait, "bob's shell session to end", func() bool {
+	testkit.WaitFor(t, sessionWait, "bob's shell session to end", func() bool {
 		for _, s := range secSessions(t, auditor, "--user", "bob") {
 			if s.EndedAt != nil {
 				s2 = s
@@ -185,7 +186,7 @@ func TestIssue5SecurityTools(t *testing.T) {
 		// Real pauses (no idle limit): the 2 s pause after first-part
 		// leaves time to press q before second-needle is shown.
 		p := secStartPTY(t, auditor, "replay", s1.ID, "--idle-limit", "0")
-		waitFor(t, 10*time.Second, "first-part on the replay screen", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "first-part on the replay screen", func() bool {
 			return strings.Contains(p.screen.String(), "first-part")
 		})
 		if _, err := p.tty.Write([]byte("q")); err != nil {
@@ -322,7 +323,7 @@ func TestIssue5SecurityTools(t *testing.T) {
 		follow := start(t, auditor, "audit", "list", "--follow", "--format", "json", "--event", "policy.reload")
 		time.Sleep(500 * time.Millisecond) // let it print the backlog (none) first
 		mustRun(t, w.admin, "admin", "reload")
-		waitFor(t, 10*time.Second, "the policy.reload event on jit audit list --follow", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "the policy.reload event on jit audit list --follow", func() bool {
 			return strings.Contains(follow.stdout.String(), `"event":"policy.reload"`) || follow.exited()
 		})
 		if follow.exited() {
@@ -338,7 +339,7 @@ func TestIssue5SecurityTools(t *testing.T) {
 
 	t.Run("tampered recordings", func(t *testing.T) {
 		p1, p2 := secRecordingPath(t, w.d, s1.ID), secRecordingPath(t, w.d, s2.ID)
-		orig1, orig2 := secRead(t, p1), secRead(t, p2)
+		orig1, orig2 := readFile(t, p1), readFile(t, p2)
 		lines1 := strings.SplitAfter(string(orig1), "\n")
 		for _, tt := range []struct {
 			name    string
@@ -427,15 +428,6 @@ func secRecordingPath(t testing.TB, d *daemon, id string) string {
 		t.Fatalf("recording of %s under %s: %v %v", id, d.Data, m, err)
 	}
 	return m[0]
-}
-
-func secRead(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func secWrite(t testing.TB, path string, b []byte) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // sessionWait bounds how long a finished session takes to show as ended in
@@ -68,7 +70,7 @@ func TestIssue3SessionsThroughBastion(t *testing.T) {
 	t.Run("live session listed and watched", func(t *testing.T) {
 		ssh := start(t, alice, "ssh", login+"@db1", "--", "echo live-begin; sleep 4; echo live-end")
 		var id string
-		waitFor(t, 10*time.Second, "the session in jit sessions list --live", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "the session in jit sessions list --live", func() bool {
 			for _, s := range secSessions(t, auditor, "--live") {
 				if strings.Contains(s.Command, "live-begin") && s.Live && s.EndedAt == nil {
 					id = s.ID
@@ -81,7 +83,7 @@ func TestIssue3SessionsThroughBastion(t *testing.T) {
 			t.Fatalf("jit ssh ended before its session was listed as live: %v", ssh.wait(t, time.Second))
 		}
 		watch := start(t, auditor, "sessions", "watch", id)
-		waitFor(t, 10*time.Second, "jit sessions watch to show the live output", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "jit sessions watch to show the live output", func() bool {
 			return strings.Contains(watch.stdout.String(), "live-begin") || watch.exited()
 		})
 		if ssh.exited() {
@@ -97,7 +99,7 @@ func TestIssue3SessionsThroughBastion(t *testing.T) {
 		if wr.Code != 0 || !strings.Contains(wr.Stdout, "live-end") || !strings.Contains(wr.Stderr, "session ended") {
 			t.Errorf("jit sessions watch after the session ended: %v; want the rest of the output and an end notice", wr)
 		}
-		waitFor(t, sessionWait, "the ended session to leave jit sessions list --live", func() bool {
+		testkit.WaitFor(t, sessionWait, "the ended session to leave jit sessions list --live", func() bool {
 			for _, s := range secSessions(t, auditor, "--live") {
 				if s.ID == id {
 					return false

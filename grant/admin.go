@@ -85,18 +85,26 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 func (a *Admin) now() time.Time { return a.cfg.Clock().UTC() }
 
 // ReloadPolicy re-reads the policy file, reports what changed and records
-// policy.reload with code ok (the change as its message) or failed; caller.User is the actor ("SIGHUP" for the signal). A bad
-// file is a KindInvalid error with CodePolicyInvalid and the last good
-// policy stays in force. The reload stands even if its record fails.
+// policy.reload with code ok (the change as its message) or failed;
+// caller.User is the actor ("SIGHUP" for the signal). A bad file is a
+// KindInvalid error with CodePolicyInvalid and the last good policy stays
+// in force. A reload whose record fails still stands, and is reported as a
+// KindUnavailable error with the change.
 func (a *Admin) ReloadPolicy(ctx context.Context, caller Caller) (livepolicy.Change, error) {
 	change, rerr := a.cfg.Reloader.ReloadChange(ctx)
 	e := audit.Event{Type: "policy.reload", Code: "ok", Actor: caller.User, ClientAddr: caller.ClientAddr, Message: change.String()}
 	if rerr != nil {
 		e.Code, e.Message = "failed", rerr.Error()
 	}
-	_ = appendEvent(ctx, a.cfg.Store, a.now(), e)
+	recErr := appendEvent(ctx, a.cfg.Store, a.now(), e)
 	if rerr != nil {
-		return change, &Error{Kind: KindInvalid, Code: CodePolicyInvalid, Message: rerr.Error(), Err: rerr}
+		return change, withRecordFailure(&Error{Kind: KindInvalid, Code: CodePolicyInvalid, Message: rerr.Error(), Err: rerr}, recErr)
+	}
+	if recErr != nil {
+		// The reload stands (the file is in force); say that its record
+		// is missing rather than pretend all is well.
+		return change, &Error{Kind: KindUnavailable, Code: CodeAuditUnavailable,
+			Message: fmt.Sprintf("policy reloaded (%s) but the audit store could not record it", change), Err: recErr}
 	}
 	return change, nil
 }
@@ -107,14 +115,7 @@ func appendEvent(ctx context.Context, store *audit.Store, now time.Time, e audit
 	if e.Time.IsZero() {
 		e.Time = now
 	}
-	err := store.Do(ctx, func(tx *audit.Tx) error {
-		_, err := tx.Append(e)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("record %s: %w", e.Type, err)
-	}
-	return nil
+	return store.Append(ctx, e)
 }
 
 // refresh merges enrolled users into the policy in force after a change to

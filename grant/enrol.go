@@ -31,7 +31,10 @@ type Enrolment struct {
 // The name and groups must be valid names, at least one key is needed and
 // each must be a key ca accepts for certificates; a user of the policy file
 // may be enrolled with more keys but not with other groups. It returns the
-// user as stored, keys in canonical form. Refusals are KindInvalid or
+// user as stored, keys in canonical form. A key that another user holds
+// (enrolled, or in the policy file) is KindConflict with CodeKeyInUse,
+// checked in the transaction that writes the user so that two racing
+// enrolments of one key give one success. Refusals are KindInvalid or
 // KindConflict and are not recorded: nothing changed.
 func (a *Admin) Enrol(ctx context.Context, caller Caller, e Enrolment) (audit.User, error) {
 	keys, err := checkEnrolment(e)
@@ -47,7 +50,15 @@ func (a *Admin) Enrol(ctx context.Context, caller Caller, e Enrolment) (audit.Us
 	if e.Via != "" {
 		data["via"] = e.Via
 	}
+	parsed, err := parseKeys(keys)
+	if err != nil {
+		return audit.User{}, err
+	}
+	pol := a.cfg.Policy()
 	err = a.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		if err := checkKeysFree(tx, pol, e.Name, parsed); err != nil {
+			return err
+		}
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
@@ -56,7 +67,7 @@ func (a *Admin) Enrol(ctx context.Context, caller Caller, e Enrolment) (audit.Us
 		return err
 	})
 	if err != nil {
-		return audit.User{}, unavailable(err)
+		return audit.User{}, domainOrUnavailable(err)
 	}
 	return u, a.refresh(ctx)
 }
@@ -84,6 +95,19 @@ func checkEnrolment(e Enrolment) ([]string, error) {
 		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))))
 	}
 	return keys, nil
+}
+
+// parseKeys parses the canonical key lines checkEnrolment returned.
+func parseKeys(lines []string) ([]ssh.PublicKey, error) {
+	out := make([]ssh.PublicKey, 0, len(lines))
+	for i, line := range lines {
+		k, err := sshkey.ParseAuthorized(line)
+		if err != nil {
+			return nil, newError(KindInvalid, CodeInvalidPublicKey, "keys[%d]: %v", i, err)
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 // checkGroupsOwner refuses groups for a user of the policy file that differ

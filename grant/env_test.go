@@ -2,8 +2,6 @@ package grant_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -99,17 +98,7 @@ func policyText(t testing.TB, edits ...string) string {
 	for i := range raceApprovers {
 		fmt.Fprintf(&extra, "  approver%03d: {groups: [approvers]}\n", i)
 	}
-	text := fmt.Sprintf(basePolicy, strings.TrimSuffix(extra.String(), "\n"))
-	if len(edits)%2 != 0 {
-		t.Fatalf("policyText: odd number of edit strings")
-	}
-	for i := 0; i < len(edits); i += 2 {
-		if !strings.Contains(text, edits[i]) {
-			t.Fatalf("policyText: %q is not in the policy", edits[i])
-		}
-		text = strings.Replace(text, edits[i], edits[i+1], 1)
-	}
-	return text
+	return testkit.Edit(t, fmt.Sprintf(basePolicy, strings.TrimSuffix(extra.String(), "\n")), edits...)
 }
 
 func parsePolicy(t testing.TB, edits ...string) *policy.Policy {
@@ -123,24 +112,6 @@ func parsePolicy(t testing.TB, edits ...string) *policy.Policy {
 
 // start is the test clock's first instant (whole seconds, as certificates are).
 var start = time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // recorder is a grant.Notifier that keeps what it is told.
 type recorder struct {
@@ -177,7 +148,7 @@ type env struct {
 	svc   *grant.Service
 	store *audit.Store
 	keys  *ca.Keys
-	clock *fakeClock
+	clock *testkit.Clock
 	pol   atomic.Pointer[policy.Policy]
 	notes *recorder
 	key   ssh.PublicKey // the engineers' key (one will do: grant does not bind keys to users)
@@ -201,7 +172,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatalf("ca.InitKeys: %v", err)
 	}
-	e := &env{store: store, keys: keys, clock: &fakeClock{now: start}, notes: &recorder{}, key: newKey(t)}
+	e := &env{store: store, keys: keys, clock: testkit.NewClock(start), notes: &recorder{}, key: testkit.Signer(t).PublicKey()}
 	e.pol.Store(parsePolicy(t))
 	cfg := grant.Config{Policy: e.pol.Load, Store: store, Keys: keys, Clock: e.clock.Now, Notifier: e.notes}
 	for _, o := range opts {
@@ -211,19 +182,6 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatalf("grant.New: %v", err)
 	}
 	return e
-}
-
-func newKey(t testing.TB) ssh.PublicKey {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 func keyLine(k ssh.PublicKey) string {

@@ -96,6 +96,7 @@ const (
 	CodePolicyChanged      = "policy_changed"
 	CodeCertificateUnknown = "certificate_unknown"
 	CodeCertificateRevoked = "certificate_revoked"
+	CodeCertificateExpired = "certificate_expired"
 )
 
 func newError(kind Kind, code, format string, args ...any) *Error {
@@ -113,4 +114,14 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return 0
+}
+
+// withRecordFailure returns gerr, a refusal that stands whether or not its
+// audit record could be written, carrying the record's failure (if any) in
+// Err so that the transport logs it; the caller still gets the refusal.
+func withRecordFailure(gerr *Error, recErr error) *Error {
+	if recErr != nil {
+		gerr.Err = errors.Join(gerr.Err, fmt.Errorf("record of this refusal failed: %w", recErr))
+	}
+	return gerr
 }

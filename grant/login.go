@@ -155,7 +155,8 @@ type Token struct {
 // Login checks the attempt and issues a token, recording login (code ok) in
 // the transaction that stores the token's hash. Each refusal is recorded as
 // login.failed with its code: KindUnauthenticated for a bad challenge, an
-// unknown user, a key not enrolled or a signature that does not verify;
+// unknown user, a key not enrolled, a key that several users hold
+// (CodeKeyShared) or a signature that does not verify;
 // KindInvalid for malformed keys, signatures and TTLs.
 func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	now := l.now()
@@ -163,8 +164,9 @@ func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	if err != nil {
 		var ge *Error
 		if errors.As(err, &ge) {
-			_ = appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
+			rerr := appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
 				ClientAddr: at.ClientAddr, Message: audit.BoundText(ge.Message, 4*maxAuditText)})
+			withRecordFailure(ge, rerr)
 		}
 		return Token{}, err
 	}
@@ -218,6 +220,10 @@ func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.P
 	}
 	if err := key.Verify(l.cfg.Message(at.User, at.Nonce), sig); err != nil {
 		return nil, 0, nil, newError(KindUnauthenticated, CodeBadSignature, "signature does not verify with the enrolled key")
+	}
+	// Only to the key's holder, who proved it, is the sharing told.
+	if owners := keyOwners(pol, key); len(owners) > 1 {
+		return nil, 0, nil, sharedKeyError(key, owners)
 	}
 	ttl, err := l.tokenTTL(at.TTL)
 	return key, ttl, pol, err
@@ -304,7 +310,9 @@ func (l *Logins) Authenticate(ctx context.Context, token string) (string, error)
 			return refuse(nil, "token is not valid; run jit login")
 		}
 		if err != nil {
-			return refuse(err, "look up token: %v", err)
+			// The store failed, not the caller: 503, and the store's own
+			// error stays in the daemon (Err), never in the answer.
+			return "", unavailable(fmt.Errorf("look up token: %w", err))
 		}
 		ct = cachedToken{user: t.User, expires: t.ExpiresAt, recheck: now.Add(tokenRecheck)}
 		l.mu.Lock()
@@ -356,7 +364,7 @@ func (l *Logins) Authorize(ctx context.Context, caller Caller, role Role, what s
 	}
 	code := "not_" + string(role)
 	msg := fmt.Sprintf("%s needs the %s role", audit.BoundText(what, 2*maxAuditText), role)
-	_ = appendEvent(ctx, l.cfg.Store, l.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
+	rerr := appendEvent(ctx, l.cfg.Store, l.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
 		ClientAddr: caller.ClientAddr, Message: msg})
-	return &Error{Kind: KindForbidden, Code: code, Message: msg}
+	return withRecordFailure(&Error{Kind: KindForbidden, Code: code, Message: msg}, rerr)
 }

@@ -2,7 +2,6 @@ package grant_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -26,14 +26,7 @@ func loginMessage(user, nonce string) []byte {
 func loginEnv(t *testing.T) (*env, *grant.Logins, ssh.Signer) {
 	t.Helper()
 	e := newEnv(t)
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testkit.Signer(t)
 	e.pol.Store(e.pol.Load().WithUsers([]policy.User{{Name: "zed", Groups: []string{"dev"}, Keys: []ssh.PublicKey{signer.PublicKey()}}}))
 	l, err := grant.NewLogins(grant.LoginConfig{Store: e.store, Policy: e.pol.Load, Message: loginMessage, TokenTTL: time.Hour, Clock: e.clock.Now})
 	if err != nil {
@@ -66,8 +59,13 @@ func attempt(t *testing.T, l *grant.Logins, user string, s ssh.Signer, edit func
 // that the domain records it exactly once.
 func TestLoginOutcomesRecorded(t *testing.T) {
 	e, l, zed := loginEnv(t)
-	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
-	other, _ := ssh.NewSignerFromKey(otherPriv)
+	other := testkit.Signer(t)
+	shared := testkit.Signer(t)
+	// A store written before the one-owner rule: yan and yara hold one key.
+	e.pol.Store(e.pol.Load().WithUsers([]policy.User{
+		{Name: "yan", Groups: []string{"dev"}, Keys: []ssh.PublicKey{shared.PublicKey()}},
+		{Name: "yara", Groups: []string{"dev"}, Keys: []ssh.PublicKey{shared.PublicKey()}},
+	}))
 	tests := []struct {
 		name string
 		user string
@@ -86,6 +84,9 @@ func TestLoginOutcomesRecorded(t *testing.T) {
 			kind: grant.KindInvalid, code: grant.CodeInvalidPublicKey},
 		{name: "unknown user", user: "mallory", key: other, kind: grant.KindUnauthenticated, code: "unknown_user"},
 		{name: "key not enrolled", user: "zed", key: other, kind: grant.KindUnauthenticated, code: grant.CodeKeyNotEnrolled},
+		{name: "key several users hold", user: "yan", key: shared, kind: grant.KindUnauthenticated, code: grant.CodeKeyShared},
+		{name: "key several users hold, bad signature", user: "yara", key: shared, edit: func(_ *grant.LoginAttempt, m []byte) []byte { return append(m, 'x') },
+			kind: grant.KindUnauthenticated, code: grant.CodeBadSignature},
 		{name: "signature over something else", user: "zed", key: zed, edit: func(_ *grant.LoginAttempt, m []byte) []byte { return append(m, 'x') },
 			kind: grant.KindUnauthenticated, code: grant.CodeBadSignature},
 		{name: "ttl too long", user: "zed", key: zed, edit: func(a *grant.LoginAttempt, m []byte) []byte { a.TTL = "2h"; return m },

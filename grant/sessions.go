@@ -129,14 +129,17 @@ func (s *Sessions) OpenRecording(ctx context.Context, caller Caller, id, purpose
 }
 
 // Search runs a full-text search over recordings and records
-// recording.searched with the query. A query the index cannot run is
-// KindInvalid.
+// recording.searched with the query; no hit is returned unless that record
+// is committed, as no recording is read unaudited. A query the index cannot
+// run is KindInvalid.
 func (s *Sessions) Search(ctx context.Context, caller Caller, q audit.SearchQuery) ([]audit.SearchHit, error) {
 	hits, err := s.cfg.Store.Search(ctx, q)
 	if err != nil {
 		return nil, &Error{Kind: KindInvalid, Code: CodeSearchFailed, Message: err.Error()}
 	}
-	_ = appendEvent(ctx, s.cfg.Store, s.cfg.Clock().UTC(), audit.Event{Type: "recording.searched", Code: "ok", Actor: caller.User,
-		ClientAddr: caller.ClientAddr, Message: audit.BoundText(q.Text, maxAuditText)})
+	if err := appendEvent(ctx, s.cfg.Store, s.cfg.Clock().UTC(), audit.Event{Type: "recording.searched", Code: "ok", Actor: caller.User,
+		ClientAddr: caller.ClientAddr, Message: audit.BoundText(q.Text, maxAuditText)}); err != nil {
+		return nil, unavailable(err)
+	}
 	return hits, nil
 }

@@ -43,7 +43,7 @@ func (s *Service) CertificateStatus(ctx context.Context, serial uint64) (UserCer
 		}
 		return UserCertificate{}, unavailable(err)
 	}
-	if c.Kind != "user" {
+	if c.Kind != issuance.KindUser {
 		return UserCertificate{}, newError(KindForbidden, CodeCertificateUnknown, "certificate serial %d is a %s certificate, not a user certificate", serial, c.Kind)
 	}
 	out := UserCertificate{Certificate: c}
@@ -69,6 +69,10 @@ type TargetCertRequest struct {
 	// was authenticated with. The target certificate permits what that
 	// certificate was issued with (its stored record), never more.
 	UserSerial uint64
+	// UserCert, when set, is that certificate as presented; it must be
+	// the one the CA issued under UserSerial (see PresentedCertificate).
+	// The bastion always sets it.
+	UserCert *ssh.Certificate
 	// ValidBefore is the end of the engineer's certificate; the target
 	// certificate never outlives it.
 	ValidBefore time.Time
@@ -99,7 +103,7 @@ func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*s
 		}
 	}
 	if !req.ValidBefore.After(now) {
-		return nil, newError(KindDenied, "certificate_expired", "the engineer's certificate expired at %s", req.ValidBefore.Format(time.RFC3339))
+		return nil, newError(KindDenied, CodeCertificateExpired, "the engineer's certificate expired at %s", req.ValidBefore.Format(time.RFC3339))
 	}
 	issued, err := s.issuedFor(ctx, req)
 	if err != nil {
@@ -149,12 +153,20 @@ func (s *Service) MintTargetCert(ctx context.Context, req TargetCertRequest) (*s
 // req names, refusing one that does not belong to req's request, user and
 // principal, or that is revoked.
 func (s *Service) issuedFor(ctx context.Context, req TargetCertRequest) (audit.Certificate, error) {
+	if req.UserCert != nil && req.UserCert.Serial != req.UserSerial {
+		return audit.Certificate{}, newError(KindForbidden, CodeCertificateMismatch, "certificate serial %d presented for serial %d", req.UserCert.Serial, req.UserSerial)
+	}
 	c, err := s.cfg.Store.Certificate(ctx, req.UserSerial)
 	if err != nil {
 		if errors.Is(err, audit.ErrNotFound) {
 			return audit.Certificate{}, newError(KindNotFound, CodeCertificateUnknown, "certificate serial %d was not issued by this CA", req.UserSerial)
 		}
 		return audit.Certificate{}, unavailable(err)
+	}
+	if req.UserCert != nil {
+		if field, got, want := certMismatch(c, s.cfg.Keys.User.PublicKey(), req.UserCert); field != "" {
+			return audit.Certificate{}, mismatchError(c.Serial, field, got, want)
+		}
 	}
 	principal := req.Login + "@" + req.Host
 	switch {

@@ -2,6 +2,7 @@ package grant_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/issuance/issuancetest"
 )
 
@@ -24,8 +26,8 @@ func (e *env) staging(t *testing.T) grant.TargetCertRequest {
 	}
 	return grant.TargetCertRequest{
 		RequestID: res.Request.ID, SessionID: "ses_123", User: "alice", Login: "deploy", Host: "web1",
-		UserSerial: res.Certificate.Serial, ValidBefore: time.Unix(int64(res.Certificate.ValidBefore), 0),
-		SourceAddresses: []string{"127.0.0.1/32", "10.1.0.0/16"}, Key: newKey(t),
+		UserSerial: res.Certificate.Serial, UserCert: res.Certificate, ValidBefore: time.Unix(int64(res.Certificate.ValidBefore), 0),
+		SourceAddresses: []string{"127.0.0.1/32", "10.1.0.0/16"}, Key: testkit.Signer(t).PublicKey(),
 	}
 }
 
@@ -52,7 +54,7 @@ func TestMintTargetCert(t *testing.T) {
 			wantKind: grant.KindInvalid, wantCode: grant.CodeInvalidRequest},
 		{name: "no session id", edit: func(_ *testing.T, _ *env, r *grant.TargetCertRequest) { r.SessionID = "" },
 			wantKind: grant.KindInvalid, wantCode: grant.CodeInvalidRequest},
-		{name: "unknown engineer's certificate", edit: func(_ *testing.T, _ *env, r *grant.TargetCertRequest) { r.UserSerial = 12345 },
+		{name: "unknown engineer's certificate", edit: func(_ *testing.T, _ *env, r *grant.TargetCertRequest) { r.UserSerial, r.UserCert = 12345, nil },
 			wantKind: grant.KindNotFound, wantCode: grant.CodeCertificateUnknown},
 		{name: "login the certificate was not issued for", edit: func(_ *testing.T, _ *env, r *grant.TargetCertRequest) { r.Login = "root" },
 			wantKind: grant.KindForbidden, wantCode: grant.CodeCertificateUnknown},
@@ -62,6 +64,16 @@ func TestMintTargetCert(t *testing.T) {
 			wantKind: grant.KindForbidden, wantCode: grant.CodeCertificateUnknown},
 		{name: "another request", edit: func(_ *testing.T, _ *env, r *grant.TargetCertRequest) { r.RequestID = "req_other" },
 			wantKind: grant.KindForbidden, wantCode: grant.CodeCertificateUnknown},
+		{name: "presented certificate differs from the issued one", edit: func(t *testing.T, e *env, r *grant.TargetCertRequest) {
+			forged := *r.UserCert
+			forged.KeyId += ":forged"
+			if err := forged.SignCert(rand.Reader, e.keys.User); err != nil {
+				t.Fatal(err)
+			}
+			r.UserCert = &forged
+		}, wantKind: grant.KindForbidden, wantCode: grant.CodeCertificateMismatch},
+		{name: "presented certificate of another serial", edit: func(_ *testing.T, _ *env, r *grant.TargetCertRequest) { r.UserSerial++ },
+			wantKind: grant.KindForbidden, wantCode: grant.CodeCertificateMismatch},
 		{name: "revoked engineer's certificate", edit: func(t *testing.T, e *env, r *grant.TargetCertRequest) {
 			if err := e.store.Do(context.Background(), func(tx *audit.Tx) error { return tx.RevokeCertificate(r.UserSerial, start, "key lost") }); err != nil {
 				t.Fatal(err)
@@ -142,10 +154,10 @@ func TestTargetExtensionsFromIssuance(t *testing.T) {
 			e.pol.Store(parsePolicy(t, "extensions: [permit-port-forwarding]", "extensions: [permit-agent-forwarding, permit-X11-forwarding]"))
 		}, want: []string{"permit-port-forwarding", "permit-pty"}},
 		{name: "issued without port forwarding", between: func(t *testing.T, e *env, r *grant.TargetCertRequest) {
-			r.UserSerial = e.storedUserCert(t, r, map[string]string{"permit-pty": ""})
+			r.UserSerial, r.UserCert = e.storedUserCert(t, r, map[string]string{"permit-pty": ""}), nil
 		}, want: []string{"permit-pty"}},
 		{name: "issued with nothing", between: func(t *testing.T, e *env, r *grant.TargetCertRequest) {
-			r.UserSerial = e.storedUserCert(t, r, nil)
+			r.UserSerial, r.UserCert = e.storedUserCert(t, r, nil), nil
 		}, want: nil},
 	}
 	for _, tt := range tests {
@@ -250,7 +262,7 @@ func TestCertificateStatus(t *testing.T) {
 	}
 	target, err := e.svc.MintTargetCert(ctx, grant.TargetCertRequest{
 		RequestID: id, SessionID: "ses_1", User: "alice", Login: "root", Host: "db1", UserSerial: root.Certificate.Serial,
-		ValidBefore: start.Add(5 * time.Minute), Key: newKey(t),
+		ValidBefore: start.Add(5 * time.Minute), Key: testkit.Signer(t).PublicKey(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -275,7 +275,9 @@ func (i *Issuer) describe(rec Record, o order, serial uint64, s signed) (audit.C
 	row.Serial, row.Kind = serial, o.kind
 	row.Principals = append([]string(nil), s.principals...)
 	row.KeyFingerprint, row.KeyID = ssh.FingerprintSHA256(s.key), s.keyID
-	row.ValidAfter, row.ValidBefore = s.after, s.before
+	// A certificate holds whole seconds; so does its row, so that the row
+	// is exactly what was signed.
+	row.ValidAfter, row.ValidBefore = s.after.Truncate(time.Second), s.before.Truncate(time.Second)
 	row.Extensions, row.CriticalOptions = maps.Clone(s.ext), maps.Clone(s.crit)
 	if row.IssuedAt.IsZero() {
 		row.IssuedAt = i.cfg.Clock().UTC()

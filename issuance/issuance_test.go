@@ -3,8 +3,6 @@ package issuance_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"io"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/issuance/issuancetest"
 )
@@ -56,19 +55,6 @@ func newEnv(t *testing.T, fail bool, rnd io.Reader) *env {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func newKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // kind is one way of issuing: what to call and what the record must say.
@@ -115,7 +101,7 @@ func TestRecordsBeforeSigning(t *testing.T) {
 	for _, k := range kinds() {
 		t.Run(k.name, func(t *testing.T) {
 			e := newEnv(t, false, nil)
-			key := newKey(t)
+			key := testkit.Signer(t).PublicKey()
 			var preSerial uint64
 			rec := issuance.Record{
 				Certificate: audit.Certificate{RequestID: "req_1", User: "alice", Host: "db1", IssuedAt: t0},
@@ -169,7 +155,7 @@ func TestSigningFailureIsRecorded(t *testing.T) {
 	for _, k := range kinds() {
 		t.Run(k.name, func(t *testing.T) {
 			e := newEnv(t, true, nil)
-			cert, err := k.issue(e, newKey(t), issuance.Record{Event: audit.Event{Code: k.code, Actor: "alice", RequestID: "req_1"}})
+			cert, err := k.issue(e, testkit.Signer(t).PublicKey(), issuance.Record{Event: audit.Event{Code: k.code, Actor: "alice", RequestID: "req_1"}})
 			if !errors.Is(err, issuance.ErrSigning) || !errors.Is(err, issuancetest.ErrCannotSign) || cert != nil {
 				t.Fatalf("issue = %v, %v; want ErrSigning wrapping the signer's error", cert, err)
 			}
@@ -246,7 +232,7 @@ func TestRefusedBeforeRecording(t *testing.T) {
 			if tt.close {
 				e.store.Close()
 			}
-			spec := userSpec(newKey(t), "root@db1")
+			spec := userSpec(testkit.Signer(t).PublicKey(), "root@db1")
 			if tt.spec != nil {
 				spec = tt.spec(spec.Key)
 			}
@@ -285,7 +271,7 @@ func TestMissingCAKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := newKey(t)
+	key := testkit.Signer(t).PublicKey()
 	if _, err := iss.Target(context.Background(), userSpec(key, "root@db1"), issuance.Record{}); err == nil {
 		t.Error("Target signed without a target CA key")
 	}
@@ -302,7 +288,7 @@ func TestMissingCAKey(t *testing.T) {
 }
 
 func TestHostSpec(t *testing.T) {
-	key := newKey(t)
+	key := testkit.Signer(t).PublicKey()
 	got := issuance.HostSpec(key, []string{"db1", "10.0.0.5"}, time.Hour, t0)
 	if got.KeyID != "host:db1,10.0.0.5" || !slices.Equal(got.Principals, []string{"db1", "10.0.0.5"}) ||
 		!got.ValidAfter.Equal(t0.Add(-time.Minute)) || !got.ValidBefore.Equal(t0.Add(time.Hour)) || !bytes.Equal(got.Key.Marshal(), key.Marshal()) {

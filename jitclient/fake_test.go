@@ -1,7 +1,6 @@
 package jitclient
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/creds"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/tlspin"
 )
 
@@ -47,15 +47,7 @@ type fakeDaemon struct {
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeDaemon{t: t, signer: signer}
+	f := &fakeDaemon{t: t, signer: testkit.Signer(t)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/requests", f.create)
 	mux.HandleFunc("GET /v1/requests/{id}", f.poll)

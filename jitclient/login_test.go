@@ -2,9 +2,6 @@ package jitclient
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,28 +9,13 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
-func newSigner(t *testing.T) (ssh.Signer, []byte) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, pem.EncodeToMemory(block)
-}
-
 func TestLoginTriesEachKey(t *testing.T) {
-	other, _ := newSigner(t)
-	enrolled, _ := newSigner(t)
+	other := testkit.Signer(t)
+	enrolled := testkit.Signer(t)
 	tests := []struct {
 		name    string
 		signers []ssh.Signer
@@ -66,7 +48,7 @@ func TestLoginTriesEachKey(t *testing.T) {
 }
 
 func TestSigners(t *testing.T) {
-	_, pemKey := newSigner(t)
+	_, pemKey := testkit.SignerPEM(t, "test")
 	dir := t.TempDir()
 	good := filepath.Join(dir, "id")
 	if err := os.WriteFile(good, pemKey, 0o600); err != nil {

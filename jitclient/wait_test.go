@@ -12,13 +12,13 @@ import (
 
 func TestWaitOutcomes(t *testing.T) {
 	tests := []struct {
-		name        string
-		states      []string
-		timeout     time.Duration
-		cancelAfter time.Duration // end the caller's context (Ctrl-C)
-		wantErr     string        // "" for a redeemed certificate
-		check       func(error) bool
-		wantRedeems int
+		name         string
+		states       []string
+		timeout      time.Duration
+		cancelOnPoll bool   // end the caller's context (Ctrl-C) at the first poll
+		wantErr      string // "" for a redeemed certificate
+		check        func(error) bool
+		wantRedeems  int
 	}{
 		{name: "approved after a while", states: []string{"pending", "pending", api.StateApproved}, wantRedeems: 1},
 		{name: "denied", states: []string{"pending", api.StateDenied}, wantErr: "request r1 denied by bob: no",
@@ -32,7 +32,7 @@ func TestWaitOutcomes(t *testing.T) {
 		{name: "timed out", states: []string{"pending"}, timeout: 30 * time.Millisecond,
 			wantErr: "timed out waiting for approval; request r1 is still pending. Resume with: jit wait r1",
 			check:   func(err error) bool { var s *StoppedError; return errors.As(err, &s) && !s.Interrupted }},
-		{name: "interrupted", states: []string{"pending"}, cancelAfter: 30 * time.Millisecond,
+		{name: "interrupted", states: []string{"pending"}, cancelOnPoll: true,
 			wantErr: "stopped waiting; request r1 is still pending. Resume with: jit wait r1",
 			check:   func(err error) bool { var s *StoppedError; return errors.As(err, &s) && s.Interrupted }},
 		{name: "daemon error", states: []string{"pending", "error"}, wantErr: "boom",
@@ -50,14 +50,17 @@ func TestWaitOutcomes(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.pubKey = pubLine
-			ctx := context.Background()
-			if tt.cancelAfter > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.cancelAfter)
-				defer cancel()
-			}
+			// Interrupted as Ctrl-C would, once the wait has polled: a fixed
+			// delay would race the first poll on a loaded machine.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			var waiting, polled, approved int
-			o := WaitOptions{Timeout: tt.timeout, Waiting: func(api.Request) { waiting++ }, Polled: func(api.Request) { polled++ },
+			o := WaitOptions{Timeout: tt.timeout, Waiting: func(api.Request) { waiting++ }, Polled: func(api.Request) {
+				polled++
+				if tt.cancelOnPoll {
+					cancel()
+				}
+			},
 				Approved: func(api.Request) { approved++ }}
 			res, err := c.Wait(ctx, f.request("r1", "pending"), o)
 			if tt.wantErr == "" {

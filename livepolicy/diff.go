@@ -31,11 +31,14 @@ type Change struct {
 	// Admins is true when the admin groups, the admins' right to request
 	// access or the auditor groups differ.
 	Admins bool
+	// Skipped names what the reload left out although the policy is in
+	// force: enrolled keys that no longer parse. Diff leaves it empty.
+	Skipped []string
 }
 
 // Empty reports whether the two policies grant the same.
 func (c Change) Empty() bool {
-	return c.Users.Empty() && c.Hosts.Empty() && c.Roles.Empty() && !c.Admins
+	return c.Users.Empty() && c.Hosts.Empty() && c.Roles.Empty() && !c.Admins && len(c.Skipped) == 0
 }
 
 // String summarises the change for a log line or a reply, e.g.
@@ -65,6 +68,9 @@ func (c Change) String() string {
 	}
 	if c.Admins {
 		parts = append(parts, "admin or auditor rules changed")
+	}
+	if len(c.Skipped) > 0 {
+		parts = append(parts, "left out: "+strings.Join(c.Skipped, "; "))
 	}
 	return strings.Join(parts, "; ")
 }

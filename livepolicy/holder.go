@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sshkey"
 )
 
 // UserSource lists the users enrolled outside the policy file;
@@ -39,7 +42,8 @@ type Holder struct {
 
 // Load parses the policy file at path and merges the enrolled users. A bad
 // file is an error naming file and line: the daemon does not start without a
-// policy.
+// policy. An enrolled key that does not parse is left out, not fatal
+// (RefreshUsers reports it every time it runs).
 func Load(ctx context.Context, path string, users UserSource) (*Holder, error) {
 	h := &Holder{path: path, users: users}
 	if err := h.Reload(ctx); err != nil {
@@ -60,8 +64,9 @@ func (h *Holder) Reload(ctx context.Context) error {
 
 // ReloadChange is Reload reporting how the policy in force changed. On a
 // bad file it changes nothing and reports an empty Change with the error.
-// When only some enrolled users' keys fail to parse, the new file is in
-// force, those keys are left out and the error says which they were.
+// When only some enrolled users' keys fail to parse, the reload succeeds:
+// the new file is in force, those keys are left out and Change.Skipped
+// says which they were.
 func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 	data, err := os.ReadFile(h.path)
 	if err != nil {
@@ -74,33 +79,55 @@ func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.current.Load()
-	err = h.mergeLocked(ctx, p)
-	if old == nil {
+	// At start (old == nil) a key shared with an enrolled user does not
+	// keep the daemon down: logins with it are refused and the admin
+	// lists and fixes it through the running daemon.
+	skipped, err := h.mergeLocked(ctx, p, old != nil)
+	if err != nil {
 		return Change{}, err
 	}
-	return Diff(old, h.current.Load()), err
+	var change Change
+	if old != nil {
+		change = Diff(old, h.current.Load())
+	}
+	for _, e := range skipped {
+		change.Skipped = append(change.Skipped, e.Error())
+	}
+	return change, nil
 }
 
 // RefreshUsers merges the users enrolled in the UserSource into the policy
-// from the file. If the source cannot be read the policy in force stays.
+// from the file. If the source cannot be read the policy in force stays;
+// enrolled keys that do not parse are left out and returned as errors (the
+// rest is in force).
 func (h *Holder) RefreshUsers(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.mergeLocked(ctx, h.base)
+	skipped, err := h.mergeLocked(ctx, h.base, false)
+	return errors.Join(append([]error{err}, skipped...)...)
 }
 
 // mergeLocked puts base with the enrolled users merged in into force; it
 // needs h.mu held. If the users cannot be read nothing changes, not even
-// the base, so a failed reload is not applied later by a refresh.
-func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy) error {
+// the base, so a failed reload is not applied later by a refresh. With
+// checkKeys, a file key that an enrolled user of another name holds refuses
+// base, likewise changing nothing. It returns the enrolled keys it left out
+// for not parsing (base is then in force all the same) and what refused
+// base.
+func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys bool) (skipped []error, err error) {
 	users, err := h.users.Users(ctx)
 	if err != nil {
-		return fmt.Errorf("read enrolled users: %w", err)
+		return nil, fmt.Errorf("read enrolled users: %w", err)
 	}
-	extra, errs := enrolled(users)
+	extra, skipped := enrolled(users)
+	if checkKeys {
+		if err := sharedWithEnrolled(h.path, base, extra); err != nil {
+			return nil, err
+		}
+	}
 	h.base = base
 	h.current.Store(base.WithUsers(extra))
-	return errors.Join(errs...)
+	return skipped, nil
 }
 
 // enrolled turns stored users into policy users, leaving out (and
@@ -111,7 +138,7 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 	for _, u := range users {
 		pu := policy.User{Name: u.Name, Groups: u.Groups}
 		for _, line := range u.Keys {
-			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+			k, err := sshkey.ParseAuthorized(line)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("enrolled user %q: key: %w", u.Name, err))
 				continue
@@ -121,4 +148,24 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 		extra = append(extra, pu)
 	}
 	return extra, errs
+}
+
+// sharedWithEnrolled refuses a policy file one of whose users holds a key
+// that an enrolled user of another name holds: a key belongs to one user.
+func sharedWithEnrolled(path string, file *policy.Policy, extra []policy.User) error {
+	owner := map[string]string{}
+	for _, u := range extra {
+		for _, k := range u.Keys {
+			owner[string(k.Marshal())] = u.Name
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(file.Users)) {
+		for i, k := range file.Users[name].Keys {
+			if other, ok := owner[string(k.Marshal())]; ok && other != name {
+				return fmt.Errorf("%s: user %q: keys[%d]: key %s is enrolled for user %q; a key belongs to one user: remove it from the file or run `jit admin user remove-key %s %s`",
+					path, name, i, ssh.FingerprintSHA256(k), other, other, ssh.FingerprintSHA256(k))
+			}
+		}
+	}
+	return nil
 }

@@ -2,11 +2,10 @@ package livepolicy
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -43,22 +43,9 @@ func writePolicy(t *testing.T, path, text string) {
 	}
 }
 
-func newKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.PublicKey()
-}
-
 func TestLoadRefusesBadFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
-	writePolicy(t, path, "users:\n  alice: {groups: [dev], colour: blue}\n")
+	writePolicy(t, path, testkit.BadPolicy)
 	if _, err := Load(context.Background(), path, &fakeUsers{}); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
 		t.Fatalf("Load of a bad file = %v, want an error naming line 2", err)
 	}
@@ -84,7 +71,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := h.Current()
-	writePolicy(t, path, "hosts:\n  db1: {adress: x}\n")
+	writePolicy(t, path, testkit.BadPolicy)
 	if err := h.Reload(ctx); err == nil || !strings.Contains(err.Error(), "policy.yaml:2") {
 		t.Fatalf("Reload of a bad file = %v, want an error naming line 2", err)
 	}
@@ -92,7 +79,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Fatal("a bad reload replaced the policy in force")
 	}
 
-	key := newKey(t)
+	key := testkit.Signer(t).PublicKey()
 	zoe := audit.User{Name: "zoe", Groups: []string{"dev"}, Keys: []string{string(ssh.MarshalAuthorizedKey(key))}}
 	users.set([]audit.User{zoe}, nil)
 	if err := h.RefreshUsers(ctx); err != nil {
@@ -104,7 +91,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 
 	// With the store unreadable, a good new file is not applied, neither
 	// now nor by a later refresh.
-	writePolicy(t, path, strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "", 1))
+	writePolicy(t, path, testkit.Edit(t, string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", ""))
 	users.set(nil, errors.New("store down"))
 	before := h.Current()
 	if err := h.Reload(ctx); err == nil {
@@ -128,5 +115,62 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	}
 	if u, ok := h.Current().User("yan"); !ok || len(u.Keys) != 0 {
 		t.Fatalf("yan = %+v %v, want enrolled without keys", u, ok)
+	}
+	// A reload succeeds all the same: the file is in force, and the change
+	// says what was left out (it used to be reported as a failed reload
+	// although it was applied).
+	if ch, err := h.ReloadChange(ctx); err != nil || len(ch.Skipped) != 1 || !strings.Contains(ch.String(), `left out: enrolled user "yan"`) {
+		t.Fatalf("ReloadChange with a bad stored key = %q, %v; want success that names yan as left out", ch, err)
+	}
+	if _, err := Load(ctx, h.path, users); err != nil {
+		t.Fatalf("Load with a bad stored key: %v; want the key left out, not a daemon that cannot start", err)
+	}
+}
+
+// TestReloadRefusesKeyOfEnrolledUser: a reloaded file whose user holds a key
+// enrolled for another name is refused, naming both, and the policy in
+// force stays; the same key enrolled for the same name is a merge.
+func TestReloadRefusesKeyOfEnrolledUser(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writePolicy(t, path, string(policy.Demo()))
+	key := testkit.Signer(t).PublicKey()
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+	users := &fakeUsers{users: []audit.User{{Name: "mallory", Groups: []string{"dev"}, Keys: []string{line}}}}
+	h, err := Load(ctx, path, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.Current()
+	tests := []struct {
+		name, owner string
+		wantErr     bool
+	}{
+		{name: "same key under another name", owner: "mallory", wantErr: true},
+		{name: "same key under the same name", owner: "mallory", wantErr: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fileUser := "carol"
+			if !tt.wantErr {
+				fileUser = tt.owner
+			}
+			text := strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n",
+				"  "+fileUser+": {groups: [dev], keys: ["+strconv.Quote(line)+"]}\n", 1)
+			writePolicy(t, path, text)
+			err := h.Reload(ctx)
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("Reload = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), `user "carol"`) || !strings.Contains(err.Error(), `enrolled for user "mallory"`) {
+				t.Fatalf("Reload = %v, want a refusal naming carol and mallory", err)
+			}
+			if h.Current() != before {
+				t.Fatal("a refused reload replaced the policy in force")
+			}
+		})
 	}
 }

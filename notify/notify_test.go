@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/notify"
 )
 
@@ -107,18 +108,6 @@ func (r *receiver) deliveries() []delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]delivery(nil), r.got...)
-}
-
-// waitFor polls cond until it holds or waitLimit passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func newNotifier(t testing.TB, eps []notify.Endpoint, opts notify.Options) *notify.Notifier {
@@ -403,10 +392,10 @@ func TestHangingReceiver(t *testing.T) {
 	for i := range 4 {
 		n.Send(notify.Message{Type: "request.created", Text: fmt.Sprint(i)})
 		if i == 0 {
-			waitFor(t, "the first request to reach the hung receiver", func() bool { return len(hung.deliveries()) == 1 })
+			testkit.WaitFor(t, waitLimit, "the first request to reach the hung receiver", func() bool { return len(hung.deliveries()) == 1 })
 		}
 	}
-	waitFor(t, "the healthy receiver to get all four", func() bool { return len(healthy.deliveries()) == 4 })
+	testkit.WaitFor(t, waitLimit, "the healthy receiver to get all four", func() bool { return len(healthy.deliveries()) == 4 })
 
 	// Further messages are dropped for the hung endpoint at once.
 	done := make(chan struct{})

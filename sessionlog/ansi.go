@@ -85,6 +85,9 @@ func (p *ansiParser) ground(s string, h ansiHandler) (n int, whole bool) {
 			// them; never pass them on.
 			return size, true
 		}
+		if isBidiControl(r) {
+			return size, true // reorders what the viewer sees
+		}
 		h.text(r)
 		return size, true
 	}

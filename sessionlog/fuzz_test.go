@@ -65,8 +65,8 @@ func FuzzReader(f *testing.F) {
 }
 
 // FuzzSanitize: Sanitize never panics, never lets a string command (OSC,
-// DCS, SOS, PM, APC) or a C1 control through, gives valid UTF-8, is the
-// same whether the input is cut or not, and is idempotent.
+// DCS, SOS, PM, APC), a C1 control or a bidi control through, gives valid
+// UTF-8, is the same whether the input is cut or not, and is idempotent.
 func FuzzSanitize(f *testing.F) {
 	f.Add("a\x1b]52;c;cm0gLXJmIC8K\x07b", 3)
 	f.Add("\x1b[1;31mred\x1b[0m\x1b[6n\x1bP$qm\x1b\\", 7)
@@ -82,7 +82,7 @@ func FuzzSanitize(f *testing.F) {
 			t.Fatalf("Sanitize(%q) = %q is not valid UTF-8", s, got)
 		}
 		for _, r := range got {
-			if (r >= 0x80 && r <= 0x9f) || r == 0x07 || r == 0x05 {
+			if (r >= 0x80 && r <= 0x9f) || r == 0x07 || r == 0x05 || isBidiControl(r) {
 				t.Fatalf("Sanitize(%q) = %q contains control %U", s, got, r)
 			}
 		}

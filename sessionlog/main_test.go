@@ -75,17 +75,8 @@ func (f *memFile) bytes() []byte {
 	return bytes.Clone(f.buf.Bytes())
 }
 
-// waitFor polls cond for up to five seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// waitLimit bounds every testkit.WaitFor in these tests: a hang guard.
+const waitLimit = 5 * time.Second
 
 // golden compares got with testdata/name, rewriting it with -update.
 func golden(t *testing.T, name string, got []byte) {

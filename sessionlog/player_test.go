@@ -216,7 +216,7 @@ func TestPlayControls(t *testing.T) {
 	// waitStatus waits until the player has reported n statuses in all.
 	waitStatus := func(n int) {
 		t.Helper()
-		waitFor(t, "status report", func() bool { return st.count() >= n })
+		testkit.WaitFor(t, waitLimit, "status report", func() bool { return st.count() >= n })
 	}
 
 	w := clock.nextWait(t) // towards B at 1s

@@ -13,7 +13,8 @@ import (
 // cursor and character-set ESC sequences, and showing/hiding the cursor and
 // the alternate screen. It drops everything else, in particular OSC (titles,
 // clipboard writes via OSC 52, hyperlinks), DCS (DECRQSS...), APC, PM, SOS,
-// C1 controls, queries that make the terminal answer (DSR, DA, window
+// C1 controls, the Unicode bidi embedding, override and isolate controls
+// (U+202A..U+202E, U+2066..U+2069), queries that make the terminal answer (DSR, DA, window
 // reports), CSI sequences longer than 64 bytes or with more than 16
 // parameters, and ENQ/BEL and other C0 controls.
 //

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // gatedFile is a destination whose writes wait until open is closed.
@@ -115,7 +117,7 @@ func TestWriterPeriodicSync(t *testing.T) {
 		t.Errorf("syncs after header = %d, want 1", n)
 	}
 	mustNil(t, w.Output([]byte("hello")))
-	waitFor(t, "periodic sync", func() bool { return f.syncCount() >= 2 })
+	testkit.WaitFor(t, waitLimit, "periodic sync", func() bool { return f.syncCount() >= 2 })
 	if !bytes.Contains(f.bytes(), []byte(`"hello"`)) {
 		t.Error("event not flushed to the destination before the sync")
 	}
@@ -141,7 +143,7 @@ func TestWriterStickyError(t *testing.T) {
 			file: &memFile{limit: 4096, writeErr: syscall.ENOSPC},
 			trigger: func(w *Writer) {
 				_ = w.Output(bytes.Repeat([]byte("x"), 128<<10))
-				waitFor(t, "write error", func() bool { return w.Err() != nil })
+				testkit.WaitFor(t, waitLimit, "write error", func() bool { return w.Err() != nil })
 			},
 			want: syscall.ENOSPC,
 		},
@@ -150,7 +152,7 @@ func TestWriterStickyError(t *testing.T) {
 			file: &memFile{limit: 4096, writeErr: syscall.ENOSPC},
 			trigger: func(w *Writer) {
 				_ = w.Output(bytes.Repeat([]byte("x"), 8<<10))
-				waitFor(t, "flush error", func() bool { return w.Err() != nil })
+				testkit.WaitFor(t, waitLimit, "flush error", func() bool { return w.Err() != nil })
 			},
 			want: syscall.ENOSPC,
 		},
@@ -159,7 +161,7 @@ func TestWriterStickyError(t *testing.T) {
 			file: &memFile{syncErr: syscall.EIO, syncsLeft: 1},
 			trigger: func(w *Writer) {
 				_ = w.Output([]byte("x"))
-				waitFor(t, "sync error", func() bool { return w.Err() != nil })
+				testkit.WaitFor(t, waitLimit, "sync error", func() bool { return w.Err() != nil })
 			},
 			want: syscall.EIO,
 		},

@@ -5,10 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/pem"
 	"math/big"
 	"testing"
 	"time"
@@ -91,33 +89,6 @@ func skECDSABlob(t testing.TB) []byte {
 	return wireBlob(wireString([]byte(ssh.KeyAlgoSKECDSA256)), wireString([]byte("nistp256")), wireString(pk.Bytes()), wireString([]byte("ssh:")))
 }
 
-func publicOf(t testing.TB, priv any) ssh.PublicKey {
-	t.Helper()
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.PublicKey()
-}
-
-func ecdsaPublic(t testing.TB, c elliptic.Curve) ssh.PublicKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return publicOf(t, k)
-}
-
-func rsaPublic(t testing.TB, bits int) ssh.PublicKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return publicOf(t, k)
-}
-
 // userCert is key certified by a fresh CA.
 func userCert(t testing.TB, key ssh.PublicKey) *ssh.Certificate {
 	t.Helper()
@@ -130,18 +101,4 @@ func userCert(t testing.TB, key ssh.PublicKey) *ssh.Certificate {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// privatePEM is a new ed25519 private key in OpenSSH PEM form.
-func privatePEM(t testing.TB) string {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(b))
 }

@@ -17,8 +17,9 @@ func TestParseAuthorized(t *testing.T) {
 	ed := testkit.Signer(t).PublicKey()
 	edB64 := base64.StdEncoding.EncodeToString(ed.Marshal())
 	edLine := "ssh-ed25519 " + edB64 + " alice@laptop"
-	rsa2048 := rsaPublic(t, 2048)
+	rsa2048 := testkit.RSAPublic(t, 2048)
 	signed := userCert(t, ed)
+	_, private := testkit.SignerPEM(t, "")
 
 	tests := []struct {
 		name     string
@@ -30,9 +31,9 @@ func TestParseAuthorized(t *testing.T) {
 		{name: "ed25519 without comment", text: "ssh-ed25519 " + edB64, wantType: ssh.KeyAlgoED25519},
 		{name: "ed25519 with trailing newline", text: edLine + "\n", wantType: ssh.KeyAlgoED25519},
 		{name: "ed25519 comment with spaces", text: edLine + " more words", wantType: ssh.KeyAlgoED25519},
-		{name: "ecdsa p256", text: line(ecdsaPublic(t, elliptic.P256())), wantType: ssh.KeyAlgoECDSA256},
-		{name: "ecdsa p384", text: line(ecdsaPublic(t, elliptic.P384())), wantType: ssh.KeyAlgoECDSA384},
-		{name: "ecdsa p521", text: line(ecdsaPublic(t, elliptic.P521())), wantType: ssh.KeyAlgoECDSA521},
+		{name: "ecdsa p256", text: line(testkit.ECDSAPublic(t, elliptic.P256())), wantType: ssh.KeyAlgoECDSA256},
+		{name: "ecdsa p384", text: line(testkit.ECDSAPublic(t, elliptic.P384())), wantType: ssh.KeyAlgoECDSA384},
+		{name: "ecdsa p521", text: line(testkit.ECDSAPublic(t, elliptic.P521())), wantType: ssh.KeyAlgoECDSA521},
 		{name: "rsa 2048", text: line(rsa2048), wantType: ssh.KeyAlgoRSA},
 		{name: "rsa 8192 crafted", text: keyLine("ssh-rsa", rsaBlob(t, 8192)), wantType: ssh.KeyAlgoRSA},
 		{name: "sk ed25519", text: keyLine(ssh.KeyAlgoSKED25519, skEd25519Blob(t)), wantType: ssh.KeyAlgoSKED25519},
@@ -47,12 +48,12 @@ func TestParseAuthorized(t *testing.T) {
 		{name: "type mismatch", text: keyLine("ecdsa-sha2-nistp256", ed.Marshal()), wantErr: `type "ecdsa-sha2-nistp256" does not match "ssh-ed25519"`},
 		{name: "certificate", text: string(ssh.MarshalAuthorizedKey(signed)), wantErr: "public key is a certificate; send the plain key"},
 		{name: "certificate blob under plain type", text: keyLine("ssh-ed25519", signed.Marshal()), wantErr: "public key is a certificate"},
-		{name: "openssh private key", text: privatePEM(t), wantErr: "this is a private key; send the .pub file"},
+		{name: "openssh private key", text: string(private), wantErr: "this is a private key; send the .pub file"},
 		{name: "pem rsa private key", text: "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n", wantErr: "this is a private key"},
 		{name: "putty private key", text: "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n", wantErr: "this is a private key"},
 		{name: "rfc 4716 public key", text: "---- BEGIN SSH2 PUBLIC KEY ----\nAAAA\n---- END SSH2 PUBLIC KEY ----\n", wantErr: "RFC 4716"},
 		{name: "dsa", text: keyLine("ssh-dss", dsaBlob()), wantErr: "DSA keys are not accepted"},
-		{name: "rsa 1024", text: line(rsaPublic(t, 1024)), wantErr: "rsa key of 1024 bits; want 2048 to 8192 bits"},
+		{name: "rsa 1024", text: line(testkit.RSAPublic(t, 1024)), wantErr: "rsa key of 1024 bits; want 2048 to 8192 bits"},
 		{name: "rsa 2047 crafted", text: keyLine("ssh-rsa", rsaBlob(t, 2047)), wantErr: "rsa key of 2047 bits"},
 		{name: "rsa 9000 crafted", text: keyLine("ssh-rsa", rsaBlob(t, 9000)), wantErr: "rsa key of 9000 bits"},
 		{name: "unknown type", text: "ssh-foo " + edB64, wantErr: `unknown key type "ssh-foo"`},
@@ -109,9 +110,9 @@ func TestCheck(t *testing.T) {
 		wantErr string
 	}{
 		{name: "ed25519", key: ed},
-		{name: "ecdsa p256", key: ecdsaPublic(t, elliptic.P256())},
-		{name: "rsa 2048", key: rsaPublic(t, 2048)},
-		{name: "rsa 1024", key: rsaPublic(t, 1024), wantErr: "rsa key of 1024 bits; want 2048 to 8192 bits"},
+		{name: "ecdsa p256", key: testkit.ECDSAPublic(t, elliptic.P256())},
+		{name: "rsa 2048", key: testkit.RSAPublic(t, 2048)},
+		{name: "rsa 1024", key: testkit.RSAPublic(t, 1024), wantErr: "rsa key of 1024 bits; want 2048 to 8192 bits"},
 		{name: "certificate", key: userCert(t, ed), wantErr: "public key is a certificate"},
 		{name: "nil", key: nil, wantErr: "public key: missing"},
 	}

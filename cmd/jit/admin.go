@@ -43,6 +43,8 @@ func (e *env) adminCmd() *cli.Command {
 						Flags:  []cli.Flag{formatFlag()},
 						Action: e.runUserList,
 					},
+					e.userDupsCmd(),
+					e.userRemoveKeyCmd(),
 				},
 			},
 			{
@@ -86,7 +88,7 @@ func (e *env) runUserAdd(c *cli.Context) error {
 	if err := cl.API.AddUser(c.Context, api.UserBody{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys}); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "enrolled %s\n", c.Args().First())
+	linef(e.stdout, "enrolled %s", c.Args().First())
 	return nil
 }
 
@@ -102,7 +104,7 @@ func (e *env) runUserRemove(c *cli.Context) error {
 	if err := cl.API.RemoveUser(c.Context, c.Args().First()); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "removed %s\n", c.Args().First())
+	linef(e.stdout, "removed %s", c.Args().First())
 	return nil
 }
 
@@ -154,6 +156,6 @@ func (e *env) runRevoke(c *cli.Context) error {
 	if err := cl.API.Revoke(c.Context, serial, c.String("reason")); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "revoked %d\n", serial)
+	linef(e.stdout, "revoked %d", serial)
 	return nil
 }

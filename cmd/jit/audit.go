@@ -60,8 +60,8 @@ func (e *env) runAuditList(c *cli.Context) error {
 		if asJSON {
 			return enc.Encode(ev)
 		}
-		fmt.Fprintln(e.stdout, formatEvent(ev))
-		return nil
+		_, err := fmt.Fprintln(e.stdout, textLine(formatEvent(ev)))
+		return err
 	})
 }
 
@@ -86,7 +86,7 @@ func (e *env) runAuditVerify(c *cli.Context) error {
 			return err
 		}
 	} else if v.OK {
-		fmt.Fprintf(e.stdout, "ok: %d events, %d checkpoints, %d recordings verified; head %s\n", v.Events, v.Checkpoints, v.Recordings, v.Head)
+		linef(e.stdout, "ok: %d events, %d checkpoints, %d recordings verified; head %s", v.Events, v.Checkpoints, v.Recordings, v.Head)
 	}
 	if v.OK {
 		return nil

@@ -115,6 +115,6 @@ func (e *env) runDecision(c *cli.Context, op decision) error {
 	if asJSON {
 		return json.NewEncoder(e.stdout).Encode(r)
 	}
-	fmt.Fprintf(e.stdout, "%s is %s (%d/%d approvals)\n", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded)
+	linef(e.stdout, "%s is %s (%d/%d approvals)", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded)
 	return nil
 }

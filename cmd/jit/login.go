@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/user"
 	"time"
@@ -75,7 +74,7 @@ func (e *env) runLogin(c *cli.Context) error {
 	} else if asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"user": res.User, "expires_at": res.ExpiresAt, "admin": res.Admin, "auditor": res.Auditor})
 	}
-	fmt.Fprintf(e.stdout, "logged in as %s until %s\n", res.User, res.ExpiresAt.Local().Format(time.Kitchen))
+	linef(e.stdout, "logged in as %s until %s", res.User, res.ExpiresAt.Local().Format(time.Kitchen))
 	return nil
 }
 

@@ -57,11 +57,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(stderr, "jit: error:", msg)
+			printError(stderr, "jit: error:", msg)
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintln(stderr, "jit: error:", err)
+	printError(stderr, "jit: error:", err.Error())
 	var ae *api.Error
 	if errors.As(err, &ae) {
 		if hint := hintFor(ae); hint != "" {
@@ -126,8 +126,9 @@ func (e *env) client() (*jitclient.Client, error) {
 	return jitclient.Open(dir, os.Getenv("JIT_ADDR"))
 }
 
-// printEach writes items one per line: NDJSON with --format json, otherwise
-// the text line that line makes of each item.
+// printEach writes items one per line: NDJSON with --format json (faithful:
+// JSON escapes what needs it), otherwise the text line that line makes of
+// each item, neutralised and bounded by textLine.
 func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) error {
 	enc := json.NewEncoder(w)
 	for _, it := range items {
@@ -135,7 +136,7 @@ func printEach[T any](w io.Writer, asJSON bool, items []T, line func(T) string) 
 		if asJSON {
 			err = enc.Encode(it)
 		} else {
-			_, err = fmt.Fprintln(w, line(it))
+			_, err = fmt.Fprintln(w, textLine(line(it)))
 		}
 		if err != nil {
 			return err
@@ -156,20 +157,29 @@ func jsonOutput(c *cli.Context) (bool, error) {
 			break
 		}
 	}
-	switch f {
-	case "json":
-		return true, nil
-	case "text", "":
-		return false, nil
-	default:
-		return false, cli.Exit(fmt.Sprintf("--format %q must be text or json", f), exitUsage)
+	if err := checkFormat(f); err != nil {
+		return false, err
 	}
+	return f == "json", nil
 }
 
 // formatFlag is --format on a command; see jsonOutput. Each command gets
 // its own: urfave/cli records on a flag whether it was set.
 func formatFlag() cli.Flag {
-	return &cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json"}
+	return &cli.StringFlag{Name: "format", Value: "text", EnvVars: []string{"JIT_FORMAT"}, Usage: "output format: text or json",
+		// Checked as the flags are parsed, before the command does anything:
+		// a bad --format must not first issue, approve or log in and only
+		// then fail to print.
+		Action: func(_ *cli.Context, f string) error { return checkFormat(f) }}
+}
+
+// checkFormat is the usage error of a --format other than text or json.
+func checkFormat(f string) error {
+	switch f {
+	case "json", "text", "":
+		return nil
+	}
+	return cli.Exit(fmt.Sprintf("--format %q must be text or json", f), exitUsage)
 }
 
 // first returns the first non-empty value.

@@ -33,6 +33,12 @@ func TestExitCodesWithoutLogin(t *testing.T) {
 		{[]string{"replay", "s1", "--at", "1", "--from", "2s"}, exitUsage, "--at or --from"},
 		{[]string{"sessions", "export", "s1", "--format", "pdf"}, exitUsage, `--format "pdf" must be cast or text`},
 		{[]string{"ssh"}, exitUsage, "give a host"},
+		// A bad --format is refused before anything is done, not after a
+		// request was made, a decision taken or a token stored.
+		{[]string{"approve", "req_1", "--format", "yaml"}, exitUsage, `--format "yaml" must be text or json`},
+		{[]string{"request", "db1", "--login", "deploy", "--reason", "x", "--format", "yaml"}, exitUsage, `--format "yaml"`},
+		{[]string{"login", "--ca", "https://127.0.0.1:1", "--fingerprint", "SHA256:x", "--user", "alice", "--format", "yaml"}, exitUsage, `--format "yaml"`},
+		{[]string{"sessions", "list", "--format", "yaml"}, exitUsage, `--format "yaml"`},
 		{[]string{"completion", "tcsh"}, exitUsage, "bash, zsh or fish"},
 		{[]string{"requests"}, exitError, "not logged in"},
 		{[]string{"krl", "-o", "x"}, exitError, "not logged in"},

@@ -132,7 +132,7 @@ func agentOptions(mode creds.AgentMode) jitclient.AgentOptions {
 // (docs/cli.md) and prints the agent warning of one that came.
 func (e *env) outcome(out jitclient.Obtained, err error) error {
 	if out.AgentWarning != nil {
-		fmt.Fprintln(e.stderr, "jit: warning:", out.AgentWarning)
+		printError(e.stderr, "jit: warning:", out.AgentWarning.Error())
 	}
 	var (
 		denied  *jitclient.DeniedError
@@ -167,7 +167,7 @@ func (e *env) waitOptions(timeout time.Duration) jitclient.WaitOptions {
 	return jitclient.WaitOptions{
 		Timeout: timeout,
 		Waiting: func(r api.Request) {
-			fmt.Fprintf(e.stderr, "Waiting for request approval... (request %s; needs %d approval(s))\n", r.ID, r.ApprovalsNeeded)
+			linef(e.stderr, "Waiting for request approval... (request %s; needs %d approval(s))", r.ID, r.ApprovalsNeeded)
 		},
 		Polled: func(r api.Request) {
 			if tty {
@@ -175,14 +175,14 @@ func (e *env) waitOptions(timeout time.Duration) jitclient.WaitOptions {
 				if r.ExpiresAt != nil {
 					left = time.Until(*r.ExpiresAt).Round(time.Second).String()
 				}
-				fmt.Fprintf(e.stderr, "\r\x1b[K%s: %s, %d/%d approvals, %s left", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded, left)
+				fmt.Fprint(e.stderr, "\r\x1b[K"+textLine(fmt.Sprintf("%s: %s, %d/%d approvals, %s left", r.ID, r.State, jitclient.CountApproved(r.Approvals), r.ApprovalsNeeded, left)))
 			}
 		},
 		Approved: func(r api.Request) {
 			if tty {
 				fmt.Fprintln(e.stderr) // end the status line
 			}
-			fmt.Fprintf(e.stderr, "approved by %s\n", r.DecidedBy)
+			linef(e.stderr, "approved by %s", r.DecidedBy)
 		},
 	}
 }
@@ -200,13 +200,13 @@ func (e *env) printObtained(c *cli.Context, out jitclient.Obtained) error {
 			"valid_before": g.ValidBefore().UTC(), "serial": fmt.Sprint(g.Cert.Serial), "principals": g.Cert.ValidPrincipals, "in_agent": out.InAgent,
 		})
 	}
-	fmt.Fprintf(e.stdout, "granted %s until %s (%s left), serial %d\n", g.Cert.ValidPrincipals[0], g.ValidBefore().Local().Format("15:04:05"),
+	linef(e.stdout, "granted %s until %s (%s left), serial %d", g.Cert.ValidPrincipals[0], g.ValidBefore().Local().Format("15:04:05"),
 		time.Until(g.ValidBefore()).Round(time.Second), g.Cert.Serial)
-	fmt.Fprintf(e.stdout, "  certificate %s\n", g.CertPath)
+	linef(e.stdout, "  certificate %s", g.CertPath)
 	if out.InAgent {
 		fmt.Fprintln(e.stdout, "  loaded into ssh-agent for as long as it is valid")
 	}
-	fmt.Fprintf(e.stdout, "  connect:    jit ssh %s@%s\n", r.Login, r.Host)
+	linef(e.stdout, "  connect:    jit ssh %s@%s", r.Login, r.Host)
 	return nil
 }
 
@@ -220,8 +220,8 @@ func (e *env) printRequest(c *cli.Context, r api.Request) error {
 	if asJSON {
 		return json.NewEncoder(e.stdout).Encode(r)
 	}
-	fmt.Fprintln(e.stdout, r.ID)
-	fmt.Fprintf(e.stderr, "request %s is %s; resume with: jit wait %s\n", r.ID, r.State, r.ID)
+	linef(e.stdout, "%s", r.ID)
+	linef(e.stderr, "request %s is %s; resume with: jit wait %s", r.ID, r.State, r.ID)
 	return nil
 }
 

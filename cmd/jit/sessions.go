@@ -193,27 +193,28 @@ func fmtOffset(secs float64) string {
 func (e *env) printSessionDetail(d api.SessionDetail) {
 	s := d.Session
 	w := e.stdout
-	fmt.Fprintf(w, "session     %s\n", s.ID)
-	fmt.Fprintf(w, "who         %s as %s on %s from %s\n", s.User, s.Login, s.Host, s.ClientAddr)
-	fmt.Fprintf(w, "started     %s\n", s.StartedAt.Local().Format(time.RFC3339))
+	linef(w, "session     %s", s.ID)
+	linef(w, "who         %s as %s on %s from %s", s.User, s.Login, s.Host, s.ClientAddr)
+	linef(w, "started     %s", s.StartedAt.Local().Format(time.RFC3339))
 	if s.EndedAt != nil {
-		fmt.Fprintf(w, "ended       %s (%s, %s)\n", s.EndedAt.Local().Format(time.RFC3339), s.EndedAt.Sub(s.StartedAt).Round(time.Second), s.EndReason)
+		linef(w, "ended       %s (%s, %s)", s.EndedAt.Local().Format(time.RFC3339), s.EndedAt.Sub(s.StartedAt).Round(time.Second), s.EndReason)
 	} else {
 		fmt.Fprintln(w, "ended       (live)")
 	}
 	if s.Command != "" {
-		fmt.Fprintf(w, "command     %s\n", s.Command)
+		linef(w, "command     %s", s.Command)
 	}
-	fmt.Fprintf(w, "exit status %d\n", s.ExitStatus)
-	fmt.Fprintf(w, "bytes       %d in, %d out\n", s.BytesIn, s.BytesOut)
-	fmt.Fprintf(w, "serials     user cert %d, target cert %d\n", s.Serial, s.TargetSerial)
-	fmt.Fprintf(w, "recording   sha256 %s, %d bytes\n", s.RecordingSHA256, s.RecordingSize)
+	linef(w, "exit status %d", s.ExitStatus)
+	linef(w, "bytes       %d in, %d out", s.BytesIn, s.BytesOut)
+	linef(w, "serials     user cert %d, target cert %d", s.Serial, s.TargetSerial)
+	linef(w, "recording   sha256 %s, %d bytes", s.RecordingSHA256, s.RecordingSize)
 	if r := d.Request; r != nil {
-		fmt.Fprintf(w, "request     %s (%s, role %s)\n", r.ID, r.State, r.Role)
-		fmt.Fprintf(w, "justification %q\n", r.Reason)
+		linef(w, "request     %s (%s, role %s)", r.ID, r.State, r.Role)
+		linef(w, "justification %q", r.Reason)
 		for _, a := range r.Approvals {
 			verb := map[string]string{api.DecisionApprove: "approved", api.DecisionDeny: "denied"}[a.Decision]
-			fmt.Fprintf(w, "%-11s %s at %s: %q\n", verb, a.Approver, a.Time.Local().Format(time.RFC3339), a.Reason)
+			linef(w, "%-11s %s at %s: %q", verb, a.Approver, a.Time.Local().Format(time.RFC3339), a.Reason)
 		}
 	}
+	printMarkers(w, d.Markers, d.MoreMarkers, s.ID)
 }

@@ -49,7 +49,7 @@ func (e *env) runStatus(c *cli.Context) error {
 			}
 			continue
 		}
-		fmt.Fprintf(e.stdout, "%-32s %8s left  serial %d  %s\n", g.Login+"@"+g.Host, left.Round(time.Second), g.Cert.Serial, g.Cert.KeyId)
+		linef(e.stdout, "%-32s %8s left  serial %d  %s", g.Login+"@"+g.Host, left.Round(time.Second), g.Cert.Serial, g.Cert.KeyId)
 	}
 	if live == 0 && !asJSON {
 		fmt.Fprintln(e.stderr, "no live grants; ask with jit request HOST --login LOGIN --reason TEXT")

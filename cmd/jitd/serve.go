@@ -15,6 +15,7 @@ import (
 
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
+	"github.com/jitssh/jitssh/logtext"
 )
 
 func serveCommand() *cli.Command {
@@ -28,6 +29,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "egress", Usage: "bastion source addresses towards targets, as CIDRs (source-address of target certificates)"},
 			&cli.StringSliceFlag{Name: "webhook", Usage: "webhook URL for request notifications (repeatable)"},
 			&cli.StringFlag{Name: "webhook-secret", EnvVars: []string{"JITD_WEBHOOK_SECRET"}, Usage: "whsec_... secret to sign webhooks (Standard Webhooks)"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, how long to wait for open sessions and requests before cutting them"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics over plain HTTP at ADDR/metrics (a private address, e.g. 127.0.0.1:9102)"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
@@ -47,7 +49,9 @@ func runServe(c *cli.Context) error {
 	defer signal.Stop(hup)
 
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
-	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	// Text logs bound every value a client sent (logtext); JSON logs keep
+	// them whole, escaped by JSON.
+	var handler slog.Handler = logtext.New(slog.NewTextHandler(stderr, nil), logtext.DefaultMax)
 	if c.String("log-format") == "json" {
 		handler = slog.NewJSONHandler(stderr, nil)
 	}
@@ -70,7 +74,8 @@ func runServe(c *cli.Context) error {
 	cfg := daemon.Config{
 		Dir: c.String("data"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
 		EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
-		Limits: limits,
+		ShutdownTimeout: c.Duration("shutdown-timeout"),
+		Limits:          limits,
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/policy"
 )
 
@@ -61,9 +62,9 @@ func TestServeWithReloads(t *testing.T) {
 		policy string
 		want   string
 	}{
-		{policy: strings.Replace(string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "", 1),
+		{policy: testkit.Edit(t, string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", ""),
 			want: `msg="policy reloaded" change.summary="users -carol" change.users_removed=1`},
-		{policy: "users:\n  alice: {groups: [dev], colour: blue}\n",
+		{policy: testkit.BadPolicy,
 			want: `msg="policy reload failed; keeping the last good policy" err="reload policy: ` + policyFile + `:2`},
 	}
 	for _, st := range steps {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/user"
 
 	"github.com/urfave/cli/v2"
 
@@ -46,12 +45,8 @@ func runUserAdd(c *cli.Context) error {
 		}
 		keys = append(keys, string(b))
 	}
-	actor := "jitd user add"
-	if u, err := user.Current(); err == nil {
-		actor = "operator:" + u.Username
-	}
 	e := grant.Enrolment{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys, Via: "jitd user add"}
-	if err := daemon.EnrolUser(c.Context, c.String("data"), e, actor); err != nil {
+	if err := daemon.EnrolUser(c.Context, c.String("data"), e); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "enrolled %s (a running jitd picks this up within seconds)\n", c.Args().First())

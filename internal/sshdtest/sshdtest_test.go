@@ -1,7 +1,6 @@
 package sshdtest
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"path/filepath"
 	"strings"
@@ -9,20 +8,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-)
 
-func newCA(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+	"github.com/jitssh/jitssh/internal/testkit"
+)
 
 func userCert(t *testing.T, ca ssh.Signer, key ssh.PublicKey, keyID string, principals ...string) *ssh.Certificate {
 	t.Helper()
@@ -104,8 +92,8 @@ func TestSSHDConfigOrder(t *testing.T) {
 
 func TestCertificateLogin(t *testing.T) {
 	Require(t, "sshd", "ssh")
-	userCA := newCA(t)
-	otherCA := newCA(t)
+	userCA := testkit.Signer(t)
+	otherCA := testkit.Signer(t)
 	login := LocalUser(t)
 	srv := Start(t, Config{
 		TrustedUserCAKeys: []ssh.PublicKey{userCA.PublicKey()},
@@ -152,7 +140,7 @@ func TestCertificateLogin(t *testing.T) {
 
 func TestHostCertificate(t *testing.T) {
 	Require(t, "sshd", "ssh")
-	userCA, hostCA, otherCA := newCA(t), newCA(t), newCA(t)
+	userCA, hostCA, otherCA := testkit.Signer(t), testkit.Signer(t), testkit.Signer(t)
 	login := LocalUser(t)
 	srv := Start(t, Config{
 		TrustedUserCAKeys: []ssh.PublicKey{userCA.PublicKey()},

@@ -1,6 +1,9 @@
 // Package testkit holds the helpers that tests of several packages need
-// alike: a settable clock and fresh SSH signers. It is imported only from
-// _test.go files.
+// alike: a settable clock, fresh SSH keys (signers, OpenSSH PEM, RSA and
+// ECDSA public keys), polling for a condition, edits of fixture text, a bad
+// policy file, and the process's CPU time for benchmarks. It is imported
+// only from _test.go files and imports no jitssh package, so that any
+// package's tests may use it.
 package testkit
 
 import (
@@ -55,9 +58,5 @@ func Signer(t testing.TB) ssh.Signer {
 	if err != nil {
 		t.Fatalf("generate ed25519 key: %v", err)
 	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatalf("ed25519 signer: %v", err)
-	}
-	return s
+	return signerOf(t, priv)
 }
