@@ -83,6 +83,11 @@ func (c *Client) SetToken(token string) { c.token = token }
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, method, path, nil, in, out)
+}
+
+// doWith is do with extra request headers.
+func (c *Client) doWith(ctx context.Context, method, path string, header http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -91,7 +96,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	resp, err := c.send(ctx, method, path, body)
+	resp, err := c.sendWith(ctx, method, path, header, body)
 	if err != nil {
 		return err
 	}
@@ -108,9 +113,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // send performs a request and turns non-2xx answers into *Error.
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	return c.sendWith(ctx, method, path, nil, body)
+}
+
+func (c *Client) sendWith(ctx context.Context, method, path string, header http.Header, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -192,6 +204,16 @@ func (c *Client) Login(ctx context.Context, user string, signer ssh.Signer, ttl 
 func (c *Client) CreateRequest(ctx context.Context, body CreateRequestBody) (RequestResponse, error) {
 	var out RequestResponse
 	return out, c.do(ctx, http.MethodPost, "/v1/requests", body, &out)
+}
+
+// CreateRequestIdempotent is CreateRequest with an Idempotency-Key: a
+// retry with the same key and body within the daemon's window (24 hours)
+// is answered with the first request and its certificate, never a second
+// one. Use one random key per request asked for, and the same on retries.
+func (c *Client) CreateRequestIdempotent(ctx context.Context, body CreateRequestBody, key string) (RequestResponse, error) {
+	var out RequestResponse
+	h := http.Header{IdempotencyKeyHeader: {key}}
+	return out, c.doWith(ctx, http.MethodPost, "/v1/requests", h, body, &out)
 }
 
 // Request returns one request.

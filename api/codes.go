@@ -121,7 +121,21 @@ const (
 	CodeCertificateRevoked = "certificate_revoked"
 	// CodeCertificateExpired means the certificate is outside its validity.
 	CodeCertificateExpired = "certificate_expired"
+	// CodeInvalidIdempotencyKey (400) means the Idempotency-Key header is
+	// empty, repeated, over 255 bytes or not printable ASCII.
+	CodeInvalidIdempotencyKey = "invalid_idempotency_key"
+	// CodeIdempotencyKeyReused (409) means this user sent the key within
+	// its window with a different body.
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
+	// CodeIdempotencyKeyInFlight (409) means the first request with the key
+	// is still being issued: retry later for its outcome.
+	CodeIdempotencyKeyInFlight = "idempotency_key_in_flight"
 )
+
+// IdempotencyKeyHeader is the header of POST /v1/requests that makes a
+// retry return the first outcome (IETF httpapi "The Idempotency-Key HTTP
+// Header Field").
+const IdempotencyKeyHeader = "Idempotency-Key"
 
 // Policy reason codes (package policy), for the outcome of an evaluation.
 // docs/policy.md describes each.

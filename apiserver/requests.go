@@ -21,7 +21,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.cfg.Grants.Submit(r.Context(), c, grant.Submission{
 		User: body.User, Host: body.Host, Login: body.Login, Justification: body.Reason, TTL: body.TTL,
-		PublicKey: body.PublicKey, BreakGlass: body.BreakGlass,
+		PublicKey: body.PublicKey, BreakGlass: body.BreakGlass, IdempotencyKey: idempotencyKey(r),
 	})
 	if err != nil {
 		return err
@@ -32,6 +32,20 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, status, toResponse(res))
 	return nil
+}
+
+// idempotencyKey is the request's Idempotency-Key header. A header sent
+// but empty, or sent twice, is passed on as a key grant refuses, rather than
+// as no key: the client asked for idempotency and must not silently lose it.
+func idempotencyKey(r *http.Request) string {
+	vs, ok := r.Header[api.IdempotencyKeyHeader]
+	switch {
+	case !ok:
+		return ""
+	case len(vs) != 1 || vs[0] == "":
+		return "\x00"
+	}
+	return vs[0]
 }
 
 func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request) error {

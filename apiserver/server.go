@@ -125,6 +125,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/requests/{id}/cancel", s.authed(s.handleCancel))
 	s.route("POST /v1/requests/{id}/certificate", s.authed(s.handleRedeem))
 	s.route("GET /v1/grants", s.authed(s.handleGrants))
+	s.route("GET /v1/grants/{serial}", s.authed(s.handleGrantStatus))
 
 	s.route("GET /v1/admin/users", s.role(grant.RoleAdmin, s.handleListUsers))
 	s.route("POST /v1/admin/users", s.role(grant.RoleAdmin, s.handleAddUser))
@@ -169,17 +170,21 @@ func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleKRL serves an OpenSSH key revocation list of every revoked user
-// certificate, for sshd's RevokedKeys on hosts that trust the user CA
-// directly. Serials are not secret, so it needs no login: a cron job on a
-// host can fetch it.
+// handleKRL serves one OpenSSH key revocation list with a section per CA:
+// revoked user certificates under the user CA key (for hosts that trust
+// the user CA directly) and revoked per-session target certificates under
+// the target CA key (for targets behind the bastion). Serials are not
+// secret, so it needs no login: a cron job on a host can fetch it.
 func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
-	serials, err := s.cfg.Store.RevokedSerials(r.Context())
+	byKind, err := s.cfg.Store.RevokedSerialsByKind(r.Context())
 	if err != nil {
 		return storeError(err)
 	}
 	now := s.now()
-	krl, err := ca.KRL(s.cfg.CAKeys.User, serials, uint64(now.UnixNano()), now, "jitssh user CA revocations")
+	krl, err := ca.KRLOf([]ca.KRLSection{
+		{CA: s.cfg.CAKeys.User, Serials: byKind["user"]},
+		{CA: s.cfg.CAKeys.Target, Serials: byKind["target"]},
+	}, uint64(now.UnixNano()), now, "jitssh user and target CA revocations")
 	if err != nil {
 		return fmt.Errorf("build KRL: %w", err)
 	}

@@ -200,6 +200,26 @@ ALTER TABLE certificates ADD COLUMN extensions TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE certificates ADD COLUMN critical_options TEXT NOT NULL DEFAULT '{}';
 UPDATE certificates SET extensions = '{"permit-pty":""}' WHERE kind IN ('user', 'target');
 `,
+		// 4: Idempotency-Key of POST /v1/requests (idempotency.go): the
+		// first request a user made with a key, the hash of its body and,
+		// once signed, its certificate, so that a retry is answered with
+		// the first outcome and never a second certificate. And an index
+		// of sessions by certificate serial.
+		`
+CREATE TABLE idempotency_keys (
+	user        TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	body_hash   TEXT NOT NULL,
+	request_id  TEXT NOT NULL,
+	state       TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
+	certificate TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	PRIMARY KEY (user, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+-- The sessions of one certificate, for its status (serialsessions.go).
+CREATE INDEX sessions_serial ON sessions(serial, started_at);
+`,
 	}
 }
 

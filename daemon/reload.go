@@ -50,6 +50,9 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		} else if n > 0 {
 			d.log.Info("requests expired", "count", n)
 		}
+		if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
+			d.log.Warn("reap idempotency keys", "err", err)
+		}
 		if err := d.policy.RefreshUsers(ctx); err != nil {
 			d.log.Warn("refresh enrolled users", "err", err)
 		}

@@ -131,6 +131,9 @@ type CreateRequest struct {
 	// PublicKey is the key to certify, in authorized_keys form.
 	PublicKey  string
 	BreakGlass bool
+	// IdempotencyKey, when set, makes a retry within IdempotencyWindow
+	// return this request's outcome instead of making another.
+	IdempotencyKey string
 }
 
 // Result is the state of a request after an operation. Certificate is set
@@ -145,9 +148,19 @@ func (s *Service) now() time.Time { return s.cfg.Clock().UTC().Truncate(time.Sec
 
 // Create validates, decides and, where policy allows outright, issues a
 // certificate. A request that needs approval is stored as pending. Every
-// refusal is audited with its reason code.
+// refusal is audited with its reason code. A request with an
+// IdempotencyKey the caller used within IdempotencyWindow is answered with
+// the first request's outcome (its certificate too), never a second one.
 func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) (Result, error) {
 	now := s.now()
+	if req.IdempotencyKey != "" {
+		if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
+			return Result{}, s.deny(ctx, caller, req, now, &Error{Kind: KindInvalid, Code: CodeInvalidIdempotencyKey, Message: err.Error()})
+		}
+		if res, known, err := s.lookupKey(ctx, caller, req, now); known {
+			return res, err
+		}
+	}
 	key, err := parseKey(req.PublicKey)
 	if err != nil {
 		return Result{}, s.deny(ctx, caller, req, now, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: err.Error()})
@@ -174,36 +187,73 @@ func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) 
 		BreakGlass: d.BreakGlass, CreatedAt: now, ClientAddr: caller.ClientAddr,
 	}
 	if d.Outcome == policy.NeedsApproval {
-		r.State = StatePending
-		r.ApprovalsNeeded = d.Approval.Count
-		requestTTL := d.RequestTTL
-		if requestTTL <= 0 {
-			requestTTL = defaultRequestTTL
-		}
-		r.ExpiresAt = now.Add(requestTTL)
-		err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-			if err := tx.InsertRequest(r); err != nil {
+		return s.createPending(ctx, caller, req, r, d, now)
+	}
+	return s.createIssued(ctx, caller, req, r, key, d, now)
+}
+
+// createPending stores r as pending, with its idempotency key.
+func (s *Service) createPending(ctx context.Context, caller Caller, req CreateRequest, r audit.Request, d policy.Decision, now time.Time) (Result, error) {
+	r.State = StatePending
+	r.ApprovalsNeeded = d.Approval.Count
+	requestTTL := d.RequestTTL
+	if requestTTL <= 0 {
+		requestTTL = defaultRequestTTL
+	}
+	r.ExpiresAt = now.Add(requestTTL)
+	err := s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		if req.IdempotencyKey != "" {
+			if err := s.claimKey(tx, caller, req, r.ID, now); err != nil {
 				return err
 			}
-			_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, "waiting for approval"))
-			return err
-		})
-		if err != nil {
-			return Result{}, unavailable(err)
+			if err := tx.CompleteIdempotencyKey(caller.User, req.IdempotencyKey, ""); err != nil {
+				return err
+			}
 		}
-		s.notify(Notification{Event: "request.created", Request: r, Actor: caller.User, Reason: r.Justification, Time: now})
-		return Result{Request: r}, nil
+		if err := tx.InsertRequest(r); err != nil {
+			return err
+		}
+		_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, "waiting for approval"))
+		return err
+	})
+	if err != nil {
+		if req.IdempotencyKey != "" && isKeyOutcome(err) {
+			return s.replayed(ctx, caller, req, err)
+		}
+		return Result{}, unavailable(err)
 	}
+	s.notify(Notification{Event: "request.created", Request: r, Actor: caller.User, Reason: r.Justification, Time: now})
+	return Result{Request: r}, nil
+}
+
+// createIssued records r as issued, with its idempotency key, and has the
+// door sign its certificate.
+func (s *Service) createIssued(ctx context.Context, caller Caller, req CreateRequest, r audit.Request, key ssh.PublicKey, d policy.Decision, now time.Time) (Result, error) {
 	r.State = StateIssued
 	r.DecidedAt = now
 	r.DecisionReason = string(d.Reason)
 	cert, err := s.issue(ctx, caller, &r, key, d, now, func(tx *audit.Tx) error {
+		if req.IdempotencyKey != "" {
+			if err := s.claimKey(tx, caller, req, r.ID, now); err != nil {
+				return err
+			}
+		}
 		if err := tx.InsertRequest(r); err != nil {
 			return err
 		}
 		_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, r.Justification))
 		return err
 	})
+	if req.IdempotencyKey != "" {
+		switch {
+		case err != nil && isKeyOutcome(err):
+			return s.replayed(ctx, caller, req, err)
+		case err != nil:
+			s.releaseKey(ctx, caller, req.IdempotencyKey, r.ID)
+		default:
+			s.completeKey(ctx, caller, req.IdempotencyKey, cert)
+		}
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -242,6 +292,8 @@ func (s *Service) issue(ctx context.Context, caller Caller, r *audit.Request, ke
 	if err != nil {
 		var ge *Error
 		switch {
+		case isKeyOutcome(err):
+			return nil, err
 		case errors.Is(err, audit.ErrConflict):
 			// Serials collided three times, or the request changed state
 			// under us; the former is all but impossible.

@@ -3,14 +3,18 @@ package grant
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jitssh/jitssh/audit"
 )
 
 // Revoke revokes the certificate with serial and records cert.revoked with
 // the reason in the same transaction; the bastion refuses the certificate
-// from then on and the KRL lists it. A reason is required (KindInvalid); an
-// unknown serial is KindNotFound.
+// from then on and the KRL lists it. Revoking a user certificate revokes
+// too, in the same transaction and each with its own cert.revoked event,
+// the unexpired target certificates the bastion was issued for its
+// sessions, so that targets that install the KRL refuse them as well. A
+// reason is required (KindInvalid); an unknown serial is KindNotFound.
 func (a *Admin) Revoke(ctx context.Context, caller Caller, serial uint64, reason string) error {
 	if reason == "" {
 		return newError(KindInvalid, CodeReasonMissing, "reason is required to revoke a certificate")
@@ -20,9 +24,26 @@ func (a *Admin) Revoke(ctx context.Context, caller Caller, serial uint64, reason
 		if err := tx.RevokeCertificate(serial, now, reason); err != nil {
 			return err
 		}
-		_, err := tx.Append(audit.Event{Time: now, Type: "cert.revoked", Code: "ok", Actor: caller.User, Serial: serial,
-			ClientAddr: caller.ClientAddr, Message: audit.BoundText(reason, maxAuditText)})
-		return err
+		msg := audit.BoundText(reason, maxAuditText)
+		if _, err := tx.Append(audit.Event{Time: now, Type: "cert.revoked", Code: "ok", Actor: caller.User, Serial: serial,
+			ClientAddr: caller.ClientAddr, Message: msg}); err != nil {
+			return err
+		}
+		targets, err := tx.LiveTargetSerials(serial, now)
+		if err != nil {
+			return err
+		}
+		for _, ts := range targets {
+			why := fmt.Sprintf("user certificate %d revoked", serial)
+			if err := tx.RevokeCertificate(ts, now, why); err != nil {
+				return err
+			}
+			if _, err := tx.Append(audit.Event{Time: now, Type: "cert.revoked", Code: "user_revoked", Actor: caller.User, Serial: ts,
+				ClientAddr: caller.ClientAddr, Message: why, Data: map[string]string{"kind": "target", "user_serial": fmt.Sprint(serial)}}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if errors.Is(err, audit.ErrNotFound) {
 		return newError(KindNotFound, CodeNotFound, "no certificate with serial %d", serial)

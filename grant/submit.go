@@ -22,6 +22,9 @@ type Submission struct {
 	TTL        string
 	PublicKey  string
 	BreakGlass bool
+	// IdempotencyKey is the Idempotency-Key header; see
+	// CreateRequest.IdempotencyKey.
+	IdempotencyKey string
 }
 
 // Submit parses the submission and creates the request as Create does. A
@@ -39,7 +42,7 @@ func (s *Service) Submit(ctx context.Context, caller Caller, sub Submission) (Re
 	}
 	return s.Create(ctx, caller, CreateRequest{
 		Host: sub.Host, Login: sub.Login, Justification: sub.Justification, TTL: ttl,
-		PublicKey: sub.PublicKey, BreakGlass: sub.BreakGlass,
+		PublicKey: sub.PublicKey, BreakGlass: sub.BreakGlass, IdempotencyKey: sub.IdempotencyKey,
 	})
 }
 

@@ -30,6 +30,9 @@ type Client struct {
 	// Poll is the interval between polls while waiting for approval or
 	// following the audit trail; zero means one second.
 	Poll time.Duration
+	// Backoff is the wait before the first retry of a request whose answer
+	// was lost (it doubles after); zero means half a second.
+	Backoff time.Duration
 }
 
 // Open returns a client for the login stored in dir. A non-empty addr

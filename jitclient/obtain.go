@@ -67,7 +67,7 @@ func (c *Client) Obtain(ctx context.Context, o ObtainOptions) (Obtained, error) 
 	if o.TTL != 0 {
 		body.TTL = o.TTL.String()
 	}
-	res, err := c.API.CreateRequest(ctx, body)
+	res, err := c.create(ctx, body)
 	if err != nil {
 		return Obtained{}, err
 	}
@@ -99,7 +99,7 @@ func (c *Client) Resume(ctx context.Context, id string, w WaitOptions, agent Age
 	if res.Request.State != api.StateApproved {
 		res, err = c.Wait(ctx, res.Request, w)
 	} else {
-		res, err = c.API.Redeem(ctx, res.Request.ID)
+		res, err = c.redeem(ctx, res.Request.ID)
 	}
 	if err != nil {
 		return Obtained{}, err

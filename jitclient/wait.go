@@ -18,9 +18,17 @@ func (e *DeniedError) Error() string {
 
 // EndedError means the request expired, was cancelled, or was already
 // redeemed while it was waited for: there is nothing left to wait for.
-type EndedError struct{ Request api.Request }
+// Cause, when set, is the daemon's refusal to redeem a request whose
+// state could not be read again.
+type EndedError struct {
+	Request api.Request
+	Cause   error
+}
 
 func (e *EndedError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("request %s cannot be redeemed: %v", e.Request.ID, e.Cause)
+	}
 	if e.Request.State == api.StateIssued {
 		return fmt.Sprintf("request %s was already redeemed", e.Request.ID)
 	}
@@ -90,7 +98,7 @@ func (c *Client) Wait(ctx context.Context, req api.Request, o WaitOptions) (api.
 				if o.Approved != nil {
 					o.Approved(res.Request)
 				}
-				return c.API.Redeem(ctx, res.Request.ID)
+				return c.redeem(ctx, res.Request.ID)
 			}
 		}
 		select {

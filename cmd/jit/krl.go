@@ -9,7 +9,7 @@ import (
 func (e *env) krlCmd() *cli.Command {
 	return &cli.Command{
 		Name:   "krl",
-		Usage:  "write the key revocation list of revoked user certificates, for sshd's RevokedKeys",
+		Usage:  "write the key revocation list of revoked user and target certificates, for sshd's RevokedKeys",
 		Flags:  []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"}},
 		Action: e.runKRL,
 	}

@@ -70,8 +70,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if ae.Status == http.StatusForbidden {
 			return exitDenied
 		}
+		if endedCode(ae) {
+			return exitEnded
+		}
 	}
 	return exitError
+}
+
+// endedCode reports whether e says the request is past what was asked of
+// it: decided, expired, cancelled or redeemed already (docs/cli.md, exit 5).
+func endedCode(e *api.Error) bool {
+	switch e.Code {
+	case api.CodeNotPending, api.CodeNotApproved, api.CodeRequestExpired, api.CodeAlreadyDecided:
+		return e.Status == http.StatusConflict
+	}
+	return false
 }
 
 // hintFor says what to do about the API errors a user can act on.

@@ -16,10 +16,10 @@ func TestPrintMarkers(t *testing.T) {
 		name, text, want string
 	}{
 		{name: "plain", text: `sftp write "/a" 3 bytes`, want: `sftp write "/a" 3 bytes`},
-		{name: "escape", text: "scp file \x1b]0;pwned\x07x\x1b[2J", want: "scp file x"},
-		{name: "line break", text: "scp file a\r\nfake marker", want: "scp file a  fake marker"},
-		{name: "bidi override", text: "scp file \u202eexe.txt", want: "scp file \uFFFDexe.txt"},
-		{name: "C1 CSI", text: "scp file \u009b2Jx", want: "scp file 2Jx"},
+		{name: "escape", text: "scp file \x1b]0;pwned\x07x\x1b[2J", want: `scp file \x1b]0;pwned\x07x\x1b[2J`},
+		{name: "line break", text: "scp file a\r\nfake marker", want: `scp file a\r\nfake marker`},
+		{name: "bidi override", text: "scp file \u202eexe.txt", want: `scp file \u202eexe.txt`},
+		{name: "C1 CSI", text: "scp file \u009b2Jx", want: `scp file \u009b2Jx`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

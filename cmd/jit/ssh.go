@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -73,9 +74,29 @@ func (e *env) runSSH(c *cli.Context) error {
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
+		if exit.ExitCode() == 255 {
+			e.explainRefusal(c.Context, g)
+		}
 		return cli.Exit("", exit.ExitCode())
 	}
 	return err
+}
+
+// explainRefusal runs after ssh failed (255: its own error, such as the
+// bastion's "Permission denied (publickey)"): it asks the daemon about the
+// certificate and says why the bastion refused it, if the daemon knows.
+// ssh's exit code stands either way.
+func (e *env) explainRefusal(ctx context.Context, g creds.Grant) {
+	cl, err := e.client()
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	if why := cl.Refusal(ctx, g, time.Now()); why != "" {
+		printError(e.stderr, "jit: the bastion refused the certificate:", why)
+	}
 }
 
 // grantFor returns the stored grant for LOGIN@HOST that is still valid in
