@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,7 +141,7 @@ func (c *Client) sendWith(ctx context.Context, method, path string, header http.
 		if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
 			return nil, &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(raw))}
 		}
-		return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	return resp, nil
 }
@@ -382,4 +383,14 @@ func (c *Client) Search(ctx context.Context, text, user, host, since string) ([]
 	}
 	var out SearchResponse
 	return out.Hits, c.do(ctx, http.MethodGet, "/v1/sessions/search?"+v.Encode(), nil, &out)
+}
+
+// retryAfter reads a Retry-After header given in seconds; the HTTP-date
+// form, which jitd never sends, reads as zero.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.Atoi(h)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }

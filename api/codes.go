@@ -17,6 +17,10 @@ const (
 	// CodeBusy means jitd holds too many unanswered login challenges; retry
 	// shortly.
 	CodeBusy = "busy"
+	// CodeRateLimited means the caller made too many logins (per client
+	// address) or requests (per user) in the limit's period (HTTP 429); the
+	// Retry-After header, and Error.RetryAfter, say when to try again.
+	CodeRateLimited = "rate_limited"
 
 	// CodeBodyTooLarge means the request body was over MaxBodyBytes.
 	CodeBodyTooLarge = "body_too_large"

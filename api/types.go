@@ -31,6 +31,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the answer's Retry-After (429 rate_limited, 503), zero
+	// when it had none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/grant"
@@ -29,6 +32,9 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			status, detail := s.answer(err)
+			if ra := retryAfter(err); ra > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ra.Seconds()))))
+			}
 			writeJSON(w, status, api.ErrorBody{Error: detail})
 		}
 	}
@@ -86,6 +92,15 @@ func (s *Server) answer(err error) (int, api.ErrorDetail) {
 	return http.StatusInternalServerError, api.ErrorDetail{Code: api.CodeInternal, Message: "internal error"}
 }
 
+// retryAfter is the RetryAfter of a domain error, zero for others.
+func retryAfter(err error) time.Duration {
+	var ge *grant.Error
+	if errors.As(err, &ge) {
+		return ge.RetryAfter
+	}
+	return 0
+}
+
 // statusOf is the HTTP status of each kind of domain error.
 func statusOf(k grant.Kind) int {
 	switch k {
@@ -101,6 +116,8 @@ func statusOf(k grant.Kind) int {
 		return http.StatusConflict
 	case grant.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case grant.KindRateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

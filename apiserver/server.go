@@ -46,6 +46,9 @@ type Config struct {
 	CheckpointKey ssh.PublicKey
 	// Recordings holds the session recordings that verify checks.
 	Recordings audit.Recordings
+	// Throttle rate-limits logins and request creation; nil means one
+	// with grant's default limits.
+	Throttle *grant.Throttle
 	// TokenTTL is the lifetime of bearer tokens; zero means
 	// grant.DefaultTokenTTL.
 	TokenTTL time.Duration
@@ -93,6 +96,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Throttle == nil {
+		if cfg.Throttle, err = grant.NewThrottle(grant.ThrottleConfig{Store: cfg.Store, Clock: cfg.Clock}); err != nil {
+			return nil, err
+		}
+	}
 	sessions, err := grant.NewSessions(grant.SessionsConfig{Store: cfg.Store, Policy: cfg.Policy.Current, Clock: cfg.Clock})
 	if err != nil {
 		return nil, err
@@ -106,10 +114,10 @@ func (s *Server) routes() {
 	s.route("GET /v1/health", s.handleHealth)
 	s.route("GET /v1/ca", s.handleCA)
 	s.route("GET /v1/krl", s.handleKRL)
-	s.route("POST /v1/login/challenge", s.handleChallenge)
-	s.route("POST /v1/login", s.handleLogin)
+	s.route("POST /v1/login/challenge", s.throttled(s.cfg.Throttle.Challenge, s.handleChallenge))
+	s.route("POST /v1/login", s.throttled(s.cfg.Throttle.Login, s.handleLogin))
 
-	s.route("POST /v1/requests", s.authed(s.handleCreate))
+	s.route("POST /v1/requests", s.authed(s.userThrottled(s.cfg.Throttle.CreateRequest, s.handleCreate)))
 	s.route("GET /v1/requests", s.authed(s.handleListRequests))
 	s.route("GET /v1/requests/{id}", s.authed(s.handleGetRequest))
 	s.route("POST /v1/requests/{id}/approve", s.authed(s.handleApprove))

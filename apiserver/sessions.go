@@ -71,24 +71,22 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/x-asciicast")
 	w.Header().Set("X-Jit-Session-Live", strconv.FormatBool(x.EndedAt.IsZero()))
+	sw := newStream(w)
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, f); err != nil || !follow {
+	if _, err := io.Copy(sw, f); err != nil || !follow {
 		return nil // the answer has begun: a failure now can only end it
 	}
-	s.follow(r.Context(), w, f, x.ID)
+	s.follow(r.Context(), sw, f, x.ID)
 	return nil
 }
 
 // follow streams what is appended to f until the session ends or the client
 // goes away.
-func (s *Server) follow(ctx context.Context, w http.ResponseWriter, f io.Reader, id string) {
-	flusher, _ := w.(http.Flusher)
+func (s *Server) follow(ctx context.Context, w *streamWriter, f io.Reader, id string) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if flusher != nil {
-			flusher.Flush()
-		}
+		w.Flush()
 		select {
 		case <-ctx.Done():
 			return

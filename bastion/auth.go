@@ -34,6 +34,7 @@ type identity struct {
 	Serial                       uint64
 	ValidBefore                  time.Time
 	RecordInput                  bool
+	IdleTimeout                  time.Duration
 	ForceCommand                 string
 	// Extensions are the certificate's; read-only once authorize built them.
 	Extensions map[string]string
@@ -165,7 +166,7 @@ func (s *Server) authorize(ctx context.Context, user string, key ssh.PublicKey, 
 	id := identity{
 		User: st.User, Login: login, Host: host, RequestID: st.RequestID,
 		Serial: cert.Serial, ValidBefore: time.Unix(int64(cert.ValidBefore), 0),
-		RecordInput: st.RecordInput, ForceCommand: cert.CriticalOptions[optForceCmd],
+		RecordInput: st.RecordInput, IdleTimeout: st.IdleTimeout, ForceCommand: cert.CriticalOptions[optForceCmd],
 		Extensions: map[string]string{}, Cert: cert,
 	}
 	for k, v := range cert.Extensions {
@@ -230,8 +231,10 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *ssh.ServerConfig {
 			return nil, auditedError{err}
 		}
 		if st := stateOf(ctx); st != nil {
+			st.authenticated()
 			st.armExpiry(id.ValidBefore)
 			st.watchRevocation(id.Cert)
+			st.watchIdle(id.IdleTimeout)
 		}
 		return id.permissions(crit), nil
 	}

@@ -11,6 +11,7 @@
 package bastion
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type CertStatus struct {
 	User        string
 	Revoked     bool
 	RecordInput bool
+	// IdleTimeout, when not zero, cuts the connection's sessions (end
+	// reason "idle") after that long without input from the engineer,
+	// with a warning a minute before.
+	IdleTimeout time.Duration
 }
 
 // TargetCertRequest asks the Backend for a target-CA certificate for one
@@ -134,6 +139,17 @@ type Config struct {
 	// loopback address, else none (the target certificate then carries no
 	// source-address restriction; set this in production).
 	EgressAddresses []string
+	// AuthTimeout bounds the time from accept to a proved certificate
+	// (banner, key exchange, authentication); a connection still
+	// unauthenticated then is closed. Default DefaultAuthTimeout.
+	AuthTimeout time.Duration
+	// MaxUnauthenticated caps connections not yet authenticated; one more
+	// is closed at accept, counted (RefusedConnections) and logged once a
+	// minute. Default DefaultMaxUnauthenticated.
+	MaxUnauthenticated int
+	// MaxUnauthenticatedPerAddr is the same cap per source IP address.
+	// Default DefaultMaxUnauthenticatedPerAddr.
+	MaxUnauthenticatedPerAddr int
 	// Logger receives operational logs; default discards.
 	Logger *slog.Logger
 }
@@ -176,6 +192,10 @@ func (c Config) Validate() error {
 	if c.RecordingDir == "" {
 		return errors.New("config: RecordingDir is required")
 	}
+	if c.AuthTimeout < 0 || c.MaxUnauthenticated < 0 || c.MaxUnauthenticatedPerAddr < 0 {
+		return fmt.Errorf("config: negative bound: AuthTimeout %s, MaxUnauthenticated %d, MaxUnauthenticatedPerAddr %d",
+			c.AuthTimeout, c.MaxUnauthenticated, c.MaxUnauthenticatedPerAddr)
+	}
 	if c.ExpiryWarning < 0 {
 		return fmt.Errorf("config: ExpiryWarning %s is negative", c.ExpiryWarning)
 	}
@@ -193,6 +213,7 @@ type Server struct {
 	log     *slog.Logger
 	checker *ssh.CertChecker
 	gl      *gliderssh.Server
+	limiter *connLimiter
 
 	mu       sync.Mutex
 	closed   bool
@@ -218,6 +239,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RevocationInterval == 0 {
 		cfg.RevocationInterval = 5 * time.Second
 	}
+	cfg.AuthTimeout = cmp.Or(cfg.AuthTimeout, DefaultAuthTimeout)
+	cfg.MaxUnauthenticated = cmp.Or(cfg.MaxUnauthenticated, DefaultMaxUnauthenticated)
+	cfg.MaxUnauthenticatedPerAddr = cmp.Or(cfg.MaxUnauthenticatedPerAddr, DefaultMaxUnauthenticatedPerAddr)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -225,6 +249,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      log,
+		limiter:  newConnLimiter(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerAddr, log),
 		conns:    map[*connState]struct{}{},
 		sessions: map[*session]struct{}{},
 	}

@@ -42,6 +42,13 @@ type connState struct {
 	warnT     *time.Timer
 	expT      *time.Timer
 	revokeT   *time.Timer
+	idleT     *time.Timer
+	idle      *idleState // nil without an idle timeout (idle.go)
+	// authed, authT and releaseUnauth are the pre-authentication bounds
+	// (limits.go).
+	authed        bool
+	authT         *time.Timer
+	releaseUnauth func()
 }
 
 // trackedConn calls onClose when gliderlabs closes the raw connection.
@@ -72,14 +79,22 @@ func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 	tc := &trackedConn{Conn: c}
 	st.raw = tc
 	tc.onClose = st.closed0
+	release, ok := s.limiter.acquire(c.RemoteAddr())
+	if !ok {
+		c.Close()
+		return nil
+	}
+	st.releaseUnauth = release
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		release()
 		c.Close()
 		return nil
 	}
 	s.conns[st] = struct{}{}
 	s.mu.Unlock()
+	st.armAuthDeadline(s.cfg.AuthTimeout)
 	ctx.SetValue(stateKey{}, st)
 	return tc
 }
@@ -97,8 +112,18 @@ func (st *connState) closed0() {
 	if st.revokeT != nil {
 		st.revokeT.Stop()
 	}
+	if st.authT != nil {
+		st.authT.Stop()
+	}
+	if st.idleT != nil {
+		st.idleT.Stop()
+	}
+	release := st.releaseUnauth
 	target := st.target
 	st.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	if target != nil {
 		target.Close()
 	}
@@ -173,15 +198,7 @@ func (st *connState) liveSessions() []*session {
 // terminate ends every session with reason (told to the client) and closes
 // the connection.
 func (st *connState) terminate(reason string) {
-	st.mu.Lock()
-	if st.reason == "" {
-		st.reason = reason
-	}
-	st.mu.Unlock()
-	for _, ss := range st.liveSessions() {
-		ss.end(reason, "jitssh: "+reason)
-	}
-	st.raw.Close()
+	st.terminateWith(reason, "jitssh: "+reason)
 }
 
 // newID returns a random 24-hex-digit identifier.

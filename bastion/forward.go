@@ -71,6 +71,7 @@ func (s *Server) handleDirect(_ *gliderssh.Server, conn *ssh.ServerConn, newCh s
 		_ = newCh.Reject(ssh.Prohibited, "not authenticated")
 		return
 	}
+	st.touch() // opening a channel is input for the idle timeout
 	what := describeChannel(newCh.ChannelType(), newCh.ExtraData())
 	if !id.permits(permitPort) {
 		st.markAll("forwarding refused: " + what)

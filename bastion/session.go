@@ -105,6 +105,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *ssh.ServerConn, newCh 
 	if err != nil {
 		return
 	}
+	st.touch() // opening a session is input for the idle timeout
 	ss := newSession(s, st, id, ch, reqs)
 	ss.run(ctx, conn)
 	// Drain until the client acknowledges the close.
@@ -521,6 +522,7 @@ func (ss *session) copy(dst io.Writer, src io.Reader, sc scanner, code string) {
 	count := &ss.bytesOut
 	if code == sessionlog.CodeInput {
 		count = &ss.bytesIn
+		src = inputReader{r: src, st: ss.st} // input keeps the idle timeout away
 	}
 	rw := &recordingWriter{
 		dst: dst, rec: ss.tape, code: code, count: count, scan: sc,

@@ -18,6 +18,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
 	"github.com/jitssh/jitssh/internal/testkit"
+	"github.com/jitssh/jitssh/ratelimit"
 )
 
 // benchUser is the engineer the benchmarks log in as.
@@ -25,6 +26,19 @@ const benchUser = "bencher"
 
 // stopWait bounds how long a benchmark waits for the daemon to shut down.
 const stopWait = 30 * time.Second
+
+// benchLimits lift the rate limits and caps that guard jitd against
+// clients: the benchmarks are one user on one address, asking for
+// thousands of certificates a minute from hundreds of connections.
+func benchLimits() daemon.Limits {
+	return daemon.Limits{
+		Login:                   ratelimit.Limit{Events: 1 << 20, Per: time.Minute},
+		Requests:                ratelimit.Limit{Events: 1 << 20, Per: time.Minute},
+		APIMaxConns:             4096,
+		BastionMaxUnauth:        4096,
+		BastionMaxUnauthPerAddr: 4096,
+	}
+}
 
 // benchHost is one target in the benchmark policy.
 type benchHost struct {
@@ -102,6 +116,7 @@ func (e *daemonEnv) run(b *testing.B, login string, hosts []benchHost) {
 		Dir: e.dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0",
 		EgressAddresses: []string{"127.0.0.1/32"},
 		Logger:          slog.New(slog.DiscardHandler),
+		Limits:          benchLimits(),
 	})
 	if err != nil {
 		b.Fatalf("daemon: %v", err)

@@ -186,7 +186,8 @@ func runJitdProcess(b *testing.B, env *daemonEnv, login string, hosts []benchHos
 		b.Fatal(err)
 	}
 	apiAddr, bastionAddr := freeAddr(b), freeAddr(b)
-	cmd := exec.Command(bin, "serve", "--data", env.dir, "--api", apiAddr, "--bastion", bastionAddr, "--egress", "127.0.0.1/32")
+	cmd := exec.Command(bin, "serve", "--data", env.dir, "--api", apiAddr, "--bastion", bastionAddr, "--egress", "127.0.0.1/32",
+		"--bastion-max-unauth-per-addr", "4096", "--bastion-max-unauth", "4096", "--login-rate", "1048576/1m", "--request-rate", "1048576/1m")
 	logf, err := os.Create(filepath.Join(b.TempDir(), "jitd.log"))
 	if err != nil {
 		b.Fatal(err)

@@ -58,6 +58,10 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 		Clock:           cfg.Clock,
 		EgressAddresses: cfg.EgressAddresses,
 		Logger:          cfg.Logger.With("component", "bastion"),
+
+		AuthTimeout:               cfg.Limits.BastionAuthTimeout,
+		MaxUnauthenticated:        cfg.Limits.BastionMaxUnauth,
+		MaxUnauthenticatedPerAddr: cfg.Limits.BastionMaxUnauthPerAddr,
 	})
 	if err != nil {
 		return "", nil, err
@@ -133,7 +137,8 @@ func (b *bastionBackend) CertificateStatus(ctx context.Context, cert *ssh.Certif
 		}
 		return bastion.CertStatus{}, err
 	}
-	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput}, nil
+	return bastion.CertStatus{RequestID: uc.RequestID, User: uc.User, Revoked: !uc.RevokedAt.IsZero(), RecordInput: uc.RecordInput,
+		IdleTimeout: uc.IdleTimeout}, nil
 }
 
 // MintTargetCert asks grant for the session's target certificate; what it

@@ -21,6 +21,7 @@ import (
 type metricsHandler struct {
 	store        *audit.Store
 	liveSessions func() int // nil without a bastion
+	refused      func() uint64
 	webhooks     func() notify.Stats
 }
 
@@ -38,6 +39,8 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.liveSessions != nil {
 		family(&b, "jitssh_bastion_live_sessions", "gauge", "Recorded bastion sessions open now.")
 		fmt.Fprintf(&b, "jitssh_bastion_live_sessions %d\n", m.liveSessions())
+		family(&b, "jitssh_bastion_refused_connections_total", "counter", "Bastion connections closed at accept over the unauthenticated caps.")
+		fmt.Fprintf(&b, "jitssh_bastion_refused_connections_total %d\n", m.refused())
 	}
 	st := m.webhooks()
 	family(&b, "jitssh_webhook_deliveries_total", "counter", "Webhook deliveries by outcome, per endpoint.")

@@ -50,6 +50,8 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for open sessions and
 	// requests to finish before it cuts them; zero means 10s.
 	ShutdownTimeout time.Duration
+	// Limits bound connections, timeouts and rate limits (limits.go).
+	Limits Limits
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -100,6 +102,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.Limits, err = cfg.Limits.withDefaults(); err != nil {
+		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger}
 	defer func() {
@@ -173,6 +178,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		}
 		d.bastion, d.addrs.Bastion = srv, addr
 		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
+		metrics.refused = srv.RefusedConnections
 	}
 	if d.cfg.MetricsAddr != "" {
 		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsAddr); err != nil {
@@ -187,7 +193,13 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 }
 
 func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
+	lim := d.cfg.Limits
+	throttle, err := grant.NewThrottle(grant.ThrottleConfig{Store: d.store, Login: lim.Login, Requests: lim.Requests, Clock: d.cfg.Clock})
+	if err != nil {
+		return err
+	}
 	handler, err := apiserver.New(apiserver.Config{
+		Throttle:       throttle,
 		Grants:         d.grants,
 		Store:          d.store,
 		Policy:         d.policy,
@@ -202,16 +214,17 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
-	if d.apiLn, err = net.Listen("tcp", d.cfg.APIAddr); err != nil {
+	ln, err := net.Listen("tcp", d.cfg.APIAddr)
+	if err != nil {
 		return fmt.Errorf("listen for API on %s: %w", d.cfg.APIAddr, err)
 	}
+	d.apiLn = newLimitListener(ln, lim.APIMaxConns)
 	d.api = &http.Server{
-		Handler:           handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		Handler:   handler,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
+		ErrorLog:  slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
+	lim.apiTimeouts(d.api)
 	d.addrs.API = d.apiLn.Addr().String()
 	return nil
 }

@@ -46,7 +46,9 @@ func TestEnrolmentAndAdmin(t *testing.T) {
 	t.Parallel()
 	alice, erin, admin, auditor := newEngineer(t, "alice"), newEngineer(t, "erin"), newEngineer(t, "admin"), newEngineer(t, "auditor")
 	people := []*engineer{alice, erin, admin, auditor}
-	d := startDaemon(t, renderPolicy(t, adminPolicy, "", people, nil))
+	// The test polls login every 100 ms until the daemon picks up an
+	// enrolment, far above the default per-address login rate.
+	d := startDaemon(t, renderPolicy(t, adminPolicy, "", people, nil), "--login-rate", "1000/1m")
 	d.login(t, admin)
 	d.login(t, auditor)
 

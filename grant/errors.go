@@ -3,6 +3,7 @@ package grant
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies why an operation failed, so that callers (the HTTP API, the
@@ -28,6 +29,9 @@ const (
 	KindUnauthenticated
 	// KindInternal means the daemon failed in a way the caller cannot fix.
 	KindInternal
+	// KindRateLimited means the caller made too many calls of this kind in
+	// the limit's period; Error.RetryAfter says when to try again.
+	KindRateLimited
 )
 
 // String returns a stable name for the kind.
@@ -49,6 +53,8 @@ func (k Kind) String() string {
 		return "unauthenticated"
 	case KindInternal:
 		return "internal"
+	case KindRateLimited:
+		return "rate_limited"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -62,6 +68,8 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// RetryAfter is, for KindRateLimited, when the call may be made again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -27,6 +27,9 @@ type UserCertificate struct {
 	Role string
 	// RecordInput says whether the session's keystrokes are recorded.
 	RecordInput bool
+	// IdleTimeout is the role's idle_timeout: zero, or how long a session
+	// may go without input before the bastion cuts it.
+	IdleTimeout time.Duration
 }
 
 // CertificateStatus returns the stored record of a user certificate the CA
@@ -52,6 +55,7 @@ func (s *Service) CertificateStatus(ctx context.Context, serial uint64) (UserCer
 		out.Role = r.Role
 		if role, ok := s.cfg.Policy().Role(r.Role); ok {
 			out.RecordInput = role.RecordInput
+			out.IdleTimeout = role.IdleTimeout
 		}
 	}
 	return out, nil

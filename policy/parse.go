@@ -69,6 +69,7 @@ type rawRole struct {
 	RequestTTL      string           `yaml:"request_ttl"`
 	RedeemTTL       string           `yaml:"redeem_ttl"`
 	BreakGlass      bool             `yaml:"break_glass"`
+	IdleTimeout     string           `yaml:"idle_timeout"`
 }
 
 type rawSelector struct {

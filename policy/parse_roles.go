@@ -72,6 +72,7 @@ func (ps parser) role(n *yaml.Node, i int, raw rawRole) (Role, error) {
 		{key: "ttl", raw: raw.TTL, def: DefaultTTL, limit: MaxTTLLimit, out: &r.TTL},
 		{key: "request_ttl", raw: raw.RequestTTL, def: DefaultRequestTTL, limit: MaxWaitLimit, out: &r.RequestTTL},
 		{key: "redeem_ttl", raw: raw.RedeemTTL, def: DefaultRedeemTTL, limit: MaxWaitLimit, out: &r.RedeemTTL},
+		{key: "idle_timeout", raw: raw.IdleTimeout, def: 0, limit: MaxTTLLimit, out: &r.IdleTimeout},
 	}
 	for _, d := range durations {
 		if *d.out, err = parseDuration(d.raw, d.def, d.limit); err != nil {

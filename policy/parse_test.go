@@ -64,6 +64,7 @@ roles:
     request_ttl: 45m
     redeem_ttl: 5m
     break_glass: true
+    idle_timeout: 15m
   - name: defaults
     groups: [dev]
     hosts: {names: ["*"]}
@@ -94,6 +95,7 @@ roles:
 		{name: "request_ttl", got: r.RequestTTL, want: 45 * time.Minute},
 		{name: "redeem_ttl", got: r.RedeemTTL, want: 5 * time.Minute},
 		{name: "break_glass", got: r.BreakGlass, want: true},
+		{name: "idle_timeout", got: r.IdleTimeout, want: 15 * time.Minute},
 		{name: "selector names", got: fmt.Sprint(r.Hosts.Names), want: "[db1 web-*]"},
 		{name: "admins may request", got: p.Admins.MayRequestAccess, want: true},
 		{name: "auditors", got: fmt.Sprint(p.Auditors), want: "[secops]"},
@@ -116,6 +118,7 @@ roles:
 		{name: "default request_ttl", got: d.RequestTTL, want: DefaultRequestTTL},
 		{name: "default redeem_ttl", got: d.RedeemTTL, want: DefaultRedeemTTL},
 		{name: "default approval", got: d.Approval == nil, want: true},
+		{name: "default idle_timeout (none)", got: d.IdleTimeout, want: time.Duration(0)},
 	}...)
 	for _, c := range checks {
 		if c.got != c.want {
@@ -195,6 +198,10 @@ func TestParseErrors(t *testing.T) {
 		{name: "ttl above default max_ttl", text: role("    ttl: 2h\n"), wantLine: 10, wantFrag: "ttl 2h exceeds max_ttl 1h"},
 		{name: "max_ttl above 24h", text: role("    max_ttl: 25h\n"), wantLine: 10, wantFrag: `max_ttl: duration "25h" exceeds the limit of 24h`},
 		{name: "request_ttl above limit", text: role("    request_ttl: 200h\n"), wantLine: 10, wantFrag: "request_ttl"},
+		{name: "bad idle_timeout", text: role("    idle_timeout: forever\n"), wantLine: 10, wantFrag: `idle_timeout: bad duration "forever"`},
+		{name: "idle_timeout zero", text: role("    idle_timeout: 0s\n"), wantLine: 10, wantFrag: `idle_timeout: duration "0s" must be positive`},
+		{name: "idle_timeout above 24h", text: role("    idle_timeout: 25h\n"), wantLine: 10, wantFrag: `idle_timeout: duration "25h" exceeds the limit of 24h`},
+		{name: "idle_timeout fractional", text: role("    idle_timeout: 90.5s\n"), wantLine: 10, wantFrag: `idle_timeout: duration "90.5s" must be whole seconds`},
 		{name: "bad redeem_ttl", text: role("    redeem_ttl: soon\n"), wantLine: 10, wantFrag: `redeem_ttl: bad duration "soon"`},
 		{name: "bad regexp", text: role("    justification: {ticket: '^(INC'}\n"), wantLine: 10, wantFrag: `justification: ticket: bad regexp "^(INC"`},
 		{name: "empty ticket", text: role("    justification: {ticket: ''}\n"), wantLine: 10, wantFrag: "empty pattern"},

@@ -107,6 +107,10 @@ type Role struct {
 	// BreakGlass lets a requester skip approval in an emergency; such
 	// grants are flagged in the Decision.
 	BreakGlass bool
+	// IdleTimeout, when not zero, is how long a bastion session of the
+	// role may go without a byte from the engineer before it is cut
+	// (warned a minute before); at most MaxTTLLimit, whole seconds.
+	IdleTimeout time.Duration
 }
 
 // ApprovalRule says who must approve a role's requests.

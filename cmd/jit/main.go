@@ -96,6 +96,11 @@ func hintFor(e *api.Error) string {
 		return "the daemon cannot record to its audit store, so it issues nothing; tell the operators"
 	case api.CodeNotAuditor, api.CodeNotAdmin:
 		return "this needs a separate identity with that role (admin and normal identities are kept apart)"
+	case api.CodeRateLimited:
+		if e.RetryAfter > 0 {
+			return fmt.Sprintf("the daemon limits how often this may be done; try again in %s", e.RetryAfter)
+		}
+		return "the daemon limits how often this may be done; try again in a minute"
 	}
 	return ""
 }

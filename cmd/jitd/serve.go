@@ -22,7 +22,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve the HTTPS API and, with --bastion, the recording bastion",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dataFlag(),
 			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7443", Usage: "API listen address"},
 			&cli.StringFlag{Name: "bastion", Usage: "bastion listen address, e.g. 127.0.0.1:2222 (empty: no bastion)"},
@@ -34,7 +34,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
 			&cli.BoolFlag{Name: "quickstart", Usage: "print what to type next once serving"},
-		},
+		}, limitFlags()...),
 		Action: runServe,
 	}
 }
@@ -63,6 +63,10 @@ func runServe(c *cli.Context) error {
 		}
 		res.Print(stderr)
 	}
+	limits, err := limitsFrom(c)
+	if err != nil {
+		return err
+	}
 	var hooks []daemon.WebhookConfig
 	for _, u := range c.StringSlice("webhook") {
 		hooks = append(hooks, daemon.WebhookConfig{URL: u, Secret: c.String("webhook-secret")})
@@ -71,6 +75,7 @@ func runServe(c *cli.Context) error {
 		Dir: c.String("data"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
 		EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
+		Limits:          limits,
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }

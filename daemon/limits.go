@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jitssh/jitssh/bastion"
+	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/ratelimit"
+)
+
+// Defaults of the API's bounds (docs/api.md says how to change each).
+const (
+	// DefaultAPIReadTimeout bounds reading a whole request, headers and
+	// body: bodies are small JSON, so a slow body (one byte a second) is
+	// cut here.
+	DefaultAPIReadTimeout = 30 * time.Second
+	// DefaultAPIWriteTimeout bounds writing an answer. Recording
+	// downloads and `jit sessions watch` streams extend it per write.
+	DefaultAPIWriteTimeout = 2 * time.Minute
+	// DefaultAPIIdleTimeout closes keep-alive connections idle this long.
+	DefaultAPIIdleTimeout = 2 * time.Minute
+	// DefaultAPIMaxConns caps the API's open connections; further ones
+	// wait in the kernel's accept queue.
+	DefaultAPIMaxConns = 512
+	// apiHeaderTimeout bounds reading the request headers.
+	apiHeaderTimeout = 10 * time.Second
+)
+
+// Limits are the bounds jitd puts on what comes from outside. Zero fields
+// take the defaults of bastion, grant and this package.
+type Limits struct {
+	// BastionAuthTimeout bounds accept to authenticated on the bastion.
+	BastionAuthTimeout time.Duration
+	// BastionMaxUnauth and BastionMaxUnauthPerAddr cap the bastion's
+	// unauthenticated connections in total and per source address.
+	BastionMaxUnauth, BastionMaxUnauthPerAddr int
+	// APIReadTimeout, APIWriteTimeout and APIIdleTimeout are the API
+	// server's http.Server timeouts.
+	APIReadTimeout, APIWriteTimeout, APIIdleTimeout time.Duration
+	// APIMaxConns caps the API's concurrent connections.
+	APIMaxConns int
+	// Login bounds login challenges and attempts per client address;
+	// Requests bounds request creation per user.
+	Login, Requests ratelimit.Limit
+}
+
+// withDefaults fills zero fields and refuses negative ones.
+func (l Limits) withDefaults() (Limits, error) {
+	if l.BastionAuthTimeout < 0 || l.APIReadTimeout < 0 || l.APIWriteTimeout < 0 || l.APIIdleTimeout < 0 ||
+		l.BastionMaxUnauth < 0 || l.BastionMaxUnauthPerAddr < 0 || l.APIMaxConns < 0 {
+		return l, fmt.Errorf("limits: negative bound in %+v", l)
+	}
+	l.BastionAuthTimeout = cmp.Or(l.BastionAuthTimeout, bastion.DefaultAuthTimeout)
+	l.BastionMaxUnauth = cmp.Or(l.BastionMaxUnauth, bastion.DefaultMaxUnauthenticated)
+	l.BastionMaxUnauthPerAddr = cmp.Or(l.BastionMaxUnauthPerAddr, bastion.DefaultMaxUnauthenticatedPerAddr)
+	l.APIReadTimeout = cmp.Or(l.APIReadTimeout, DefaultAPIReadTimeout)
+	l.APIWriteTimeout = cmp.Or(l.APIWriteTimeout, DefaultAPIWriteTimeout)
+	l.APIIdleTimeout = cmp.Or(l.APIIdleTimeout, DefaultAPIIdleTimeout)
+	l.APIMaxConns = cmp.Or(l.APIMaxConns, DefaultAPIMaxConns)
+	l.Login = cmp.Or(l.Login, grant.DefaultLoginLimit())
+	l.Requests = cmp.Or(l.Requests, grant.DefaultRequestLimit())
+	for _, rl := range []ratelimit.Limit{l.Login, l.Requests} {
+		if err := rl.Validate(); err != nil {
+			return l, fmt.Errorf("limits: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// apiTimeouts sets the API server's timeouts from l.
+func (l Limits) apiTimeouts(s *http.Server) {
+	s.ReadHeaderTimeout = apiHeaderTimeout
+	s.ReadTimeout = l.APIReadTimeout
+	s.WriteTimeout = l.APIWriteTimeout
+	s.IdleTimeout = l.APIIdleTimeout
+}
+
+// limitListener accepts at most cap(sem) connections at once: Accept
+// waits for a slot, and closing a connection frees its slot.
+type limitListener struct {
+	net.Listener
+	sem  chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func newLimitListener(l net.Listener, n int) *limitListener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+// Accept waits for a free slot, then for a connection.
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+// Close stops Accept, including one waiting for a slot.
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
