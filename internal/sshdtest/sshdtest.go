@@ -1,5 +1,7 @@
-// Package sshdtest starts a real OpenSSH sshd on 127.0.0.1 for tests and
-// builds ssh client commands that talk to it.
+// Package sshdtest starts a real OpenSSH sshd for tests, on 127.0.0.1 by
+// default or on a given address through a command wrapper (inside a network
+// namespace of internal/netnstest), and builds ssh client commands that talk
+// to it.
 //
 // Every server runs from its own sshd_config in t.TempDir() and is stopped in
 // t.Cleanup. Tests that need OpenSSH call Require first: it skips when a binary
@@ -92,7 +94,7 @@ type Config struct {
 	// configured; an empty list means no certificate is accepted.
 	Principals []string
 	// HostCA, if set, certifies the generated host key (HostCertificate)
-	// with principals "127.0.0.1" and HostName (if set), and the server's
+	// with principals ListenHost (127.0.0.1) and HostName (if set), and the server's
 	// known_hosts file then trusts HostCA through an @cert-authority line
 	// instead of pinning the host key.
 	HostCA ssh.Signer
@@ -101,6 +103,23 @@ type Config struct {
 	// RevokedKeys is an optional path for sshd's RevokedKeys (a KRL or a
 	// list of keys). sshd refuses every public key if it cannot read it.
 	RevokedKeys string
+	// ListenHost is the IP address sshd listens on; empty is 127.0.0.1.
+	ListenHost string
+	// Port is the port sshd listens on. Zero picks a free port of
+	// ListenHost, or 22 with Wrap set (a fresh network namespace has every
+	// port free, and the root namespace's ports are not its own).
+	Port int
+	// Wrap, if set, turns sshd's command line into the one that runs it,
+	// e.g. (*netnstest.Host).Argv to run it inside a network namespace. It
+	// must exec sshd, so that the started process is sshd itself.
+	Wrap func(name string, args ...string) []string
+	// Root, if set, lays the server out as a stock host under Root (see
+	// rootLayout): sshd_config at Root/etc/ssh/sshd_config includes
+	// Root/etc/ssh/sshd_config.d/*.conf first and trusts nothing itself, so
+	// that what a drop-in installs decides who logs in. TrustedUserCAKeys,
+	// Principals, HostCA and RevokedKeys must then be empty. Root must be
+	// readable by every user sshd runs commands as.
+	Root string
 	// Extra are additional sshd_config lines. Lines before the first
 	// "Match" come first in the file, so they override the generated lines
 	// (sshd keeps the first value of a keyword); "Match" blocks go last.
@@ -109,12 +128,17 @@ type Config struct {
 
 // Server is a running sshd.
 type Server struct {
-	// Addr is "127.0.0.1:PORT".
+	// Addr is "HOST:PORT" (HOST is Config.ListenHost, default 127.0.0.1).
 	Addr string
+	// Host is the address sshd listens on.
+	Host string
 	// Port is the TCP port sshd listens on.
 	Port int
-	// Dir holds sshd_config, keys and the principals file.
+	// Dir holds sshd_config, keys and the principals file (Root/etc/ssh
+	// with Config.Root).
 	Dir string
+	// Config is the path of sshd_config.
+	Config string
 	// HostKey is the public host key.
 	HostKey ssh.PublicKey
 	// HostSigner is the host private key, so tests can build known_hosts
@@ -153,10 +177,11 @@ func (s *Server) WaitLog(substr string, timeout time.Duration) bool {
 	}
 }
 
-// Start starts sshd on a free port of 127.0.0.1 with its own sshd_config in
-// t.TempDir(), validates the config with `sshd -t` first, waits (at most
-// 10 s) until the port accepts connections and stops the process in
-// t.Cleanup (SIGTERM, then SIGKILL). It fails the test on any error and
+// Start starts sshd on a free port of 127.0.0.1 (or as cfg's ListenHost,
+// Port, Wrap and Root say) with its own sshd_config in t.TempDir(),
+// validates the config with `sshd -t` first, waits (at most 10 s) until the
+// port accepts connections and stops the process in t.Cleanup (SIGTERM,
+// then SIGKILL). It fails the test on any error and
 // skips (or fails with CI=true) when sshd is missing.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
@@ -168,31 +193,32 @@ func Start(t testing.TB, cfg Config) *Server {
 			t.Fatalf("sshdtest: create privsep dir /run/sshd: %v", err)
 		}
 	}
-	dir := t.TempDir()
-	s := &Server{Dir: dir, Login: LocalUser(t), KnownHosts: filepath.Join(dir, "known_hosts")}
+	s, err := newServer(t, cfg)
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
 	files, err := s.writeFiles(cfg)
 	if err != nil {
 		t.Fatalf("sshdtest: %v", err)
 	}
 
-	// The port is picked by binding :0 and released before sshd binds it;
+	// A port picked by binding :0 is released before sshd binds it;
 	// another process may grab it in between, so retry a few times.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := pickPort(cfg, s.Host)
 		if err != nil {
 			t.Fatalf("sshdtest: %v", err)
 		}
 		s.Port = port
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cfgPath := filepath.Join(dir, "sshd_config")
-		if err := os.WriteFile(cfgPath, []byte(sshdConfig(cfg, files, s.Addr)), 0o600); err != nil {
+		s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(port))
+		if err := os.WriteFile(s.Config, []byte(sshdConfig(cfg, files, s.Addr)), 0o600); err != nil {
 			t.Fatalf("sshdtest: write sshd_config: %v", err)
 		}
-		if out, err := exec.Command(sshd, "-t", "-f", cfgPath).CombinedOutput(); err != nil {
-			t.Fatalf("sshdtest: sshd -t -f %s: %v\n%s", cfgPath, err, out)
+		if out, err := s.command(cfg, sshd, "-t", "-f", s.Config).CombinedOutput(); err != nil {
+			t.Fatalf("sshdtest: sshd -t -f %s: %v\n%s", s.Config, err, out)
 		}
-		if lastErr = s.run(sshd, cfgPath); lastErr == nil {
+		if lastErr = s.run(s.command(cfg, sshd, "-D", "-e", "-f", s.Config)); lastErr == nil {
 			t.Cleanup(s.stop)
 			if err := writeDefaultKnownHosts(s, cfg); err != nil {
 				t.Fatalf("sshdtest: %v", err)
@@ -205,13 +231,14 @@ func Start(t testing.TB, cfg Config) *Server {
 }
 
 type serverFiles struct {
-	hostKey, hostCert, trustedCAs, principals string
+	root, hostKey, hostCert, trustedCAs, principals string
 }
 
 // writeFiles writes the host key (and certificate), the trusted CA file and
 // the principals file, and fills in s's host key fields.
 func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
 	f := serverFiles{
+		root:       cfg.Root,
 		hostKey:    filepath.Join(s.Dir, "ssh_host_ed25519_key"),
 		trustedCAs: filepath.Join(s.Dir, "trusted_user_ca_keys"),
 		principals: filepath.Join(s.Dir, "authorized_principals"),
@@ -235,8 +262,11 @@ func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
 		return f, fmt.Errorf("write host public key: %w", err)
 	}
 
+	if cfg.Root != "" {
+		return f, nil // the drop-ins decide whom the server trusts
+	}
 	if cfg.HostCA != nil {
-		principals := []string{"127.0.0.1"}
+		principals := []string{s.Host}
 		if cfg.HostName != "" {
 			principals = append(principals, cfg.HostName)
 		}
@@ -287,7 +317,13 @@ func sshdConfig(cfg Config, f serverFiles, addr string) string {
 		}
 		head = append(head, l)
 	}
-	lines := append([]string{}, head...)
+	var lines []string
+	if f.root != "" {
+		// First, as Debian's stock sshd_config does: sshd keeps the first
+		// value of a keyword, so the drop-ins win.
+		lines = append(lines, "Include "+filepath.Join(f.root, "etc", "ssh", "sshd_config.d", "*.conf"))
+	}
+	lines = append(lines, head...)
 	lines = append(lines,
 		"ListenAddress "+addr,
 		"HostKey "+f.hostKey,
@@ -296,7 +332,7 @@ func sshdConfig(cfg Config, f serverFiles, addr string) string {
 		lines = append(lines, "HostCertificate "+f.hostCert)
 	}
 	lines = append(lines,
-		"PidFile "+filepath.Join(filepath.Dir(f.hostKey), "sshd.pid"),
+		"PidFile "+pidFile(f),
 		"UsePAM no",
 		"StrictModes no",
 		"PasswordAuthentication no",
@@ -304,8 +340,11 @@ func sshdConfig(cfg Config, f serverFiles, addr string) string {
 		"HostbasedAuthentication no",
 		"PubkeyAuthentication yes",
 		"AuthorizedKeysFile none",
-		"TrustedUserCAKeys "+f.trustedCAs,
-		"AuthorizedPrincipalsFile "+f.principals,
+	)
+	if f.root == "" {
+		lines = append(lines, "TrustedUserCAKeys "+f.trustedCAs, "AuthorizedPrincipalsFile "+f.principals)
+	}
+	lines = append(lines,
 		"PermitRootLogin prohibit-password",
 		"LogLevel VERBOSE",
 		"PrintMotd no",
@@ -334,16 +373,15 @@ func firstWord(line string) string {
 }
 
 // run starts sshd and waits until it accepts a connection or exits.
-func (s *Server) run(sshd, cfgPath string) error {
+func (s *Server) run(cmd *exec.Cmd) error {
 	s.stderr = &lockedBuffer{}
-	cmd := exec.Command(sshd, "-D", "-e", "-f", cfgPath)
 	cmd.Stdout = s.stderr
 	cmd.Stderr = s.stderr
 	// Per-connection children inherit stderr; do not let a lingering child
 	// hold Wait forever.
 	cmd.WaitDelay = stopTimeout
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", sshd, err)
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -352,11 +390,22 @@ func (s *Server) run(sshd, cfgPath string) error {
 	}()
 	s.cmd, s.done = cmd, done
 
-	deadline := time.Now().Add(startTimeout)
+	if err := s.WaitAccepting(startTimeout); err != nil {
+		s.stop()
+		return err
+	}
+	return nil
+}
+
+// WaitAccepting waits at most timeout until s accepts a TCP connection, as
+// after a SIGHUP, when sshd re-executes itself and listens again. It
+// returns an error if sshd exited or the time ran out.
+func (s *Server) WaitAccepting(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
-		case <-done:
-			return fmt.Errorf("sshd exited: %v", cmd.ProcessState)
+		case <-s.done:
+			return fmt.Errorf("sshd exited: %v", s.cmd.ProcessState)
 		default:
 		}
 		c, err := net.DialTimeout("tcp", s.Addr, 500*time.Millisecond)
@@ -366,9 +415,11 @@ func (s *Server) run(sshd, cfgPath string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.stop()
-	return fmt.Errorf("sshd did not accept connections on %s within %v", s.Addr, startTimeout)
+	return fmt.Errorf("sshd did not accept connections on %s within %v", s.Addr, timeout)
 }
+
+// Pid is sshd's process id, e.g. for a reload command ("kill -HUP PID").
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // stop sends SIGTERM, waits, then kills.
 func (s *Server) stop() {
@@ -386,8 +437,8 @@ func (s *Server) stop() {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
@@ -396,9 +447,12 @@ func freePort() (int, error) {
 }
 
 // KnownHostsPattern is the known_hosts host pattern ssh looks up for s:
-// "[127.0.0.1]:PORT".
+// "[HOST]:PORT", or "HOST" on port 22.
 func (s *Server) KnownHostsPattern() string {
-	return fmt.Sprintf("[127.0.0.1]:%d", s.Port)
+	if s.Port == 22 {
+		return s.Host
+	}
+	return fmt.Sprintf("[%s]:%d", s.Host, s.Port)
 }
 
 // WriteKnownHosts writes a known_hosts file at path (0600) for s. With hostCA
@@ -437,7 +491,7 @@ func writeDefaultKnownHosts(s *Server, cfg Config) error {
 //
 //	ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes
 //	    -o UserKnownHostsFile=s.KnownHosts -o GlobalKnownHostsFile=/dev/null
-//	    -o IdentitiesOnly=yes -i keyPath -p PORT LOGIN@127.0.0.1 args...
+//	    -o IdentitiesOnly=yes -i keyPath -p PORT LOGIN@HOST args...
 //
 // OpenSSH loads the certificate keyPath-cert.pub beside the key by itself.
 // args follow the destination: ssh still parses leading options there
@@ -456,7 +510,7 @@ func SSHCommand(t testing.TB, s *Server, keyPath string, args ...string) *exec.C
 		"-o", "ConnectTimeout=10",
 		"-i", keyPath,
 		"-p", strconv.Itoa(s.Port),
-		s.Login + "@127.0.0.1",
+		s.Login + "@" + s.Host,
 	}
 	return exec.Command(Path("ssh"), append(base, args...)...)
 }
