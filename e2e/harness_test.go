@@ -153,10 +153,17 @@ type background struct {
 // t.Cleanup if the test did not wait for it.
 func start(t testing.TB, e *engineer, args ...string) *background {
 	t.Helper()
-	b := &background{args: args, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(bin(t, "jit"), args...)
-	b.cmd.Env = e.env()
-	b.cmd.Dir = e.Home
+	cmd := exec.Command(bin(t, "jit"), args...)
+	cmd.Env = e.env()
+	cmd.Dir = e.Home
+	return startCommand(t, cmd, args...)
+}
+
+// startCommand starts cmd, a jit command line built by the caller (e.g.
+// inside a network namespace), as start does; args name it in failures.
+func startCommand(t testing.TB, cmd *exec.Cmd, args ...string) *background {
+	t.Helper()
+	b := &background{args: args, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("start jit %s: %v", strings.Join(args, " "), err)

@@ -190,3 +190,45 @@ func TestPublicKeyFile(t *testing.T) {
 		t.Fatalf("failure %q, want one on the write", msg)
 	}
 }
+
+func TestTree(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(root string) error
+		want   []string
+	}{
+		{name: "untouched", change: func(string) error { return nil }},
+		{name: "rewritten", change: func(root string) error { return os.WriteFile(filepath.Join(root, "a"), []byte("2"), 0o644) }, want: []string{"/a: changed"}},
+		{name: "chmodded", change: func(root string) error { return os.Chmod(filepath.Join(root, "a"), 0o600) }, want: []string{"/a: changed"}},
+		{name: "added and removed", change: func(root string) error {
+			if err := os.Remove(filepath.Join(root, "d", "b")); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(root, "c"), nil, 0o644)
+		}, want: []string{"/c: appeared", "/d/b: gone"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.WriteFile(filepath.Join(root, "a"), []byte("1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "d", "b"), []byte("1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := Tree(t, root)
+			if err := tt.change(root); err != nil {
+				t.Fatal(err)
+			}
+			if got := TreeDiff(before, Tree(t, root)); strings.Join(got, ";") != strings.Join(tt.want, ";") {
+				t.Fatalf("TreeDiff = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if msg := fails(func(tb testing.TB) { Tree(tb, filepath.Join(t.TempDir(), "missing")) }); !strings.Contains(msg, "walk") {
+		t.Fatalf("failure %q, want one naming the walk", msg)
+	}
+}
