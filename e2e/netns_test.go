@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,4 +116,45 @@ func TestNetnsSourceAddressEnforced(t *testing.T) {
 			t.Errorf("event %+v, want alice's", ev)
 		}
 	})
+}
+
+// TestNetnsDefaultEgress checks the default of --egress (issue 10): the
+// source address the bastion dials each target from, so that a target on
+// a host of its own still gets a source-address restriction. sshd logs,
+// at DEBUG3, each critical option it finds in a certificate. It runs once
+// jitd serve has --public-addr (the bastion part of issue 10).
+func TestNetnsDefaultEgress(t *testing.T) {
+	if out, err := exec.Command(bin(t, "jitd"), "serve", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--public-addr") {
+		t.Skip("jitd serve has no --public-addr yet: the default egress comes with it")
+	}
+	t.Parallel()
+	sshdtest.Require(t, "sshd", "ssh")
+	h := netnstest.New(t, "db1")
+	alice, auditor := newEngineer(t, "alice"), newEngineer(t, "auditor")
+	login := sshdtest.LocalUser(t)
+	d := initDaemon(t)
+	keys, err := ca.LoadKeys(filepath.Join(d.Data, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db1 := sshdtest.Start(t, sshdtest.Config{
+		Wrap: h.Argv, ListenHost: h.Addr.String(),
+		TrustedUserCAKeys: []ssh.PublicKey{keys.Target.PublicKey()},
+		Principals:        []string{login + "@db1"},
+		HostCA:            keys.Host, HostName: "db1",
+		Extra: []string{"LogLevel DEBUG3"},
+	})
+	// db2 of the policy is db1 again: this test needs one target.
+	policy := renderPolicy(t, netnsPolicy, login, []*engineer{alice, auditor}, map[string]*sshdtest.Server{"db1": db1, "db2": db1})
+	d.serve(t, policy, "--bastion", "127.0.0.1:0")
+	d.login(t, alice)
+	r := start(t, alice, "ssh", login+"@db1", "--reason", "check the default egress", "--", "echo conn=$SSH_CONNECTION").wait(t, commandTimeout)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "conn="+h.HostAddr.String()+" ") {
+		t.Fatalf("jit ssh db1: %v; want a session from %s", r, h.HostAddr)
+	}
+	// The option's length on the wire: a 4-byte length and the CIDR.
+	want := fmt.Sprintf(`found certificate option "source-address" len %d`, 4+len(h.HostAddr.String()+"/32"))
+	if !db1.WaitLog(want, sessionWait) {
+		t.Fatalf("db1 log lacks %q: the target certificate has no source-address %s/32:\n%s", want, h.HostAddr, db1.Log())
+	}
 }
