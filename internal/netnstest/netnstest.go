@@ -35,9 +35,13 @@ const opTimeout = 10 * time.Second
 // claimAttempts bounds how many random subnets New tries before giving up.
 const claimAttempts = 20
 
-// Range is the private range test hosts take their /30 from. It is in
+// rangeText is the private range test hosts take their /30 from: in
 // 10.0.0.0/8 and used by nothing else of the project.
-var Range = netip.MustParsePrefix("10.203.0.0/16")
+const rangeText = "10.203.0.0/16"
+
+// Range is the private range (10.203.0.0/16) test hosts take their /30
+// from, and the one destination a host routes to the root namespace.
+func Range() netip.Prefix { return netip.MustParsePrefix(rangeText) }
 
 // Host is one test host: a network namespace with one veth end inside.
 type Host struct {
@@ -107,7 +111,7 @@ func New(t testing.TB, label string) *Host {
 		}
 		return h
 	}
-	t.Fatalf("netnstest: no free subnet of %s after %d attempts", Range, claimAttempts)
+	t.Fatalf("netnstest: no free subnet of %s after %d attempts", rangeText, claimAttempts)
 	return nil
 }
 
@@ -124,7 +128,7 @@ func claim(label string) (*Host, error) {
 		return nil, fmt.Errorf("random subnet: %w", err)
 	}
 	n := binary.BigEndian.Uint16(b[:]) &^ 3 // the /30's first address within the /16
-	base := Range.Addr().As4()
+	base := Range().Addr().As4()
 	base[2], base[3] = byte(n>>8), byte(n)
 	suffix := fmt.Sprintf("%04x", n)
 	h := &Host{
@@ -167,7 +171,7 @@ func (h *Host) setUp() error {
 		inside("link", "set", "lo", "up"),
 		inside("addr", "add", h.Addr.String()+"/30", "dev", h.Peer),
 		inside("link", "set", h.Peer, "up"),
-		inside("route", "add", Range.String(), "via", h.HostAddr.String()),
+		inside("route", "add", rangeText, "via", h.HostAddr.String()),
 	}
 	for _, s := range steps {
 		if out, err := ip(s...); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -162,5 +163,33 @@ func TestWithHosts(t *testing.T) {
 	}
 	if out, err := exec.CommandContext(ctx, "getent", "ahostsv4", "bastion.test").CombinedOutput(); err == nil {
 		t.Fatalf("bastion.test resolves outside the helper: %s", out)
+	}
+}
+
+// TestParallelHosts makes hosts from parallel subtests: each gets its own
+// namespace and subnet of Range.
+func TestParallelHosts(t *testing.T) {
+	Require(t)
+	var mu sync.Mutex
+	seen := map[netip.Prefix]string{}
+	t.Run("group", func(t *testing.T) {
+		for i := 0; i < 6; i++ {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				h := New(t, fmt.Sprint("p", i))
+				if !Range().Contains(h.HostAddr) || !Range().Contains(h.Addr) || h.Subnet().Bits() != 30 {
+					t.Errorf("host %s: %s and %s, want a /30 of %s", h, h.HostAddr, h.Addr, Range())
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if other, ok := seen[h.Subnet()]; ok {
+					t.Errorf("subnet %s given to %s and %s", h.Subnet(), other, h.Name)
+				}
+				seen[h.Subnet()] = h.Name
+			})
+		}
+	})
+	if len(seen) != 6 {
+		t.Fatalf("%d distinct subnets, want 6", len(seen))
 	}
 }
