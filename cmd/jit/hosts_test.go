@@ -3,6 +3,8 @@ package main
 import (
 	"slices"
 	"testing"
+
+	"github.com/jitssh/jitssh/creds"
 )
 
 func TestNearestHosts(t *testing.T) {
@@ -31,6 +33,22 @@ func TestNearestHosts(t *testing.T) {
 	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"web1", "webl", 1}, {"ü1", "u1", 1}, {"wbe1", "web1", 1}, {"ca", "abc", 3}} {
 		if got := editDistance(tc.a, tc.b); got != tc.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
+		}
+	}
+}
+
+// jit ssh dials the host and port of what /v1/ca advertised, a name or an
+// IPv6 address alike, and checks the certificate under the alias.
+func TestSSHArgsDialAdvertised(t *testing.T) {
+	g := creds.Grant{Login: "deploy", Host: "web1", KeyPath: "/k", CertPath: "/k-cert.pub"}
+	for _, tc := range []struct{ bastion, host, port string }{
+		{"bastion.example.com:2222", "bastion.example.com", "2222"},
+		{"[2001:db8::7]:22", "2001:db8::7", "22"},
+		{"127.0.0.2:2200", "127.0.0.2", "2200"},
+	} {
+		args := sshArgs(tc.bastion, "/kh", g, false)
+		if args[len(args)-1] != tc.host || !slices.Equal(args[:2], []string{"-p", tc.port}) || !slices.Contains(args, "HostKeyAlias=jitssh-bastion") {
+			t.Errorf("sshArgs(%q) = %q, want port %s, host %s last", tc.bastion, args, tc.port, tc.host)
 		}
 	}
 }
