@@ -169,7 +169,9 @@ func (s *standIn) answer(w http.ResponseWriter, k ssh.PublicKey) {
 	})
 }
 
-func authorized(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
+func authorized(k ssh.PublicKey) string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+}
 
 func randBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)
