@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHostPrincipals checks jit host principals as sshd calls it: the
+// principal USER@HOST for a login in the logins file, nothing (exit 0) for
+// another user, and errors for a host that never joined and bad usage.
+func TestHostPrincipals(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc/ssh/jitssh")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"host": "db1\n", "logins": "deploy\nroot\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{[]string{"host", "principals", "--root", root, "deploy"}, 0, "deploy@db1\n", ""},
+		{[]string{"host", "principals", "root", "--root", root}, 0, "root@db1\n", ""},
+		{[]string{"host", "principals", "--root", root, "postgres"}, 0, "", ""},
+		{[]string{"host", "principals", "--root", root, "deploy@db1"}, 0, "", ""},
+		{[]string{"host", "principals", "--root", t.TempDir(), "deploy"}, exitError, "", "has not joined"},
+		{[]string{"host", "principals", "--root", root}, exitUsage, "", "give one USER"},
+		{[]string{"host", "join", "--ca", "https://127.0.0.1:1", "--fingerprint", "SHA256:x", "--token", "t", "extra"}, exitUsage, "", "takes no arguments"},
+		{[]string{"host", "join", "--ca", "https://127.0.0.1:1", "--fingerprint", "SHA256:x"}, exitUsage, "", "token"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"jit"}, tt.args...), strings.NewReader(""), &stdout, &stderr)
+			if code != tt.wantCode || stdout.String() != tt.wantStdout || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, stderr with %q", code, stdout.String(), stderr.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}
