@@ -10,7 +10,13 @@ import (
 )
 
 func TestRenew(t *testing.T) {
-	r := newTestRoot(t)
+	for _, keyType := range []string{"ed25519", "rsa"} {
+		t.Run(keyType, func(t *testing.T) { testRenew(t, keyType) })
+	}
+}
+
+func testRenew(t *testing.T, keyType string) {
+	r := newTestRootWith(t, keyType)
 	s := newStandIn(t, "db1", "root")
 	o := r.options(someJit(t))
 	if _, err := join(t, o, s); err != nil {

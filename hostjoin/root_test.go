@@ -29,6 +29,13 @@ type testRoot struct {
 
 func newTestRoot(t *testing.T) testRoot {
 	t.Helper()
+	return newTestRootWith(t, "ed25519")
+}
+
+// newTestRootWith is newTestRoot with a host key of ssh-keygen type
+// keyType at the default host key's path.
+func newTestRootWith(t *testing.T, keyType string) testRoot {
+	t.Helper()
 	sshdtest.Require(t, "sshd", "ssh-keygen")
 	root := t.TempDir()
 	// sshd runs the principals command as nobody: the root and the test's
@@ -46,7 +53,7 @@ func newTestRoot(t *testing.T) testRoot {
 		t.Fatal(err)
 	}
 	key := l.Path(hostjoin.DefaultHostKey)
-	if out, err := exec.Command(sshdtest.Path("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", "test host", "-f", key).CombinedOutput(); err != nil {
+	if out, err := exec.Command(sshdtest.Path("ssh-keygen"), "-q", "-t", keyType, "-N", "", "-C", "test host", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
 	cfg := strings.Join([]string{

@@ -70,12 +70,22 @@ func TestInstalledSSHD(t *testing.T) {
 
 	// Revoke serial 103 at the "CA" and renew through the binary: sshd
 	// reads RevokedKeys at every login.
+	// The default reload under a root: SIGHUP to the pid in ROOT/run/sshd.pid.
 	s.set(func(s *standIn) { s.krl = makeKRL(t, s.targetCA.PublicKey(), 103) })
-	if out, err := runJit(t, jit, "host", "renew", "--root", r.layout.Root, "--reload-command", "true"); err != nil {
+	testkit.WaitFor(t, 5*time.Second, "sshd writes its pid file", func() bool {
+		_, err := os.Stat(r.layout.Path(hostjoin.PIDFile))
+		return err == nil
+	})
+	if out, err := runJit(t, jit, "host", "renew", "--root", r.layout.Root); err != nil {
 		t.Fatalf("jit host renew: %v\n%s", err, out)
 	} else if !strings.Contains(out, "changed "+r.layout.Path(hostjoin.KRLFile)) || !strings.Contains(out, "changed "+r.layout.Path(hostjoin.DefaultHostKey)+"-cert.pub") {
 		t.Errorf("jit host renew printed:\n%s", out)
+	} else if !strings.Contains(out, "sshd reloaded: SIGHUP to the pid in "+r.layout.Path(hostjoin.PIDFile)) {
+		t.Errorf("jit host renew did not reload by SIGHUP:\n%s", out)
 	}
+	testkit.WaitFor(t, 10*time.Second, "sshd re-executes after SIGHUP", func() bool {
+		return strings.Count(srv.log(), "Server listening on") >= 2
+	})
 	if sshRuns(t, srv, revoked) {
 		t.Errorf("a revoked serial logged in\nsshd log:\n%s", srv.log())
 	}

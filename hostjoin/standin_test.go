@@ -133,8 +133,8 @@ func (s *standIn) renew(w http.ResponseWriter, r *http.Request) {
 	delete(s.nonces, req.Nonce)
 	raw, _ := base64.StdEncoding.DecodeString(req.Signature)
 	var sig ssh.Signature
-	if err := ssh.Unmarshal(raw, &sig); err != nil || s.hostKey.Verify(api.HostRenewMessage(s.host, req.Nonce, s.fingerprint), &sig) != nil {
-		fail(w, http.StatusUnauthorized, api.CodeBadSignature, "signature does not verify with the host key")
+	if err := ssh.Unmarshal(raw, &sig); err != nil || sig.Format == ssh.KeyAlgoRSA || s.hostKey.Verify(api.HostRenewMessage(s.host, req.Nonce, s.fingerprint), &sig) != nil {
+		fail(w, http.StatusUnauthorized, api.CodeBadSignature, "signature does not verify with the host key, or is SHA-1 ssh-rsa")
 		return
 	}
 	s.answer(w, s.hostKey)
