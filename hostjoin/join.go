@@ -3,12 +3,12 @@ package hostjoin
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -31,6 +31,8 @@ type Options struct {
 	// DryRun computes the plan and changes nothing; a join then does not
 	// call jitd, since its token can be used once.
 	DryRun bool
+	// Force renews the certificate even when it is not due (see Renew).
+	Force bool
 }
 
 // Result is what a join or renewal did (or, dry, would do).
@@ -58,9 +60,11 @@ func Join(ctx context.Context, o Options, caURL, fingerprint, token string) (Res
 		return Result{}, err
 	}
 	in := Install{Layout: o.Layout, HostKey: o.HostKey, Jit: o.Jit, CA: caURL, Fingerprint: fingerprint}
-	if err := preflight(o, in); err != nil {
+	unlock, err := preflight(o, in)
+	if err != nil {
 		return Result{}, err
 	}
+	defer unlock()
 	if o.DryRun {
 		return dry(o, in)
 	}
@@ -76,68 +80,6 @@ func Join(ctx context.Context, o Options, caURL, fingerprint, token string) (Res
 	return apply(ctx, o, in, ans, pub)
 }
 
-// Renew proves the host key to jitd (the CA recorded in APIFile) and
-// installs the new certificate and revocation list the same way.
-func Renew(ctx context.Context, o Options) (Result, error) {
-	raw, err := os.ReadFile(o.Layout.Path(APIFile))
-	if err != nil {
-		return Result{}, fmt.Errorf("this host has not joined (run jit host join first): %w", err)
-	}
-	cfg, err := ParseAPIFile(raw)
-	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", o.Layout.Path(APIFile), err)
-	}
-	name, err := readHostName(o.Layout)
-	if err != nil {
-		return Result{}, err
-	}
-	o = o.withDefaults(cfg.HostKey)
-	signer, err := readSigner(o.HostKey)
-	if err != nil {
-		return Result{}, err
-	}
-	in := Install{Layout: o.Layout, HostKey: o.HostKey, Jit: o.Jit, CA: cfg.URL, Fingerprint: cfg.Fingerprint}
-	if err := preflight(o, in); err != nil {
-		return Result{}, err
-	}
-	cl, err := api.NewClient(cfg.URL, cfg.Fingerprint, "")
-	if err != nil {
-		return Result{}, err
-	}
-	defer cl.Close()
-	ans, err := renewCall(ctx, cl, name, signer)
-	if err != nil {
-		return Result{}, fmt.Errorf("renew %s at %s: %w", name, cfg.URL, err)
-	}
-	if ans.Host != name {
-		return Result{}, fmt.Errorf("jitd renewed host %q, but this host is %q", bounded(ans.Host), name)
-	}
-	if o.DryRun {
-		in.Answer = &ans
-		return dry(o, in)
-	}
-	return apply(ctx, o, in, ans, signer.PublicKey())
-}
-
-func renewCall(ctx context.Context, cl *api.Client, name string, signer ssh.Signer) (api.HostJoinResponse, error) {
-	ch, err := cl.HostRenewChallenge(ctx, name)
-	if err != nil {
-		return api.HostJoinResponse{}, err
-	}
-	msg := api.HostRenewMessage(name, ch.Nonce, cl.Fingerprint())
-	var sig *ssh.Signature
-	if as, ok := signer.(ssh.AlgorithmSigner); ok && signer.PublicKey().Type() == ssh.KeyAlgoRSA {
-		// Never SHA-1 ssh-rsa, which OpenSSH and jitd refuse.
-		sig, err = as.SignWithAlgorithm(nil, msg, ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = signer.Sign(nil, msg)
-	}
-	if err != nil {
-		return api.HostJoinResponse{}, fmt.Errorf("sign the renewal challenge: %w", err)
-	}
-	return cl.RenewHost(ctx, name, api.HostRenewRequest{Nonce: ch.Nonce, Signature: base64.StdEncoding.EncodeToString(ssh.Marshal(sig))})
-}
-
 func (o Options) withDefaults(recorded string) Options {
 	if o.HostKey == "" {
 		o.HostKey = recorded
@@ -150,15 +92,19 @@ func (o Options) withDefaults(recorded string) Options {
 
 // preflight refuses, before anything is written or sent, what would fail
 // later: no sshd binary, no main configuration, a principals command sshd
-// would not run.
-func preflight(o Options, in Install) error {
+// would not run, another join or renewal running (the timer may fire while
+// an admin joins). It returns the release of the lock it takes.
+func preflight(o Options, in Install) (func(), error) {
 	if _, err := FindSSHD(o.SSHD); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := os.Stat(o.Layout.Path(SSHDConfig)); err != nil {
-		return fmt.Errorf("no sshd configuration to check: %w", err)
+		return nil, fmt.Errorf("no sshd configuration to check: %w", err)
 	}
-	return checkPrincipalsReach(in)
+	if err := checkPrincipalsReach(in); err != nil {
+		return nil, err
+	}
+	return lock(o.Layout.Path("/etc/ssh"))
 }
 
 func dry(o Options, in Install) (Result, error) {
@@ -179,24 +125,48 @@ func apply(ctx context.Context, o Options, in Install, ans api.HostJoinResponse,
 		return Result{}, fmt.Errorf("refusing jitd's answer, nothing changed: %w", err)
 	}
 	in.Answer = &ans
-	sshd, err := FindSSHD(o.SSHD)
-	if err != nil {
-		return Result{}, err
-	}
-	rl := NewReloader(o.Layout, o.ReloadCommand)
 	r := Result{Host: ans.Host, DropIn: in.DropInText(), CronLine: in.CronLine(), RenewBefore: ans.RenewBefore}
-	changed := false
-	r.Changes, err = Switch(in.Files(),
-		func() error { changed = true; return checkSSHD(ctx, sshd, in) },
-		func() error { return rl.Run(ctx) })
+	var err error
+	r.Changes, r.Reload, err = switchTo(ctx, o, in, in.Files())
 	if err != nil {
 		return Result{}, err
 	}
-	if changed {
-		r.Reload = rl.Describe
+	if r.Reload != "" {
 		r.Notes = startTimer(ctx, o)
 	}
 	return r, nil
+}
+
+// switchTo runs Switch with sshd's checks and the reload, and says how
+// sshd was reloaded ("" when nothing changed). The caller holds the lock.
+func switchTo(ctx context.Context, o Options, in Install, files []File) ([]Change, string, error) {
+	sshd, err := FindSSHD(o.SSHD)
+	if err != nil {
+		return nil, "", err
+	}
+	rl := NewReloader(o.Layout, o.ReloadCommand)
+	changed := false
+	changes, err := Switch(files,
+		func() error { changed = true; return checkSSHD(ctx, sshd, in) },
+		func() error { return rl.Run(ctx) })
+	if err != nil || !changed {
+		return changes, "", err
+	}
+	return changes, rl.Describe, nil
+}
+
+// lock takes an exclusive flock on dir (a directory every target has, so
+// the lock leaves no file behind) and returns its release.
+func lock(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: another jit host join or renew is running: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // startTimer makes a running systemd see and start the renewal timer, on

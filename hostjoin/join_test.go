@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/jitssh/jitssh/api"
@@ -199,6 +200,17 @@ func TestJoinNothingChanged(t *testing.T) {
 			o.SSHD = "/nonexistent/sshd"
 			return s.URL(), s.token
 		}, "/nonexistent/sshd", ""},
+		{"another join running", func(s *standIn, o *hostjoin.Options) (string, string) {
+			f, err := os.Open(o.Layout.Path("/etc/ssh"))
+			if err != nil {
+				panic(err)
+			}
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				panic(err)
+			}
+			s.t.Cleanup(func() { f.Close() })
+			return s.URL(), s.token
+		}, "another jit host join or renew is running", ""},
 		{"principals command sshd would refuse", func(s *standIn, o *hostjoin.Options) (string, string) {
 			o.Jit = os.TempDir() // world-writable /tmp, or a directory nobody may run
 			return s.URL(), s.token
@@ -220,6 +232,9 @@ func TestJoinNothingChanged(t *testing.T) {
 				t.Errorf("join: %v; want API code %s", err, tt.wantAPI)
 			}
 			sameTree(t, before, snapshot(t, r.layout.Root))
+			if (tt.name == "another join running" || tt.name == "no sshd binary") && s.callCount() != 0 {
+				t.Errorf("the token was sent (%d calls) although the join could not go ahead", s.callCount())
+			}
 		})
 	}
 }

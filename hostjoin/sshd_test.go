@@ -78,8 +78,8 @@ func TestInstalledSSHD(t *testing.T) {
 	})
 	if out, err := runJit(t, jit, "host", "renew", "--root", r.layout.Root); err != nil {
 		t.Fatalf("jit host renew: %v\n%s", err, out)
-	} else if !strings.Contains(out, "changed "+r.layout.Path(hostjoin.KRLFile)) || !strings.Contains(out, "changed "+r.layout.Path(hostjoin.DefaultHostKey)+"-cert.pub") {
-		t.Errorf("jit host renew printed:\n%s", out)
+	} else if !strings.Contains(out, "changed "+r.layout.Path(hostjoin.KRLFile)) || strings.Contains(out, "-cert.pub") {
+		t.Errorf("jit host renew of a fresh certificate printed (want the KRL alone):\n%s", out)
 	} else if !strings.Contains(out, "sshd reloaded: SIGHUP to the pid in "+r.layout.Path(hostjoin.PIDFile)) {
 		t.Errorf("jit host renew did not reload by SIGHUP:\n%s", out)
 	}
@@ -90,7 +90,20 @@ func TestInstalledSSHD(t *testing.T) {
 		t.Errorf("a revoked serial logged in\nsshd log:\n%s", srv.log())
 	}
 	if !sshRuns(t, srv, ok) {
-		t.Errorf("after renewal the valid certificate was refused\nsshd log:\n%s", srv.log())
+		t.Errorf("after the KRL refresh the valid certificate was refused\nsshd log:\n%s", srv.log())
+	}
+
+	// A forced renewal: a new host certificate, presented after the reload.
+	if out, err := runJit(t, jit, "host", "renew", "--force", "--root", r.layout.Root); err != nil {
+		t.Fatalf("jit host renew --force: %v\n%s", err, out)
+	} else if !strings.Contains(out, "changed "+r.layout.Path(hostjoin.DefaultHostKey)+"-cert.pub") {
+		t.Errorf("jit host renew --force printed:\n%s", out)
+	}
+	testkit.WaitFor(t, 10*time.Second, "sshd re-executes after the second SIGHUP", func() bool {
+		return strings.Count(srv.log(), "Server listening on") >= 3
+	})
+	if !sshRuns(t, srv, ok) {
+		t.Errorf("after the forced renewal the valid certificate was refused\nsshd log:\n%s", srv.log())
 	}
 }
 

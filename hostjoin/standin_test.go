@@ -49,6 +49,7 @@ type standIn struct {
 	certs    map[string]string // host key -> certificate, with sameCert
 	sameCert bool              // answer the same certificate for the same key
 	badCert  bool              // certify another key than the one sent
+	aged     bool              // issue certificates with two thirds of their validity gone
 }
 
 func newStandIn(t *testing.T, host string, logins ...string) *standIn {
@@ -63,6 +64,12 @@ func newStandIn(t *testing.T, host string, logins ...string) *standIn {
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
 	mux.HandleFunc("POST /v1/hosts/{name}/renew/challenge", s.challenge)
 	mux.HandleFunc("POST /v1/hosts/{name}/renew", s.renew)
+	mux.HandleFunc("GET /v1/krl", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.calls++
+		_, _ = w.Write(s.krl)
+	})
 	s.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(s.srv.Close)
 	s.fingerprint = tlspin.Fingerprint(s.srv.Certificate().Raw)
@@ -150,6 +157,9 @@ func (s *standIn) answer(w http.ResponseWriter, k ssh.PublicKey) {
 	line := s.certs[string(certKey.Marshal())]
 	if line == "" || !s.sameCert {
 		now := time.Now()
+		if s.aged {
+			now = now.Add(-21 * 24 * time.Hour)
+		}
 		cert := &ssh.Certificate{
 			Key: certKey, Serial: uint64(now.UnixNano()), CertType: ssh.HostCert, KeyId: "host:" + s.host,
 			ValidPrincipals: []string{s.host, "127.0.0.1"},

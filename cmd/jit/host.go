@@ -55,10 +55,12 @@ func (e *env) hostCmd() *cli.Command {
 			},
 			{
 				Name:        "renew",
-				Usage:       "renew the host certificate and the revocation list, proving the host key (the timer runs this daily)",
+				Usage:       "refresh the revocation list, and renew the host certificate when two thirds of its validity are gone, proving the host key (the timer runs this daily)",
 				Description: hostHelp,
-				Flags:       hostFlags(),
-				Action:      e.runHostRenew,
+				Flags: append([]cli.Flag{
+					&cli.BoolFlag{Name: "force", Usage: "renew the certificate now; without it, a certificate with more than a third of its validity left is kept and only the KRL is refreshed"},
+				}, hostFlags()...),
+				Action: e.runHostRenew,
 			},
 			{
 				Name:      "principals",
@@ -120,6 +122,7 @@ func (e *env) runHostRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	o.Force = c.Bool("force")
 	r, err := hostjoin.Renew(c.Context, o)
 	if err != nil {
 		return err
