@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jitssh/jitssh/api"
 )
 
 // TestHostPrincipals checks jit host principals as sshd calls it: the
@@ -46,5 +48,18 @@ func TestHostPrincipals(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, stderr with %q", code, stdout.String(), stderr.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)
 			}
 		})
+	}
+}
+
+// TestHostHints checks that the refusals of enrolment say what to do.
+func TestHostHints(t *testing.T) {
+	for code, want := range map[string]string{
+		api.CodeJoinTokenInvalid: "jit admin host token",
+		api.CodeHostKeyChanged:   "jit admin host remove",
+		api.CodeHostRemoved:      "new token",
+	} {
+		if got := hintFor(&api.Error{Status: 401, Code: code}); !strings.Contains(got, want) {
+			t.Errorf("hint for %s = %q, want it to mention %q", code, got, want)
+		}
 	}
 }
