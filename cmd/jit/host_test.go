@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/hostjoin"
 )
 
 // TestHostPrincipals checks jit host principals as sshd calls it: the
@@ -60,6 +61,45 @@ func TestHostHints(t *testing.T) {
 	} {
 		if got := hintFor(&api.Error{Status: 401, Code: code}); !strings.Contains(got, want) {
 			t.Errorf("hint for %s = %q, want it to mention %q", code, got, want)
+		}
+	}
+}
+
+// TestPrintHostResult checks the report of a switch and of a dry run: each
+// file with its state, the reload, the drop-in text of a dry run, the cron
+// line.
+func TestPrintHostResult(t *testing.T) {
+	l, err := hostjoin.NewLayout("/srv/root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := hostjoin.Result{
+		Host: "db1", DropIn: "TrustedUserCAKeys /srv/root/etc/ssh/jitssh/target_ca.pub\n",
+		Changes: []hostjoin.Change{
+			{Path: "/srv/root/etc/ssh/jitssh/host", State: hostjoin.Created},
+			{Path: "/srv/root/etc/ssh/jitssh/revoked.krl", State: hostjoin.Unchanged},
+		},
+		Reload: "systemctl reload ssh", CronLine: "17 3 * * * root /usr/local/bin/jit host renew --root /srv/root",
+	}
+	tests := []struct {
+		dry        bool
+		want, nope []string
+	}{
+		{false, []string{"host: db1\n", "created /srv/root/etc/ssh/jitssh/host\n", "unchanged /srv/root/etc/ssh/jitssh/revoked.krl\n", "sshd reloaded: systemctl reload ssh\n", r.CronLine + "\n"}, []string{"dry run", "TrustedUserCAKeys"}},
+		{true, []string{"dry run: nothing changed\n", "would be created /srv/root/etc/ssh/jitssh/host\n", "sshd reload would be: systemctl reload ssh\n", "/srv/root/etc/ssh/sshd_config.d/50-jitssh.conf:\n" + r.DropIn}, []string{"sshd reloaded"}},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		printHostResult(&b, hostjoin.Options{Layout: l, DryRun: tt.dry}, r)
+		for _, w := range tt.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("dry %v: output lacks %q:\n%s", tt.dry, w, b.String())
+			}
+		}
+		for _, n := range tt.nope {
+			if strings.Contains(b.String(), n) {
+				t.Errorf("dry %v: output has %q:\n%s", tt.dry, n, b.String())
+			}
 		}
 	}
 }
