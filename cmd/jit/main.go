@@ -100,6 +100,12 @@ func hintFor(e *api.Error) string {
 		return "the daemon cannot record to its audit store, so it issues nothing; tell the operators"
 	case api.CodeNotAuditor, api.CodeNotAdmin:
 		return "this needs a separate identity with that role (admin and normal identities are kept apart)"
+	case api.CodeJoinTokenInvalid:
+		return "an admin makes a new token: jit admin host token NAME"
+	case api.CodeHostKeyChanged:
+		return "the host is enrolled with another host key; an admin removes it (jit admin host remove NAME) before it joins again"
+	case api.CodeHostRemoved:
+		return "this host was removed from jitssh; it joins again with a new token"
 	case api.CodeRateLimited:
 		if e.RetryAfter > 0 {
 			return fmt.Sprintf("the daemon limits how often this may be done; try again in %s", e.RetryAfter)
@@ -133,7 +139,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
 			e.sshCmd(), e.sshConfigCmd(),
 			e.sessionsCmd(), e.replayCmd(),
-			e.auditCmd(), e.adminCmd(), e.krlCmd(),
+			e.auditCmd(), e.adminCmd(), e.krlCmd(), e.hostCmd(),
 			completionCmd(),
 		},
 	}
