@@ -62,6 +62,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ec.ExitCode()
 	}
 	printError(stderr, "jit: error:", err.Error())
+	var hh *hostHintError
+	if errors.As(err, &hh) {
+		printError(stderr, "jit: hint:", hh.hint)
+	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
 		if hint := hintFor(ae); hint != "" {
@@ -96,6 +100,12 @@ func hintFor(e *api.Error) string {
 		return "the daemon cannot record to its audit store, so it issues nothing; tell the operators"
 	case api.CodeNotAuditor, api.CodeNotAdmin:
 		return "this needs a separate identity with that role (admin and normal identities are kept apart)"
+	case api.CodeJoinTokenInvalid:
+		return "an admin makes a new token: jit admin host token NAME"
+	case api.CodeHostKeyChanged:
+		return "the host is enrolled with another host key; an admin removes it (jit admin host remove NAME) before it joins again"
+	case api.CodeHostRemoved:
+		return "this host was removed from jitssh; it joins again with a new token"
 	case api.CodeRateLimited:
 		if e.RetryAfter > 0 {
 			return fmt.Sprintf("the daemon limits how often this may be done; try again in %s", e.RetryAfter)
@@ -125,11 +135,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:                []cli.Flag{formatFlag()},
 		Commands: []*cli.Command{
 			e.loginCmd(), e.logoutCmd(),
-			e.requestCmd(), e.waitCmd(), e.statusCmd(),
+			e.requestCmd(), e.waitCmd(), e.statusCmd(), e.hostsCmd(),
 			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
 			e.sshCmd(), e.sshConfigCmd(),
 			e.sessionsCmd(), e.replayCmd(),
-			e.auditCmd(), e.adminCmd(), e.krlCmd(),
+			e.auditCmd(), e.adminCmd(), e.krlCmd(), e.hostCmd(),
 			completionCmd(),
 		},
 	}
