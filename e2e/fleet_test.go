@@ -74,12 +74,14 @@ type fleet struct {
 	alice, admin, auditor *engineer
 }
 
-// fleetRequire skips until `jit host join` exists. The lead removes the
-// skip once the parts of issue 10 are merged.
+// fleetRequire skips until `jit host join` and `jit admin host token`
+// exist. The lead removes the skip once the parts of issue 10 are merged.
 func fleetRequire(t *testing.T) {
 	t.Helper()
-	if out, err := exec.Command(bin(t, "jit"), "host", "join", "--help").CombinedOutput(); err != nil {
-		t.Skipf("jit host join not built yet: %v: %s", err, bytes.TrimSpace(out))
+	for _, cmd := range [][]string{{"host", "join"}, {"admin", "host", "token"}} {
+		if out, err := exec.Command(bin(t, "jit"), append(cmd, "--help")...).CombinedOutput(); err != nil {
+			t.Skipf("jit %s not built yet: %v: %s", strings.Join(cmd, " "), err, bytes.TrimSpace(out))
+		}
 	}
 	sshdtest.Require(t, "sshd", "ssh")
 	netnstest.Require(t)
@@ -188,12 +190,13 @@ func (f *fleet) join(t *testing.T, h *fleetHost, token string, extra ...string) 
 	return f.onHost(t, h, append(args, extra...)...)
 }
 
-// renewArgs is jit host renew for h, with the reload and sshd flags if
-// renew has them (the contract names only --root; on a machine without
-// systemd renew would otherwise signal the pid in /run/sshd.pid).
+// renewArgs is jit host renew --force for h, with the reload and sshd
+// flags if renew has them (the contract names only --root).
 func (f *fleet) renewArgs(t *testing.T, h *fleetHost) []string {
 	t.Helper()
-	args := []string{"host", "renew", "--root", h.root}
+	// --force: a certificate this young is otherwise kept (only the KRL is
+	// refreshed).
+	args := []string{"host", "renew", "--force", "--root", h.root}
 	help, _ := exec.Command(f.jit, "host", "renew", "--help").CombinedOutput()
 	if bytes.Contains(help, []byte("--reload-command")) {
 		args = append(args, "--reload-command", fmt.Sprintf("kill -HUP %d", h.sshd.Pid()))
@@ -330,6 +333,7 @@ func TestFleet(t *testing.T) {
 	fleetRequire(t)
 	t.Parallel()
 	f := newFleet(t)
+	t.Run("dry run changes nothing", f.testDryRun)
 	if !t.Run("join", f.testJoin) {
 		t.FailNow()
 	}
@@ -341,6 +345,25 @@ func TestFleet(t *testing.T) {
 	t.Run("renew with the daemon unreachable changes nothing", f.testRenewUnreachable)
 	t.Run("remove ends the live session", f.testRemove)
 	t.Run("sshd -t failing changes nothing", f.testSSHDCheckFails)
+}
+
+func (f *fleet) testDryRun(t *testing.T) {
+	h := f.db1
+	before, reloads := testkit.Tree(t, h.root), h.reloads()
+	// A dry run does not send its token (it could be used only once).
+	r := f.join(t, h, "jhj_"+strings.Repeat("B", 43), "--dry-run")
+	if r.Code != 0 {
+		t.Fatalf("jit host join --dry-run: %v", r)
+	}
+	for _, p := range h.installed() {
+		if rel := strings.TrimPrefix(p, h.root); !strings.Contains(r.Stdout, rel) {
+			t.Errorf("dry run does not list %s:\n%s", rel, r.Stdout)
+		}
+	}
+	if !strings.Contains(r.Stdout, "AuthorizedPrincipalsCommand "+f.jit+" host principals") {
+		t.Errorf("dry run does not print the drop-in:\n%s", r.Stdout)
+	}
+	h.unchanged(t, before, reloads)
 }
 
 func (f *fleet) testJoin(t *testing.T) {
@@ -476,7 +499,7 @@ func (f *fleet) testHostKeyChange(t *testing.T) {
 	}
 	token := f.token(t, h)
 	before, reloads := testkit.Tree(t, h.root), h.reloads()
-	r := f.join(t, h, token, "--host-key", keyPath+".pub")
+	r := f.join(t, h, token, "--host-key", keyPath)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "host_key_changed") {
 		t.Fatalf("jit host join with another host key: %v; want host_key_changed", r)
 	}
