@@ -450,9 +450,21 @@ func freePort(host string) (int, error) {
 // "[HOST]:PORT", or "HOST" on port 22.
 func (s *Server) KnownHostsPattern() string {
 	if s.Port == 22 {
+		return s.host()
+	}
+	return fmt.Sprintf("[%s]:%d", s.host(), s.Port)
+}
+
+// host is s.Host, or for a Server a test filled in itself, the host of
+// s.Addr, or 127.0.0.1.
+func (s *Server) host() string {
+	if s.Host != "" {
 		return s.Host
 	}
-	return fmt.Sprintf("[%s]:%d", s.Host, s.Port)
+	if h, _, err := net.SplitHostPort(s.Addr); err == nil && h != "" {
+		return h
+	}
+	return "127.0.0.1"
 }
 
 // WriteKnownHosts writes a known_hosts file at path (0600) for s. With hostCA
@@ -510,7 +522,7 @@ func SSHCommand(t testing.TB, s *Server, keyPath string, args ...string) *exec.C
 		"-o", "ConnectTimeout=10",
 		"-i", keyPath,
 		"-p", strconv.Itoa(s.Port),
-		s.Login + "@" + s.Host,
+		s.Login + "@" + s.host(),
 	}
 	return exec.Command(Path("ssh"), append(base, args...)...)
 }

@@ -181,3 +181,24 @@ func TestHostCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestHostOfLiteralServer covers a Server a test fills in itself (around
+// an sshd it started), which has Addr and Port but no Host.
+func TestHostOfLiteralServer(t *testing.T) {
+	tests := []struct {
+		name        string
+		srv         Server
+		wantPattern string
+	}{
+		{name: "Host set", srv: Server{Host: "10.203.0.2", Port: 22}, wantPattern: "10.203.0.2"},
+		{name: "only Addr", srv: Server{Addr: "127.0.0.1:2200", Port: 2200}, wantPattern: "[127.0.0.1]:2200"},
+		{name: "nothing but a port", srv: Server{Port: 2200}, wantPattern: "[127.0.0.1]:2200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.srv.KnownHostsPattern(); got != tt.wantPattern {
+				t.Fatalf("KnownHostsPattern() = %q, want %q", got, tt.wantPattern)
+			}
+		})
+	}
+}
