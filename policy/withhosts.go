@@ -1,6 +1,11 @@
 package policy
 
-import "maps"
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
 
 // WithHosts returns a copy of p with the extra hosts (those enrolled in the
 // store) merged in. A host of the same name as one the policy file lists is
@@ -20,4 +25,40 @@ func (p *Policy) WithHosts(extra []Host) *Policy {
 		q.Hosts[h.Name] = h
 	}
 	return &q
+}
+
+// HostLogins returns every login any role of p may grant on host h (whether
+// or not approval is needed), sorted and without repeats: the logins a
+// target installs principals for.
+func (p *Policy) HostLogins(h Host) []string {
+	var out []string
+	for _, r := range p.Roles {
+		if r.Hosts.Matches(h) {
+			out = append(out, r.Logins...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ValidAddress reports whether addr is a host address as the policy file
+// accepts it: host:port, a printable host part and a port from 1 to 65535.
+func ValidAddress(addr string) error {
+	if err := validAddress(addr); err != nil {
+		return fmt.Errorf("address %w", err)
+	}
+	return nil
+}
+
+// ValidLabel reports whether a host label is one the policy file accepts:
+// a printable name without spaces or '=' of at most MaxNameLength bytes,
+// and a printable single-line value of at most 256 bytes.
+func ValidLabel(key, value string) error {
+	if key == "" || !validText(key) || strings.ContainsFunc(key, func(r rune) bool { return r == ' ' || r == '=' }) || len(key) > MaxNameLength {
+		return fmt.Errorf("bad label name %q", key)
+	}
+	if !validText(value) || strings.ContainsAny(value, "\r\n") || len(value) > 256 {
+		return fmt.Errorf("label %q: value %q is not a short single-line string", key, value)
+	}
+	return nil
 }
