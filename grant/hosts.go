@@ -95,7 +95,7 @@ func (s *Service) NewHosts(cfg HostsConfig) (*Hosts, error) {
 	return &Hosts{svc: s, cfg: cfg, challenges: map[string]challenge{}}, nil
 }
 
-func (h *Hosts) now() time.Time     { return h.svc.cfg.Clock().UTC() }
+func (h *Hosts) now() time.Time      { return h.svc.cfg.Clock().UTC() }
 func (h *Hosts) store() *audit.Store { return h.svc.cfg.Store }
 
 // HostTokenSpec is what an admin binds a join token to.
