@@ -201,8 +201,12 @@ func TestJoinHostKeyChanged(t *testing.T) {
 	if row, _ := e.store.Host(ctx, "db9"); row.HostKey != key {
 		t.Errorf("host key changed to %q by a refused join", row.HostKey)
 	}
+	e.clock.Advance(time.Hour)
 	if _, err := h.Join(ctx, "", token(t, h, "db9", nil), key); err != nil {
 		t.Errorf("re-join with the same key: %v", err)
+	}
+	if row, _ := e.store.Host(ctx, "db9"); !row.EnrolledAt.Equal(start) || !row.LastSeen.Equal(start.Add(time.Hour)) {
+		t.Errorf("after a re-join enrolled at %s, last seen %s; want the first enrolment kept and seen now", row.EnrolledAt, row.LastSeen)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/issuance"
+	"github.com/jitssh/jitssh/policy"
 	"github.com/jitssh/jitssh/sshkey"
 )
 
@@ -73,8 +74,12 @@ func (h *Hosts) join(ctx context.Context, clientAddr, token, hostKey string) (En
 			if again.Host != tok.Host || again.Address != tok.Address {
 				return newError(KindConflict, CodeJoinTokenInvalid, "join token changed while in use; ask for a new one")
 			}
-			if err := keyUnchanged(tx, tok.Host, key); err != nil {
+			enrolledAt, err := keyUnchanged(tx, tok.Host, key)
+			if err != nil {
 				return err
+			}
+			if !enrolledAt.IsZero() {
+				row.EnrolledAt = enrolledAt
 			}
 			if err := tx.UseJoinToken(hash, now); err != nil {
 				return err
@@ -114,20 +119,25 @@ func spendable(tx *audit.Tx, hash string, now time.Time) (audit.JoinToken, error
 	return tok, nil
 }
 
-// keyUnchanged refuses a host enrolled (and not removed) with another key.
-func keyUnchanged(tx *audit.Tx, name string, key ssh.PublicKey) error {
+// keyUnchanged refuses a host enrolled (and not removed) with another key;
+// for one enrolled with this key (a re-join) it returns when it was first
+// enrolled, else the zero time.
+func keyUnchanged(tx *audit.Tx, name string, key ssh.PublicKey) (time.Time, error) {
 	have, err := tx.Host(name)
 	if errors.Is(err, audit.ErrNotFound) {
-		return nil
+		return time.Time{}, nil
 	}
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	if have.RemovedAt.IsZero() && have.HostKey != "" && !sameKey(have.HostKey, key) {
-		return newError(KindConflict, CodeHostKeyChanged, "host %q is enrolled with host key %s, not %s; remove it first (jit admin host remove %s) to enrol a new key",
+	if !have.RemovedAt.IsZero() {
+		return time.Time{}, nil
+	}
+	if have.HostKey != "" && !sameKey(have.HostKey, key) {
+		return time.Time{}, newError(KindConflict, CodeHostKeyChanged, "host %q is enrolled with host key %s, not %s; remove it first (jit admin host remove %s) to enrol a new key",
 			name, fingerprintOf(have.HostKey), ssh.FingerprintSHA256(key), name)
 	}
-	return nil
+	return have.EnrolledAt, nil
 }
 
 func fingerprintOf(line string) string {
@@ -163,8 +173,12 @@ func (h *Hosts) refresh(ctx context.Context) error {
 
 // RenewChallenge starts a renewal of host name's certificate: it returns a
 // nonce for the host to sign with its host key, valid once for two
-// minutes. Too many unanswered challenges is KindUnavailable with CodeBusy.
+// minutes. A name that is not a valid host name is KindInvalid; too many
+// unanswered challenges is KindUnavailable with CodeBusy.
 func (h *Hosts) RenewChallenge(name string) (nonce string, expires time.Time, err error) {
+	if err := policy.ValidName("host", name); err != nil {
+		return "", time.Time{}, &Error{Kind: KindInvalid, Code: string(policy.ReasonInvalidHost), Message: err.Error()}
+	}
 	b := make([]byte, 32)
 	if _, err := io.ReadFull(h.svc.cfg.Rand, b); err != nil {
 		return "", time.Time{}, fmt.Errorf("draw nonce: %w", err)
