@@ -132,6 +132,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/requests/{id}/certificate", s.authed(s.handleRedeem))
 	s.route("GET /v1/grants", s.authed(s.handleGrants))
 	s.route("GET /v1/grants/{serial}", s.authed(s.handleGrantStatus))
+	s.route("GET /v1/hosts", s.authed(s.handleHosts))
 
 	s.route("GET /v1/admin/users", s.role(grant.RoleAdmin, s.handleListUsers))
 	s.route("POST /v1/admin/users", s.role(grant.RoleAdmin, s.handleAddUser))

@@ -111,6 +111,7 @@ type Backend interface {
 type Config struct {
 	// HostSigner is the bastion's host key; it must be a certificate signer
 	// (ssh.NewCertSigner) holding a host certificate from the host CA.
+	// Server.SetHostSigner replaces it for later connections.
 	HostSigner ssh.Signer
 	// UserCAs are the trusted user certificate authorities.
 	UserCAs []ssh.PublicKey
@@ -135,9 +136,9 @@ type Config struct {
 	// sessions, not only new ones; default 5s, negative turns it off.
 	RevocationInterval time.Duration
 	// EgressAddresses go into the source-address option of target
-	// certificates. Default: "127.0.0.1/32" when the target address is a
-	// loopback address, else none (the target certificate then carries no
-	// source-address restriction; set this in production).
+	// certificates. Default: per target, the local address of this
+	// machine's route to it, as /32 or /128 (set this behind NAT, where
+	// targets see another address).
 	EgressAddresses []string
 	// AuthTimeout bounds the time from accept to a proved certificate
 	// (banner, key exchange, authentication); a connection still

@@ -306,10 +306,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("target public key: %w", err)
 	}
-	egress := s.cfg.EgressAddresses
-	if len(egress) == 0 && isLoopbackAddr(tgt.Address) {
-		egress = []string{"127.0.0.1/32"}
-	}
+	egress := s.egressFor(tgt.Address)
 	bctx, cancel := backendCtx(ctx)
 	defer cancel()
 	cert, err := s.cfg.Backend.MintTargetCert(bctx, TargetCertRequest{
@@ -396,13 +393,4 @@ func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error)
 		return fmt.Errorf("target %q host key %s: %w", tgt.Name, ssh.FingerprintSHA256(key), err)
 	}
 	return cb, targetHostCertAlgorithms(), nil
-}
-
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback() || host == "localhost"
 }

@@ -1,12 +1,12 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -21,16 +21,10 @@ import (
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
-// BastionHostKeyAlias is a principal of the bastion's host certificate that
-// does not depend on the address it is reached by; `jit ssh` checks the
-// certificate under this name (ssh -o HostKeyAlias).
-const BastionHostKeyAlias = "jitssh-bastion"
-
-// bastionCertLifetime bounds the bastion's host certificate; the daemon
-// certifies its host key afresh at every start.
-const bastionCertLifetime = 7 * 24 * time.Hour
-
-func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastion.Server, error) {
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
+	if err := checkBastionAddrs(cfg.BastionAddr, cfg.PublicAddrs); err != nil {
+		return "", nil, err
+	}
 	// Like every key, the bastion's is made by jitd init only: serve never
 	// makes a key, so a missing one is an error, not a silent new identity.
 	hostKey, err := ca.LoadSigner(l.BastionHostKey())
@@ -44,7 +38,9 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 	if err != nil {
 		return "", nil, err
 	}
-	hostSigner, err := certifyBastion(ctx, iss, hostKey, bastionPrincipals(cfg.BastionAddr), cfg.Clock().UTC())
+	id := &bastionIdentity{iss: iss, key: hostKey, principals: bastionPrincipals(cfg.BastionAddr, cfg.PublicAddrs),
+		lifetime: cmp.Or(cfg.BastionCertLifetime, DefaultBastionCertLifetime), clock: cfg.Clock, log: cfg.Logger.With("component", "bastion")}
+	hostSigner, err := id.certify(ctx, eventBastion)
 	if err != nil {
 		return "", nil, err
 	}
@@ -66,6 +62,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 	if err != nil {
 		return "", nil, err
 	}
+	id.srv = srv
 	ln, err := net.Listen("tcp", cfg.BastionAddr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen for bastion on %s: %w", cfg.BastionAddr, err)
@@ -77,34 +74,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 			cfg.Logger.Error("bastion stopped", "err", err)
 		}
 	}()
-	return ln.Addr().String(), srv, nil
-}
-
-// bastionPrincipals are the names the bastion's host certificate is valid
-// for: the alias `jit ssh` checks, loopback, the listen host if it is a
-// specific one, and the machine's name.
-func bastionPrincipals(listenAddr string) []string {
-	principals := []string{BastionHostKeyAlias, "localhost", "127.0.0.1"}
-	if h, _, err := net.SplitHostPort(listenAddr); err == nil && h != "" && h != "127.0.0.1" && h != "localhost" && h != "0.0.0.0" && h != "::" {
-		principals = append(principals, h)
-	}
-	if name, err := os.Hostname(); err == nil && name != "" {
-		principals = append(principals, name)
-	}
-	return principals
-}
-
-// certifyBastion has the door record, then sign, the bastion's host
-// certificate for hostKey, and returns the signer that presents it.
-func certifyBastion(ctx context.Context, iss *issuance.Issuer, hostKey ssh.Signer, principals []string, now time.Time) (ssh.Signer, error) {
-	cert, err := iss.Host(ctx, issuance.HostSpec(hostKey.PublicKey(), principals, bastionCertLifetime, now), issuance.Record{
-		Certificate: audit.Certificate{Host: BastionHostKeyAlias, IssuedAt: now},
-		Event:       audit.Event{Time: now, Code: "bastion", Actor: "jitd", Host: BastionHostKeyAlias},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("certify bastion host key: %w", err)
-	}
-	return ca.HostCertSigner(hostKey, cert)
+	return ln.Addr().String(), id, nil
 }
 
 func resolver(ps *livepolicy.Holder) func(string) (bastion.Target, bool) {

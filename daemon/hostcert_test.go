@@ -151,7 +151,7 @@ func TestCertifyBastionRecordsBeforeSigning(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			signer, err := certifyBastion(ctx, iss, hostKey, bastionPrincipals("127.0.0.1:2222"), testNow)
+			signer, err := certifyBastion(ctx, iss, hostKey, bastionPrincipals("127.0.0.1:2222", nil), DefaultBastionCertLifetime, testNow, eventBastion)
 			rows, rerr := store.Certificates(ctx, audit.CertificateFilter{Kind: "host"})
 			if rerr != nil || len(rows) != 1 {
 				t.Fatalf("host rows %+v, %v; want one", rows, rerr)

@@ -34,8 +34,18 @@ type Config struct {
 	// BastionAddr is where the recording bastion listens; empty means no
 	// bastion in this process.
 	BastionAddr string
+	// PublicAddrs are the NAME:PORT addresses engineers dial the bastion
+	// by: the host of each is a principal of its host certificate and the
+	// first is what /v1/ca advertises. Required when BastionAddr listens
+	// on every address (0.0.0.0, ::).
+	PublicAddrs []string
+	// BastionCertLifetime is the lifetime of the bastion's host
+	// certificate, renewed in the running bastion after two thirds of it;
+	// zero means DefaultBastionCertLifetime.
+	BastionCertLifetime time.Duration
 	// EgressAddresses are the bastion's source addresses towards targets, as
-	// CIDRs, written into target certificates as source-address.
+	// CIDRs, written into target certificates as source-address. Empty
+	// means, per target, the local address of this machine's route to it.
 	EgressAddresses []string
 	// Webhooks receive lifecycle notifications.
 	Webhooks []WebhookConfig
@@ -77,6 +87,7 @@ type Daemon struct {
 	grants        *grant.Service
 	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
+	bastionID     *bastionIdentity
 	api           *http.Server
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
@@ -172,11 +183,12 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
 	if d.cfg.BastionAddr != "" {
-		addr, srv, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, d.grants, d.store, d.policy, &d.wg)
+		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, d.grants, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
 		}
-		d.bastion, d.addrs.Bastion = srv, addr
+		srv := id.srv
+		d.bastion, d.bastionID, d.addrs.Bastion = srv, id, addr
 		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
 		metrics.refused = srv.RefusedConnections
 	}
@@ -205,7 +217,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		Policy:         d.policy,
 		CAKeys:         keys.Public(),
 		TLSFingerprint: d.addrs.TLSFingerprint,
-		BastionAddr:    d.addrs.Bastion,
+		BastionAddr:    advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs),
 		CheckpointKey:  d.checkpointKey.PublicKey(),
 		Recordings:     audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
 		Clock:          d.cfg.Clock,
@@ -257,6 +269,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	hkCtx, stopHousekeeping := context.WithCancel(ctx)
 	var hk sync.WaitGroup
 	hk.Go(func() { d.housekeeping(hkCtx) })
+	if d.bastionID != nil {
+		hk.Go(func() { d.bastionID.run(hkCtx) })
+	}
 	defer func() {
 		stopHousekeeping()
 		hk.Wait()

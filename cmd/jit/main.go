@@ -62,6 +62,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ec.ExitCode()
 	}
 	printError(stderr, "jit: error:", err.Error())
+	var hh *hostHintError
+	if errors.As(err, &hh) {
+		printError(stderr, "jit: hint:", hh.hint)
+	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
 		if hint := hintFor(ae); hint != "" {
@@ -125,7 +129,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:                []cli.Flag{formatFlag()},
 		Commands: []*cli.Command{
 			e.loginCmd(), e.logoutCmd(),
-			e.requestCmd(), e.waitCmd(), e.statusCmd(),
+			e.requestCmd(), e.waitCmd(), e.statusCmd(), e.hostsCmd(),
 			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
 			e.sshCmd(), e.sshConfigCmd(),
 			e.sessionsCmd(), e.replayCmd(),

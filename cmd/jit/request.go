@@ -34,7 +34,8 @@ func (e *env) requestCmd() *cli.Command {
 			&cli.BoolFlag{Name: "break-glass", Usage: "emergency access without approval, where a role allows it; flagged loudly"},
 			formatFlag(),
 		},
-		Action: e.runRequest,
+		Action:       e.runRequest,
+		BashComplete: e.completeHosts(true),
 	}
 }
 
@@ -85,7 +86,7 @@ func (e *env) obtain(c *cli.Context, o jitclient.ObtainOptions) (jitclient.Obtai
 	}
 	defer cl.Close()
 	out, err := cl.Obtain(c.Context, o)
-	return out, e.outcome(out, err)
+	return out, e.outcome(out, suggestHosts(c.Context, cl, o.Host, err))
 }
 
 func (e *env) waitCmd() *cli.Command {

@@ -31,7 +31,8 @@ func (e *env) sshCmd() *cli.Command {
 			&cli.DurationFlag{Name: "ttl", Usage: "lifetime of a new grant"},
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "force a pseudo-terminal (ssh -tt)"},
 		},
-		Action: e.runSSH,
+		Action:       e.runSSH,
+		BashComplete: e.completeHosts(true),
 	}
 }
 
@@ -161,7 +162,8 @@ func (e *env) sshConfigCmd() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "login", Aliases: []string{"l"}, Required: true, Usage: "login on the hosts"},
 		},
-		Action: e.runSSHConfig,
+		Action:       e.runSSHConfig,
+		BashComplete: e.completeHosts(false),
 	}
 }
 

@@ -26,7 +26,8 @@ func serveCommand() *cli.Command {
 			dataFlag(),
 			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7443", Usage: "API listen address"},
 			&cli.StringFlag{Name: "bastion", Usage: "bastion listen address, e.g. 127.0.0.1:2222 (empty: no bastion)"},
-			&cli.StringSliceFlag{Name: "egress", Usage: "bastion source addresses towards targets, as CIDRs (source-address of target certificates)"},
+			&cli.StringSliceFlag{Name: "public-addr", Usage: "NAME:PORT engineers dial the bastion by (repeatable; the first is advertised; required with --bastion 0.0.0.0 or [::])"},
+			&cli.StringSliceFlag{Name: "egress", Usage: "bastion source addresses towards targets, as CIDRs (source-address of target certificates; default: the local address of the route to each target; set it behind NAT)"},
 			&cli.StringSliceFlag{Name: "webhook", Usage: "webhook URL for request notifications (repeatable)"},
 			&cli.StringFlag{Name: "webhook-secret", EnvVars: []string{"JITD_WEBHOOK_SECRET"}, Usage: "whsec_... secret to sign webhooks (Standard Webhooks)"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, how long to wait for open sessions and requests before cutting them"},
@@ -73,7 +74,7 @@ func runServe(c *cli.Context) error {
 	}
 	cfg := daemon.Config{
 		Dir: c.String("data"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
-		EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
+		PublicAddrs: c.StringSlice("public-addr"), EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		Limits:          limits,
 	}
