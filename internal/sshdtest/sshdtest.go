@@ -98,6 +98,16 @@ type Config struct {
 	HostCA ssh.Signer
 	// HostName is an extra host-certificate principal.
 	HostName string
+	// HostPrivateKey, if set, is the host key instead of a generated one,
+	// so that a test can have it certified before sshd starts (a join).
+	HostPrivateKey ed25519.PrivateKey
+	// HostCert, if set, is written as the HostCertificate instead of one
+	// signed by HostCA; it must certify HostPrivateKey's public key.
+	HostCert *ssh.Certificate
+	// Port, if set, is the port of 127.0.0.1 to listen on (see FreePort)
+	// rather than one picked at start, for tests that must name the
+	// address before sshd starts.
+	Port int
 	// RevokedKeys is an optional path for sshd's RevokedKeys (a KRL or a
 	// list of keys). sshd refuses every public key if it cannot read it.
 	RevokedKeys string
@@ -183,6 +193,9 @@ func Start(t testing.TB, cfg Config) *Server {
 		if err != nil {
 			t.Fatalf("sshdtest: %v", err)
 		}
+		if cfg.Port != 0 {
+			port = cfg.Port
+		}
 		s.Port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		cfgPath := filepath.Join(dir, "sshd_config")
@@ -216,9 +229,12 @@ func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
 		trustedCAs: filepath.Join(s.Dir, "trusted_user_ca_keys"),
 		principals: filepath.Join(s.Dir, "authorized_principals"),
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return f, fmt.Errorf("generate host key: %w", err)
+	priv := cfg.HostPrivateKey
+	if priv == nil {
+		var err error
+		if _, priv, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			return f, fmt.Errorf("generate host key: %w", err)
+		}
 	}
 	pemBlock, err := ssh.MarshalPrivateKey(priv, "sshdtest host key")
 	if err != nil {
@@ -235,7 +251,13 @@ func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
 		return f, fmt.Errorf("write host public key: %w", err)
 	}
 
-	if cfg.HostCA != nil {
+	if cfg.HostCert != nil {
+		s.HostCert = cfg.HostCert
+		f.hostCert = f.hostKey + "-cert.pub"
+		if err := os.WriteFile(f.hostCert, ssh.MarshalAuthorizedKey(cfg.HostCert), 0o644); err != nil {
+			return f, fmt.Errorf("write host certificate: %w", err)
+		}
+	} else if cfg.HostCA != nil {
 		principals := []string{"127.0.0.1"}
 		if cfg.HostName != "" {
 			principals = append(principals, cfg.HostName)
@@ -384,6 +406,17 @@ func (s *Server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+}
+
+// FreePort returns a port of 127.0.0.1 that was free a moment ago, for
+// Config.Port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	return port
 }
 
 func freePort() (int, error) {
