@@ -148,20 +148,32 @@ func (c *Client) HostRenewChallenge(ctx context.Context, name string) (HostChall
 	return out, c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/renew/challenge", struct{}{}, &out)
 }
 
-// RenewHost renews host name's certificate: it asks for a challenge, signs
-// it with the private host key and returns the new certificate and KRL.
-func (c *Client) RenewHost(ctx context.Context, name string, hostKey ssh.Signer) (HostJoinResponse, error) {
+// RenewHost sends a signed renewal challenge (see RenewHostWithKey) and
+// returns a new host certificate and the current KRL.
+func (c *Client) RenewHost(ctx context.Context, name string, req HostRenewRequest) (HostJoinResponse, error) {
+	var out HostJoinResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/renew", req, &out)
+}
+
+// RenewHostWithKey renews host name's certificate in one call: it asks for
+// a challenge, signs it with the private host key and sends it.
+func (c *Client) RenewHostWithKey(ctx context.Context, name string, hostKey ssh.Signer) (HostJoinResponse, error) {
 	ch, err := c.HostRenewChallenge(ctx, name)
 	if err != nil {
 		return HostJoinResponse{}, err
 	}
-	sig, err := hostKey.Sign(nil, HostRenewMessage(name, ch.Nonce, c.fingerprint))
+	msg := HostRenewMessage(name, ch.Nonce, c.fingerprint)
+	var sig *ssh.Signature
+	if as, ok := hostKey.(ssh.AlgorithmSigner); ok && hostKey.PublicKey().Type() == ssh.KeyAlgoRSA {
+		// Never SHA-1 ssh-rsa, which OpenSSH and jitd refuse.
+		sig, err = as.SignWithAlgorithm(nil, msg, ssh.KeyAlgoRSASHA512)
+	} else {
+		sig, err = hostKey.Sign(nil, msg)
+	}
 	if err != nil {
 		return HostJoinResponse{}, fmt.Errorf("sign renewal challenge of host %q: %w", name, err)
 	}
-	req := HostRenewRequest{Nonce: ch.Nonce, Signature: base64.StdEncoding.EncodeToString(ssh.Marshal(sig))}
-	var out HostJoinResponse
-	return out, c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/renew", req, &out)
+	return c.RenewHost(ctx, name, HostRenewRequest{Nonce: ch.Nonce, Signature: base64.StdEncoding.EncodeToString(ssh.Marshal(sig))})
 }
 
 // AdminHosts lists the inventory (admin role); a non-zero expiring keeps

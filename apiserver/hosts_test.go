@@ -72,15 +72,15 @@ func TestHostStatuses(t *testing.T) {
 			return err
 		}, status: 409, code: api.CodeHostKeyChanged},
 		{name: "renew with the host key", do: func() error {
-			_, err := anon.RenewHost(ctx, "app1", hostKey)
+			_, err := anon.RenewHostWithKey(ctx, "app1", hostKey)
 			return err
 		}},
 		{name: "renew with another key", do: func() error {
-			_, err := anon.RenewHost(ctx, "app1", testkit.Signer(t))
+			_, err := anon.RenewHostWithKey(ctx, "app1", testkit.Signer(t))
 			return err
 		}, status: 401, code: api.CodeBadSignature},
 		{name: "renew an unknown host", do: func() error {
-			_, err := anon.RenewHost(ctx, "nosuch", hostKey)
+			_, err := anon.RenewHostWithKey(ctx, "nosuch", hostKey)
 			return err
 		}, status: 404, code: api.CodeHostNotEnrolled},
 		{name: "list expiring as a user", do: func() error {
@@ -91,7 +91,7 @@ func TestHostStatuses(t *testing.T) {
 		{name: "remove", do: func() error { return admin.RemoveHost(ctx, "app2", "decommissioned") }},
 		{name: "remove again", do: func() error { return admin.RemoveHost(ctx, "app2", "decommissioned") }, status: 410, code: api.CodeHostRemoved},
 		{name: "renew a removed host", do: func() error {
-			_, err := anon.RenewHost(ctx, "app2", hostKey)
+			_, err := anon.RenewHostWithKey(ctx, "app2", hostKey)
 			return err
 		}, status: 410, code: api.CodeHostRemoved},
 	}
