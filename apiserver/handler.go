@@ -118,6 +118,8 @@ func statusOf(k grant.Kind) int {
 		return http.StatusServiceUnavailable
 	case grant.KindRateLimited:
 		return http.StatusTooManyRequests
+	case grant.KindGone:
+		return http.StatusGone
 	}
 	return http.StatusInternalServerError
 }

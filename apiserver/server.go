@@ -64,6 +64,7 @@ type Server struct {
 	logins   *grant.Logins
 	admin    *grant.Admin
 	sessions *grant.Sessions
+	hosts    *grant.Hosts
 }
 
 // New returns a Server, or an error naming the missing configuration.
@@ -105,7 +106,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), logins: logins, admin: admin, sessions: sessions}
+	hosts, err := cfg.Grants.NewHosts(grant.HostsConfig{Reloader: cfg.Policy,
+		Message: func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, fp) }})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), logins: logins, admin: admin, sessions: sessions, hosts: hosts}
 	s.routes()
 	return s, nil
 }
@@ -143,6 +149,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/sessions/search", s.role(grant.RoleAuditor, s.handleSearch))
 	s.route("GET /v1/sessions/{id}", s.authed(s.handleSession))
 	s.route("GET /v1/sessions/{id}/recording", s.role(grant.RoleAuditor, s.handleRecording))
+	s.hostRoutes()
 }
 
 // ServeHTTP implements http.Handler.
@@ -173,8 +180,9 @@ func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) error {
 
 // handleKRL serves one OpenSSH key revocation list with a section per CA:
 // revoked user certificates under the user CA key (for hosts that trust
-// the user CA directly) and revoked per-session target certificates under
-// the target CA key (for targets behind the bastion). Serials are not
+// the user CA directly), revoked per-session target certificates under
+// the target CA key (for targets behind the bastion) and revoked host
+// certificates under the host CA key (removed hosts, for clients). Serials are not
 // secret, so it needs no login: a cron job on a host can fetch it.
 func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
 	byKind, err := s.cfg.Store.RevokedSerialsByKind(r.Context())
@@ -185,7 +193,8 @@ func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
 	krl, err := ca.KRLOf([]ca.KRLSection{
 		{CA: s.cfg.CAKeys.User, Serials: byKind["user"]},
 		{CA: s.cfg.CAKeys.Target, Serials: byKind["target"]},
-	}, uint64(now.UnixNano()), now, "jitssh user and target CA revocations")
+		{CA: s.cfg.CAKeys.Host, Serials: byKind["host"]},
+	}, uint64(now.UnixNano()), now, "jitssh user, target and host CA revocations")
 	if err != nil {
 		return fmt.Errorf("build KRL: %w", err)
 	}

@@ -220,6 +220,35 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
 -- The sessions of one certificate, for its status (serialsessions.go).
 CREATE INDEX sessions_serial ON sessions(serial, started_at);
 `,
+		// 5: hosts as data (hosts.go): the enrolled targets, with their host
+		// key, labels and current host certificate, kept after removal
+		// (removed_at) so that known_hosts can say @revoked; and the
+		// one-time join tokens, stored as their SHA-256.
+		`
+CREATE TABLE hosts (
+	name            TEXT PRIMARY KEY,
+	address         TEXT NOT NULL,
+	host_key        TEXT NOT NULL DEFAULT '',
+	labels          TEXT NOT NULL DEFAULT '{}',
+	enrolled_at     INTEGER NOT NULL,
+	enrolled_by     TEXT NOT NULL DEFAULT '',
+	cert_serial     INTEGER NOT NULL DEFAULT 0,
+	cert_expires_at INTEGER NOT NULL DEFAULT 0,
+	last_seen       INTEGER NOT NULL DEFAULT 0,
+	removed_at      INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE join_tokens (
+	token_hash TEXT PRIMARY KEY,
+	host       TEXT NOT NULL,
+	address    TEXT NOT NULL,
+	labels     TEXT NOT NULL DEFAULT '{}',
+	created_by TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	used_at    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
+`,
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/notify"
 )
 
@@ -23,7 +25,12 @@ type metricsHandler struct {
 	liveSessions func() int // nil without a bastion
 	refused      func() uint64
 	webhooks     func() notify.Stats
+	clock        func() time.Time
 }
+
+// hostsExpiringWithin is the window of jitssh_hosts_cert_expiring: hosts
+// renew daily, so a certificate this close to its end means renewal fails.
+const hostsExpiringWithin = 72 * time.Hour
 
 func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	counts, err := m.store.EventCounts(r.Context())
@@ -42,6 +49,13 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		family(&b, "jitssh_bastion_refused_connections_total", "counter", "Bastion connections closed at accept over the unauthenticated caps.")
 		fmt.Fprintf(&b, "jitssh_bastion_refused_connections_total %d\n", m.refused())
 	}
+	hosts, err := m.store.Hosts(r.Context())
+	if err != nil {
+		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	family(&b, "jitssh_hosts_cert_expiring", "gauge", "Enrolled hosts whose host certificate expires within the window.")
+	fmt.Fprintf(&b, "jitssh_hosts_cert_expiring{within=%q} %d\n", "72h", grant.ExpiringCount(hosts, m.clock(), hostsExpiringWithin))
 	st := m.webhooks()
 	family(&b, "jitssh_webhook_deliveries_total", "counter", "Webhook deliveries by outcome, per endpoint.")
 	for _, kv := range []struct {

@@ -181,7 +181,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
-	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats}
+	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
 	if d.cfg.BastionAddr != "" {
 		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, d.grants, d.store, d.policy, &d.wg)
 		if err != nil {

@@ -32,6 +32,9 @@ const (
 	// KindRateLimited means the caller made too many calls of this kind in
 	// the limit's period; Error.RetryAfter says when to try again.
 	KindRateLimited
+	// KindGone means the thing existed and was removed for good (a removed
+	// host).
+	KindGone
 )
 
 // String returns a stable name for the kind.
@@ -55,6 +58,8 @@ func (k Kind) String() string {
 		return "internal"
 	case KindRateLimited:
 		return "rate_limited"
+	case KindGone:
+		return "gone"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }

@@ -3,7 +3,6 @@ package hostjoin
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"time"
@@ -52,7 +51,7 @@ func Renew(ctx context.Context, o Options) (Result, error) {
 	if due, until := certDue(in.CertPath(), signer.PublicKey(), time.Now()); !due && !o.Force {
 		return refreshKRL(ctx, o, in, cl, name, until)
 	}
-	ans, err := renewCall(ctx, cl, name, signer)
+	ans, err := cl.RenewHostWithKey(ctx, name, signer)
 	if err != nil {
 		return Result{}, fmt.Errorf("renew %s at %s: %w", name, cfg.URL, err)
 	}
@@ -103,23 +102,4 @@ func refreshKRL(ctx context.Context, o Options, in Install, cl *api.Client, name
 	}
 	r.Changes, r.Reload, err = switchTo(ctx, o, in, files)
 	return r, err
-}
-
-func renewCall(ctx context.Context, cl *api.Client, name string, signer ssh.Signer) (api.HostJoinResponse, error) {
-	ch, err := cl.HostRenewChallenge(ctx, name)
-	if err != nil {
-		return api.HostJoinResponse{}, err
-	}
-	msg := api.HostRenewMessage(name, ch.Nonce, cl.Fingerprint())
-	var sig *ssh.Signature
-	if as, ok := signer.(ssh.AlgorithmSigner); ok && signer.PublicKey().Type() == ssh.KeyAlgoRSA {
-		// Never SHA-1 ssh-rsa, which OpenSSH and jitd refuse.
-		sig, err = as.SignWithAlgorithm(nil, msg, ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = signer.Sign(nil, msg)
-	}
-	if err != nil {
-		return api.HostJoinResponse{}, fmt.Errorf("sign the renewal challenge: %w", err)
-	}
-	return cl.RenewHost(ctx, name, api.HostRenewRequest{Nonce: ch.Nonce, Signature: base64.StdEncoding.EncodeToString(ssh.Marshal(sig))})
 }

@@ -1,6 +1,7 @@
 // Package livepolicy holds the policy in force while jitd runs: the last
-// good parse of the policy file, with the users enrolled at run time merged
-// in. It is the I/O beside package policy, which reads no files: it reads the
+// good parse of the policy file, with the users and hosts enrolled at run
+// time merged in (a host in the store replaces one of the same name in the
+// file). It is the I/O beside package policy, which reads no files: it reads the
 // policy file and asks a UserSource (the audit store) for enrolled users.
 package livepolicy
 
@@ -21,10 +22,13 @@ import (
 	"github.com/jitssh/jitssh/sshkey"
 )
 
-// UserSource lists the users enrolled outside the policy file;
+// UserSource lists the users and hosts enrolled outside the policy file;
 // *audit.Store is one.
 type UserSource interface {
 	Users(ctx context.Context) ([]audit.User, error)
+	// Hosts lists the enrolled hosts, removed ones included (they are
+	// left out of the policy).
+	Hosts(ctx context.Context) ([]audit.Host, error)
 }
 
 // Holder holds the policy in force. Readers never block; a bad file on
@@ -96,8 +100,8 @@ func (h *Holder) ReloadChange(ctx context.Context) (Change, error) {
 	return change, nil
 }
 
-// RefreshUsers merges the users enrolled in the UserSource into the policy
-// from the file. If the source cannot be read the policy in force stays;
+// RefreshUsers merges the users and hosts enrolled in the UserSource into
+// the policy from the file. If the source cannot be read the policy in force stays;
 // enrolled keys that do not parse are left out and returned as errors (the
 // rest is in force).
 func (h *Holder) RefreshUsers(ctx context.Context) error {
@@ -119,6 +123,10 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 	if err != nil {
 		return nil, fmt.Errorf("read enrolled users: %w", err)
 	}
+	hosts, err := h.users.Hosts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read enrolled hosts: %w", err)
+	}
 	extra, skipped := enrolled(users)
 	if checkKeys {
 		if err := sharedWithEnrolled(h.path, base, extra); err != nil {
@@ -126,7 +134,7 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 		}
 	}
 	h.base = base
-	h.current.Store(base.WithUsers(extra))
+	h.current.Store(base.WithUsers(extra).WithHosts(enrolledHosts(hosts)))
 	return skipped, nil
 }
 
@@ -148,6 +156,20 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 		extra = append(extra, pu)
 	}
 	return extra, errs
+}
+
+// enrolledHosts turns the stored hosts not removed into policy hosts. They
+// pin no host key: an enrolled host presents the host certificate it was
+// issued at join, which the bastion checks against the host CA.
+func enrolledHosts(hosts []audit.Host) []policy.Host {
+	var out []policy.Host
+	for _, h := range hosts {
+		if !h.RemovedAt.IsZero() {
+			continue
+		}
+		out = append(out, policy.Host{Name: h.Name, Address: h.Address, Labels: h.Labels})
+	}
+	return out
 }
 
 // sharedWithEnrolled refuses a policy file one of whose users holds a key

@@ -21,7 +21,14 @@ import (
 type fakeUsers struct {
 	mu    sync.Mutex
 	users []audit.User
+	hosts []audit.Host
 	err   error
+}
+
+func (f *fakeUsers) Hosts(context.Context) ([]audit.Host, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hosts, f.err
 }
 
 func (f *fakeUsers) Users(context.Context) ([]audit.User, error) {

@@ -16,7 +16,7 @@ import (
 func (e *env) adminCmd() *cli.Command {
 	return &cli.Command{
 		Name:  "admin",
-		Usage: "enrol and remove users, reload policy, revoke certificates (admin role)",
+		Usage: "enrol and remove users and hosts, reload policy, revoke certificates (admin role)",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "user",
@@ -60,6 +60,7 @@ func (e *env) adminCmd() *cli.Command {
 				Flags:     []cli.Flag{&cli.StringFlag{Name: "reason", Required: true}},
 				Action:    e.runRevoke,
 			},
+			e.adminHostCmd(),
 		},
 	}
 }

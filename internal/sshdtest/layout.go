@@ -3,6 +3,7 @@ package sshdtest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -71,6 +72,26 @@ func pickPort(cfg Config, host string) (int, error) {
 	default:
 		return freePort(host)
 	}
+}
+
+// FreePort returns a port of 127.0.0.1 that was free a moment ago, for
+// Config.Port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort("127.0.0.1")
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	return port
+}
+
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // command is sshd with args, run through cfg.Wrap if set.

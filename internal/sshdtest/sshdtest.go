@@ -100,12 +100,19 @@ type Config struct {
 	HostCA ssh.Signer
 	// HostName is an extra host-certificate principal.
 	HostName string
+	// HostPrivateKey, if set, is the host key instead of a generated one,
+	// so that a test can have it certified before sshd starts (a join).
+	HostPrivateKey ed25519.PrivateKey
+	// HostCert, if set, is written as the HostCertificate instead of one
+	// signed by HostCA; it must certify HostPrivateKey's public key.
+	HostCert *ssh.Certificate
 	// RevokedKeys is an optional path for sshd's RevokedKeys (a KRL or a
 	// list of keys). sshd refuses every public key if it cannot read it.
 	RevokedKeys string
 	// ListenHost is the IP address sshd listens on; empty is 127.0.0.1.
 	ListenHost string
-	// Port is the port sshd listens on. Zero picks a free port of
+	// Port is the port sshd listens on, for tests that must name the
+	// address before sshd starts (see FreePort). Zero picks a free port of
 	// ListenHost, or 22 with Wrap set (a fresh network namespace has every
 	// port free, and the root namespace's ports are not its own).
 	Port int
@@ -243,9 +250,12 @@ func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
 		trustedCAs: filepath.Join(s.Dir, "trusted_user_ca_keys"),
 		principals: filepath.Join(s.Dir, "authorized_principals"),
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return f, fmt.Errorf("generate host key: %w", err)
+	priv := cfg.HostPrivateKey
+	if priv == nil {
+		var err error
+		if _, priv, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			return f, fmt.Errorf("generate host key: %w", err)
+		}
 	}
 	pemBlock, err := ssh.MarshalPrivateKey(priv, "sshdtest host key")
 	if err != nil {
@@ -265,7 +275,13 @@ func (s *Server) writeFiles(cfg Config) (serverFiles, error) {
 	if cfg.Root != "" {
 		return f, nil // the drop-ins decide whom the server trusts
 	}
-	if cfg.HostCA != nil {
+	if cfg.HostCert != nil {
+		s.HostCert = cfg.HostCert
+		f.hostCert = f.hostKey + "-cert.pub"
+		if err := os.WriteFile(f.hostCert, ssh.MarshalAuthorizedKey(cfg.HostCert), 0o644); err != nil {
+			return f, fmt.Errorf("write host certificate: %w", err)
+		}
+	} else if cfg.HostCA != nil {
 		principals := []string{s.Host}
 		if cfg.HostName != "" {
 			principals = append(principals, cfg.HostName)
@@ -435,15 +451,6 @@ func (s *Server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // KnownHostsPattern is the known_hosts host pattern ssh looks up for s:
