@@ -343,6 +343,10 @@ func TestFleet(t *testing.T) {
 	t.Run("host key change refused", f.testHostKeyChange)
 	t.Run("renew", f.testRenew)
 	t.Run("renew with the daemon unreachable changes nothing", f.testRenewUnreachable)
+	// Restarted here, so that the daemon lives as long as the test, not
+	// the subtest.
+	f.serve(t)
+	t.Run("sessions after the failed renewal", f.testStillIn)
 	t.Run("remove ends the live session", f.testRemove)
 	t.Run("sshd -t failing changes nothing", f.testSSHDCheckFails)
 }
@@ -533,11 +537,13 @@ func (f *fleet) testRenewUnreachable(t *testing.T) {
 	f.d.terminate(t)
 	before, reloads := testkit.Tree(t, h.root), h.reloads()
 	r := f.onHost(t, h, f.renewArgs(t, h)...)
-	f.serve(t)
 	if r.Code == 0 || r.Stderr == "" {
 		t.Fatalf("jit host renew with jitd stopped: %v; want a failure that says why", r)
 	}
 	h.unchanged(t, before, reloads)
+}
+
+func (f *fleet) testStillIn(t *testing.T) {
 	if r := f.asAlice(t, "ssh", f.login+"@db1", "--", "echo still-in"); r.Code != 0 || !strings.Contains(r.Stdout, "still-in") {
 		t.Errorf("session after a failed renewal: %v", r)
 	}
