@@ -3,12 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/internal/netnstest"
 	"github.com/jitssh/jitssh/internal/sshdtest"
@@ -74,15 +73,10 @@ type fleet struct {
 	alice, admin, auditor *engineer
 }
 
-// fleetRequire skips until `jit host join` and `jit admin host token`
-// exist. The lead removes the skip once the parts of issue 10 are merged.
+// fleetRequire needs OpenSSH and network namespaces (a failure with
+// CI=true, a skip with the reason otherwise).
 func fleetRequire(t *testing.T) {
 	t.Helper()
-	for _, cmd := range [][]string{{"host", "join"}, {"admin", "host", "token"}} {
-		if out, err := exec.Command(bin(t, "jit"), append(cmd, "--help")...).CombinedOutput(); err != nil {
-			t.Skipf("jit %s not built yet: %v: %s", strings.Join(cmd, " "), err, bytes.TrimSpace(out))
-		}
-	}
 	sshdtest.Require(t, "sshd", "ssh")
 	netnstest.Require(t)
 }
@@ -196,15 +190,8 @@ func (f *fleet) renewArgs(t *testing.T, h *fleetHost) []string {
 	t.Helper()
 	// --force: a certificate this young is otherwise kept (only the KRL is
 	// refreshed).
-	args := []string{"host", "renew", "--force", "--root", h.root}
-	help, _ := exec.Command(f.jit, "host", "renew", "--help").CombinedOutput()
-	if bytes.Contains(help, []byte("--reload-command")) {
-		args = append(args, "--reload-command", fmt.Sprintf("kill -HUP %d", h.sshd.Pid()))
-	}
-	if bytes.Contains(help, []byte("--sshd")) {
-		args = append(args, "--sshd", sshdtest.Path("sshd"))
-	}
-	return args
+	return []string{"host", "renew", "--force", "--root", h.root,
+		"--reload-command", fmt.Sprintf("kill -HUP %d", h.sshd.Pid()), "--sshd", sshdtest.Path("sshd")}
 }
 
 // installed are the files jit host join writes under h's root.
@@ -291,18 +278,16 @@ func parseHosts(t *testing.T, out string) []fleetHostEntry {
 // knownHosts fetches GET /v1/known_hosts, public data without a login.
 func (f *fleet) knownHosts(t *testing.T) string {
 	t.Helper()
-	// The test's own daemon: the pin is checked by every jit command.
-	c := &http.Client{Timeout: commandTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := c.Get("https://" + f.d.API + "/v1/known_hosts")
+	c, err := api.NewClient("https://"+f.d.API, f.d.Fingerprint, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	text, err := c.KnownHosts(context.Background())
 	if err != nil {
 		t.Fatalf("GET /v1/known_hosts: %v", err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v1/known_hosts: %d %v\n%s", resp.StatusCode, err, b)
-	}
-	return string(b)
+	return text
 }
 
 func caKeys(t *testing.T, d *daemon) *ca.Keys {
