@@ -22,7 +22,9 @@ build:
 run: build
 	$(BIN)/jitd serve --init --quickstart --data $(DATA) --api $(API) --bastion $(BASTION)
 
-# Installs what the tests need (OpenSSH client and server, asciinema, ssh-audit) when missing.
+# Installs what the tests need when missing: OpenSSH client and server,
+# asciinema, ssh-audit, and iproute2 and util-linux (ip, unshare) for the
+# test hosts in network namespaces.
 deps:
 	@missing=""; \
 	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema ssh-audit ip unshare; do \
