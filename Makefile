@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Packages whose tests start OpenSSH; they need it installed (make deps).
 export CGO_ENABLED := 1
 
-.PHONY: all build run test deps lint fuzz bench clean
+.PHONY: all build run demo-target test deps lint fuzz bench clean
 
 all: build
 
@@ -21,6 +21,11 @@ build:
 # keys made on first start, the demo policy, API on $(API), bastion on $(BASTION).
 run: build
 	$(BIN)/jitd serve --init --quickstart --data $(DATA) --api $(API) --bastion $(BASTION)
+
+# Enrols a demo target while `make run` serves (as root): a stock sshd on
+# 127.0.0.1:2200 configured only by `jit host join` (scripts/demo-target).
+demo-target: build
+	DATA=$(DATA) API=$(API) ./scripts/demo-target
 
 # Installs what the tests need when missing: OpenSSH client and server,
 # asciinema, ssh-audit, and iproute2 and util-linux (ip, unshare) for the
