@@ -73,6 +73,13 @@ func TestIssue10JoinServerSide(t *testing.T) {
 	if hosts := adminHosts(t, admin); len(hosts) != 1 || hosts[0].Name != "web9" || hosts[0].Source != api.HostSourceStore || hosts[0].Address != addr {
 		t.Fatalf("jit admin host list: %+v, want web9 from the store at %s", hosts, addr)
 	}
+	// Its certificate lasts 30 days: due within 31, not within 1.
+	if out := mustRun(t, admin, "hosts", "--expiring", "744h"); !strings.Contains(out, "web9") {
+		t.Errorf("jit hosts --expiring 744h: %q, want web9", out)
+	}
+	if out := mustRun(t, admin, "hosts", "--expiring", "24h"); strings.Contains(out, "web9") {
+		t.Errorf("jit hosts --expiring 24h: %q, want no web9", out)
+	}
 
 	live := start(t, alice, "ssh", login+"@web9", "--reason", "check the enrolled host", "--", "echo live-start; sleep 120")
 	testkit.WaitFor(t, commandTimeout, "the live session's first output", func() bool { return strings.Contains(live.stdout.String(), "live-start") })

@@ -26,9 +26,10 @@ const maxSuggestions = 3
 
 func (e *env) hostsCmd() *cli.Command {
 	return &cli.Command{
-		Name:   "hosts",
-		Usage:  "list the hosts you may request, with the logins each role allows and whether approval or a ticket is needed",
-		Flags:  []cli.Flag{formatFlag()},
+		Name:  "hosts",
+		Usage: "list the hosts you may request, with the logins each role allows and whether approval or a ticket is needed",
+		Flags: []cli.Flag{formatFlag(),
+			&cli.DurationFlag{Name: "expiring", Usage: "admins: instead, the enrolled hosts whose host certificate expires within this (as jit admin host list --expiring)"}},
 		Action: e.runHosts,
 	}
 }
@@ -36,6 +37,9 @@ func (e *env) hostsCmd() *cli.Command {
 // runHosts prints GET /v1/hosts: a table, one row per host and login, or
 // one JSON object per host with --format json.
 func (e *env) runHosts(c *cli.Context) error {
+	if c.IsSet("expiring") {
+		return e.runHostList(c)
+	}
 	asJSON, err := jsonOutput(c)
 	if err != nil {
 		return err
