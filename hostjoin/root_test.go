@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -184,47 +185,15 @@ func safeJit(t *testing.T) string {
 		}
 		t.Skip("needs root: sshd runs the principals command as nobody")
 	}
-	var dir string
-	for _, parent := range []string{os.TempDir(), "."} {
-		abs, err := filepath.Abs(parent)
-		if err == nil && safeAncestry(abs) {
-			dir = abs
-			break
-		}
-	}
-	if dir == "" {
-		t.Fatal("no directory whose ancestry sshd accepts (root-owned, not group or world writable): neither TMPDIR nor the package directory")
-	}
-	bin, err := os.MkdirTemp(dir, ".hostjoin-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(bin) })
-	if err := os.Chmod(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// sshd runs the principals command only from a root-owned path that
+	// nobody else can write, wherever the tree was cloned.
+	bin := sshdtest.CommandDir(t)
 	jit := filepath.Join(bin, "jit")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*60e9)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	build := exec.CommandContext(ctx, "go", "build", "-o", jit, "github.com/jitssh/jitssh/cmd/jit")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build jit: %v\n%s", err, out)
 	}
 	return jit
-}
-
-func safeAncestry(p string) bool {
-	for ; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 || fi.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		if p == filepath.Dir(p) {
-			return true
-		}
-	}
 }
