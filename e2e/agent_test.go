@@ -87,7 +87,7 @@ func startAgent(t *testing.T) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	cmd := exec.Command(sshdtest.Path("ssh-agent"), "-D", "-a", sock)
-	cmd.Stdout, cmd.Stderr = &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = &testkit.Buffer{}, &testkit.Buffer{}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start ssh-agent: %v", err)
 	}

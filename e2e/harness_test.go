@@ -145,7 +145,7 @@ func mustRun(t testing.TB, e *engineer, args ...string) string {
 type background struct {
 	args           []string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.Buffer
 	done           chan struct{}
 }
 
@@ -163,7 +163,7 @@ func start(t testing.TB, e *engineer, args ...string) *background {
 // inside a network namespace), as start does; args name it in failures.
 func startCommand(t testing.TB, cmd *exec.Cmd, args ...string) *background {
 	t.Helper()
-	b := &background{args: args, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	b := &background{args: args, cmd: cmd, stdout: &testkit.Buffer{}, stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("start jit %s: %v", strings.Join(args, " "), err)
@@ -217,7 +217,7 @@ type daemon struct {
 	Fingerprint string // SHA256:... of the API's TLS certificate
 
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testkit.Buffer
 	done chan struct{}
 	// terminated is set once the test itself stopped the daemon.
 	terminated bool
@@ -267,7 +267,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 	}
 	args := append([]string{"serve", "--data", d.Data, "--api", "127.0.0.1:0"}, extra...)
 	d.cmd = exec.Command(bin(t, "jitd"), args...)
-	d.log = &syncBuffer{}
+	d.log = &testkit.Buffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.done = make(chan struct{})
 	d.terminated = false
@@ -521,22 +521,4 @@ func fileMode(t testing.TB, path string) os.FileMode {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)
-}
-
-// syncBuffer is an io.Writer safe for an exec copier and concurrent reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -194,7 +194,7 @@ func secRunStdin(t testing.TB, e *engineer, in string, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin(t, "jit"), args...)
 	cmd.Env, cmd.Dir = e.env(), e.Home
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(in), &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
@@ -213,7 +213,7 @@ type ptyRun struct {
 	args   []string
 	cmd    *exec.Cmd
 	tty    *os.File // the terminal's controlling side
-	screen *syncBuffer
+	screen *testkit.Buffer
 	done   chan struct{} // closed when jit exited and its output is drained
 }
 
@@ -221,7 +221,7 @@ type ptyRun struct {
 // killed in t.Cleanup if the test did not wait for it.
 func secStartPTY(t testing.TB, e *engineer, args ...string) *ptyRun {
 	t.Helper()
-	p := &ptyRun{args: args, screen: &syncBuffer{}, done: make(chan struct{})}
+	p := &ptyRun{args: args, screen: &testkit.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin(t, "jit"), args...)
 	p.cmd.Env, p.cmd.Dir = append(e.env(), "TERM=xterm-256color"), e.Home
 	tty, err := pty.StartWithSize(p.cmd, &pty.Winsize{Rows: 40, Cols: 120})
@@ -273,14 +273,14 @@ func secAsciinema(t testing.TB, path string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
-	var stdout syncBuffer
+	var stdout testkit.Buffer
 	cmd.Stdout = &stdout
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
 	if err != nil {
 		t.Fatalf("start asciinema %v on a pty: %v", args, err)
 	}
 	defer tty.Close()
-	var screen syncBuffer
+	var screen testkit.Buffer
 	go func() { _, _ = io.Copy(&screen, tty) }()
 	if err := cmd.Wait(); err != nil {
 		return stdout.String(), fmt.Errorf("asciinema %v: %w; terminal: %q", args, err, screen.String())

@@ -12,7 +12,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -79,8 +78,7 @@ type Hosts struct {
 	svc *Service
 	cfg HostsConfig
 
-	mu         sync.Mutex
-	challenges map[string]challenge // renewal nonces; challenge.user is the host name
+	challenges *nonces // renewal nonces, bound to the host name
 }
 
 // NewHosts returns the hosts domain over s (its store, policy, clock,
@@ -92,7 +90,7 @@ func (s *Service) NewHosts(cfg HostsConfig) (*Hosts, error) {
 	case cfg.Message == nil:
 		return nil, errors.New("grant: hosts config: Message is required")
 	}
-	return &Hosts{svc: s, cfg: cfg, challenges: map[string]challenge{}}, nil
+	return &Hosts{svc: s, cfg: cfg, challenges: newNonces(hostChallengeTTL, "renewals")}, nil
 }
 
 func (h *Hosts) now() time.Time      { return h.svc.cfg.Clock().UTC() }

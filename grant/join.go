@@ -2,10 +2,8 @@ package grant
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -179,24 +177,7 @@ func (h *Hosts) RenewChallenge(name string) (nonce string, expires time.Time, er
 	if err := policy.ValidName("host", name); err != nil {
 		return "", time.Time{}, &Error{Kind: KindInvalid, Code: string(policy.ReasonInvalidHost), Message: err.Error()}
 	}
-	b := make([]byte, 32)
-	if _, err := io.ReadFull(h.svc.cfg.Rand, b); err != nil {
-		return "", time.Time{}, fmt.Errorf("draw nonce: %w", err)
-	}
-	nonce = base64.RawURLEncoding.EncodeToString(b)
-	now := h.now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for n, c := range h.challenges {
-		if now.After(c.expires) {
-			delete(h.challenges, n)
-		}
-	}
-	if len(h.challenges) >= maxChallenges {
-		return "", time.Time{}, newError(KindUnavailable, CodeBusy, "too many renewals in progress; retry shortly")
-	}
-	h.challenges[nonce] = challenge{user: name, expires: now.Add(hostChallengeTTL)}
-	return nonce, now.Add(hostChallengeTTL), nil
+	return h.challenges.issue(h.svc.cfg.Rand, name, h.now())
 }
 
 // Renew issues host name a new certificate once it proves its enrolled
@@ -223,11 +204,7 @@ func (h *Hosts) Renew(ctx context.Context, clientAddr, name, nonce, signature st
 
 func (h *Hosts) renew(ctx context.Context, clientAddr, name, nonce, signature string) (Enrolled, error) {
 	now := h.now()
-	h.mu.Lock()
-	c, ok := h.challenges[nonce]
-	delete(h.challenges, nonce)
-	h.mu.Unlock()
-	if !ok || now.After(c.expires) || c.user != name {
+	if !h.challenges.spend(nonce, name, now) {
 		return Enrolled{}, newError(KindUnauthenticated, CodeBadChallenge, "renewal challenge unknown, expired, used or for another host; start again")
 	}
 	row, err := h.store().Host(ctx, name)

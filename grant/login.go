@@ -64,14 +64,10 @@ type LoginConfig struct {
 type Logins struct {
 	cfg LoginConfig
 
-	mu         sync.Mutex
-	challenges map[string]challenge   // by nonce
-	tokens     map[string]cachedToken // by token hash
-}
+	challenges *nonces
 
-type challenge struct {
-	user    string
-	expires time.Time
+	mu     sync.Mutex
+	tokens map[string]cachedToken // by token hash
 }
 
 type cachedToken struct {
@@ -98,7 +94,7 @@ func NewLogins(cfg LoginConfig) (*Logins, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Logins{cfg: cfg, challenges: map[string]challenge{}, tokens: map[string]cachedToken{}}, nil
+	return &Logins{cfg: cfg, challenges: newNonces(challengeTTL, "logins"), tokens: map[string]cachedToken{}}, nil
 }
 
 func (l *Logins) now() time.Time { return l.cfg.Clock().UTC() }
@@ -110,24 +106,7 @@ func (l *Logins) Challenge(user string) (nonce string, expires time.Time, err er
 	if err := policy.ValidName("user", user); err != nil {
 		return "", time.Time{}, &Error{Kind: KindInvalid, Code: CodeInvalidUser, Message: err.Error()}
 	}
-	b := make([]byte, 32)
-	if _, err := io.ReadFull(l.cfg.Rand, b); err != nil {
-		return "", time.Time{}, fmt.Errorf("draw nonce: %w", err)
-	}
-	nonce = base64.RawURLEncoding.EncodeToString(b)
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for n, c := range l.challenges {
-		if now.After(c.expires) {
-			delete(l.challenges, n)
-		}
-	}
-	if len(l.challenges) >= maxChallenges {
-		return "", time.Time{}, newError(KindUnavailable, CodeBusy, "too many logins in progress; retry shortly")
-	}
-	l.challenges[nonce] = challenge{user: user, expires: now.Add(challengeTTL)}
-	return nonce, now.Add(challengeTTL), nil
+	return l.challenges.issue(l.cfg.Rand, user, l.now())
 }
 
 // LoginAttempt is a signed answer to a challenge, as the client sent it.
@@ -194,12 +173,7 @@ func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 // outcome, then the key, the user, the signature and the TTL are checked in
 // that order.
 func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.Policy, error) {
-	now := l.now()
-	l.mu.Lock()
-	c, ok := l.challenges[at.Nonce]
-	delete(l.challenges, at.Nonce)
-	l.mu.Unlock()
-	if !ok || now.After(c.expires) || c.user != at.User {
+	if !l.challenges.spend(at.Nonce, at.User, l.now()) {
 		return nil, 0, nil, newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
 	}
 	key, err := sshkey.ParseAuthorized(at.PublicKey)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,24 +147,14 @@ func sshRuns(t *testing.T, srv *liveSSHD, key string) bool {
 	return err == nil
 }
 
-// liveSSHD is an sshd started from a test root's own sshd_config.
+// liveSSHD is an sshd started from a test root's own sshd_config, with
+// its log.
 type liveSSHD struct {
 	sshdtest.Server
-	mu  sync.Mutex
-	buf bytes.Buffer
+	testkit.Buffer
 }
 
-func (l *liveSSHD) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *liveSSHD) log() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func (l *liveSSHD) log() string { return l.String() }
 
 // startSSHD runs sshd -D -e -f ROOT/etc/ssh/sshd_config on a free port of
 // 127.0.0.1 and stops it in t.Cleanup.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,25 +17,6 @@ import (
 	"github.com/jitssh/jitssh/policy"
 )
 
-// syncBuffer is a log destination the daemon's goroutines and the test
-// share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServeWithReloads: each SIGHUP reloads the policy and logs the change
 // or the refusal; cancelling the context ends serving, closes the daemon
 // and returns nil.
@@ -45,7 +25,7 @@ func TestServeWithReloads(t *testing.T) {
 	if _, err := daemon.Init(context.Background(), dir, ca.Ed25519, []string{"127.0.0.1"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	d, err := daemon.New(context.Background(), daemon.Config{Dir: dir, APIAddr: "127.0.0.1:0", Logger: log})
 	if err != nil {

@@ -21,12 +21,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // startTimeout bounds how long Start waits for sshd to accept connections.
@@ -161,7 +162,7 @@ type Server struct {
 	KnownHosts string
 
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testkit.Buffer
 	done   chan struct{}
 }
 
@@ -390,7 +391,7 @@ func firstWord(line string) string {
 
 // run starts sshd and waits until it accepts a connection or exits.
 func (s *Server) run(cmd *exec.Cmd) error {
-	s.stderr = &lockedBuffer{}
+	s.stderr = &testkit.Buffer{}
 	cmd.Stdout = s.stderr
 	cmd.Stderr = s.stderr
 	// Per-connection children inherit stderr; do not let a lingering child
@@ -568,22 +569,4 @@ func WriteCert(t testing.TB, keyPath string, cert *ssh.Certificate) {
 	if err := os.WriteFile(keyPath+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
 		t.Fatalf("sshdtest: write certificate: %v", err)
 	}
-}
-
-// lockedBuffer is an io.Writer safe for the exec copier goroutine and Log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
