@@ -74,23 +74,27 @@ func BenchmarkTypingLatency(b *testing.B) {
 			// condition to profile.
 			b.Run(c.name+"/"+path.name, func(b *testing.B) {
 				var ds []time.Duration
+				var rate float64
 				for i := 0; i < b.N; i++ {
 					var streamed int64
 					var err error
 					r0 := readRuntimeStats()
-					ds, streamed, err = typeUnderLoad(path, c.streams)
+					ds, streamed, rate, err = typeUnderLoad(path, c.streams)
 					if err != nil {
 						b.Fatalf("%s %s: %v", path.name, c.name, err)
 					}
 					if inProc {
 						b.Logf("in-process jitd: %s", readRuntimeStats().since(r0))
 					}
-					b.Logf("%d keystrokes, p50 %.2f ms, p99 %.2f ms, max %.2f ms; others streamed %d MB",
-						len(ds), ms(percentile(ds, 50)), ms(percentile(ds, 99)), ms(percentile(ds, 100)), streamed/1e6)
+					b.Logf("%d keystrokes, p50 %.2f ms, p99 %.2f ms, max %.2f ms; others streamed %d MB, %.0f MB/s",
+						len(ds), ms(percentile(ds, 50)), ms(percentile(ds, 99)), ms(percentile(ds, 100)), streamed/1e6, rate)
 				}
 				lat[key{path.name, c.name}] = ds
 				b.ReportMetric(ms(percentile(ds, 50)), "p50_ms")
 				b.ReportMetric(ms(percentile(ds, 99)), "p99_ms")
+				if c.streams > 0 {
+					b.ReportMetric(rate, "streams_MB/s")
+				}
 				if bp := lat[key{"bastion", c.name}]; path.name == "proxyjump" && bp != nil {
 					b.ReportMetric(ms(percentile(bp, 99))/ms(percentile(ds, 99)), "p99_bastion/proxyjump")
 				}
@@ -113,8 +117,9 @@ func BenchmarkTypingLatency(b *testing.B) {
 // typeUnderLoad starts streams sessions on path streaming text, lets them
 // run for streamSettle, types keystrokes characters into a typist session
 // on the same path and stops the streams. It returns the round trips and
-// the bytes the streams carried meanwhile.
-func typeUnderLoad(path transferPath, streams int) ([]time.Duration, int64, error) {
+// the bytes the streams carried meanwhile and their rate in MB/s while the
+// typist typed.
+func typeUnderLoad(path transferPath, streams int) (_ []time.Duration, streamed int64, rate float64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), typingDeadline+readyTimeout+streamSettle)
 	defer cancel()
 	sctx, stopStreams := context.WithCancel(ctx)
@@ -130,6 +135,7 @@ func typeUnderLoad(path transferPath, streams int) ([]time.Duration, int64, erro
 			}
 		}()
 	}
+	began := time.Now()
 	stop := func() int64 {
 		stopStreams()
 		wg.Wait()
@@ -140,10 +146,11 @@ func typeUnderLoad(path transferPath, streams int) ([]time.Duration, int64, erro
 		case <-time.After(streamSettle):
 		case err := <-errs:
 			stop()
-			return nil, 0, fmt.Errorf("stream: %w", err)
+			return nil, 0, 0, fmt.Errorf("stream: %w", err)
 		}
 	}
 	ds, err := typist(ctx, path)
+	rate = float64(carried.Load()) / 1e6 / time.Since(began).Seconds()
 	n := stop()
 	if err == nil && len(ds) == 0 {
 		err = fmt.Errorf("no keystroke echoed within %v", typingDeadline)
@@ -151,7 +158,7 @@ func typeUnderLoad(path transferPath, streams int) ([]time.Duration, int64, erro
 	if err == nil && n == 0 && streams > 0 {
 		err = errors.New("the streams carried nothing")
 	}
-	return ds, n, err
+	return ds, n, rate, err
 }
 
 // stream runs `yes LINE | head -c streamChunk` on path again and again
