@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -215,6 +216,9 @@ type Server struct {
 	checker *ssh.CertChecker
 	gl      *gliderssh.Server
 	limiter *connLimiter
+	// encoders lets the sessions' recordings encode in turns on all but
+	// one processor, leaving one for forwarding (issue 15).
+	encoders *sessionlog.EncoderPool
 
 	mu       sync.Mutex
 	closed   bool
@@ -251,6 +255,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		limiter:  newConnLimiter(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerAddr, log),
+		encoders: sessionlog.NewEncoderPool(runtime.GOMAXPROCS(0) - 1),
 		conns:    map[*connState]struct{}{},
 		sessions: map[*session]struct{}{},
 	}

@@ -21,6 +21,7 @@ type recorder struct {
 	log      *slog.Logger
 	clock    func() time.Time
 	failOpen bool
+	pool     *sessionlog.EncoderPool // shared by the server's recordings; may be nil
 	// end stops the session after a recording failure; it is called on its
 	// own goroutine, since the failure may be met under the session's locks.
 	end func(err error)
@@ -59,6 +60,7 @@ func (r *recorder) writerOptions(onLine func(sessionlog.Line)) sessionlog.Writer
 		Clock:        r.clock,
 		SyncInterval: time.Second,
 		OnLine:       onLine,
+		Pool:         r.pool,
 		OnError: func(err error) {
 			go r.apply(func(*sessionlog.Writer) error { return err })
 		},

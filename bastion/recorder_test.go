@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,5 +123,78 @@ func TestRecordingWriterRefusesUnrecorded(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("session not ended")
+	}
+}
+
+// stuckDisk is a recording destination whose writes after the header wait
+// until open is closed: a slow or hung disk.
+type stuckDisk struct {
+	mu     sync.Mutex
+	header bool
+	open   chan struct{}
+	buf    bytes.Buffer
+}
+
+func (d *stuckDisk) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	first := !d.header
+	d.header = true
+	d.mu.Unlock()
+	if !first {
+		<-d.open
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.buf.Write(p)
+}
+
+// TestKeystrokeForwardedWhileRecordingStuck: while the session's recording
+// (its encoder in a pool of one slot) is stuck on a slow disk behind a
+// burst of output, a keystroke's echo is still recorded and forwarded at
+// once; once the disk moves it is in the recording.
+func TestKeystrokeForwardedWhileRecordingStuck(t *testing.T) {
+	pool := sessionlog.NewEncoderPool(1)
+	disk := &stuckDisk{open: make(chan struct{})}
+	r := &recorder{log: slog.New(slog.DiscardHandler), clock: time.Now, pool: pool, end: func(error) { t.Error("session ended") }}
+	w, err := sessionlog.NewWriter(disk, sessionlog.Header{Version: 2, Width: 80, Height: 24}, r.writerOptions(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.attach("s1", w, nil)
+	var dst bytes.Buffer
+	var count atomic.Int64
+	rw := &recordingWriter{dst: &dst, rec: r, code: sessionlog.CodeOutput, record: true, count: &count}
+	if _, err := rw.Write(bytes.Repeat([]byte("a log line of a busy stream\r\n"), 8<<10)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the encoder is stuck in the disk's Write
+	n := dst.Len()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := rw.Write([]byte("k"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a keystroke's echo waited for the stuck recording")
+	}
+	if d := time.Since(start); d > 500*time.Millisecond || dst.Len() != n+1 {
+		t.Errorf("echo forwarded after %v, %d bytes; want at once, 1 byte", d, dst.Len()-n)
+	}
+	close(disk.open)
+	if _, _, err := r.close(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := sessionlog.ReadAll(&disk.buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := rec.Events[len(rec.Events)-1]; last.Data != "k" {
+		t.Errorf("last recorded event %+v, want the keystroke's echo", last)
 	}
 }

@@ -118,7 +118,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *ssh.ServerConn, newCh 
 func newSession(s *Server, st *connState, id identity, ch ssh.Channel, reqs <-chan *ssh.Request) *session {
 	ss := &session{srv: s, st: st, id: id, client: ch, reqs: reqs}
 	ss.tape = &recorder{
-		log: s.log, clock: s.cfg.Clock, failOpen: s.cfg.RecordingFailOpen,
+		log: s.log, clock: s.cfg.Clock, failOpen: s.cfg.RecordingFailOpen, pool: s.encoders,
 		end: func(err error) {
 			ss.end("recording failed: "+err.Error(), "recording unavailable: "+err.Error())
 		},

@@ -14,6 +14,7 @@ import (
 
 // encoder is the state of the encoding goroutine.
 type encoder struct {
+	slot     *encodeSlot // held while encoding; shared with cw
 	cw       *countingWriter
 	bw       *bufio.Writer
 	sync     syncer    // nil if the destination cannot sync
@@ -42,14 +43,21 @@ type lineStream struct {
 	lb lineBuilder
 }
 
-// countingWriter counts and hashes what reached the destination.
+// countingWriter counts and hashes what reached the destination. It gives
+// the encoder's pool slot back while the destination writes, so that a
+// slow disk stalls only its own recording.
 type countingWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+	w    io.Writer
+	h    hash.Hash
+	n    int64
+	slot *encodeSlot
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.slot.held {
+		c.slot.release()
+		defer c.slot.acquire()
+	}
 	n, err := c.w.Write(p)
 	c.h.Write(p[:n])
 	c.n += int64(n)
@@ -134,11 +142,24 @@ func (w *Writer) encodeLoop(interval time.Duration) {
 
 // encodeBatch encodes batch, whose data is in slab, then gives its share
 // of the queue back, waking callers that wait for space.
+//
+// It holds the pool slot while it works and yields it after every
+// encodeSlice bytes, so that a long stream's recording work comes in short
+// turns and never keeps forwarding goroutines waiting for a processor.
 func (w *Writer) encodeBatch(batch []item, slab []byte) {
+	e := &w.enc
+	e.slot.acquire()
+	done := 0
 	for i := range batch {
+		if done >= encodeSlice {
+			e.slot.yield()
+			done = 0
+		}
 		w.encode(&batch[i], slab[batch[i].start:batch[i].end])
+		done += batch[i].end - batch[i].start + len(batch[i].text)
 		batch[i] = item{}
 	}
+	e.slot.release()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.queued -= len(slab)

@@ -39,6 +39,10 @@ type WriterOptions struct {
 	// session can be ended at once rather than on its next event. It must
 	// not call Close.
 	OnError func(error)
+	// Pool, if set, is shared by the Writers whose encoding should take
+	// turns (a bastion's sessions): see EncoderPool. Without it each
+	// Writer still yields the processor every encodeSlice bytes.
+	Pool *EncoderPool
 	// QueueSize bounds how many bytes of events may wait to be encoded;
 	// 0 means 4 MiB. Output, Input, Resize and Marker block while the
 	// queue is full (back-pressure: nothing is dropped).
@@ -210,6 +214,7 @@ func newWriter(dst io.Writer, h Header, opts WriterOptions, file io.Closer) (*Wr
 		return nil, err
 	}
 	cw := &countingWriter{w: dst, h: sha256.New()}
+	cw.slot = &encodeSlot{pool: opts.Pool}
 	w := &Writer{
 		clock:    opts.Clock,
 		start:    start,
@@ -222,6 +227,7 @@ func newWriter(dst io.Writer, h Header, opts WriterOptions, file io.Closer) (*Wr
 		closedCh: make(chan struct{}),
 		onError:  opts.OnError,
 		enc: encoder{
+			slot:   cw.slot,
 			cw:     cw,
 			bw:     bufio.NewWriterSize(cw, writeBufferSize),
 			file:   file,
