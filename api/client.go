@@ -179,7 +179,7 @@ func (c *Client) Login(ctx context.Context, user string, signer ssh.Signer, ttl 
 	if err := c.do(ctx, http.MethodPost, "/v1/login/challenge", ChallengeRequest{User: user}, &ch); err != nil {
 		return LoginResponse{}, err
 	}
-	sig, err := signer.Sign(nil, LoginMessage(user, ch.Nonce, c.fingerprint))
+	sig, err := signSHA2(signer, LoginMessage(user, ch.Nonce, c.fingerprint))
 	if err != nil {
 		return LoginResponse{}, fmt.Errorf("sign login challenge: %w", err)
 	}
@@ -393,4 +393,13 @@ func retryAfter(h string) time.Duration {
 		return 0
 	}
 	return time.Duration(n) * time.Second
+}
+
+// signSHA2 signs msg with signer, an RSA key with rsa-sha2-512: jitd, like
+// OpenSSH, refuses SHA-1 ssh-rsa signatures.
+func signSHA2(signer ssh.Signer, msg []byte) (*ssh.Signature, error) {
+	if as, ok := signer.(ssh.AlgorithmSigner); ok && signer.PublicKey().Type() == ssh.KeyAlgoRSA {
+		return as.SignWithAlgorithm(nil, msg, ssh.KeyAlgoRSASHA512)
+	}
+	return signer.Sign(nil, msg)
 }

@@ -162,14 +162,7 @@ func (c *Client) RenewHostWithKey(ctx context.Context, name string, hostKey ssh.
 	if err != nil {
 		return HostJoinResponse{}, err
 	}
-	msg := HostRenewMessage(name, ch.Nonce, c.fingerprint)
-	var sig *ssh.Signature
-	if as, ok := hostKey.(ssh.AlgorithmSigner); ok && hostKey.PublicKey().Type() == ssh.KeyAlgoRSA {
-		// Never SHA-1 ssh-rsa, which OpenSSH and jitd refuse.
-		sig, err = as.SignWithAlgorithm(nil, msg, ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = hostKey.Sign(nil, msg)
-	}
+	sig, err := signSHA2(hostKey, HostRenewMessage(name, ch.Nonce, c.fingerprint))
 	if err != nil {
 		return HostJoinResponse{}, fmt.Errorf("sign renewal challenge of host %q: %w", name, err)
 	}

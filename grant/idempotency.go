@@ -135,7 +135,9 @@ func (s *Service) lookupKey(ctx context.Context, caller Caller, req CreateReques
 // flight until its window ends: a retry is refused, never issued again.
 func (s *Service) completeKey(ctx context.Context, caller Caller, key string, cert *ssh.Certificate) {
 	text := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert)))
-	_ = s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+	// Not the request's context: a client that gave up (the lost answer
+	// this key exists for) must not leave the key in flight for a day.
+	_ = s.cfg.Store.Do(context.WithoutCancel(ctx), func(tx *audit.Tx) error {
 		return tx.CompleteIdempotencyKey(caller.User, key, text)
 	})
 }
@@ -145,7 +147,7 @@ func (s *Service) completeKey(ctx context.Context, caller Caller, key string, ce
 // revoked), so that a retry may try again. Best effort: a key left behind
 // only refuses retries until its window ends.
 func (s *Service) releaseKey(ctx context.Context, caller Caller, key, requestID string) {
-	_ = s.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+	_ = s.cfg.Store.Do(context.WithoutCancel(ctx), func(tx *audit.Tx) error {
 		return tx.ReleaseIdempotencyKey(caller.User, key, requestID)
 	})
 }

@@ -253,6 +253,10 @@ func parseSignature(text string) (*ssh.Signature, error) {
 	if err := ssh.Unmarshal(blob, sig); err != nil {
 		return nil, fmt.Errorf("signature is not an SSH signature: %w", err)
 	}
+	if sig.Format == ssh.KeyAlgoRSA {
+		// SHA-1, which OpenSSH refuses too; jit signs RSA with rsa-sha2-512.
+		return nil, errors.New("signature is ssh-rsa (SHA-1); sign with rsa-sha2-256 or rsa-sha2-512")
+	}
 	return sig, nil
 }
 
