@@ -41,6 +41,9 @@ type Config struct {
 	CAKeys         ca.PublicKeys
 	TLSFingerprint string
 	BastionAddr    string
+	// ReservedHostNames are the names of the bastion's host certificate,
+	// which no target may be enrolled under (grant.HostsConfig.Reserved).
+	ReservedHostNames []string
 	// CheckpointKey must have signed the audit checkpoints that verify
 	// checks; nil checks only their positions and hashes.
 	CheckpointKey ssh.PublicKey
@@ -107,7 +110,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	hosts, err := cfg.Grants.NewHosts(grant.HostsConfig{Reloader: cfg.Policy,
-		Message: func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, fp) }})
+		Message:  func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, fp) },
+		Reserved: cfg.ReservedHostNames})
 	if err != nil {
 		return nil, err
 	}

@@ -138,6 +138,20 @@ func certifyBastion(ctx context.Context, iss *issuance.Issuer, hostKey ssh.Signe
 	return ca.HostCertSigner(hostKey, cert)
 }
 
+// reservedHostNames are the names of the bastion's certificate that no
+// target may be enrolled under: the alias and the public names. Loopback
+// names are left out: targets on this machine are dialled there too, and
+// jit checks the bastion under its alias.
+func reservedHostNames(publicAddrs []string) []string {
+	names := []string{BastionHostKeyAlias}
+	for _, a := range publicAddrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
+			names = append(names, h)
+		}
+	}
+	return names
+}
+
 // bastionPrincipals are the names the bastion's host certificate is valid
 // for: the alias `jit ssh` checks, the host of each public address, the
 // listen host if it is a specific one, loopback names when it listens on

@@ -211,17 +211,18 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		return err
 	}
 	handler, err := apiserver.New(apiserver.Config{
-		Throttle:       throttle,
-		Grants:         d.grants,
-		Store:          d.store,
-		Policy:         d.policy,
-		CAKeys:         keys.Public(),
-		TLSFingerprint: d.addrs.TLSFingerprint,
-		BastionAddr:    advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs),
-		CheckpointKey:  d.checkpointKey.PublicKey(),
-		Recordings:     audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
-		Clock:          d.cfg.Clock,
-		Logger:         d.log.With("component", "api"),
+		Throttle:          throttle,
+		Grants:            d.grants,
+		Store:             d.store,
+		Policy:            d.policy,
+		CAKeys:            keys.Public(),
+		TLSFingerprint:    d.addrs.TLSFingerprint,
+		BastionAddr:       advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs),
+		ReservedHostNames: reservedHostNames(d.cfg.PublicAddrs),
+		CheckpointKey:     d.checkpointKey.PublicKey(),
+		Recordings:        audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
+		Clock:             d.cfg.Clock,
+		Logger:            d.log.With("component", "api"),
 	})
 	if err != nil {
 		return err

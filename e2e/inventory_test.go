@@ -59,7 +59,7 @@ func TestIssue10JoinServerSide(t *testing.T) {
 		t.Fatalf("jit admin host token printed %q; want the token on its second line", out)
 	}
 	tok := lines[1]
-	if want := fmt.Sprintf("  jit host join --ca https://%s --fingerprint %s --token %s", d.API, d.Fingerprint, tok); lines[3] != want {
+	if want := fmt.Sprintf("  JIT_JOIN_TOKEN=%s jit host join --ca https://%s --fingerprint %s", tok, d.API, d.Fingerprint); lines[3] != want {
 		t.Errorf("join line %q, want %q", lines[3], want)
 	}
 

@@ -68,6 +68,10 @@ type HostsConfig struct {
 	// Message returns the exact bytes a host signs to renew: the API binds
 	// its TLS certificate in (api.HostRenewMessage).
 	Message func(name, nonce string) []byte
+	// Reserved are the names in the bastion's own host certificate (its
+	// alias and public names): the host CA signs both, so a target given
+	// one of them could pass for the bastion. Tokens for them are refused.
+	Reserved []string
 }
 
 // Hosts is the inventory's domain: join tokens, joins, renewals and
@@ -116,7 +120,7 @@ type HostToken struct {
 // transaction. The caller must hold the admin role (the API checks it).
 // Bad names, addresses, labels and TTLs are KindInvalid and not recorded.
 func (h *Hosts) CreateToken(ctx context.Context, caller Caller, spec HostTokenSpec) (HostToken, error) {
-	ttl, err := checkTokenSpec(spec)
+	ttl, err := checkTokenSpec(spec, h.cfg.Reserved)
 	if err != nil {
 		return HostToken{}, err
 	}
@@ -143,12 +147,19 @@ func (h *Hosts) CreateToken(ctx context.Context, caller Caller, spec HostTokenSp
 	return HostToken{Token: token, Host: spec.Name, ExpiresAt: tok.ExpiresAt}, nil
 }
 
-func checkTokenSpec(spec HostTokenSpec) (time.Duration, error) {
+func checkTokenSpec(spec HostTokenSpec, reserved []string) (time.Duration, error) {
 	if err := policy.ValidName("host", spec.Name); err != nil {
 		return 0, &Error{Kind: KindInvalid, Code: string(policy.ReasonInvalidHost), Message: err.Error()}
 	}
 	if err := policy.ValidAddress(spec.Address); err != nil {
 		return 0, &Error{Kind: KindInvalid, Code: CodeInvalidAddress, Message: fmt.Sprintf("host %q: %v", spec.Name, err)}
+	}
+	addrHost, _, _ := net.SplitHostPort(spec.Address)
+	for _, r := range reserved {
+		if strings.EqualFold(spec.Name, r) || strings.EqualFold(addrHost, r) {
+			return 0, newError(KindInvalid, string(policy.ReasonInvalidHost),
+				"host %q at %s: %q names the bastion (its host certificate carries it), so no target may have it", spec.Name, spec.Address, r)
+		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(spec.Labels)) {
 		if err := policy.ValidLabel(k, spec.Labels[k]); err != nil {

@@ -53,7 +53,8 @@ func newHosts(t *testing.T) (*env, *grant.Hosts) {
 	t.Helper()
 	e := newEnv(t)
 	h, err := e.svc.NewHosts(grant.HostsConfig{Reloader: hostsReloader{e: e, base: e.pol.Load()},
-		Message: func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, testFingerprint) }})
+		Message:  func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, testFingerprint) },
+		Reserved: []string{"jitssh-bastion", "bastion.example.com", "10.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,5 +386,29 @@ func TestHostsList(t *testing.T) {
 	e.clock.Advance(grant.HostCertLifetime - 48*time.Hour)
 	if soon, _ := h.List(ctx, 72*time.Hour); len(soon) != 1 || soon[0].Name != "web1" {
 		t.Errorf("expiring within 72h: %+v, want web1", soon)
+	}
+}
+
+// TestTokenRefusesBastionNames: the host CA signs the bastion's certificate
+// too, so a target enrolled under one of its names (the alias, a public
+// name, the public address) could pass for the bastion; no token is made.
+func TestTokenRefusesBastionNames(t *testing.T) {
+	_, h := newHosts(t)
+	tests := []struct{ name, address string }{
+		{name: "jitssh-bastion", address: "10.0.0.9:22"},
+		{name: "bastion.example.com", address: "10.0.0.9:22"},
+		{name: "app1", address: "bastion.example.com:22"},
+		{name: "app1", address: "10.0.0.1:22"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" at "+tt.address, func(t *testing.T) {
+			_, err := h.CreateToken(context.Background(), boss, grant.HostTokenSpec{Name: tt.name, Address: tt.address})
+			if grant.KindOf(err) != grant.KindInvalid || !strings.Contains(err.Error(), "names the bastion") {
+				t.Errorf("CreateToken(%s, %s) = %v, want refused as a name of the bastion", tt.name, tt.address, err)
+			}
+		})
+	}
+	if _, err := h.CreateToken(context.Background(), boss, grant.HostTokenSpec{Name: "app1", Address: "10.0.0.9:22"}); err != nil {
+		t.Errorf("an ordinary host: %v", err)
 	}
 }

@@ -35,9 +35,7 @@ func (h *Hosts) Join(ctx context.Context, clientAddr, token, hostKey string) (En
 		}
 		return Enrolled{}, err
 	}
-	if err := h.refresh(ctx); err != nil {
-		return out, err
-	}
+	h.refresh(ctx)
 	return out, nil
 }
 
@@ -162,11 +160,13 @@ func issuanceError(err error) error {
 }
 
 // refresh merges the store's hosts into the policy in force.
-func (h *Hosts) refresh(ctx context.Context) error {
-	if err := h.cfg.Reloader.RefreshUsers(ctx); err != nil {
-		return &Error{Kind: KindInternal, Code: CodeRefreshFailed, Message: err.Error(), Err: err}
-	}
-	return nil
+// refresh puts the committed inventory into the policy in force at once.
+// It is best effort: the join or removal is committed whatever it says (an
+// unparsable enrolled key elsewhere in the store must not turn a spent token
+// and an issued certificate into an error), and the daemon's housekeeping
+// refreshes, and logs what fails, every few seconds anyway.
+func (h *Hosts) refresh(ctx context.Context) {
+	_ = h.cfg.Reloader.RefreshUsers(ctx)
 }
 
 // RenewChallenge starts a renewal of host name's certificate: it returns a
@@ -321,5 +321,6 @@ func (h *Hosts) Remove(ctx context.Context, caller Caller, name, reason string) 
 	if err != nil {
 		return domainOrUnavailable(err)
 	}
-	return h.refresh(ctx)
+	h.refresh(ctx)
+	return nil
 }

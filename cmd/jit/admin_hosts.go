@@ -89,7 +89,9 @@ func (e *env) runHostToken(c *cli.Context) error {
 		linef(e.stdout, "join token for %s (single use, expires %s):", tok.Host, tok.ExpiresAt.Format(time.RFC3339))
 		linef(e.stdout, "%s", tok.Token)
 		linef(e.stdout, "run on the host, as root:")
-		linef(e.stdout, "  jit host join --ca %s --fingerprint %s --token %s", cl.Config.CA, cl.Config.Fingerprint, tok.Token)
+		// In the environment, not on the command line: argv is readable by
+		// every local user (ps), who could spend the token first.
+		linef(e.stdout, "  JIT_JOIN_TOKEN=%s jit host join --ca %s --fingerprint %s", tok.Token, cl.Config.CA, cl.Config.Fingerprint)
 		return nil
 	})
 }

@@ -106,6 +106,9 @@ func (e *env) runHostJoin(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv("JIT_JOIN_TOKEN") == "" {
+		linef(e.stderr, "jit: warning: --token on the command line is readable by every local user (ps) until the join is done; prefer JIT_JOIN_TOKEN=... jit host join")
+	}
 	r, err := hostjoin.Join(c.Context, o, c.String("ca"), c.String("fingerprint"), c.String("token"))
 	if err != nil {
 		return err
