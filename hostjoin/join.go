@@ -104,6 +104,9 @@ func preflight(o Options, in Install) (func(), error) {
 	if err := checkPrincipalsReach(in); err != nil {
 		return nil, err
 	}
+	if err := checkPaths(o.Layout, in.HostKey, in.Files()); err != nil {
+		return nil, err
+	}
 	// Without write access the switch would fail after jitd spent the token.
 	if err := syscall.Access(o.Layout.Path("/etc/ssh"), 2 /* W_OK */); err != nil {
 		return nil, fmt.Errorf("cannot write %s (run as root): %w", o.Layout.Path("/etc/ssh"), err)

@@ -88,9 +88,40 @@ func TestRenewNothingChanged(t *testing.T) {
 		}, "not an OpenSSH KRL"},
 		{"another host key", func(t *testing.T, r testRoot, s *standIn, o *hostjoin.Options) {
 			other := newTestRoot(t)
-			o.HostKey = other.layout.Path(hostjoin.DefaultHostKey)
+			o.HostKey = r.layout.Path("/etc/ssh/other_host_ed25519_key")
+			for _, ext := range []string{"", ".pub"} {
+				b, err := os.ReadFile(other.layout.Path(hostjoin.DefaultHostKey) + ext)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(o.HostKey+ext, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			o.Force = true
 		}, "does not verify"},
+		{"a host key outside the root", func(t *testing.T, r testRoot, s *standIn, o *hostjoin.Options) {
+			o.HostKey = newTestRoot(t).layout.Path(hostjoin.DefaultHostKey)
+			o.Force = true
+		}, "outside the root"},
+		{"a symbolic link out of the root", func(t *testing.T, r testRoot, s *standIn, o *hostjoin.Options) {
+			// Whoever can plant a link in an image tree must not steer a
+			// renewal running as root to write the real /etc/ssh.
+			d := r.layout.Path("/etc/ssh/sshd_config.d")
+			if err := os.RemoveAll(d); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(t.TempDir(), d); err != nil {
+				t.Fatal(err)
+			}
+			o.Force = true
+		}, "symbolic link"},
+		{"a directory others may write", func(t *testing.T, r testRoot, s *standIn, o *hostjoin.Options) {
+			if err := os.Chmod(r.layout.Path("/etc/ssh/jitssh"), 0o777); err != nil {
+				t.Fatal(err)
+			}
+			o.Force = true
+		}, "writable by group or others"},
 		{"not joined", func(t *testing.T, r testRoot, s *standIn, _ *hostjoin.Options) {
 			if err := os.Remove(r.layout.Path(hostjoin.APIFile)); err != nil {
 				t.Fatal(err)
