@@ -292,3 +292,21 @@ func TestEngineerCertRefusedByTarget(t *testing.T) {
 		t.Errorf("stderr %q, want Permission denied", stderr)
 	}
 }
+
+// TestRevokedTargetHostCertificateAborts: a removed host's host
+// certificate is revoked; the bastion must not open a session to whoever
+// still presents it, and says why.
+func TestRevokedTargetHostCertificateAborts(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.backend.mu.Lock()
+	e.backend.revokedHosts = map[uint64]bool{e.target.HostCert.Serial: true}
+	e.backend.mu.Unlock()
+	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
+	_, stderr, code := run(t, e.ssh(key, e.login+"@db1", "echo should-not-run"), "")
+	if code == 0 || !strings.Contains(stderr, "is revoked") {
+		t.Fatalf("exit %d, stderr %q; want the revoked host certificate refused", code, stderr)
+	}
+	if started, _, rejected := e.backend.snapshot(); len(started) != 0 || !containsAny(rejected, "is revoked") {
+		t.Errorf("started %+v, rejected %q; want no session and the refusal audited", started, rejected)
+	}
+}

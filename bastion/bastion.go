@@ -92,6 +92,10 @@ type Backend interface {
 	// issued under its serial, must return an error (a RefusalError to
 	// name the audit code); the bastion then refuses it.
 	CertificateStatus(ctx context.Context, cert *ssh.Certificate) (CertStatus, error)
+	// HostCertificateRevoked reports whether the host CA's certificate of a
+	// target with this serial was revoked (its host removed). An error
+	// refuses the target: the bastion does not guess.
+	HostCertificateRevoked(ctx context.Context, serial uint64) (bool, error)
 	// MintTargetCert returns a target-CA certificate for req.Key with the
 	// single principal LOGIN@HOST, recorded in audit before it is returned.
 	MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error)

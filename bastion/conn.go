@@ -323,7 +323,7 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("target certificate signer: %w", err)
 	}
-	hostKeyCB, algos, err := s.hostKeyCheck(tgt)
+	hostKeyCB, algos, err := s.hostKeyCheck(ctx, tgt)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -354,8 +354,9 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 
 // hostKeyCheck builds the host key callback for tgt: a pinned key must match
 // exactly; otherwise a host certificate from HostCA naming tgt.Name or the
-// host of tgt.Address. Never trust on first use.
-func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error) {
+// host of tgt.Address, and not revoked (a removed host's certificate must
+// not keep opening sessions). Never trust on first use.
+func (s *Server) hostKeyCheck(ctx context.Context, tgt Target) (ssh.HostKeyCallback, []string, error) {
 	if tgt.HostKey != nil {
 		pin := tgt.HostKey.Marshal()
 		cb := func(_ string, _ net.Addr, key ssh.PublicKey) error {
@@ -384,13 +385,20 @@ func (s *Server) hostKeyCheck(tgt Target) (ssh.HostKeyCallback, []string, error)
 	}
 	cb := func(_ string, remote net.Addr, key ssh.PublicKey) error {
 		err := checker.CheckHostKey(net.JoinHostPort(tgt.Name, "22"), remote, key)
-		if err == nil {
-			return nil
+		if err != nil {
+			if err2 := checker.CheckHostKey(net.JoinHostPort(addrHost, "22"), remote, key); err2 != nil {
+				return fmt.Errorf("target %q host key %s: %w", tgt.Name, ssh.FingerprintSHA256(key), err)
+			}
 		}
-		if err2 := checker.CheckHostKey(net.JoinHostPort(addrHost, "22"), remote, key); err2 == nil {
-			return nil
+		cert := key.(*ssh.Certificate) // CheckHostKey accepts certificates only
+		revoked, err := s.cfg.Backend.HostCertificateRevoked(ctx, cert.Serial)
+		if err != nil {
+			return fmt.Errorf("target %q host certificate serial %d: revocation unknown: %w", tgt.Name, cert.Serial, err)
 		}
-		return fmt.Errorf("target %q host key %s: %w", tgt.Name, ssh.FingerprintSHA256(key), err)
+		if revoked {
+			return fmt.Errorf("target %q host certificate serial %d is revoked", tgt.Name, cert.Serial)
+		}
+		return nil
 	}
 	return cb, targetHostCertAlgorithms(), nil
 }

@@ -44,6 +44,8 @@ type testBackend struct {
 	// target certificate carries too (the target's sshd enforces them).
 	extensions map[string]map[string]string
 	failStart  bool
+	// revokedHosts are revoked host certificate serials of targets.
+	revokedHosts map[uint64]bool
 }
 
 func newTestBackend(targetCA ssh.Signer) *testBackend {
@@ -104,6 +106,12 @@ func (b *testBackend) SessionEnded(_ context.Context, s SessionRecord) error {
 	defer b.mu.Unlock()
 	b.ended = append(b.ended, s)
 	return nil
+}
+
+func (b *testBackend) HostCertificateRevoked(_ context.Context, serial uint64) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.revokedHosts[serial], nil
 }
 
 func (b *testBackend) SessionRejected(_ context.Context, code, user, target, clientAddr, reason string) error {

@@ -98,6 +98,24 @@ type bastionBackend struct {
 // CertificateStatus asks grant to check the presented certificate against
 // the CA's record of its serial; grant's refusal codes become the audit
 // codes of the bastion's session.rejected.
+// HostCertificateRevoked looks the serial up in the audit store. A serial
+// with no row is not revoked: host certificates that `jitd host certify`
+// signed before it recorded them are still valid, and their signature by
+// the host CA was checked already.
+func (b *bastionBackend) HostCertificateRevoked(ctx context.Context, serial uint64) (bool, error) {
+	c, err := b.store.Certificate(ctx, serial)
+	if errors.Is(err, audit.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("host certificate %d: %w", serial, err)
+	}
+	if c.Kind != issuance.KindHost {
+		return false, fmt.Errorf("certificate %d is a %s certificate, not a host certificate", serial, c.Kind)
+	}
+	return !c.RevokedAt.IsZero(), nil
+}
+
 func (b *bastionBackend) CertificateStatus(ctx context.Context, cert *ssh.Certificate) (bastion.CertStatus, error) {
 	uc, err := b.grants.PresentedCertificate(ctx, cert)
 	if err != nil {

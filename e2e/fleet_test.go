@@ -481,8 +481,9 @@ func (f *fleet) testSessions(t *testing.T) {
 
 func (f *fleet) testHostKeyChange(t *testing.T) {
 	h := f.db1
-	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "ssh_host_ed25519_key")
+	// Inside the root: join refuses a host key outside it (its certificate
+	// would be written beside it).
+	keyPath := filepath.Join(h.root, "etc", "ssh", "other_host_ed25519_key")
 	if out, err := exec.Command(sshdtest.Path("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", keyPath).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
