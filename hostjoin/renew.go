@@ -51,16 +51,18 @@ func Renew(ctx context.Context, o Options) (Result, error) {
 	if due, until := certDue(in.CertPath(), signer.PublicKey(), time.Now()); !due && !o.Force {
 		return refreshKRL(ctx, o, in, cl, name, until)
 	}
+	if o.DryRun {
+		// A renewal issues (and records) a certificate: a dry run asks for
+		// none and shows what jitd's answer would change as unknown, as a
+		// dry join does.
+		return dry(o, in)
+	}
 	ans, err := cl.RenewHostWithKey(ctx, name, signer)
 	if err != nil {
 		return Result{}, fmt.Errorf("renew %s at %s: %w", name, cfg.URL, err)
 	}
 	if ans.Host != name {
 		return Result{}, fmt.Errorf("jitd renewed host %q, but this host is %q", bounded(ans.Host), name)
-	}
-	if o.DryRun {
-		in.Answer = &ans
-		return dry(o, in)
 	}
 	return apply(ctx, o, in, ans, signer.PublicKey())
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jitssh/jitssh/hostjoin"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // TestRenew: a certificate with two thirds of its validity gone, or
@@ -144,5 +145,33 @@ func TestRenewNothingChanged(t *testing.T) {
 			}
 			sameTree(t, before, snapshot(t, r.layout.Root))
 		})
+	}
+}
+
+// TestRenewDryRunAsksNothing: a renewal issues and records a certificate,
+// so a dry run (even --force) sends no renewal at all and leaves the tree
+// as it was.
+func TestRenewDryRunAsksNothing(t *testing.T) {
+	r := newTestRoot(t)
+	s := newStandIn(t, "db1", "root")
+	o := r.options(someJit(t))
+	if _, err := join(t, o, s); err != nil {
+		t.Fatal(err)
+	}
+	before := testkit.Tree(t, r.layout.Root)
+	s.mu.Lock()
+	calls := s.calls
+	s.mu.Unlock()
+	o.Force, o.DryRun = true, true
+	if _, err := hostjoin.Renew(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls != calls {
+		t.Errorf("a dry renewal made %d calls to jitd, want none", s.calls-calls)
+	}
+	if diffs := testkit.TreeDiff(before, testkit.Tree(t, r.layout.Root)); len(diffs) > 0 {
+		t.Errorf("a dry renewal changed the tree:\n%s", strings.Join(diffs, "\n"))
 	}
 }
