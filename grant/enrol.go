@@ -54,9 +54,10 @@ func (a *Admin) Enrol(ctx context.Context, caller Caller, e Enrolment) (audit.Us
 	if err != nil {
 		return audit.User{}, err
 	}
-	pol := a.cfg.Policy()
 	err = a.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		if err := checkKeysFree(tx, pol, e.Name, parsed); err != nil {
+		// The policy in force as the write commits (reloads swap it
+		// atomically), against the enrolled keys this transaction sees.
+		if err := checkKeysFree(tx, a.cfg.Policy(), e.Name, parsed); err != nil {
 			return err
 		}
 		if err := tx.PutUser(u); err != nil {
