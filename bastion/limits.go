@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jitssh/jitssh/ratelimit"
 )
 
 // Defaults of the bounds on connections that have not authenticated yet.
@@ -88,15 +90,13 @@ func (l *connLimiter) refusedLocked(host string) {
 	l.lastLogged = now
 }
 
-// hostOf is the source IP of remote, the unit of the per-address cap.
+// hostOf is the unit of the per-address cap: remote's IPv4 address, or
+// the /64 of its IPv6 address (ratelimit.AddressKey).
 func hostOf(remote net.Addr) string {
 	if tcp, ok := remote.(*net.TCPAddr); ok {
-		return tcp.IP.String()
+		return ratelimit.AddressKey(tcp.IP.String())
 	}
-	if h, _, err := net.SplitHostPort(remote.String()); err == nil {
-		return h
-	}
-	return remote.String()
+	return ratelimit.AddressKey(remote.String())
 }
 
 // RefusedConnections is how many connections were closed at accept because

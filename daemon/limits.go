@@ -81,16 +81,24 @@ func (l Limits) apiTimeouts(s *http.Server) {
 }
 
 // limitListener accepts at most cap(sem) connections at once: Accept
-// waits for a slot, and closing a connection frees its slot.
+// waits for a slot, and closing a connection frees its slot. One address
+// (an IPv6 /64, ratelimit.AddressKey) holds at most a quarter of the slots:
+// a connection over that is closed at once, so that a single client
+// cannot hold every slot and lock everyone else out.
 type limitListener struct {
 	net.Listener
-	sem  chan struct{}
-	done chan struct{}
-	once sync.Once
+	sem     chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	perAddr int
+
+	mu     sync.Mutex
+	byAddr map[string]int
 }
 
 func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{}),
+		perAddr: max(1, n/4), byAddr: map[string]int{}}
 }
 
 // Accept waits for a free slot, then for a connection.
@@ -100,12 +108,34 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		key := ratelimit.AddressKey(c.RemoteAddr().String())
+		l.mu.Lock()
+		over := l.byAddr[key] >= l.perAddr
+		if !over {
+			l.byAddr[key]++
+		}
+		l.mu.Unlock()
+		if over {
+			c.Close() // its slot stays taken for the next connection
+			continue
+		}
+		return &limitConn{Conn: c, release: func() { l.release(key) }}, nil
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) release(key string) {
+	l.mu.Lock()
+	if l.byAddr[key]--; l.byAddr[key] <= 0 {
+		delete(l.byAddr, key)
+	}
+	l.mu.Unlock()
+	<-l.sem
 }
 
 // Close stops Accept, including one waiting for a slot.

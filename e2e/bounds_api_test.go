@@ -23,7 +23,18 @@ import (
 // the pin, so it does not verify the certificate.
 func dialAPI(t *testing.T, addr string) *tls.Conn {
 	t.Helper()
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a test of bounds
+	return dialAPIFrom(t, addr, "")
+}
+
+// dialAPIFrom is dialAPI from the local address from (e.g. 127.0.0.3),
+// empty for any: the API caps connections per address too.
+func dialAPIFrom(t *testing.T, addr, from string) *tls.Conn {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a test of bounds
 	if err != nil {
 		t.Fatalf("dial API %s: %v", addr, err)
 	}
@@ -176,8 +187,10 @@ func TestAPIConnectionCap(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, renderPolicy(t, boundsPolicy, "deploy", []*engineer{newEngineer(t, "alice"), newEngineer(t, "carol"), newEngineer(t, "auditor")}, nil),
 		"--api-max-conns", "2")
-	held := []*tls.Conn{dialAPI(t, d.API), dialAPI(t, d.API)}
-	raw, err := net.DialTimeout("tcp", d.API, 5*time.Second)
+	// From distinct loopback addresses: this is the cap in total, and one
+	// address may hold only a quarter of it (TestAPIConnectionCapPerAddress).
+	held := []*tls.Conn{dialAPIFrom(t, d.API, "127.0.0.2"), dialAPIFrom(t, d.API, "127.0.0.3")}
+	raw, err := (&net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}).Dial("tcp", d.API)
 	if err != nil {
 		t.Fatalf("dial API: %v", err)
 	}
@@ -190,7 +203,7 @@ func TestAPIConnectionCap(t *testing.T) {
 	// The queued third connection takes the first free slot: close it too.
 	raw.Close()
 	held[0].Close()
-	raw2, err := net.DialTimeout("tcp", d.API, 5*time.Second)
+	raw2, err := (&net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}}).Dial("tcp", d.API)
 	if err != nil {
 		t.Fatalf("dial API: %v", err)
 	}
@@ -199,4 +212,25 @@ func TestAPIConnectionCap(t *testing.T) {
 	if err := tls.Client(raw2, &tls.Config{InsecureSkipVerify: true}).Handshake(); err != nil { //nolint:gosec // a test of bounds
 		t.Errorf("no connection served after one of the two was closed: %v", err)
 	}
+}
+
+// TestAPIConnectionCapPerAddress: one address holds at most a quarter of
+// --api-max-conns; its next connection is closed at once while another
+// address is still served.
+func TestAPIConnectionCapPerAddress(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, renderPolicy(t, boundsPolicy, "deploy", []*engineer{newEngineer(t, "alice"), newEngineer(t, "carol"), newEngineer(t, "auditor")}, nil),
+		"--api-max-conns", "8")
+	dialAPIFrom(t, d.API, "127.0.0.6")
+	dialAPIFrom(t, d.API, "127.0.0.6")
+	raw, err := (&net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.6")}}).Dial("tcp", d.API)
+	if err != nil {
+		t.Fatalf("dial API: %v", err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(boundsSlack))
+	if err := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}).Handshake(); err == nil { //nolint:gosec // a test of bounds
+		t.Fatal("a third connection from one address was served with --api-max-conns 8 (2 per address)")
+	}
+	dialAPIFrom(t, d.API, "127.0.0.7") // another address still gets in
 }

@@ -76,12 +76,12 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 // Challenge allows one login challenge from clientAddr, or returns a
 // KindRateLimited *Error with RetryAfter set.
 func (t *Throttle) Challenge(ctx context.Context, clientAddr string) error {
-	return t.allow(ctx, t.challenge, "login challenges", clientAddr, Caller{ClientAddr: clientAddr})
+	return t.allow(ctx, t.challenge, "login challenges", ratelimit.AddressKey(clientAddr), Caller{ClientAddr: clientAddr})
 }
 
 // Login allows one login attempt from clientAddr, as Challenge.
 func (t *Throttle) Login(ctx context.Context, clientAddr string) error {
-	return t.allow(ctx, t.login, "login attempts", clientAddr, Caller{ClientAddr: clientAddr})
+	return t.allow(ctx, t.login, "login attempts", ratelimit.AddressKey(clientAddr), Caller{ClientAddr: clientAddr})
 }
 
 // CreateRequest allows one request creation by c.User, as Challenge.
