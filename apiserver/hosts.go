@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,15 +73,10 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) error {
 
 // writeEnrolled answers a join or renewal with what the host installs.
 func (s *Server) writeEnrolled(w http.ResponseWriter, r *http.Request, e grant.Enrolled) error {
-	byKind, err := s.cfg.Store.RevokedSerialsByKind(r.Context())
+	// The same KRL as GET /v1/krl, which jit host renew refreshes it from.
+	krl, err := s.krl(r.Context())
 	if err != nil {
-		return storeError(err)
-	}
-	now := s.now()
-	krl, err := ca.KRLOf([]ca.KRLSection{{CA: s.cfg.CAKeys.Target, Serials: byKind["target"]}},
-		uint64(now.UnixNano()), now, "jitssh target CA revocations")
-	if err != nil {
-		return fmt.Errorf("build target KRL: %w", err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, api.HostJoinResponse{
 		Host: e.Host.Name, Address: e.Host.Address,

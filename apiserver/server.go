@@ -7,6 +7,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -189,9 +190,20 @@ func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) error {
 // certificates under the host CA key (removed hosts, for clients). Serials are not
 // secret, so it needs no login: a cron job on a host can fetch it.
 func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
-	byKind, err := s.cfg.Store.RevokedSerialsByKind(r.Context())
+	krl, err := s.krl(r.Context())
 	if err != nil {
-		return storeError(err)
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(krl)
+	return nil
+}
+
+// krl builds the one KRL, a section per CA key, of every revoked serial.
+func (s *Server) krl(ctx context.Context) ([]byte, error) {
+	byKind, err := s.cfg.Store.RevokedSerialsByKind(ctx)
+	if err != nil {
+		return nil, storeError(err)
 	}
 	now := s.now()
 	krl, err := ca.KRLOf([]ca.KRLSection{
@@ -200,11 +212,9 @@ func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
 		{CA: s.cfg.CAKeys.Host, Serials: byKind["host"]},
 	}, uint64(now.UnixNano()), now, "jitssh user, target and host CA revocations")
 	if err != nil {
-		return fmt.Errorf("build KRL: %w", err)
+		return nil, fmt.Errorf("build KRL: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	_, _ = w.Write(krl)
-	return nil
+	return krl, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Clock().UTC() }
