@@ -68,7 +68,7 @@ type HostJoinResponse struct {
 	// TargetCA and HostCA are authorized_keys lines of the CA keys.
 	TargetCA string `json:"target_ca"`
 	HostCA   string `json:"host_ca"`
-	// KRL is an OpenSSH KRL of the target CA's revocations (RevokedKeys).
+	// KRL is jitssh's OpenSSH KRL, a section per CA key, as GET /v1/krl serves it (RevokedKeys).
 	KRL []byte `json:"krl"`
 	// Logins are every login any role of the policy may grant on this
 	// host, sorted.
