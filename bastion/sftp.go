@@ -22,9 +22,13 @@ const (
 	sftpRemove  = 13
 	sftpMkdir   = 14
 	sftpRename  = 18
-	sftpStatus  = 101
-	sftpHandle  = 102
-	sftpData    = 103
+	// sftpExtended carries OpenSSH's extensions: stock sftp renames with
+	// posix-rename@openssh.com, and ln and cp use hardlink@openssh.com and
+	// copy-data.
+	sftpExtended = 200
+	sftpStatus   = 101
+	sftpHandle   = 102
+	sftpData     = 103
 )
 
 // Bounds of one session's SFTP accounting. A hostile client can open many
@@ -153,7 +157,7 @@ func sftpClientKeep(typ byte) int {
 	switch typ {
 	case sftpInit:
 		return 0
-	case sftpOpen, sftpRemove, sftpMkdir, sftpRename:
+	case sftpOpen, sftpRemove, sftpMkdir, sftpRename, sftpExtended:
 		return sftpMaxNamed
 	case sftpClose, sftpRead:
 		return 4 + 4 + sftpMaxHandleLen // id, handle
@@ -214,6 +218,8 @@ func (t *sftpTracker) request(typ byte, b []byte, body int) {
 	switch typ {
 	case sftpOpen, sftpRemove, sftpMkdir, sftpRename:
 		t.named(&r, rest)
+	case sftpExtended:
+		t.extended(rest)
 	case sftpClose, sftpRead:
 		r.handle, _, _ = sftpString(rest)
 	case sftpWrite:
@@ -267,6 +273,46 @@ func (t *sftpTracker) named(r *sftpReq, b []byte) {
 			t.out = append(t.out, fmt.Sprintf("sftp rename %s to %s", strconv.Quote(first), strconv.Quote(second)))
 		}
 	}
+}
+
+// extended marks the OpenSSH extensions that move or copy files: a rename
+// or a hard link names two paths; copy-data copies between two open
+// handles, named by their paths when they are known.
+func (t *sftpTracker) extended(b []byte) {
+	name, rest, ok := sftpString(b)
+	if !ok {
+		return
+	}
+	switch name {
+	case "posix-rename@openssh.com", "hardlink@openssh.com":
+		from, rest, ok1 := sftpString(rest)
+		to, _, ok2 := sftpString(rest)
+		if ok1 && ok2 {
+			verb := "rename"
+			if name == "hardlink@openssh.com" {
+				verb = "hardlink"
+			}
+			t.out = append(t.out, fmt.Sprintf("sftp %s %s to %s", verb, strconv.Quote(from), strconv.Quote(to)))
+		}
+	case "copy-data":
+		from, rest, ok1 := sftpString(rest)
+		if !ok1 || len(rest) < 16 {
+			return
+		}
+		n := binary.BigEndian.Uint64(rest[8:])
+		to, _, ok2 := sftpString(rest[16:])
+		if ok2 {
+			t.out = append(t.out, fmt.Sprintf("sftp copy-data from %s to %s (%d bytes asked, 0 for all)", t.handleName(from), t.handleName(to), n))
+		}
+	}
+}
+
+// handleName is the quoted path of an open handle, or "an unknown handle".
+func (t *sftpTracker) handleName(h string) string {
+	if f, ok := t.handles[h]; ok {
+		return strconv.Quote(f.path)
+	}
+	return "an unknown handle"
 }
 
 // answer handles a target packet: it matches the request by id and counts

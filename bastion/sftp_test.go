@@ -152,6 +152,20 @@ func TestSFTPTracker(t *testing.T) {
 			want: []string{`sftp open "/nope" (read)`, `sftp rename "/t/a" to "/t/b"`, `sftp remove "/t/b"`, `sftp mkdir "/t/d"`},
 		},
 		{
+			name: "OpenSSH extensions: posix-rename, hardlink, copy-data",
+			steps: []sftpStep{
+				cl(openPkt(1, "/src", 1), openPkt(2, "/dst", 0x1a)), sv(sftpPkt(sftpHandle, 1, "hs"), sftpPkt(sftpHandle, 2, "hd")),
+				cl(sftpPkt(sftpExtended, 3, "posix-rename@openssh.com", "/t/a", "/t/b"),
+					sftpPkt(sftpExtended, 4, "hardlink@openssh.com", "/t/b", "/t/c"),
+					sftpPkt(sftpExtended, 5, "copy-data", "hs", uint64(0), uint64(0), "hd", uint64(0)),
+					sftpPkt(sftpExtended, 6, "statvfs@openssh.com", "/")),
+				sv(statusOK(3), statusOK(4), statusOK(5), statusOK(6)),
+				cl(sftpPkt(sftpClose, 7, "hs"), sftpPkt(sftpClose, 8, "hd")), sv(statusOK(7), statusOK(8)),
+			},
+			want: []string{`sftp open "/src" (read)`, `sftp open "/dst" (write)`, `sftp rename "/t/a" to "/t/b"`, `sftp hardlink "/t/b" to "/t/c"`,
+				`sftp copy-data from "/src" to "/dst" (0 bytes asked, 0 for all)`, `sftp read "/src" 0 bytes`, `sftp write "/dst" 0 bytes`},
+		},
+		{
 			name: "connection cut before close",
 			steps: []sftpStep{
 				cl(openPkt(1, "/big", 0x1a), openPkt(2, "/rw", 0x3)), sv(sftpPkt(sftpHandle, 1, "h1"), sftpPkt(sftpHandle, 2, "h2")),

@@ -46,6 +46,9 @@ func TestSFTPByteCounts(t *testing.T) {
 			marker: `sftp write "` + up + `.remote" 3145728 bytes`},
 		{name: "scp download", bin: "scp", args: []string{"db1:" + down, down + ".local"},
 			marker: `sftp read "` + down + `" 1048589 bytes`},
+		// Stock sftp renames with the posix-rename@openssh.com extension.
+		{name: "sftp rename", bin: "sftp", args: []string{"-b", "-", "db1"}, stdin: "rename " + up + ".remote " + up + ".moved\n",
+			marker: `sftp rename "` + up + `.remote" to "` + up + `.moved"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
