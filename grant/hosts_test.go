@@ -126,17 +126,18 @@ func TestJoin(t *testing.T) {
 func TestJoinRefusesToken(t *testing.T) {
 	tests := []struct {
 		name, want string
+		host       string // the host the refusal's record names
 		token      func(t *testing.T, e *env, h *grant.Hosts) string
 	}{
 		{name: "unknown", want: "unknown", token: func(*testing.T, *env, *grant.Hosts) string { return "jhj_" + strings.Repeat("A", 43) }},
-		{name: "used", want: "already used", token: func(t *testing.T, _ *env, h *grant.Hosts) string {
+		{name: "used", want: "already used", host: "db9", token: func(t *testing.T, _ *env, h *grant.Hosts) string {
 			tok := token(t, h, "db9", nil)
 			if _, err := h.Join(context.Background(), "", tok, hostKeyLine(testkit.Signer(t))); err != nil {
 				t.Fatal(err)
 			}
 			return tok
 		}},
-		{name: "expired", want: "expired", token: func(t *testing.T, e *env, h *grant.Hosts) string {
+		{name: "expired", want: "expired", host: "db9", token: func(t *testing.T, e *env, h *grant.Hosts) string {
 			tok := token(t, h, "db9", nil)
 			e.clock.Advance(grant.DefaultJoinTokenTTL)
 			return tok
@@ -151,8 +152,8 @@ func TestJoinRefusesToken(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			if evs := e.events(t, audit.EventFilter{Type: grant.EventHostJoinFailed}); len(evs) != 1 || evs[0].Code != grant.CodeJoinTokenInvalid {
-				t.Errorf("host.join_failed events %+v, want one", evs)
+			if evs := e.events(t, audit.EventFilter{Type: grant.EventHostJoinFailed}); len(evs) != 1 || evs[0].Code != grant.CodeJoinTokenInvalid || evs[0].Host != tc.host {
+				t.Errorf("host.join_failed events %+v, want one naming host %q", evs, tc.host)
 			}
 		})
 	}

@@ -25,11 +25,11 @@ import (
 // may join again with a fresh token). Each refusal is recorded as
 // host.join_failed.
 func (h *Hosts) Join(ctx context.Context, clientAddr, token, hostKey string) (Enrolled, error) {
-	out, err := h.join(ctx, clientAddr, token, hostKey)
+	out, host, err := h.join(ctx, clientAddr, token, hostKey)
 	if err != nil {
 		var ge *Error
 		if errors.As(err, &ge) && ge.Kind != KindUnavailable && ge.Kind != KindInternal {
-			rerr := appendEvent(ctx, h.store(), h.now(), audit.Event{Type: EventHostJoinFailed, Code: ge.Code, ClientAddr: clientAddr,
+			rerr := appendEvent(ctx, h.store(), h.now(), audit.Event{Type: EventHostJoinFailed, Code: ge.Code, Host: host, ClientAddr: clientAddr,
 				Message: audit.BoundText(ge.Message, 4*maxAuditText)})
 			withRecordFailure(ge, rerr)
 		}
@@ -39,10 +39,12 @@ func (h *Hosts) Join(ctx context.Context, clientAddr, token, hostKey string) (En
 	return out, nil
 }
 
-func (h *Hosts) join(ctx context.Context, clientAddr, token, hostKey string) (Enrolled, error) {
+// join returns, beside the outcome, the host the token names once it is
+// read (for the refusal's record), else "".
+func (h *Hosts) join(ctx context.Context, clientAddr, token, hostKey string) (Enrolled, string, error) {
 	key, err := sshkey.ParseAuthorized(hostKey)
 	if err != nil {
-		return Enrolled{}, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: "host_key: " + err.Error()}
+		return Enrolled{}, "", &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: "host_key: " + err.Error()}
 	}
 	hash := hashJoinToken(token)
 	now := h.now()
@@ -54,7 +56,7 @@ func (h *Hosts) join(ctx context.Context, clientAddr, token, hostKey string) (En
 		tok, err = spendable(tx, hash, now)
 		return err
 	}); err != nil {
-		return Enrolled{}, domainOrUnavailable(err)
+		return Enrolled{}, tok.Host, domainOrUnavailable(err)
 	}
 	spec := issuance.HostSpec(key, hostPrincipals(tok.Host, tok.Address), HostCertLifetime, now)
 	row := audit.Host{Name: tok.Host, Address: tok.Address, HostKey: keyLine(key), Labels: tok.Labels,
@@ -91,9 +93,9 @@ func (h *Hosts) join(ctx context.Context, clientAddr, token, hostKey string) (En
 		},
 	})
 	if err != nil {
-		return Enrolled{}, issuanceError(err)
+		return Enrolled{}, tok.Host, issuanceError(err)
 	}
-	return h.enrolled(row, cert), nil
+	return h.enrolled(row, cert), tok.Host, nil
 }
 
 // spendable returns the join token with hash if it can be spent at now, or
