@@ -133,33 +133,43 @@ func apply(ctx context.Context, o Options, in Install, ans api.HostJoinResponse,
 	}
 	in.Answer = &ans
 	r := Result{Host: ans.Host, DropIn: in.DropInText(), CronLine: in.CronLine(), RenewBefore: ans.RenewBefore}
-	var err error
-	r.Changes, r.Reload, err = switchTo(ctx, o, in, in.Files())
-	if err != nil {
+	if err := switchTo(ctx, o, in, in.Files(), &r); err != nil {
 		return Result{}, err
 	}
 	if r.Reload != "" {
-		r.Notes = startTimer(ctx, o)
+		r.Notes = append(r.Notes, startTimer(ctx, o)...)
 	}
 	return r, nil
 }
 
 // switchTo runs Switch with sshd's checks and the reload, and says how
 // sshd was reloaded ("" when nothing changed). The caller holds the lock.
-func switchTo(ctx context.Context, o Options, in Install, files []File) ([]Change, string, error) {
+// switchTo switches sshd over to files and fills r's changes, how sshd was
+// reloaded, and a note when an old version could not be removed after a
+// successful switch (which is no failure: the new configuration is in force).
+func switchTo(ctx context.Context, o Options, in Install, files []File, r *Result) error {
 	sshd, err := FindSSHD(o.SSHD)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	rl := NewReloader(o.Layout, o.ReloadCommand)
 	changed := false
 	changes, err := Switch(files,
 		func() error { changed = true; return checkSSHD(ctx, sshd, in) },
 		func() error { return rl.Run(ctx) })
-	if err != nil || !changed {
-		return changes, "", err
+	var left *LeftoverError
+	if errors.As(err, &left) {
+		r.Notes = append(r.Notes, left.Error())
+		err = nil
 	}
-	return changes, rl.Describe, nil
+	if err != nil {
+		return err
+	}
+	r.Changes = changes
+	if changed {
+		r.Reload = rl.Describe
+	}
+	return nil
 }
 
 // lock takes an exclusive flock on dir (a directory every target has, so

@@ -102,6 +102,8 @@ func refreshKRL(ctx context.Context, o Options, in Install, cl *api.Client, name
 		r.Reload = NewReloader(o.Layout, o.ReloadCommand).Describe
 		return r, err
 	}
-	r.Changes, r.Reload, err = switchTo(ctx, o, in, files)
-	return r, err
+	if err := switchTo(ctx, o, in, files, &r); err != nil {
+		return Result{}, err
+	}
+	return r, nil
 }

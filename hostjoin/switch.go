@@ -123,8 +123,23 @@ func Switch(files []File, check, reload func() error) ([]Change, error) {
 	if err := reload(); err != nil {
 		return nil, u.fail(err, "reloading sshd failed")
 	}
-	return changes, u.commit()
+	if err := u.commit(); err != nil {
+		return changes, &LeftoverError{Err: err}
+	}
+	return changes, nil
 }
+
+// LeftoverError is Switch's answer when the switch succeeded (the new
+// configuration passed the check and sshd was reloaded with it) but an
+// old version kept beside a file could not be removed: nothing is to be
+// undone, and the leftover file is harmless beside sshd's configuration.
+type LeftoverError struct{ Err error }
+
+func (e *LeftoverError) Error() string {
+	return "switched and reloaded, but an old version is left behind: " + e.Err.Error()
+}
+
+func (e *LeftoverError) Unwrap() error { return e.Err }
 
 // undo remembers how to put back what a switch changed.
 type undo struct {
