@@ -46,16 +46,9 @@ func (e *env) runSSH(c *cli.Context) error {
 	if login == "" {
 		return cli.Exit("--login is required (or LOGIN@HOST)", exitUsage)
 	}
-	dir, err := creds.DefaultDir()
+	dir, cfg, err := bastionConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := dir.LoadConfig()
-	if err != nil {
-		return err
-	}
-	if cfg.Bastion == "" {
-		return errors.New("the daemon runs no bastion (jitd serve --bastion ADDR), or log in again to learn its address")
 	}
 	g, err := e.grantFor(c, dir, login, host)
 	if err != nil {
@@ -172,16 +165,9 @@ func (e *env) runSSHConfig(c *cli.Context) error {
 	if c.NArg() < 1 {
 		return cli.Exit("give the hosts to configure", exitUsage)
 	}
-	dir, err := creds.DefaultDir()
+	dir, cfg, err := bastionConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := dir.LoadConfig()
-	if err != nil {
-		return err
-	}
-	if cfg.Bastion == "" {
-		return errors.New("the daemon runs no bastion, or log in again to learn its address")
 	}
 	kh, err := writeKnownHosts(dir, cfg)
 	if err != nil {
@@ -204,4 +190,21 @@ func (e *env) runSSHConfig(c *cli.Context) error {
 	}
 	fmt.Fprintln(w, "# END jitssh")
 	return nil
+}
+
+// bastionConfig is the stored login of a command that goes through the
+// bastion, which the login must have learnt the address of.
+func bastionConfig() (creds.Dir, creds.Config, error) {
+	dir, err := creds.DefaultDir()
+	if err != nil {
+		return dir, creds.Config{}, err
+	}
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		return dir, cfg, err
+	}
+	if cfg.Bastion == "" {
+		return dir, cfg, errors.New("the daemon runs no bastion (jitd serve --bastion ADDR), or log in again to learn its address")
+	}
+	return dir, cfg, nil
 }
