@@ -289,10 +289,11 @@ func (s SSO) poll(ctx context.Context, d api.SSODeviceResponse) (api.LoginRespon
 	if s.Status != nil {
 		defer s.Status("")
 	}
+	expired := fmt.Errorf("%w: the device code expired before the login was finished", ErrTimedOut)
 	for {
 		left := time.Until(d.ExpiresAt)
 		if left <= 0 {
-			return api.LoginResponse{}, fmt.Errorf("%w: the device code expired before the login was finished", ErrTimedOut)
+			return api.LoginResponse{}, expired
 		}
 		if s.Status != nil {
 			s.Status(fmt.Sprintf("waiting for the login at the provider (code %s, %s left)", d.UserCode, left.Round(time.Second)))
@@ -303,6 +304,9 @@ func (s SSO) poll(ctx context.Context, d api.SSODeviceResponse) (api.LoginRespon
 			t.Stop()
 			return api.LoginResponse{}, ctx.Err()
 		case <-t.C:
+		}
+		if !time.Now().Before(d.ExpiresAt) {
+			return api.LoginResponse{}, expired
 		}
 		res, pending, err := s.Client.SSODevicePoll(ctx, d.Flow)
 		var ae *api.Error
