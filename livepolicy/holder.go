@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -29,6 +30,14 @@ type UserSource interface {
 	// Hosts lists the enrolled hosts, removed ones included (they are
 	// left out of the policy).
 	Hosts(ctx context.Context) ([]audit.Host, error)
+}
+
+// SSOSource lists the identities of SSO logins; *audit.Store is one. A
+// UserSource that is also an SSOSource has them merged in: each is a user
+// with the groups its provider groups mapped to, until its ExpiresAt, under
+// a name neither the file nor an enrolment holds.
+type SSOSource interface {
+	SSOIdentities(ctx context.Context) ([]audit.SSOIdentity, error)
 }
 
 // Holder holds the policy in force. Readers never block; a bad file on
@@ -127,6 +136,14 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 	if err != nil {
 		return nil, fmt.Errorf("read enrolled hosts: %w", err)
 	}
+	var ssoUsers []policy.User
+	if src, ok := h.users.(SSOSource); ok {
+		ids, err := src.SSOIdentities(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read sso identities: %w", err)
+		}
+		ssoUsers = liveSSO(ids, time.Now())
+	}
 	extra, skipped := enrolled(users)
 	if checkKeys {
 		if err := sharedWithEnrolled(h.path, base, extra); err != nil {
@@ -134,7 +151,7 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 		}
 	}
 	h.base = base
-	h.current.Store(base.WithUsers(extra).WithHosts(enrolledHosts(hosts)))
+	h.current.Store(base.WithUsers(extra).WithSSOUsers(ssoUsers).WithHosts(enrolledHosts(hosts)))
 	return skipped, nil
 }
 
@@ -156,6 +173,17 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 		extra = append(extra, pu)
 	}
 	return extra, errs
+}
+
+// liveSSO turns the SSO identities not expired at now into policy users.
+func liveSSO(ids []audit.SSOIdentity, now time.Time) []policy.User {
+	var out []policy.User
+	for _, id := range ids {
+		if now.Before(id.ExpiresAt) && len(id.Groups) > 0 {
+			out = append(out, policy.User{Name: id.Name, Groups: id.Groups})
+		}
+	}
+	return out
 }
 
 // enrolledHosts turns the stored hosts not removed into policy hosts. They
