@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -34,7 +33,7 @@ type UserSource interface {
 
 // SSOSource lists the identities of SSO logins; *audit.Store is one. A
 // UserSource that is also an SSOSource has them merged in: each is a user
-// with the groups its provider groups mapped to, until its ExpiresAt, under
+// with the groups its provider groups mapped to (while it has any), under
 // a name neither the file nor an enrolment holds.
 type SSOSource interface {
 	SSOIdentities(ctx context.Context) ([]audit.SSOIdentity, error)
@@ -142,7 +141,7 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 		if err != nil {
 			return nil, fmt.Errorf("read sso identities: %w", err)
 		}
-		ssoUsers = liveSSO(ids, time.Now())
+		ssoUsers = liveSSO(ids)
 	}
 	extra, skipped := enrolled(users)
 	if checkKeys {
@@ -175,11 +174,14 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 	return extra, errs
 }
 
-// liveSSO turns the SSO identities not expired at now into policy users.
-func liveSSO(ids []audit.SSOIdentity, now time.Time) []policy.User {
+// liveSSO turns the SSO identities with groups into policy users. Expiry
+// is not theirs to enforce: every token of an SSO login ends with its ID
+// token, a new one needs the provider, and a refused refresh empties the
+// identity's groups (grant), which leaves it out here.
+func liveSSO(ids []audit.SSOIdentity) []policy.User {
 	var out []policy.User
 	for _, id := range ids {
-		if now.Before(id.ExpiresAt) && len(id.Groups) > 0 {
+		if len(id.Groups) > 0 {
 			out = append(out, policy.User{Name: id.Name, Groups: id.Groups})
 		}
 	}
