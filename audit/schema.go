@@ -249,6 +249,30 @@ CREATE TABLE join_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
 `,
+		// Migration 7 (issue 11, SSO; the lead renumbers on merge): the
+		// identities people logged in with at an OpenID provider (merged
+		// into the policy in force like enrolled users, until expires_at)
+		// and, per bearer token of an SSO login, the provider session it
+		// came from, with the provider's refresh token sealed under a key
+		// derived from the bearer token, which is never stored (sso.go).
+		`
+CREATE TABLE sso_identities (
+	name        TEXT PRIMARY KEY,
+	provider    TEXT NOT NULL,
+	subject     TEXT NOT NULL,
+	groups_json TEXT NOT NULL DEFAULT '[]',
+	expires_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sso_logins (
+	token_hash     TEXT PRIMARY KEY,
+	name           TEXT NOT NULL,
+	provider       TEXT NOT NULL,
+	subject        TEXT NOT NULL,
+	refresh_sealed BLOB NOT NULL,
+	expires_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 	}
 }
 

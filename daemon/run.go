@@ -23,6 +23,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
+	"github.com/jitssh/jitssh/sso"
 	"github.com/jitssh/jitssh/tlspin"
 )
 
@@ -62,6 +63,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Limits bound connections, timeouts and rate limits (limits.go).
 	Limits Limits
+	// SSOConfig is the --sso-config file naming OpenID providers
+	// (docs/sso.md); empty means no SSO login.
+	SSOConfig string
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -92,6 +96,7 @@ type Daemon struct {
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
 	metricsLn     net.Listener
+	sso           *sso.RP // nil without Config.SSOConfig
 	addrs         Addrs
 
 	serving   atomic.Bool
@@ -210,7 +215,17 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
+	if d.cfg.SSOConfig != "" {
+		sc, err := sso.LoadConfig(d.cfg.SSOConfig)
+		if err != nil {
+			return err
+		}
+		if d.sso, err = sso.New(sc, sso.Options{Clock: d.cfg.Clock}); err != nil {
+			return err
+		}
+	}
 	handler, err := apiserver.New(apiserver.Config{
+		SSO:               d.sso,
 		Throttle:          throttle,
 		Grants:            d.grants,
 		Store:             d.store,
@@ -303,6 +318,9 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
+		if d.sso != nil {
+			d.sso.Close()
+		}
 		if _, err := d.store.SignCheckpoint(context.Background(), d.checkpointKey, d.cfg.Clock()); err != nil {
 			d.log.Warn("final checkpoint", "err", err)
 			d.closeErr = fmt.Errorf("final checkpoint: %w", err)

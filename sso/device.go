@@ -46,7 +46,14 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 	if err != nil {
 		return DeviceStart{}, err
 	}
-	da, err := d.oauth.DeviceAuth(p.httpContext(ctx, nil), oauth2.SetAuthURLParam("nonce", nonce))
+	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", nonce)}
+	if p.cfg.ClientSecret != "" {
+		// x/oauth2's DeviceAuth sends no client authentication of its
+		// own; a confidential client authenticates in the body
+		// (client_secret_post), as RFC 8628 §3.1 allows.
+		opts = append(opts, oauth2.SetAuthURLParam("client_secret", p.cfg.ClientSecret))
+	}
+	da, err := d.oauth.DeviceAuth(p.httpContext(ctx, nil), opts...)
 	if err != nil {
 		return DeviceStart{}, providerRefusal(name, "device authorization", err)
 	}

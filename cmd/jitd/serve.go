@@ -35,6 +35,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
 			&cli.BoolFlag{Name: "quickstart", Usage: "print what to type next once serving"},
+			&cli.StringFlag{Name: "sso-config", Usage: "YAML `FILE` naming OpenID Connect providers for jit login --sso (docs/sso.md; empty: key login only)"},
 		}, limitFlags()...),
 		Action: runServe,
 	}
@@ -77,6 +78,7 @@ func runServe(c *cli.Context) error {
 		PublicAddrs: c.StringSlice("public-addr"), EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		Limits:          limits,
+		SSOConfig:       c.String("sso-config"),
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }
