@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,9 +47,13 @@ type SSO struct {
 	Status func(line string)
 }
 
+// ErrProviderChoice is wrapped by the errors of PickProvider: the person
+// must name (another) provider.
+var ErrProviderChoice = errors.New("choose an SSO provider")
+
 // PickProvider returns the provider named name, or the only one when name
 // is empty. Several providers and no name, or an unknown name, are errors
-// that list the names to choose from.
+// wrapping ErrProviderChoice that list the names to choose from.
 func PickProvider(list []api.SSOProvider, name string) (api.SSOProvider, error) {
 	names := make([]string, len(list))
 	for i, p := range list {
@@ -63,9 +68,9 @@ func PickProvider(list []api.SSOProvider, name string) (api.SSOProvider, error) 
 	case name == "" && len(list) == 1:
 		return list[0], nil
 	case name == "":
-		return api.SSOProvider{}, fmt.Errorf("the daemon has several SSO providers; choose one with --provider: %s", strings.Join(names, ", "))
+		return api.SSOProvider{}, fmt.Errorf("%w: the daemon has several; choose one with --provider: %s", ErrProviderChoice, strings.Join(names, ", "))
 	}
-	return api.SSOProvider{}, fmt.Errorf("no SSO provider %q; the daemon has: %s", name, strings.Join(names, ", "))
+	return api.SSOProvider{}, fmt.Errorf("%w: no SSO provider %q; the daemon has: %s", ErrProviderChoice, name, strings.Join(names, ", "))
 }
 
 // Login runs the browser flow, or the device flow when asked, when there
@@ -122,11 +127,23 @@ func withLogin(ctx context.Context, client *api.Client, cfg creds.Config, res ap
 }
 
 // callback is what the provider's redirect brought to the loopback
-// listener.
+// listener. The browser waits for the page to show on reply.
 type callback struct {
 	code, state string
 	err         error
+	reply       chan<- page
 }
+
+// page is the plain-text answer the browser shows.
+type page struct {
+	status int
+	text   string
+}
+
+// pageWait bounds how long the browser's request waits for jit's answer
+// (the daemon's finish) before it is shown a page that says to look at the
+// terminal.
+const pageWait = 30 * time.Second
 
 // browser runs the authorization code flow with a loopback redirect (RFC
 // 8252 §7.3): listen on 127.0.0.1, have the daemon start the flow, open
@@ -149,7 +166,12 @@ func (s SSO) browser(ctx context.Context, p api.SSOProvider) (api.LoginResponse,
 	got := make(chan callback, 1)
 	srv := &http.Server{Handler: callbackHandler(got), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		// Let the browser's request get its page before the listener goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 
 	s.Say("opening %s in your browser; if it does not open, visit:", p.Display)
 	s.Say("  %s", start.AuthURL)
@@ -173,9 +195,16 @@ func (s SSO) browser(ctx context.Context, p api.SSOProvider) (api.LoginResponse,
 	select {
 	case cb := <-got:
 		if cb.err != nil {
+			cb.reply <- page{http.StatusForbidden, fmt.Sprintf("The login failed: %v\nYou can close this tab.\n", cb.err)}
 			return api.LoginResponse{}, cb.err
 		}
-		return s.Client.SSOFinish(ctx, start.Flow, cb.code, cb.state)
+		res, err := s.Client.SSOFinish(ctx, start.Flow, cb.code, cb.state)
+		if err != nil {
+			cb.reply <- page{http.StatusForbidden, fmt.Sprintf("The login failed: %v\nThe terminal says more. You can close this tab.\n", err)}
+			return res, err
+		}
+		cb.reply <- page{http.StatusOK, fmt.Sprintf("Logged in to jitssh as %s. You can close this tab.\n", res.User)}
+		return res, nil
 	case <-wait.Done():
 		if ctx.Err() != nil {
 			return api.LoginResponse{}, ctx.Err()
@@ -200,8 +229,9 @@ func checkAuthURL(raw string) error {
 }
 
 // callbackHandler answers the provider's redirect at /callback once: the
-// first request with a code, or with an error, is the answer; later ones
-// are told the login is over. The page is plain text.
+// first request with a code, or with an error, is the answer, and its
+// page is jit's reply; later ones are told the login is over. The pages
+// are plain text.
 func callbackHandler(got chan<- callback) http.Handler {
 	mux := http.NewServeMux()
 	done := make(chan struct{})
@@ -209,7 +239,8 @@ func callbackHandler(got chan<- callback) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		q := r.URL.Query()
-		cb := callback{code: q.Get("code"), state: q.Get("state")}
+		reply := make(chan page, 1)
+		cb := callback{code: q.Get("code"), state: q.Get("state"), reply: reply}
 		switch {
 		case q.Get("error") != "":
 			cb.err = providerError(q.Get("error"), q.Get("error_description"))
@@ -225,12 +256,17 @@ func callbackHandler(got chan<- callback) http.Handler {
 			close(done)
 		}
 		got <- cb
-		if cb.err != nil {
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprintf(w, "The login failed: %v\nYou can close this tab.\n", cb.err)
+		p := page{http.StatusAccepted, "jit has the answer; the terminal tells how the login ended. You can close this tab.\n"}
+		t := time.NewTimer(pageWait)
+		defer t.Stop()
+		select {
+		case p = <-reply:
+		case <-t.C:
+		case <-r.Context().Done():
 			return
 		}
-		fmt.Fprintln(w, "Logged in to jitssh. You can close this tab.")
+		w.WriteHeader(p.status)
+		_, _ = io.WriteString(w, p.text)
 	})
 	return mux
 }

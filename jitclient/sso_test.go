@@ -75,6 +75,12 @@ func TestCallbackHandler(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := make(chan callback, 1)
+			taken := make(chan callback, 1)
+			go func() { // jit's side: take the answer, reply with a page
+				cb := <-got
+				cb.reply <- page{c.status, "reply to " + c.name + "; you can close this tab"}
+				taken <- cb
+			}()
 			srv := httptest.NewServer(callbackHandler(get(got)))
 			defer srv.Close()
 			for _, q := range []string{"", "code=only"} { // not answers: refused, and not taken
@@ -86,10 +92,10 @@ func TestCallbackHandler(t *testing.T) {
 				t.Errorf("another path: %d, want 404", resp.StatusCode)
 			}
 			resp := mustGet(t, srv.URL+"/callback?"+c.query)
-			if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || !strings.Contains(resp.body, "close this tab") {
+			if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || resp.body != "reply to "+c.name+"; you can close this tab" {
 				t.Errorf("callback: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.body)
 			}
-			cb := <-got
+			cb := <-taken
 			if cb.code != c.want.code || cb.state != c.want.state || (cb.err == nil) != (c.want.err == nil) || cb.err != nil && cb.err.Error() != c.want.err.Error() {
 				t.Errorf("callback gave %+v, want %+v", cb, c.want)
 			}
@@ -220,15 +226,15 @@ func (d *deviceDaemon) serve(t *testing.T) *api.Client {
 func TestDevicePollPacing(t *testing.T) {
 	for _, c := range []struct {
 		name      string
-		d         deviceDaemon
+		d         *deviceDaemon
 		expiresIn time.Duration
 		polls     int
 		minGaps   []time.Duration
 		timedOut  bool
 	}{
-		{name: "slow_down", d: deviceDaemon{intervals: []int{2}}, expiresIn: time.Minute, polls: 2, minGaps: []time.Duration{time.Second, 2 * time.Second}},
-		{name: "expired at the daemon", d: deviceDaemon{intervals: []int{1}, expired: true}, expiresIn: time.Minute, polls: 2, timedOut: true},
-		{name: "expires_at passes", d: deviceDaemon{intervals: []int{1, 1, 1, 1, 1, 1}}, expiresIn: 2500 * time.Millisecond, polls: 2, timedOut: true},
+		{name: "slow_down", d: &deviceDaemon{intervals: []int{2}}, expiresIn: time.Minute, polls: 2, minGaps: []time.Duration{time.Second, 2 * time.Second}},
+		{name: "expired at the daemon", d: &deviceDaemon{intervals: []int{1}, expired: true}, expiresIn: time.Minute, polls: 2, timedOut: true},
+		{name: "expires_at passes", d: &deviceDaemon{intervals: []int{1, 1, 1, 1, 1, 1}}, expiresIn: 2500 * time.Millisecond, polls: 2, timedOut: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			client := c.d.serve(t)

@@ -78,6 +78,9 @@ func loginError(err error, user string) error {
 	if errors.Is(err, jitclient.ErrTimedOut) {
 		return cli.Exit(err.Error(), exitTimedOut)
 	}
+	if errors.Is(err, jitclient.ErrProviderChoice) {
+		return cli.Exit(err.Error(), exitUsage)
+	}
 	var pe *jitclient.ProviderError
 	if errors.As(err, &pe) {
 		return cli.Exit(err.Error(), exitDenied)
