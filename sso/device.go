@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -83,9 +82,15 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 // this flow (only jitd holds it).
 func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) {
 	defer rp.wg.Done()
-	var slowed atomic.Int32
+	// x/oauth2 adds 5s to its interval at each slow_down (RFC 8628 §3.5);
+	// the flow's interval, which jit is told, follows it.
+	slowDown := func() {
+		rp.mu.Lock()
+		f.interval += 5
+		rp.mu.Unlock()
+	}
 	client := &http.Client{Timeout: providerTimeout, CheckRedirect: f.provider.client.CheckRedirect,
-		Transport: slowDownWatcher{next: f.provider.client.Transport, seen: func() { slowed.Add(1) }}}
+		Transport: slowDownWatcher{next: f.provider.client.Transport, seen: slowDown}}
 	ctx := f.provider.httpContext(rp.ctx, client)
 	tok, err := d.oauth.DeviceAccessToken(ctx, da)
 	var id Identity
@@ -97,7 +102,6 @@ func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) 
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	f.done, f.result, f.err = true, id, err
-	f.interval += 5 * int(slowed.Load())
 }
 
 // PollDevice returns the identity of a finished device flow (spending the
