@@ -160,7 +160,7 @@ func ssoKind(code string) Kind {
 	switch code {
 	case sso.CodeUnknownProvider, sso.CodeBadRedirect:
 		return KindInvalid
-	case sso.CodeProviderFailed:
+	case sso.CodeProviderFailed, sso.CodeBusy:
 		return KindUnavailable
 	}
 	return KindUnauthenticated

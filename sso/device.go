@@ -41,6 +41,15 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 	if !d.device {
 		return DeviceStart{}, refuse(CodeUnknownProvider, "no_device", "provider %q offers no device flow (no device_authorization_endpoint)", name)
 	}
+	if !rp.reservePoller() {
+		return DeviceStart{}, refuse(CodeBusy, "", "too many device logins in progress; try again shortly")
+	}
+	started := false
+	defer func() {
+		if !started {
+			rp.releasePoller()
+		}
+	}()
 	nonce, err := rp.random()
 	if err != nil {
 		return DeviceStart{}, err
@@ -71,6 +80,7 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 		return DeviceStart{}, err
 	}
 	rp.wg.Add(1)
+	started = true
 	go rp.pollDevice(f, d, da)
 	return DeviceStart{Flow: id, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
 		UserCode: da.UserCode, Interval: f.interval, ExpiresAt: expires}, nil
@@ -82,6 +92,7 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 // this flow (only jitd holds it).
 func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) {
 	defer rp.wg.Done()
+	defer rp.releasePoller()
 	// x/oauth2 adds 5s to its interval at each slow_down (RFC 8628 §3.5);
 	// the flow's interval, which jit is told, follows it.
 	slowDown := func() {
@@ -102,6 +113,22 @@ func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) 
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	f.done, f.result, f.err = true, id, err
+}
+
+func (rp *RP) reservePoller() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.polling >= maxDeviceFlows {
+		return false
+	}
+	rp.polling++
+	return true
+}
+
+func (rp *RP) releasePoller() {
+	rp.mu.Lock()
+	rp.polling--
+	rp.mu.Unlock()
 }
 
 // PollDevice returns the identity of a finished device flow (spending the
