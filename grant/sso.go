@@ -41,7 +41,7 @@ const (
 
 func (l *Logins) rp() (*sso.RP, error) {
 	if l.cfg.SSO == nil {
-		return nil, newError(KindNotFound, sso.CodeUnknownProvider, "this daemon has no sso provider configured (jitd serve --sso-config)")
+		return nil, newError(KindInvalid, sso.CodeUnknownProvider, "this daemon has no sso provider configured (jitd serve --sso-config)")
 	}
 	return l.cfg.SSO, nil
 }
