@@ -120,7 +120,7 @@ const (
 	// the refreshed identity was refused.
 	CodeSSORefreshFailed = "sso_refresh_failed"
 	// CodeSSOProviderFailed means the provider could not be reached or
-	// answered with something other than the protocol (HTTP 502).
+	// answered with something other than the protocol (HTTP 503).
 	CodeSSOProviderFailed = "sso_provider_failed"
 	// CodeNotSSOLogin means /v1/login/refresh was called with the token of
 	// a key login.

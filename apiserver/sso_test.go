@@ -238,6 +238,21 @@ func TestSSOFlowRefusals(t *testing.T) {
 	_, err = c.SSOFinish(ctx, st.Flow, back.Query().Get("code"), back.Query().Get("state"))
 	wantCode(t, err, api.CodeSSOFlowUnknown)
 
+	// erin's name is bound to another subject (an earlier person of that
+	// name): the login is refused as an identity conflict.
+	if err := s.store.Do(ctx, func(tx *audit.Tx) error {
+		return tx.PutSSOIdentity(audit.SSOIdentity{Name: "erin", Provider: "corp", Subject: "someone-else", Groups: []string{"dev"},
+			ExpiresAt: time.Now().Add(time.Hour), UpdatedAt: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.codeLogin(t, "erin", "pw-erin")
+	wantCode(t, err, api.CodeSSOTokenInvalid)
+	evs := s.events(audit.EventFilter{Type: "login.failed"})
+	if last := evs[len(evs)-1]; last.Data["reason"] != "identity_conflict" || last.User != "erin" {
+		t.Fatalf("last refusal %+v, want reason identity_conflict", last)
+	}
+
 	// Key login: off for alice (not an admin), on for root-admin.
 	_, err = s.client("").Login(ctx, "alice", s.ids["alice"].signer, 0)
 	wantCode(t, err, api.CodeKeyLoginDisabled)

@@ -41,7 +41,7 @@ const (
 
 func (l *Logins) rp() (*sso.RP, error) {
 	if l.cfg.SSO == nil {
-		return nil, newError(KindNotFound, sso.CodeUnknownProvider, "this daemon has no sso provider configured (jitd serve --sso-config)")
+		return nil, newError(KindInvalid, sso.CodeUnknownProvider, "this daemon has no sso provider configured (jitd serve --sso-config)")
 	}
 	return l.cfg.SSO, nil
 }
@@ -160,7 +160,7 @@ func ssoKind(code string) Kind {
 	switch code {
 	case sso.CodeUnknownProvider, sso.CodeBadRedirect:
 		return KindInvalid
-	case sso.CodeProviderFailed:
+	case sso.CodeProviderFailed, sso.CodeBusy:
 		return KindUnavailable
 	}
 	return KindUnauthenticated

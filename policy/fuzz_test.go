@@ -15,6 +15,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(evalPolicy))
 	f.Add([]byte(base))
 	f.Add([]byte("users: {a: {groups: [g]}}\nroles: [{name: r, groups: [g], hosts: {names: ['*']}, logins: [l]}]\n"))
+	f.Add([]byte("users: {a: {groups: [g]}}\nsso: {groups: {eng: [g]}, key_login: admins-only, key_login_allow: [a]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yaml", data)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -42,6 +41,15 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 	if !d.device {
 		return DeviceStart{}, refuse(CodeUnknownProvider, "no_device", "provider %q offers no device flow (no device_authorization_endpoint)", name)
 	}
+	if !rp.reservePoller() {
+		return DeviceStart{}, refuse(CodeBusy, "", "too many device logins in progress; try again shortly")
+	}
+	started := false
+	defer func() {
+		if !started {
+			rp.releasePoller()
+		}
+	}()
 	nonce, err := rp.random()
 	if err != nil {
 		return DeviceStart{}, err
@@ -72,6 +80,7 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 		return DeviceStart{}, err
 	}
 	rp.wg.Add(1)
+	started = true
 	go rp.pollDevice(f, d, da)
 	return DeviceStart{Flow: id, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
 		UserCode: da.UserCode, Interval: f.interval, ExpiresAt: expires}, nil
@@ -83,9 +92,16 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 // this flow (only jitd holds it).
 func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) {
 	defer rp.wg.Done()
-	var slowed atomic.Int32
+	defer rp.releasePoller()
+	// x/oauth2 adds 5s to its interval at each slow_down (RFC 8628 §3.5);
+	// the flow's interval, which jit is told, follows it.
+	slowDown := func() {
+		rp.mu.Lock()
+		f.interval += 5
+		rp.mu.Unlock()
+	}
 	client := &http.Client{Timeout: providerTimeout, CheckRedirect: f.provider.client.CheckRedirect,
-		Transport: slowDownWatcher{next: f.provider.client.Transport, seen: func() { slowed.Add(1) }}}
+		Transport: slowDownWatcher{next: f.provider.client.Transport, seen: slowDown}}
 	ctx := f.provider.httpContext(rp.ctx, client)
 	tok, err := d.oauth.DeviceAccessToken(ctx, da)
 	var id Identity
@@ -97,7 +113,22 @@ func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) 
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	f.done, f.result, f.err = true, id, err
-	f.interval += 5 * int(slowed.Load())
+}
+
+func (rp *RP) reservePoller() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.polling >= maxDeviceFlows {
+		return false
+	}
+	rp.polling++
+	return true
+}
+
+func (rp *RP) releasePoller() {
+	rp.mu.Lock()
+	rp.polling--
+	rp.mu.Unlock()
 }
 
 // PollDevice returns the identity of a finished device flow (spending the

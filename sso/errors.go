@@ -15,6 +15,8 @@ const (
 	CodeNoUser          = "sso_no_user"
 	CodeRefreshFailed   = "sso_refresh_failed"
 	CodeProviderFailed  = "sso_provider_failed"
+	// CodeBusy is api.CodeBusy: too many flows in progress.
+	CodeBusy = "busy"
 )
 
 // Reasons of an *Error with CodeTokenInvalid (and a few others): which

@@ -41,7 +41,7 @@ type keySet struct {
 // VerifySignature verifies jwt with the key its header names and returns
 // the payload; a refusal is an *Error with CodeTokenInvalid.
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSigned(jwt, k.algs)
+	jws, err := jose.ParseSignedCompact(jwt, k.algs)
 	if err != nil {
 		return nil, invalid(ReasonAlgorithm, "id token is not signed with an allowed algorithm (%v): %v", k.algs, err)
 	}

@@ -20,9 +20,14 @@ import (
 // FlowTTL is how long a login flow is accepted after it started.
 const FlowTTL = 10 * time.Minute
 
-// maxFlows bounds the flows held in memory (each a few hundred bytes, and
-// a device flow one goroutine polling its provider).
+// maxFlows bounds the flows held in memory (each a few hundred bytes).
 const maxFlows = 10000
+
+// maxDeviceFlows bounds the device flows polling at once: each is a
+// goroutine asking its provider every few seconds for up to 15 minutes,
+// and starting one needs no login, so their number must not let anyone
+// make jitd flood a provider.
+const maxDeviceFlows = 256
 
 // Options tunes an RP; the zero value is what jitd runs with.
 type Options struct {
@@ -50,8 +55,9 @@ type RP struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	flows map[string]*flow
+	mu      sync.Mutex
+	flows   map[string]*flow
+	polling int // device flows whose polling has not ended
 }
 
 type flow struct {
@@ -154,7 +160,7 @@ func (rp *RP) put(f *flow) (string, error) {
 		}
 	}
 	if len(rp.flows) >= maxFlows {
-		return "", refuse(CodeProviderFailed, "busy", "too many sso logins in progress; try again shortly")
+		return "", refuse(CodeBusy, "", "too many sso logins in progress; try again shortly")
 	}
 	rp.flows[id] = f
 	return id, nil

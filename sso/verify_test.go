@@ -41,7 +41,7 @@ func newTestIssuer(t *testing.T) *testIssuer {
 	t.Cleanup(ti.srv.Close)
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": ti.srv.URL, "authorization_endpoint": ti.srv.URL + "/auth",
-			"token_endpoint": ti.srv.URL + "/token", "jwks_uri": ti.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
+			"token_endpoint": ti.srv.URL + "/token", "device_authorization_endpoint": ti.srv.URL + "/device", "jwks_uri": ti.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		ti.jwks.Add(1)
