@@ -42,6 +42,9 @@ func (e *env) runSSOLogin(c *cli.Context, dir creds.Dir, cfg, prev creds.Config,
 			return cli.Exit("no stored login to refresh; run jit login --sso", exitUsage)
 		}
 		token = prev.Token
+		// The stored login, renewed: what /v1/ca does not answer is kept.
+		prev.CA, prev.Fingerprint = cfg.CA, cfg.Fingerprint
+		cfg = prev
 	}
 	client, err := api.NewClient(cfg.CA, cfg.Fingerprint, token)
 	if err != nil {
