@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -80,6 +81,9 @@ func loginError(err error, user string) error {
 	var ae *api.Error
 	if errors.Is(err, jitclient.ErrTimedOut) {
 		return cli.Exit(err.Error(), exitTimedOut)
+	}
+	if errors.Is(err, context.Canceled) {
+		return cli.Exit("interrupted; nothing was stored", exitInterrupted)
 	}
 	if errors.Is(err, jitclient.ErrProviderChoice) {
 		return cli.Exit(err.Error(), exitUsage)

@@ -67,6 +67,7 @@ func TestLoginErrorExitCodes(t *testing.T) {
 		{fmt.Errorf("x: %w", &jitclient.ProviderError{Code: "access_denied"}), exitDenied, "denied access"},
 		{fmt.Errorf("x: %w", jitclient.ErrTimedOut), exitTimedOut, "timed out"},
 		{fmt.Errorf("x: %w", jitclient.ErrProviderChoice), exitUsage, "choose"},
+		{fmt.Errorf("poll: %w", context.Canceled), exitInterrupted, "interrupted"},
 	} {
 		t.Run(tt.err.Error(), func(t *testing.T) {
 			err := loginError(tt.err, "alice")
