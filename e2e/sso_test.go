@@ -59,6 +59,7 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 		"erin":   {Password: "pw-erin", Groups: []string{"eng-oncall"}},
 		"greg":   {Password: "pw-greg", Groups: []string{"eng-oncall"}},
 		"dave":   {Password: "pw-dave", Groups: []string{"eng-oncall"}},
+		"frank":  {Password: "pw-frank", Groups: []string{"eng-oncall"}},
 		"nobody": {Password: "pw-nobody", Groups: []string{"unmapped"}},
 	}})
 	conf := filepath.Join(t.TempDir(), "sso.yaml")
@@ -214,12 +215,30 @@ func TestSSOLogins(t *testing.T) {
 	if err != nil || r.Code != 0 || !strings.Contains(r.Stdout, "logged in as dave") {
 		t.Fatalf("device login: %v (approval: %v)", r, err)
 	}
+	if strings.Contains(r.Stderr, "\r") || strings.Contains(r.Stderr, "waiting for the login") {
+		t.Errorf("a status line on stderr that is no terminal: %q", r.Stderr)
+	}
 	if r := requestWeb1(t, dave); r.Code != 0 {
 		t.Fatalf("dave after a device login asks for web1: %v", r)
 	}
 
+	// On a terminal the wait is one status line that rewrites itself.
+	frank := ssoEngineer(t, "frank")
+	p := secStartPTY(t, frank, s.loginArgs("--device", "--provider", "lab")...)
+	var m []string
+	testkit.WaitFor(t, 30*time.Second, "jit to print the device code on the terminal", func() bool {
+		m = deviceLine.FindStringSubmatch(p.screen.String())
+		return m != nil
+	})
+	if err := s.op.ApproveDeviceAt(m[1], m[2], "frank", "pw-frank"); err != nil {
+		t.Fatal(err)
+	}
+	if screen, code := p.wait(t, commandTimeout); code != 0 || !strings.Contains(screen, "\r\x1b[Kwaiting for the login at the provider (code "+m[2]) {
+		t.Errorf("device login on a terminal: exit %d, screen %q; want a status line", code, screen)
+	}
+
 	evs := auditList(t, s.auditor, "--event", "login")
-	for _, who := range []struct{ user, provider string }{{"erin", "corp"}, {"greg", "lab"}, {"dave", "corp"}} {
+	for _, who := range []struct{ user, provider string }{{"erin", "corp"}, {"greg", "lab"}, {"dave", "corp"}, {"frank", "lab"}} {
 		if _, ok := findEvent(evs, "login", func(ev auditEvent) bool {
 			return ev.User == who.user && ev.Data["provider"] == who.provider && ev.Data["method"] != ""
 		}); !ok {
