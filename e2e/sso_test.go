@@ -53,9 +53,11 @@ type ssoEnv struct {
 	alice          *engineer // enrolled with a key, no admin
 }
 
-func newSSOEnv(t *testing.T) *ssoEnv {
+// newSSOEnv starts the provider, with ID tokens valid for idTTL (0: the
+// provider's default, 1h), and the daemon.
+func newSSOEnv(t *testing.T, idTTL time.Duration) *ssoEnv {
 	t.Helper()
-	op := oidctest.Start(t, oidctest.Options{Accounts: map[string]oidctest.Account{
+	op := oidctest.Start(t, oidctest.Options{IDTokenTTL: idTTL, Accounts: map[string]oidctest.Account{
 		"erin":   {Password: "pw-erin", Groups: []string{"eng-oncall"}},
 		"greg":   {Password: "pw-greg", Groups: []string{"eng-oncall"}},
 		"dave":   {Password: "pw-dave", Groups: []string{"eng-oncall"}},
@@ -191,7 +193,7 @@ func requestWeb1(t *testing.T, e *engineer) result {
 // their groups give, and the login is audited with its provider.
 func TestSSOLogins(t *testing.T) {
 	t.Parallel()
-	s := newSSOEnv(t)
+	s := newSSOEnv(t, 0)
 
 	erin := ssoEngineer(t, "erin")
 	r, page := s.browserLogin(t, erin, "erin", "pw-erin", nil, "--provider", "corp")
@@ -252,7 +254,9 @@ func TestSSOLogins(t *testing.T) {
 // refresh; a disabled user can neither refresh nor log in again.
 func TestSSORolesFollowTheProvider(t *testing.T) {
 	t.Parallel()
-	s := newSSOEnv(t)
+	// The jitssh token lasts no longer than the provider's ID token.
+	const idTTL = 10 * time.Minute
+	s := newSSOEnv(t, idTTL)
 
 	nobody := ssoEngineer(t, "nobody")
 	r, _ := s.browserLogin(t, nobody, "nobody", "pw-nobody", nil, "--provider", "corp")
@@ -267,7 +271,11 @@ func TestSSORolesFollowTheProvider(t *testing.T) {
 	if r, _ := s.browserLogin(t, greg, "greg", "pw-greg", nil, "--provider", "corp"); r.Code != 0 {
 		t.Fatalf("greg logs in: %v", r)
 	}
-	oldToken := storedConfig(t, greg)["token"]
+	stored := storedConfig(t, greg)
+	oldToken := stored["token"]
+	if exp, err := time.Parse(time.RFC3339Nano, fmt.Sprint(stored["token_expires"])); err != nil || time.Until(exp) > idTTL || time.Until(exp) < idTTL-2*time.Minute {
+		t.Errorf("token expires %v (%v), want within the ID token's %s", stored["token_expires"], err, idTTL)
+	}
 	if err := s.op.SetGroups("greg", []string{"sec-audit"}); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +330,7 @@ func TestSSORolesFollowTheProvider(t *testing.T) {
 // through the API.
 func TestSSORefusals(t *testing.T) {
 	t.Parallel()
-	s := newSSOEnv(t)
+	s := newSSOEnv(t, 0)
 	erin := ssoEngineer(t, "erin")
 
 	t.Run("key login off for a non-admin", func(t *testing.T) {

@@ -264,3 +264,26 @@ func TestHTTPClientTrustsOnlyTheCA(t *testing.T) {
 		t.Fatal("the default client trusted the test CA")
 	}
 }
+
+// TestIDTokenTTL: the lifetime the test asks for is the ID token's.
+func TestIDTokenTTL(t *testing.T) {
+	p := Start(t, Options{IDTokenTTL: 90 * time.Second, Accounts: map[string]Account{"alice": {Password: "pw"}}})
+	var d discovery
+	if err := getJSON(p.HTTPClient(), p.Issuer+"/.well-known/openid-configuration", &d); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, p.HTTPClient())
+	conf := oauthConfig(p, d, PublicClientID)
+	verifier := oauth2.GenerateVerifier()
+	redirect, err := p.CompleteLogin(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "alice", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := conf.Exchange(ctx, redirect.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := idClaims(t, tok); c.Exp-c.Iat != 90 {
+		t.Errorf("ID token valid %ds, want 90", c.Exp-c.Iat)
+	}
+}
