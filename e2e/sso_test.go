@@ -147,12 +147,13 @@ func (s *ssoEnv) browserLogin(t *testing.T, e *engineer, user, password string, 
 
 var deviceLine = regexp.MustCompile(`visit (https://\S+) and enter the code (\S+)`)
 
-// deviceLogin runs jit login --sso --device as e and approves the code it
-// prints at the provider as user; approve's error is returned with how jit
-// ended.
+// deviceLogin runs jit login --sso as e with extra flags (--device, or
+// none where jit must choose the device flow itself) and approves the code
+// it prints at the provider as user; approve's error is returned with how
+// jit ended.
 func (s *ssoEnv) deviceLogin(t *testing.T, e *engineer, user, password string, extra ...string) (result, error) {
 	t.Helper()
-	b := start(t, e, s.loginArgs(append([]string{"--device"}, extra...)...)...)
+	b := start(t, e, s.loginArgs(extra...)...)
 	var m []string
 	testkit.WaitFor(t, 30*time.Second, "jit to print the device code", func() bool {
 		m = deviceLine.FindStringSubmatch(b.stderr.String())
@@ -213,7 +214,7 @@ func TestSSOLogins(t *testing.T) {
 	}
 
 	dave := ssoEngineer(t, "dave")
-	r, err := s.deviceLogin(t, dave, "dave", "pw-dave", "--provider", "corp")
+	r, err := s.deviceLogin(t, dave, "dave", "pw-dave", "--device", "--provider", "corp")
 	if err != nil || r.Code != 0 || !strings.Contains(r.Stdout, "logged in as dave") {
 		t.Fatalf("device login: %v (approval: %v)", r, err)
 	}
@@ -246,6 +247,28 @@ func TestSSOLogins(t *testing.T) {
 		}); !ok {
 			t.Errorf("no login event of %s at %s in %+v", who.user, who.provider, evs)
 		}
+	}
+}
+
+// TestSSOFallsBackToDevice: without a browser to open jit uses the device
+// flow by itself.
+func TestSSOFallsBackToDevice(t *testing.T) {
+	t.Parallel()
+	s := newSSOEnv(t, 0)
+	for _, c := range []struct{ name, env, say string }{
+		{"no desktop and no $BROWSER", "", ""},
+		{"$BROWSER cannot be started", "BROWSER=/nonexistent/browser", "cannot open a browser"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			erin := newEngineer(t, "erin") // no $BROWSER, no DISPLAY
+			if c.env != "" {
+				erin.ExtraEnv = append(erin.ExtraEnv, c.env)
+			}
+			r, err := s.deviceLogin(t, erin, "erin", "pw-erin", "--provider", "corp")
+			if err != nil || r.Code != 0 || !strings.Contains(r.Stderr, c.say) {
+				t.Errorf("login: %v (approval: %v), want the device flow", r, err)
+			}
+		})
 	}
 }
 
@@ -309,7 +332,7 @@ func TestSSORolesFollowTheProvider(t *testing.T) {
 	if r.Code != 3 || !strings.Contains(r.Stderr, "access_denied") || !strings.Contains(page, "The login failed") {
 		t.Errorf("a disabled user logs in in the browser: %v\npage: %s", r, page)
 	}
-	r, err := s.deviceLogin(t, dave, "dave", "pw-dave", "--provider", "corp")
+	r, err := s.deviceLogin(t, dave, "dave", "pw-dave", "--device", "--provider", "corp")
 	if err == nil || r.Code != 3 || !strings.Contains(r.Stderr, "sso_access_denied") {
 		t.Errorf("a disabled user logs in with a device code: %v (approval: %v), want exit 3 sso_access_denied", r, err)
 	}
