@@ -74,6 +74,7 @@ func newSSOEnv(t *testing.T) *ssoEnv {
     issuer: %s
     client_id: %s
     client_secret_file: %s
+    client_auth: post
     ca_file: %s
     scopes: [openid, profile, groups, offline_access]
 `, op.Issuer, oidctest.ConfidentialClientID, op.ClientSecretFile, op.CAFile), 0o600); err != nil {
