@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,7 @@ func newSSOEnv(t *testing.T) *ssoEnv {
     issuer: %s
     client_id: %s
     client_secret_file: %s
+    client_auth: post
     ca_file: %s
     scopes: [openid, profile, groups, offline_access]
 `, op.Issuer, oidctest.ConfidentialClientID, op.ClientSecretFile, op.CAFile), 0o600); err != nil {
@@ -133,6 +135,15 @@ func (s *ssoEnv) codeLogin(t *testing.T, user, password string) (*api.Client, ap
 	return c, lr, err
 }
 
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
 	var ae *api.Error
@@ -165,6 +176,18 @@ func TestSSOCodeFlowRealProvider(t *testing.T) {
 	}
 	if g := s.groups("erin"); !slices.Equal(g, []string{"dev"}) {
 		t.Fatalf("erin has groups %q in the policy, want [dev]", g)
+	}
+	// A reload that maps eng-oncall elsewhere changes erin's groups at
+	// once, without a new login.
+	remapped := strings.Replace(mustRead(t, s.policyPath), "eng-oncall: [dev]", "eng-oncall: [dev, secops]", 1)
+	if err := os.WriteFile(s.policyPath, []byte(remapped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.policy.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.groups("erin"); !slices.Equal(g, []string{"dev", "secops"}) {
+		t.Fatalf("after the remapping reload erin has groups %q, want [dev secops]", g)
 	}
 
 	// The group changes at the provider; a refresh re-reads it and

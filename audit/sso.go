@@ -9,9 +9,10 @@ import (
 )
 
 // SSOIdentity is a person who logged in at an OpenID provider: the name
-// they have here, the provider and subject that name belongs to, and the
-// groups here their provider groups mapped to at their last login or
-// refresh. The policy in force holds them until ExpiresAt.
+// they have here, the provider and subject that name belongs to, and their
+// groups at the provider at their last login or refresh (the policy in
+// force maps them; empty after a refused refresh). ExpiresAt is that of
+// the last token issued to them.
 type SSOIdentity struct {
 	Name      string
 	Provider  string

@@ -128,6 +128,18 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			d.abort()
 		}
 	}()
+	// The SSO file is read first: a mistake in it names its line before
+	// anything listens. No provider is asked yet (sso.New discovers on
+	// first use), so one that is down does not keep jitd from starting.
+	if cfg.SSOConfig != "" {
+		sc, err := sso.LoadConfig(cfg.SSOConfig)
+		if err != nil {
+			return nil, err
+		}
+		if d.sso, err = sso.New(sc, sso.Options{Clock: cfg.Clock}); err != nil {
+			return nil, err
+		}
+	}
 	keys, tlsCert, err := d.load(ctx)
 	if err != nil {
 		return nil, err
@@ -214,15 +226,6 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	throttle, err := grant.NewThrottle(grant.ThrottleConfig{Store: d.store, Login: lim.Login, Requests: lim.Requests, Clock: d.cfg.Clock})
 	if err != nil {
 		return err
-	}
-	if d.cfg.SSOConfig != "" {
-		sc, err := sso.LoadConfig(d.cfg.SSOConfig)
-		if err != nil {
-			return err
-		}
-		if d.sso, err = sso.New(sc, sso.Options{Clock: d.cfg.Clock}); err != nil {
-			return err
-		}
 	}
 	handler, err := apiserver.New(apiserver.Config{
 		SSO:               d.sso,
@@ -376,6 +379,9 @@ func (d *Daemon) stopServers() {
 // was served.
 func (d *Daemon) abort() {
 	d.stopServers()
+	if d.sso != nil {
+		d.sso.Close()
+	}
 	if d.notifier != nil {
 		d.notifier.Close()
 	}

@@ -187,7 +187,7 @@ func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, use
 	}
 	now := l.now()
 	data := map[string]string{"method": method}
-	for k, v := range map[string]string{"provider": provider, "reason": audit.BoundText(reason, maxAuditText)} {
+	for k, v := range map[string]string{"provider": audit.BoundText(provider, maxAuditText), "reason": audit.BoundText(reason, maxAuditText)} {
 		if v != "" {
 			data[k] = v
 		}

@@ -66,7 +66,10 @@ func (l *Logins) issueSSO(ctx context.Context, id sso.Identity, method, clientAd
 		if err := tx.InsertToken(audit.Token{Hash: hash, User: id.User, IssuedAt: now, ExpiresAt: expires}); err != nil {
 			return err
 		}
-		if err := tx.PutSSOIdentity(audit.SSOIdentity{Name: id.User, Provider: id.Provider, Subject: id.Subject, Groups: groups, ExpiresAt: expires, UpdatedAt: now}); err != nil {
+		// The provider's groups are stored, not the mapped ones: livepolicy
+		// maps them through the policy in force, so a reload that changes
+		// sso.groups changes what SSO users may do at once.
+		if err := tx.PutSSOIdentity(audit.SSOIdentity{Name: id.User, Provider: id.Provider, Subject: id.Subject, Groups: id.Groups, ExpiresAt: expires, UpdatedAt: now}); err != nil {
 			return err
 		}
 		if err := tx.InsertSSOLogin(audit.SSOLogin{TokenHash: hash, Name: id.User, Provider: id.Provider, Subject: id.Subject, RefreshSealed: sealed, ExpiresAt: expires}); err != nil {

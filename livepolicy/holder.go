@@ -33,7 +33,8 @@ type UserSource interface {
 
 // SSOSource lists the identities of SSO logins; *audit.Store is one. A
 // UserSource that is also an SSOSource has them merged in: each is a user
-// with the groups its provider groups mapped to (while it has any), under
+// with the groups its provider groups map to under the file's sso.groups
+// (while they map to any), under
 // a name neither the file nor an enrolment holds.
 type SSOSource interface {
 	SSOIdentities(ctx context.Context) ([]audit.SSOIdentity, error)
@@ -141,7 +142,7 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 		if err != nil {
 			return nil, fmt.Errorf("read sso identities: %w", err)
 		}
-		ssoUsers = liveSSO(ids)
+		ssoUsers = liveSSO(ids, base.SSO)
 	}
 	extra, skipped := enrolled(users)
 	if checkKeys {
@@ -174,15 +175,16 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 	return extra, errs
 }
 
-// liveSSO turns the SSO identities with groups into policy users. Expiry
-// is not theirs to enforce: every token of an SSO login ends with its ID
-// token, a new one needs the provider, and a refused refresh empties the
-// identity's groups (grant), which leaves it out here.
-func liveSSO(ids []audit.SSOIdentity) []policy.User {
+// liveSSO turns the SSO identities whose provider groups map to any group
+// under s into policy users with those groups. Expiry is not theirs to
+// enforce: every token of an SSO login ends with its ID token, a new one
+// needs the provider, and a refused refresh empties the identity's groups
+// (grant), which leaves it out here.
+func liveSSO(ids []audit.SSOIdentity, s policy.SSO) []policy.User {
 	var out []policy.User
 	for _, id := range ids {
-		if len(id.Groups) > 0 {
-			out = append(out, policy.User{Name: id.Name, Groups: id.Groups})
+		if groups := s.MapGroups(id.Groups); len(groups) > 0 {
+			out = append(out, policy.User{Name: id.Name, Groups: groups})
 		}
 	}
 	return out

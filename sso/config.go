@@ -51,6 +51,10 @@ type ProviderConfig struct {
 	// MaxTokenLifetime caps the jitssh token of a login; zero means no
 	// cap beyond the daemon's and the ID token's.
 	MaxTokenLifetime time.Duration
+	// ClientAuth is how a confidential client authenticates at the token
+	// endpoint: "basic" (client_secret_basic), "post" (client_secret_post)
+	// or empty, which tries basic and then post.
+	ClientAuth string
 }
 
 // Provider returns the provider named name.
@@ -79,6 +83,7 @@ type rawProvider struct {
 	GroupsClaim      string   `yaml:"groups_claim"`
 	Algorithms       []string `yaml:"algorithms"`
 	MaxTokenLifetime string   `yaml:"max_token_lifetime"`
+	ClientAuth       string   `yaml:"client_auth"`
 }
 
 // allowedAlgorithms are the asymmetric JWS algorithms a provider may be
@@ -215,6 +220,15 @@ func (rp rawProvider) check(name string, n *yaml.Node, readSecret func(string) (
 			return p, bad("max_token_lifetime", "%q is not a duration of at least 1m such as 8h", rp.MaxTokenLifetime)
 		}
 		p.MaxTokenLifetime = d
+	}
+	switch rp.ClientAuth {
+	case "", "basic", "post":
+		p.ClientAuth = rp.ClientAuth
+	default:
+		return p, bad("client_auth", "%q is not basic or post", rp.ClientAuth)
+	}
+	if rp.ClientSecretFile == "" && rp.ClientAuth != "" {
+		return p, bad("client_auth", "a public client (no client_secret_file) has no secret to send")
 	}
 	if rp.ClientSecretFile != "" {
 		if readSecret == nil {

@@ -40,6 +40,8 @@ func TestParseConfig(t *testing.T) {
 		{"bad lifetime", base + "    max_token_lifetime: soon\n", `sso.yaml:5: provider "corp": max_token_lifetime: "soon" is not a duration`},
 		{"secret not read", base + "    client_secret_file: /x\n", `sso.yaml:5: provider "corp": client_secret_file: secret files are not read here`},
 		{"duplicate", base + strings.TrimPrefix(base, "providers:\n"), `sso.yaml:5: provider "corp" is named twice`},
+		{"bad client auth", base + "    client_auth: jwt\n", `sso.yaml:5: provider "corp": client_auth: "jwt" is not basic or post`},
+		{"client auth without secret", base + "    client_auth: post\n", `sso.yaml:5: provider "corp": client_auth: a public client`},
 		{"bad yaml", "providers: [", "sso.yaml:1: did not find expected node content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

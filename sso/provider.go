@@ -107,11 +107,14 @@ func (p *provider) discover(ctx context.Context) (*discovered, error) {
 	}
 	ks := &keySet{url: extra.JWKS, client: p.client, algs: algs, interval: p.interval, now: p.now}
 	ep := op.Endpoint()
-	if p.cfg.ClientSecret == "" {
-		// A public client names itself in the body (RFC 6749 §2.3.1 has no
-		// secret to send in a header); auto-detection would send every
-		// failing poll twice.
+	switch {
+	case p.cfg.ClientSecret == "" || p.cfg.ClientAuth == "post":
+		// A public client names itself in the body (it has no secret for
+		// a header). Auto-detection would send every failing request, such
+		// as each pending device poll, twice.
 		ep.AuthStyle = oauth2.AuthStyleInParams
+	case p.cfg.ClientAuth == "basic":
+		ep.AuthStyle = oauth2.AuthStyleInHeader
 	}
 	d := &discovered{
 		oauth: oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, Endpoint: ep, Scopes: p.cfg.Scopes},

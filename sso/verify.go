@@ -14,6 +14,13 @@ import (
 // Skew is the clock difference allowed when checking exp and nbf.
 const Skew = 30 * time.Second
 
+// Bounds on the groups claim: a policy's provider group names are at most
+// 256 bytes, and providers cap the groups in a token (Entra at 200).
+const (
+	maxGroupLength = 256
+	maxGroups      = 1000
+)
+
 // Identity is a person as an ID token the daemon accepted names them.
 type Identity struct {
 	Provider string
@@ -142,7 +149,9 @@ func (p *provider) identity(sub string, all map[string]any, exp time.Time) (Iden
 		groups = []string{g}
 	case []any:
 		for _, v := range g {
-			if s, ok := v.(string); ok && s != "" {
+			// Groups longer than a policy may name could never map; a
+			// bound on their number bounds what the store keeps.
+			if s, ok := v.(string); ok && s != "" && len(s) <= maxGroupLength && len(groups) < maxGroups {
 				groups = append(groups, s)
 			}
 		}

@@ -201,3 +201,31 @@ func TestUnknownKidRefetchRateLimited(t *testing.T) {
 		t.Fatalf("%d key fetches, want 2 (one at the rotation, none for the next unknown kid)", got)
 	}
 }
+
+// FuzzClaims feeds ID token payloads (signed, so from the provider, but
+// from outside all the same) to the claim checks: they must refuse or
+// accept without panicking, and accept only a payload that names this
+// issuer, audience and nonce with a future expiry.
+func FuzzClaims(f *testing.F) {
+	f.Add([]byte(`{"iss":"https://idp.example","sub":"u","aud":"jitssh","exp":4102444800,"nonce":"n","preferred_username":"alice","groups":["g"]}`))
+	f.Add([]byte(`{"iss":"https://idp.example","sub":"u","aud":["jitssh","x"],"azp":"jitssh","exp":1e10,"nbf":"soon","nonce":"n"}`))
+	f.Add([]byte(`{"aud":7,"exp":-1}`))
+	p := &provider{cfg: ProviderConfig{Name: "corp", Issuer: "https://idp.example", ClientID: "jitssh", UserClaim: "preferred_username", GroupsClaim: "groups"},
+		now: func() time.Time { return time.Unix(1767225600, 0) }}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var c claims
+		if json.Unmarshal(payload, &c) != nil {
+			return
+		}
+		if p.checkClaims(c, "n") != nil {
+			return
+		}
+		if c.Issuer != p.cfg.Issuer || c.Nonce == nil || *c.Nonce != "n" || c.Subject == "" {
+			t.Fatalf("accepted %s", payload)
+		}
+		var all map[string]any
+		if json.Unmarshal(payload, &all) == nil {
+			_, _ = p.identity(c.Subject, all, time.Time{})
+		}
+	})
+}
