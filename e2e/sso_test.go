@@ -71,6 +71,7 @@ func newSSOEnv(t *testing.T, idTTL time.Duration) *ssoEnv {
     issuer: %[1]s
     client_id: %[2]s
     client_secret_file: %[3]s
+    client_auth: post
     ca_file: %[4]s
     scopes: [openid, profile, email, groups, offline_access]
     user_claim: preferred_username
