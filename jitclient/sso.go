@@ -40,7 +40,8 @@ type SSO struct {
 	// Timeout bounds the wait for the browser's redirect
 	// (DefaultBrowserTimeout when zero).
 	Timeout time.Duration
-	// Say shows the person a line (where to go, which code to enter).
+	// Say shows the person a line (where to go, which code to enter);
+	// required.
 	Say func(format string, args ...any)
 	// Status, when not nil, shows a one-line status while waiting; it is
 	// called with "" once the wait is over.
