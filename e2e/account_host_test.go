@@ -134,6 +134,13 @@ func TestProvisioningLogin(t *testing.T) {
 			t.Fatalf("ssh as jit-alice-4f2k: exit %d, %q, %q\nsshd log:\n%s", code, out, errOut, tg.sshd.Log())
 		}
 	})
+	t.Run("a jit- user the helper did not make gets no principal", func(t *testing.T) {
+		tg.p.Run(t, "useradd", "-l", "-m", "-p", "*", "jit-standing")
+		key := tg.cert(t, "jit-standing@db1", nil, nil)
+		if out, errOut, code := tg.ssh(t, "jit-standing", key, "", "true"); code != 255 || !strings.Contains(errOut, "Permission denied") {
+			t.Fatalf("ssh as jit-standing: exit %d, %q, %q", code, out, errOut)
+		}
+	})
 	tests := []struct {
 		name     string
 		key      string

@@ -43,19 +43,24 @@ func makeStateDir(l Layout, r *Result) error {
 	return nil
 }
 
+// GroupFile is where Principals looks for the account helper's managed
+// group: the machine's own, whatever the layout's root, because the
+// helper (exec'd by the wrapper without --root) makes accounts there.
+const GroupFile = "/etc/group"
+
 // ephemeralMember reports whether user is an ephemeral login in the
-// helper's managed group of the root's /etc/group (world-readable, unlike
-// the helper's record, and sshd asks as nobody).
-func ephemeralMember(l Layout, user string) (bool, error) {
+// helper's managed group of groupFile (world-readable, unlike the helper's
+// record, and sshd asks as nobody).
+func ephemeralMember(groupFile, user string) (bool, error) {
 	if api.ValidAccountLogin(user) != nil {
 		return false, nil
 	}
-	b, err := os.ReadFile(l.Path("/etc/group"))
+	b, err := os.ReadFile(groupFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read /etc/group: %w", err)
+		return false, fmt.Errorf("read %s: %w", groupFile, err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {

@@ -250,7 +250,7 @@ func readHostName(l Layout) (string, error) {
 
 // Principals answers sshd's AuthorizedPrincipalsCommand for user: the
 // principal "USER@HOST" when user is one of the logins in LoginsFile or an
-// ephemeral login in the account helper's managed group, and for root
+// ephemeral login in the account helper's managed group (in GroupFile), and for root
 // also ProvisionPrincipalsLine (jitd's provisioning login, which only runs
 // the helper); else nothing. HOST is this host's name in the policy
 // (HostFile).
@@ -271,7 +271,7 @@ func Principals(l Layout, user string) (string, error) {
 
 // loginPrincipal is Principals' "USER@HOST" line, or "".
 func loginPrincipal(l Layout, name, user string) (string, error) {
-	if ok, err := ephemeralMember(l, user); err != nil || ok {
+	if ok, err := ephemeralMember(GroupFile, user); err != nil || ok {
 		return user + "@" + name + "\n", err
 	}
 	b, err := os.ReadFile(l.Path(LoginsFile))
