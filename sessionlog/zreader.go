@@ -231,3 +231,29 @@ func (f *frameReader) take(n int) ([]byte, error) {
 func isCompressed(head []byte) bool {
 	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == binary.LittleEndian.Uint32(zstdMagic[:])
 }
+
+// WritePlain writes the asciicast v2 lines of a recording in either stored
+// format to dst: a plain recording byte for byte, a compressed one frame by
+// frame, decompressed. It reports whether a compressed recording ended with
+// a torn frame, which is left out (a plain recording's torn last line is
+// copied as it is, as ReadAll reports it). Corrupt frames are an error.
+func WritePlain(dst io.Writer, src io.Reader) (torn bool, err error) {
+	br := bufio.NewReaderSize(src, 64<<10)
+	head, _ := br.Peek(4)
+	var from io.Reader = br
+	if isCompressed(head) {
+		fr, err := newFrameReader(br)
+		if err != nil {
+			return false, err
+		}
+		from = fr
+	}
+	_, err = io.Copy(dst, from)
+	if errors.Is(err, ErrTruncated) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("write recording as asciicast: %w", err)
+	}
+	return false, nil
+}
