@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -256,7 +257,10 @@ func (w *Writer) encodeText(ts *textStream, off time.Duration, p []byte) {
 	ts.binary = bytes.IndexByte(chunk, 0) >= 0
 	var data string
 	if !ts.binary && len(chunk) > 0 {
-		data = string(chunk)
+		// A view, not a copy: data is read here and by the line builder,
+		// which copies what it keeps, and is gone before chunk's buffer
+		// (the queue's slab or joinBuff) is written again.
+		data = unsafe.String(unsafe.SliceData(chunk), len(chunk))
 		lines, n, odd := appendTextEvents(e.scratch[:0], off, ts.code, data)
 		e.scratch = lines
 		ts.binary = binaryShareExceeded(odd, len(chunk))

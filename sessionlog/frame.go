@@ -134,4 +134,9 @@ func (e *encoder) dropBuffers() {
 	if len(e.frame) == 0 {
 		e.frame, e.zbuf, e.scratch, e.joinBuff = nil, nil, nil, nil
 	}
+	for _, ts := range []*textStream{&e.out, &e.in} {
+		if ts.lines != nil {
+			ts.lines.lb.dropArena()
+		}
+	}
 }

@@ -1,9 +1,12 @@
 package sessionlog
 
 import (
+	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // discardSyncer is a destination that keeps nothing and syncs instantly.
@@ -59,5 +62,83 @@ func BenchmarkWriterBinaryOutput(b *testing.B) {
 	}
 	if _, err := w.Close(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// countingSyncer is a destination that counts what it is given.
+type countingSyncer struct{ n int64 }
+
+func (c *countingSyncer) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+func (c *countingSyncer) Sync() error                 { return nil }
+
+// journalText returns n bytes of terminal output that looks like
+// `journalctl`: timestamped lines of a few services with varying numbers,
+// CRLF-terminated as a pty gives them.
+func journalText(n int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	units := []string{"sshd", "systemd", "kernel", "CRON", "nginx", "postgres"}
+	msgs := []string{
+		"Accepted publickey for deploy from 10.0.%d.%d port %d ssh2: ED25519 SHA256:%x",
+		"Started session-%d.scope - Session %d of User deploy.",
+		"audit: type=1400 audit(1764547200.%d:%d): apparmor=\"STATUS\" operation=\"profile_load\" pid=%d",
+		"10.1.%d.%d - - \"GET /api/v1/items/%d HTTP/1.1\" 200 %d \"-\" \"curl/8.5.0\"",
+		"checkpoint complete: wrote %d buffers (%d.%d%%); 0 WAL file(s) added, %d removed",
+	}
+	var b bytes.Buffer
+	t := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for b.Len() < n {
+		t = t.Add(time.Duration(r.IntN(2000)) * time.Millisecond)
+		m := fmt.Sprintf(msgs[r.IntN(len(msgs))], r.IntN(255), r.IntN(255), r.IntN(65535), r.Uint32())
+		fmt.Fprintf(&b, "%s web1 %s[%d]: %s\r\n", t.Format("Jan 02 15:04:05"), units[r.IntN(len(units))], 1000+r.IntN(30000), m)
+	}
+	return b.Bytes()[:n]
+}
+
+// BenchmarkRecordingFootprint records 8 MiB of each kind of output in
+// 32 KiB reads (the size of an SSH channel's packets), search lines on as
+// in the bastion, compressed (the default) and uncompressed, and reports
+// the bytes stored per byte carried (stored/B, issue 15's footprint:
+// at most 0.25 for text and zeros, 1.02 for random data) besides
+// throughput and allocations.
+func BenchmarkRecordingFootprint(b *testing.B) {
+	const total = 8 << 20
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"text", journalText(total)},
+		{"zeros", make([]byte, total)},
+		{"random", incompressible(total, 0)},
+	}
+	for _, c := range cases {
+		for _, plain := range []bool{false, true} {
+			name := c.name + "/zstd"
+			if plain {
+				name = c.name + "/plain"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(total)
+				b.ReportAllocs()
+				var stored, carried int64
+				for b.Loop() {
+					var dst countingSyncer
+					w, err := NewWriter(&dst, Header{Width: 80, Height: 24}, WriterOptions{OnLine: func(Line) {}, Uncompressed: plain})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := 0; i < total; i += 32 << 10 {
+						if err := w.Output(c.data[i : i+32<<10]); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := w.Close(); err != nil {
+						b.Fatal(err)
+					}
+					stored += dst.n
+					carried += total
+				}
+				b.ReportMetric(float64(stored)/float64(carried), "stored/B")
+			})
+		}
 	}
 }
