@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,42 @@ func BenchmarkRecordingFootprint(b *testing.B) {
 				}
 				b.ReportMetric(float64(stored)/float64(carried), "stored/B")
 			})
+		}
+	}
+}
+
+// BenchmarkIdleWriterMemory reports the heap an idle Writer holds (B/idle)
+// after some output, as the bastion keeps one per idle session: 200
+// Writers sharing a pool, each given a screenful of text with search lines
+// on, then left idle past two sync intervals, when idle buffers go.
+func BenchmarkIdleWriterMemory(b *testing.B) {
+	const writers = 200
+	screen := journalText(4 << 10)
+	for b.Loop() {
+		pool := NewEncoderPool(1)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ws := make([]*Writer, writers)
+		for i := range ws {
+			w, err := NewWriter(discardSyncer{}, Header{Width: 80, Height: 24},
+				WriterOptions{OnLine: func(Line) {}, Pool: pool, SyncInterval: 5 * time.Millisecond})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Output(screen); err != nil {
+				b.Fatal(err)
+			}
+			ws[i] = w
+		}
+		time.Sleep(100 * time.Millisecond) // idle for many intervals
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/writers, "B/idle")
+		for _, w := range ws {
+			if _, err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
