@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -121,6 +122,7 @@ func BenchmarkRecordingFootprint(b *testing.B) {
 				b.SetBytes(total)
 				b.ReportAllocs()
 				var stored, carried int64
+				cpu0 := cpuTime()
 				for b.Loop() {
 					var dst countingSyncer
 					w, err := NewWriter(&dst, Header{Width: 80, Height: 24}, WriterOptions{OnLine: func(Line) {}, Uncompressed: plain})
@@ -139,6 +141,8 @@ func BenchmarkRecordingFootprint(b *testing.B) {
 					carried += total
 				}
 				b.ReportMetric(float64(stored)/float64(carried), "stored/B")
+				// CPU time, unlike MB/s, holds on a busy shared machine.
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/(float64(carried)/(1<<20)), "cpu-ms/MiB")
 			})
 		}
 	}
@@ -178,4 +182,13 @@ func BenchmarkIdleWriterMemory(b *testing.B) {
 			}
 		}
 	}
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
