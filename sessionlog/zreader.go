@@ -226,8 +226,10 @@ func (f *frameReader) take(n int) ([]byte, error) {
 	return f.raw[at:], nil
 }
 
-// isCompressed reports whether a recording starting with head is stored as
-// zstd frames.
+// IsCompressed reports whether a recording whose first bytes are head (at
+// least 4) is stored as zstd frames rather than plain asciicast v2.
+func IsCompressed(head []byte) bool { return isCompressed(head) }
+
 func isCompressed(head []byte) bool {
 	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == binary.LittleEndian.Uint32(zstdMagic[:])
 }
