@@ -76,12 +76,20 @@ func (lb *lineBuilder) grow(n int) {
 	}
 }
 
-// dropArena lets the arena go between lines (an idle Writer); the lines
-// emitted from it keep what they use.
+// dropArena lets the arena go (an idle Writer), keeping only the line in
+// progress, such as a shell's prompt, in a buffer of its own size; the
+// lines emitted from the arena keep what they use.
 func (lb *lineBuilder) dropArena() {
-	if lb.length() == 0 {
-		lb.arena, lb.mark, lb.buf = nil, 0, nil
+	if lb.editing {
+		lb.arena, lb.mark = nil, 0
+		return
 	}
+	if line := lb.arena[lb.mark:]; len(line) > 0 {
+		lb.arena, lb.mark = append([]byte(nil), line...), 0
+	} else {
+		lb.arena, lb.mark = nil, 0
+	}
+	lb.buf = nil
 }
 
 // String is the line built so far.
