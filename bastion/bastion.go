@@ -127,7 +127,7 @@ type Config struct {
 	Resolve func(host string) (Target, bool)
 	// Backend is required.
 	Backend Backend
-	// RecordingDir receives RecordingDir/YYYY/MM/DD/SESSIONID.cast (UTC).
+	// RecordingDir receives RecordingDir/YYYY/MM/DD/SESSIONID.cast.zst (UTC).
 	RecordingDir string
 	// RecordingFailOpen turns "record or refuse" into a logged warning.
 	RecordingFailOpen bool

@@ -285,7 +285,7 @@ func FuzzSCPParser(f *testing.F) {
 
 func TestRecordingPath(t *testing.T) {
 	at := time.Date(2026, 3, 4, 23, 30, 0, 0, time.FixedZone("x", -3*3600)) // 2026-03-05 UTC
-	if got, want := recordingPath("/rec", at, "abc"), "/rec/2026/03/05/abc.cast"; got != want {
+	if got, want := recordingPath("/rec", at, "abc"), "/rec/2026/03/05/abc.cast.zst"; got != want {
 		t.Fatalf("recordingPath = %q, want %q", got, want)
 	}
 }
