@@ -70,6 +70,13 @@ type rawRole struct {
 	RedeemTTL       string           `yaml:"redeem_ttl"`
 	BreakGlass      bool             `yaml:"break_glass"`
 	IdleTimeout     string           `yaml:"idle_timeout"`
+	// Account, AccountGroups, Sudo and Shell describe an ephemeral
+	// role's one-time account (account.go). Sudo is "all" or a list, so
+	// it stays a node and account.go reads it.
+	Account       string    `yaml:"account"`
+	AccountGroups []string  `yaml:"account_groups"`
+	Sudo          yaml.Node `yaml:"sudo"`
+	Shell         string    `yaml:"shell"`
 }
 
 type rawSelector struct {
