@@ -30,7 +30,7 @@ const (
 	MaxEphemeralLogin = 32
 	// ephemeralUserPart is how much of the user's name goes into the
 	// login: jit- (4) + user (≤ 23) + - (1) + 4 suffix characters = 32.
-	ephemeralUserPart = MaxEphemeralLogin - len(EphemeralPrefix) - 1 - ephemeralSuffixLen
+	ephemeralUserPart  = MaxEphemeralLogin - len(EphemeralPrefix) - 1 - ephemeralSuffixLen
 	ephemeralSuffixLen = 4
 	maxSudoCommands    = 64
 	maxSudoCommandLen  = 1024
