@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -177,8 +178,10 @@ func checkShell(s string) error {
 		return fmt.Errorf("%q is not an absolute path", s)
 	case len(s) > 256:
 		return fmt.Errorf("%q is longer than 256 bytes", s)
-	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ':' }) || !validText(s):
-		return fmt.Errorf("%q contains whitespace, ':' or control characters", s)
+	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }):
+		return fmt.Errorf("%q contains whitespace, ':', control or non-ASCII characters", s)
+	case path.Clean(s) != s || s == "/":
+		return fmt.Errorf("%q is not a clean path (%q)", s, path.Clean(s))
 	}
 	return nil
 }
@@ -221,6 +224,11 @@ func (ps parser) sudo(m mapping, ctx string, a *AccountRule) error {
 	return nil
 }
 
+// sudoSpecial are the characters with a meaning in sudoers syntax (list
+// and runas separators, escapes, comments, quotes, wildcards, regular
+// expressions); the target's helper refuses the same (api.ValidSudo).
+const sudoSpecial = ",:=\\#*?[]!^$\"'%"
+
 // checkSudoCommand accepts an absolute command path with optional
 // arguments, single-spaced, without the characters that change meaning in
 // a sudoers command list (, : = \ # " and wildcards are refused rather
@@ -233,8 +241,10 @@ func checkSudoCommand(s string) error {
 		return fmt.Errorf("command %q must start with an absolute path", s)
 	case !validText(s):
 		return fmt.Errorf("command %q contains control characters or invalid UTF-8", s)
-	case strings.ContainsAny(s, ",:=\\#\"*?[]!%"):
-		return fmt.Errorf("command %q contains one of , : = \\ # \" * ? [ ] ! %%, which sudoers would read specially", s)
+	case strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r > '~' }):
+		return fmt.Errorf("command %q must be printable ASCII", s)
+	case strings.ContainsAny(s, sudoSpecial):
+		return fmt.Errorf("command %q contains one of %s, which sudoers would read specially", s, sudoSpecial)
 	case strings.Contains(s, "  ") || strings.TrimSpace(s) != s || strings.ContainsAny(s, "\t"):
 		return fmt.Errorf("command %q must be single-spaced without leading or trailing space", s)
 	case strings.Contains(s, "ALL"):
