@@ -249,3 +249,20 @@ func (t *Tx) RaiseHighWater(host string, hw int) error {
 	}
 	return nil
 }
+
+// HighWater returns the mirrored UID high-water mark of host (0: none).
+func (s *Store) HighWater(ctx context.Context, host string) (int, error) {
+	db, err := s.reader()
+	if err != nil {
+		return 0, err
+	}
+	var hw int
+	err = db.QueryRowContext(ctx, "SELECT high_water FROM ephemeral_hosts WHERE host = ?", host).Scan(&hw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("uid high-water mark of %q: %w", host, err)
+	}
+	return hw, nil
+}
