@@ -44,6 +44,10 @@ type testBackend struct {
 	// target certificate carries too (the target's sshd enforces them).
 	extensions map[string]map[string]string
 	failStart  bool
+	// prepared are the PrepareAccount calls; prepareErr, when set, is
+	// their answer.
+	prepared   []AccountRequest
+	prepareErr error
 	// revokedHosts are revoked host certificate serials of targets.
 	revokedHosts map[uint64]bool
 }
@@ -89,6 +93,19 @@ func (b *testBackend) MintTargetCert(_ context.Context, req TargetCertRequest) (
 	b.minted = append(b.minted, req)
 	b.mu.Unlock()
 	return cert, nil
+}
+
+func (b *testBackend) PrepareAccount(_ context.Context, req AccountRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prepared = append(b.prepared, req)
+	if b.prepareErr != nil {
+		return b.prepareErr
+	}
+	if len(b.minted) > 0 && b.minted[len(b.minted)-1].RequestID == req.RequestID {
+		return errors.New("test: the target certificate was minted before the account was prepared")
+	}
+	return nil
 }
 
 func (b *testBackend) SessionStarted(_ context.Context, s SessionRecord) error {

@@ -173,18 +173,21 @@ type PrepareError struct {
 func (e *PrepareError) Error() string { return e.Message }
 
 // Prepare makes sure the ephemeral account of request requestID exists on
-// its host before a session of the grant starts: it does nothing for a
+// its host before a session of the grant as login@host starts: it does nothing for a
 // request that is not ephemeral or whose account exists, and creates it
 // otherwise (once, however many sessions ask at the same time). A failure
 // is recorded (account.create_failed) and returned as a *PrepareError
 // saying what to do; the session must then be refused.
-func (a *Accounts) Prepare(ctx context.Context, requestID string) error {
+func (a *Accounts) Prepare(ctx context.Context, requestID, host, login string) error {
 	acc, err := a.cfg.Store.Account(ctx, requestID)
 	if errors.Is(err, audit.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("account of request %s: %w", requestID, err)
+	}
+	if acc.Host != host || acc.Login != login {
+		return &PrepareError{Code: "account_mismatch", Message: fmt.Sprintf("grant %s is for %s@%s, not %s@%s", requestID, acc.Login, acc.Host, login, host)}
 	}
 	unlock := a.lock(acc.Host, acc.Login)
 	defer unlock()

@@ -173,14 +173,14 @@ func (e *env) sweep(t *testing.T) int {
 func TestPrepareCreatesOnce(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	if err := e.acc.Prepare(ctx, "req_not_ephemeral"); err != nil || len(e.host.ops()) != 0 {
+	if err := e.acc.Prepare(ctx, "req_not_ephemeral", "db1", "jit-x"); err != nil || len(e.host.ops()) != 0 {
 		t.Fatalf("non-ephemeral request: %v, calls %v", err, e.host.ops())
 	}
 	id := e.grant(t, 1, 10*time.Minute)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
-		wg.Go(func() { errs <- e.acc.Prepare(ctx, id) })
+		wg.Go(func() { errs <- e.acc.Prepare(ctx, id, "db1", e.account(t, id).Login) })
 	}
 	wg.Wait()
 	close(errs)
@@ -202,7 +202,7 @@ func TestPrepareCreatesOnce(t *testing.T) {
 	// A second grant of the same user on the host gets its own account,
 	// above the mirrored high-water mark.
 	id2 := e.grant(t, 2, 10*time.Minute)
-	if err := e.acc.Prepare(ctx, id2); err != nil {
+	if err := e.acc.Prepare(ctx, id2, "db1", e.account(t, id2).Login); err != nil {
 		t.Fatal(err)
 	}
 	if a2 := e.account(t, id2); a2.UID != DefaultUIDMin+1 || a2.Login == a.Login {
@@ -215,7 +215,7 @@ func TestPrepareFailureRefuses(t *testing.T) {
 	ctx := context.Background()
 	id := e.grant(t, 1, 10*time.Minute)
 	e.host.taken["jit-alice-0001"] = true
-	err := e.acc.Prepare(ctx, id)
+	err := e.acc.Prepare(ctx, id, "db1", e.account(t, id).Login)
 	var perr *PrepareError
 	if !errors.As(err, &perr) || perr.Code != api.AccountCodeNameExists {
 		t.Fatalf("got %v, want a name_exists refusal", err)
@@ -244,7 +244,7 @@ func TestSweepWaitsForExpiryAndSessions(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	id := e.grant(t, 1, 10*time.Minute)
-	if err := e.acc.Prepare(ctx, id); err != nil {
+	if err := e.acc.Prepare(ctx, id, "db1", e.account(t, id).Login); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.sweep(t); n != 0 {
@@ -262,7 +262,7 @@ func TestSweepWaitsForExpiryAndSessions(t *testing.T) {
 	if a := e.account(t, id); a.State != audit.AccountRemoved || !a.RemovedAt.Equal(e.clock.Now()) || a.UID != DefaultUIDMin {
 		t.Fatalf("account %+v", a)
 	}
-	if err := e.acc.Prepare(ctx, id); err == nil {
+	if err := e.acc.Prepare(ctx, id, "db1", e.account(t, id).Login); err == nil {
 		t.Fatal("a removed grant's account was prepared again")
 	}
 	// An account no session ever asked for goes without a call.
@@ -280,7 +280,7 @@ func TestSweepWaitsForExpiryAndSessions(t *testing.T) {
 func TestSweepRevoked(t *testing.T) {
 	e := newEnv(t)
 	id := e.grant(t, 1, time.Hour)
-	if err := e.acc.Prepare(context.Background(), id); err != nil {
+	if err := e.acc.Prepare(context.Background(), id, "db1", e.account(t, id).Login); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.Do(context.Background(), func(tx *audit.Tx) error { return tx.RevokeCertificate(1001, e.clock.Now(), "test") }); err != nil {
@@ -298,7 +298,7 @@ func TestSweepRevoked(t *testing.T) {
 func TestSweepBackoffSurvivesRestart(t *testing.T) {
 	e := newEnv(t)
 	id := e.grant(t, 1, 10*time.Minute)
-	if err := e.acc.Prepare(context.Background(), id); err != nil {
+	if err := e.acc.Prepare(context.Background(), id, "db1", e.account(t, id).Login); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(10 * time.Minute)
