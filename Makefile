@@ -32,13 +32,13 @@ demo-target: build
 # test hosts in network namespaces.
 deps:
 	@missing=""; \
-	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema ssh-audit ip unshare; do \
+	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema ssh-audit ip unshare nsenter useradd visudo crontab atq; do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema ssh-audit iproute2 util-linux; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema ssh-audit iproute2 util-linux passwd sudo cron at; \
 	fi
 
 # The checks (gofmt, vet, staticcheck), then every test with the race
