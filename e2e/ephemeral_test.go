@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/internal/netnstest"
+	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/internal/testkit"
+)
+
+// ephemeralPolicy gives alice one-time accounts on db1 (a real sshd in a
+// private root: its own /etc, /home, /var), with the groups and sudo
+// command the test checks; admin lists accounts, aud reads the audit log.
+const ephemeralPolicy = `
+users:
+  alice: {groups: [dev], keys: [{{index .Key "alice"}}]}
+  admin: {groups: [admins], keys: [{{index .Key "admin"}}]}
+  aud: {groups: [secops], keys: [{{index .Key "aud"}}]}
+admins: {groups: [admins]}
+auditors: {groups: [secops]}
+hosts:
+  db1: {address: "{{index .Addr "db1"}}", host_key: %q}
+roles:
+  - name: db-oneoff
+    groups: [dev]
+    hosts: {names: [db1]}
+    account: ephemeral
+    account_groups: [%s]
+    sudo: [/usr/bin/id -u]
+    ttl: 5m
+    justification: {min_length: 5}
+`
+
+// principalsScript answers sshd's AuthorizedPrincipalsCommand (%u) as
+// jit host principals answers after join (the contract's line for root):
+// the provisioning principal, forced to the helper, for root; LOGIN@db1
+// for an ephemeral login.
+const principalsScript = `#!/bin/sh
+case "$1" in
+root) echo 'command="` + api.AccountHelperPath + `",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc ` + api.ProvisionPrincipalLogin + `@db1' ;;
+jit-*) echo "$1@db1" ;;
+esac
+`
+
+// ephemeralWorld is jitd with a bastion, and db1: a stock sshd in a
+// private root trusting the target CA, with the account helper installed
+// where join installs it.
+type ephemeralWorld struct {
+	d                 *daemon
+	db1               *netnstest.Host
+	root              *netnstest.PrivateRoot
+	sshd              *sshdtest.Server
+	alice, admin, aud *engineer
+	policy            string
+}
+
+func newEphemeralWorld(t *testing.T, groups string) *ephemeralWorld {
+	t.Helper()
+	sshdtest.Require(t, "sshd", "ssh")
+	for _, tool := range []string{"useradd", "userdel", "visudo", "sudo"} {
+		sshdtest.Require(t, tool)
+	}
+	w := &ephemeralWorld{alice: newEngineer(t, "alice"), admin: newEngineer(t, "admin"), aud: newEngineer(t, "aud")}
+	w.db1 = netnstest.New(t, "db1")
+	w.root = w.db1.PrivateRoot(t)
+	w.d = initDaemon(t)
+	cmdDir := sshdtest.CommandDir(t)
+	jit := filepath.Join(cmdDir, "jit")
+	b, err := os.ReadFile(bin(t, "jit"))
+	if err != nil || os.WriteFile(jit, b, 0o755) != nil {
+		t.Fatalf("copy jit to %s: %v", jit, err)
+	}
+	principals := filepath.Join(cmdDir, "principals")
+	if err := os.WriteFile(principals, []byte(principalsScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The wrapper join installs, inside the private root's /usr/local.
+	wrapper := "#!/bin/sh\nexec " + jit + " host account\n"
+	if err := os.WriteFile(w.root.Path(api.AccountHelperPath), []byte(wrapper), 0o755); err != nil {
+		t.Fatalf("install the helper: %v", err)
+	}
+	targetCA := readPub(t, filepath.Join(w.d.Data, "ca", "target_ca.pub"))
+	w.sshd = sshdtest.Start(t, sshdtest.Config{
+		Wrap: w.root.Argv, ListenHost: w.db1.Addr.String(),
+		TrustedUserCAKeys: []ssh.PublicKey{targetCA},
+		Extra: []string{"AuthorizedPrincipalsFile none", "AuthorizedPrincipalsCommand " + principals + " %u",
+			"AuthorizedPrincipalsCommandUser nobody"},
+	})
+	pin := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(w.sshd.HostKey)))
+	w.policy = renderPolicy(t, fmt.Sprintf(ephemeralPolicy, pin, groups), "", []*engineer{w.alice, w.admin, w.aud}, map[string]*sshdtest.Server{"db1": w.sshd})
+	w.serve(t)
+	return w
+}
+
+// serve (re)starts jitd on the same data directory.
+func (w *ephemeralWorld) serve(t *testing.T) {
+	t.Helper()
+	w.d.serve(t, w.policy, "--bastion", "127.0.0.1:0")
+	for _, e := range []*engineer{w.alice, w.admin, w.aud} {
+		w.d.login(t, e)
+	}
+}
+
+func readPub(t *testing.T, path string) ssh.PublicKey {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	return k
+}
+
+var grantedLogin = regexp.MustCompile(`^(jit-alice-[a-z2-7]{4})@db1$`)
+
+// request asks for a one-time account on db1 for ttl and returns its
+// login and request id.
+func (w *ephemeralWorld) request(t *testing.T, ttl string) (string, string) {
+	t.Helper()
+	g := parseGrant(t, mustRun(t, w.alice, "request", "db1", "--reason", "rebuild the index", "--ttl", ttl, "--add-to-agent", "no", "--format", "json"))
+	if len(g.Principals) != 1 || !grantedLogin.MatchString(g.Principals[0]) {
+		t.Fatalf("jit request granted %q, not one one-time login on db1", g.Principals)
+	}
+	return strings.TrimSuffix(g.Principals[0], "@db1"), g.Request.ID
+}
+
+// accounts is the admin's view of every account (removed ones too).
+func (w *ephemeralWorld) accounts(t *testing.T) map[string]api.EphemeralAccount {
+	t.Helper()
+	out := mustRun(t, w.admin, "hosts", "--accounts", "--all", "--format", "json")
+	got := map[string]api.EphemeralAccount{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var a api.EphemeralAccount
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("jit hosts --accounts line %q: %v", line, err)
+		}
+		got[a.Login] = a
+	}
+	return got
+}
+
+// exists reports whether login is a user of db1 (getent in the private root).
+func (w *ephemeralWorld) userExists(t *testing.T, login string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	return w.root.Command(ctx, "getent", "passwd", login).Run() == nil
+}
+
+// gone checks that nothing of login is left on db1: user, group, home,
+// sudoers file.
+func (w *ephemeralWorld) gone(t *testing.T, login string) {
+	t.Helper()
+	if w.userExists(t, login) {
+		t.Errorf("user %s is still in db1's passwd", login)
+	}
+	for _, p := range []string{"/home/" + login, "/etc/sudoers.d/" + api.AccountSudoersName(login)} {
+		if _, err := os.Lstat(w.root.Path(p)); !os.IsNotExist(err) {
+			t.Errorf("%s is left on db1 (%v)", p, err)
+		}
+	}
+	if grp, err := os.ReadFile(w.root.Path("/etc/group")); err != nil || strings.Contains(string(grp), login) {
+		t.Errorf("group of %s left in db1's /etc/group (%v)", login, err)
+	}
+}
+
+// waitState waits until the admin view shows login in state.
+func (w *ephemeralWorld) waitState(t *testing.T, login, state string, within time.Duration) api.EphemeralAccount {
+	t.Helper()
+	var a api.EphemeralAccount
+	testkit.WaitFor(t, within, login+" "+state, func() bool {
+		a = w.accounts(t)[login]
+		return a.State == state
+	})
+	return a
+}
+
+// TestEphemeralAccountLifecycle is issue 13 end to end through the
+// binaries: two grants of alice on db1 at once get two accounts; jit ssh
+// db1 logs in as the one-time login, which has the role's groups and its
+// one sudo command; after the grants expire both accounts, their homes
+// (with what was left there), sudoers files and groups are gone, and a
+// later grant gets a new UID, never an old one.
+func TestEphemeralAccountLifecycle(t *testing.T) {
+	w := newEphemeralWorld(t, "adm")
+	loginA, idA := w.request(t, "40s")
+	if a := w.accounts(t)[loginA]; a.State != "planned" || a.RequestID != idA || w.userExists(t, loginA) {
+		t.Fatalf("before any session: %+v (an account exists: %v)", a, w.userExists(t, loginA))
+	}
+	r := start(t, w.alice, "ssh", "db1", "--", "id; sudo -n /usr/bin/id -u; echo left > ~/notes; sudo -n /bin/cat /etc/shadow || echo no-shadow").wait(t, commandTimeout)
+	want := regexp.MustCompile(`uid=61000\(` + loginA + `\) gid=61000\(` + loginA + `\) groups=61000\(` + loginA + `\),\d+\(adm\),\d+\(` + api.AccountManagedGroup + `\)`)
+	if r.Code != 0 || !want.MatchString(r.Stdout) || !regexp.MustCompile(`(?m)^0$`).MatchString(r.Stdout) || !strings.Contains(r.Stdout, "no-shadow") {
+		t.Fatalf("jit ssh db1 as %s: %v\nsshd:\n%s", loginA, r, w.sshd.Log())
+	}
+	if b, err := os.ReadFile(w.root.Path("/home/" + loginA + "/notes")); err != nil || string(b) != "left\n" {
+		t.Fatalf("file left in the home: %q, %v", b, err)
+	}
+	if a := w.accounts(t)[loginA]; a.State != "created" || a.UID != 61000 {
+		t.Fatalf("after the first session: %+v", a)
+	}
+
+	// A second grant of alice on db1 at the same time: its own account.
+	loginB, _ := w.request(t, "30s")
+	if loginB == loginA {
+		t.Fatalf("two grants share the login %s", loginA)
+	}
+	r = start(t, w.alice, "ssh", loginB+"@db1", "--", "id -un; id -u").wait(t, commandTimeout)
+	if r.Code != 0 || !strings.Contains(r.Stdout, loginB+"\n61001\n") {
+		t.Fatalf("second grant: %v", r)
+	}
+
+	for _, l := range []string{loginA, loginB} {
+		a := w.waitState(t, l, "removed", 90*time.Second)
+		w.gone(t, l)
+		if a.RemovedAt == nil || a.LastError != "" {
+			t.Errorf("removed account %+v", a)
+		}
+	}
+	evs := auditList(t, w.aud)
+	for _, typ := range []string{"account.created", "account.removed"} {
+		for _, l := range []string{loginA, loginB} {
+			ev, ok := findEvent(evs, typ, func(e auditEvent) bool { return e.Login == l })
+			if !ok || ev.Host != "db1" || ev.RequestID == "" || ev.Data["uid"] == "" || ev.Data["uid"] == "0" {
+				t.Errorf("%s of %s: %+v", typ, l, ev)
+			}
+		}
+	}
+	if _, ok := findEvent(evs, "target_cert.issued", func(e auditEvent) bool { return strings.Contains(e.Data["principals"], api.ProvisionPrincipalLogin+"@db1") }); !ok {
+		t.Error("no provisioning certificate recorded")
+	}
+
+	// The UIDs are never handed out again.
+	loginC, _ := w.request(t, "30s")
+	r = start(t, w.alice, "ssh", loginC+"@db1", "--", "id -u").wait(t, commandTimeout)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "61002" {
+		t.Fatalf("third grant after removal: %v", r)
+	}
+}
