@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
+	"syscall"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -61,6 +65,7 @@ type ephemeralWorld struct {
 	db1               *netnstest.Host
 	root              *netnstest.PrivateRoot
 	sshd              *sshdtest.Server
+	sshdCfg           sshdtest.Config
 	alice, admin, aud *engineer
 	policy            string
 }
@@ -91,12 +96,18 @@ func newEphemeralWorld(t *testing.T, groups string) *ephemeralWorld {
 		t.Fatalf("install the helper: %v", err)
 	}
 	targetCA := readPub(t, filepath.Join(w.d.Data, "ca", "target_ca.pub"))
-	w.sshd = sshdtest.Start(t, sshdtest.Config{
-		Wrap: w.root.Argv, ListenHost: w.db1.Addr.String(),
+	// A host key of the test's own, so that a restarted sshd keeps the pin.
+	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sshdCfg = sshdtest.Config{
+		Wrap: w.root.Argv, ListenHost: w.db1.Addr.String(), HostPrivateKey: hostKey,
 		TrustedUserCAKeys: []ssh.PublicKey{targetCA},
 		Extra: []string{"AuthorizedPrincipalsFile none", "AuthorizedPrincipalsCommand " + principals + " %u",
 			"AuthorizedPrincipalsCommandUser nobody"},
-	})
+	}
+	w.sshd = sshdtest.Start(t, w.sshdCfg)
 	pin := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(w.sshd.HostKey)))
 	w.policy = renderPolicy(t, fmt.Sprintf(ephemeralPolicy, pin, groups), "", []*engineer{w.alice, w.admin, w.aud}, map[string]*sshdtest.Server{"db1": w.sshd})
 	w.serve(t)
@@ -110,6 +121,27 @@ func (w *ephemeralWorld) serve(t *testing.T) {
 	for _, e := range []*engineer{w.alice, w.admin, w.aud} {
 		w.d.login(t, e)
 	}
+}
+
+// stopTarget stops db1's sshd and waits until nothing listens on its port.
+func (w *ephemeralWorld) stopTarget(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(w.sshd.Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "db1's sshd to stop", func() bool {
+		c, err := net.DialTimeout("tcp", w.sshd.Addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+}
+
+// startTarget starts db1's sshd again with the same host key and port.
+func (w *ephemeralWorld) startTarget(t *testing.T) {
+	t.Helper()
+	w.sshd = sshdtest.Start(t, w.sshdCfg)
 }
 
 func readPub(t *testing.T, path string) ssh.PublicKey {
@@ -251,5 +283,127 @@ func TestEphemeralAccountLifecycle(t *testing.T) {
 	r = start(t, w.alice, "ssh", loginC+"@db1", "--", "id -u").wait(t, commandTimeout)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "61002" {
 		t.Fatalf("third grant after removal: %v", r)
+	}
+}
+
+// ended waits for a background jit ssh to end.
+func ended(t *testing.T, b *background, within time.Duration) result {
+	t.Helper()
+	return b.wait(t, within)
+}
+
+// TestEphemeralAccountCutAndRevoked: a session still running at expiry is
+// cut as any session, with a process it left behind on the target, and
+// then the account goes (the helper kills what is left); a revoked grant's
+// session is cut mid-way and its account removed without waiting for
+// expiry.
+func TestEphemeralAccountCutAndRevoked(t *testing.T) {
+	w := newEphemeralWorld(t, "adm")
+	loginA, _ := w.request(t, "25s")
+	bg := start(t, w.alice, "ssh", "db1", "--", "nohup sleep 600 >/dev/null 2>&1 & echo started; sleep 600")
+	testkit.WaitFor(t, 20*time.Second, "the session to start", func() bool { return w.accounts(t)[loginA].State == "created" })
+	r := ended(t, bg, 60*time.Second)
+	if r.Code == 0 || !strings.Contains(r.Stdout, "started") {
+		t.Fatalf("session at expiry: %v", r)
+	}
+	w.waitState(t, loginA, "removed", 60*time.Second)
+	w.gone(t, loginA)
+	if ps, err := os.ReadFile("/proc/loadavg"); err == nil && len(ps) == 0 {
+		t.Fatal("unreadable /proc")
+	}
+	for _, pid := range w.root.Processes() {
+		if st, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil && st.Sys().(*syscall.Stat_t).Uid == 61000 {
+			t.Errorf("process %d of the removed account's UID survived", pid)
+		}
+	}
+
+	loginB, _ := w.request(t, "5m")
+	g := w.accounts(t)[loginB]
+	bg = start(t, w.alice, "ssh", loginB+"@db1", "--", "echo started; sleep 600")
+	testkit.WaitFor(t, 20*time.Second, "the session to start", func() bool { return w.accounts(t)[loginB].State == "created" })
+	serial := grantSerial(t, w, g.RequestID)
+	mustRun(t, w.admin, "admin", "revoke", serial, "--reason", "leaver")
+	r = ended(t, bg, 30*time.Second)
+	if r.Code == 0 {
+		t.Fatalf("revoked session went on: %v", r)
+	}
+	w.waitState(t, loginB, "removed", 30*time.Second)
+	w.gone(t, loginB)
+}
+
+// grantSerial is the certificate serial of request id, from the audit log.
+func grantSerial(t *testing.T, w *ephemeralWorld, id string) string {
+	t.Helper()
+	ev, ok := findEvent(auditList(t, w.aud), "cert.issued", func(e auditEvent) bool { return e.RequestID == id })
+	if !ok || ev.Serial == "" {
+		t.Fatalf("no cert.issued for %s", id)
+	}
+	return ev.Serial
+}
+
+// TestEphemeralAccountRestartAndUnreachable: jitd restarts between the
+// create and the removal, and at removal time the target is down: the
+// failure is recorded and retried with backoff (visible to admins and in
+// the metrics) until the target is back, and the account then goes.
+func TestEphemeralAccountRestartAndUnreachable(t *testing.T) {
+	w := newEphemeralWorld(t, "adm")
+	login, _ := w.request(t, "20s")
+	if r := start(t, w.alice, "ssh", "db1", "--", "id -u").wait(t, commandTimeout); r.Code != 0 || strings.TrimSpace(r.Stdout) != "61000" {
+		t.Fatalf("session: %v", r)
+	}
+	w.d.terminate(t)
+	w.stopTarget(t)
+	w.serve(t)
+	a := w.waitState(t, login, "removing", 60*time.Second)
+	if a.Attempts < 1 || a.NextAttempt == nil || !strings.Contains(a.LastError, "unreachable") {
+		t.Fatalf("failed removal: %+v", a)
+	}
+	out := mustRun(t, w.admin, "hosts", "--accounts")
+	if !strings.Contains(out, login) || !strings.Contains(out, "removing") || !strings.Contains(out, "attempts=") {
+		t.Fatalf("jit hosts --accounts does not show the stuck removal:\n%s", out)
+	}
+	if ev, ok := findEvent(auditList(t, w.aud), "account.remove_failed", func(e auditEvent) bool { return e.Login == login }); !ok || code(ev) != "unreachable" || ev.Data["uid"] != "61000" {
+		t.Fatalf("remove_failed event %+v", ev)
+	}
+	w.startTarget(t)
+	w.waitState(t, login, "removed", 90*time.Second)
+	w.gone(t, login)
+}
+
+// TestEphemeralAccountRefusals: a name that exists on the host and is not
+// jitssh's is never adopted (the session is refused, saying so, and
+// audited); a group the host lacks refuses the session with nothing
+// written.
+func TestEphemeralAccountRefusals(t *testing.T) {
+	w := newEphemeralWorld(t, "adm, no-such-group")
+	login, _ := w.request(t, "5m")
+	before := testkit.Tree(t, w.root.Path("/home"))
+	r := start(t, w.alice, "ssh", "db1", "--", "id").wait(t, commandTimeout)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "unknown_group") {
+		t.Fatalf("unknown group: %v", r)
+	}
+	if w.userExists(t, login) || len(testkit.TreeDiff(before, testkit.Tree(t, w.root.Path("/home")))) != 0 {
+		t.Fatal("a refused create left the user or a home")
+	}
+	if ev, ok := findEvent(auditList(t, w.aud), "account.create_failed", func(e auditEvent) bool { return e.Login == login }); !ok || code(ev) != "unknown_group" {
+		t.Fatalf("create_failed event %+v", ev)
+	}
+
+	// The role is fixed for the next grant; its name is taken on db1 by
+	// a user jitssh did not make before the first session.
+	w.policy = strings.Replace(w.policy, "account_groups: [adm, no-such-group]", "account_groups: [adm]", 1)
+	w.d.terminate(t)
+	w.serve(t)
+	login2, _ := w.request(t, "5m")
+	w.root.Run(t, "useradd", "-M", "-s", "/bin/sh", login2)
+	r = start(t, w.alice, "ssh", login2+"@db1", "--", "id").wait(t, commandTimeout)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "name_exists") || !strings.Contains(r.Stderr, "request a new grant") {
+		t.Fatalf("name collision: %v", r)
+	}
+	if ev, ok := findEvent(auditList(t, w.aud), "account.create_failed", func(e auditEvent) bool { return e.Login == login2 }); !ok || code(ev) != "name_exists" {
+		t.Fatalf("create_failed event %+v", ev)
+	}
+	if grp := w.root.Run(t, "id", "-Gn", login2); strings.Contains(grp, api.AccountManagedGroup) {
+		t.Fatalf("the foreign user was adopted: %s", grp)
 	}
 }

@@ -124,7 +124,7 @@ func findGrant(dir creds.Dir, login, host string, now time.Time) (creds.Grant, b
 	var best creds.Grant
 	found := false
 	for _, g := range gs {
-		if g.Host == host && ephemeralLogin(g.Login) && now.Before(g.ValidBefore()) && (!found || g.ValidBefore().After(best.ValidBefore())) {
+		if g.Host == host && ephemeralLogin(g.Login) && now.Before(g.ValidBefore()) && (!found || !g.ValidBefore().Before(best.ValidBefore())) {
 			best, found = g, true
 		}
 	}
