@@ -4,14 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"net"
-	"syscall"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,7 +274,9 @@ func TestEphemeralAccountLifecycle(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := findEvent(evs, "target_cert.issued", func(e auditEvent) bool { return strings.Contains(e.Data["principals"], api.ProvisionPrincipalLogin+"@db1") }); !ok {
+	if _, ok := findEvent(evs, "target_cert.issued", func(e auditEvent) bool {
+		return strings.Contains(e.Data["principals"], api.ProvisionPrincipalLogin+"@db1")
+	}); !ok {
 		t.Error("no provisioning certificate recorded")
 	}
 
