@@ -68,11 +68,7 @@ func (h *helper) create(ctx context.Context, req api.AccountRequest) (api.Accoun
 // exist, whose shell /etc/shells does not list, whose groups are missing,
 // or when the managed group has members the helper did not make.
 func (h *helper) checkNew(req api.AccountRequest) error {
-	passwd, err := h.readDB("/etc/passwd")
-	if err != nil {
-		return err
-	}
-	groups, err := h.readDB("/etc/group")
+	passwd, groups, err := h.dbs()
 	if err != nil {
 		return err
 	}
@@ -113,11 +109,7 @@ func (h *helper) checkNew(req api.AccountRequest) error {
 // mark that no user or group has (nor 65534 and 65535, nobody and -1 of
 // 16-bit IDs).
 func (h *helper) pickUID(req api.AccountRequest) (int, error) {
-	passwd, err := h.readDB("/etc/passwd")
-	if err != nil {
-		return 0, err
-	}
-	groups, err := h.readDB("/etc/group")
+	passwd, groups, err := h.dbs()
 	if err != nil {
 		return 0, err
 	}
@@ -211,11 +203,7 @@ func (h *helper) makeAccount(ctx context.Context, req api.AccountRequest, uid in
 // checkManaged checks that a's user exists with its UID and is in the
 // managed group.
 func (h *helper) checkManaged(a api.AccountInfo) error {
-	passwd, err := h.readDB("/etc/passwd")
-	if err != nil {
-		return err
-	}
-	groups, err := h.readDB("/etc/group")
+	passwd, groups, err := h.dbs()
 	if err != nil {
 		return err
 	}

@@ -26,15 +26,11 @@ const (
 // that UID; an account that is neither recorded nor on the host is gone
 // already.
 func (h *helper) remove(ctx context.Context, req api.AccountRequest) ([]api.AccountInfo, error) {
-	passwd, err := h.readDB("/etc/passwd")
-	if err != nil {
-		return nil, err
-	}
-	e, onHost := lookup(passwd, req.Login)
 	i := h.state.find(req.Login)
 	if i < 0 {
-		if onHost {
-			return nil, fail(api.AccountCodeNotManaged, "user %s was not made by jitssh; not touched", req.Login)
+		passwd, err := h.readDB("/etc/passwd")
+		if _, onHost := lookup(passwd, req.Login); err != nil || onHost {
+			return nil, cmpOr(err, fail(api.AccountCodeNotManaged, "user %s was not made by jitssh; not touched", req.Login))
 		}
 		return nil, nil
 	}
@@ -42,13 +38,26 @@ func (h *helper) remove(ctx context.Context, req api.AccountRequest) ([]api.Acco
 	if a.UID != req.UID || a.Grant != req.Grant {
 		return nil, fail(api.AccountCodeNotManaged, "login %s is recorded with uid %d for grant %s, not uid %d for %s", a.Login, a.UID, a.Grant, req.UID, req.Grant)
 	}
-	if onHost && e.id != a.UID {
-		return nil, fail(api.AccountCodeNotManaged, "user %s on the host has uid %d, not the recorded %d; not touched", a.Login, e.id, a.UID)
-	}
 	if err := h.removeAccount(ctx, a); err != nil {
 		return nil, err
 	}
 	return []api.AccountInfo{a}, nil
+}
+
+// owns checks that recorded account a is still the helper's on the host:
+// gone, or with its UID and in the managed group.
+func (h *helper) owns(a api.AccountInfo) error {
+	passwd, err := h.readDB("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	if _, ok := lookup(passwd, a.Login); !ok {
+		return nil
+	}
+	if err := h.checkManaged(a); err != nil {
+		return fail(api.AccountCodeNotManaged, "%v; not touched", err)
+	}
+	return nil
 }
 
 // reap removes every managed account not in keep. It goes on after a
@@ -61,7 +70,7 @@ func (h *helper) reap(ctx context.Context, keep []string) ([]api.AccountInfo, er
 			continue
 		}
 		if err := h.removeAccount(ctx, a); err != nil {
-			first = firstErr(first, err)
+			first = cmpOr(first, err)
 			continue
 		}
 		removed = append(removed, a)
@@ -69,19 +78,22 @@ func (h *helper) reap(ctx context.Context, keep []string) ([]api.AccountInfo, er
 	return removed, first
 }
 
-// firstErr keeps the first error.
-func firstErr(first, err error) error {
+// cmpOr is the first non-nil error.
+func cmpOr(first, err error) error {
 	if first != nil {
 		return first
 	}
 	return err
 }
 
-// removeAccount kills a's processes, removes the user, its group, home,
+// removeAccount checks that a is still the helper's, kills its processes, removes the user, its group, home,
 // sudoers file, mail spool, crontab and at jobs, checks that nothing is
 // left, and drops a from the record. Each step is skipped when already
 // done, so that a removal can be retried.
 func (h *helper) removeAccount(ctx context.Context, a api.AccountInfo) error {
+	if err := h.owns(a); err != nil {
+		return err
+	}
 	if err := h.kill(ctx, a.UID); err != nil {
 		return err
 	}

@@ -82,7 +82,8 @@ func TestRemove(t *testing.T) {
 }
 
 // TestRemoveRefused: a UID or grant other than the recorded ones is
-// not_managed and the account stays.
+// not_managed and the account stays; so is a recorded account taken out
+// of the managed group on the host (the helper needs both marks).
 func TestRemoveRefused(t *testing.T) {
 	tg := newTarget(t)
 	a := tg.mustOK(t, "create", createReq("jit-keep", "req_k")).Accounts[0]
@@ -94,6 +95,17 @@ func TestRemoveRefused(t *testing.T) {
 	}
 	if !tg.hasEntry(t, "passwd", "jit-keep") || !tg.exists(t, "/home/jit-keep") {
 		t.Fatal("a refused remove removed the account")
+	}
+	right := api.AccountRequest{Login: "jit-keep", Grant: "req_k", UID: a.UID}
+	tg.p.Run(t, "gpasswd", "-d", "jit-keep", "jitssh-ephemeral")
+	tg.mustFail(t, "remove", right, api.AccountCodeNotManaged)
+	tg.mustFail(t, "reap", struct{}{}, api.AccountCodeNotManaged)
+	if !tg.hasEntry(t, "passwd", "jit-keep") {
+		t.Fatal("an account out of the managed group was removed")
+	}
+	tg.p.Run(t, "gpasswd", "-a", "jit-keep", "jitssh-ephemeral")
+	if ans := tg.mustOK(t, "remove", right); len(ans.Accounts) != 1 || tg.hasEntry(t, "passwd", "jit-keep") {
+		t.Fatalf("remove after the group is back: %+v", ans)
 	}
 }
 

@@ -58,6 +58,14 @@ func (h *helper) readDB(p string) ([]entry, error) {
 	return out, sc.Err()
 }
 
+// dbs reads /etc/passwd and /etc/group.
+func (h *helper) dbs() (passwd, groups []entry, err error) {
+	if passwd, err = h.readDB("/etc/passwd"); err == nil {
+		groups, err = h.readDB("/etc/group")
+	}
+	return passwd, groups, err
+}
+
 // lookup returns the entry of name in db, if any.
 func lookup(db []entry, name string) (entry, bool) {
 	i := slices.IndexFunc(db, func(e entry) bool { return e.name == name })

@@ -26,16 +26,17 @@ const privateStartTimeout = 30 * time.Second
 // the machine) inside the host's network namespace. $1 is the scratch
 // directory: a copy of the machine's /etc is bound over /etc as a whole
 // (useradd and visudo replace files by rename, which a bind of single files
-// refuses), an empty directory over /home, and /var and /usr/local get
+// refuses), an empty directory over /home, and /var, /usr/local and /run get
 // overlays whose writes land in the scratch directory (the mail spool,
-// crontabs, at jobs, lastlog, /var/lib/jitssh, the helper's wrapper). It
+// crontabs, at jobs, lastlog, /var/lib/jitssh, the helper's wrapper, sudo's
+// timestamps). It
 // says "ready" and sleeps until killed; every mount goes with the
 // namespace when its last process ends.
 const holdScript = `set -e
 d="$1"
 mount --bind "$d/etc" /etc
 mount --bind "$d/home" /home
-for m in var usr-local; do
+for m in var usr-local run; do
 	target=/$(echo $m | tr - /)
 	mount -t overlay overlay -o "lowerdir=$target,upperdir=$d/$m/upper,workdir=$d/$m/work" "$target"
 done
@@ -45,8 +46,8 @@ exec sleep infinity`
 // PrivateRoot is a test host with a file system of its own where it
 // matters for accounts: one process holds a mount namespace, inside the
 // Host's network namespace, in which /etc is a private copy of the
-// machine's, /home is empty, and /var and /usr/local are private overlays
-// of the machine's. Commands run inside with Argv or Command (nsenter into
+// machine's, /home is empty, and /var, /usr/local and /run are private
+// overlays of the machine's. Commands run inside with Argv or Command (nsenter into
 // both namespaces), so useradd, userdel, visudo, crontab and a real sshd
 // change only the copy.
 //
@@ -70,12 +71,13 @@ type PrivateRoot struct {
 
 // MachineAccountPaths are the files and directories of the machine that a
 // PrivateRoot's cleanup checks are unchanged: what useradd, userdel,
-// groupadd, visudo, crontab, at and the account helper would write.
+// groupadd, visudo, crontab, at and the account helper would write. Not
+// /var/log/lastlog: every sshd login on the machine (other tests') writes it.
 func MachineAccountPaths() []string {
 	return []string{
 		"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
 		"/etc/sudoers", "/etc/sudoers.d", "/home", "/var/mail", "/var/spool/cron", "/var/lib/jitssh",
-		"/var/log/lastlog", "/var/log/faillog", "/usr/local/sbin",
+		"/usr/local/sbin", "/run/sudo",
 	}
 }
 
@@ -124,7 +126,7 @@ func (p *PrivateRoot) start() error {
 	if out, err := exec.CommandContext(ctx, "cp", "-a", "/etc", filepath.Join(p.Dir, "etc")).CombinedOutput(); err != nil {
 		return fmt.Errorf("copy /etc: %w: %s", err, out)
 	}
-	dirs := []string{"home", "var/upper", "var/work", "usr-local/upper", "usr-local/work"}
+	dirs := []string{"home", "var/upper", "var/work", "usr-local/upper", "usr-local/work", "run/upper", "run/work"}
 	for _, d := range dirs {
 		if err := os.MkdirAll(filepath.Join(p.Dir, d), 0o755); err != nil {
 			return err
