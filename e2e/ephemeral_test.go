@@ -40,8 +40,7 @@ roles:
     groups: [dev]
     hosts: {names: [db1]}
     account: ephemeral
-    account_groups: [%s]
-    sudo: [/usr/bin/id -u]
+%s
     ttl: 5m
     justification: {min_length: 5}
 `
@@ -70,7 +69,13 @@ type ephemeralWorld struct {
 	policy            string
 }
 
-func newEphemeralWorld(t *testing.T, groups string) *ephemeralWorld {
+// standardRule is the account rule the tests expect unless they test
+// another: the group adm and one sudo command.
+const standardRule = "    account_groups: [adm]\n    sudo: [/usr/bin/id -u]"
+
+// newEphemeralWorld starts the world with rule as the role's account
+// fields (YAML lines at the role's indentation).
+func newEphemeralWorld(t *testing.T, rule string) *ephemeralWorld {
 	t.Helper()
 	sshdtest.Require(t, "sshd", "ssh")
 	for _, tool := range []string{"useradd", "userdel", "visudo", "sudo"} {
@@ -109,7 +114,7 @@ func newEphemeralWorld(t *testing.T, groups string) *ephemeralWorld {
 	}
 	w.sshd = sshdtest.Start(t, w.sshdCfg)
 	pin := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(w.sshd.HostKey)))
-	w.policy = renderPolicy(t, fmt.Sprintf(ephemeralPolicy, pin, groups), "", []*engineer{w.alice, w.admin, w.aud}, map[string]*sshdtest.Server{"db1": w.sshd})
+	w.policy = renderPolicy(t, fmt.Sprintf(ephemeralPolicy, pin, rule), "", []*engineer{w.alice, w.admin, w.aud}, map[string]*sshdtest.Server{"db1": w.sshd})
 	w.serve(t)
 	return w
 }
@@ -231,7 +236,7 @@ func (w *ephemeralWorld) waitState(t *testing.T, login, state string, within tim
 // (with what was left there), sudoers files and groups are gone, and a
 // later grant gets a new UID, never an old one.
 func TestEphemeralAccountLifecycle(t *testing.T) {
-	w := newEphemeralWorld(t, "adm")
+	w := newEphemeralWorld(t, standardRule)
 	loginA, idA := w.request(t, "40s")
 	if a := w.accounts(t)[loginA]; a.State != "planned" || a.RequestID != idA || w.userExists(t, loginA) {
 		t.Fatalf("before any session: %+v (an account exists: %v)", a, w.userExists(t, loginA))
@@ -300,7 +305,7 @@ func ended(t *testing.T, b *background, within time.Duration) result {
 // session is cut mid-way and its account removed without waiting for
 // expiry.
 func TestEphemeralAccountCutAndRevoked(t *testing.T) {
-	w := newEphemeralWorld(t, "adm")
+	w := newEphemeralWorld(t, standardRule)
 	loginA, _ := w.request(t, "25s")
 	bg := start(t, w.alice, "ssh", "db1", "--", "nohup sleep 600 >/dev/null 2>&1 & echo started; sleep 600")
 	testkit.WaitFor(t, 20*time.Second, "the session to start", func() bool { return w.accounts(t)[loginA].State == "created" })
@@ -348,7 +353,7 @@ func grantSerial(t *testing.T, w *ephemeralWorld, id string) string {
 // failure is recorded and retried with backoff (visible to admins and in
 // the metrics) until the target is back, and the account then goes.
 func TestEphemeralAccountRestartAndUnreachable(t *testing.T) {
-	w := newEphemeralWorld(t, "adm")
+	w := newEphemeralWorld(t, standardRule)
 	login, _ := w.request(t, "20s")
 	if r := start(t, w.alice, "ssh", "db1", "--", "id -u").wait(t, commandTimeout); r.Code != 0 || strings.TrimSpace(r.Stdout) != "61000" {
 		t.Fatalf("session: %v", r)
@@ -372,40 +377,56 @@ func TestEphemeralAccountRestartAndUnreachable(t *testing.T) {
 	w.gone(t, login)
 }
 
-// TestEphemeralAccountRefusals: a name that exists on the host and is not
-// jitssh's is never adopted (the session is refused, saying so, and
-// audited); a group the host lacks refuses the session with nothing
-// written.
+// TestEphemeralAccountRefusals: a group the host lacks, and a sudo rule
+// that visudo rejects, refuse the session with the reason and leave
+// nothing on the host; a name that exists on the host and is not
+// jitssh's is never adopted. Each is audited as account.create_failed.
 func TestEphemeralAccountRefusals(t *testing.T) {
-	w := newEphemeralWorld(t, "adm, no-such-group")
-	login, _ := w.request(t, "5m")
-	before := testkit.Tree(t, w.root.Path("/home"))
-	r := start(t, w.alice, "ssh", "db1", "--", "id").wait(t, commandTimeout)
-	if r.Code == 0 || !strings.Contains(r.Stderr, "unknown_group") {
-		t.Fatalf("unknown group: %v", r)
+	w := newEphemeralWorld(t, "    account_groups: [adm, no-such-group]")
+	tests := []struct {
+		name, rule, code string
+		taken            bool
+	}{
+		{name: "unknown group", code: "unknown_group"},
+		{name: "visudo rejects the rule", rule: "    sudo: [/usr/bin/sudoedit /etc/motd]", code: "sudo_rejected"},
+		{name: "name taken on the host", rule: standardRule, code: "name_exists", taken: true},
 	}
-	if w.userExists(t, login) || len(testkit.TreeDiff(before, testkit.Tree(t, w.root.Path("/home")))) != 0 {
-		t.Fatal("a refused create left the user or a home")
-	}
-	if ev, ok := findEvent(auditList(t, w.aud), "account.create_failed", func(e auditEvent) bool { return e.Login == login }); !ok || code(ev) != "unknown_group" {
-		t.Fatalf("create_failed event %+v", ev)
-	}
-
-	// The role is fixed for the next grant; its name is taken on db1 by
-	// a user jitssh did not make before the first session.
-	w.policy = strings.Replace(w.policy, "account_groups: [adm, no-such-group]", "account_groups: [adm]", 1)
-	w.d.terminate(t)
-	w.serve(t)
-	login2, _ := w.request(t, "5m")
-	w.root.Run(t, "useradd", "-M", "-s", "/bin/sh", login2)
-	r = start(t, w.alice, "ssh", login2+"@db1", "--", "id").wait(t, commandTimeout)
-	if r.Code == 0 || !strings.Contains(r.Stderr, "name_exists") || !strings.Contains(r.Stderr, "request a new grant") {
-		t.Fatalf("name collision: %v", r)
-	}
-	if ev, ok := findEvent(auditList(t, w.aud), "account.create_failed", func(e auditEvent) bool { return e.Login == login2 }); !ok || code(ev) != "name_exists" {
-		t.Fatalf("create_failed event %+v", ev)
-	}
-	if grp := w.root.Run(t, "id", "-Gn", login2); strings.Contains(grp, api.AccountManagedGroup) {
-		t.Fatalf("the foreign user was adopted: %s", grp)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.rule != "" {
+				w.policy = regexp.MustCompile(`(?m)^    (account_groups|sudo): .*\n`).ReplaceAllString(w.policy, "")
+				w.policy = strings.Replace(w.policy, "    account: ephemeral\n", "    account: ephemeral\n"+tt.rule+"\n", 1)
+				w.d.terminate(t)
+				w.serve(t)
+			}
+			login, _ := w.request(t, "5m")
+			if tt.taken {
+				w.root.Run(t, "useradd", "-l", "-M", "-s", "/bin/sh", login)
+			}
+			before := map[string]map[string]string{}
+			for _, dir := range []string{"/home", "/etc/sudoers.d"} {
+				before[dir] = testkit.Tree(t, w.root.Path(dir))
+			}
+			r := start(t, w.alice, "ssh", login+"@db1", "--", "id").wait(t, commandTimeout)
+			if r.Code == 0 || !strings.Contains(r.Stderr, "could not be created on db1 ("+tt.code+")") {
+				t.Fatalf("session: %v", r)
+			}
+			for dir, tree := range before {
+				if diff := testkit.TreeDiff(tree, testkit.Tree(t, w.root.Path(dir))); len(diff) != 0 {
+					t.Errorf("a refused create changed %s: %v", dir, diff)
+				}
+			}
+			if tt.taken {
+				if grp := w.root.Run(t, "id", "-Gn", login); strings.Contains(grp, api.AccountManagedGroup) {
+					t.Fatalf("the foreign user was adopted: %s", grp)
+				}
+			} else if w.userExists(t, login) {
+				t.Fatalf("a refused create left the user %s", login)
+			}
+			ev, ok := findEvent(auditList(t, w.aud), "account.create_failed", func(e auditEvent) bool { return e.Login == login })
+			if !ok || code(ev) != tt.code {
+				t.Fatalf("create_failed event %+v", ev)
+			}
+		})
 	}
 }
