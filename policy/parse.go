@@ -209,6 +209,10 @@ func (ps parser) build(top mapping, raw *rawPolicy) (*Policy, error) {
 		}
 		firstAt := map[string]int{}
 		for i, rn := range n.Content {
+			// A null item ("-" alone) decodes to no element at all.
+			if rn.Kind != yaml.MappingNode || i >= len(raw.Roles) {
+				return nil, ps.errf(rn, "roles[%d]: want a mapping, got %s", i, kindName(rn))
+			}
 			r, err := ps.role(rn, i, raw.Roles[i])
 			if err != nil {
 				return nil, err
