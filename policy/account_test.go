@@ -141,8 +141,8 @@ func TestEphemeralLogin(t *testing.T) {
 	}
 	// The same seed gives the same name; another attempt or seed another
 	// (a collision on the host is resolved by asking again).
-	if EphemeralLogin("alice", "req_1", 0) != EphemeralLogin("alice", "req_1", 0) {
-		t.Error("EphemeralLogin is not deterministic")
+	if a, b := EphemeralLogin("alice", "req_1", 0), EphemeralLogin("alice", "req_1", 0); a != b {
+		t.Errorf("EphemeralLogin is not deterministic: %s, %s", a, b)
 	}
 	names := map[string]bool{}
 	for i := range 50 {
