@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,9 +25,9 @@ import (
 	"github.com/jitssh/jitssh/internal/testkit"
 )
 
-// ephemeralPolicy gives alice one-time accounts on db1 (a real sshd in a
-// private root: its own /etc, /home, /var), with the groups and sudo
-// command the test checks; admin lists accounts, aud reads the audit log.
+// ephemeralPolicy gives alice one-time accounts on every target (a real
+// sshd in a private root: its own /etc, /home, /var), with the account
+// rule the test sets; admin lists accounts, aud reads the audit log.
 const ephemeralPolicy = `
 users:
   alice: {groups: [dev], keys: [{{index .Key "alice"}}]}
@@ -34,11 +36,11 @@ users:
 admins: {groups: [admins]}
 auditors: {groups: [secops]}
 hosts:
-  db1: {address: "{{index .Addr "db1"}}", host_key: %q}
+%s
 roles:
   - name: db-oneoff
     groups: [dev]
-    hosts: {names: [db1]}
+    hosts: {names: ["*"]}
     account: ephemeral
 %s
     ttl: 5m
@@ -47,26 +49,34 @@ roles:
 
 // principalsScript answers sshd's AuthorizedPrincipalsCommand (%u) as
 // jit host principals answers after join (the contract's line for root):
-// the provisioning principal, forced to the helper, for root; LOGIN@db1
+// the provisioning principal, forced to the helper, for root; LOGIN@HOST
 // for an ephemeral login.
 const principalsScript = `#!/bin/sh
 case "$1" in
-root) echo 'command="` + api.AccountHelperPath + `",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc ` + api.ProvisionPrincipalLogin + `@db1' ;;
-jit-*) echo "$1@db1" ;;
+root) echo 'command="` + api.AccountHelperPath + `",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc ` + api.ProvisionPrincipalLogin + `@%[1]s' ;;
+jit-*) echo "$1@%[1]s" ;;
 esac
 `
 
-// ephemeralWorld is jitd with a bastion, and db1: a stock sshd in a
-// private root trusting the target CA, with the account helper installed
-// where join installs it.
+// ephTarget is one target: a stock sshd in a private root trusting the
+// target CA, with the account helper installed where join installs it.
+type ephTarget struct {
+	name string
+	ns   *netnstest.Host
+	root *netnstest.PrivateRoot
+	sshd *sshdtest.Server
+	cfg  sshdtest.Config
+}
+
+// ephemeralWorld is jitd with a bastion, and its targets (db1 first;
+// root and sshd are db1's).
 type ephemeralWorld struct {
 	d                 *daemon
-	db1               *netnstest.Host
+	targets           []*ephTarget
 	root              *netnstest.PrivateRoot
 	sshd              *sshdtest.Server
-	sshdCfg           sshdtest.Config
 	alice, admin, aud *engineer
-	policy            string
+	rule, policy      string
 }
 
 // standardRule is the account rule the tests expect unless they test
@@ -74,16 +84,15 @@ type ephemeralWorld struct {
 const standardRule = "    account_groups: [adm]\n    sudo: [/usr/bin/id -u]"
 
 // newEphemeralWorld starts the world with rule as the role's account
-// fields (YAML lines at the role's indentation).
-func newEphemeralWorld(t *testing.T, rule string) *ephemeralWorld {
+// fields (YAML lines at the role's indentation) and targets db1 and the
+// other hosts named.
+func newEphemeralWorld(t *testing.T, rule string, more ...string) *ephemeralWorld {
 	t.Helper()
 	sshdtest.Require(t, "sshd", "ssh")
 	for _, tool := range []string{"useradd", "userdel", "visudo", "sudo"} {
 		sshdtest.Require(t, tool)
 	}
-	w := &ephemeralWorld{alice: newEngineer(t, "alice"), admin: newEngineer(t, "admin"), aud: newEngineer(t, "aud")}
-	w.db1 = netnstest.New(t, "db1")
-	w.root = w.db1.PrivateRoot(t)
+	w := &ephemeralWorld{alice: newEngineer(t, "alice"), admin: newEngineer(t, "admin"), aud: newEngineer(t, "aud"), rule: rule}
 	w.d = initDaemon(t)
 	cmdDir := sshdtest.CommandDir(t)
 	jit := filepath.Join(cmdDir, "jit")
@@ -91,38 +100,59 @@ func newEphemeralWorld(t *testing.T, rule string) *ephemeralWorld {
 	if err != nil || os.WriteFile(jit, b, 0o755) != nil {
 		t.Fatalf("copy jit to %s: %v", jit, err)
 	}
-	principals := filepath.Join(cmdDir, "principals")
-	if err := os.WriteFile(principals, []byte(principalsScript), 0o755); err != nil {
+	targetCA := readPub(t, filepath.Join(w.d.Data, "ca", "target_ca.pub"))
+	for _, name := range append([]string{"db1"}, more...) {
+		w.targets = append(w.targets, newEphTarget(t, name, cmdDir, jit, targetCA))
+	}
+	w.root, w.sshd = w.targets[0].root, w.targets[0].sshd
+	w.render(t)
+	w.serve(t)
+	return w
+}
+
+func newEphTarget(t *testing.T, name, cmdDir, jit string, targetCA ssh.PublicKey) *ephTarget {
+	t.Helper()
+	h := &ephTarget{name: name, ns: netnstest.New(t, name)}
+	h.root = h.ns.PrivateRoot(t)
+	principals := filepath.Join(cmdDir, "principals-"+name)
+	if err := os.WriteFile(principals, []byte(fmt.Sprintf(principalsScript, name)), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// The wrapper join installs, inside the private root's /usr/local.
 	wrapper := "#!/bin/sh\nexec " + jit + " host account\n"
-	if err := os.WriteFile(w.root.Path(api.AccountHelperPath), []byte(wrapper), 0o755); err != nil {
-		t.Fatalf("install the helper: %v", err)
+	if err := os.WriteFile(h.root.Path(api.AccountHelperPath), []byte(wrapper), 0o755); err != nil {
+		t.Fatalf("install the helper on %s: %v", name, err)
 	}
-	targetCA := readPub(t, filepath.Join(w.d.Data, "ca", "target_ca.pub"))
 	// A host key of the test's own, so that a restarted sshd keeps the pin.
 	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.sshdCfg = sshdtest.Config{
-		Wrap: w.root.Argv, ListenHost: w.db1.Addr.String(), HostPrivateKey: hostKey,
+	h.cfg = sshdtest.Config{
+		Wrap: h.root.Argv, ListenHost: h.ns.Addr.String(), HostPrivateKey: hostKey,
 		TrustedUserCAKeys: []ssh.PublicKey{targetCA},
 		Extra: []string{"AuthorizedPrincipalsFile none", "AuthorizedPrincipalsCommand " + principals + " %u",
 			"AuthorizedPrincipalsCommandUser nobody"},
 	}
-	w.sshd = sshdtest.Start(t, w.sshdCfg)
-	pin := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(w.sshd.HostKey)))
-	w.policy = renderPolicy(t, fmt.Sprintf(ephemeralPolicy, pin, rule), "", []*engineer{w.alice, w.admin, w.aud}, map[string]*sshdtest.Server{"db1": w.sshd})
-	w.serve(t)
-	return w
+	h.sshd = sshdtest.Start(t, h.cfg)
+	return h
 }
 
-// serve (re)starts jitd on the same data directory.
-func (w *ephemeralWorld) serve(t *testing.T) {
+// render writes the policy for the targets and w.rule.
+func (w *ephemeralWorld) render(t *testing.T) {
 	t.Helper()
-	w.d.serve(t, w.policy, "--bastion", "127.0.0.1:0")
+	var hosts []string
+	for _, h := range w.targets {
+		pin := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(h.sshd.HostKey)))
+		hosts = append(hosts, fmt.Sprintf("  %s: {address: %q, host_key: %q}", h.name, h.sshd.Addr, pin))
+	}
+	w.policy = renderPolicy(t, fmt.Sprintf(ephemeralPolicy, strings.Join(hosts, "\n"), w.rule), "", []*engineer{w.alice, w.admin, w.aud}, nil)
+}
+
+// serve (re)starts jitd on the same data directory, with extra flags.
+func (w *ephemeralWorld) serve(t *testing.T, extra ...string) {
+	t.Helper()
+	w.d.serve(t, w.policy, append([]string{"--bastion", "127.0.0.1:0"}, extra...)...)
 	for _, e := range []*engineer{w.alice, w.admin, w.aud} {
 		w.d.login(t, e)
 	}
@@ -131,7 +161,7 @@ func (w *ephemeralWorld) serve(t *testing.T) {
 // stopTarget stops db1's sshd and waits until nothing listens on its port.
 func (w *ephemeralWorld) stopTarget(t *testing.T) {
 	t.Helper()
-	if err := syscall.Kill(w.sshd.Pid(), syscall.SIGTERM); err != nil {
+	if err := syscall.Kill(w.targets[0].sshd.Pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, "db1's sshd to stop", func() bool {
@@ -146,7 +176,8 @@ func (w *ephemeralWorld) stopTarget(t *testing.T) {
 // startTarget starts db1's sshd again with the same host key and port.
 func (w *ephemeralWorld) startTarget(t *testing.T) {
 	t.Helper()
-	w.sshd = sshdtest.Start(t, w.sshdCfg)
+	w.targets[0].sshd = sshdtest.Start(t, w.targets[0].cfg)
+	w.sshd = w.targets[0].sshd
 }
 
 func readPub(t *testing.T, path string) ssh.PublicKey {
@@ -162,17 +193,21 @@ func readPub(t *testing.T, path string) ssh.PublicKey {
 	return k
 }
 
-var grantedLogin = regexp.MustCompile(`^(jit-alice-[a-z2-7]{4})@db1$`)
-
 // request asks for a one-time account on db1 for ttl and returns its
 // login and request id.
 func (w *ephemeralWorld) request(t *testing.T, ttl string) (string, string) {
 	t.Helper()
-	g := parseGrant(t, mustRun(t, w.alice, "request", "db1", "--reason", "rebuild the index", "--ttl", ttl, "--add-to-agent", "no", "--format", "json"))
-	if len(g.Principals) != 1 || !grantedLogin.MatchString(g.Principals[0]) {
-		t.Fatalf("jit request granted %q, not one one-time login on db1", g.Principals)
+	return w.requestOn(t, "db1", ttl)
+}
+
+// requestOn is request on host.
+func (w *ephemeralWorld) requestOn(t *testing.T, host, ttl string) (string, string) {
+	t.Helper()
+	g := parseGrant(t, mustRun(t, w.alice, "request", host, "--reason", "rebuild the index", "--ttl", ttl, "--add-to-agent", "no", "--format", "json"))
+	if len(g.Principals) != 1 || !regexp.MustCompile(`^jit-alice-[a-z2-7]{4}@`+host+`$`).MatchString(g.Principals[0]) {
+		t.Fatalf("jit request granted %q, not one one-time login on %s", g.Principals, host)
 	}
-	return strings.TrimSuffix(g.Principals[0], "@db1"), g.Request.ID
+	return strings.TrimSuffix(g.Principals[0], "@"+host), g.Request.ID
 }
 
 // accounts is the admin's view of every account (removed ones too).
@@ -193,28 +228,41 @@ func (w *ephemeralWorld) accounts(t *testing.T) map[string]api.EphemeralAccount 
 	return got
 }
 
-// exists reports whether login is a user of db1 (getent in the private root).
+// userExists reports whether login is a user of db1.
 func (w *ephemeralWorld) userExists(t *testing.T, login string) bool {
+	t.Helper()
+	return w.targets[0].userExists(t, login)
+}
+
+// gone checks that nothing of login is left on db1.
+func (w *ephemeralWorld) gone(t *testing.T, login string) {
+	t.Helper()
+	w.targets[0].gone(t, login)
+}
+
+// userExists reports whether login is a user of h (getent in its private
+// root).
+func (h *ephTarget) userExists(t *testing.T, login string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	return w.root.Command(ctx, "getent", "passwd", login).Run() == nil
+	return h.root.Command(ctx, "getent", "passwd", login).Run() == nil
 }
 
-// gone checks that nothing of login is left on db1: user, group, home,
+// gone checks that nothing of login is left on h: user, group, home,
 // sudoers file.
-func (w *ephemeralWorld) gone(t *testing.T, login string) {
+func (h *ephTarget) gone(t *testing.T, login string) {
 	t.Helper()
-	if w.userExists(t, login) {
-		t.Errorf("user %s is still in db1's passwd", login)
+	if h.userExists(t, login) {
+		t.Errorf("user %s is still in %s's passwd", login, h.name)
 	}
 	for _, p := range []string{"/home/" + login, "/etc/sudoers.d/" + api.AccountSudoersName(login)} {
-		if _, err := os.Lstat(w.root.Path(p)); !os.IsNotExist(err) {
-			t.Errorf("%s is left on db1 (%v)", p, err)
+		if _, err := os.Lstat(h.root.Path(p)); !os.IsNotExist(err) {
+			t.Errorf("%s is left on %s (%v)", p, h.name, err)
 		}
 	}
-	if grp, err := os.ReadFile(w.root.Path("/etc/group")); err != nil || strings.Contains(string(grp), login) {
-		t.Errorf("group of %s left in db1's /etc/group (%v)", login, err)
+	if grp, err := os.ReadFile(h.root.Path("/etc/group")); err != nil || strings.Contains(string(grp), login) {
+		t.Errorf("group of %s left in %s's /etc/group (%v)", login, h.name, err)
 	}
 }
 
@@ -338,6 +386,22 @@ func TestEphemeralAccountCutAndRevoked(t *testing.T) {
 	w.gone(t, loginB)
 }
 
+// scrape GETs url and returns the body.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	c := http.Client{Timeout: commandTimeout}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return string(b)
+}
+
 // grantSerial is the certificate serial of request id, from the audit log.
 func grantSerial(t *testing.T, w *ephemeralWorld, id string) string {
 	t.Helper()
@@ -360,8 +424,18 @@ func TestEphemeralAccountRestartAndUnreachable(t *testing.T) {
 	}
 	w.d.terminate(t)
 	w.stopTarget(t)
-	w.serve(t)
+	w.serve(t, "--metrics", "127.0.0.1:0")
 	a := w.waitState(t, login, "removing", 60*time.Second)
+	m := regexp.MustCompile(`metrics=(\S+)`).FindStringSubmatch(w.d.log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", w.d.log)
+	}
+	metrics := scrape(t, "http://"+m[1]+"/metrics")
+	for _, line := range []string{`jitssh_ephemeral_accounts{state="removing"} 1`, "jitssh_ephemeral_removals_pending 1"} {
+		if !strings.Contains(metrics, line+"\n") {
+			t.Errorf("metrics lack %q:\n%s", line, metrics)
+		}
+	}
 	if a.Attempts < 1 || a.NextAttempt == nil || !strings.Contains(a.LastError, "unreachable") {
 		t.Fatalf("failed removal: %+v", a)
 	}
@@ -429,4 +503,40 @@ func TestEphemeralAccountRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEphemeralAccountTwoHostsAndRoleChange: grants on two hosts at once
+// get an account on each, made and removed independently (each host's UID
+// range starts afresh: UIDs are per host); and a role change between two
+// grants gives the second the groups in force when it was requested.
+func TestEphemeralAccountTwoHostsAndRoleChange(t *testing.T) {
+	w := newEphemeralWorld(t, standardRule, "db2")
+	login1, _ := w.requestOn(t, "db1", "30s")
+	login2, _ := w.requestOn(t, "db2", "30s")
+	for host, login := range map[string]string{"db1": login1, "db2": login2} {
+		r := start(t, w.alice, "ssh", host, "--", "id -un; id -u; id -Gn").wait(t, commandTimeout)
+		if r.Code != 0 || !strings.Contains(r.Stdout, login+"\n61000\n") || !strings.Contains(r.Stdout, " adm ") {
+			t.Fatalf("%s: %v", host, r)
+		}
+	}
+	// The role now adds a group: the next grant gets it, the live ones
+	// keep what they were granted.
+	w.rule = strings.Replace(standardRule, "[adm]", "[adm, users]", 1)
+	w.render(t)
+	w.d.terminate(t)
+	w.serve(t)
+	login3, _ := w.requestOn(t, "db1", "30s")
+	r := start(t, w.alice, "ssh", login3+"@db1", "--", "id -Gn").wait(t, commandTimeout)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "users") {
+		t.Fatalf("after the role change: %v", r)
+	}
+	if grp := w.targets[0].root.Run(t, "id", "-Gn", login1); strings.Contains(grp, "users") {
+		t.Fatalf("the earlier grant's account changed: %s", grp)
+	}
+	for i, login := range []string{login1, login2} {
+		w.waitState(t, login, "removed", 90*time.Second)
+		w.targets[i].gone(t, login)
+	}
+	w.waitState(t, login3, "removed", 90*time.Second)
+	w.targets[0].gone(t, login3)
 }
