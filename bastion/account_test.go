@@ -32,9 +32,14 @@ func TestPrepareAccountBeforeDial(t *testing.T) {
 			}
 			e.backend.mu.Lock()
 			prepared, minted := append([]AccountRequest(nil), e.backend.prepared...), len(e.backend.minted)
+			mintedBefore := append([]int(nil), e.backend.mintedAtPrepare...)
 			e.backend.mu.Unlock()
 			if len(prepared) != 1 || prepared[0].Login != e.login || prepared[0].Host != "db1" || prepared[0].RequestID == "" {
 				t.Fatalf("PrepareAccount calls %+v", prepared)
+			}
+			// Prepared first, then the session's target certificate.
+			if mintedBefore[0] != 0 || tc.err == nil && minted != 1 {
+				t.Fatalf("target certificates minted before the prepare: %d, after: %d", mintedBefore[0], minted)
 			}
 			started, _, rejected := e.backend.snapshot()
 			if tc.err != nil && (len(started) != 0 || minted != 0 || !containsAny(rejected, "name_exists")) {
