@@ -249,7 +249,41 @@ CREATE TABLE join_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
 `,
-		// Migration 7 (issue 11, SSO; the lead renumbers on merge): the
+		// 6 (issue 13): ephemeral accounts (accounts.go). One row per
+		// ephemeral grant, from request time (planned) to removal, never
+		// deleted: (host, login) and (host, uid) are unique, so a login or
+		// a UID is never handed out twice on a host. The row is also the
+		// removal queue (state, attempts, next_attempt), so pending
+		// removals survive a restart. ephemeral_hosts mirrors each host's
+		// UID high-water mark.
+		`
+CREATE TABLE ephemeral_accounts (
+	request_id   TEXT PRIMARY KEY,
+	host         TEXT NOT NULL,
+	login        TEXT NOT NULL,
+	user         TEXT NOT NULL,
+	uid          INTEGER NOT NULL DEFAULT 0,
+	groups       TEXT NOT NULL DEFAULT '[]',
+	sudo         TEXT NOT NULL DEFAULT '[]',
+	shell        TEXT NOT NULL,
+	state        TEXT NOT NULL CHECK (state IN ('planned', 'created', 'removing', 'removed', 'failed')),
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT NOT NULL DEFAULT '',
+	create_sent  INTEGER NOT NULL DEFAULT 0,
+	planned_at   INTEGER NOT NULL,
+	created_at   INTEGER NOT NULL DEFAULT 0,
+	removed_at   INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (host, login)
+);
+CREATE UNIQUE INDEX ephemeral_accounts_uid ON ephemeral_accounts(host, uid) WHERE uid > 0;
+CREATE INDEX ephemeral_accounts_state ON ephemeral_accounts(state, next_attempt);
+CREATE TABLE ephemeral_hosts (
+	host       TEXT PRIMARY KEY,
+	high_water INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+		// 7 (issue 11, SSO): the
 		// identities people logged in with at an OpenID provider (merged
 		// into the policy in force like enrolled users, until expires_at)
 		// and, per bearer token of an SSO login, the provider session it

@@ -71,6 +71,14 @@ type TargetCertRequest struct {
 	Key ssh.PublicKey
 }
 
+// AccountRequest names the grant whose target account PrepareAccount
+// must make sure of.
+type AccountRequest struct {
+	RequestID, User, Login, Host string
+	// UserSerial is the serial of the engineer's certificate.
+	UserSerial uint64
+}
+
 // SessionRecord describes one recorded session channel.
 type SessionRecord struct {
 	ID, RequestID, User, Host, Login string
@@ -99,6 +107,12 @@ type Backend interface {
 	// MintTargetCert returns a target-CA certificate for req.Key with the
 	// single principal LOGIN@HOST, recorded in audit before it is returned.
 	MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error)
+	// PrepareAccount makes sure the account the grant logs in as exists
+	// on the target before the bastion dials it: an ephemeral grant's
+	// account is created at its first session (once, however many
+	// sessions ask). It returns nil for grants with a standing login. An
+	// error refuses the session; its text is shown to the engineer.
+	PrepareAccount(ctx context.Context, req AccountRequest) error
 	// SessionStarted records a session before any byte reaches the target.
 	// An error refuses the session.
 	SessionStarted(ctx context.Context, s SessionRecord) error
@@ -165,6 +179,10 @@ const dialTimeout = 10 * time.Second
 
 // backendTimeout bounds each Backend call.
 const backendTimeout = 10 * time.Second
+
+// prepareTimeout bounds PrepareAccount, which may create an account on
+// the target over its own SSH connection.
+const prepareTimeout = 60 * time.Second
 
 // Validate reports the first missing or unusable required field.
 func (c Config) Validate() error {

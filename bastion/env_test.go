@@ -44,6 +44,12 @@ type testBackend struct {
 	// target certificate carries too (the target's sshd enforces them).
 	extensions map[string]map[string]string
 	failStart  bool
+	// prepared are the PrepareAccount calls; prepareErr, when set, is
+	// their answer.
+	prepared   []AccountRequest
+	prepareErr error
+	// mintedAtPrepare is len(minted) at each PrepareAccount call.
+	mintedAtPrepare []int
 	// revokedHosts are revoked host certificate serials of targets.
 	revokedHosts map[uint64]bool
 }
@@ -89,6 +95,14 @@ func (b *testBackend) MintTargetCert(_ context.Context, req TargetCertRequest) (
 	b.minted = append(b.minted, req)
 	b.mu.Unlock()
 	return cert, nil
+}
+
+func (b *testBackend) PrepareAccount(_ context.Context, req AccountRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prepared = append(b.prepared, req)
+	b.mintedAtPrepare = append(b.mintedAtPrepare, len(b.minted))
+	return b.prepareErr
 }
 
 func (b *testBackend) SessionStarted(_ context.Context, s SessionRecord) error {

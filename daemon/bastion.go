@@ -18,10 +18,11 @@ import (
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/livepolicy"
+	"github.com/jitssh/jitssh/provision"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
-func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, backend *bastionBackend, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
 	if err := checkBastionAddrs(cfg.BastionAddr, cfg.PublicAddrs); err != nil {
 		return "", nil, err
 	}
@@ -49,7 +50,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 		UserCAs:         []ssh.PublicKey{keys.User.PublicKey()},
 		HostCA:          keys.Host.PublicKey(),
 		Resolve:         resolver(ps),
-		Backend:         &bastionBackend{grants: grants, store: store, clock: cfg.Clock},
+		Backend:         backend,
 		RecordingDir:    l.Recordings(),
 		Clock:           cfg.Clock,
 		EgressAddresses: cfg.EgressAddresses,
@@ -93,6 +94,8 @@ type bastionBackend struct {
 	grants *grant.Service
 	store  *audit.Store
 	clock  func() time.Time
+	// accounts creates ephemeral accounts (accounts.go).
+	accounts *provision.Accounts
 }
 
 // CertificateStatus asks grant to check the presented certificate against

@@ -24,6 +24,7 @@ import (
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/sso"
+	"github.com/jitssh/jitssh/provision"
 	"github.com/jitssh/jitssh/tlspin"
 )
 
@@ -66,6 +67,10 @@ type Config struct {
 	// SSOConfig is the --sso-config file naming OpenID providers
 	// (docs/sso.md); empty means no SSO login.
 	SSOConfig string
+	// EphemeralUIDMin and EphemeralUIDMax are the UID range reserved for
+	// ephemeral accounts on targets (inclusive); zero means
+	// provision.DefaultUIDMin and DefaultUIDMax.
+	EphemeralUIDMin, EphemeralUIDMax int
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -92,6 +97,7 @@ type Daemon struct {
 	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
 	bastionID     *bastionIdentity
+	accounts      *provision.Accounts // ephemeral accounts; nil without a bastion
 	api           *http.Server
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
@@ -200,7 +206,12 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
 	if d.cfg.BastionAddr != "" {
-		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, d.grants, d.store, d.policy, &d.wg)
+		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
+		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
+			return err
+		}
+		backend.accounts = d.accounts
+		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
 		}
@@ -290,6 +301,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	hk.Go(func() { d.housekeeping(hkCtx) })
 	if d.bastionID != nil {
 		hk.Go(func() { d.bastionID.run(hkCtx) })
+	}
+	if d.accounts != nil {
+		hk.Go(func() { d.accounts.Run(hkCtx) })
 	}
 	defer func() {
 		stopHousekeeping()

@@ -114,6 +114,10 @@ type Role struct {
 	// role may go without a byte from the engineer before it is cut
 	// (warned a minute before); at most MaxTTLLimit, whole seconds.
 	IdleTimeout time.Duration
+	// Account, when set, makes the role ephemeral: it has no Logins, and
+	// each grant gets a one-time login (EphemeralLogin) whose account jitd
+	// creates on the target with these rights and removes after.
+	Account *AccountRule
 }
 
 // ApprovalRule says who must approve a role's requests.
