@@ -11,8 +11,10 @@ import (
 // indexFlushInterval is how often recorded lines are sent to IndexText.
 const indexFlushInterval = time.Second
 
-// indexMaxBatch flushes early when this many lines are waiting.
-const indexMaxBatch = 512
+// indexMaxBatch flushes early when this many lines are waiting. The store
+// indexes a large batch for much less per line (one document per session
+// and kind per call), which matters most when text streams fast.
+const indexMaxBatch = 2048
 
 // indexMaxPending bounds the lines waiting for Backend.IndexText. A session
 // that prints text faster than the store indexes it (cat of a large log)
@@ -20,7 +22,7 @@ const indexMaxBatch = 512
 // the indexer takes no more lines (the recording keeps them all) and, once
 // the recording is complete, reads them back from it (catchUp): the copy
 // loop and the recording never wait for the index, and no line is left out.
-const indexMaxPending = 64 << 10
+const indexMaxPending = 16 << 10
 
 // indexer batches recording lines for Backend.IndexText. It numbers the
 // session's lines in the order OnLine gives them, which is the order a

@@ -72,10 +72,13 @@ func BenchmarkThroughput(b *testing.B) {
 				b.ReportMetric(rate[path.name], path.name+"_MB/s")
 			}
 			b.ReportMetric(rate["bastion"]/rate["proxyjump"], "bastion/proxyjump")
+			// Footprint: bytes of recording written per byte the session
+			// carried.
+			b.ReportMetric(float64(recorded)/float64(tc.n), "recorded_B/B")
 			b.ReportMetric(rate["bastion"]/rate["direct"], "bastion/direct")
 			b.ReportMetric(rate["proxyjump"]/rate["direct"], "proxyjump/direct")
-			b.Logf("%s %d MiB: bastion %.0f MB/s, ProxyJump %.0f MB/s, direct %.0f MB/s; bastion/ProxyJump %.2f; recording grew %d bytes",
-				tc.name, tc.n>>20, rate["bastion"], rate["proxyjump"], rate["direct"], rate["bastion"]/rate["proxyjump"], recorded)
+			b.Logf("%s %d MiB: bastion %.0f MB/s, ProxyJump %.0f MB/s, direct %.0f MB/s; bastion/ProxyJump %.2f; recording grew %d bytes (%.3f per byte carried)",
+				tc.name, tc.n>>20, rate["bastion"], rate["proxyjump"], rate["direct"], rate["bastion"]/rate["proxyjump"], recorded, float64(recorded)/float64(tc.n))
 		})
 	}
 }
