@@ -25,9 +25,9 @@ import (
 // Bounds of BenchmarkManySessions.
 const (
 	manySessions    = 500
-	manyStreaming   = 100      // of manySessions, streaming text at once
-	perConn         = 10       // sessions per SSH connection: sshd's default MaxSessions
-	streamPerBytes  = 4 << 20  // each streaming session's text
+	manyStreaming   = 100     // of manySessions, streaming text at once
+	perConn         = 10      // sessions per SSH connection: sshd's default MaxSessions
+	streamPerBytes  = 4 << 20 // each streaming session's text
 	manyOpenTimeout = 2 * time.Minute
 	manyStreamTime  = 5 * time.Minute
 	manyCheckTime   = time.Minute // until every recording holds its session's data
