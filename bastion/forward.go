@@ -207,7 +207,7 @@ func proxyChannel(a ssh.Channel, areqs <-chan *ssh.Request, b ssh.Channel, breqs
 		inner.Add(1)
 		go func() {
 			defer inner.Done()
-			_, _ = io.CopyBuffer(dst.Stderr(), src.Stderr(), make([]byte, stderrBufferSize))
+			_, _ = io.Copy(dst.Stderr(), src.Stderr())
 		}()
 		_, _ = io.Copy(dst, src)
 		inner.Wait()
