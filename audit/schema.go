@@ -307,6 +307,17 @@ CREATE TABLE sso_logins (
 	expires_at     INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+		// 8 (issue 15): search indexing that fell behind a session
+		// (indexpending.go): the number of the session's text lines, in
+		// recording order, that the index holds; the rest is read back
+		// from the recording, after the session or at the next start.
+		`
+CREATE TABLE index_pending (
+	session_id TEXT PRIMARY KEY,
+	next_line  INTEGER NOT NULL CHECK (next_line >= 0),
+	updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 	}
 }
 

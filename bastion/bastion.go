@@ -124,6 +124,14 @@ type Backend interface {
 	// IndexText receives recording lines in batches while a session runs
 	// (at least every second and once at the end) for full-text search.
 	IndexText(ctx context.Context, sessionID string, lines []sessionlog.Line) error
+	// IndexPending stores lines (which may be empty) like IndexText and, in
+	// the same transaction, records next as the session's catch-up
+	// position: the index then holds the session's first next lines, in
+	// recording order, and lacks the rest, which the bastion reads back
+	// from the recording (after the session, or by CatchUpIndex after a
+	// restart). With done it clears the position instead: the index is
+	// complete.
+	IndexPending(ctx context.Context, sessionID string, lines []sessionlog.Line, next int64, done bool) error
 }
 
 // Config configures a Server. Required fields have no fail-open default.
@@ -241,6 +249,9 @@ type Server struct {
 	// encoders lets the sessions' recordings encode in turns on all but
 	// one processor, leaving one for forwarding (issue 15).
 	encoders *sessionlog.EncoderPool
+	// catchups are the sessions' indexers and their catch-ups from the
+	// recordings, which Close stops.
+	catchups *catchUps
 
 	mu       sync.Mutex
 	closed   bool
@@ -278,6 +289,7 @@ func New(cfg Config) (*Server, error) {
 		log:      log,
 		limiter:  newConnLimiter(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerAddr, log),
 		encoders: sessionlog.NewEncoderPool(runtime.GOMAXPROCS(0) - 1),
+		catchups: newCatchUps(),
 		conns:    map[*connState]struct{}{},
 		sessions: map[*session]struct{}{},
 	}
@@ -329,7 +341,8 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Close stops accepting, ends every connection and session, and returns after
-// every recording has been finalised and SessionEnded called.
+// every recording has been finalised and SessionEnded called, and the search
+// index catch-ups have stopped (each keeps its stored position).
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -350,11 +363,14 @@ func (s *Server) Close() error {
 		err = serr
 	}
 	s.wg.Wait()
+	s.catchups.stop()
 	return err
 }
 
 // Shutdown stops accepting and waits for open connections to end by
-// themselves or ctx to be done; it does not cut sessions (use Close).
+// themselves or ctx to be done; it does not cut sessions (use Close). Once
+// they have ended it stops the search index catch-ups still reading
+// recordings; each keeps its stored position (see CatchUpIndex).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -367,6 +383,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.catchups.stop()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -52,6 +52,18 @@ type testBackend struct {
 	mintedAtPrepare []int
 	// revokedHosts are revoked host certificate serials of targets.
 	revokedHosts map[uint64]bool
+	// indexGate, if set, holds every IndexText and IndexPending call until
+	// it is closed: a store that indexes slowly.
+	indexGate chan struct{}
+	// indexFail, if set, makes IndexPending fail from its nth call on
+	// (counting from 1), as a jitd stopping in the middle of a catch-up.
+	indexFail    int
+	indexCalls   int
+	indexWaiting int // calls held at the gate now
+	// pending is each session's stored catch-up position (IndexPending);
+	// caughtUp the sessions whose catch-up finished.
+	pending  map[string]int64
+	caughtUp map[string]bool
 }
 
 func newTestBackend(targetCA ssh.Signer) *testBackend {
@@ -136,9 +148,45 @@ func (b *testBackend) SessionRejected(_ context.Context, code, user, target, cli
 }
 
 func (b *testBackend) IndexText(_ context.Context, id string, lines []sessionlog.Line) error {
+	b.wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.index[id] = append(b.index[id], lines...)
+	return nil
+}
+
+// wait holds the caller at indexGate, if there is one.
+func (b *testBackend) wait() {
+	b.mu.Lock()
+	gate := b.indexGate
+	b.indexWaiting++
+	b.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	b.mu.Lock()
+	b.indexWaiting--
+	b.mu.Unlock()
+}
+
+func (b *testBackend) IndexPending(_ context.Context, id string, lines []sessionlog.Line, next int64, done bool) error {
+	b.wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.indexCalls++
+	if b.indexFail > 0 && b.indexCalls >= b.indexFail {
+		return errors.New("audit store closed")
+	}
+	b.index[id] = append(b.index[id], lines...)
+	if b.pending == nil {
+		b.pending, b.caughtUp = map[string]int64{}, map[string]bool{}
+	}
+	if done {
+		delete(b.pending, id)
+		b.caughtUp[id] = true
+	} else {
+		b.pending[id] = next
+	}
 	return nil
 }
 

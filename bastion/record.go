@@ -48,7 +48,7 @@ func (ss *session) openRecording(su *setup) error {
 		}
 		h.Env = map[string]string{"TERM": su.pty.Term}
 	}
-	idx := newIndexer(s, rec.ID)
+	idx := newIndexer(s, rec.ID, p)
 	if err := ss.tape.open(rec.ID, p, h, idx); err != nil {
 		idx.stop()
 		return err

@@ -182,3 +182,24 @@ func toAuditSession(s bastion.SessionRecord) audit.Session {
 		RecordingSize: s.RecordingSize, EndReason: s.EndReason,
 	}
 }
+
+// IndexPending stores lines and the session's catch-up position (or clears
+// it, done) in one transaction, so that a restart resumes the catch-up
+// exactly where the committed index ends.
+func (b *bastionBackend) IndexPending(ctx context.Context, sessionID string, lines []sessionlog.Line, next int64, done bool) error {
+	out := make([]audit.TextLine, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, audit.TextLine{SessionID: sessionID, Offset: l.Offset, Kind: l.Kind, Text: l.Text})
+	}
+	return b.store.Do(ctx, func(tx *audit.Tx) error {
+		if len(out) > 0 {
+			if err := tx.IndexText(out); err != nil {
+				return err
+			}
+		}
+		if done {
+			return tx.ClearIndexPending(sessionID)
+		}
+		return tx.SetIndexPending(sessionID, next, b.clock())
+	})
+}

@@ -105,6 +105,10 @@ type Daemon struct {
 	sso           *sso.RP // nil without Config.SSOConfig
 	addrs         Addrs
 
+	// pendingIndex are the search index catch-ups left by an earlier run,
+	// listed before the bastion accepts a session (indexcatchup.go).
+	pendingIndex []audit.PendingIndex
+
 	serving   atomic.Bool
 	wg        sync.WaitGroup // the goroutines serving listeners
 	closeOnce sync.Once
@@ -206,6 +210,9 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
 	if d.cfg.BastionAddr != "" {
+		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
+			return fmt.Errorf("list search index catch-ups: %w", err)
+		}
 		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
 		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
 			return err
@@ -299,6 +306,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	hkCtx, stopHousekeeping := context.WithCancel(ctx)
 	var hk sync.WaitGroup
 	hk.Go(func() { d.housekeeping(hkCtx) })
+	if d.bastion != nil && len(d.pendingIndex) > 0 {
+		hk.Go(func() { d.finishIndexing(hkCtx) })
+	}
 	if d.bastionID != nil {
 		hk.Go(func() { d.bastionID.run(hkCtx) })
 	}
