@@ -23,8 +23,8 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
-	"github.com/jitssh/jitssh/sso"
 	"github.com/jitssh/jitssh/provision"
+	"github.com/jitssh/jitssh/sso"
 	"github.com/jitssh/jitssh/tlspin"
 )
 
