@@ -227,13 +227,17 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
+	withConsole, err := d.withConsole(handler)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen for API on %s: %w", d.cfg.APIAddr, err)
 	}
 	d.apiLn = newLimitListener(ln, lim.APIMaxConns)
 	d.api = &http.Server{
-		Handler:   handler,
+		Handler:   withConsole,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 		ErrorLog:  slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}

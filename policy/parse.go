@@ -31,6 +31,7 @@ type rawPolicy struct {
 	Auditors rawAuditors        `yaml:"auditors"`
 	Hosts    map[string]rawHost `yaml:"hosts"`
 	Roles    []rawRole          `yaml:"roles"`
+	Console  rawConsole         `yaml:"console"`
 }
 
 type rawUser struct {
@@ -212,6 +213,9 @@ func (ps parser) build(top mapping, raw *rawPolicy) (*Policy, error) {
 			firstAt[r.Name] = rn.Line
 			p.Roles = append(p.Roles, r)
 		}
+	}
+	if p.Console, err = ps.console(top, raw.Console); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

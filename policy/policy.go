@@ -31,6 +31,8 @@ type Policy struct {
 	// Auditors are the groups whose members may list, replay and export
 	// recorded sessions.
 	Auditors []string
+	// Console is the web console's settings (console.go).
+	Console ConsoleRule
 }
 
 // AdminRule describes the admin role.
