@@ -37,3 +37,7 @@ func (c *Client) ConsoleCode(ctx context.Context) (ConsoleCodeResponse, error) {
 
 // BaseURL is the https://host:port the client talks to.
 func (c *Client) BaseURL() string { return c.base }
+
+// PurposeShare is the code of recording.accessed when a console share
+// link opened the recording.
+const PurposeShare = "share"

@@ -48,10 +48,10 @@ func (s *Server) parseTemplates() error {
 	s.tmpl = map[string]*template.Template{}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
-		if name == "layout" {
+		if name == "layout" || name == "player" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/player.html", n)
 		if err != nil {
 			return fmt.Errorf("console: template %s: %w", n, err)
 		}
