@@ -62,6 +62,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Limits bound connections, timeouts and rate limits (limits.go).
 	Limits Limits
+	// TLSCert and TLSKey, both or neither, are PEM files of a certificate
+	// (a chain, leaf first) and its key that the API and the web console
+	// serve instead of the self-signed one jitd init made; jit pins
+	// whichever is served.
+	TLSCert, TLSKey string
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -147,6 +152,9 @@ func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 		return nil, tls.Certificate{}, fmt.Errorf("load CA keys: %w", err)
 	}
 	tlsCert, fingerprint, err := loadTLS(l.TLSDir())
+	if d.cfg.TLSCert != "" || d.cfg.TLSKey != "" {
+		tlsCert, fingerprint, err = loadTLSFiles(d.cfg.TLSCert, d.cfg.TLSKey)
+	}
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
