@@ -117,18 +117,19 @@ func (s *Server) action(role grant.Role, h handler) http.HandlerFunc {
 
 var errCSRF = &grant.Error{Kind: grant.KindForbidden, Code: api.CodeCSRF, Message: "refused: this form did not come from this console page (missing or wrong CSRF token, or another origin); reload the page and try again"}
 
-// sameOrigin refuses a POST that a browser says came from another site,
-// or that carries neither Origin nor Sec-Fetch-Site (every browser sends
-// one on a POST).
+// sameOrigin refuses a POST that a browser says came from another site:
+// Sec-Fetch-Site must be same-origin when sent (browsers always send it,
+// and pages cannot forge it); without it, Origin must be this console's.
+// Origin alone is not enough: under Referrer-Policy no-referrer Chromium
+// sends "Origin: null" with a same-origin form.
 func sameOrigin(r *http.Request) error {
 	origin, site := r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")
-	if origin == "" && site == "" {
+	switch {
+	case site != "" && site != "same-origin":
 		return errCSRF
-	}
-	if origin != "" && origin != "https://"+r.Host {
+	case origin != "" && origin != "null" && origin != "https://"+r.Host:
 		return errCSRF
-	}
-	if site != "" && site != "same-origin" {
+	case site == "" && origin != "https://"+r.Host:
 		return errCSRF
 	}
 	return nil
