@@ -133,6 +133,9 @@ func (b *Browser) Messages() []string {
 func (b *Browser) Problems() []string {
 	var out []string
 	for _, m := range b.Messages() {
+		if strings.Contains(m, networkChanged) {
+			continue
+		}
 		l := strings.ToLower(m)
 		if strings.Contains(l, "content security policy") || strings.HasPrefix(l, "exception") ||
 			strings.HasPrefix(l, "error") && !strings.Contains(l, "favicon") && !strings.Contains(l, "status of 4") {
@@ -164,9 +167,22 @@ func (b *Browser) Text(sel string) string {
 	return s
 }
 
-// Do runs actions in the tab within timeout.
+// networkChanged is Chromium's error when the machine's addresses change
+// under it (another test adding a network namespace's veth pair): it
+// aborts loads in flight, which says nothing of the page.
+const networkChanged = "ERR_NETWORK_CHANGED"
+
+// Do runs actions in the tab within timeout, again (at most three times)
+// when Chromium aborted them for a change of the machine's network.
 func (b *Browser) Do(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) error {
-	ctx, cancel := context.WithTimeout(b.Ctx, timeout)
-	defer cancel()
-	return chromedp.Do(ctx, actions...)
+	var err error
+	for range 3 {
+		ctx, cancel := context.WithTimeout(b.Ctx, timeout)
+		err = chromedp.Do(ctx, actions...)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), networkChanged) {
+			return err
+		}
+	}
+	return err
 }
