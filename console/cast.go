@@ -51,57 +51,122 @@ type Window struct {
 // sessionlog.Sanitizer, as jit replay does. It stops after MaxWindowBytes
 // of output at an event time boundary.
 func WriteWindow(w io.Writer, rec io.Reader, from, window float64) (Window, error) {
-	rd, err := sessionlog.NewReader(rec)
+	c, err := newCursor(rec)
 	if err != nil {
 		return Window{}, err
 	}
+	return c.window(w, from, window)
+}
+
+// cursor is a recording read up to a point: what a window needs of the
+// past (prelude, terminal size) and the next event. The server keeps the
+// cursor of a player's last window, so that the next window (playback
+// goes forward) and a seek forward read on from there instead of from
+// the start.
+type cursor struct {
+	rd            *sessionlog.Reader
+	closer        io.Closer
+	h             sessionlog.Header
+	pre           prelude
+	width, height int
+	next          *sessionlog.Event
+	consumed      bool    // some event was consumed
+	last          float64 // time of the last consumed event
+	eof, torn     bool
+}
+
+func newCursor(rec io.Reader) (*cursor, error) {
+	rd, err := sessionlog.NewReader(rec)
+	if err != nil {
+		return nil, err
+	}
 	h := rd.Header()
-	out := bufio.NewWriterSize(w, 64<<10)
-	win := Window{From: from}
-	var pre prelude
-	var san sessionlog.Sanitizer
-	started, bytes, lastTime := false, 0, -1.0
-	width, height := h.Width, h.Height
+	return &cursor{rd: rd, h: h, width: h.Width, height: h.Height}, nil
+}
+
+// usableFor reports whether a window at from can start from c: nothing at
+// or after from has been consumed.
+func (c *cursor) usableFor(from float64) bool {
+	return !c.eof && (!c.consumed || c.last < from)
+}
+
+// peek returns the next event, or nil at the end of what is written.
+func (c *cursor) peek() (*sessionlog.Event, error) {
+	if c.next != nil || c.eof {
+		return c.next, nil
+	}
+	e, err := c.rd.Next()
+	if errors.Is(err, io.EOF) || errors.Is(err, sessionlog.ErrTruncated) {
+		c.eof, c.torn = true, errors.Is(err, sessionlog.ErrTruncated)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.next = &e
+	return c.next, nil
+}
+
+// consume takes the next event into the past.
+func (c *cursor) consume() sessionlog.Event {
+	e := *c.next
+	c.next, c.consumed, c.last = nil, true, e.Time
+	switch e.Code {
+	case sessionlog.CodeOutput:
+		c.pre.add(e.Data)
+	case sessionlog.CodeResize:
+		if cols, rows, ok := parseSize(e.Data); ok {
+			c.width, c.height = cols, rows
+		}
+	}
+	return e
+}
+
+// window writes [from, from+window) as WriteWindow says; c must be usable
+// for from.
+func (c *cursor) window(w io.Writer, from, window float64) (Window, error) {
 	for {
-		e, err := rd.Next()
-		if errors.Is(err, io.EOF) || errors.Is(err, sessionlog.ErrTruncated) {
-			win.EOF, win.Truncated = true, errors.Is(err, sessionlog.ErrTruncated)
-			win.End = math.Max(from, lastTime)
+		e, err := c.peek()
+		if err != nil {
+			return Window{From: from}, err
+		}
+		if e == nil || e.Time >= from {
 			break
 		}
+		c.consume()
+	}
+	out := bufio.NewWriterSize(w, 64<<10)
+	if err := writeHeader(out, c.h, c.width, c.height, &c.pre); err != nil {
+		return Window{From: from}, err
+	}
+	win := Window{From: from}
+	var san sessionlog.Sanitizer
+	bytes, lastIncluded := 0, -1.0
+	for {
+		next, err := c.peek()
 		if err != nil {
 			return win, err
 		}
-		if e.Time < from {
-			switch e.Code {
-			case sessionlog.CodeOutput:
-				pre.add(e.Data)
-			case sessionlog.CodeResize:
-				if c, r, ok := parseSize(e.Data); ok {
-					width, height = c, r
-				}
-			}
-			continue
-		}
-		if !started {
-			started = true
-			if err := writeHeader(out, h, width, height, &pre); err != nil {
-				return win, err
-			}
-		}
-		if e.Time >= from+window || bytes >= MaxWindowBytes && e.Time > lastTime {
-			win.End = e.Time
+		if next == nil {
+			win.EOF, win.Truncated, win.End = true, c.torn, math.Max(from, lastIncluded)
 			break
 		}
-		if e.Code == sessionlog.CodeOutput {
+		if next.Time >= from+window || bytes >= MaxWindowBytes && next.Time > lastIncluded {
+			win.End = next.Time
+			break
+		}
+		e := c.consume()
+		lastIncluded = e.Time
+		switch e.Code {
+		case sessionlog.CodeOutput:
 			e.Data = san.Filter(e.Data)
 			bytes += len(e.Data)
-		} else if e.Code == sessionlog.CodeMarker {
+		case sessionlog.CodeMarker:
 			e.Data = sessionlog.Sanitize(e.Data)
-		} else if e.Code != sessionlog.CodeResize {
+		case sessionlog.CodeResize:
+		default:
 			continue
 		}
-		lastTime = e.Time
 		e.Time -= from
 		line, err := json.Marshal(e)
 		if err != nil {
@@ -109,11 +174,6 @@ func WriteWindow(w io.Writer, rec io.Reader, from, window float64) (Window, erro
 		}
 		out.Write(line)
 		out.WriteByte('\n')
-	}
-	if !started {
-		if err := writeHeader(out, h, width, height, &pre); err != nil {
-			return win, err
-		}
 	}
 	return win, out.Flush()
 }
@@ -196,15 +256,28 @@ func (s *Server) serveWindow(w http.ResponseWriter, r *http.Request, x audit.Ses
 	if err != nil {
 		return err
 	}
-	f, err := s.cfg.Recordings.Open(x.RecordingPath)
+	key := r.URL.Query().Get("view") + "|" + x.ID
+	c, err := s.cursors.take(key, from, func() (*cursor, error) {
+		f, err := s.cfg.Recordings.Open(x.RecordingPath)
+		if err != nil {
+			return nil, &grant.Error{Kind: grant.KindNotFound, Code: grant.CodeNoRecording, Message: "the recording of session " + x.ID + " cannot be opened", Err: err}
+		}
+		c, err := newCursor(f)
+		if err != nil {
+			f.Close()
+			return nil, &grant.Error{Kind: grant.KindUnavailable, Code: "recording_unreadable", Message: "the recording of session " + x.ID + " cannot be read", Err: err}
+		}
+		c.closer = f
+		return c, nil
+	})
 	if err != nil {
-		return &grant.Error{Kind: grant.KindNotFound, Code: grant.CodeNoRecording, Message: "the recording of session " + x.ID + " cannot be opened", Err: err}
+		return err
 	}
-	defer f.Close()
 	// The window is built whole before a byte is sent, so that its
 	// bounds can go in the headers; MaxWindowBytes bounds it.
 	var buf bufferWriter
-	win, err := WriteWindow(&buf, f, from, window)
+	win, err := c.window(&buf, from, window)
+	s.cursors.put(key, c, err == nil && !win.EOF)
 	if err != nil {
 		return &grant.Error{Kind: grant.KindUnavailable, Code: "recording_unreadable", Message: "the recording of session " + x.ID + " cannot be read", Err: err}
 	}

@@ -83,6 +83,7 @@ type Server struct {
 	tmpl    map[string]*template.Template
 	viewKey []byte // signs view tickets (view.go); new at each start
 	player  bool   // the vendored player files are embedded
+	cursors cursors
 }
 
 // New returns a Server, or an error naming the missing configuration.
