@@ -209,7 +209,7 @@ func parseTime(field, v string) (time.Time, error) {
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	q := r.URL.Query()
-	f := audit.EventFilter{User: q.Get("user"), Host: q.Get("host"), Type: q.Get("type"), SessionID: q.Get("session"), RequestID: q.Get("request"), Limit: 500}
+	f := audit.EventFilter{User: q.Get("user"), Host: q.Get("host"), Type: q.Get("type"), SessionID: q.Get("session"), RequestID: q.Get("request"), Limit: 500, Newest: true}
 	var err error
 	if f.Since, err = parseTime("since", q.Get("since")); err != nil {
 		return err
