@@ -73,7 +73,7 @@ func (s *Server) handlePlay(w http.ResponseWriter, r *http.Request, v *viewer) e
 	d.CastURL = "/console/api/sessions/" + x.ID + "/cast?view=" + ticket
 	d.LiveURL = "/console/api/sessions/" + x.ID + "/live?view=" + ticket
 	d.CanShare, d.CanRevoke = v.Auditor, v.Admin
-	d.ShareMax = s.cfg.Policy().Console.ShareMax.String()
+	d.ShareMax = shortDuration(s.cfg.Policy().Console.ShareMax)
 	if d.Shares, err = s.cfg.Console.Shares(r.Context(), v.caller(), x.ID); err != nil {
 		return err
 	}
@@ -173,4 +173,16 @@ func (s *Server) handleRevokeShare(w http.ResponseWriter, r *http.Request, v *vi
 	}
 	http.Redirect(w, r, "/console/shares?done="+url.QueryEscape("revoked "+r.PathValue("id")), http.StatusSeeOther)
 	return nil
+}
+
+// shortDuration writes d as 24h or 1h30m rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }

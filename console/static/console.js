@@ -68,8 +68,22 @@ function player(app) {
     const gen = ++st.gen;
     status.textContent = "Loading " + fmt(at) + "…";
     const t0 = performance.now();
-    const res = await fetch(app.dataset.cast + "&from=" + at.toFixed(3), { credentials: "same-origin" });
-    const text = await res.text();
+    let res, text;
+    // A load aborted by the network (not an answer) is tried again, three
+    // times at most.
+    for (let i = 0; ; i++) {
+      try {
+        res = await fetch(app.dataset.cast + "&from=" + at.toFixed(3), { credentials: "same-origin" });
+        text = await res.text();
+        break;
+      } catch (err) {
+        if (i >= 2 || gen !== st.gen) {
+          status.textContent = "Could not load the recording: " + err;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     if (gen !== st.gen) return;
     if (!res.ok) {
       status.textContent = text;
@@ -77,6 +91,7 @@ function player(app) {
     }
     st.text = text;
     st.from = at;
+    pos.textContent = fmt(at);
     st.end = parseFloat(res.headers.get("X-Jit-Window-End")) || at;
     st.eof = res.headers.get("X-Jit-Window-EOF") === "true";
     st.fetchMs = performance.now() - t0;
