@@ -8,6 +8,40 @@ import (
 	"time"
 )
 
+// consoleSchema is migration 8: the web console's one-time login codes,
+// its sessions and its share links, each stored as the SHA-256 of its
+// secret, never the secret.
+const consoleSchema = `
+CREATE TABLE console_codes (
+	hash               TEXT PRIMARY KEY,
+	user               TEXT NOT NULL,
+	session_expires_at INTEGER NOT NULL,
+	created_at         INTEGER NOT NULL,
+	expires_at         INTEGER NOT NULL,
+	used_at            INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE console_sessions (
+	hash        TEXT PRIMARY KEY,
+	user        TEXT NOT NULL,
+	csrf        TEXT NOT NULL,
+	client_addr TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	ended_at    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE share_links (
+	id         TEXT PRIMARY KEY,
+	hash       TEXT NOT NULL UNIQUE,
+	session_id TEXT NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	revoked_at INTEGER NOT NULL DEFAULT 0,
+	revoked_by TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX share_links_session ON share_links(session_id, created_at);
+`
+
 // ConsoleCode is a one-time login code of the web console, stored as the
 // SHA-256 of the code. SessionExpiresAt is the expiry of the bearer token
 // that asked for it, which the console session it becomes inherits.

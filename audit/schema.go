@@ -250,39 +250,8 @@ CREATE TABLE join_tokens (
 CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
 `,
 		// 8 (console, issue 14; renumbered on merge): the web console's
-		// one-time login codes, its sessions and its share links
-		// (console.go), each stored as the SHA-256 of its secret, never the
-		// secret.
-		`
-CREATE TABLE console_codes (
-	hash               TEXT PRIMARY KEY,
-	user               TEXT NOT NULL,
-	session_expires_at INTEGER NOT NULL,
-	created_at         INTEGER NOT NULL,
-	expires_at         INTEGER NOT NULL,
-	used_at            INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE console_sessions (
-	hash        TEXT PRIMARY KEY,
-	user        TEXT NOT NULL,
-	csrf        TEXT NOT NULL,
-	client_addr TEXT NOT NULL DEFAULT '',
-	created_at  INTEGER NOT NULL,
-	expires_at  INTEGER NOT NULL,
-	ended_at    INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE share_links (
-	id         TEXT PRIMARY KEY,
-	hash       TEXT NOT NULL UNIQUE,
-	session_id TEXT NOT NULL,
-	created_by TEXT NOT NULL,
-	created_at INTEGER NOT NULL,
-	expires_at INTEGER NOT NULL,
-	revoked_at INTEGER NOT NULL DEFAULT 0,
-	revoked_by TEXT NOT NULL DEFAULT ''
-) WITHOUT ROWID;
-CREATE INDEX share_links_session ON share_links(session_id, created_at);
-`,
+		// codes, sessions and share links (console.go).
+		consoleSchema,
 	}
 }
 
