@@ -18,6 +18,7 @@ import (
 // loads that window; no CSP violation or script error is reported.
 func TestBrowserPlayer(t *testing.T) {
 	e := newEnv(t)
+	e.requirePlayer(t)
 	var steps []step
 	for i := range 40 {
 		steps = append(steps, step{time.Second, "output-line-" + string(rune('a'+i%26)) + string(rune('0'+i/26)) + "\r\n"})

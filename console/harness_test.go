@@ -283,3 +283,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// requirePlayer fails a browser test at once, with the fix, when this
+// build has no player files (a checkout not built with make).
+func (e *env) requirePlayer(t testing.TB) {
+	t.Helper()
+	if resp, _ := e.anonymous().getResp("/console/vendor/asciinema-player.min.js"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the player's files are not embedded (status %d): run make vendor first", resp.StatusCode)
+	}
+}

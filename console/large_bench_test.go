@@ -36,6 +36,7 @@ func BenchmarkLargeRecording(b *testing.B) {
 		mb, _ = strconv.Atoi(v)
 	}
 	e := newEnv(b)
+	e.requirePlayer(b)
 	x, duration := writeLarge(b, e, mb)
 	for _, at := range []float64{0, duration / 2, duration - 30} {
 		f, err := os.Open(x.RecordingPath)

@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("login-form");
   if (form) login(form);
   const app = document.getElementById("player-app");
-  if (app) player(app);
+  if (app && typeof AsciinemaPlayer !== "undefined") player(app);
   const share = document.getElementById("share-url");
   if (share) share.addEventListener("focus", () => share.select());
 });
