@@ -186,6 +186,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, err)
 		return
 	}
+	// Codes cannot be guessed (256 bits), but each failed exchange is
+	// recorded: the login limit keeps a flood out of the audit log.
+	if err := s.cfg.Throttle.Login(r.Context(), clientAddr(r)); err != nil {
+		s.errorPage(w, r, nil, err)
+		return
+	}
 	login, err := s.cfg.Console.Login(r.Context(), r.PostFormValue("code"), clientAddr(r))
 	if err != nil {
 		s.errorPage(w, r, nil, err)

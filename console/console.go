@@ -71,9 +71,12 @@ type Config struct {
 	Recordings audit.Recordings
 	// CheckpointKey is what verify checks the audit checkpoints against.
 	CheckpointKey ssh.PublicKey
-	Clock         func() time.Time
-	Rand          io.Reader
-	Logger        *slog.Logger
+	// Throttle bounds login attempts per client address (shared with the
+	// API's logins); nil means one with grant's default limits.
+	Throttle *grant.Throttle
+	Clock    func() time.Time
+	Rand     io.Reader
+	Logger   *slog.Logger
 }
 
 // Server serves /console/.
@@ -102,6 +105,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Throttle == nil {
+		t, err := grant.NewThrottle(grant.ThrottleConfig{Store: cfg.Store, Clock: cfg.Clock})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Throttle = t
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), viewKey: make([]byte, 32)}
 	if _, err := io.ReadFull(cfg.Rand, s.viewKey); err != nil {

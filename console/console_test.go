@@ -187,3 +187,23 @@ func TestCookieAndCode(t *testing.T) {
 		t.Errorf("after the token's expiry: status %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestLoginThrottled: guessing codes is limited per client address, so a
+// flood of bad codes cannot flood the audit log.
+func TestLoginThrottled(t *testing.T) {
+	e := newEnv(t)
+	b := e.anonymous()
+	limited := 0
+	for i := 0; i < 40; i++ {
+		resp := b.post("/console/login", url.Values{"code": {"jitc_guess"}}, true)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("40 bad codes from one address in a minute were all tried; want the login limit to refuse some")
+	}
+	if n := len(e.events("console.login_failed")); n > 30 {
+		t.Errorf("console.login_failed recorded %d times; the limit should have stopped them at 30", n)
+	}
+}

@@ -235,7 +235,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
-	withConsole, err := d.withConsole(handler)
+	withConsole, err := d.withConsole(handler, throttle)
 	if err != nil {
 		return err
 	}
