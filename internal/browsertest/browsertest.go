@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -66,9 +67,18 @@ func Start(t testing.TB, opts Options) *Browser {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
+	// Chromium writes its crash database under $XDG_CONFIG_HOME (or
+	// ~/.config) whatever the user data dir: give it a home of its own,
+	// so a test leaves the machine's home as it found it.
+	home := t.TempDir()
 	flags := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(Path),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoInheritEnv,
+		chromedp.Env("HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+			"PATH="+os.Getenv("PATH"), "TZ=UTC"),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.Flag("disable-crash-reporter", true),
+		chromedp.UserDataDir(filepath.Join(home, "profile")),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
