@@ -207,3 +207,32 @@ func TestLoginThrottled(t *testing.T) {
 		t.Errorf("console.login_failed recorded %d times; the limit should have stopped them at 30", n)
 	}
 }
+
+// TestDecide: an approver approves in the page; their own request is
+// refused with grant's message, shown on the page.
+func TestDecide(t *testing.T) {
+	e := newEnv(t)
+	mine, err := e.grants.Create(context.Background(), grant.Caller{User: "bob"}, grant.CreateRequest{Host: "web1", Login: "root", Justification: "my own fix", PublicKey: keyLine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := e.grants.Create(context.Background(), grant.Caller{User: "alice"}, grant.CreateRequest{Host: "web1", Login: "root", Justification: "alice's fix", PublicKey: keyLine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := e.login("bob")
+	resp := bob.post("/console/requests/"+mine.Request.ID+"/decide", url.Values{"verdict": {"approve"}, "reason": {"sure"}}, true)
+	if body := readBody(resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "bob may not decide request "+mine.Request.ID) {
+		t.Errorf("approving one's own request: status %d\n%s", resp.StatusCode, body)
+	}
+	if resp := bob.post("/console/requests/"+theirs.Request.ID+"/decide", url.Values{"verdict": {"approve"}, "reason": {"looks fine"}}, true); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("approving alice's request: status %d\n%s", resp.StatusCode, readBody(resp))
+	}
+	got, err := e.grants.Get(context.Background(), grant.Caller{User: "alice"}, theirs.Request.ID)
+	if err != nil || got.Request.State != grant.StateApproved {
+		t.Errorf("alice's request after the approval: %+v, %v", got.Request, err)
+	}
+	if evs := e.events("request.approved"); len(evs) != 1 || evs[0].Actor != "bob" {
+		t.Errorf("request.approved events = %+v, want one by bob", evs)
+	}
+}
