@@ -39,17 +39,29 @@ demo-target: build
 	DATA=$(DATA) API=$(API) ./scripts/demo-target
 
 # Installs what the tests need when missing: OpenSSH client and server,
-# asciinema, ssh-audit, and iproute2 and util-linux (ip, unshare) for the
-# test hosts in network namespaces.
+# asciinema, zstd (the recordings' format, checked against its own tool),
+# ssh-audit, and iproute2 and util-linux (ip, unshare) for the
+# test hosts in network namespaces; node and the npm modules of the test
+# OpenID provider.
 deps:
 	@missing=""; \
-	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema ssh-audit ip unshare chromium npm; do \
+	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq chromium; do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema ssh-audit iproute2 util-linux chromium npm; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at chromium; \
+	fi
+	@# The real OpenID provider of the SSO tests (internal/oidctest): node,
+	@# and oidc-provider from npm exactly as the lock file pins it.
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
+	fi
+	@cd internal/oidctest/provider && \
+	if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
+	  npm ci --ignore-scripts --no-audit --no-fund && touch node_modules; \
 	fi
 
 # The checks (gofmt, vet, staticcheck), then every test with the race

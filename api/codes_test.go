@@ -65,7 +65,7 @@ func TestEveryDomainCodeHasAConstant(t *testing.T) {
 	if len(here) < 50 {
 		t.Fatalf("found %d codes in package api; the parse is broken", len(here))
 	}
-	for _, src := range []struct{ dir, prefix string }{{"../grant", "Code"}, {"../policy", "Reason"}} {
+	for _, src := range []struct{ dir, prefix string }{{"../grant", "Code"}, {"../policy", "Reason"}, {"../sso", "Code"}} {
 		theirs := stringConsts(t, src.dir, src.prefix)
 		if len(theirs) < 10 {
 			t.Fatalf("found %d codes in %s; the parse is broken", len(theirs), src.dir)

@@ -26,6 +26,9 @@ type HostLogin struct {
 	// MaxTTL is the longest lifetime the role grants, as Go prints a
 	// duration ("30m0s").
 	MaxTTL string `json:"max_ttl"`
+	// Ephemeral is true for a one-time account (Login is empty: jitd
+	// makes one per grant); request it without a login.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
 
 // Hosts lists the hosts the logged-in caller may request, sorted by name,

@@ -17,7 +17,7 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 			e.Labels = map[string]string{}
 		}
 		for _, l := range h.Logins {
-			e.Logins = append(e.Logins, api.HostLogin{Login: l.Login, Role: l.Role, Approval: l.Approval, Ticket: l.Ticket, MaxTTL: l.MaxTTL.String()})
+			e.Logins = append(e.Logins, api.HostLogin{Login: l.Login, Role: l.Role, Approval: l.Approval, Ticket: l.Ticket, MaxTTL: l.MaxTTL.String(), Ephemeral: l.Ephemeral})
 		}
 		out = append(out, e)
 	}

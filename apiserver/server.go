@@ -22,6 +22,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sso"
 )
 
 // PolicySource gives the server the policy in force and lets admins change it.
@@ -56,9 +57,12 @@ type Config struct {
 	// TokenTTL is the lifetime of bearer tokens; zero means
 	// grant.DefaultTokenTTL.
 	TokenTTL time.Duration
-	Clock    func() time.Time
-	Rand     io.Reader
-	Logger   *slog.Logger
+	// SSO is the OpenID relying party; nil means no SSO routes answer
+	// but GET /v1/login/sso, with no providers.
+	SSO    *sso.RP
+	Clock  func() time.Time
+	Rand   io.Reader
+	Logger *slog.Logger
 }
 
 // Server serves the /v1 API.
@@ -92,7 +96,9 @@ func New(cfg Config) (*Server, error) {
 	fp := cfg.TLSFingerprint
 	logins, err := grant.NewLogins(grant.LoginConfig{
 		Store: cfg.Store, Policy: cfg.Policy.Current, TokenTTL: cfg.TokenTTL, Clock: cfg.Clock, Rand: cfg.Rand,
-		Message: func(user, nonce string) []byte { return api.LoginMessage(user, nonce, fp) },
+		Message:      func(user, nonce string) []byte { return api.LoginMessage(user, nonce, fp) },
+		SSO:          cfg.SSO,
+		RefreshUsers: cfg.Policy.RefreshUsers,
 	})
 	if err != nil {
 		return nil, err
@@ -127,6 +133,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/krl", s.handleKRL)
 	s.route("POST /v1/login/challenge", s.throttled(s.cfg.Throttle.Challenge, s.handleChallenge))
 	s.route("POST /v1/login", s.throttled(s.cfg.Throttle.Login, s.handleLogin))
+	s.ssoRoutes()
 
 	s.route("POST /v1/requests", s.authed(s.userThrottled(s.cfg.Throttle.CreateRequest, s.handleCreate)))
 	s.route("GET /v1/requests", s.authed(s.handleListRequests))
@@ -156,6 +163,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/sessions/{id}/recording", s.role(grant.RoleAuditor, s.handleRecording))
 	s.hostRoutes()
 	s.consoleRoutes()
+	s.accountRoutes()
 }
 
 // ServeHTTP implements http.Handler.

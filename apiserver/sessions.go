@@ -9,6 +9,7 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/sessionlog"
 )
 
 func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) error {
@@ -55,7 +56,9 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleRecording streams a session's asciicast file. With follow=true it
+// handleRecording streams a session's recording file as stored: zstd frames
+// of asciicast v2 (application/zstd), or plain asciicast v2 for recordings
+// from before compression (application/x-asciicast). With follow=true it
 // keeps streaming what a live session appends until the session ends. grant
 // records every access before a byte is sent.
 func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
@@ -69,10 +72,22 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) error {
 		return wireErr(http.StatusNotFound, api.CodeRecordingMissing, "recording of session %s cannot be opened: %v", x.ID, err)
 	}
 	defer f.Close()
-	w.Header().Set("Content-Type", "application/x-asciicast")
+	// The first bytes say the format (the header is on disk before a
+	// session starts); they are sent first.
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	contentType := "application/x-asciicast"
+	if sessionlog.IsCompressed(head) {
+		contentType = "application/zstd"
+	}
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("X-Jit-Session-Live", strconv.FormatBool(x.EndedAt.IsZero()))
 	sw := newStream(w)
 	w.WriteHeader(http.StatusOK)
+	if _, err := sw.Write(head); err != nil {
+		return nil
+	}
 	if _, err := io.Copy(sw, f); err != nil || !follow {
 		return nil // the answer has begun: a failure now can only end it
 	}

@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/sessionlog"
 )
 
 // addSession stores a live session of user with a recording file.
@@ -115,5 +117,48 @@ func TestSessionAccess(t *testing.T) {
 				t.Errorf("recording.accessed events = %+v, want one %s by sec", evs, tc.accessed)
 			}
 		})
+	}
+}
+
+// TestRecordingServedAsStored: a compressed recording is served byte for
+// byte as it is on disk (its first bytes, read to tell the format, are not
+// lost or sent twice), as is a plain one.
+func TestRecordingServedAsStored(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	for _, plain := range []bool{false, true} {
+		id := "s_zstd"
+		if plain {
+			id = "s_plain"
+		}
+		path := filepath.Join(e.recordings, id+".cast.zst")
+		w, err := sessionlog.Create(path, sessionlog.Header{Width: 80, Height: 24}, sessionlog.WriterOptions{Uncompressed: plain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Output([]byte("hello\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.Do(ctx, func(tx *audit.Tx) error {
+			return tx.InsertSession(audit.Session{ID: id, User: "bob", Host: "web1", Login: "deploy", StartedAt: e.clock.Now(), RecordingPath: path})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := e.client("sec").Recording(ctx, id, api.PurposeExport, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		want, _ := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: served %d bytes (%v), want the %d stored", id, len(got), err, len(want))
+		}
+		if sessionlog.IsCompressed(got) == plain {
+			t.Errorf("%s: compressed = %v", id, !plain)
+		}
 	}
 }

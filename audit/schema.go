@@ -249,8 +249,77 @@ CREATE TABLE join_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
 `,
-		// 8 (console, issue 14; renumbered on merge): the web console's
-		// codes, sessions and share links (console.go).
+		// 6 (issue 13): ephemeral accounts (accounts.go). One row per
+		// ephemeral grant, from request time (planned) to removal, never
+		// deleted: (host, login) and (host, uid) are unique, so a login or
+		// a UID is never handed out twice on a host. The row is also the
+		// removal queue (state, attempts, next_attempt), so pending
+		// removals survive a restart. ephemeral_hosts mirrors each host's
+		// UID high-water mark.
+		`
+CREATE TABLE ephemeral_accounts (
+	request_id   TEXT PRIMARY KEY,
+	host         TEXT NOT NULL,
+	login        TEXT NOT NULL,
+	user         TEXT NOT NULL,
+	uid          INTEGER NOT NULL DEFAULT 0,
+	groups       TEXT NOT NULL DEFAULT '[]',
+	sudo         TEXT NOT NULL DEFAULT '[]',
+	shell        TEXT NOT NULL,
+	state        TEXT NOT NULL CHECK (state IN ('planned', 'created', 'removing', 'removed', 'failed')),
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT NOT NULL DEFAULT '',
+	create_sent  INTEGER NOT NULL DEFAULT 0,
+	planned_at   INTEGER NOT NULL,
+	created_at   INTEGER NOT NULL DEFAULT 0,
+	removed_at   INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (host, login)
+);
+CREATE UNIQUE INDEX ephemeral_accounts_uid ON ephemeral_accounts(host, uid) WHERE uid > 0;
+CREATE INDEX ephemeral_accounts_state ON ephemeral_accounts(state, next_attempt);
+CREATE TABLE ephemeral_hosts (
+	host       TEXT PRIMARY KEY,
+	high_water INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+		// 7 (issue 11, SSO): the
+		// identities people logged in with at an OpenID provider (merged
+		// into the policy in force like enrolled users, until expires_at)
+		// and, per bearer token of an SSO login, the provider session it
+		// came from, with the provider's refresh token sealed under a key
+		// derived from the bearer token, which is never stored (sso.go).
+		`
+CREATE TABLE sso_identities (
+	name        TEXT PRIMARY KEY,
+	provider    TEXT NOT NULL,
+	subject     TEXT NOT NULL,
+	groups_json TEXT NOT NULL DEFAULT '[]',
+	expires_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sso_logins (
+	token_hash     TEXT PRIMARY KEY,
+	name           TEXT NOT NULL,
+	provider       TEXT NOT NULL,
+	subject        TEXT NOT NULL,
+	refresh_sealed BLOB NOT NULL,
+	expires_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+		// 8 (issue 15): search indexing that fell behind a session
+		// (indexpending.go): the number of the session's text lines, in
+		// recording order, that the index holds; the rest is read back
+		// from the recording, after the session or at the next start.
+		`
+CREATE TABLE index_pending (
+	session_id TEXT PRIMARY KEY,
+	next_line  INTEGER NOT NULL CHECK (next_line >= 0),
+	updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+		// 9 (issue 14): the web console's codes, sessions and share
+		// links (console.go).
 		consoleSchema,
 	}
 }

@@ -71,6 +71,14 @@ type TargetCertRequest struct {
 	Key ssh.PublicKey
 }
 
+// AccountRequest names the grant whose target account PrepareAccount
+// must make sure of.
+type AccountRequest struct {
+	RequestID, User, Login, Host string
+	// UserSerial is the serial of the engineer's certificate.
+	UserSerial uint64
+}
+
 // SessionRecord describes one recorded session channel.
 type SessionRecord struct {
 	ID, RequestID, User, Host, Login string
@@ -99,6 +107,12 @@ type Backend interface {
 	// MintTargetCert returns a target-CA certificate for req.Key with the
 	// single principal LOGIN@HOST, recorded in audit before it is returned.
 	MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error)
+	// PrepareAccount makes sure the account the grant logs in as exists
+	// on the target before the bastion dials it: an ephemeral grant's
+	// account is created at its first session (once, however many
+	// sessions ask). It returns nil for grants with a standing login. An
+	// error refuses the session; its text is shown to the engineer.
+	PrepareAccount(ctx context.Context, req AccountRequest) error
 	// SessionStarted records a session before any byte reaches the target.
 	// An error refuses the session.
 	SessionStarted(ctx context.Context, s SessionRecord) error
@@ -110,6 +124,14 @@ type Backend interface {
 	// IndexText receives recording lines in batches while a session runs
 	// (at least every second and once at the end) for full-text search.
 	IndexText(ctx context.Context, sessionID string, lines []sessionlog.Line) error
+	// IndexPending stores lines (which may be empty) like IndexText and, in
+	// the same transaction, records next as the session's catch-up
+	// position: the index then holds the session's first next lines, in
+	// recording order, and lacks the rest, which the bastion reads back
+	// from the recording (after the session, or by CatchUpIndex after a
+	// restart). With done it clears the position instead: the index is
+	// complete.
+	IndexPending(ctx context.Context, sessionID string, lines []sessionlog.Line, next int64, done bool) error
 }
 
 // Config configures a Server. Required fields have no fail-open default.
@@ -127,7 +149,7 @@ type Config struct {
 	Resolve func(host string) (Target, bool)
 	// Backend is required.
 	Backend Backend
-	// RecordingDir receives RecordingDir/YYYY/MM/DD/SESSIONID.cast (UTC).
+	// RecordingDir receives RecordingDir/YYYY/MM/DD/SESSIONID.cast.zst (UTC).
 	RecordingDir string
 	// RecordingFailOpen turns "record or refuse" into a logged warning.
 	RecordingFailOpen bool
@@ -165,6 +187,10 @@ const dialTimeout = 10 * time.Second
 
 // backendTimeout bounds each Backend call.
 const backendTimeout = 10 * time.Second
+
+// prepareTimeout bounds PrepareAccount, which may create an account on
+// the target over its own SSH connection.
+const prepareTimeout = 60 * time.Second
 
 // Validate reports the first missing or unusable required field.
 func (c Config) Validate() error {
@@ -223,6 +249,9 @@ type Server struct {
 	// encoders lets the sessions' recordings encode in turns on all but
 	// one processor, leaving one for forwarding (issue 15).
 	encoders *sessionlog.EncoderPool
+	// catchups are the sessions' indexers and their catch-ups from the
+	// recordings, which Close stops.
+	catchups *catchUps
 
 	mu       sync.Mutex
 	closed   bool
@@ -260,6 +289,7 @@ func New(cfg Config) (*Server, error) {
 		log:      log,
 		limiter:  newConnLimiter(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerAddr, log),
 		encoders: sessionlog.NewEncoderPool(runtime.GOMAXPROCS(0) - 1),
+		catchups: newCatchUps(),
 		conns:    map[*connState]struct{}{},
 		sessions: map[*session]struct{}{},
 	}
@@ -311,7 +341,8 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Close stops accepting, ends every connection and session, and returns after
-// every recording has been finalised and SessionEnded called.
+// every recording has been finalised and SessionEnded called, and the search
+// index catch-ups have stopped (each keeps its stored position).
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -332,11 +363,14 @@ func (s *Server) Close() error {
 		err = serr
 	}
 	s.wg.Wait()
+	s.catchups.stop()
 	return err
 }
 
 // Shutdown stops accepting and waits for open connections to end by
-// themselves or ctx to be done; it does not cut sessions (use Close).
+// themselves or ctx to be done; it does not cut sessions (use Close). Once
+// they have ended it stops the search index catch-ups still reading
+// recordings; each keeps its stored position (see CatchUpIndex).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -349,6 +383,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.catchups.stop()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

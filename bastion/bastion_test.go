@@ -397,7 +397,7 @@ func TestRecordOrRefuse(t *testing.T) {
 				t.Errorf("refusal not audited: %q", rejected)
 			}
 			if tc.auditDown {
-				if files, _ := filepath.Glob(filepath.Join(e.recDir, "*", "*", "*", "*.cast")); len(files) != 0 {
+				if files, _ := filepath.Glob(filepath.Join(e.recDir, "*", "*", "*", "*.cast*")); len(files) != 0 {
 					t.Errorf("recording of a refused session left behind: %q", files)
 				}
 			}

@@ -294,6 +294,12 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 	if tgt.HostKey == nil && s.cfg.HostCA == nil {
 		return nil, 0, fmt.Errorf("target %q: no pinned host key and no host CA configured", id.Host)
 	}
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), prepareTimeout)
+	err := s.cfg.Backend.PrepareAccount(pctx, AccountRequest{RequestID: id.RequestID, User: id.User, Login: id.Login, Host: id.Host, UserSerial: id.Serial})
+	pcancel()
+	if err != nil {
+		return nil, 0, fmt.Errorf("account %s: %w", id.principal(), err)
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, 0, fmt.Errorf("generate target key: %w", err)

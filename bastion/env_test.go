@@ -44,8 +44,26 @@ type testBackend struct {
 	// target certificate carries too (the target's sshd enforces them).
 	extensions map[string]map[string]string
 	failStart  bool
+	// prepared are the PrepareAccount calls; prepareErr, when set, is
+	// their answer.
+	prepared   []AccountRequest
+	prepareErr error
+	// mintedAtPrepare is len(minted) at each PrepareAccount call.
+	mintedAtPrepare []int
 	// revokedHosts are revoked host certificate serials of targets.
 	revokedHosts map[uint64]bool
+	// indexGate, if set, holds every IndexText and IndexPending call until
+	// it is closed: a store that indexes slowly.
+	indexGate chan struct{}
+	// indexFail, if set, makes IndexPending fail from its nth call on
+	// (counting from 1), as a jitd stopping in the middle of a catch-up.
+	indexFail    int
+	indexCalls   int
+	indexWaiting int // calls held at the gate now
+	// pending is each session's stored catch-up position (IndexPending);
+	// caughtUp the sessions whose catch-up finished.
+	pending  map[string]int64
+	caughtUp map[string]bool
 }
 
 func newTestBackend(targetCA ssh.Signer) *testBackend {
@@ -91,6 +109,14 @@ func (b *testBackend) MintTargetCert(_ context.Context, req TargetCertRequest) (
 	return cert, nil
 }
 
+func (b *testBackend) PrepareAccount(_ context.Context, req AccountRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prepared = append(b.prepared, req)
+	b.mintedAtPrepare = append(b.mintedAtPrepare, len(b.minted))
+	return b.prepareErr
+}
+
 func (b *testBackend) SessionStarted(_ context.Context, s SessionRecord) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -122,9 +148,45 @@ func (b *testBackend) SessionRejected(_ context.Context, code, user, target, cli
 }
 
 func (b *testBackend) IndexText(_ context.Context, id string, lines []sessionlog.Line) error {
+	b.wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.index[id] = append(b.index[id], lines...)
+	return nil
+}
+
+// wait holds the caller at indexGate, if there is one.
+func (b *testBackend) wait() {
+	b.mu.Lock()
+	gate := b.indexGate
+	b.indexWaiting++
+	b.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	b.mu.Lock()
+	b.indexWaiting--
+	b.mu.Unlock()
+}
+
+func (b *testBackend) IndexPending(_ context.Context, id string, lines []sessionlog.Line, next int64, done bool) error {
+	b.wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.indexCalls++
+	if b.indexFail > 0 && b.indexCalls >= b.indexFail {
+		return errors.New("audit store closed")
+	}
+	b.index[id] = append(b.index[id], lines...)
+	if b.pending == nil {
+		b.pending, b.caughtUp = map[string]int64{}, map[string]bool{}
+	}
+	if done {
+		delete(b.pending, id)
+		b.caughtUp[id] = true
+	} else {
+		b.pending[id] = next
+	}
 	return nil
 }
 

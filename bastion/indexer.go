@@ -11,30 +11,51 @@ import (
 // indexFlushInterval is how often recorded lines are sent to IndexText.
 const indexFlushInterval = time.Second
 
-// indexMaxBatch flushes early when this many lines are waiting.
-const indexMaxBatch = 512
+// indexMaxBatch flushes early when this many lines are waiting. The store
+// indexes a large batch for much less per line (one document per session
+// and kind per call), which matters most when text streams fast.
+const indexMaxBatch = 2048
 
 // indexMaxPending bounds the lines waiting for Backend.IndexText. A session
 // that prints text faster than the store indexes it (cat of a large log)
-// would otherwise grow the bastion's memory without bound; lines past the
-// bound are left out of the search index (and the count logged), never
-// out of the recording.
-const indexMaxPending = 64 << 10
+// would otherwise grow the bastion's memory without bound. Past the bound
+// the indexer takes no more lines (the recording keeps them all) and, once
+// the recording is complete, reads them back from it (catchUp): the copy
+// loop and the recording never wait for the index, and no line is left out.
+const indexMaxPending = 16 << 10
 
-// indexer batches recording lines for Backend.IndexText.
+// indexer batches recording lines for Backend.IndexText. It numbers the
+// session's lines in the order OnLine gives them, which is the order a
+// replay of the recording gives them again (catchUp), so that a position in
+// that sequence says exactly which lines the index holds.
 type indexer struct {
-	srv     *Server
-	id      string
-	mu      sync.Mutex
-	buf     []sessionlog.Line
-	skipped int // lines left out since the last flush: the index was behind
-	kick    chan struct{}
-	quit    chan bool // true: flush before exit
-	done    chan struct{}
+	srv  *Server
+	id   string
+	path string // the recording, read back when the indexer fell behind
+
+	mu     sync.Mutex
+	buf    []sessionlog.Line // lines seq-len(buf) to seq-1
+	seq    int64             // lines taken so far
+	behind bool              // the bound was reached or a flush failed: take no more lines
+
+	kick  chan struct{}
+	quit  chan struct{}
+	flush chan struct{} // closed once the final flush is done
+	done  chan struct{} // closed when the loop (and any catch-up) has ended
+
+	// Owned by the loop goroutine.
+	committed int64 // lines the index holds
+	recorded  bool  // the catch-up position is in the store
+	discarded bool  // the session never started: no flush, no catch-up
 }
 
-func newIndexer(s *Server, id string) *indexer {
-	ix := &indexer{srv: s, id: id, kick: make(chan struct{}, 1), quit: make(chan bool), done: make(chan struct{})}
+// newIndexer starts the indexer of session id, whose recording is at path.
+// It registers with the server's catch-ups, so that Close waits for it and
+// CatchUpIndex leaves its session alone.
+func newIndexer(s *Server, id, path string) *indexer {
+	ix := &indexer{srv: s, id: id, path: path, kick: make(chan struct{}, 1), quit: make(chan struct{}),
+		flush: make(chan struct{}), done: make(chan struct{})}
+	s.catchups.claim(id)
 	go ix.loop()
 	return ix
 }
@@ -42,67 +63,132 @@ func newIndexer(s *Server, id string) *indexer {
 // add is the sessionlog OnLine callback; it never blocks on the Backend.
 func (ix *indexer) add(l sessionlog.Line) {
 	ix.mu.Lock()
-	if len(ix.buf) >= indexMaxPending {
-		ix.skipped++
+	if ix.behind {
 		ix.mu.Unlock()
 		return
 	}
+	if len(ix.buf) >= indexMaxPending {
+		// From here on the recording is the queue.
+		ix.behind = true
+		ix.mu.Unlock()
+		ix.wake()
+		return
+	}
 	ix.buf = append(ix.buf, l)
+	ix.seq++
 	full := len(ix.buf) >= indexMaxBatch
 	ix.mu.Unlock()
 	if full {
-		select {
-		case ix.kick <- struct{}{}:
-		default:
-		}
+		ix.wake()
+	}
+}
+
+func (ix *indexer) wake() {
+	select {
+	case ix.kick <- struct{}{}:
+	default:
 	}
 }
 
 func (ix *indexer) loop() {
+	defer ix.srv.catchups.release(ix.id)
 	defer close(ix.done)
 	t := time.NewTicker(indexFlushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			ix.flush()
+			ix.flushOnce()
 		case <-ix.kick:
-			ix.flush()
-		case final := <-ix.quit:
-			if final {
-				ix.flush()
+			ix.flushOnce()
+		case <-ix.quit:
+			if !ix.discarded {
+				ix.flushOnce()
+			}
+			close(ix.flush)
+			if !ix.discarded && ix.isBehind() {
+				ix.catchUp()
 			}
 			return
 		}
 	}
 }
 
-func (ix *indexer) flush() {
+func (ix *indexer) isBehind() bool {
 	ix.mu.Lock()
-	lines, skipped := ix.buf, ix.skipped
-	ix.buf, ix.skipped = nil, 0
+	defer ix.mu.Unlock()
+	return ix.behind
+}
+
+// fallBehind stops taking lines: the catch-up reads them from the recording.
+func (ix *indexer) fallBehind() {
+	ix.mu.Lock()
+	ix.behind = true
 	ix.mu.Unlock()
-	if skipped > 0 {
-		ix.srv.log.Warn("search index behind; lines left out of it (the recording has them)", "session", ix.id, "lines", skipped)
-	}
-	if len(lines) == 0 {
-		return
+}
+
+// flushOnce sends the waiting lines to the Backend. Behind, it also stores
+// the catch-up position (the lines the index holds), in the same
+// transaction, so that a restart resumes the catch-up where the index ends.
+// A failed call loses nothing: the indexer falls behind, and the catch-up
+// reads the lines again from the recording.
+func (ix *indexer) flushOnce() {
+	ix.mu.Lock()
+	lines, first, behind := ix.buf, ix.seq-int64(len(ix.buf)), ix.behind
+	ix.buf = nil
+	ix.mu.Unlock()
+	if first != ix.committed {
+		lines = nil // after a failed flush: the catch-up covers these too
 	}
 	ctx, cancel := backendCtx(context.Background())
 	defer cancel()
-	if err := ix.srv.cfg.Backend.IndexText(ctx, ix.id, lines); err != nil {
-		ix.srv.log.Warn("index recording text", "session", ix.id, "lines", len(lines), "err", err)
+	b := ix.srv.cfg.Backend
+	if !behind {
+		if len(lines) == 0 {
+			return
+		}
+		if err := b.IndexText(ctx, ix.id, lines); err != nil {
+			ix.srv.log.Warn("index recording text; reading it back from the recording later", "session", ix.id, "lines", len(lines), "err", err)
+			ix.fallBehind()
+			return
+		}
+		ix.committed += int64(len(lines))
+		return
+	}
+	if ix.recorded && len(lines) == 0 {
+		return
+	}
+	next := ix.committed + int64(len(lines))
+	if err := b.IndexPending(ctx, ix.id, lines, next, false); err != nil {
+		ix.srv.log.Warn("index recording text (behind)", "session", ix.id, "lines", len(lines), "err", err)
+		return
+	}
+	if !ix.recorded {
+		ix.srv.log.Info("search index behind the session; the rest is indexed from the recording", "session", ix.id, "from_line", next)
+	}
+	ix.committed, ix.recorded = next, true
+}
+
+// catchUp indexes the session's lines from the committed position on, read
+// back from its complete recording.
+func (ix *indexer) catchUp() {
+	ctx := ix.srv.catchups.ctx
+	if err := ix.srv.catchUp(ctx, ix.id, ix.path, ix.committed); err != nil {
+		ix.srv.log.Warn("search index catch-up stopped; it resumes at the next start", "session", ix.id, "from_line", ix.committed,
+			"position_stored", ix.recorded, "err", err)
 	}
 }
 
-// stop flushes what is left and ends the loop.
+// stop flushes what is left and ends the loop. It returns after the final
+// flush; a catch-up goes on in the background (Server.Close stops it).
 func (ix *indexer) stop() {
-	ix.quit <- true
-	<-ix.done
+	close(ix.quit)
+	<-ix.flush
 }
 
 // discard ends the loop without flushing.
 func (ix *indexer) discard() {
-	ix.quit <- false
+	ix.discarded = true
+	close(ix.quit)
 	<-ix.done
 }

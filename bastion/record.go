@@ -16,10 +16,11 @@ const (
 	defaultHeight = 24
 )
 
-// recordingPath is RecordingDir/YYYY/MM/DD/SESSIONID.cast in UTC.
+// recordingPath is RecordingDir/YYYY/MM/DD/SESSIONID.cast.zst in UTC: the
+// recording is zstd frames of asciicast v2 (sessionlog's stored format).
 func recordingPath(dir string, t time.Time, id string) string {
 	t = t.UTC()
-	return filepath.Join(dir, t.Format("2006"), t.Format("01"), t.Format("02"), id+".cast")
+	return filepath.Join(dir, t.Format("2006"), t.Format("01"), t.Format("02"), id+".cast.zst")
 }
 
 // openRecording creates the session's recording and its indexer.
@@ -47,7 +48,7 @@ func (ss *session) openRecording(su *setup) error {
 		}
 		h.Env = map[string]string{"TERM": su.pty.Term}
 	}
-	idx := newIndexer(s, rec.ID)
+	idx := newIndexer(s, rec.ID, p)
 	if err := ss.tape.open(rec.ID, p, h, idx); err != nil {
 		idx.stop()
 		return err

@@ -61,11 +61,19 @@ func (r *recorder) writerOptions(onLine func(sessionlog.Line)) sessionlog.Writer
 		SyncInterval: time.Second,
 		OnLine:       onLine,
 		Pool:         r.pool,
+		QueueSize:    recordQueueSize,
 		OnError: func(err error) {
 			go r.apply(func(*sessionlog.Writer) error { return err })
 		},
 	}
 }
+
+// recordQueueSize bounds the bytes a session's recording may hold queued
+// for its encoder (and, double-buffered, as much again being encoded). A
+// bulk stream fills it while other sessions' encoders have their turns, so
+// it is what a busy session costs in memory; 1 MiB keeps the encoder fed
+// (it is woken every 64 KiB) at a quarter of sessionlog's default.
+const recordQueueSize = 1 << 20
 
 // record queues p as one event of code sessionlog.CodeOutput or
 // sessionlog.CodeInput (the Writer copies it). It reports false when the

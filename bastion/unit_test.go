@@ -285,7 +285,7 @@ func FuzzSCPParser(f *testing.F) {
 
 func TestRecordingPath(t *testing.T) {
 	at := time.Date(2026, 3, 4, 23, 30, 0, 0, time.FixedZone("x", -3*3600)) // 2026-03-05 UTC
-	if got, want := recordingPath("/rec", at, "abc"), "/rec/2026/03/05/abc.cast"; got != want {
+	if got, want := recordingPath("/rec", at, "abc"), "/rec/2026/03/05/abc.cast.zst"; got != want {
 		t.Fatalf("recordingPath = %q, want %q", got, want)
 	}
 }
@@ -404,37 +404,42 @@ func TestRecordingFailsMidSession(t *testing.T) {
 	}
 }
 
-// TestIndexerBound: lines past indexMaxPending are left out of the search
-// index (and logged) instead of growing the bastion's memory while the
-// store is behind.
-func TestIndexerBound(t *testing.T) {
+// TestIndexerFallsBehind: past indexMaxPending the indexer takes no more
+// lines, and stores the position its index ends at with the lines it has,
+// instead of dropping the rest or growing the bastion's memory.
+func TestIndexerFallsBehind(t *testing.T) {
 	tests := []struct {
 		name        string
 		lines       int
 		wantIndexed int
-		wantLog     string
+		wantPending int64 // -1: none
 	}{
-		{name: "within the bound", lines: 1000, wantIndexed: 1000},
-		{name: "past the bound", lines: indexMaxPending + 5, wantIndexed: indexMaxPending, wantLog: "lines=5"},
+		{name: "within the bound", lines: 1000, wantIndexed: 1000, wantPending: -1},
+		{name: "past the bound", lines: indexMaxPending + 5, wantIndexed: indexMaxPending, wantPending: indexMaxPending},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			backend := &testBackend{index: map[string][]sessionlog.Line{}}
-			var logged bytes.Buffer
-			s := &Server{cfg: Config{Backend: backend}, log: slog.New(slog.NewTextHandler(&logged, nil))}
+			s := &Server{cfg: Config{Backend: backend}, log: slog.New(slog.DiscardHandler)}
 			// No loop: the test flushes by hand, as if the store were
 			// busy until then.
 			ix := &indexer{srv: s, id: "s1", kick: make(chan struct{}, 1)}
 			for i := 0; i < tc.lines; i++ {
 				ix.add(sessionlog.Line{Kind: sessionlog.CodeOutput, Text: "line"})
 			}
-			ix.flush()
+			ix.flushOnce()
 			if n := len(backend.index["s1"]); n != tc.wantIndexed {
 				t.Errorf("indexed %d lines, want %d", n, tc.wantIndexed)
 			}
-			got := logged.String()
-			if tc.wantLog == "" && got != "" || !strings.Contains(got, tc.wantLog) {
-				t.Errorf("log %q, want %q", got, tc.wantLog)
+			got, ok := backend.pending["s1"]
+			if !ok {
+				got = -1
+			}
+			if got != tc.wantPending {
+				t.Errorf("stored catch-up position %d, want %d", got, tc.wantPending)
+			}
+			if behind := ix.isBehind(); behind != (tc.wantPending >= 0) {
+				t.Errorf("behind = %v", behind)
 			}
 		})
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	TokenExpires time.Time `json:"token_expires,omitempty"`
 	Bastion      string    `json:"bastion,omitempty"`
 	HostCA       string    `json:"host_ca,omitempty"`
+	// SSO names the OpenID provider of the stored token's login; empty
+	// after a key login (jit login --refresh renews only SSO logins).
+	SSO string `json:"sso,omitempty"`
 }
 
 // ErrNotLoggedIn means there is no stored configuration.

@@ -18,10 +18,11 @@ import (
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/livepolicy"
+	"github.com/jitssh/jitssh/provision"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
-func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, grants *grant.Service, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, backend *bastionBackend, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
 	if err := checkBastionAddrs(cfg.BastionAddr, cfg.PublicAddrs); err != nil {
 		return "", nil, err
 	}
@@ -49,7 +50,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, gran
 		UserCAs:         []ssh.PublicKey{keys.User.PublicKey()},
 		HostCA:          keys.Host.PublicKey(),
 		Resolve:         resolver(ps),
-		Backend:         &bastionBackend{grants: grants, store: store, clock: cfg.Clock},
+		Backend:         backend,
 		RecordingDir:    l.Recordings(),
 		Clock:           cfg.Clock,
 		EgressAddresses: cfg.EgressAddresses,
@@ -93,6 +94,8 @@ type bastionBackend struct {
 	grants *grant.Service
 	store  *audit.Store
 	clock  func() time.Time
+	// accounts creates ephemeral accounts (accounts.go).
+	accounts *provision.Accounts
 }
 
 // CertificateStatus asks grant to check the presented certificate against
@@ -178,4 +181,25 @@ func toAuditSession(s bastion.SessionRecord) audit.Session {
 		BytesIn: s.BytesIn, BytesOut: s.BytesOut, RecordingPath: s.RecordingPath, RecordingSHA256: s.RecordingSHA256,
 		RecordingSize: s.RecordingSize, EndReason: s.EndReason,
 	}
+}
+
+// IndexPending stores lines and the session's catch-up position (or clears
+// it, done) in one transaction, so that a restart resumes the catch-up
+// exactly where the committed index ends.
+func (b *bastionBackend) IndexPending(ctx context.Context, sessionID string, lines []sessionlog.Line, next int64, done bool) error {
+	out := make([]audit.TextLine, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, audit.TextLine{SessionID: sessionID, Offset: l.Offset, Kind: l.Kind, Text: l.Text})
+	}
+	return b.store.Do(ctx, func(tx *audit.Tx) error {
+		if len(out) > 0 {
+			if err := tx.IndexText(out); err != nil {
+				return err
+			}
+		}
+		if done {
+			return tx.ClearIndexPending(sessionID)
+		}
+		return tx.SetIndexPending(sessionID, next, b.clock())
+	})
 }

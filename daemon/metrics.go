@@ -56,6 +56,10 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	family(&b, "jitssh_hosts_cert_expiring", "gauge", "Enrolled hosts whose host certificate expires within the window.")
 	fmt.Fprintf(&b, "jitssh_hosts_cert_expiring{within=%q} %d\n", "72h", grant.ExpiringCount(hosts, m.clock(), hostsExpiringWithin))
+	if err := accountMetrics(&b, r, m.store); err != nil {
+		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	st := m.webhooks()
 	family(&b, "jitssh_webhook_deliveries_total", "counter", "Webhook deliveries by outcome, per endpoint.")
 	for _, kv := range []struct {

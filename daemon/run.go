@@ -23,6 +23,8 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
+	"github.com/jitssh/jitssh/provision"
+	"github.com/jitssh/jitssh/sso"
 	"github.com/jitssh/jitssh/tlspin"
 )
 
@@ -67,6 +69,13 @@ type Config struct {
 	// serve instead of the self-signed one jitd init made; jit pins
 	// whichever is served.
 	TLSCert, TLSKey string
+	// SSOConfig is the --sso-config file naming OpenID providers
+	// (docs/sso.md); empty means no SSO login.
+	SSOConfig string
+	// EphemeralUIDMin and EphemeralUIDMax are the UID range reserved for
+	// ephemeral accounts on targets (inclusive); zero means
+	// provision.DefaultUIDMin and DefaultUIDMax.
+	EphemeralUIDMin, EphemeralUIDMax int
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -93,11 +102,17 @@ type Daemon struct {
 	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
 	bastionID     *bastionIdentity
+	accounts      *provision.Accounts // ephemeral accounts; nil without a bastion
 	api           *http.Server
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
 	metricsLn     net.Listener
+	sso           *sso.RP // nil without Config.SSOConfig
 	addrs         Addrs
+
+	// pendingIndex are the search index catch-ups left by an earlier run,
+	// listed before the bastion accepts a session (indexcatchup.go).
+	pendingIndex []audit.PendingIndex
 
 	serving   atomic.Bool
 	wg        sync.WaitGroup // the goroutines serving listeners
@@ -128,6 +143,18 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			d.abort()
 		}
 	}()
+	// The SSO file is read first: a mistake in it names its line before
+	// anything listens. No provider is asked yet (sso.New discovers on
+	// first use), so one that is down does not keep jitd from starting.
+	if cfg.SSOConfig != "" {
+		sc, err := sso.LoadConfig(cfg.SSOConfig)
+		if err != nil {
+			return nil, err
+		}
+		if d.sso, err = sso.New(sc, sso.Options{Clock: cfg.Clock}); err != nil {
+			return nil, err
+		}
+	}
 	keys, tlsCert, err := d.load(ctx)
 	if err != nil {
 		return nil, err
@@ -191,7 +218,15 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
 	if d.cfg.BastionAddr != "" {
-		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, d.grants, d.store, d.policy, &d.wg)
+		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
+			return fmt.Errorf("list search index catch-ups: %w", err)
+		}
+		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
+		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
+			return err
+		}
+		backend.accounts = d.accounts
+		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
 		}
@@ -219,6 +254,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		return err
 	}
 	handler, err := apiserver.New(apiserver.Config{
+		SSO:               d.sso,
 		Throttle:          throttle,
 		Grants:            d.grants,
 		Store:             d.store,
@@ -282,8 +318,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	hkCtx, stopHousekeeping := context.WithCancel(ctx)
 	var hk sync.WaitGroup
 	hk.Go(func() { d.housekeeping(hkCtx) })
+	if d.bastion != nil && len(d.pendingIndex) > 0 {
+		hk.Go(func() { d.finishIndexing(hkCtx) })
+	}
 	if d.bastionID != nil {
 		hk.Go(func() { d.bastionID.run(hkCtx) })
+	}
+	if d.accounts != nil {
+		hk.Go(func() { d.accounts.Run(hkCtx) })
 	}
 	defer func() {
 		stopHousekeeping()
@@ -315,6 +357,9 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
+		if d.sso != nil {
+			d.sso.Close()
+		}
 		if _, err := d.store.SignCheckpoint(context.Background(), d.checkpointKey, d.cfg.Clock()); err != nil {
 			d.log.Warn("final checkpoint", "err", err)
 			d.closeErr = fmt.Errorf("final checkpoint: %w", err)
@@ -370,6 +415,9 @@ func (d *Daemon) stopServers() {
 // was served.
 func (d *Daemon) abort() {
 	d.stopServers()
+	if d.sso != nil {
+		d.sso.Close()
+	}
 	if d.notifier != nil {
 		d.notifier.Close()
 	}

@@ -76,6 +76,15 @@ func TestCompletionAndSSHConfig(t *testing.T) {
 		}
 	})
 
+	// No login asks for a one-time account (issue 13): not a usage error
+	// any more, but a refusal naming what to do where no role gives one.
+	t.Run("no login", func(t *testing.T) {
+		_, stderr, code := run(t, alice, "request", "db1", "--reason", "fix the thing")
+		if code != 3 || !strings.Contains(stderr, "ephemeral account") || !strings.Contains(stderr, "--login") {
+			t.Errorf("jit request db1 without a login: exit %d, stderr %q; want 3 naming --login", code, stderr)
+		}
+	})
+
 	t.Run("usage errors exit 2", func(t *testing.T) {
 		tests := []struct {
 			name string
@@ -86,7 +95,6 @@ func TestCompletionAndSSHConfig(t *testing.T) {
 			{name: "unknown subcommand", args: []string{"admin", "user", "frob"}, want: `unknown command "frob" (see jit admin user --help)`},
 			{name: "unknown flag", args: []string{"request", "db1", "--bogus"}, want: "see jit request --help"},
 			{name: "no host", args: []string{"request", "--login", "deploy", "--reason", "fix the thing"}, want: "host"},
-			{name: "no login", args: []string{"request", "db1", "--reason", "fix the thing"}, want: "--login"},
 			{name: "bad duration", args: []string{"request", "db1", "--login", "deploy", "--reason", "fix the thing", "--ttl", "soon"}, want: "ttl"},
 			{name: "bad format", args: []string{"--format", "yaml", "status"}, want: `--format "yaml"`},
 			{name: "bad agent mode", args: []string{"request", "db1", "--login", "deploy", "--reason", "fix the thing", "--add-to-agent", "maybe"}, want: "--add-to-agent"},

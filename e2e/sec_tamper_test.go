@@ -19,6 +19,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/creds"
 	"github.com/jitssh/jitssh/internal/sshdtest"
+	"github.com/jitssh/jitssh/sessionlog"
 )
 
 // TestIssue5TamperEvidence: with the daemon stopped (it signs a checkpoint
@@ -102,7 +103,16 @@ func TestIssue5TamperEvidence(t *testing.T) {
 			if err := tx.QueryRow("SELECT id, recording_path FROM sessions WHERE command LIKE '%tamper-one%'").Scan(&id, &path); err != nil {
 				t.Fatal(err)
 			}
-			forged := bytes.ReplaceAll(readFile(t, path), []byte("tamper-one"), []byte("tamper-two"))
+			// The file is zstd frames: the forger rewrites the lines
+			// they hold (and may store them plain, which reads too).
+			var lines bytes.Buffer
+			if _, err := sessionlog.WritePlain(&lines, bytes.NewReader(readFile(t, path))); err != nil {
+				t.Fatal(err)
+			}
+			forged := bytes.ReplaceAll(lines.Bytes(), []byte("tamper-one"), []byte("tamper-two"))
+			if bytes.Equal(forged, lines.Bytes()) {
+				t.Fatal("the recording does not hold tamper-one: nothing to forge")
+			}
 			secWrite(t, path, forged)
 			sum := sha256.Sum256(forged)
 			mustExec(t, tx, "UPDATE sessions SET recording_sha256 = ?, recording_size = ? WHERE id = ?", hex.EncodeToString(sum[:]), len(forged), id)

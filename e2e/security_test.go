@@ -340,17 +340,27 @@ func TestIssue5SecurityTools(t *testing.T) {
 	t.Run("tampered recordings", func(t *testing.T) {
 		p1, p2 := secRecordingPath(t, w.d, s1.ID), secRecordingPath(t, w.d, s2.ID)
 		orig1, orig2 := readFile(t, p1), readFile(t, p2)
-		lines1 := strings.SplitAfter(string(orig1), "\n")
+		// The stored files are zstd frames; some cases edit the lines
+		// they hold and store those plain, as recordings were before.
+		var plain1 bytes.Buffer
+		if torn, err := sessionlog.WritePlain(&plain1, bytes.NewReader(orig1)); err != nil || torn {
+			t.Fatalf("decompress %s: %v (torn %v)", p1, err, torn)
+		}
+		lines1 := strings.SplitAfter(plain1.String(), "\n")
 		for _, tt := range []struct {
 			name    string
 			tamper  func()
 			session string
+			replay  []string // what a replay must still show (with a truncation notice)
+			gone    string   // what it must no longer show
 		}{
 			{name: "flip a byte", session: s1.ID, tamper: func() {
 				b := bytes.Clone(orig1)
-				i := bytes.LastIndex(b, []byte("first-part")) // in its output event
-				b[i] ^= 0x20
+				b[len(b)/2] ^= 0x20
 				secWrite(t, p1, b)
+			}},
+			{name: "store the lines plain", session: s1.ID, tamper: func() {
+				secWrite(t, p1, plain1.Bytes())
 			}},
 			{name: "drop a line", session: s1.ID, tamper: func() {
 				secWrite(t, p1, []byte(strings.Join(slices.Delete(slices.Clone(lines1), 2, 3), "")))
@@ -359,9 +369,12 @@ func TestIssue5SecurityTools(t *testing.T) {
 				secWrite(t, p1, orig2)
 				secWrite(t, p2, orig1)
 			}},
-			{name: "truncate mid-line", session: s1.ID, tamper: func() {
-				i := bytes.LastIndex(orig1, []byte("end-part")) // in its output event
-				secWrite(t, p1, orig1[:i])
+			{name: "truncate mid-frame", session: s1.ID, replay: []string{"first-part"}, tamper: func() {
+				secWrite(t, p1, orig1[:len(orig1)-3])
+			}},
+			{name: "truncate a plain copy mid-line", session: s1.ID, replay: []string{"first-part", "second-needle"}, gone: "end-part", tamper: func() {
+				i := bytes.LastIndex(plain1.Bytes(), []byte("end-part")) // in its output event
+				secWrite(t, p1, plain1.Bytes()[:i])
 			}},
 		} {
 			tt.tamper()
@@ -369,11 +382,18 @@ func TestIssue5SecurityTools(t *testing.T) {
 			if r.Code == 0 || v.OK || v.BadSession != tt.session || !strings.Contains(r.Stderr, "session "+tt.session) {
 				t.Errorf("%s: jit audit verify = %+v, %v; want a failure naming session %s", tt.name, v, r, tt.session)
 			}
-			if tt.name == "truncate mid-line" {
+			if tt.replay != nil {
 				// What a crash leaves behind still plays, with a notice.
 				res := start(t, auditor, "replay", s1.ID, "--speed", "8", "--idle-limit", "0.2s").wait(t, 30*time.Second)
-				if res.Code != 0 || !strings.Contains(res.Stdout, "second-needle") || strings.Contains(res.Stdout, "end-part") || !strings.Contains(res.Stderr, "cut short") {
-					t.Errorf("jit replay of a recording cut mid-line: %v; want what is there and a truncation notice", res)
+				ok := res.Code == 0 && strings.Contains(res.Stderr, "cut short")
+				if tt.gone != "" {
+					ok = ok && !strings.Contains(res.Stdout, tt.gone)
+				}
+				for _, want := range tt.replay {
+					ok = ok && strings.Contains(res.Stdout, want)
+				}
+				if !ok {
+					t.Errorf("%s: jit replay: %v; want %q and a truncation notice", tt.name, res, tt.replay)
 				}
 			}
 			secWrite(t, p1, orig1)
@@ -423,7 +443,7 @@ func secEvents(t testing.TB, e *engineer, args ...string) []api.Event {
 // secRecordingPath finds a session's recording under DATA/recordings.
 func secRecordingPath(t testing.TB, d *daemon, id string) string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(d.Data, "recordings", "*", "*", "*", id+".cast"))
+	m, err := filepath.Glob(filepath.Join(d.Data, "recordings", "*", "*", "*", id+".cast.zst"))
 	if err != nil || len(m) != 1 {
 		t.Fatalf("recording of %s under %s: %v %v", id, d.Data, m, err)
 	}

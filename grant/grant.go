@@ -165,9 +165,21 @@ func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) 
 	if err != nil {
 		return Result{}, s.deny(ctx, caller, req, now, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: err.Error()})
 	}
+	id, err := s.newID("req")
+	if err != nil {
+		return Result{}, err
+	}
+	// No login asks for an ephemeral account, whose login is made here.
+	ephemeral, login := req.Login == "", req.Login
+	if ephemeral {
+		var gerr *Error
+		if login, gerr = s.ephemeralLogin(ctx, caller.User, req.Host, id); gerr != nil {
+			return Result{}, s.deny(ctx, caller, req, now, gerr)
+		}
+	}
 	pol := s.cfg.Policy()
 	d := pol.Evaluate(policy.Request{
-		User: caller.User, Host: req.Host, Login: req.Login,
+		User: caller.User, Host: req.Host, Login: login, Ephemeral: ephemeral,
 		TTL: req.TTL, Justification: req.Justification, BreakGlass: req.BreakGlass,
 	}, now)
 	if d.Outcome == policy.Deny {
@@ -177,19 +189,24 @@ func (s *Service) Create(ctx context.Context, caller Caller, req CreateRequest) 
 		}
 		return Result{}, s.deny(ctx, caller, req, now, &Error{Kind: kind, Code: string(d.Reason), Message: d.Message})
 	}
-	id, err := s.newID("req")
-	if err != nil {
-		return Result{}, err
-	}
 	r := audit.Request{
-		ID: id, User: caller.User, Host: req.Host, Login: req.Login, Role: d.Role,
+		ID: id, User: caller.User, Host: req.Host, Login: login, Role: d.Role,
 		Justification: req.Justification, TTL: d.TTL, PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))),
 		BreakGlass: d.BreakGlass, CreatedAt: now, ClientAddr: caller.ClientAddr,
 	}
+	var res Result
 	if d.Outcome == policy.NeedsApproval {
-		return s.createPending(ctx, caller, req, r, d, now)
+		res, err = s.createPending(ctx, caller, req, r, d, now)
+	} else {
+		res, err = s.createIssued(ctx, caller, req, r, key, d, now)
 	}
-	return s.createIssued(ctx, caller, req, r, key, d, now)
+	var gerr *Error
+	if errors.As(err, &gerr) && gerr.Code == CodeAccountNameTaken {
+		// The name raced another request's: nothing was recorded but
+		// this refusal.
+		return Result{}, s.deny(ctx, caller, req, now, gerr)
+	}
+	return res, err
 }
 
 // createPending stores r as pending, with its idempotency key.
@@ -211,6 +228,9 @@ func (s *Service) createPending(ctx context.Context, caller Caller, req CreateRe
 			}
 		}
 		if err := tx.InsertRequest(r); err != nil {
+			return err
+		}
+		if err := planAccount(tx, r, d.Account); err != nil {
 			return err
 		}
 		_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, "waiting for approval"))
@@ -239,6 +259,9 @@ func (s *Service) createIssued(ctx context.Context, caller Caller, req CreateReq
 			}
 		}
 		if err := tx.InsertRequest(r); err != nil {
+			return err
+		}
+		if err := planAccount(tx, r, d.Account); err != nil {
 			return err
 		}
 		_, err := tx.Append(s.event("request.created", string(d.Reason), caller, r, now, r.Justification))

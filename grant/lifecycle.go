@@ -355,8 +355,12 @@ func (s *Service) Redeem(ctx context.Context, caller Caller, id string) (Result,
 	if r.State != StateApproved {
 		return Result{}, newError(KindConflict, CodeNotApproved, "request %s is %s, not approved", id, r.State)
 	}
+	ephemeral, err := s.isEphemeral(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
 	pol := s.cfg.Policy()
-	d := pol.Evaluate(policy.Request{User: r.User, Host: r.Host, Login: r.Login, TTL: r.TTL, Justification: r.Justification}, now)
+	d := pol.Evaluate(policy.Request{User: r.User, Host: r.Host, Login: r.Login, Ephemeral: ephemeral, TTL: r.TTL, Justification: r.Justification}, now)
 	if d.Outcome == policy.Deny || d.Role != r.Role {
 		gerr := newError(KindDenied, CodePolicyChanged, "policy no longer allows request %s: %s", id, d.Message)
 		if d.Outcome != policy.Deny {

@@ -18,6 +18,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/policy"
 	"github.com/jitssh/jitssh/sshkey"
+	"github.com/jitssh/jitssh/sso"
 )
 
 // DefaultTokenTTL is the life of a bearer token unless configured otherwise.
@@ -55,6 +56,12 @@ type LoginConfig struct {
 	Clock func() time.Time
 	// Rand is the source of nonces and tokens; nil means crypto/rand.
 	Rand io.Reader
+	// SSO is the OpenID relying party; nil means no SSO login.
+	SSO *sso.RP
+	// RefreshUsers merges the stored SSO identities into the policy in
+	// force after an SSO login (livepolicy.Holder.RefreshUsers); nil means
+	// the policy is not refreshed.
+	RefreshUsers func(ctx context.Context) error
 }
 
 // Logins proves who a caller is: a login signs a one-use challenge with an
@@ -160,7 +167,7 @@ func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 			return err
 		}
 		_, err := tx.Append(audit.Event{Time: now, Type: "login", Code: "ok", Actor: at.User, User: at.User, ClientAddr: at.ClientAddr,
-			Data: map[string]string{"key_fingerprint": ssh.FingerprintSHA256(key), "expires_at": t.ExpiresAt.Format(time.RFC3339)}})
+			Data: map[string]string{"method": MethodKey, "key_fingerprint": ssh.FingerprintSHA256(key), "expires_at": t.ExpiresAt.Format(time.RFC3339)}})
 		return err
 	})
 	if err != nil {
@@ -195,7 +202,10 @@ func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.P
 	if err := key.Verify(l.cfg.Message(at.User, at.Nonce), sig); err != nil {
 		return nil, 0, nil, newError(KindUnauthenticated, CodeBadSignature, "signature does not verify with the enrolled key")
 	}
-	// Only to the key's holder, who proved it, is the sharing told.
+	// Only to the key's holder, who proved it, is either told.
+	if !pol.KeyLoginAllowed(at.User) {
+		return nil, 0, nil, newError(KindForbidden, CodeKeyLoginDisabled, "key login is turned off for %q (policy sso.key_login %s); log in with jit login --sso", at.User, pol.SSO.KeyLogin)
+	}
 	if owners := keyOwners(pol, key); len(owners) > 1 {
 		return nil, 0, nil, sharedKeyError(key, owners)
 	}

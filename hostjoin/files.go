@@ -56,6 +56,7 @@ func (in Install) Files() []File {
 		reg(l.Path(KRLFile), a.KRL, true),
 		reg(l.Path(LoginsFile), lines(a.Logins), true),
 		reg(in.CertPath(), []byte(strings.TrimSpace(a.HostCertificate)+"\n"), true),
+		in.accountWrapper(),
 		reg(l.Path(DropIn), []byte(in.DropInText()), false),
 		reg(l.Path(ServiceUnit), []byte(in.serviceUnit()), false),
 		reg(l.Path(TimerUnit), []byte(timerUnit), false),

@@ -136,6 +136,9 @@ func apply(ctx context.Context, o Options, in Install, ans api.HostJoinResponse,
 	if err := switchTo(ctx, o, in, in.Files(), &r); err != nil {
 		return Result{}, err
 	}
+	if err := makeStateDir(o.Layout, &r); err != nil {
+		return r, err
+	}
 	if r.Reload != "" {
 		r.Notes = append(r.Notes, startTimer(ctx, o)...)
 	}
@@ -246,12 +249,30 @@ func readHostName(l Layout) (string, error) {
 }
 
 // Principals answers sshd's AuthorizedPrincipalsCommand for user: the
-// principal "USER@HOST" when user is one of the logins in LoginsFile, else
-// nothing. HOST is this host's name in the policy (HostFile).
+// principal "USER@HOST" when user is one of the logins in LoginsFile or an
+// ephemeral login in the account helper's managed group (in GroupFile), and for root
+// also ProvisionPrincipalsLine (jitd's provisioning login, which only runs
+// the helper); else nothing. HOST is this host's name in the policy
+// (HostFile).
 func Principals(l Layout, user string) (string, error) {
 	name, err := readHostName(l)
 	if err != nil {
 		return "", err
+	}
+	out, err := loginPrincipal(l, name, user)
+	if err != nil {
+		return "", err
+	}
+	if user == "root" {
+		out += ProvisionPrincipalsLine(name) + "\n"
+	}
+	return out, nil
+}
+
+// loginPrincipal is Principals' "USER@HOST" line, or "".
+func loginPrincipal(l Layout, name, user string) (string, error) {
+	if ok, err := ephemeralMember(GroupFile, user); err != nil || ok {
+		return user + "@" + name + "\n", err
 	}
 	b, err := os.ReadFile(l.Path(LoginsFile))
 	if errors.Is(err, os.ErrNotExist) {

@@ -69,6 +69,17 @@ func TestJoinInstalls(t *testing.T) {
 			t.Errorf("%s: %v, %v; want mode 0644", p, fi.Mode(), err)
 		}
 	}
+	// The ephemeral-account helper: a root-owned 0755 wrapper running this
+	// jit, and its 0700 state directory.
+	if b, err := os.ReadFile(l.Path(api.AccountHelperPath)); err != nil || string(b) != "#!/bin/sh\nexec "+someJit(t)+" host account\n" {
+		t.Errorf("%s = %q, %v", api.AccountHelperPath, b, err)
+	}
+	if fi, err := os.Stat(l.Path(api.AccountHelperPath)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s: %v, %v; want mode 0755", api.AccountHelperPath, fi.Mode(), err)
+	}
+	if fi, err := os.Stat(l.Path(api.AccountStateDir)); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || states(res)[l.Path(api.AccountStateDir)] != hostjoin.Created {
+		t.Errorf("%s: %v, %v; want a new 0700 directory", api.AccountStateDir, fi.Mode(), err)
+	}
 	if fi, err := os.Stat(l.Path(hostjoin.Dir)); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("%s: %v, %v; want 0755", hostjoin.Dir, fi.Mode(), err)
 	}

@@ -94,7 +94,9 @@ func refreshKRL(ctx context.Context, o Options, in Install, cl *api.Client, name
 	if len(krl) > 0 && !bytes.HasPrefix(krl, []byte(krlMagic)) {
 		return Result{}, fmt.Errorf("refusing the revocation list from %s, nothing changed: not an OpenSSH KRL (%d bytes)", in.CA, len(krl))
 	}
-	files := []File{{Path: o.Layout.Path(KRLFile), Data: krl, Mode: 0o644}}
+	// The account helper's wrapper too, so that a host joined before
+	// ephemeral accounts gets it at its next daily renewal.
+	files := []File{{Path: o.Layout.Path(KRLFile), Data: krl, Mode: 0o644}, in.accountWrapper()}
 	r := Result{Host: name, DropIn: in.DropInText(), CronLine: in.CronLine(), RenewBefore: due,
 		Notes: []string{"the host certificate is not due for renewal until " + due.UTC().Format(time.RFC3339) + " (--force renews it now)"}}
 	if o.DryRun {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/hostjoin"
 	"github.com/jitssh/jitssh/internal/testkit"
 )
@@ -42,7 +43,9 @@ func TestRenew(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]hostjoin.State{r.layout.Path(hostjoin.KRLFile): hostjoin.Changed}
+			// The account helper's wrapper goes with every renewal, so that
+			// hosts joined before it get it.
+			want := map[string]hostjoin.State{r.layout.Path(hostjoin.KRLFile): hostjoin.Changed, r.layout.Path(api.AccountHelperPath): hostjoin.Unchanged}
 			if tt.wantRenewed {
 				want[certPath] = hostjoin.Changed
 				want[r.layout.Path(hostjoin.DropIn)] = hostjoin.Unchanged

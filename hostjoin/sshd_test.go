@@ -41,7 +41,11 @@ func TestInstalledSSHD(t *testing.T) {
 	if !strings.Contains(out, "created "+r.layout.Path(hostjoin.DropIn)) {
 		t.Errorf("jit host join printed:\n%s", out)
 	}
-	if got, err := runJit(t, jit, "host", "principals", "--root", r.layout.Root, login); err != nil || got != login+"@db1\n" {
+	wantPrincipals := login + "@db1\n"
+	if login == "root" {
+		wantPrincipals += hostjoin.ProvisionPrincipalsLine("db1") + "\n"
+	}
+	if got, err := runJit(t, jit, "host", "principals", "--root", r.layout.Root, login); err != nil || got != wantPrincipals {
 		t.Errorf("jit host principals %s = %q, %v", login, got, err)
 	}
 	if got, err := runJit(t, jit, "host", "principals", "--root", r.layout.Root, "nosuchlogin"); err != nil || got != "" {

@@ -37,13 +37,8 @@ func Login(ctx context.Context, client *api.Client, cfg creds.Config, signers []
 	if err != nil {
 		return cfg, res, fmt.Errorf("login as %s: %w", cfg.User, err)
 	}
-	cfg.Token, cfg.TokenExpires = res.Token, res.ExpiresAt
-	// An older daemon without /v1/ca still logs in; jit ssh then asks to
-	// log in again to learn the bastion.
-	if info, err := client.CA(ctx); err == nil {
-		cfg.Bastion, cfg.HostCA = info.Bastion, info.HostCA
-	}
-	return cfg, res, nil
+	cfg.SSO = ""
+	return withLogin(ctx, client, cfg, res), res, nil
 }
 
 // Signers returns the keys to log in with: the one in the identity file,

@@ -16,13 +16,15 @@ type ExportFormat string
 
 // Export formats, as in jit sessions export --format.
 const (
-	ExportCast ExportFormat = "cast" // the asciicast v2 file as recorded
+	ExportCast ExportFormat = "cast" // the asciicast v2 recording, decompressed when stored compressed
 	ExportText ExportFormat = "text" // a readable transcript
 )
 
 // FetchRecording downloads the finished recording of session id, for
 // purpose ("replay", "export"; the daemon audits it), and parses it
-// strictly. It returns the parsed recording and the bytes as served.
+// strictly, in either stored format (see sessionlog.Reader). It returns the
+// parsed recording and the bytes as served: the file as stored, compressed
+// or not.
 func (c *Client) FetchRecording(ctx context.Context, id, purpose string) (*sessionlog.Recording, []byte, error) {
 	body, err := c.API.Recording(ctx, id, purpose, false)
 	if err != nil {
@@ -53,7 +55,7 @@ func (c *Client) Export(ctx context.Context, id string, f ExportFormat, path str
 		if f == ExportText {
 			return sessionlog.WriteTranscript(out, rec)
 		}
-		_, err := out.Write(raw)
+		_, err := sessionlog.WritePlain(out, bytes.NewReader(raw))
 		return err
 	}
 	if path == "" {

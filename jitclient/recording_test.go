@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // cast is a two-event asciicast v2 recording whose output carries an
@@ -16,15 +18,32 @@ const cast = `{"version":2,"width":80,"height":24,"timestamp":1700000000}
 [0.7,"i","ls\r"]
 `
 
+// compressed stores cast as the bastion does by default: zstd frames, the
+// header line in the first.
+func compressed(t *testing.T, cast string) string {
+	t.Helper()
+	z, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, rest, _ := strings.Cut(cast, "\n")
+	return string(z.EncodeAll([]byte(rest), z.EncodeAll([]byte(head+"\n"), nil)))
+}
+
 func TestExport(t *testing.T) {
 	tests := []struct {
 		name   string
 		format ExportFormat
 		toFile bool
+		stored func(*testing.T, string) string // nil: plain
 		want   func(string) bool
 	}{
 		{name: "cast to stdout", format: ExportCast, want: func(s string) bool { return s == cast }},
 		{name: "cast to file", format: ExportCast, toFile: true, want: func(s string) bool { return s == cast }},
+		{name: "compressed cast, decompressed", format: ExportCast, stored: compressed, want: func(s string) bool { return s == cast }},
+		{name: "compressed transcript", format: ExportText, stored: compressed, want: func(s string) bool {
+			return strings.Contains(s, "hello") && !strings.Contains(s, "{\"version\"")
+		}},
 		{name: "transcript", format: ExportText, toFile: true, want: func(s string) bool {
 			return strings.Contains(s, "hello") && !strings.Contains(s, "{\"version\"")
 		}},
@@ -33,6 +52,9 @@ func TestExport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDaemon(t)
 			f.recording = cast
+			if tt.stored != nil {
+				f.recording = tt.stored(t, cast)
+			}
 			c := f.client()
 			var stdout bytes.Buffer
 			path := ""
@@ -81,15 +103,20 @@ func TestWatch(t *testing.T) {
 	tests := []struct {
 		name     string
 		raw      bool
+		stored   func(*testing.T, string) string // nil: plain
 		wantEvil bool
 	}{
 		{name: "sanitised", raw: false},
 		{name: "raw", raw: true, wantEvil: true},
+		{name: "compressed", raw: true, stored: compressed, wantEvil: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDaemon(t)
 			f.recording = cast
+			if tt.stored != nil {
+				f.recording = tt.stored(t, cast)
+			}
 			c := f.client()
 			var out bytes.Buffer
 			if err := c.Watch(context.Background(), "s1", tt.raw, &out); err != nil {

@@ -29,7 +29,7 @@ func TestWaitOutcomes(t *testing.T) {
 			check: func(err error) bool { var e *EndedError; return errors.As(err, &e) }},
 		{name: "redeemed elsewhere", states: []string{api.StateIssued}, wantErr: "request r1 was already redeemed",
 			check: func(err error) bool { var e *EndedError; return errors.As(err, &e) }},
-		{name: "timed out", states: []string{"pending"}, timeout: 30 * time.Millisecond,
+		{name: "timed out", states: []string{"pending"}, timeout: time.Second, // long enough for one poll on a loaded machine
 			wantErr: "timed out waiting for approval; request r1 is still pending. Resume with: jit wait r1",
 			check:   func(err error) bool { var s *StoppedError; return errors.As(err, &s) && !s.Interrupted }},
 		{name: "interrupted", states: []string{"pending"}, cancelOnPoll: true,

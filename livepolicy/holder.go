@@ -31,6 +31,15 @@ type UserSource interface {
 	Hosts(ctx context.Context) ([]audit.Host, error)
 }
 
+// SSOSource lists the identities of SSO logins; *audit.Store is one. A
+// UserSource that is also an SSOSource has them merged in: each is a user
+// with the groups its provider groups map to under the file's sso.groups
+// (while they map to any), under
+// a name neither the file nor an enrolment holds.
+type SSOSource interface {
+	SSOIdentities(ctx context.Context) ([]audit.SSOIdentity, error)
+}
+
 // Holder holds the policy in force. Readers never block; a bad file on
 // reload leaves the last good policy in force.
 type Holder struct {
@@ -127,6 +136,14 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 	if err != nil {
 		return nil, fmt.Errorf("read enrolled hosts: %w", err)
 	}
+	var ssoUsers []policy.User
+	if src, ok := h.users.(SSOSource); ok {
+		ids, err := src.SSOIdentities(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read sso identities: %w", err)
+		}
+		ssoUsers = liveSSO(ids, base.SSO)
+	}
 	extra, skipped := enrolled(users)
 	if checkKeys {
 		if err := sharedWithEnrolled(h.path, base, extra); err != nil {
@@ -134,7 +151,7 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 		}
 	}
 	h.base = base
-	h.current.Store(base.WithUsers(extra).WithHosts(enrolledHosts(hosts)))
+	h.current.Store(base.WithUsers(extra).WithSSOUsers(ssoUsers).WithHosts(enrolledHosts(hosts)))
 	return skipped, nil
 }
 
@@ -156,6 +173,21 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 		extra = append(extra, pu)
 	}
 	return extra, errs
+}
+
+// liveSSO turns the SSO identities whose provider groups map to any group
+// under s into policy users with those groups. Expiry is not theirs to
+// enforce: every token of an SSO login ends with its ID token, a new one
+// needs the provider, and a refused refresh empties the identity's groups
+// (grant), which leaves it out here.
+func liveSSO(ids []audit.SSOIdentity, s policy.SSO) []policy.User {
+	var out []policy.User
+	for _, id := range ids {
+		if groups := s.MapGroups(id.Groups); len(groups) > 0 {
+			out = append(out, policy.User{Name: id.Name, Groups: groups})
+		}
+	}
+	return out
 }
 
 // enrolledHosts turns the stored hosts not removed into policy hosts. They

@@ -21,6 +21,9 @@ func TestDemoParses(t *testing.T) {
 	if !p.IsAuditor("auditor") || p.IsAuditor("bob") {
 		t.Errorf("IsAuditor: auditor=%v bob=%v, want true false", p.IsAuditor("auditor"), p.IsAuditor("bob"))
 	}
+	if r, ok := p.Role("staging-oneoff"); !ok || r.Account == nil || len(r.Logins) != 0 {
+		t.Errorf("demo policy lacks the ephemeral role staging-oneoff: %+v", r)
+	}
 	d := Demo()
 	d[0] = 'X'
 	if Demo()[0] == 'X' {

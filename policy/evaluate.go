@@ -21,6 +21,10 @@ type Request struct {
 	Justification string
 	// BreakGlass asks to skip approval in an emergency.
 	BreakGlass bool
+	// Ephemeral asks for a one-time account: Login is then the login the
+	// caller made with EphemeralLogin, and only ephemeral roles (Account
+	// set) can allow it. Without it, ephemeral roles allow nothing.
+	Ephemeral bool
 }
 
 // Outcome is the verdict of Evaluate.
@@ -104,6 +108,9 @@ type Decision struct {
 	// BreakGlass is true when approval was skipped by breaking the glass;
 	// such grants must be reported loudly.
 	BreakGlass bool
+	// Account is a copy of the deciding role's account rule when the
+	// grant is for an ephemeral account (nil otherwise).
+	Account *AccountRule
 }
 
 // stage orders how far a role got in Evaluate, so that a deny reports the
@@ -138,6 +145,9 @@ type verdict struct {
 // ties. If none accepts, the deny reports the role that got furthest.
 func (p *Policy) Evaluate(req Request, now time.Time) Decision {
 	if err := ValidName("login", req.Login); err != nil {
+		return deny(ReasonInvalidLogin, "", "invalid login: %v", err)
+	}
+	if err := checkRequestLogin(req); err != nil {
 		return deny(ReasonInvalidLogin, "", "invalid login: %v", err)
 	}
 	if err := ValidName("host", req.Host); err != nil {
@@ -194,7 +204,11 @@ func (r *Role) check(req Request, host Host, now time.Time) verdict {
 		return verdict{stage: stageHost, reason: ReasonHostNotAllowed,
 			message: fmt.Sprintf("host %q is not allowed for user %q by any role", req.Host, req.User)}
 	}
-	if !slices.Contains(r.Logins, req.Login) {
+	if req.Ephemeral != (r.Account != nil) || !req.Ephemeral && !slices.Contains(r.Logins, req.Login) {
+		if req.Ephemeral {
+			return verdict{stage: stageLogin, reason: ReasonLoginNotAllowed,
+				message: fmt.Sprintf("no role gives user %q an ephemeral account on host %q (name a login with --login)", req.User, req.Host)}
+		}
 		return verdict{stage: stageLogin, reason: ReasonLoginNotAllowed,
 			message: fmt.Sprintf("login %q is not allowed on host %q for user %q by any role", req.Login, req.Host, req.User)}
 	}
@@ -304,6 +318,7 @@ func (r *Role) grant(req Request, v verdict) Decision {
 		RecordInput:     r.RecordInput,
 		RequestTTL:      r.RequestTTL,
 		RedeemTTL:       r.RedeemTTL,
+		Account:         r.Account.clone(),
 	}
 	for _, e := range r.Extensions {
 		d.Extensions[e] = ""
@@ -338,6 +353,15 @@ func (r *Role) grant(req Request, v verdict) Decision {
 		d.Message = "allowed " + what
 	}
 	return d
+}
+
+// checkRequestLogin refuses the provisioning login always, and a login
+// of the ephemeral form unless the request is ephemeral (which needs one).
+func checkRequestLogin(req Request) error {
+	if req.Ephemeral {
+		return ValidEphemeralLogin(req.Login)
+	}
+	return checkRoleLogin(req.Login)
 }
 
 func deny(reason Reason, role, format string, args ...any) Decision {

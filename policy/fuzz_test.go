@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,10 @@ func FuzzParse(f *testing.F) {
 	f.Add(Demo())
 	f.Add([]byte(evalPolicy))
 	f.Add([]byte(base))
+	f.Add([]byte(ephemeralBase + "    account_groups: [adm]\n    sudo: [/usr/bin/id -u]\n    shell: /bin/sh\n"))
+	f.Add([]byte(ephemeralBase + "    sudo: all\n"))
 	f.Add([]byte("users: {a: {groups: [g]}}\nroles: [{name: r, groups: [g], hosts: {names: ['*']}, logins: [l]}]\n"))
+	f.Add([]byte("users: {a: {groups: [g]}}\nsso: {groups: {eng: [g]}, key_login: admins-only, key_login_allow: [a]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yaml", data)
 		if err != nil {
@@ -28,6 +32,13 @@ func FuzzParse(f *testing.F) {
 		for user := range p.Users {
 			for host := range p.Hosts {
 				for _, r := range p.Roles {
+					if r.Account != nil {
+						req := Request{User: user, Host: host, Login: EphemeralLogin(user, "req_fuzz", 0), Ephemeral: true, Justification: "INC-1 CHG-2 fuzzing the policy"}
+						checkInvariants(t, p, req, p.Evaluate(req, fuzzNow()))
+						if err := checkSudoRules(r.Account); err != nil {
+							t.Fatalf("role %q: %v", r.Name, err)
+						}
+					}
 					for _, login := range r.Logins {
 						for _, bg := range []bool{false, true} {
 							req := Request{User: user, Host: host, Login: login, Justification: "INC-1 CHG-2 fuzzing the policy", BreakGlass: bg}
@@ -80,7 +91,13 @@ func checkInvariants(t *testing.T, p *Policy, req Request, d Decision) {
 	if d.TTL <= 0 || d.TTL > r.MaxTTL || d.TTL > MaxTTLLimit {
 		t.Fatalf("TTL %v outside (0, %v]", d.TTL, r.MaxTTL)
 	}
-	if !slices.Contains(r.Logins, req.Login) || !r.Hosts.Matches(p.Hosts[req.Host]) {
+	// An ephemeral request is decided by an ephemeral role only, and
+	// carries its account rule; a named login by a role listing it.
+	covers := slices.Contains(r.Logins, req.Login) && r.Account == nil && d.Account == nil
+	if req.Ephemeral {
+		covers = r.Account != nil && d.Account != nil && ValidEphemeralLogin(req.Login) == nil
+	}
+	if !covers || !r.Hosts.Matches(p.Hosts[req.Host]) {
 		t.Fatalf("role %q does not cover %q@%q", r.Name, req.Login, req.Host)
 	}
 	if u, ok := p.Users[req.User]; !ok || !intersects(u.Groups, r.Groups) {
@@ -95,4 +112,20 @@ func checkInvariants(t *testing.T, p *Policy, req Request, d Decision) {
 	if r.Approval != nil && d.Reason == ReasonAllowed {
 		t.Fatalf("role %q needs approval but reason is %s", r.Name, d.Reason)
 	}
+}
+
+// checkSudoRules checks what the parser promises of an account rule: the
+// helper gets either nothing, ["ALL"] or command lines without sudoers
+// syntax.
+func checkSudoRules(a *AccountRule) error {
+	rules := a.SudoRules()
+	if a.SudoAll && (len(rules) != 1 || rules[0] != "ALL") {
+		return fmt.Errorf("sudo all gives %q", rules)
+	}
+	for _, c := range a.Sudo {
+		if err := checkSudoCommand(c); err != nil {
+			return err
+		}
+	}
+	return checkShell(a.Shell)
 }

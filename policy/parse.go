@@ -32,6 +32,7 @@ type rawPolicy struct {
 	Hosts    map[string]rawHost `yaml:"hosts"`
 	Roles    []rawRole          `yaml:"roles"`
 	Console  rawConsole         `yaml:"console"`
+	SSO      rawSSO             `yaml:"sso"`
 }
 
 type rawUser struct {
@@ -71,6 +72,13 @@ type rawRole struct {
 	RedeemTTL       string           `yaml:"redeem_ttl"`
 	BreakGlass      bool             `yaml:"break_glass"`
 	IdleTimeout     string           `yaml:"idle_timeout"`
+	// Account, AccountGroups, Sudo and Shell describe an ephemeral
+	// role's one-time account (account.go). Sudo is "all" or a list, so
+	// it stays a node and account.go reads it.
+	Account       string    `yaml:"account"`
+	AccountGroups []string  `yaml:"account_groups"`
+	Sudo          yaml.Node `yaml:"sudo"`
+	Shell         string    `yaml:"shell"`
 }
 
 type rawSelector struct {
@@ -203,6 +211,10 @@ func (ps parser) build(top mapping, raw *rawPolicy) (*Policy, error) {
 		}
 		firstAt := map[string]int{}
 		for i, rn := range n.Content {
+			// A null item ("-" alone) decodes to no element at all.
+			if rn.Kind != yaml.MappingNode || i >= len(raw.Roles) {
+				return nil, ps.errf(rn, "roles[%d]: want a mapping, got %s", i, kindName(rn))
+			}
 			r, err := ps.role(rn, i, raw.Roles[i])
 			if err != nil {
 				return nil, err
@@ -215,6 +227,9 @@ func (ps parser) build(top mapping, raw *rawPolicy) (*Policy, error) {
 		}
 	}
 	if p.Console, err = ps.console(top, raw.Console); err != nil {
+		return nil, err
+	}
+	if p.SSO, err = ps.sso(top, raw.SSO); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -55,11 +55,8 @@ func (ps parser) role(n *yaml.Node, i int, raw rawRole) (Role, error) {
 	if r.Hosts, err = ps.selector(m, ctx, raw.Hosts); err != nil {
 		return Role{}, err
 	}
-	if r.Logins, err = ps.names(m, ctx, "logins", "login", raw.Logins); err != nil {
+	if err := ps.logins(m, ctx, raw, &r); err != nil {
 		return Role{}, err
-	}
-	if len(r.Logins) == 0 {
-		return Role{}, ps.errf(m.at("logins"), "%s: logins: at least one login is required", ctx)
 	}
 	durations := []struct {
 		key   string
@@ -110,6 +107,28 @@ func (ps parser) role(n *yaml.Node, i int, raw rawRole) (Role, error) {
 		return Role{}, err
 	}
 	return r, nil
+}
+
+// logins parses the role's fixed logins, or its ephemeral account: exactly
+// one of the two. No role may list the provisioning login or a login of
+// the ephemeral form.
+func (ps parser) logins(m mapping, ctx string, raw rawRole, r *Role) error {
+	var err error
+	if r.Account, err = ps.account(m, ctx, raw); err != nil || r.Account != nil {
+		return err
+	}
+	if r.Logins, err = ps.names(m, ctx, "logins", "login", raw.Logins); err != nil {
+		return err
+	}
+	if len(r.Logins) == 0 {
+		return ps.errf(m.at("logins"), "%s: logins: at least one login is required (or account: ephemeral)", ctx)
+	}
+	for j, l := range r.Logins {
+		if err := checkRoleLogin(l); err != nil {
+			return ps.errf(m.item("logins", j), "%s: logins: %v", ctx, err)
+		}
+	}
+	return nil
 }
 
 // parseDuration parses a positive whole number of seconds, at most limit;

@@ -166,6 +166,11 @@ func (ps parser) shape(n *yaml.Node, t reflect.Type, ctx, what string) error {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == reflect.TypeFor[yaml.Node]() {
+		// A field of several shapes (sudo: all or a list): its parser
+		// checks it.
+		return nil
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		m, err := ps.mappingOf(n, ctx, what, t)

@@ -33,6 +33,9 @@ type Policy struct {
 	Auditors []string
 	// Console is the web console's settings (console.go).
 	Console ConsoleRule
+	// SSO maps OpenID provider groups to groups here and says who may
+	// still log in with a key (docs/policy.md "sso").
+	SSO SSO
 }
 
 // AdminRule describes the admin role.
@@ -113,6 +116,10 @@ type Role struct {
 	// role may go without a byte from the engineer before it is cut
 	// (warned a minute before); at most MaxTTLLimit, whole seconds.
 	IdleTimeout time.Duration
+	// Account, when set, makes the role ephemeral: it has no Logins, and
+	// each grant gets a one-time login (EphemeralLogin) whose account jitd
+	// creates on the target with these rights and removes after.
+	Account *AccountRule
 }
 
 // ApprovalRule says who must approve a role's requests.

@@ -27,6 +27,9 @@ type RequestableLogin struct {
 	Ticket bool
 	// MaxTTL is the longest certificate lifetime the role grants.
 	MaxTTL time.Duration
+	// Ephemeral is true for an ephemeral role: Login is empty, as jitd
+	// makes a one-time login for each grant.
+	Ephemeral bool
 }
 
 // Requestable lists, sorted by host name, the hosts user may request and,
@@ -48,6 +51,10 @@ func (p *Policy) Requestable(user string) []Requestable {
 			r := &p.Roles[i]
 			if !intersects(u.Groups, r.Groups) || !r.Hosts.Matches(h) {
 				continue
+			}
+			if r.Account != nil {
+				logins = append(logins, RequestableLogin{Role: r.Name, Ephemeral: true, Approval: r.Approval != nil,
+					Ticket: r.Justification.Ticket != nil, MaxTTL: r.MaxTTL})
 			}
 			for _, l := range r.Logins {
 				logins = append(logins, RequestableLogin{Login: l, Role: r.Name, Approval: r.Approval != nil,

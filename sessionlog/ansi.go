@@ -39,16 +39,32 @@ type ansiParser struct {
 	carry []byte // an incomplete UTF-8 character at the end of the last feed
 }
 
+// runHandler is an ansiHandler that also takes runs of printable ASCII
+// whole (text for each byte, in one call).
+type runHandler interface {
+	textRun(s string)
+}
+
 // feed parses s, calling h for each complete item.
 func (p *ansiParser) feed(s string, h ansiHandler) {
 	if len(p.carry) > 0 {
 		s = string(p.carry) + s
 		p.carry = p.carry[:0]
 	}
+	rh, _ := h.(runHandler)
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch p.state {
 		case stGround:
+			if rh != nil && c >= 0x20 && c < 0x7f {
+				j := i + 1
+				for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f {
+					j++
+				}
+				rh.textRun(s[i:j])
+				i = j
+				continue
+			}
 			n, whole := p.ground(s[i:], h)
 			if !whole {
 				p.carry = append(p.carry, s[i:]...)

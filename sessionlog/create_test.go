@@ -80,17 +80,28 @@ func TestCreateInvalidHeaderLeavesNoFile(t *testing.T) {
 	}
 }
 
-// TestAsciinemaCat checks that asciinema itself reads what we write.
-func TestAsciinemaCat(t *testing.T) {
-	bin, err := exec.LookPath("asciinema")
+// lookTool finds a program the test needs: a missing one skips the test,
+// or fails it with CI=true.
+func lookTool(t *testing.T, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("asciinema is required with CI=true")
+			t.Fatalf("%s is required with CI=true", name)
 		}
-		t.Skip("asciinema not installed")
+		t.Skipf("%s not installed", name)
 	}
-	path := filepath.Join(t.TempDir(), "s.cast")
-	w, err := Create(path, demoHeader(), WriterOptions{})
+	return bin
+}
+
+// TestAsciinemaCat checks that asciinema itself reads what we write, once
+// the zstd tool has decompressed the frames of the stored file.
+func TestAsciinemaCat(t *testing.T) {
+	bin := lookTool(t, "asciinema")
+	zstdBin := lookTool(t, "zstd")
+	stored := filepath.Join(t.TempDir(), "s.cast.zst")
+	path := strings.TrimSuffix(stored, ".zst")
+	w, err := Create(stored, demoHeader(), WriterOptions{})
 	mustNil(t, err)
 	var want strings.Builder
 	// Binary output ("bo" events) is skipped by asciinema, as every code
@@ -111,6 +122,9 @@ func TestAsciinemaCat(t *testing.T) {
 	}
 	_, err = w.Close()
 	mustNil(t, err)
+	if out, err := exec.Command(zstdBin, "-q", "-d", stored, "-o", path).CombinedOutput(); err != nil {
+		t.Fatalf("zstd -d %s: %v\n%s", stored, err, out)
+	}
 
 	// asciinema cat opens /dev/tty, so give it a controlling terminal;
 	// its stdout stays a pipe so nothing is translated.

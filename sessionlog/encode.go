@@ -1,7 +1,6 @@
 package sessionlog
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
@@ -10,22 +9,29 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // encoder is the state of the encoding goroutine.
 type encoder struct {
-	slot     *encodeSlot // held while encoding; shared with cw
-	cw       *countingWriter
-	bw       *bufio.Writer
-	sync     syncer    // nil if the destination cannot sync
-	file     io.Closer // the file Create opened, closed by Close
-	onLine   func(Line)
-	out, in  textStream
-	dirty    bool // data written since the last flush
-	failed   bool // a copy of err != nil, so the encoder skips work
-	events   int64
-	scratch  []byte
-	joinBuff []byte
+	slot      *encodeSlot // held while encoding; shared with cw
+	cw        *countingWriter
+	plain     bool   // write lines uncompressed (WriterOptions.Uncompressed)
+	frame     []byte // lines of the frame being built (see seal)
+	zbuf      []byte // the compressed frame
+	own       *zstd.Encoder
+	plainSize int64     // bytes of lines, before compression
+	sync      syncer    // nil if the destination cannot sync
+	file      io.Closer // the file Create opened, closed by Close
+	onLine    func(Line)
+	out, in   textStream
+	dirty     bool // data written since the last flush
+	failed    bool // a copy of err != nil, so the encoder skips work
+	events    int64
+	scratch   []byte
+	joinBuff  []byte
 }
 
 // textStream is one direction's text state: the UTF-8 carry and the
@@ -110,8 +116,9 @@ func (w *Writer) encodeLoop(interval time.Duration) {
 			due = false
 			if !took {
 				// Idle for an interval: let the buffers go, so that an
-				// idle session keeps no burst-sized queue.
+				// idle session keeps no burst-sized queue or frame.
 				batch, slab = nil, nil
+				w.enc.dropBuffers()
 				w.mu.Lock()
 				if len(w.queue) == 0 {
 					w.queue, w.slab = nil, nil
@@ -182,9 +189,8 @@ func (w *Writer) flush() {
 		return
 	}
 	e.dirty = false
-	if err := e.bw.Flush(); err != nil {
-		e.failed = true
-		w.fail(fmt.Errorf("flush recording: %w", err))
+	w.seal()
+	if e.failed {
 		return
 	}
 	if e.sync != nil {
@@ -251,7 +257,10 @@ func (w *Writer) encodeText(ts *textStream, off time.Duration, p []byte) {
 	ts.binary = bytes.IndexByte(chunk, 0) >= 0
 	var data string
 	if !ts.binary && len(chunk) > 0 {
-		data = string(chunk)
+		// A view, not a copy: data is read here and by the line builder,
+		// which copies what it keeps, and is gone before chunk's buffer
+		// (the queue's slab or joinBuff) is written again.
+		data = unsafe.String(unsafe.SliceData(chunk), len(chunk))
 		lines, n, odd := appendTextEvents(e.scratch[:0], off, ts.code, data)
 		e.scratch = lines
 		ts.binary = binaryShareExceeded(odd, len(chunk))
@@ -340,34 +349,17 @@ func appendTextEvents(dst []byte, off time.Duration, code, data string) (_ []byt
 }
 
 // writeBinary writes b as base64 events of at most maxBinaryData bytes of
-// data each.
+// data each, encoded straight into the frame.
 func (w *Writer) writeBinary(off time.Duration, code string, b []byte) {
 	e := &w.enc
 	for len(b) > 0 && !e.failed {
 		n := min(len(b), maxBinaryData)
-		// Encode straight into the write buffer when the line fits, to
-		// save a copy of every byte.
-		need := maxEventOverhead + base64.StdEncoding.EncodedLen(n)
-		if e.bw.Available() < need && e.bw.Buffered() > 0 {
-			if err := e.bw.Flush(); err != nil {
-				e.failed = true
-				w.fail(fmt.Errorf("write recording: %w", err))
-				return
-			}
-		}
-		direct := e.bw.Available() >= need
-		line := e.scratch[:0]
-		if direct {
-			line = e.bw.AvailableBuffer()
-		}
-		line = appendEventPrefix(line, off.Seconds(), code)
+		w.frameRoom(maxEventOverhead + base64.StdEncoding.EncodedLen(n))
+		line := appendEventPrefix(e.frame, off.Seconds(), code)
 		line = append(line, '"')
 		line = base64.StdEncoding.AppendEncode(line, b[:n])
-		line = append(line, '"', ']', '\n')
-		if !direct {
-			e.scratch = line
-		}
-		w.writeLines(line, 1)
+		e.frame = append(line, '"', ']', '\n')
+		w.lineDone(1)
 		b = b[n:]
 	}
 }
@@ -375,20 +367,42 @@ func (w *Writer) writeBinary(off time.Duration, code string, b []byte) {
 // writeEvent buffers one event line.
 func (w *Writer) writeEvent(ev Event) {
 	e := &w.enc
-	e.scratch = appendEvent(e.scratch[:0], ev)
-	e.scratch = append(e.scratch, '\n')
-	w.writeLines(e.scratch, 1)
+	w.frameRoom(maxEventOverhead + len(ev.Data))
+	e.frame = append(appendEvent(e.frame, ev), '\n')
+	w.lineDone(1)
 }
 
-// writeLines buffers n complete event lines.
+// writeLines buffers n complete event lines, ending frames between lines
+// as they fill.
 func (w *Writer) writeLines(lines []byte, n int) {
 	e := &w.enc
-	if e.failed {
-		return
+	for len(lines) > 0 && !e.failed {
+		w.frameRoom(0)
+		room := frameMax - len(e.frame)
+		cut := len(lines)
+		if cut > room {
+			cut = bytes.LastIndexByte(lines[:room], '\n') + 1
+			if cut == 0 && len(e.frame) > 0 {
+				w.seal()
+				continue
+			}
+			if cut == 0 { // one line longer than a frame: it goes whole
+				cut = bytes.IndexByte(lines, '\n') + 1
+			}
+		}
+		e.frame = append(e.frame, lines[:cut]...)
+		lines = lines[cut:]
+		if len(e.frame) >= frameMax {
+			w.seal()
+		}
 	}
-	if _, err := e.bw.Write(lines); err != nil {
-		e.failed = true
-		w.fail(fmt.Errorf("write recording: %w", err))
+	w.lineDone(n)
+}
+
+// lineDone counts n event lines added to the frame.
+func (w *Writer) lineDone(n int) {
+	e := &w.enc
+	if e.failed {
 		return
 	}
 	e.events += int64(n)

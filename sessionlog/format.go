@@ -3,8 +3,12 @@
 // can play what the bastion records.
 //
 // A recording is line-delimited: a JSON header line, then one JSON array
-// `[seconds, code, data]` per event. Every complete line that reached the
-// disk before a crash stays playable; a torn final line is reported as
+// `[seconds, code, data]` per event. The Writer stores the lines as a
+// sequence of independent zstd frames, each a whole number of lines
+// (frame.go; WriterOptions.Uncompressed stores them plain, as every
+// recording from before compression is); the Reader reads both. Every
+// complete frame (or, plain, every complete line) that reached the disk
+// before a crash stays playable; a torn final frame or line is reported as
 // truncation, not as corruption.
 //
 // Besides the asciicast v2 codes (o, i, r, m) recordings use two codes of

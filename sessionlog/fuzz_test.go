@@ -25,13 +25,25 @@ func marshalRecording(t *testing.T, rec *Recording) []byte {
 	return buf
 }
 
-// FuzzReader: ReadAll never panics, and what it accepts re-marshals to a
-// recording that reads back as the same header and events and re-marshals
-// to the same bytes (no malleability in what we keep).
+// FuzzReader: ReadAll never panics on either stored format, and what it
+// accepts re-marshals to a recording that reads back as the same header
+// and events and re-marshals to the same bytes (no malleability in what
+// we keep). Seeds: the plain (old) and compressed golden recordings, a
+// torn and a corrupted compressed one, and plain edge cases.
 func FuzzReader(f *testing.F) {
-	if data, err := os.ReadFile(filepath.Join("testdata", "session.cast")); err == nil {
-		f.Add(data)
+	for _, name := range []string{"session.cast", "session.cast.zst"} {
+		if data, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
+			f.Add(data)
+		}
 	}
+	if data, err := os.ReadFile(filepath.Join("testdata", "session.cast.zst")); err == nil {
+		f.Add(data[:len(data)-7]) // a torn last frame
+		bad := bytes.Clone(data)
+		bad[len(bad)/2] ^= 0x10 // a damaged frame
+		f.Add(bad)
+	}
+	z := newFrameEncoder()
+	f.Add(z.EncodeAll([]byte(`[0.5, "bo", "AAEC/w=="]`+"\n"), z.EncodeAll([]byte(hdr), nil)))
 	f.Add([]byte(hdr + `[0.5, "o", "a"]` + "\n" + `[0.7, "o", "b`))
 	f.Add([]byte(hdr + `[1e-7, "o", "\ud800"]` + "\n" + `[1, "r", "80x24"]`))
 	f.Add([]byte(hdr + `[0.5, "bo", "AAEC/w=="]` + "\n" + `[0.6, "bi", "AB=="]` + "\n"))

@@ -3,6 +3,7 @@ package sessionlog
 import (
 	"bytes"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -102,4 +103,21 @@ func mustNil(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// incompressible returns n bytes that zstd cannot shrink much: random
+// bytes when text is 0 (binary output), else random letters and digits
+// (text output, compressible only to about 3/4).
+func incompressible(n int, text byte) []byte {
+	r := rand.New(rand.NewPCG(uint64(n), uint64(text)))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	b := make([]byte, n)
+	for i := range b {
+		if text == 0 {
+			b[i] = byte(r.Uint32())
+		} else {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+	}
+	return b
 }

@@ -1,6 +1,10 @@
 package sessionlog
 
-import "runtime"
+import (
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+)
 
 // encodeSlice is how much queued data an encoder works through before it
 // gives its EncoderPool slot back and lets other goroutines run: the
@@ -17,14 +21,20 @@ const encodeSlice = 16 << 10
 // to or syncs its destination, so a slow disk holds no slot) and gives it
 // back after every encodeSlice bytes; waiting Writers get slots in turn.
 // Forwarding never waits for a slot: Output and Input only queue.
+//
+// The pool also keeps the zstd encoders of its Writers' compressed
+// recordings, at most one per slot: a frame is compressed by whichever
+// Writer holds a slot, so an idle Writer holds no encoder.
 type EncoderPool struct {
 	slots chan struct{}
+	zstd  chan *zstd.Encoder // idle encoders
 }
 
 // NewEncoderPool returns a pool that lets n Writers encode at once (at
 // least one).
 func NewEncoderPool(n int) *EncoderPool {
-	return &EncoderPool{slots: make(chan struct{}, max(n, 1))}
+	n = max(n, 1)
+	return &EncoderPool{slots: make(chan struct{}, n), zstd: make(chan *zstd.Encoder, n)}
 }
 
 // encodeSlot is one Writer's hold on its pool's slot; the zero value with

@@ -31,24 +31,48 @@ func (r *Recording) Length() time.Duration {
 	return secondsToDuration(r.Events[len(r.Events)-1].Time)
 }
 
-// Reader reads an asciicast v2 recording strictly: every line must be a
-// valid event, event times must not decrease, and only the last line may be
-// torn.
+// Reader reads a recording strictly, in either stored format: a sequence
+// of zstd frames (what Writer writes by default) or plain asciicast v2
+// lines (Uncompressed, and every recording from before compression); it
+// tells them apart by the first bytes (the zstd magic 28 B5 2F FD, or the
+// header's '{'), never by the file's name. Every line must be a valid
+// event, event times must not decrease, and only the end may be torn: the
+// last line of a plain recording, or the last frame of a compressed one
+// (a *TornFrameError); every complete frame is read whole and its checksum
+// checked before any of its events is returned.
 type Reader struct {
 	br   *bufio.Reader
 	h    Header
 	line int // number of the last line read, 1-based
 	last float64
 	err  error // sticky
+
+	frames *frameReader // nil for a plain recording
 }
 
 // NewReader reads and validates the header: version 2, width and height
 // between 1 and 10000.
 func NewReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+	head, _ := rd.br.Peek(4)
+	if len(head) > 0 && len(head) < 4 && bytes.HasPrefix(zstdMagic[:], head) {
+		return nil, fmt.Errorf("read recording: no complete header frame: %w",
+			&TornFrameError{Frame: 1, Size: int64(len(head)), Reason: "the file ends inside it"})
+	}
+	if isCompressed(head) {
+		fr, err := newFrameReader(rd.br)
+		if err != nil {
+			return nil, err
+		}
+		rd.br = bufio.NewReaderSize(fr, 64<<10)
+		rd.frames = fr
+	}
 	line, _, err := rd.readLine()
 	if err == io.EOF && len(line) == 0 {
 		return nil, errors.New("read recording: empty, no header")
+	}
+	if errors.Is(err, ErrTruncated) && len(line) == 0 {
+		return nil, fmt.Errorf("read recording: no complete header frame: %w", err)
 	}
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("read recording header: %w", err)
@@ -105,6 +129,9 @@ func (r *Reader) next() (Event, error) {
 	line, newline, err := r.readLine()
 	if err == io.EOF && len(line) == 0 {
 		return Event{}, io.EOF
+	}
+	if errors.Is(err, ErrTruncated) && len(line) == 0 {
+		return Event{}, err // a torn frame, after the last whole one
 	}
 	if err != nil && err != io.EOF {
 		return Event{}, fmt.Errorf("read recording: %w", err)

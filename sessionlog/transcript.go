@@ -64,7 +64,7 @@ func WriteTranscript(w io.Writer, rec *Recording) error {
 		case CodeMarker:
 			endBinary()
 			m := fmt.Sprintf("[%s] # marker: %s\n", formatOffset(off), StripANSI(strings.ReplaceAll(e.Data, "\n", " ")))
-			if len(lb.buf) > 0 {
+			if lb.length() > 0 {
 				held = append(held, m)
 			} else {
 				bw.WriteString(m)

@@ -1,7 +1,6 @@
 package sessionlog
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -47,6 +46,11 @@ type WriterOptions struct {
 	// 0 means 4 MiB. Output, Input, Resize and Marker block while the
 	// queue is full (back-pressure: nothing is dropped).
 	QueueSize int
+	// Uncompressed writes the asciicast v2 lines as they are, the format
+	// of recordings before compression, instead of the default sequence
+	// of zstd frames (see Reader, which reads both). It is there for
+	// comparisons and for destinations that must be plain asciicast.
+	Uncompressed bool
 }
 
 // Line is a line of text seen in a recording.
@@ -58,8 +62,9 @@ type Line struct {
 
 // Summary describes a finished recording.
 type Summary struct {
-	Size     int64         // bytes written, header included
-	SHA256   string        // hex SHA-256 of the bytes written: the whole file
+	Size     int64         // bytes written, header included: the file as stored (compressed by default)
+	SHA256   string        // hex SHA-256 of the bytes written: the whole file as stored
+	Plain    int64         // bytes of asciicast v2 lines before compression (Size when uncompressed)
 	Events   int64         // event lines written
 	Duration time.Duration // from the start to Close
 	BytesOut int64         // bytes passed to Output
@@ -74,10 +79,6 @@ const (
 	// enough to absorb a few reads of a fast stream while the encoder is
 	// busy, small against a session's memory.
 	defaultQueueSize = 4 << 20
-	// writeBufferSize is the buffered writer in front of the destination.
-	// It lives as long as the session, so it stays small enough for idle
-	// sessions; a binary event (maxBinaryData as base64) still fits.
-	writeBufferSize = 64 << 10
 	// kickShare: the encoder is woken once 1/kickShare of the queue is
 	// filled, so that it works in parallel with a busy session while
 	// leaving room to queue more.
@@ -225,11 +226,10 @@ func newWriter(dst io.Writer, h Header, opts WriterOptions, file io.Closer) (*Wr
 		syncStop: make(chan struct{}),
 		syncDone: make(chan struct{}),
 		closedCh: make(chan struct{}),
-		onError:  opts.OnError,
 		enc: encoder{
 			slot:   cw.slot,
 			cw:     cw,
-			bw:     bufio.NewWriterSize(cw, writeBufferSize),
+			plain:  opts.Uncompressed,
 			file:   file,
 			onLine: opts.OnLine,
 			out:    textStream{code: CodeOutput, binCode: CodeBinaryOutput},
@@ -242,16 +242,19 @@ func newWriter(dst io.Writer, h Header, opts WriterOptions, file io.Closer) (*Wr
 		w.enc.out.lines = w.newLineStream(CodeOutput)
 		w.enc.in.lines = w.newLineStream(CodeInput)
 	}
-	w.enc.bw.Write(line)
-	w.enc.bw.WriteByte('\n')
-	if err := w.enc.bw.Flush(); err != nil {
-		return nil, fmt.Errorf("write header: %w", err)
+	// The header is a frame of its own, on disk before any event.
+	w.enc.frame = append(line, '\n')
+	w.seal()
+	w.enc.dropBuffers()
+	if w.enc.failed {
+		return nil, fmt.Errorf("write header: %w", w.err)
 	}
 	if w.enc.sync != nil {
 		if err := w.enc.sync.Sync(); err != nil {
 			return nil, fmt.Errorf("sync header: %w", err)
 		}
 	}
+	w.onError = opts.OnError // set now: a failed header is NewWriter's error
 	go w.encodeLoop(opts.SyncInterval)
 	go w.syncLoop()
 	return w, nil
@@ -423,10 +426,7 @@ func (w *Writer) Close() (Summary, error) {
 		}
 	}
 	if !e.failed {
-		if err := e.bw.Flush(); err != nil {
-			w.fail(fmt.Errorf("flush recording: %w", err))
-			e.failed = true
-		}
+		w.seal()
 	}
 	if !e.failed && e.sync != nil {
 		if err := e.sync.Sync(); err != nil {
@@ -442,10 +442,12 @@ func (w *Writer) Close() (Summary, error) {
 	defer w.mu.Unlock()
 	w.sum.Events = e.events
 	w.sum.Size = e.cw.n
+	w.sum.Plain = e.plainSize
 	w.sum.SHA256 = hex.EncodeToString(e.cw.h.Sum(nil))
 	w.sum.Duration = off
 	w.closeErr = w.err
 	w.queue, w.slab = nil, nil
+	e.frame, e.zbuf, e.own = nil, nil, nil
 	close(w.closedCh)
 	return w.sum, w.closeErr
 }

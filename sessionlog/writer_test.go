@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -77,22 +79,38 @@ func record(t *testing.T, dst *memFile, h Header, steps []step, closeAt time.Dur
 	return sum
 }
 
+// TestWriterGolden records the demo session in both stored formats: plain
+// asciicast v2 lines (testdata/session.cast, also what recordings were
+// before compression) and zstd frames (testdata/session.cast.zst), whose
+// frames decompress to exactly the plain file.
 func TestWriterGolden(t *testing.T) {
-	var f memFile
-	sum := record(t, &f, demoHeader(), demoSteps(), 10*time.Second, WriterOptions{})
-	got := f.bytes()
-	golden(t, "session.cast", got)
+	for _, tt := range []struct {
+		file  string
+		plain bool
+	}{{"session.cast", true}, {"session.cast.zst", false}} {
+		t.Run(tt.file, func(t *testing.T) {
+			var f memFile
+			sum := record(t, &f, demoHeader(), demoSteps(), 10*time.Second, WriterOptions{Uncompressed: tt.plain})
+			got := f.bytes()
+			golden(t, tt.file, got)
 
-	digest := sha256.Sum256(got)
-	want := Summary{
-		Size: int64(len(got)), SHA256: hex.EncodeToString(digest[:]), Events: 11,
-		Duration: 10 * time.Second, BytesOut: 0, BytesIn: 3,
-	}
-	for _, s := range demoSteps() {
-		want.BytesOut += int64(len(s.output))
-	}
-	if sum != want {
-		t.Errorf("summary = %+v, want %+v", sum, want)
+			plain, err := os.ReadFile(filepath.Join("testdata", "session.cast"))
+			mustNil(t, err)
+			digest := sha256.Sum256(got)
+			want := Summary{
+				Size: int64(len(got)), SHA256: hex.EncodeToString(digest[:]), Plain: int64(len(plain)), Events: 11,
+				Duration: 10 * time.Second, BytesOut: 0, BytesIn: 3,
+			}
+			for _, s := range demoSteps() {
+				want.BytesOut += int64(len(s.output))
+			}
+			if sum != want {
+				t.Errorf("summary = %+v, want %+v", sum, want)
+			}
+			if tt.plain == isCompressed(got) {
+				t.Errorf("%s: compressed = %v, want %v", tt.file, !tt.plain, !tt.plain)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +241,36 @@ func TestWriterLargeOutputSplitsEvents(t *testing.T) {
 	}
 	if sum.Events != int64(len(rec.Events)) || sum.Events < 3 {
 		t.Errorf("summary events = %d, read %d", sum.Events, len(rec.Events))
+	}
+}
+
+// TestOnLineKeepsEveryLine: lines handed to OnLine stay intact while the
+// Writer goes on (raw lines share arenas that later lines never write
+// over), across reads that cut lines, lines longer than an arena, and
+// lines that are edited (CR, erase) and so built as runes.
+func TestOnLineKeepsEveryLine(t *testing.T) {
+	text := journalText(1 << 20)
+	text = append(text, "progress 10%\rprogress 99%\x1b[K\r\n"...)
+	text = append(text, strings.Repeat("long-", 8000)+"\r\n"...)
+	text = append(text, "\x1b[1mbold\x1b[0m tail\r\n"...)
+	var got []string
+	w, err := NewWriter(&memFile{}, Header{Width: 80, Height: 24}, WriterOptions{OnLine: func(l Line) { got = append(got, l.Text) }})
+	mustNil(t, err)
+	for i := 0; i < len(text); i += 4099 {
+		mustNil(t, w.Output(text[i:min(i+4099, len(text))]))
+	}
+	_, err = w.Close()
+	mustNil(t, err)
+	want := strings.Split(strings.TrimSuffix(StripANSI(strings.ReplaceAll(string(text), "\r\n", "\n")), "\n"), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != strings.TrimRight(want[i], " \t") {
+			t.Fatalf("line %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if !slices.Contains(got, "progress 99%") || got[len(got)-1] != "bold tail" || len(got[len(got)-2]) > maxLineRunes {
+		t.Errorf("edited, long and last lines wrong: %d lines", len(got))
 	}
 }

@@ -40,7 +40,7 @@ func hostFlags() []cli.Flag {
 func (e *env) hostCmd() *cli.Command {
 	return &cli.Command{
 		Name:  "host",
-		Usage: "on a target host, as root: join jitssh, renew its host certificate, answer sshd's principals question",
+		Usage: "on a target host, as root: join jitssh, renew its host certificate, answer sshd's principals question, manage ephemeral accounts",
 		Subcommands: []*cli.Command{
 			{
 				Name:        "join",
@@ -69,6 +69,7 @@ func (e *env) hostCmd() *cli.Command {
 				Flags:     []cli.Flag{&cli.StringFlag{Name: "root", Value: "/", Usage: "read ROOT/etc/ssh/jitssh"}},
 				Action:    e.runHostPrincipals,
 			},
+			e.hostAccountCmd(),
 		},
 	}
 }

@@ -33,7 +33,7 @@ func TestHostPrincipals(t *testing.T) {
 		wantStderr string
 	}{
 		{[]string{"host", "principals", "--root", root, "deploy"}, 0, "deploy@db1\n", ""},
-		{[]string{"host", "principals", "root", "--root", root}, 0, "root@db1\n", ""},
+		{[]string{"host", "principals", "root", "--root", root}, 0, "root@db1\n" + hostjoin.ProvisionPrincipalsLine("db1") + "\n", ""},
 		{[]string{"host", "principals", "--root", root, "postgres"}, 0, "", ""},
 		{[]string{"host", "principals", "--root", root, "deploy@db1"}, 0, "", ""},
 		{[]string{"host", "principals", "--root", t.TempDir(), "deploy"}, exitError, "", "has not joined"},

@@ -28,8 +28,9 @@ func (e *env) hostsCmd() *cli.Command {
 	return &cli.Command{
 		Name:  "hosts",
 		Usage: "list the hosts you may request, with the logins each role allows and whether approval or a ticket is needed",
-		Flags: []cli.Flag{formatFlag(),
+		Flags: append([]cli.Flag{formatFlag(),
 			&cli.DurationFlag{Name: "expiring", Usage: "admins: instead, the enrolled hosts whose host certificate expires within this (as jit admin host list --expiring)"}},
+			accountFlags()...),
 		Action: e.runHosts,
 	}
 }
@@ -39,6 +40,9 @@ func (e *env) hostsCmd() *cli.Command {
 func (e *env) runHosts(c *cli.Context) error {
 	if c.IsSet("expiring") {
 		return e.runHostList(c)
+	}
+	if c.Bool("accounts") {
+		return e.runAccounts(c)
 	}
 	asJSON, err := jsonOutput(c)
 	if err != nil {
@@ -80,7 +84,11 @@ func (e *env) printHostsTable(hosts []api.HostEntry) error {
 			if l.Ticket {
 				needs = append(needs, "ticket")
 			}
-			rows = append(rows, hostRow{h.Name, l.Login, l.Role, cmp.Or(strings.Join(needs, "+"), "-"), l.MaxTTL, strings.Join(labels, ",")})
+			login := l.Login
+			if l.Ephemeral {
+				login = "(one-time account)"
+			}
+			rows = append(rows, hostRow{h.Name, login, l.Role, cmp.Or(strings.Join(needs, "+"), "-"), l.MaxTTL, strings.Join(labels, ",")})
 		}
 	}
 	var w [5]int

@@ -22,7 +22,8 @@ func TestExitCodesWithoutLogin(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{[]string{"request", "db1", "--reason", "x"}, exitUsage, "--login is required"},
+		// No login asks for a one-time account: not a usage error.
+		{[]string{"request", "db1", "--reason", "x"}, exitError, "not logged in"},
 		{[]string{"request", "db1", "--login", "deploy", "--reason", "x", "--add-to-agent", "maybe"}, exitUsage, "--add-to-agent"},
 		{[]string{"request", "db1", "--login", "deploy", "--reason", "x", "--key", "id_ed25519"}, exitUsage, "KEY.pub"},
 		{[]string{"request", "db1", "--login", "deploy"}, exitUsage, "--reason is required"},

@@ -24,7 +24,7 @@ func (e *env) requestCmd() *cli.Command {
 		Usage:     "ask for access to one host, with a reason, for minutes",
 		ArgsUsage: "[LOGIN@]HOST",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "login", Aliases: []string{"l"}, Usage: "login on the host"},
+			&cli.StringFlag{Name: "login", Aliases: []string{"l"}, Usage: "login on the host (none: a one-time account, where a role gives one)"},
 			&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "justification (ticket, incident, change)"},
 			&cli.DurationFlag{Name: "ttl", Usage: "certificate lifetime (default: the role's, usually 10m)"},
 			&cli.StringFlag{Name: "key", Usage: "certify this existing public key (e.g. a FIDO sk-ssh-ed25519 key's .pub) instead of a fresh one"},
@@ -43,12 +43,10 @@ func (e *env) requestCmd() *cli.Command {
 // usage error is reported as one (exit 2) even when not logged in.
 func (e *env) runRequest(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return cli.Exit("give exactly one host: jit request [LOGIN@]HOST --login LOGIN --reason TEXT", exitUsage)
+		return cli.Exit("give exactly one host: jit request [LOGIN@]HOST [--login LOGIN] --reason TEXT", exitUsage)
 	}
+	// No login asks for a one-time account where a role gives one.
 	login, host := splitTarget(c.Args().First(), c.String("login"))
-	if login == "" {
-		return cli.Exit("--login is required (or LOGIN@HOST)", exitUsage)
-	}
 	mode, err := creds.ParseAgentMode(c.String("add-to-agent"))
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)
@@ -204,9 +202,18 @@ func (e *env) printObtained(c *cli.Context, out jitclient.Obtained) error {
 	if out.InAgent {
 		fmt.Fprintln(e.stdout, "  loaded into ssh-agent for as long as it is valid")
 	}
+	if ephemeralLogin(r.Login) {
+		linef(e.stdout, "  one-time account %s: made at your first session, removed when the grant ends", r.Login)
+		linef(e.stdout, "  connect:    jit ssh %s", r.Host)
+		return nil
+	}
 	linef(e.stdout, "  connect:    jit ssh %s@%s", r.Login, r.Host)
 	return nil
 }
+
+// ephemeralLogin reports whether login is a one-time account's, which jitd
+// alone makes (no role may list such a login).
+func ephemeralLogin(login string) bool { return strings.HasPrefix(login, api.AccountLoginPrefix) }
 
 // printRequest reports a request left pending by --no-wait: its id on
 // stdout for scripts, how to resume on stderr.
@@ -220,6 +227,9 @@ func (e *env) printRequest(c *cli.Context, r api.Request) error {
 	}
 	linef(e.stdout, "%s", r.ID)
 	linef(e.stderr, "request %s is %s; resume with: jit wait %s", r.ID, r.State, r.ID)
+	if ephemeralLogin(r.Login) {
+		linef(e.stderr, "  one-time account %s on %s", r.Login, r.Host)
+	}
 	return nil
 }
 

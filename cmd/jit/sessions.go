@@ -52,7 +52,7 @@ func (e *env) sessionsCmd() *cli.Command {
 				ArgsUsage: "SESSION_ID",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "file to write (default stdout)"},
-					&cli.StringFlag{Name: "format", Value: "cast", Usage: "cast or text"},
+					&cli.StringFlag{Name: "format", Value: "cast", Usage: "cast (asciicast v2, decompressed) or text"},
 				},
 				Action: e.runSessionsExport,
 			},

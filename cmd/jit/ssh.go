@@ -26,7 +26,7 @@ func (e *env) sshCmd() *cli.Command {
 		Usage:     "connect to a host through the recording bastion, asking for a grant first if you hold none",
 		ArgsUsage: "[LOGIN@]HOST [-- COMMAND...]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "login", Aliases: []string{"l"}, Usage: "login on the host"},
+			&cli.StringFlag{Name: "login", Aliases: []string{"l"}, Usage: "login on the host (none: a one-time account, where a role gives one)"},
 			&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "justification, when a new grant is needed"},
 			&cli.DurationFlag{Name: "ttl", Usage: "lifetime of a new grant"},
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "force a pseudo-terminal (ssh -tt)"},
@@ -42,10 +42,8 @@ func (e *env) runSSH(c *cli.Context) error {
 	if c.NArg() < 1 {
 		return cli.Exit("give a host: jit ssh [LOGIN@]HOST [-- COMMAND]", exitUsage)
 	}
+	// No login: the one-time account of a live grant, or a new one.
 	login, host := splitTarget(c.Args().First(), c.String("login"))
-	if login == "" {
-		return cli.Exit("--login is required (or LOGIN@HOST)", exitUsage)
-	}
 	dir, cfg, err := bastionConfig()
 	if err != nil {
 		return err
@@ -96,7 +94,7 @@ func (e *env) explainRefusal(ctx context.Context, g creds.Grant) {
 // grantFor returns the stored grant for LOGIN@HOST that is still valid in
 // a few seconds' time (ssh needs them to log in), or obtains a new one.
 func (e *env) grantFor(c *cli.Context, dir creds.Dir, login, host string) (creds.Grant, error) {
-	if g, ok := dir.Find(login, host, time.Now().Add(5*time.Second)); ok {
+	if g, ok := findGrant(dir, login, host, time.Now().Add(5*time.Second)); ok {
 		return g, nil
 	}
 	reason := c.String("reason")
@@ -111,6 +109,26 @@ func (e *env) grantFor(c *cli.Context, dir creds.Dir, login, host string) (creds
 		Wait: e.waitOptions(0), Agent: jitclient.AgentOptions{Mode: creds.AgentNo}}
 	out, err := e.obtain(c, o)
 	return out.Grant, err
+}
+
+// findGrant finds the stored grant for LOGIN@HOST valid at now; without a
+// login, the one-time account grant for host that lasts longest.
+func findGrant(dir creds.Dir, login, host string, now time.Time) (creds.Grant, bool) {
+	if login != "" {
+		return dir.Find(login, host, now)
+	}
+	gs, err := dir.Grants()
+	if err != nil {
+		return creds.Grant{}, false
+	}
+	var best creds.Grant
+	found := false
+	for _, g := range gs {
+		if g.Host == host && ephemeralLogin(g.Login) && now.Before(g.ValidBefore()) && (!found || !g.ValidBefore().Before(best.ValidBefore())) {
+			best, found = g, true
+		}
+	}
+	return best, found
 }
 
 // sshArgs are the options that make the stock ssh client go through the

@@ -16,6 +16,7 @@ import (
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/daemon"
 	"github.com/jitssh/jitssh/logtext"
+	"github.com/jitssh/jitssh/provision"
 )
 
 func serveCommand() *cli.Command {
@@ -29,6 +30,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM key of --tls-cert (mode 0600)"},
 			&cli.StringFlag{Name: "bastion", Usage: "bastion listen address, e.g. 127.0.0.1:2222 (empty: no bastion)"},
 			&cli.StringSliceFlag{Name: "public-addr", Usage: "NAME:PORT engineers dial the bastion by (repeatable; the first is advertised; required with --bastion 0.0.0.0 or [::])"},
+			&cli.StringFlag{Name: "ephemeral-uids", Value: fmt.Sprintf("%d-%d", provision.DefaultUIDMin, provision.DefaultUIDMax), Usage: "UID range LOW-HIGH reserved for ephemeral accounts on targets (never reused)"},
 			&cli.StringSliceFlag{Name: "egress", Usage: "bastion source addresses towards targets, as CIDRs (source-address of target certificates; default: the local address of the route to each target; set it behind NAT)"},
 			&cli.StringSliceFlag{Name: "webhook", Usage: "webhook URL for request notifications (repeatable)"},
 			&cli.StringFlag{Name: "webhook-secret", EnvVars: []string{"JITD_WEBHOOK_SECRET"}, Usage: "whsec_... secret to sign webhooks (Standard Webhooks)"},
@@ -37,6 +39,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
 			&cli.BoolFlag{Name: "quickstart", Usage: "print what to type next once serving"},
+			&cli.StringFlag{Name: "sso-config", Usage: "YAML `FILE` naming OpenID Connect providers for jit login --sso (docs/sso.md; empty: key login only)"},
 		}, limitFlags()...),
 		Action: runServe,
 	}
@@ -70,6 +73,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	uidMin, uidMax, err := provision.ParseUIDRange(c.String("ephemeral-uids"))
+	if err != nil {
+		return cli.Exit("--ephemeral-uids: "+err.Error(), 2)
+	}
 	var hooks []daemon.WebhookConfig
 	for _, u := range c.StringSlice("webhook") {
 		hooks = append(hooks, daemon.WebhookConfig{URL: u, Secret: c.String("webhook-secret")})
@@ -80,6 +87,8 @@ func runServe(c *cli.Context) error {
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		Limits:          limits,
 		TLSCert:         c.String("tls-cert"), TLSKey: c.String("tls-key"),
+		SSOConfig:       c.String("sso-config"),
+		EphemeralUIDMin: uidMin, EphemeralUIDMax: uidMax,
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }

@@ -9,6 +9,11 @@
 // root namespace beyond the connected route of the veth's /30, which goes
 // with the veth.
 //
+// A Host's PrivateRoot adds a mount namespace inside it with a private
+// copy of /etc, an empty /home and private overlays of /var, /usr/local
+// and /run, so that tests run real useradd, userdel, visudo and sshd
+// against account files of their own and leave the machine's untouched.
+//
 // Making namespaces needs root and iproute2's ip. Tests call Require (New
 // does): without them a test skips with the reason, except with CI=true,
 // where it fails.

@@ -1,0 +1,317 @@
+package grant
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/sso"
+)
+
+// Codes of SSO logins in addition to package sso's (all have api
+// constants of the same value).
+const (
+	CodeSSONoRoles       = "sso_no_roles"
+	CodeNotSSOLogin      = "not_sso_login"
+	CodeKeyLoginDisabled = "key_login_disabled"
+)
+
+// SSO login methods, the method field of login and login.failed events.
+const (
+	MethodKey     = "key"
+	MethodSSO     = "sso"
+	MethodDevice  = "device"
+	MethodRefresh = "refresh"
+)
+
+// Reasons of SSO refusals decided here (package sso has the token's).
+const (
+	reasonIdentityConflict = "identity_conflict"
+	reasonLocalUser        = "local_user"
+)
+
+func (l *Logins) rp() (*sso.RP, error) {
+	if l.cfg.SSO == nil {
+		return nil, newError(KindInvalid, sso.CodeUnknownProvider, "this daemon has no sso provider configured (jitd serve --sso-config)")
+	}
+	return l.cfg.SSO, nil
+}
+
+// SSOProviders lists the configured providers; none without --sso-config.
+func (l *Logins) SSOProviders(ctx context.Context) []sso.ProviderInfo {
+	if l.cfg.SSO == nil {
+		return nil
+	}
+	return l.cfg.SSO.Providers(ctx)
+}
+
+// SSOStart begins an authorization-code login; see sso.RP.Start. A refusal
+// is recorded as login.failed.
+func (l *Logins) SSOStart(ctx context.Context, provider, redirectURI, clientAddr string) (flow, authURL string, expires time.Time, err error) {
+	rp, err := l.rp()
+	if err == nil {
+		flow, authURL, expires, err = rp.Start(ctx, provider, redirectURI)
+	}
+	if err != nil {
+		return "", "", time.Time{}, l.refuseSSO(ctx, err, MethodSSO, provider, "", clientAddr, "")
+	}
+	return flow, authURL, expires, nil
+}
+
+// SSOFinish ends an authorization-code login and issues a token as Login
+// does; every outcome is recorded (login, or login.failed with its code).
+func (l *Logins) SSOFinish(ctx context.Context, flow, code, state, clientAddr string) (Token, error) {
+	rp, err := l.rp()
+	var id sso.Identity
+	if err == nil {
+		id, err = rp.Finish(ctx, flow, code, state)
+	}
+	if err != nil {
+		return Token{}, l.refuseSSO(ctx, err, MethodSSO, "", "", clientAddr, "")
+	}
+	return l.issueSSO(ctx, id, MethodSSO, clientAddr, "")
+}
+
+// SSODeviceStart begins a device login; see sso.RP.StartDevice.
+func (l *Logins) SSODeviceStart(ctx context.Context, provider, clientAddr string) (sso.DeviceStart, error) {
+	rp, err := l.rp()
+	var ds sso.DeviceStart
+	if err == nil {
+		ds, err = rp.StartDevice(ctx, provider)
+	}
+	if err != nil {
+		return sso.DeviceStart{}, l.refuseSSO(ctx, err, MethodDevice, provider, "", clientAddr, "")
+	}
+	return ds, nil
+}
+
+// SSODevicePoll returns a token once the device login is done, or pending
+// with the seconds to wait (nothing recorded), or the recorded refusal.
+func (l *Logins) SSODevicePoll(ctx context.Context, flow, clientAddr string) (Token, int, error) {
+	rp, err := l.rp()
+	var id sso.Identity
+	var pending int
+	if err == nil {
+		id, pending, err = rp.PollDevice(ctx, flow)
+	}
+	if err != nil {
+		return Token{}, 0, l.refuseSSO(ctx, err, MethodDevice, "", "", clientAddr, "")
+	}
+	if pending > 0 {
+		return Token{}, pending, nil
+	}
+	t, err := l.issueSSO(ctx, id, MethodDevice, clientAddr, "")
+	return t, 0, err
+}
+
+// SSORefresh exchanges the bearer token of an SSO login for a new one: the
+// provider's refresh token is used, the groups are read and mapped again,
+// and the old token is revoked whatever the outcome but a not_sso_login or
+// unauthenticated refusal. A provider that refuses (a disabled person) or
+// groups that map to nothing end the person's SSO roles at once: the
+// identity's groups are emptied.
+func (l *Logins) SSORefresh(ctx context.Context, token, clientAddr string) (Token, error) {
+	user, err := l.Authenticate(ctx, token)
+	if err != nil {
+		return Token{}, err
+	}
+	hash := hashToken(token)
+	var login audit.SSOLogin
+	err = l.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		var err error
+		login, err = tx.SSOLogin(hash)
+		return err
+	})
+	if errors.Is(err, audit.ErrNotFound) {
+		return Token{}, l.refuseSSO(ctx, newError(KindInvalid, CodeNotSSOLogin, "this token is from a key login; run jit login again instead"), MethodRefresh, "", user, clientAddr, "")
+	}
+	if err != nil {
+		return Token{}, unavailable(err)
+	}
+	rp, err := l.rp()
+	var id sso.Identity
+	if err == nil {
+		var refresh string
+		if refresh, err = unsealRefresh(token, hash, login.RefreshSealed); err == nil {
+			id, err = rp.Refresh(ctx, login.Provider, refresh, login.Subject)
+		}
+	}
+	if err == nil && id.User != login.Name {
+		err = &sso.Error{Code: sso.CodeTokenInvalid, Reason: reasonIdentityConflict,
+			Message: fmt.Sprintf("refreshed id token names user %q, not %q", audit.BoundText(id.User, maxAuditText), login.Name)}
+	}
+	if err != nil {
+		return Token{}, l.refuseSSO(ctx, err, MethodRefresh, login.Provider, login.Name, clientAddr, hash)
+	}
+	return l.issueSSO(ctx, id, MethodRefresh, clientAddr, hash)
+}
+
+// ssoKind is the Kind of an sso code.
+func ssoKind(code string) Kind {
+	switch code {
+	case sso.CodeUnknownProvider, sso.CodeBadRedirect:
+		return KindInvalid
+	case sso.CodeProviderFailed, sso.CodeBusy:
+		return KindUnavailable
+	}
+	return KindUnauthenticated
+}
+
+// refuseSSO records err as login.failed with its code, method and reason,
+// and returns it as an *Error. With oldHash (a refresh), the old token and
+// its SSO login are revoked and the identity's groups emptied in the same
+// transaction.
+func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, user, clientAddr, oldHash string) error {
+	ge := &Error{}
+	var se *sso.Error
+	reason := ""
+	switch {
+	case errors.As(err, &se):
+		ge = &Error{Kind: ssoKind(se.Code), Code: se.Code, Message: se.Message, Err: se.Err}
+		reason = se.Reason
+	case errors.As(err, &ge):
+	default:
+		ge = &Error{Kind: KindInternal, Code: "internal", Message: "sso login failed", Err: err}
+	}
+	if method == MethodRefresh && ge.Code == sso.CodeAccessDenied {
+		ge.Code = sso.CodeRefreshFailed
+	}
+	now := l.now()
+	data := map[string]string{"method": method}
+	for k, v := range map[string]string{"provider": audit.BoundText(provider, maxAuditText), "reason": audit.BoundText(reason, maxAuditText)} {
+		if v != "" {
+			data[k] = v
+		}
+	}
+	ev := audit.Event{Time: now, Type: "login.failed", Code: ge.Code, User: audit.BoundText(user, maxAuditText), ClientAddr: clientAddr,
+		Message: audit.BoundText(ge.Message, 4*maxAuditText), Data: data}
+	rerr := l.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		if oldHash != "" {
+			if err := l.revokeSSOLocked(tx, oldHash, user, now); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Append(ev)
+		return err
+	})
+	if oldHash != "" {
+		l.forget(oldHash)
+		_ = l.refreshPolicy(ctx)
+	}
+	return withRecordFailure(ge, rerr)
+}
+
+// revokeSSOLocked deletes the token and SSO login of hash and empties the
+// groups of user's identity, inside tx.
+func (l *Logins) revokeSSOLocked(tx *audit.Tx, hash, user string, now time.Time) error {
+	if err := tx.DeleteToken(hash); err != nil && !errors.Is(err, audit.ErrNotFound) {
+		return err
+	}
+	if err := tx.DeleteSSOLogin(hash); err != nil {
+		return err
+	}
+	id, err := tx.SSOIdentity(user)
+	if errors.Is(err, audit.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	id.Groups, id.ExpiresAt, id.UpdatedAt = nil, now, now
+	return tx.PutSSOIdentity(id)
+}
+
+func (l *Logins) forget(hash string) {
+	l.mu.Lock()
+	delete(l.tokens, hash)
+	l.mu.Unlock()
+}
+
+func (l *Logins) refreshPolicy(ctx context.Context) error {
+	if l.cfg.RefreshUsers == nil {
+		return nil
+	}
+	return l.cfg.RefreshUsers(ctx)
+}
+
+// ssoTTL is the life of an SSO login's token: the shortest of the daemon's
+// maximum, the ID token's remaining life and the provider's cap.
+func (l *Logins) ssoTTL(id sso.Identity, now time.Time) time.Duration {
+	ttl := l.cfg.TokenTTL
+	if left := id.Expiry.Sub(now); left < ttl {
+		ttl = left
+	}
+	if id.MaxLifetime > 0 && id.MaxLifetime < ttl {
+		ttl = id.MaxLifetime
+	}
+	return ttl.Truncate(time.Second)
+}
+
+// sealRefresh seals the provider's refresh token under a key derived from
+// the bearer token (which is stored only as its hash), so that neither a
+// copy of the database nor the daemon at rest holds a usable refresh
+// token: only the holder of the bearer token makes it usable again.
+func sealRefresh(rand io.Reader, token, hash, refresh string) ([]byte, error) {
+	if refresh == "" {
+		return nil, nil
+	}
+	aead, err := refreshAEAD(token)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(rand, nonce); err != nil {
+		return nil, fmt.Errorf("draw nonce: %w", err)
+	}
+	return aead.Seal(nonce, nonce, []byte(refresh), []byte(hash)), nil
+}
+
+func unsealRefresh(token, hash string, sealed []byte) (string, error) {
+	if len(sealed) == 0 {
+		return "", nil
+	}
+	aead, err := refreshAEAD(token)
+	if err != nil {
+		return "", err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return "", errors.New("sealed refresh token is too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(hash))
+	if err != nil {
+		return "", errors.New("sealed refresh token does not open with this bearer token")
+	}
+	return string(plain), nil
+}
+
+func refreshAEAD(token string) (cipher.AEAD, error) {
+	mac := hmac.New(sha256.New, []byte(token))
+	mac.Write([]byte("jitssh-sso-refresh-key-v1"))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// newBearer draws a bearer token.
+func (l *Logins) newBearer() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(l.cfg.Rand, raw); err != nil {
+		return "", fmt.Errorf("draw token: %w", err)
+	}
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+func boundedList(groups []string) string {
+	return audit.BoundText(strings.Join(groups, ","), 4*maxAuditText)
+}
