@@ -2,6 +2,9 @@ package console_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -153,11 +156,29 @@ func (e *env) login(user string) *browser {
 
 func (e *env) code(user string) string {
 	e.t.Helper()
-	code, _, err := e.cons.IssueCode(context.Background(), grant.Caller{User: user}, e.clock.Now().Add(time.Hour))
+	code, _ := e.codeWithToken(user)
+	return code
+}
+
+// codeWithToken makes a one-time code for user as jit console does, from
+// a bearer token stored as jit login stores it (valid for an hour), and
+// returns the code and the token's hash.
+func (e *env) codeWithToken(user string) (code, tokenHash string) {
+	e.t.Helper()
+	token := "jit_" + rand.Text()
+	sum := sha256.Sum256([]byte(token))
+	tokenHash = hex.EncodeToString(sum[:])
+	expires := e.clock.Now().Add(time.Hour)
+	if err := e.store.Do(context.Background(), func(tx *audit.Tx) error {
+		return tx.InsertToken(audit.Token{Hash: tokenHash, User: user, IssuedAt: e.clock.Now(), ExpiresAt: expires})
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	code, _, err := e.cons.IssueCode(context.Background(), grant.Caller{User: user}, token, expires)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return code
+	return code, tokenHash
 }
 
 func (b *browser) do(req *http.Request) *http.Response {
