@@ -63,6 +63,8 @@ type env struct {
 	cons       *grant.Console
 	recordings string
 	server     *httptest.Server
+	policyPath string
+	policy     *livepolicy.Holder
 }
 
 func newEnv(t testing.TB) *env {
@@ -89,6 +91,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.policyPath, e.policy = policyPath, ps
 	if e.grants, err = grant.New(grant.Config{Policy: ps.Current, Store: e.store, Keys: cakeys, Clock: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
