@@ -125,6 +125,7 @@ func (c *cursor) consume() sessionlog.Event {
 // window writes [from, from+window) as WriteWindow says; c must be usable
 // for from.
 func (c *cursor) window(w io.Writer, from, window float64) (Window, error) {
+	c.skipTo(from)
 	for {
 		e, err := c.peek()
 		if err != nil {

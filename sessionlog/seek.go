@@ -10,11 +10,13 @@ import (
 
 // SkipOptions say what SkipToWith gives back of the events it passes over.
 type SkipOptions struct {
-	// Tail is how many bytes of event lines just before t are parsed and
-	// given back in Skipped.Tail: at least Tail bytes of lines (whole
-	// frames of a compressed recording, blocks of whole lines of a plain
-	// one) when the recording has that many before t. 0 keeps none.
-	Tail int
+	// TailOutput is how much output (bytes of CodeOutput events' data)
+	// just before t is wanted in Skipped.Tail: the tail goes back, whole
+	// frames of a compressed recording or blocks of whole lines of a plain
+	// one, until it holds at least that much, unless the recording has
+	// less before t or it would take more than maxTail bytes of lines. 0
+	// keeps none.
+	TailOutput int
 }
 
 // Skipped is what SkipToWith passed over.
@@ -22,7 +24,8 @@ type Skipped struct {
 	Events int     // how many events it passed over
 	Last   float64 // the time of the last of them (0 when none)
 	// Tail is the last events passed over, in order (see
-	// SkipOptions.Tail); it holds all of them when len(Tail) == Events.
+	// SkipOptions.TailOutput); it holds all of them when len(Tail) ==
+	// Events.
 	Tail []Event
 	// Resize is the last resize event passed over, nil when there was
 	// none: a player's terminal size at t.
@@ -53,7 +56,7 @@ func (r *Reader) SkipTo(t time.Duration) error {
 // events passed over to show the screen at t: the terminal size and the
 // output just before t (see SkipOptions, Skipped).
 func (r *Reader) SkipToWith(t time.Duration, opt SkipOptions) (Skipped, error) {
-	s := skipper{r: r, t: t, tail: tailKeeper{max: opt.Tail}}
+	s := skipper{r: r, t: t, tail: tailKeeper{want: opt.TailOutput}}
 	err := s.run()
 	out := Skipped{Events: s.events, Last: s.last, Tail: s.tail.events(), Resize: s.resize}
 	if err == io.EOF {
@@ -271,24 +274,36 @@ func jsonNumber(b []byte) bool {
 	return i == len(b)
 }
 
-// tailKeeper keeps the last blocks of lines passed over, at least max
-// bytes of them, and parses only those at the end.
+// tailKeeper keeps the last blocks of lines passed over, back far enough
+// to hold want bytes of output by a bound read without parsing (see
+// outputAtLeast), and parses them newest first at the end, only as far
+// back as it takes to have want bytes of output.
 type tailKeeper struct {
-	max    int
-	blocks [][]byte
-	size   int
-	cur    []byte // lines gathered into the next block
+	want   int
+	blocks []tailBlock
+	size   int // bytes of lines in blocks
+	output int // sum of the blocks' output bounds
+	cur    []byte
 }
 
-// tailBlock is how many bytes of single lines make one block.
-const tailBlock = 64 << 10
+type tailBlock struct {
+	lines  []byte
+	output int // at least this many bytes of output
+}
+
+const (
+	// tailBlockSize is how many bytes of single lines make one block.
+	tailBlockSize = 64 << 10
+	// maxTail bounds the lines a tail keeps, whatever it wants.
+	maxTail = 16 << 20
+)
 
 func (k *tailKeeper) add(lines []byte) {
-	if k.max <= 0 {
+	if k.want <= 0 {
 		return
 	}
 	k.cur = append(k.cur, lines...)
-	if len(k.cur) >= tailBlock {
+	if len(k.cur) >= tailBlockSize {
 		k.push()
 	}
 }
@@ -297,26 +312,60 @@ func (k *tailKeeper) push() {
 	if len(k.cur) == 0 {
 		return
 	}
-	k.blocks = append(k.blocks, k.cur)
-	k.size += len(k.cur)
+	b := tailBlock{lines: k.cur, output: outputAtLeast(k.cur)}
+	k.blocks = append(k.blocks, b)
+	k.size += len(b.lines)
+	k.output += b.output
 	k.cur = nil
-	for len(k.blocks) > 1 && k.size-len(k.blocks[0]) >= k.max {
-		k.size -= len(k.blocks[0])
+	for len(k.blocks) > 1 && (k.output-k.blocks[0].output >= k.want || k.size-len(k.blocks[0].lines) >= maxTail) {
+		k.size -= len(k.blocks[0].lines)
+		k.output -= k.blocks[0].output
 		k.blocks = slices.Delete(k.blocks, 0, 1)
 	}
 }
 
-// events parses the lines kept; one that does not parse (inside a frame
-// passed over) is left out.
+// outputAtLeast is a lower bound of the output bytes the lines hold,
+// read without parsing them: a line whose code is spelled "o" holds at
+// least a sixth of its data's JSON (an escape is at most six bytes for
+// one).
+func outputAtLeast(lines []byte) int {
+	n := 0
+	for line := range bytes.Lines(lines) {
+		i := bytes.IndexByte(line, ',')
+		if i < 0 {
+			continue
+		}
+		rest := line[skipSpace(line, i+1):]
+		if bytes.HasPrefix(rest, []byte(`"o"`)) {
+			n += max(0, len(rest)-len(`"o", ""]`)-1) / 6
+		}
+	}
+	return n
+}
+
+// events parses the blocks kept, newest first, until they hold want
+// bytes of output, and gives their events in order; a line that does
+// not parse (inside a frame passed over) is left out.
 func (k *tailKeeper) events() []Event {
 	k.push()
-	var out []Event
-	for _, b := range k.blocks {
-		for line := range bytes.Lines(b) {
+	var parts [][]Event
+	output, n := 0, 0
+	for i := len(k.blocks) - 1; i >= 0 && output < k.want; i-- {
+		var part []Event
+		for line := range bytes.Lines(k.blocks[i].lines) {
 			if e, err := parseEvent(bytes.TrimSuffix(line, []byte{'\n'})); err == nil {
-				out = append(out, e)
+				part = append(part, e)
+				if e.Code == CodeOutput {
+					output += len(e.Data)
+				}
 			}
 		}
+		parts = append(parts, part)
+		n += len(part)
+	}
+	out := make([]Event, 0, n)
+	for i := len(parts) - 1; i >= 0; i-- {
+		out = append(out, parts[i]...)
 	}
 	return out
 }

@@ -106,10 +106,10 @@ func checkSkip(t *testing.T, data []byte, all []Event, endErr error, at, again t
 	r, err := NewReader(bytes.NewReader(data))
 	mustNil(t, err)
 	const tail = 3000
-	sk, skipErr := r.SkipToWith(at, SkipOptions{Tail: tail})
+	sk, skipErr := r.SkipToWith(at, SkipOptions{TailOutput: tail})
 	passed := sk.Events
 	if again >= 0 && skipErr == nil {
-		sk, skipErr = r.SkipToWith(again, SkipOptions{Tail: tail})
+		sk, skipErr = r.SkipToWith(again, SkipOptions{TailOutput: tail})
 		passed += sk.Events
 		at = again
 	}
@@ -159,15 +159,20 @@ func checkSkip(t *testing.T, data []byte, all []Event, endErr error, at, again t
 	if !slices.Equal(sk.Tail, before[len(before)-len(sk.Tail):]) {
 		t.Fatalf("%s: tail is not the last %d events passed over", where, len(sk.Tail))
 	}
-	if n := linesSize(sk.Tail); n < tail && len(sk.Tail) < len(before) {
-		t.Fatalf("%s: tail of %d bytes of lines, want at least %d", where, n, tail)
+	if n := outputSize(sk.Tail); n < tail && len(sk.Tail) < len(before) {
+		t.Fatalf("%s: tail of %d bytes of output, want at least %d", where, n, tail)
+	}
+	if n := outputSize(sk.Tail); n > tail+2*tailBlockSize {
+		t.Fatalf("%s: tail of %d events holds %d bytes of output: parsed more blocks than it needs", where, len(sk.Tail), n)
 	}
 }
 
-func linesSize(events []Event) int {
+func outputSize(events []Event) int {
 	n := 0
 	for _, e := range events {
-		n += len(appendEvent(nil, e)) + 1
+		if e.Code == CodeOutput {
+			n += len(e.Data)
+		}
 	}
 	return n
 }
