@@ -186,7 +186,7 @@ func fuzzSkip(t *testing.T, data []byte, events []Event, rec *Recording) {
 		if err != nil {
 			return
 		}
-		skipErr := r.SkipTo(at)
+		sk, skipErr := r.SkipToWith(at, SkipOptions{TailOutput: 64})
 		var rest []Event
 		var end error
 		for n := 0; n <= len(data); n++ {
@@ -201,6 +201,10 @@ func fuzzSkip(t *testing.T, data []byte, events []Event, rec *Recording) {
 			continue
 		}
 		want := slices.DeleteFunc(slices.Clone(events), func(e Event) bool { return secondsToDuration(e.Time) < at })
+		passed := events[:len(events)-len(want)]
+		if sk.Events != len(passed) || !slices.Equal(sk.Tail, passed[len(passed)-min(len(passed), len(sk.Tail)):]) {
+			t.Fatalf("skip to %v: passed over %d events, tail %+v; want %d, a tail of %+v", at, sk.Events, sk.Tail, len(passed), passed)
+		}
 		if !slices.Equal(rest, want) {
 			t.Fatalf("skip to %v: events %+v, want %+v", at, rest, want)
 		}
