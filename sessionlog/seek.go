@@ -320,6 +320,7 @@ func (k *tailKeeper) push() {
 	for len(k.blocks) > 1 && (k.output-k.blocks[0].output >= k.want || k.size-len(k.blocks[0].lines) >= maxTail) {
 		k.size -= len(k.blocks[0].lines)
 		k.output -= k.blocks[0].output
+		k.cur = k.blocks[0].lines[:0] // the next block reuses its memory
 		k.blocks = slices.Delete(k.blocks, 0, 1)
 	}
 }
