@@ -26,7 +26,7 @@ func (s *Server) consoleRoutes() {
 		if err != nil {
 			return err
 		}
-		code, codeExpires, err := c.IssueCode(r.Context(), callerOf(r), expires)
+		code, codeExpires, err := c.IssueCode(r.Context(), callerOf(r), token, expires)
 		if err != nil {
 			return err
 		}

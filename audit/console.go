@@ -8,13 +8,17 @@ import (
 	"time"
 )
 
-// consoleSchema is migration 8: the web console's one-time login codes,
+// consoleSchema is migration 9: the web console's one-time login codes,
 // its sessions and its share links, each stored as the SHA-256 of its
-// secret, never the secret.
+// secret, never the secret. Codes and sessions also hold the SHA-256 of the
+// jitssh bearer token they were made from (token_hash), so that a session
+// ends when its token is deleted. (Changed in place: migration 9 landed
+// with the console and no release has had it.)
 const consoleSchema = `
 CREATE TABLE console_codes (
 	hash               TEXT PRIMARY KEY,
 	user               TEXT NOT NULL,
+	token_hash         TEXT NOT NULL,
 	session_expires_at INTEGER NOT NULL,
 	created_at         INTEGER NOT NULL,
 	expires_at         INTEGER NOT NULL,
@@ -23,6 +27,7 @@ CREATE TABLE console_codes (
 CREATE TABLE console_sessions (
 	hash        TEXT PRIMARY KEY,
 	user        TEXT NOT NULL,
+	token_hash  TEXT NOT NULL,
 	csrf        TEXT NOT NULL,
 	client_addr TEXT NOT NULL DEFAULT '',
 	created_at  INTEGER NOT NULL,
@@ -48,6 +53,7 @@ CREATE INDEX share_links_session ON share_links(session_id, created_at);
 type ConsoleCode struct {
 	Hash             string
 	User             string
+	TokenHash        string // SHA-256 of the bearer token that asked for it
 	SessionExpiresAt time.Time
 	CreatedAt        time.Time
 	ExpiresAt        time.Time
@@ -59,6 +65,7 @@ type ConsoleCode struct {
 type ConsoleSession struct {
 	Hash       string
 	User       string
+	TokenHash  string // SHA-256 of the jitssh token the session ends with
 	CSRF       string
 	ClientAddr string
 	CreatedAt  time.Time
@@ -87,12 +94,15 @@ func (t *Tx) InsertConsoleCode(c ConsoleCode) error {
 	if err := validTokenHash(c.Hash); err != nil {
 		return fmt.Errorf("insert console code: %w", err)
 	}
+	if err := validTokenHash(c.TokenHash); err != nil {
+		return fmt.Errorf("insert console code: token: %w", err)
+	}
 	var cd codec
-	args := []any{c.Hash, c.User, cd.nanos("session_expires_at", c.SessionExpiresAt), cd.nanos("created_at", c.CreatedAt), cd.nanos("expires_at", c.ExpiresAt)}
+	args := []any{c.Hash, c.User, c.TokenHash, cd.nanos("session_expires_at", c.SessionExpiresAt), cd.nanos("created_at", c.CreatedAt), cd.nanos("expires_at", c.ExpiresAt)}
 	if cd.err != nil {
 		return fmt.Errorf("insert console code for %q: %w", c.User, cd.err)
 	}
-	if _, err := t.exec("INSERT INTO console_codes (hash, user, session_expires_at, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", args...); err != nil {
+	if _, err := t.exec("INSERT INTO console_codes (hash, user, token_hash, session_expires_at, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)", args...); err != nil {
 		return fmt.Errorf("insert console code for %q: %w", c.User, classify(err))
 	}
 	return nil
@@ -107,8 +117,8 @@ func (t *Tx) SpendConsoleCode(hash string, at time.Time) (ConsoleCode, error) {
 	}
 	var c ConsoleCode
 	var sexp, created, expires, used int64
-	err := t.tx.QueryRow("SELECT hash, user, session_expires_at, created_at, expires_at, used_at FROM console_codes WHERE hash = ?", hash).
-		Scan(&c.Hash, &c.User, &sexp, &created, &expires, &used)
+	err := t.tx.QueryRow("SELECT "+consoleCodeColumns+" FROM console_codes WHERE hash = ?", hash).
+		Scan(&c.Hash, &c.User, &c.TokenHash, &sexp, &created, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ConsoleCode{}, fmt.Errorf("console code: %w", ErrNotFound)
 	}
@@ -130,6 +140,58 @@ func (t *Tx) SpendConsoleCode(hash string, at time.Time) (ConsoleCode, error) {
 	return c, nil
 }
 
+const consoleCodeColumns = "hash, user, token_hash, session_expires_at, created_at, expires_at, used_at"
+
+// ConsoleCode returns the console code with hash without spending it (a
+// login page asks whose code it holds before the user confirms), or
+// ErrNotFound. The caller checks expiry and use.
+func (s *Store) ConsoleCode(ctx context.Context, hash string) (ConsoleCode, error) {
+	db, err := s.reader()
+	if err != nil {
+		return ConsoleCode{}, err
+	}
+	var c ConsoleCode
+	var sexp, created, expires, used int64
+	err = db.QueryRowContext(ctx, "SELECT "+consoleCodeColumns+" FROM console_codes WHERE hash = ?", hash).
+		Scan(&c.Hash, &c.User, &c.TokenHash, &sexp, &created, &expires, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ConsoleCode{}, fmt.Errorf("console code: %w", ErrNotFound)
+	}
+	if err != nil {
+		return ConsoleCode{}, fmt.Errorf("console code: %w", err)
+	}
+	c.SessionExpiresAt, c.CreatedAt, c.ExpiresAt, c.UsedAt = fromNanos(sexp), fromNanos(created), fromNanos(expires), fromNanos(used)
+	return c, nil
+}
+
+// PruneConsole deletes the console codes that expired before before and
+// the console sessions that expired or ended before it: neither can be
+// used again, and the audit events keep their history. It returns how
+// many rows it deleted.
+func (t *Tx) PruneConsole(before time.Time) (int64, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	var cd codec
+	ns := cd.nanos("before", before)
+	if cd.err != nil {
+		return 0, fmt.Errorf("prune console: %w", cd.err)
+	}
+	var total int64
+	for _, q := range []string{
+		"DELETE FROM console_codes WHERE expires_at < ? AND ? > 0",
+		"DELETE FROM console_sessions WHERE expires_at < ? OR (ended_at != 0 AND ended_at < ?)",
+	} {
+		res, err := t.exec(q, ns, ns)
+		if err != nil {
+			return total, fmt.Errorf("prune console: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
 // InsertConsoleSession stores cs; Hash must be a lower-case hex SHA-256.
 func (t *Tx) InsertConsoleSession(cs ConsoleSession) error {
 	if err := t.check(); err != nil {
@@ -138,12 +200,15 @@ func (t *Tx) InsertConsoleSession(cs ConsoleSession) error {
 	if err := validTokenHash(cs.Hash); err != nil {
 		return fmt.Errorf("insert console session: %w", err)
 	}
+	if err := validTokenHash(cs.TokenHash); err != nil {
+		return fmt.Errorf("insert console session: token: %w", err)
+	}
 	var cd codec
-	args := []any{cs.Hash, cs.User, cs.CSRF, cs.ClientAddr, cd.nanos("created_at", cs.CreatedAt), cd.nanos("expires_at", cs.ExpiresAt)}
+	args := []any{cs.Hash, cs.User, cs.TokenHash, cs.CSRF, cs.ClientAddr, cd.nanos("created_at", cs.CreatedAt), cd.nanos("expires_at", cs.ExpiresAt)}
 	if cd.err != nil {
 		return fmt.Errorf("insert console session for %q: %w", cs.User, cd.err)
 	}
-	if _, err := t.exec("INSERT INTO console_sessions (hash, user, csrf, client_addr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)", args...); err != nil {
+	if _, err := t.exec("INSERT INTO console_sessions (hash, user, token_hash, csrf, client_addr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)", args...); err != nil {
 		return fmt.Errorf("insert console session for %q: %w", cs.User, classify(err))
 	}
 	return nil
@@ -158,8 +223,8 @@ func (s *Store) ConsoleSession(ctx context.Context, hash string) (ConsoleSession
 	}
 	var cs ConsoleSession
 	var created, expires, ended int64
-	err = db.QueryRowContext(ctx, "SELECT hash, user, csrf, client_addr, created_at, expires_at, ended_at FROM console_sessions WHERE hash = ?", hash).
-		Scan(&cs.Hash, &cs.User, &cs.CSRF, &cs.ClientAddr, &created, &expires, &ended)
+	err = db.QueryRowContext(ctx, "SELECT hash, user, token_hash, csrf, client_addr, created_at, expires_at, ended_at FROM console_sessions WHERE hash = ?", hash).
+		Scan(&cs.Hash, &cs.User, &cs.TokenHash, &cs.CSRF, &cs.ClientAddr, &created, &expires, &ended)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ConsoleSession{}, fmt.Errorf("console session: %w", ErrNotFound)
 	}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -178,6 +179,40 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "login", nil, nil)
 }
 
+// loginCheck is the answer of POST /console/login/check: whose code the
+// page holds, and who is logged in on this browser now ("" for nobody).
+type loginCheck struct {
+	User    string `json:"user"`
+	Current string `json:"current,omitempty"`
+}
+
+// handleLoginCheck tells the login page whose code it holds, without
+// spending it, so that the page asks "Log in as USER?" instead of
+// submitting any code it is handed: a code in a link from someone else
+// would otherwise log the victim in as them (login CSRF). It is
+// same-origin only and shares the login limit.
+func (s *Server) handleLoginCheck(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	err := sameOrigin(r)
+	if err == nil {
+		err = s.cfg.Throttle.Login(r.Context(), clientAddr(r))
+	}
+	var ans loginCheck
+	if err == nil {
+		ans.User, err = s.cfg.Console.CodeUser(r.Context(), r.PostFormValue("code"))
+	}
+	if err != nil {
+		status, msg := s.answer(err)
+		http.Error(w, msg, status)
+		return
+	}
+	if v, err := s.authenticate(r); err == nil {
+		ans.Current = v.User
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ans)
+}
+
 // handleLogin exchanges the one-time code (posted by the login page's
 // script from the URL fragment) for the session cookie.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -197,16 +232,48 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, err)
 		return
 	}
+	// The browser's previous console session, if any, ends on the server:
+	// its cookie is replaced, and must not stay valid where it was copied.
+	if old, err := s.authenticate(r); err == nil {
+		if err := s.cfg.Console.Logout(r.Context(), old.caller(), old.cookie); err != nil {
+			s.cfg.Logger.Warn("console: end the replaced session", "user", old.User, "err", err)
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: login.Cookie, Path: "/", Expires: login.ExpiresAt,
 		MaxAge: int(login.ExpiresAt.Sub(s.now()).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }
 
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	if err := s.cfg.Console.Logout(r.Context(), v.caller(), v.cookie); err != nil {
-		return err
+// handleLogout ends the console session server-side and clears its
+// cookie. A cookie that no longer opens a session (expired, ended, its
+// token deleted) is cleared too: there is nothing left to end, and
+// clearing a dead cookie needs no CSRF token.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := sameOrigin(r); err != nil {
+		s.errorPage(w, r, nil, err)
+		return
 	}
+	v, err := s.authenticate(r)
+	var ge *grant.Error
+	if errors.As(err, &ge) && ge.Kind == grant.KindUnauthenticated {
+		s.loggedOut(w)
+		return
+	}
+	if err == nil {
+		err = checkCSRF(r, v.CSRF)
+	}
+	if err == nil {
+		err = s.cfg.Console.Logout(r.Context(), v.caller(), v.cookie)
+	}
+	if err != nil {
+		s.errorPage(w, r, v, err)
+		return
+	}
+	s.loggedOut(w)
+}
+
+func (s *Server) loggedOut(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	s.render(w, http.StatusOK, "loggedout", nil, nil)
-	return nil
 }

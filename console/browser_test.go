@@ -26,7 +26,14 @@ func TestBrowserPlayer(t *testing.T) {
 	steps = append(steps, step{100 * time.Second, "much-later-marker\r\n"})
 	x := e.recordSession("s_browser", "alice", steps)
 	b := browsertest.Start(t, browsertest.Options{TrustCertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.server.Certificate().Raw})})
-	if err := b.Do(20*time.Second, chromedp.Navigate(e.server.URL+"/console/login#code="+e.code("sec")), chromedp.WaitVisible(chromedp.CSS("nav"))); err != nil {
+	// The login page asks whose code it is before it spends it.
+	if err := b.Do(20*time.Second, chromedp.Navigate(e.server.URL+"/console/login#code="+e.code("sec")), chromedp.WaitVisible(chromedp.CSS("#login-confirm"))); err != nil {
+		t.Fatalf("login page: %v\n%v", err, b.Messages())
+	}
+	if got := b.Text("#login-status"); !strings.Contains(got, "Log in to the jitssh console as sec?") {
+		t.Errorf("login page says %q, want it to ask to log in as sec", got)
+	}
+	if err := b.Do(20*time.Second, chromedp.Click(chromedp.CSS("#login-confirm")), chromedp.WaitVisible(chromedp.CSS("nav"))); err != nil {
 		t.Fatalf("login: %v\n%v", err, b.Messages())
 	}
 	if err := b.Do(20*time.Second, chromedp.Navigate(e.server.URL+"/console/sessions/"+x.ID+"/play?at=139")); err != nil {

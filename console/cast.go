@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,6 +28,10 @@ const (
 	// PreludeBytes is how much of the output before a window's start is
 	// replayed at its time 0 to rebuild the screen: several screenfuls.
 	PreludeBytes = 128 << 10
+	// ctxEvery is how many events a window cut reads between checks that
+	// its request still wants it (a seek far into a long recording reads
+	// millions; an abandoned one must stop).
+	ctxEvery = 1024
 )
 
 // Window is one stretch of a recording as asciicast v2, with times
@@ -55,7 +60,7 @@ func WriteWindow(w io.Writer, rec io.Reader, from, window float64) (Window, erro
 	if err != nil {
 		return Window{}, err
 	}
-	return c.window(w, from, window)
+	return c.window(context.Background(), w, from, window)
 }
 
 // cursor is a recording read up to a point: what a window needs of the
@@ -123,10 +128,13 @@ func (c *cursor) consume() sessionlog.Event {
 }
 
 // window writes [from, from+window) as WriteWindow says; c must be usable
-// for from.
-func (c *cursor) window(w io.Writer, from, window float64) (Window, error) {
-	c.skipTo(from)
-	for {
+// for from. It stops with ctx's error once ctx is done.
+func (c *cursor) window(ctx context.Context, w io.Writer, from, window float64) (Window, error) {
+	c.skipTo(ctx, from)
+	for n := 1; ; n++ {
+		if n%ctxEvery == 0 && ctx.Err() != nil {
+			return Window{From: from}, ctx.Err()
+		}
 		e, err := c.peek()
 		if err != nil {
 			return Window{From: from}, err
@@ -143,7 +151,10 @@ func (c *cursor) window(w io.Writer, from, window float64) (Window, error) {
 	win := Window{From: from}
 	var san sessionlog.Sanitizer
 	bytes, lastIncluded := 0, -1.0
-	for {
+	for n := 1; ; n++ {
+		if n%ctxEvery == 0 && ctx.Err() != nil {
+			return win, ctx.Err()
+		}
 		next, err := c.peek()
 		if err != nil {
 			return win, err
@@ -258,6 +269,8 @@ func (s *Server) serveWindow(w http.ResponseWriter, r *http.Request, x audit.Ses
 		return err
 	}
 	key := r.URL.Query().Get("view") + "|" + x.ID
+	ctx, done := s.cursors.begin(r.Context(), key)
+	defer done()
 	c, err := s.cursors.take(key, from, func() (*cursor, error) {
 		f, err := s.cfg.Recordings.Open(x.RecordingPath)
 		if err != nil {
@@ -277,8 +290,13 @@ func (s *Server) serveWindow(w http.ResponseWriter, r *http.Request, x audit.Ses
 	// The window is built whole before a byte is sent, so that its
 	// bounds can go in the headers; MaxWindowBytes bounds it.
 	var buf bufferWriter
-	win, err := c.window(&buf, from, window)
+	win, err := c.window(ctx, &buf, from, window)
 	s.cursors.put(key, c, err == nil && !win.EOF)
+	if ctx.Err() != nil {
+		// A newer window of this page (a seek) or the client's going away
+		// ended this one: nobody reads its answer.
+		return &grant.Error{Kind: grant.KindConflict, Code: "window_superseded", Message: "a newer window request of this player replaced this one", Err: err}
+	}
 	if err != nil {
 		return &grant.Error{Kind: grant.KindUnavailable, Code: "recording_unreadable", Message: "the recording of session " + x.ID + " cannot be read", Err: err}
 	}

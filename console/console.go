@@ -132,7 +132,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /console/{$}", s.page("", s.handleHome))
 	s.mux.HandleFunc("GET /console/login", s.handleLoginPage)
 	s.mux.HandleFunc("POST /console/login", s.handleLogin)
-	s.mux.HandleFunc("POST /console/logout", s.action("", s.handleLogout))
+	s.mux.HandleFunc("POST /console/login/check", s.handleLoginCheck)
+	s.mux.HandleFunc("POST /console/logout", s.handleLogout)
 
 	s.mux.HandleFunc("GET /console/requests", s.page("", s.handleRequests))
 	s.mux.HandleFunc("POST /console/requests/{id}/decide", s.action("", s.handleDecide))

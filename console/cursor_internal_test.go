@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ func TestCursorChain(t *testing.T) {
 		if !c.usableFor(from) {
 			t.Fatalf("cursor not usable for the next window at %v", from)
 		}
-		win, err := c.window(&chained, from, 7)
+		win, err := c.window(context.Background(), &chained, from, 7)
 		if err != nil {
 			t.Fatal(err)
 		}

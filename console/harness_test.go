@@ -2,7 +2,10 @@ package console_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +63,8 @@ type env struct {
 	cons       *grant.Console
 	recordings string
 	server     *httptest.Server
+	policyPath string
+	policy     *livepolicy.Holder
 }
 
 func newEnv(t testing.TB) *env {
@@ -86,6 +91,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.policyPath, e.policy = policyPath, ps
 	if e.grants, err = grant.New(grant.Config{Policy: ps.Current, Store: e.store, Keys: cakeys, Clock: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +159,29 @@ func (e *env) login(user string) *browser {
 
 func (e *env) code(user string) string {
 	e.t.Helper()
-	code, _, err := e.cons.IssueCode(context.Background(), grant.Caller{User: user}, e.clock.Now().Add(time.Hour))
+	code, _ := e.codeWithToken(user)
+	return code
+}
+
+// codeWithToken makes a one-time code for user as jit console does, from
+// a bearer token stored as jit login stores it (valid for an hour), and
+// returns the code and the token's hash.
+func (e *env) codeWithToken(user string) (code, tokenHash string) {
+	e.t.Helper()
+	token := "jit_" + rand.Text()
+	sum := sha256.Sum256([]byte(token))
+	tokenHash = hex.EncodeToString(sum[:])
+	expires := e.clock.Now().Add(time.Hour)
+	if err := e.store.Do(context.Background(), func(tx *audit.Tx) error {
+		return tx.InsertToken(audit.Token{Hash: tokenHash, User: user, IssuedAt: e.clock.Now(), ExpiresAt: expires})
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	code, _, err := e.cons.IssueCode(context.Background(), grant.Caller{User: user}, token, expires)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return code
+	return code, tokenHash
 }
 
 func (b *browser) do(req *http.Request) *http.Response {

@@ -22,15 +22,21 @@ const (
 	// recording stream does: the server's WriteTimeout bounds a whole
 	// answer, which a follow outlives by design.
 	liveWriteTimeout = time.Minute
+	// liveRecheck is how often a followed session checks that its viewer
+	// may still watch: console session not ended (logout), expired or its
+	// token deleted, and the auditor role still held.
+	liveRecheck = 2 * time.Second
 )
 
 // handleLiveStream follows a live session for asciinema-player's
 // eventsource driver (server-sent events): one reset message with the
 // terminal size, the current time and the screen so far (the sanitized
 // prelude) as init, then each output and resize event as the bastion
-// records it, and {"state":"offline"} when the session ends.
+// records it, and {"state":"offline"} when the session ends or the viewer
+// may no longer watch it (liveContext).
 func (s *Server) handleLiveStream(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	if err := s.checkTicket(r.URL.Query().Get("view"), "u:"+v.User, r.PathValue("id")); err != nil {
+	ticketExpires, err := s.checkTicket(r.URL.Query().Get("view"), "u:"+v.User, r.PathValue("id"))
+	if err != nil {
 		return err
 	}
 	x, err := s.cfg.Sessions.Get(r.Context(), v.caller(), r.PathValue("id"))
@@ -64,9 +70,46 @@ func (s *Server) handleLiveStream(w http.ResponseWriter, r *http.Request, v *vie
 	if err := send(map[string]any{"cols": st.width, "rows": st.height, "time": st.last, "init": st.pre.text()}); err != nil {
 		return nil
 	}
-	s.follow(r.Context(), f, x.ID, st.events, send)
+	ctx, cancel := s.liveContext(r.Context(), v, ticketExpires)
+	defer cancel()
+	s.follow(ctx, f, x.ID, st.events, send)
 	_ = send(map[string]string{"state": "offline"})
 	return nil
+}
+
+// liveContext is the context a follow runs under: it ends with the
+// request's, at the earlier of the console session's expiry and the view
+// ticket's, and at the first recheck (every liveRecheck) that finds the
+// console session gone (logout, expiry, its token deleted, the user no
+// longer enrolled) or the auditor role lost. A check at the start of the
+// stream alone would let a watch outlive every one of those.
+func (s *Server) liveContext(parent context.Context, v *viewer, ticketExpires time.Time) (context.Context, context.CancelFunc) {
+	end := v.ExpiresAt
+	if ticketExpires.Before(end) {
+		end = ticketExpires
+	}
+	// The deadline is on the wall clock; end is on the console's clock.
+	ctx, cancel := context.WithTimeout(parent, end.Sub(s.now()))
+	go func() {
+		tick := time.NewTicker(liveRecheck)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if !s.now().Before(end) || !s.cfg.Console.HasRole(v.User, grant.RoleAuditor) {
+				cancel()
+				return
+			}
+			if _, err := s.cfg.Console.Session(ctx, v.cookie); err != nil && ctx.Err() == nil {
+				cancel()
+				return
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 // liveState is a recording read up to its current end.

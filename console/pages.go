@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +98,7 @@ func (s *Server) handleRequests(w http.ResponseWriter, r *http.Request, v *viewe
 	// Pending requests of the viewer's own are shown too, marked, so
 	// they see why nobody else has approved yet; grant refuses approving
 	// them.
-	s.render(w, http.StatusOK, "requests", v, map[string]any{"Requests": rs, "Flash": r.URL.Query().Get("done")})
+	s.render(w, http.StatusOK, "requests", v, map[string]any{"Requests": rs, "Flash": flash(r)})
 	return nil
 }
 
@@ -115,7 +116,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request, v *viewer)
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/console/requests?done="+url.QueryEscape(r.PostFormValue("verdict")+" "+id), http.StatusSeeOther)
+	http.Redirect(w, r, doneURL("/console/requests", r.PostFormValue("verdict"), id), http.StatusSeeOther)
 	return nil
 }
 
@@ -124,7 +125,7 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request, v *viewer) e
 	if err != nil {
 		return err
 	}
-	s.render(w, http.StatusOK, "live", v, map[string]any{"Sessions": ss, "Flash": r.URL.Query().Get("done")})
+	s.render(w, http.StatusOK, "live", v, map[string]any{"Sessions": ss, "Flash": flash(r)})
 	return nil
 }
 
@@ -143,8 +144,39 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, v *viewer)
 	if err := s.cfg.Admin.Revoke(r.Context(), v.caller(), x.Serial, reason); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/console/live?done="+url.QueryEscape("revoked "+x.ID), http.StatusSeeOther)
+	http.Redirect(w, r, doneURL("/console/live", "revoked", x.ID), http.StatusSeeOther)
 	return nil
+}
+
+// flashes are the sentences a page shows after an action, by the fixed
+// code its redirect carries: the text is the server's, never the URL's,
+// so a link cannot make the console say what its author wants.
+var flashes = map[string]string{
+	"approve":       "Approved request %s.",
+	"deny":          "Denied request %s.",
+	"revoked":       "Ended session %s: its certificate is revoked.",
+	"share_revoked": "Revoked share link %s.",
+}
+
+// flashID is what an id in a flash may look like (request, session and
+// share ids are letters, digits, _ and -).
+var flashID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+// doneURL is page after an action: done= one of flashes' codes, id= the
+// object it acted on.
+func doneURL(page, code, id string) string {
+	return page + "?" + url.Values{"done": {code}, "id": {id}}.Encode()
+}
+
+// flash is the sentence of the request's done= and id=, or "" when either
+// is not one the console sends.
+func flash(r *http.Request) string {
+	q := r.URL.Query()
+	f, ok := flashes[q.Get("done")]
+	if !ok || !flashID.MatchString(q.Get("id")) {
+		return ""
+	}
+	return fmt.Sprintf(f, q.Get("id"))
 }
 
 // sessionQuery is the sessions page's filters as the form sent them.
@@ -168,24 +200,15 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request, v *viewe
 		if err := s.cfg.Console.Authorize(r.Context(), v.caller(), grant.RoleAuditor, "searching recordings"); err != nil {
 			return err
 		}
-		hits, err := s.cfg.Sessions.Search(r.Context(), v.caller(), audit.SearchQuery{Text: sq.Q, User: sq.User, Host: sq.Host, Since: since, Until: until, Limit: 200})
+		hits, err := s.cfg.Sessions.Search(r.Context(), v.caller(), audit.SearchQuery{Text: sq.Q, User: sq.User, Host: sq.Host, Login: sq.Login, Since: since, Until: until, Limit: 200})
 		if err != nil {
 			return err
 		}
 		d["Hits"] = hits
 	} else {
-		ss, err := s.cfg.Sessions.List(r.Context(), v.caller(), audit.SessionFilter{User: sq.User, Host: sq.Host, Since: since, Until: until, Limit: 500})
+		ss, err := s.cfg.Sessions.List(r.Context(), v.caller(), audit.SessionFilter{User: sq.User, Host: sq.Host, Login: sq.Login, Since: since, Until: until, Limit: 500})
 		if err != nil {
 			return err
-		}
-		if sq.Login != "" {
-			kept := ss[:0]
-			for _, x := range ss {
-				if x.Login == sq.Login {
-					kept = append(kept, x)
-				}
-			}
-			ss = kept
 		}
 		d["Sessions"] = ss
 	}

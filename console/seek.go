@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"math"
 	"time"
 
@@ -12,7 +13,13 @@ import (
 // every event before it), keeping what the window needs of them: the
 // terminal size and the last PreludeBytes of output for the prelude. A
 // cursor's peeked event (where its last window ended) is consumed first.
-func (c *cursor) skipTo(from float64) {
+// A request already gone skips nothing (the window's loop then stops at
+// its first check); a skip once started runs to its end (about 0.4 s for
+// 200 MB).
+func (c *cursor) skipTo(ctx context.Context, from float64) {
+	if ctx.Err() != nil {
+		return
+	}
 	if c.next != nil && c.next.Time < from {
 		c.consume()
 	}

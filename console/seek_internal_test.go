@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -65,7 +66,7 @@ func readingWindow(t *testing.T, c *cursor, from, window float64) string {
 		c.consume()
 	}
 	var b bytes.Buffer
-	if _, err := c.window(&b, from, window); err != nil {
+	if _, err := c.window(context.Background(), &b, from, window); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -89,13 +90,13 @@ func TestSeekWindowEqualsReadWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			if at.first > 0 { // a window played before the seek
-				if _, err := c.window(&skipped, at.first, 2); err != nil {
+				if _, err := c.window(context.Background(), &skipped, at.first, 2); err != nil {
 					t.Fatal(err)
 				}
 				readingWindow(t, ref, at.first, 2)
 				skipped.Reset()
 			}
-			if _, err := c.window(&skipped, at.from, 3); err != nil {
+			if _, err := c.window(context.Background(), &skipped, at.from, 3); err != nil {
 				t.Fatal(err)
 			}
 			want := readingWindow(t, ref, at.from, 3)
@@ -133,12 +134,12 @@ func TestSeekPreludeBehindTyping(t *testing.T) {
 		}
 		var out bytes.Buffer
 		if first >= 0 {
-			if _, err := c.window(&out, first, 1); err != nil {
+			if _, err := c.window(context.Background(), &out, first, 1); err != nil {
 				t.Fatal(err)
 			}
 			out.Reset()
 		}
-		if _, err := c.window(&out, 30, 1); err != nil {
+		if _, err := c.window(context.Background(), &out, 30, 1); err != nil {
 			t.Fatal(err)
 		}
 		ref, err := newCursor(strings.NewReader(rec))

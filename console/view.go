@@ -3,7 +3,6 @@ package console
 import (
 	"crypto/hmac"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -26,13 +25,15 @@ func (s *Server) viewTicket(principal, sessionID string) string {
 	return exp + "." + s.mac("view", principal, sessionID, exp)
 }
 
-func (s *Server) checkTicket(ticket, principal, sessionID string) error {
+// checkTicket returns the expiry of ticket if it is valid for principal
+// and sessionID now.
+func (s *Server) checkTicket(ticket, principal, sessionID string) (time.Time, error) {
 	exp, sig, ok := strings.Cut(ticket, ".")
 	n, err := strconv.ParseInt(exp, 10, 64)
 	if !ok || err != nil || !hmac.Equal([]byte(sig), []byte(s.mac("view", principal, sessionID, exp))) || s.now().Unix() >= n {
-		return &grant.Error{Kind: grant.KindForbidden, Code: "view_ticket_invalid", Message: "open the recording from its player page (the view ticket is missing, expired or for another recording)"}
+		return time.Time{}, &grant.Error{Kind: grant.KindForbidden, Code: "view_ticket_invalid", Message: "open the recording from its player page (the view ticket is missing, expired or for another recording)"}
 	}
-	return nil
+	return time.Unix(n, 0).UTC(), nil
 }
 
 // playData is what the player page's script reads from its data
@@ -50,7 +51,6 @@ type playData struct {
 	CanRevoke bool
 	ShareMax  string
 	Shares    []audit.ShareLink
-	NewShare  string
 }
 
 // handlePlay opens a recording's player: grant records recording.accessed
@@ -77,7 +77,6 @@ func (s *Server) handlePlay(w http.ResponseWriter, r *http.Request, v *viewer) e
 	if d.Shares, err = s.cfg.Console.Shares(r.Context(), v.caller(), x.ID); err != nil {
 		return err
 	}
-	d.NewShare = r.URL.Query().Get("shared")
 	s.render(w, http.StatusOK, "play", v, d)
 	return nil
 }
@@ -98,7 +97,7 @@ func (s *Server) playData(x audit.Session, at string) playData {
 // handleCast serves one window of the recording (cast.go) to a player
 // page that holds a ticket for it.
 func (s *Server) handleCast(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	if err := s.checkTicket(r.URL.Query().Get("view"), "u:"+v.User, r.PathValue("id")); err != nil {
+	if _, err := s.checkTicket(r.URL.Query().Get("view"), "u:"+v.User, r.PathValue("id")); err != nil {
 		return err
 	}
 	x, err := s.cfg.Sessions.Get(r.Context(), v.caller(), r.PathValue("id"))
@@ -118,7 +117,9 @@ func (s *Server) handleSharePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.playData(x, r.URL.Query().Get("at"))
-	d.Shared = true
+	// A link shares the recording, not a live follow: a live session's
+	// share page plays the windows recorded so far.
+	d.Shared, d.Live = true, false
 	d.CastURL = "/console/s/" + token + "/cast?view=" + s.viewTicket("s:"+l.ID, x.ID)
 	s.render(w, http.StatusOK, "shared", nil, d)
 }
@@ -128,7 +129,7 @@ func (s *Server) handleSharePage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleShareCast(w http.ResponseWriter, r *http.Request) {
 	l, err := s.cfg.Console.ShareLink(r.Context(), r.PathValue("token"))
 	if err == nil {
-		err = s.checkTicket(r.URL.Query().Get("view"), "s:"+l.ID, l.SessionID)
+		_, err = s.checkTicket(r.URL.Query().Get("view"), "s:"+l.ID, l.SessionID)
 	}
 	var x audit.Session
 	if err == nil {
@@ -148,7 +149,7 @@ func (s *Server) handleShares(w http.ResponseWriter, r *http.Request, v *viewer)
 	if err != nil {
 		return err
 	}
-	s.render(w, http.StatusOK, "shares", v, map[string]any{"Shares": ls, "Flash": r.URL.Query().Get("done")})
+	s.render(w, http.StatusOK, "shares", v, map[string]any{"Shares": ls, "Flash": flash(r)})
 	return nil
 }
 
@@ -171,7 +172,7 @@ func (s *Server) handleRevokeShare(w http.ResponseWriter, r *http.Request, v *vi
 	if err := s.cfg.Console.RevokeShare(r.Context(), v.caller(), r.PathValue("id")); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/console/shares?done="+url.QueryEscape("revoked "+r.PathValue("id")), http.StatusSeeOther)
+	http.Redirect(w, r, doneURL("/console/shares", "share_revoked", r.PathValue("id")), http.StatusSeeOther)
 	return nil
 }
 

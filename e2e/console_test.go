@@ -64,7 +64,14 @@ func (w *secWorld) consoleLogin(t *testing.T, e *engineer) *consoleBrowser {
 		t.Fatalf("jit console opened %q, want the console's login page with the code in the fragment", url)
 	}
 	b := &consoleBrowser{Browser: browsertest.Start(t, browsertest.Options{TrustCertPEM: w.tlsCert(t), Timeout: 5 * time.Minute}), base: "https://" + w.d.API}
-	if err := b.Do(consoleWait, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("nav"))); err != nil {
+	// The login page asks whose code it holds before spending it.
+	if err := b.Do(consoleWait, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#login-confirm"))); err != nil {
+		t.Fatalf("console login page of %s: %v\n%v", e.Name, err, b.Messages())
+	}
+	if got := b.Text("#login-status"); !strings.Contains(got, "as "+e.Name+"?") {
+		t.Errorf("the login page asks %q, want it to name %s", got, e.Name)
+	}
+	if err := b.Do(consoleWait, chromedp.Click(chromedp.CSS("#login-confirm")), chromedp.WaitVisible(chromedp.CSS("nav"))); err != nil {
 		t.Fatalf("console login of %s: %v\n%v", e.Name, err, b.Messages())
 	}
 	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); strings.Contains(loc, "code=") {

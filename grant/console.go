@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/jitssh/jitssh/audit"
@@ -19,6 +20,10 @@ const (
 	ConsoleCodeTTL = time.Minute
 	// MinShareTTL is the shortest life a share link may be given.
 	MinShareTTL = time.Minute
+	// consoleTokenRecheck is how long Session trusts that a console
+	// session's bearer token still exists, as Authenticate caches tokens.
+	consoleTokenRecheck = 10 * time.Second
+	maxConsoleTokens    = 4096
 )
 
 // Codes of the web console's outcomes.
@@ -56,6 +61,9 @@ type ConsoleConfig struct {
 // recorded here, and no share link opens a recording unrecorded.
 type Console struct {
 	cfg ConsoleConfig
+
+	mu     sync.Mutex
+	tokens map[string]time.Time // token hash -> when to look it up again
 }
 
 // NewConsole returns Console, or an error naming the missing configuration.
@@ -72,7 +80,7 @@ func NewConsole(cfg ConsoleConfig) (*Console, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Console{cfg: cfg}, nil
+	return &Console{cfg: cfg, tokens: map[string]time.Time{}}, nil
 }
 
 func (c *Console) now() time.Time { return c.cfg.Clock().UTC() }
@@ -98,8 +106,10 @@ func (l *Logins) TokenExpiry(ctx context.Context, token string) (time.Time, erro
 
 // IssueCode makes a one-time console login code for caller, valid for
 // ConsoleCodeTTL; the console session it becomes ends at sessionExpires
-// (the expiry of the caller's bearer token). Only its hash is stored.
-func (c *Console) IssueCode(ctx context.Context, caller Caller, sessionExpires time.Time) (code string, expires time.Time, err error) {
+// (the expiry of the caller's bearer token) or when token is deleted,
+// whichever comes first. Only hashes are stored. Codes and console
+// sessions that can no longer be used are pruned on the way.
+func (c *Console) IssueCode(ctx context.Context, caller Caller, token string, sessionExpires time.Time) (code string, expires time.Time, err error) {
 	now := c.now()
 	if !now.Before(sessionExpires) {
 		return "", time.Time{}, newError(KindUnauthenticated, CodeUnauthenticated, "token expired; run jit login")
@@ -109,7 +119,10 @@ func (c *Console) IssueCode(ctx context.Context, caller Caller, sessionExpires t
 	}
 	expires = now.Add(ConsoleCodeTTL)
 	err = c.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		return tx.InsertConsoleCode(audit.ConsoleCode{Hash: hashToken(code), User: caller.User, SessionExpiresAt: sessionExpires, CreatedAt: now, ExpiresAt: expires})
+		if _, err := tx.PruneConsole(now); err != nil {
+			return err
+		}
+		return tx.InsertConsoleCode(audit.ConsoleCode{Hash: hashToken(code), User: caller.User, TokenHash: hashToken(token), SessionExpiresAt: sessionExpires, CreatedAt: now, ExpiresAt: expires})
 	})
 	if err != nil {
 		return "", time.Time{}, unavailable(err)
@@ -153,15 +166,40 @@ func (c *Console) Login(ctx context.Context, code, clientAddr string) (ConsoleLo
 		rerr := appendEvent(ctx, c.cfg.Store, now, audit.Event{Type: "console.login_failed", Code: gerr.Code, User: cc.User, Actor: cc.User, ClientAddr: clientAddr})
 		return ConsoleLogin{}, withRecordFailure(gerr, rerr)
 	}
-	return c.StartSession(ctx, cc.User, clientAddr, cc.SessionExpiresAt, "code")
+	return c.startSession(ctx, cc.User, cc.TokenHash, clientAddr, cc.SessionExpiresAt, "code")
+}
+
+// CodeUser returns the user a one-time code would log in, without
+// spending it, so that the login page can ask "log in as USER?" before
+// it does (an attacker's code, opened by a victim, must not log the
+// victim in as the attacker unnoticed). Any code that Login would refuse
+// is KindUnauthenticated; nothing is recorded (nothing happened).
+func (c *Console) CodeUser(ctx context.Context, code string) (string, error) {
+	cc, err := c.cfg.Store.ConsoleCode(ctx, hashToken(code))
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
+		return "", newError(KindUnauthenticated, CodeConsoleCodeInvalid, "console login code is not valid; run jit console again")
+	case err != nil:
+		return "", unavailable(err)
+	case !cc.UsedAt.IsZero():
+		return "", newError(KindUnauthenticated, CodeConsoleCodeUsed, "console login code was already used; run jit console again")
+	case !c.now().Before(cc.ExpiresAt):
+		return "", newError(KindUnauthenticated, CodeConsoleCodeExpired, "console login code expired; run jit console again")
+	}
+	return cc.User, nil
 }
 
 // StartSession starts a console session for user, an identity already
 // proved by via ("code" for jit console; an SSO login calls it with its own
-// method), ending at expires, and records console.login. This is the seam
-// SSO logins use: prove the user, then call StartSession with the
-// expiry of the jitssh token that login issued.
-func (c *Console) StartSession(ctx context.Context, user, clientAddr string, expires time.Time, via string) (ConsoleLogin, error) {
+// method), ending at expires or when the jitssh bearer token is deleted,
+// and records console.login. This is the seam SSO logins use: prove the
+// user, then call StartSession with the token that login issued and its
+// expiry.
+func (c *Console) StartSession(ctx context.Context, user, token, clientAddr string, expires time.Time, via string) (ConsoleLogin, error) {
+	return c.startSession(ctx, user, hashToken(token), clientAddr, expires, via)
+}
+
+func (c *Console) startSession(ctx context.Context, user, tokenHash, clientAddr string, expires time.Time, via string) (ConsoleLogin, error) {
 	now := c.now()
 	if _, ok := c.cfg.Policy().User(user); !ok {
 		return ConsoleLogin{}, newError(KindUnauthenticated, string(policy.ReasonUnknownUser), "user %q is not enrolled", user)
@@ -178,7 +216,7 @@ func (c *Console) StartSession(ctx context.Context, user, clientAddr string, exp
 		return ConsoleLogin{}, err
 	}
 	err = c.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		if err := tx.InsertConsoleSession(audit.ConsoleSession{Hash: hashToken(cookie), User: user, CSRF: csrf, ClientAddr: clientAddr, CreatedAt: now, ExpiresAt: expires}); err != nil {
+		if err := tx.InsertConsoleSession(audit.ConsoleSession{Hash: hashToken(cookie), User: user, TokenHash: tokenHash, CSRF: csrf, ClientAddr: clientAddr, CreatedAt: now, ExpiresAt: expires}); err != nil {
 			return err
 		}
 		_, err := tx.Append(audit.Event{Time: now, Type: "console.login", Code: audit.BoundText(via, maxAuditText), Actor: user, User: user, ClientAddr: clientAddr,
@@ -199,8 +237,10 @@ type ConsoleSession struct {
 }
 
 // Session returns the console session of cookie: KindUnauthenticated
-// unless it exists, has not ended or expired, and its user is still
-// enrolled. Failures are not recorded (as bearer tokens' are not).
+// unless it exists, has not ended or expired, the jitssh token it was made
+// from still exists (looked up again every consoleTokenRecheck), and its
+// user is still enrolled. Failures are not recorded (as bearer tokens' are
+// not).
 func (c *Console) Session(ctx context.Context, cookie string) (ConsoleSession, error) {
 	refuse := newError(KindUnauthenticated, CodeConsoleSession, "console session is not valid; run jit console")
 	if len(cookie) <= len(consolePrefix) || cookie[:len(consolePrefix)] != consolePrefix {
@@ -219,7 +259,40 @@ func (c *Console) Session(ctx context.Context, cookie string) (ConsoleSession, e
 	if _, ok := c.cfg.Policy().User(cs.User); !ok {
 		return ConsoleSession{}, refuse
 	}
+	if err := c.tokenLives(ctx, cs.TokenHash); err != nil {
+		if errors.Is(err, audit.ErrNotFound) {
+			return ConsoleSession{}, refuse
+		}
+		return ConsoleSession{}, unavailable(err)
+	}
 	return ConsoleSession{User: cs.User, CSRF: cs.CSRF, ExpiresAt: cs.ExpiresAt}, nil
+}
+
+// tokenLives returns nil if the bearer token with hash exists (cached for
+// consoleTokenRecheck), audit.ErrNotFound if it is gone: an SSO refresh
+// refused, jit logout or an admin deletes it, and the console session
+// made from it ends with it.
+func (c *Console) tokenLives(ctx context.Context, hash string) error {
+	now := c.now()
+	c.mu.Lock()
+	recheck, ok := c.tokens[hash]
+	c.mu.Unlock()
+	if ok && now.Before(recheck) {
+		return nil
+	}
+	if _, err := c.cfg.Store.Token(ctx, hash); err != nil {
+		c.mu.Lock()
+		delete(c.tokens, hash)
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Lock()
+	if len(c.tokens) >= maxConsoleTokens {
+		clear(c.tokens)
+	}
+	c.tokens[hash] = now.Add(consoleTokenRecheck)
+	c.mu.Unlock()
+	return nil
 }
 
 // Logout ends the console session of cookie server-side and records

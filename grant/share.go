@@ -76,7 +76,9 @@ func (c *Console) lookupSession(ctx context.Context, id string) (audit.Session, 
 }
 
 // ShareLink returns the share link of token if it opens a recording now:
-// known, not revoked, not expired. Every other token is KindNotFound with
+// known, not revoked, not expired, and its creator still has the auditor
+// role (a link lends its creator's right to read the recording, so it
+// dies with that right). Every other token is KindNotFound with
 // CodeShareInvalid, the same answer for each, recorded nowhere (a
 // scanner's noise).
 func (c *Console) ShareLink(ctx context.Context, token string) (audit.ShareLink, error) {
@@ -91,7 +93,7 @@ func (c *Console) ShareLink(ctx context.Context, token string) (audit.ShareLink,
 	if err != nil {
 		return audit.ShareLink{}, unavailable(err)
 	}
-	if !l.RevokedAt.IsZero() || !c.now().Before(l.ExpiresAt) {
+	if !l.RevokedAt.IsZero() || !c.now().Before(l.ExpiresAt) || !c.HasRole(l.CreatedBy, RoleAuditor) {
 		return audit.ShareLink{}, refuse
 	}
 	return l, nil

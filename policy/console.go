@@ -13,6 +13,9 @@ const (
 	// ShareMaxLimit bounds console.share_max: a link to a recording is a
 	// bearer secret, and a week is long enough for an external audit.
 	ShareMaxLimit = 7 * 24 * time.Hour
+	// ShareMinLimit is the shortest life a share link may be given
+	// (grant.MinShareTTL): a share_max below it would allow no link.
+	ShareMinLimit = time.Minute
 )
 
 type rawConsole struct {
@@ -39,6 +42,9 @@ func (ps parser) console(top mapping, raw rawConsole) (ConsoleRule, error) {
 	d, err := time.ParseDuration(raw.ShareMax)
 	if err != nil || d <= 0 {
 		return ConsoleRule{}, ps.errf(m.at("share_max"), "console: share_max %q is not a positive duration such as 72h", raw.ShareMax)
+	}
+	if d < ShareMinLimit {
+		return ConsoleRule{}, ps.errf(m.at("share_max"), "console: share_max %s is below the shortest share link life %s", d, ShareMinLimit)
 	}
 	if d > ShareMaxLimit {
 		return ConsoleRule{}, ps.errf(m.at("share_max"), "console: share_max %s exceeds the limit %s", d, ShareMaxLimit)

@@ -18,6 +18,8 @@ func TestConsoleShareMax(t *testing.T) {
 		{name: "empty section", section: "console: {}\n", want: DefaultShareMax},
 		{name: "over the limit", section: "console: {share_max: 200h}\n", wantErr: ":10: console: share_max 200h0m0s exceeds the limit 168h0m0s"},
 		{name: "not a duration", section: "console: {share_max: soon}\n", wantErr: `:10: console: share_max "soon" is not a positive duration`},
+		{name: "below a minute", section: "console: {share_max: 30s}\n", wantErr: ":10: console: share_max 30s is below the shortest share link life 1m0s"},
+		{name: "one minute", section: "console: {share_max: 1m}\n", want: time.Minute},
 		{name: "negative", section: "console: {share_max: -1h}\n", wantErr: "is not a positive duration"},
 		{name: "unknown field", section: "console: {share: 1h}\n", wantErr: "share"},
 	}

@@ -11,10 +11,12 @@ document.addEventListener("DOMContentLoaded", () => {
   if (share) share.addEventListener("focus", () => share.select());
 });
 
-// login posts the one-time code from the URL fragment (which no server
-// sees: not in Referer, not in access logs) and drops it from the address
-// bar and history first.
-function login(form) {
+// login reads the one-time code from the URL fragment (which no server
+// sees: not in Referer, not in access logs), drops it from the address bar
+// and history, asks the console whose code it is (without spending it)
+// and asks "Log in as USER?": a code from someone else's link must not log
+// this browser in as them unnoticed (login CSRF). The button submits it.
+async function login(form) {
   const m = /(?:^#|&)code=([A-Za-z0-9_-]+)/.exec(location.hash);
   const status = document.getElementById("login-status");
   history.replaceState(null, "", location.pathname);
@@ -22,8 +24,32 @@ function login(form) {
     status.textContent = "No login code in this address.";
     return;
   }
+  let res, ans;
+  try {
+    res = await fetch("/console/login/check", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ code: m[1] }),
+    });
+    ans = res.ok ? await res.json() : await res.text();
+  } catch (err) {
+    status.textContent = "Could not check the login code: " + err;
+    return;
+  }
+  if (!res.ok) {
+    status.textContent = ans;
+    return;
+  }
+  status.textContent = "Log in to the jitssh console as " + ans.user + "?";
+  if (ans.current && ans.current !== ans.user) {
+    const cur = document.getElementById("login-current");
+    cur.textContent = "This browser is logged in as " + ans.current + ". Logging in as " + ans.user + " ends that session. If you did not run jit console as " + ans.user + " yourself, close this page.";
+    cur.hidden = false;
+  }
   document.getElementById("login-code").value = m[1];
-  form.submit();
+  document.getElementById("login-confirm").textContent = "Log in as " + ans.user;
+  form.hidden = false;
 }
 
 function fmt(t) {
