@@ -69,6 +69,10 @@ type Options struct {
 	IDTokenTTL time.Duration
 	// DeviceCodeTTL is the lifetime of a device code (default 10m).
 	DeviceCodeTTL time.Duration
+	// RedirectURIs are registered for both clients beside the loopback
+	// ones, matched exactly: the web console's
+	// https://NAME:PORT/console/sso/callback.
+	RedirectURIs []string
 }
 
 // Provider is a running oidc-provider. Its methods may be called from
@@ -143,7 +147,7 @@ func Start(t testing.TB, opts Options) *Provider {
 
 // serverConfig is what server.mjs reads.
 func (p *Provider) serverConfig(tmp string, opts Options) map[string]any {
-	redirects := []string{"http://127.0.0.1/callback", "http://[::1]/callback"}
+	redirects := append([]string{"http://127.0.0.1/callback", "http://[::1]/callback"}, opts.RedirectURIs...)
 	grants := []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"}
 	client := func(id, auth, secret string) map[string]any {
 		c := map[string]any{
