@@ -71,7 +71,7 @@ func (s *Server) handleSSOStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: SSOCookieName, Value: flow, Path: "/", Expires: expires,
-		MaxAge: int(expires.Sub(s.now()).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		MaxAge: int(expires.Sub(s.now()).Round(time.Second).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
 }
 
