@@ -22,10 +22,13 @@ import (
 // TestConsoleSSOLogin logs in to the web console through the real
 // provider in Chromium (console login page, the provider's own sign-in
 // form filled in the browser, back to the console as the SSO user), with
-// the provider's groups deciding what the pages show.
+// the provider's groups deciding what the pages show. The console is on
+// 127.0.0.2, the provider on 127.0.0.1: another site for the browser, as
+// in production, so that SameSite rules apply to the provider's redirect
+// (ports alone do not make two origins different sites).
 func TestConsoleSSOLogin(t *testing.T) {
 	t.Parallel()
-	addr := "127.0.0.1:" + freePort(t, "127.0.0.1")
+	addr := "127.0.0.2:" + freePort(t, "127.0.0.2")
 	s := newSSOEnvAt(t, 0, addr)
 	if err := s.op.SetGroups("greg", []string{"sec-audit"}); err != nil {
 		t.Fatal(err)
