@@ -72,6 +72,11 @@ type Config struct {
 	// SSOConfig is the --sso-config file naming OpenID providers
 	// (docs/sso.md); empty means no SSO login.
 	SSOConfig string
+	// ConsoleURL is the web console's origin as browsers reach it,
+	// https://NAME:PORT (--console-url): the SSO redirect URI is made from
+	// it, never from a request's Host header. Empty means the console
+	// offers no SSO login.
+	ConsoleURL string
 	// EphemeralUIDMin and EphemeralUIDMax are the UID range reserved for
 	// ephemeral accounts on targets (inclusive); zero means
 	// provision.DefaultUIDMin and DefaultUIDMax.
@@ -151,7 +156,11 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if d.sso, err = sso.New(sc, sso.Options{Clock: cfg.Clock}); err != nil {
+		opts, err := consoleSSOOptions(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if d.sso, err = sso.New(sc, opts); err != nil {
 			return nil, err
 		}
 	}

@@ -57,7 +57,23 @@ type ssoEnv struct {
 // provider's default, 1h), and the daemon.
 func newSSOEnv(t *testing.T, idTTL time.Duration) *ssoEnv {
 	t.Helper()
-	op := oidctest.Start(t, oidctest.Options{IDTokenTTL: idTTL, Accounts: map[string]oidctest.Account{
+	return newSSOEnvAt(t, idTTL, "")
+}
+
+// newSSOEnvAt is newSSOEnv with the web console's SSO login: with
+// consoleAddr (127.0.0.1:PORT, free), jitd serves the API there with
+// --console-url https://consoleAddr, and the provider's clients accept
+// its callback.
+func newSSOEnvAt(t *testing.T, idTTL time.Duration, consoleAddr string) *ssoEnv {
+	t.Helper()
+	var redirects, flags []string
+	corpClient := oidctest.ConfidentialClientID
+	if consoleAddr != "" {
+		corpClient = oidctest.WebClientID
+		redirects = []string{"https://" + consoleAddr + "/console/sso/callback"}
+		flags = []string{"--api", consoleAddr, "--console-url", "https://" + consoleAddr}
+	}
+	op := oidctest.Start(t, oidctest.Options{IDTokenTTL: idTTL, RedirectURIs: redirects, Accounts: map[string]oidctest.Account{
 		"erin":   {Password: "pw-erin", Groups: []string{"eng-oncall"}},
 		"greg":   {Password: "pw-greg", Groups: []string{"eng-oncall"}},
 		"dave":   {Password: "pw-dave", Groups: []string{"eng-oncall"}},
@@ -82,12 +98,12 @@ func newSSOEnv(t *testing.T, idTTL time.Duration) *ssoEnv {
     client_id: %[5]s
     ca_file: %[4]s
     scopes: [openid, profile, groups, offline_access]
-`, op.Issuer, oidctest.ConfidentialClientID, op.ClientSecretFile, op.CAFile, oidctest.PublicClientID)
+`, op.Issuer, corpClient, op.ClientSecretFile, op.CAFile, oidctest.PublicClientID)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	admin, auditor, alice := newEngineer(t, "root-admin"), newEngineer(t, "auditor"), newEngineer(t, "alice")
-	d := startDaemon(t, renderPolicy(t, ssoPolicy, "deploy", []*engineer{admin, auditor, alice}, nil), "--sso-config", conf)
+	d := startDaemon(t, renderPolicy(t, ssoPolicy, "deploy", []*engineer{admin, auditor, alice}, nil), append([]string{"--sso-config", conf}, flags...)...)
 	d.login(t, auditor) // key login of a named non-admin: sso.key_login_allow
 	return &ssoEnv{d: d, op: op, admin: admin, auditor: auditor, alice: alice}
 }

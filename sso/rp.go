@@ -39,6 +39,10 @@ type Options struct {
 	// RefetchInterval is the least time between two fetches of a
 	// provider's keys; zero means DefaultRefetchInterval.
 	RefetchInterval time.Duration
+	// ConsoleRedirect is the one non-loopback redirect URI Start accepts:
+	// the web console's https://NAME:PORT/console/sso/callback (see
+	// CheckConsoleRedirect); empty means loopback redirects only.
+	ConsoleRedirect string
 }
 
 // RP is the relying party for the configured providers. Flows are kept in
@@ -218,7 +222,7 @@ func (rp *RP) Start(ctx context.Context, name, redirectURI string) (flowID, auth
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	if err := CheckRedirect(redirectURI); err != nil {
+	if err := rp.checkRedirect(redirectURI); err != nil {
 		return "", "", time.Time{}, err
 	}
 	d, err := p.get(ctx)

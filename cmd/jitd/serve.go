@@ -39,6 +39,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
 			&cli.BoolFlag{Name: "quickstart", Usage: "print what to type next once serving"},
+			&cli.StringFlag{Name: "console-url", Usage: "`https://NAME:PORT` browsers reach the web console at; with --sso-config its login page offers SSO, redirecting to URL/console/sso/callback (register it at the provider; empty: no SSO button)"},
 			&cli.StringFlag{Name: "sso-config", Usage: "YAML `FILE` naming OpenID Connect providers for jit login --sso (docs/sso.md; empty: key login only)"},
 		}, limitFlags()...),
 		Action: runServe,
@@ -88,6 +89,7 @@ func runServe(c *cli.Context) error {
 		Limits:          limits,
 		TLSCert:         c.String("tls-cert"), TLSKey: c.String("tls-key"),
 		SSOConfig:       c.String("sso-config"),
+		ConsoleURL:      c.String("console-url"),
 		EphemeralUIDMin: uidMin, EphemeralUIDMax: uidMax,
 	}
 	if c.Bool("quickstart") {
