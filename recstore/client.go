@@ -59,6 +59,10 @@ func newClient(c S3Config) (*minio.Core, error) {
 	})
 	core, err := minio.NewCore(u.Host, &minio.Options{
 		Creds: creds, Secure: u.Scheme == "https", Transport: tr, Region: c.Region, BucketLookup: lookup,
+		// The upload loop retries with its own backoff and keeps the
+		// backlog current meanwhile; the client's ten retries would hide
+		// an outage inside one step.
+		MaxRetries: 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w", endpoint, err)

@@ -87,7 +87,11 @@ func (s *Store) pass(ctx context.Context) (endedLeft int) {
 		case err != nil:
 			u.failures++
 			u.retryAt = time.Now().Add(s.backoff(u.failures))
-			s.cfg.Logger.Warn("recordings upload: will retry", "recording", n, "attempt", u.failures, "retry_in", time.Until(u.retryAt).Round(time.Millisecond), "err", err)
+			// Logged at the 1st, 2nd, 4th, 8th... failure: an outage of
+			// hours stays a few lines (the backlog metric shows the rest).
+			if u.failures&(u.failures-1) == 0 {
+				s.cfg.Logger.Warn("recordings upload: will retry", "recording", n, "attempt", u.failures, "retry_in", time.Until(u.retryAt).Round(time.Millisecond), "err", err)
+			}
 		case done:
 			s.mu.Lock()
 			delete(s.uploads, n)
