@@ -99,12 +99,17 @@ func newRecording(t *testing.T, spool, name string) *recording {
 // output writes n bytes of incompressible text (base64 of random bytes).
 func (r *recording) output(n int) {
 	r.t.Helper()
+	r.outputB(r.t, n)
+}
+
+func (r *recording) outputB(t testing.TB, n int) {
+	t.Helper()
 	buf := make([]byte, 48<<10)
 	for n > 0 {
 		_, _ = rand.Read(buf)
 		line := []byte(base64.StdEncoding.EncodeToString(buf) + "\r\n")
 		if err := r.w.Output(line); err != nil {
-			r.t.Fatal(err)
+			t.Fatal(err)
 		}
 		n -= len(line)
 	}

@@ -87,7 +87,7 @@ func Start(t testing.TB) *Server {
 }
 
 // Env sets the AWS variables jitd reads credentials from, for the test.
-func (s *Server) Env(t *testing.T) {
+func (s *Server) Env(t testing.TB) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_SESSION_TOKEN", "")
