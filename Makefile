@@ -42,7 +42,7 @@ demo-target: build
 # asciinema, zstd (the recordings' format, checked against its own tool),
 # ssh-audit, and iproute2 and util-linux (ip, unshare) for the
 # test hosts in network namespaces; node and the npm modules of the test
-# OpenID provider.
+# OpenID provider; versitygw (S3) for the recordings-store tests.
 deps:
 	@missing=""; \
 	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq chromium; do \
@@ -58,6 +58,11 @@ deps:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
+	fi
+	@# The real S3-compatible server of the recordings tests
+	@# (internal/s3test): versitygw, built once into bin/tools.
+	@if [ ! -x $(BIN)/tools/versitygw ]; then \
+	  GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; \
 	fi
 	@cd internal/oidctest/provider && \
 	if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
@@ -87,7 +92,7 @@ fuzz:
 # measurement of jitssh and OpenSSH in the same run and reports its figures
 # and ratios as metrics (see docs/BENCHMARKS.md).
 bench: deps build
-	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./ca/ ./audit/ ./sessionlog/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./ca/ ./audit/ ./sessionlog/ ./recstore/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 
 clean:

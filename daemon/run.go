@@ -24,6 +24,7 @@ import (
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/provision"
+	"github.com/jitssh/jitssh/recstore"
 	"github.com/jitssh/jitssh/sso"
 	"github.com/jitssh/jitssh/tlspin"
 )
@@ -81,6 +82,12 @@ type Config struct {
 	// ephemeral accounts on targets (inclusive); zero means
 	// provision.DefaultUIDMin and DefaultUIDMax.
 	EphemeralUIDMin, EphemeralUIDMax int
+	// Recordings is where finished recordings live: the zero value is the
+	// data directory's recordings directory; an S3 location makes that
+	// directory the spool they are uploaded from (docs/scale-out.md).
+	Recordings recstore.Location
+	// S3 reaches the object store of an S3 Recordings location.
+	S3 recstore.S3Config
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -113,6 +120,7 @@ type Daemon struct {
 	metrics       *http.Server // nil without Config.MetricsAddr
 	metricsLn     net.Listener
 	sso           *sso.RP // nil without Config.SSOConfig
+	recs          *recstore.Store
 	addrs         Addrs
 
 	// pendingIndex are the search index catch-ups left by an earlier run,
@@ -225,12 +233,18 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
+	if err := d.openRecordings(); err != nil {
+		return err
+	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
+	if d.recs.Remote() {
+		metrics.uploads = d.recs.Backlog
+	}
 	if d.cfg.BastionAddr != "" {
 		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
 		}
-		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
+		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock, recs: d.recs, openRecording: d.openRecording}
 		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
 			return err
 		}
@@ -244,6 +258,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
 		metrics.refused = srv.RefusedConnections
 	}
+	d.recs.Start()
 	if d.cfg.MetricsAddr != "" {
 		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.MetricsAddr, err)
@@ -273,7 +288,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		BastionAddr:       advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs),
 		ReservedHostNames: reservedHostNames(d.cfg.PublicAddrs),
 		CheckpointKey:     d.checkpointKey.PublicKey(),
-		Recordings:        audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
+		Recordings:        d.recordingsFS(),
 		Clock:             d.cfg.Clock,
 		Logger:            d.log.With("component", "api"),
 	})
@@ -366,6 +381,7 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
+		d.closeRecordings()
 		if d.sso != nil {
 			d.sso.Close()
 		}
@@ -424,6 +440,7 @@ func (d *Daemon) stopServers() {
 // was served.
 func (d *Daemon) abort() {
 	d.stopServers()
+	d.closeRecordings()
 	if d.sso != nil {
 		d.sso.Close()
 	}
