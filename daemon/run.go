@@ -102,7 +102,7 @@ type Daemon struct {
 	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
 	bastionID     *bastionIdentity
-	accounts      *provision.Accounts // ephemeral accounts; nil without a bastion
+	accounts      *provision.Accounts // ephemeral accounts (removals run without a bastion too)
 	api           *http.Server
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
@@ -217,15 +217,17 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		return err
 	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
+	// The provisioner runs without a bastion too: accounts queued for
+	// removal by an earlier run with one must still go.
+	backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
+	if d.accounts, err = d.newAccounts(keys, backend); err != nil {
+		return err
+	}
+	backend.accounts = d.accounts
 	if d.cfg.BastionAddr != "" {
 		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
 		}
-		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
-		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
-			return err
-		}
-		backend.accounts = d.accounts
 		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
