@@ -45,13 +45,14 @@ demo-target: build
 # OpenID provider; versitygw (S3) for the recordings-store tests.
 deps:
 	@missing=""; \
+	[ -e /usr/share/doc/libnss-extrausers ] || missing=1; \
 	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq chromium; do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at chromium; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at chromium libnss-extrausers; \
 	fi
 	@# The real OpenID provider of the SSO tests (internal/oidctest): node,
 	@# and oidc-provider from npm exactly as the lock file pins it.

@@ -114,7 +114,7 @@ type Daemon struct {
 	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
 	bastionID     *bastionIdentity
-	accounts      *provision.Accounts // ephemeral accounts; nil without a bastion
+	accounts      *provision.Accounts // ephemeral accounts (removals run without a bastion too)
 	api           *http.Server
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
@@ -240,15 +240,17 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if d.recs.Remote() {
 		metrics.uploads = d.recs.Backlog
 	}
+	// The provisioner runs without a bastion too: accounts queued for
+	// removal by an earlier run with one must still go.
+	backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock, recs: d.recs, openRecording: d.openRecording}
+	if d.accounts, err = d.newAccounts(keys, backend); err != nil {
+		return err
+	}
+	backend.accounts = d.accounts
 	if d.cfg.BastionAddr != "" {
 		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
 		}
-		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock, recs: d.recs, openRecording: d.openRecording}
-		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
-			return err
-		}
-		backend.accounts = d.accounts
 		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
