@@ -61,7 +61,7 @@ func (l *Logins) SSOProviders(ctx context.Context) []sso.ProviderInfo {
 func (l *Logins) SSOStart(ctx context.Context, provider, redirectURI, clientAddr string) (flow, authURL string, expires time.Time, err error) {
 	rp, err := l.rp()
 	if err == nil {
-		flow, authURL, expires, err = rp.Start(ctx, provider, redirectURI)
+		flow, authURL, expires, err = rp.Start(ctx, provider, redirectURI, clientAddr)
 	}
 	if err != nil {
 		return "", "", time.Time{}, l.refuseSSO(ctx, err, MethodSSO, provider, "", clientAddr, "")
@@ -88,7 +88,7 @@ func (l *Logins) SSODeviceStart(ctx context.Context, provider, clientAddr string
 	rp, err := l.rp()
 	var ds sso.DeviceStart
 	if err == nil {
-		ds, err = rp.StartDevice(ctx, provider)
+		ds, err = rp.StartDevice(ctx, provider, clientAddr)
 	}
 	if err != nil {
 		return sso.DeviceStart{}, l.refuseSSO(ctx, err, MethodDevice, provider, "", clientAddr, "")

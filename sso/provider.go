@@ -146,7 +146,7 @@ func (p *provider) discover(ctx context.Context) (*discovered, error) {
 		// independent reading of the token. Expiry and not-before are ours,
 		// with this package's clock and a smaller skew than go-oidc's 5m.
 		oidc:    oidc.NewVerifier(p.cfg.Issuer, ks, &oidc.Config{ClientID: p.cfg.ClientID, SupportedSigningAlgs: p.cfg.Algorithms, SkipExpiryCheck: true}),
-		device:  ep.DeviceAuthURL != "",
+		device:  ep.DeviceAuthURL != "" && !p.cfg.NoDevice,
 		tokenEP: ep.TokenURL,
 	}
 	return d, nil
