@@ -148,3 +148,20 @@ func TestSSOConcurrentRefresh(t *testing.T) {
 		t.Fatal("the losing refresh emptied erin's groups")
 	}
 }
+
+// TestSSOFinishRefusalNamesProvider checks that a refusal at finish (here
+// a state mismatch) records the flow's provider.
+func TestSSOFinishRefusalNamesProvider(t *testing.T) {
+	s := newSSOEnv(t)
+	ctx := context.Background()
+	c := s.client("")
+	st, err := c.SSOStart(ctx, "corp", "http://127.0.0.1:45678/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.SSOFinish(ctx, st.Flow, "some-code", "forged-state")
+	wantCode(t, err, api.CodeSSOStateMismatch)
+	if ev := s.lastEvent(t, "login.failed"); ev.Code != api.CodeSSOStateMismatch || ev.Data["provider"] != "corp" {
+		t.Fatalf("refusal %+v, want provider corp", ev)
+	}
+}

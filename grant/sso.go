@@ -1,6 +1,7 @@
 package grant
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -185,6 +186,7 @@ func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, use
 	case errors.As(err, &se):
 		ge = &Error{Kind: ssoKind(se.Code), Code: se.Code, Message: se.Message, Err: se.Err}
 		reason = se.Reason
+		provider = cmp.Or(provider, se.Provider)
 	case errors.As(err, &ge):
 	default:
 		ge = &Error{Kind: KindInternal, Code: "internal", Message: "sso login failed", Err: err}

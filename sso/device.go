@@ -198,9 +198,9 @@ func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendi
 		return Identity{}, 0, err
 	}
 	if !f.done {
-		return Identity{}, 0, refuse(CodeExpired, "", "the device code expired before the login was finished")
+		return Identity{}, 0, withProvider(refuse(CodeExpired, "", "the device code expired before the login was finished"), f.provider.cfg.Name)
 	}
-	return f.result, 0, f.err
+	return f.result, 0, withProvider(f.err, f.provider.cfg.Name)
 }
 
 // slowDownWatcher tells seen when a token endpoint answers slow_down, so

@@ -284,6 +284,11 @@ func (rp *RP) Finish(ctx context.Context, flowID, code, state string) (Identity,
 	if err != nil {
 		return Identity{}, err
 	}
+	id, err := rp.finish(ctx, f, code, state)
+	return id, withProvider(err, f.provider.cfg.Name)
+}
+
+func (rp *RP) finish(ctx context.Context, f *flow, code, state string) (Identity, error) {
 	if subtle.ConstantTimeCompare([]byte(state), []byte(f.state)) != 1 {
 		return Identity{}, refuse(CodeStateMismatch, "", "state is not the one this login flow made")
 	}
