@@ -55,19 +55,8 @@ func (l *Logins) issueSSO(ctx context.Context, id sso.Identity, method, clientAd
 		if conflict, err = checkName(tx, pol, id); err != nil || conflict != nil {
 			return cmp.Or(err, errConflictRefused)
 		}
-		if oldHash != "" {
-			if err := tx.DeleteToken(oldHash); errors.Is(err, audit.ErrNotFound) {
-				// Another refresh with the same token won (refreshes
-				// are serialised per token here; this is another
-				// replica's): the person is logged in there.
-				conflict = &sso.Error{Code: sso.CodeRefreshFailed, Reason: reasonAlreadyRefreshed, Message: "this token was refreshed already; use the new one"}
-				return errConflictRefused
-			} else if err != nil {
-				return err
-			}
-			if err := tx.DeleteSSOLogin(oldHash); err != nil {
-				return err
-			}
+		if conflict, err = deleteOldLocked(tx, oldHash); err != nil || conflict != nil {
+			return cmp.Or(err, errConflictRefused)
 		}
 		if err := tx.InsertToken(audit.Token{Hash: hash, User: id.User, IssuedAt: now, ExpiresAt: expires}); err != nil {
 			return err
@@ -168,4 +157,21 @@ func (l *Logins) revokeTakenOver(ctx context.Context, hash, user string, now tim
 			Data:    map[string]string{"method": MethodSSO, "reason": reasonLocalUser, "provider": login.Provider}})
 		return err
 	})
+}
+
+// deleteOldLocked deletes the token and SSO login a refresh replaces (none
+// without oldHash), inside tx.
+func deleteOldLocked(tx *audit.Tx, oldHash string) (*sso.Error, error) {
+	if oldHash == "" {
+		return nil, nil
+	}
+	if err := tx.DeleteToken(oldHash); errors.Is(err, audit.ErrNotFound) {
+		// Another refresh with the same token won (refreshes are
+		// serialised per token here; this is another replica's): the
+		// person is logged in there.
+		return &sso.Error{Code: sso.CodeRefreshFailed, Reason: reasonAlreadyRefreshed, Message: "this token was refreshed already; use the new one"}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return nil, tx.DeleteSSOLogin(oldHash)
 }
