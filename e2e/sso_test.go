@@ -151,7 +151,18 @@ func (s *ssoEnv) browserLogin(t *testing.T, e *engineer, user, password string, 
 		t.Fatalf("the provider redirected to %s, not jit's loopback callback", redirect)
 	}
 	if change != nil {
-		change(redirect)
+		// jit must refuse a callback that is not its login's (400) and
+		// keep waiting for its own.
+		forged := *redirect
+		change(&forged)
+		resp, err := http.Get(forged.String())
+		if err != nil {
+			t.Fatalf("send the changed redirect to jit: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("the changed redirect: %d, want 400", resp.StatusCode)
+		}
 	}
 	resp, err := http.Get(redirect.String())
 	if err != nil {
@@ -398,8 +409,8 @@ func TestSSORefusals(t *testing.T) {
 			q.Set("state", "x"+q.Get("state"))
 			u.RawQuery = q.Encode()
 		}, "--provider", "corp")
-		if r.Code != 1 || !strings.Contains(r.Stderr, "sso_state_mismatch") {
-			t.Errorf("a redirect with another state: %v, want exit 1 sso_state_mismatch", r)
+		if r.Code != 0 {
+			t.Errorf("after a callback with another state (refused by jit), its own: %v, want exit 0", r)
 		}
 	})
 	t.Run("no redirect in time", func(t *testing.T) {
@@ -417,7 +428,7 @@ func TestSSORefusals(t *testing.T) {
 	t.Run("through the API", func(t *testing.T) { s.apiRefusals(t) })
 
 	evs := auditList(t, s.auditor, "--event", "login.failed")
-	for _, want := range []string{"key_login_disabled", "sso_state_mismatch", "sso_flow_unknown", "sso_unknown_provider", "sso_bad_redirect"} {
+	for _, want := range []string{"key_login_disabled", "sso_flow_unknown", "sso_unknown_provider", "sso_bad_redirect"} {
 		if _, ok := findEvent(evs, "login.failed", func(ev auditEvent) bool { return code(ev) == want }); !ok {
 			t.Errorf("no login.failed %s in the audit trail", want)
 		}

@@ -57,12 +57,16 @@ const (
 )
 
 // Account is one user at the provider. The user name is its key in
-// Options.Accounts; it is the subject and the preferred_username claim.
+// Options.Accounts; it is the subject and, unless Username is set, the
+// preferred_username claim.
 type Account struct {
 	Password string   `json:"password"`
 	Groups   []string `json:"groups"`
-	Email    string   `json:"email,omitempty"`
-	Disabled bool     `json:"disabled,omitempty"`
+	// Username is the preferred_username claim when set (a rename at the
+	// provider keeps the subject).
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
 }
 
 // Options are what a test gives Start.
@@ -280,6 +284,12 @@ func getJSON(client *http.Client, url string, v any) error {
 // token it makes (a login or a refresh).
 func (p *Provider) SetGroups(user string, groups []string) error {
 	return p.update(user, func(a *Account) { a.Groups = append([]string(nil), groups...) })
+}
+
+// SetUsername changes the preferred_username claim of a user's next
+// tokens; the subject stays the account's key.
+func (p *Provider) SetUsername(user, username string) error {
+	return p.update(user, func(a *Account) { a.Username = username })
 }
 
 // Disable turns an account off: its logins are refused with access_denied
