@@ -350,8 +350,10 @@ const (
 )
 
 // HasRole reports whether user has role in the policy in force.
-func (l *Logins) HasRole(user string, role Role) bool {
-	p := l.cfg.Policy()
+func (l *Logins) HasRole(user string, role Role) bool { return hasRole(l.cfg.Policy(), user, role) }
+
+// hasRole is the one rule of who holds a role: admins are auditors too.
+func hasRole(p *policy.Policy, user string, role Role) bool {
 	switch role {
 	case RoleAdmin:
 		return p.IsAdmin(user)
@@ -366,12 +368,18 @@ func (l *Logins) HasRole(user string, role Role) bool {
 // with code not_ROLE. The refusal is KindForbidden and stands even if its
 // record fails.
 func (l *Logins) Authorize(ctx context.Context, caller Caller, role Role, what string) error {
-	if l.HasRole(caller.User, role) {
+	return authorize(ctx, l.cfg.Store, l.now(), l.HasRole(caller.User, role), caller, role, what)
+}
+
+// authorize is Authorize for the API and the console alike: nothing when
+// allowed, else the refusal and its access.denied record.
+func authorize(ctx context.Context, store *audit.Store, now time.Time, allowed bool, caller Caller, role Role, what string) error {
+	if allowed {
 		return nil
 	}
 	code := "not_" + string(role)
 	msg := fmt.Sprintf("%s needs the %s role", audit.BoundText(what, 2*maxAuditText), role)
-	rerr := appendEvent(ctx, l.cfg.Store, l.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
+	rerr := appendEvent(ctx, store, now, audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
 		ClientAddr: caller.ClientAddr, Message: msg})
 	return withRecordFailure(&Error{Kind: KindForbidden, Code: code, Message: msg}, rerr)
 }
