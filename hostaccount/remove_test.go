@@ -2,7 +2,6 @@ package hostaccount_test
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 
 // startAs starts cmd inside the target as uid (setpriv, as a login's
 // process would be) and returns it; it is waited for in t.Cleanup.
-func startAs(t *testing.T, tg *target, uid int, cmd ...string) *exec.Cmd {
+func startAs(t *testing.T, tg *target, uid int, cmd ...string) *started {
 	t.Helper()
 	id := itoa(uid)
 	args := append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups"}, cmd...)
@@ -21,13 +20,27 @@ func startAs(t *testing.T, tg *target, uid int, cmd ...string) *exec.Cmd {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = c.Wait(); close(done) }()
+	p := &started{done: make(chan struct{})}
+	go func() { _ = c.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		_ = c.Process.Kill()
-		<-done
+		<-p.done
 	})
-	return c
+	return p
+}
+
+// started is a process of startAs; done closes once it has exited and been
+// reaped (read it, never the Cmd's ProcessState, which Wait writes).
+type started struct{ done chan struct{} }
+
+// exited reports whether the process has exited and been reaped.
+func (p *started) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // TestRemove: remove kills every process of the account (a sleep and a
@@ -53,9 +66,7 @@ func TestRemove(t *testing.T) {
 	if len(ans.Accounts) != 1 || ans.Accounts[0].Login != "jit-rm" || ans.HighWater != a.UID {
 		t.Fatalf("remove answered %+v", ans)
 	}
-	if sleeper.ProcessState == nil {
-		testkit.WaitFor(t, 5*time.Second, "the sleep to be reaped", func() bool { return sleeper.ProcessState != nil })
-	}
+	testkit.WaitFor(t, 5*time.Second, "the sleep to be reaped", sleeper.exited)
 	for _, db := range []string{"passwd", "group", "shadow", "gshadow"} {
 		if tg.hasEntry(t, db, "jit-rm") {
 			t.Errorf("%s still has jit-rm", db)

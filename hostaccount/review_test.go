@@ -46,7 +46,7 @@ func TestDirectoryUsers(t *testing.T) {
 	late := startAs(t, tg, 61002, "sleep", "600")
 	tg.mustFail(t, "remove", api.AccountRequest{Login: "jit-dir1", Grant: "req_d", UID: a.UID}, api.AccountCodeNotManaged)
 	time.Sleep(300 * time.Millisecond)
-	if stranger.ProcessState != nil || late.ProcessState != nil {
+	if stranger.exited() || late.exited() {
 		t.Fatal("a directory user's process was killed")
 	}
 }
