@@ -69,7 +69,8 @@ const busyTimeoutMS = 10000
 
 // Store is an open audit database. It is safe for concurrent use.
 type Store struct {
-	path  string
+	path   string // the file, or the PostgreSQL URL without its password
+	engine engine
 	write *sql.DB // exactly one connection, used only by the writer goroutine
 	read  *sql.DB // read-only pool
 
@@ -94,7 +95,7 @@ func Open(path string) (*Store, error) {
 	if err := precheck(abs); err != nil {
 		return nil, fmt.Errorf("open audit store %q: %w", path, err)
 	}
-	s := &Store{path: abs, queue: make(chan *request, maxBatch), done: make(chan struct{})}
+	s := &Store{path: abs, engine: engineSQLite, queue: make(chan *request, maxBatch), done: make(chan struct{})}
 	if err := s.open(); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open audit store %q: %w", path, err)
@@ -238,18 +239,6 @@ func (s *Store) reader() (*sql.DB, error) {
 		return nil, ErrClosed
 	}
 	return s.read, nil
-}
-
-// classify maps SQLite constraint failures to the package's errors.
-func classify(err error) error {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.ExtendedCode {
-		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-	}
-	return err
 }
 
 // codec accumulates the first conversion error while building a row, so the
