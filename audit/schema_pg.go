@@ -108,6 +108,8 @@ CREATE TABLE approvals (
 	decision   TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
 	reason     TEXT NOT NULL DEFAULT '',
 	time       BIGINT NOT NULL DEFAULT 0,
+	-- SQLite's implicit rowid, which orders approvals of the same time.
+	rowid      BIGINT GENERATED ALWAYS AS IDENTITY,
 	PRIMARY KEY (request_id, approver)
 );
 

@@ -71,8 +71,8 @@ const busyTimeoutMS = 10000
 type Store struct {
 	path   string // the file, or the PostgreSQL URL without its password
 	engine engine
-	write *sql.DB // exactly one connection, used only by the writer goroutine
-	read  *sql.DB // read-only pool
+	write  *sql.DB // exactly one connection, used only by the writer goroutine
+	read   *sql.DB // read-only pool
 
 	mu     sync.RWMutex // guards closed and sends on queue
 	closed bool

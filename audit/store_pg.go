@@ -122,6 +122,16 @@ func (s *Store) openPG(ctx context.Context, cfg *pgx.ConnConfig, opts Options) e
 	return nil
 }
 
+// snapshot is the options of a read transaction whose statements all see
+// one snapshot: SQLite's read transactions always do; PostgreSQL's default
+// (read committed) takes a new one per statement.
+func (s *Store) snapshot() *sql.TxOptions {
+	if s.engine != enginePostgres {
+		return nil
+	}
+	return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+}
+
 // lockChain makes tx the only writer of the chain until it ends. SQLite's
 // BEGIN IMMEDIATE already did that for the whole file.
 func (s *Store) lockChain(tx *sql.Tx) error {

@@ -34,11 +34,11 @@ var ErrMissing = errors.New("pgtest: PostgreSQL 15 is not installed (" + BinDir 
 
 // Server is a running throwaway cluster.
 type Server struct {
-	dir  string // removed by Stop
-	data string
-	port int
+	dir   string // removed by Stop
+	data  string
+	port  int
 	runAs string // OS user the server runs as, "" for the current one
-	next atomic.Int64
+	next  atomic.Int64
 }
 
 // Start makes and starts a cluster in a new temporary directory. It returns
