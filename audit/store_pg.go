@@ -59,7 +59,7 @@ func OpenURL(ctx context.Context, target string, opts Options) (*Store, error) {
 	if !IsPostgresURL(target) {
 		return Open(target)
 	}
-	shown := redactURL(target)
+	shown := RedactURL(target)
 	cfg, err := pgx.ParseConfig(target)
 	if err != nil {
 		// pgx's message quotes the URL only without its password.
@@ -74,8 +74,8 @@ func OpenURL(ctx context.Context, target string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// redactURL is target without its password, for messages and Location.
-func redactURL(target string) string {
+// RedactURL is target without its password, for messages and Location.
+func RedactURL(target string) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		return "postgres://(unparsable URL)"

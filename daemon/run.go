@@ -71,6 +71,9 @@ type Config struct {
 	// ephemeral accounts on targets (inclusive); zero means
 	// provision.DefaultUIDMin and DefaultUIDMax.
 	EphemeralUIDMin, EphemeralUIDMax int
+	// Store is the audit store's postgres:// URL (--store); empty means
+	// the embedded SQLite file in Dir.
+	Store string
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -162,7 +165,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 
 // load reads the keys and opens the store and the policy.
 func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
-	l := Layout{Dir: d.cfg.Dir}
+	l := Layout{Dir: d.cfg.Dir, Store: d.cfg.Store}
 	if err := l.CheckModes(); err != nil {
 		return nil, tls.Certificate{}, err
 	}
@@ -186,7 +189,7 @@ func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 		}
 		return nil, tls.Certificate{}, fmt.Errorf("checkpoint key: %w", err)
 	}
-	if d.store, err = audit.Open(l.Database()); err != nil {
+	if d.store, err = l.OpenStore(ctx); err != nil {
 		return nil, tls.Certificate{}, fmt.Errorf("open audit store: %w", err)
 	}
 	if d.policy, err = livepolicy.Load(ctx, l.PolicyFile(), d.store); err != nil {

@@ -24,7 +24,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "serve the HTTPS API and, with --bastion, the recording bastion",
 		Flags: append([]cli.Flag{
-			dataFlag(),
+			dataFlag(), storeFlag(),
 			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7443", Usage: "API listen address"},
 			&cli.StringFlag{Name: "bastion", Usage: "bastion listen address, e.g. 127.0.0.1:2222 (empty: no bastion)"},
 			&cli.StringSliceFlag{Name: "public-addr", Usage: "NAME:PORT engineers dial the bastion by (repeatable; the first is advertised; required with --bastion 0.0.0.0 or [::])"},
@@ -61,7 +61,7 @@ func runServe(c *cli.Context) error {
 	}
 	logger := slog.New(handler)
 	if c.Bool("init") {
-		res, err := daemon.Init(c.Context, c.String("data"), ca.Ed25519, []string{"127.0.0.1", "localhost"}, time.Now())
+		res, err := layout(c).Init(c.Context, ca.Ed25519, []string{"127.0.0.1", "localhost"}, time.Now())
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func runServe(c *cli.Context) error {
 		hooks = append(hooks, daemon.WebhookConfig{URL: u, Secret: c.String("webhook-secret")})
 	}
 	cfg := daemon.Config{
-		Dir: c.String("data"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
+		Dir: c.String("data"), Store: c.String("store"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
 		PublicAddrs: c.StringSlice("public-addr"), EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		Limits:          limits,
