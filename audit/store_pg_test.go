@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/internal/pgtest"
 )
 
 func TestRebind(t *testing.T) {
@@ -242,4 +244,54 @@ func TestOpenURLErrors(t *testing.T) {
 			t.Errorf("OpenURL(%q) error = %v, want it to contain %q and not the password", tt.url, err, tt.want)
 		}
 	}
+}
+
+// TestPostgresDown stops the database under an open store: writes and reads
+// fail promptly with an error (which grant answers as audit_unavailable),
+// nothing is acknowledged that was not committed, and once the database is
+// back the same store writes again and the chain verifies.
+func TestPostgresDown(t *testing.T) {
+	srv, err := pgtest.Start()
+	pgtest.Need(t, srv, err)
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	u := srv.Database(t)
+	s, err := OpenURL(context.Background(), u, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustDo(t, s, appendMsg("before", nil))
+	if err := srv.Halt(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Append(ctx, Event{Type: "while down"}); err == nil {
+		t.Fatal("Append with the database down succeeded")
+	}
+	if _, err := s.Events(ctx, EventFilter{}); err == nil {
+		t.Fatal("Events with the database down succeeded")
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the failures took %v", d)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for range 50 { // the pools reconnect on their next use
+		if last = s.Append(ctx, Event{Type: "after"}); last == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last != nil {
+		t.Fatalf("Append after the database came back: %v", last)
+	}
+	assertVerified(t, s, 2)
 }

@@ -81,12 +81,28 @@ func (s *Server) start() error {
 	if out, err := s.run("initdb", "-D", s.data, "-U", superuser, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"); err != nil {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
+	return s.Resume()
+}
+
+// Resume starts the server again after Halt (Start already started it), on
+// the same port with the same data.
+func (s *Server) Resume() error {
 	// Only TCP on loopback, the socket in our own directory; fsync stays
 	// on, as the audit store's durability is what is under test.
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c fsync=on -c max_connections=200", port, s.dir)
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c fsync=on -c max_connections=200", s.port, s.dir)
 	if out, err := s.run("pg_ctl", "-D", s.data, "-l", filepath.Join(s.dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
 		return fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, log)
+	}
+	return nil
+}
+
+// Halt stops the server immediately (as a crash would: no checkpoint, open
+// connections cut), keeping its data for Resume: a test of what clients
+// do while the database is down.
+func (s *Server) Halt() error {
+	if out, err := s.run("pg_ctl", "-D", s.data, "-m", "immediate", "-w", "-t", "60", "stop"); err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %w\n%s", err, out)
 	}
 	return nil
 }
