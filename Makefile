@@ -10,11 +10,22 @@ FUZZTIME  ?= 30s
 # Packages whose tests start OpenSSH; they need it installed (make deps).
 export CGO_ENABLED := 1
 
-.PHONY: all build run demo-target test deps lint fuzz bench clean
+.PHONY: all vendor build run demo-target test deps lint fuzz bench clean
 
 all: build
 
-build:
+# The console's front-end packages, pinned by console/web/package-lock.json,
+# installed the way Go modules are (npm ci, into the ignored node_modules)
+# and copied into the ignored console/assets/vendor that jitd embeds.
+PLAYER_DIST := console/web/node_modules/asciinema-player/dist/bundle
+vendor: console/assets/vendor/asciinema-player.min.js
+
+console/assets/vendor/asciinema-player.min.js: console/web/package-lock.json
+	cd console/web && npm ci --ignore-scripts --no-audit --no-fund
+	cp $(PLAYER_DIST)/asciinema-player.min.js $(PLAYER_DIST)/asciinema-player.css console/assets/vendor/
+	cp console/web/node_modules/asciinema-player/LICENSE console/assets/vendor/LICENSE.asciinema-player 2>/dev/null || true
+
+build: vendor
 	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/jitd ./cmd/jit
 
 # Starts the daemon on its embedded default: SQLite and files under $(DATA),
@@ -34,13 +45,13 @@ demo-target: build
 # OpenID provider.
 deps:
 	@missing=""; \
-	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq; do \
+	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq chromium; do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at chromium; \
 	fi
 	@# The real OpenID provider of the SSO tests (internal/oidctest): node,
 	@# and oidc-provider from npm exactly as the lock file pins it.
@@ -55,10 +66,10 @@ deps:
 
 # The checks (gofmt, vet, staticcheck), then every test with the race
 # detector; fuzz targets run their seed corpus.
-test: deps lint
+test: deps vendor lint
 	$(GO) test -race -tags $(TAGS) -count=1 -timeout 20m ./...
 
-lint:
+lint: vendor
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) run $(STATICCHECK) -tags $(TAGS) ./...

@@ -162,6 +162,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/sessions/{id}", s.authed(s.handleSession))
 	s.route("GET /v1/sessions/{id}/recording", s.role(grant.RoleAuditor, s.handleRecording))
 	s.hostRoutes()
+	s.consoleRoutes()
 	s.accountRoutes()
 }
 

@@ -248,6 +248,9 @@ type EventFilter struct {
 	Until                time.Time // exclusive
 	AfterSeq             int64     // only events with Seq > AfterSeq
 	Limit                int       // <= 0: no limit
+	// Newest returns the last Limit events, newest first (the console's
+	// view), instead of the first in ascending order.
+	Newest bool
 }
 
 const eventColumns = `seq, time, type, code, actor, user, host, login, request_id, session_id,
@@ -271,7 +274,8 @@ func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 	return e, nil
 }
 
-// Events returns the events matching f in ascending Seq order.
+// Events returns the events matching f in ascending Seq order, or
+// descending with f.Newest.
 func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	db, err := s.reader()
 	if err != nil {
@@ -302,7 +306,11 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	if c.err != nil {
 		return nil, fmt.Errorf("list events: %w", c.err)
 	}
-	rows, err := db.QueryContext(ctx, "SELECT "+eventColumns+" FROM events"+w.sql()+" ORDER BY seq"+clampLimit(f.Limit), w.args...)
+	order := " ORDER BY seq"
+	if f.Newest {
+		order += " DESC"
+	}
+	rows, err := db.QueryContext(ctx, "SELECT "+eventColumns+" FROM events"+w.sql()+order+clampLimit(f.Limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}

@@ -229,6 +229,7 @@ func TestEvents(t *testing.T) {
 			{name: "after seq with limit", filter: EventFilter{AfterSeq: 2, Limit: 2}, wantSeqs: []int64{3, 4}},
 			{name: "combined", filter: EventFilter{User: "alice", Host: "db1", Type: "session."}, wantSeqs: []int64{5, 7}},
 			{name: "no match", filter: EventFilter{User: "nobody"}, wantSeqs: nil},
+			{name: "newest first with limit", filter: EventFilter{Host: "db1", Newest: true, Limit: 3}, wantSeqs: []int64{7, 5, 3}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -318,6 +318,9 @@ CREATE TABLE index_pending (
 	updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+		// 9 (issue 14): the web console's codes, sessions and share
+		// links (console.go).
+		consoleSchema,
 	}
 }
 

@@ -287,5 +287,38 @@ CREATE TABLE index_pending (
 	updated_at BIGINT NOT NULL
 );
 `,
+		// 9 (issue 14): the web console (console.go).
+		`
+CREATE TABLE console_codes (
+	hash               TEXT PRIMARY KEY,
+	user               TEXT NOT NULL,
+	token_hash         TEXT NOT NULL,
+	session_expires_at BIGINT NOT NULL,
+	created_at         BIGINT NOT NULL,
+	expires_at         BIGINT NOT NULL,
+	used_at            BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE console_sessions (
+	hash        TEXT PRIMARY KEY,
+	user        TEXT NOT NULL,
+	token_hash  TEXT NOT NULL,
+	csrf        TEXT NOT NULL,
+	client_addr TEXT NOT NULL DEFAULT '',
+	created_at  BIGINT NOT NULL,
+	expires_at  BIGINT NOT NULL,
+	ended_at    BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE share_links (
+	id         TEXT PRIMARY KEY,
+	hash       TEXT NOT NULL UNIQUE,
+	session_id TEXT NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	revoked_at BIGINT NOT NULL DEFAULT 0,
+	revoked_by TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX share_links_session ON share_links(session_id, created_at);
+`,
 	}
 }

@@ -279,6 +279,7 @@ func catchUpFTS(ctx context.Context, db *sql.DB) error {
 type SearchQuery struct {
 	Text       string    // required: whitespace-separated terms, all must occur
 	User, Host string    // of the session; empty does not filter
+	Login      string    // the session's target account; empty does not filter
 	Since      time.Time // session StartedAt >= Since
 	Until      time.Time // session StartedAt < Until
 	Limit      int       // maximum hits; <= 0: no limit
@@ -376,6 +377,7 @@ func searchWhere(eng engine, q SearchQuery, terms []string) (where, error) {
 	}
 	w.eq("s.user", q.User)
 	w.eq("s.host", q.Host)
+	w.eq("s.login", q.Login)
 	if !q.Since.IsZero() {
 		w.add("s.started_at >= ?", cd.nanos("since", q.Since))
 	}

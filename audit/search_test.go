@@ -16,7 +16,7 @@ func TestSearch(t *testing.T) {
 		mustDo(t, s, func(tx *Tx) error {
 			for _, sess := range []Session{
 				{ID: "old", User: "alice", Host: "db1", StartedAt: at(0)},
-				{ID: "new", User: "bob", Host: "web", StartedAt: at(time.Hour)},
+				{ID: "new", User: "bob", Host: "web", Login: "deploy", StartedAt: at(time.Hour)},
 			} {
 				if err := tx.InsertSession(sess); err != nil {
 					return err
@@ -56,6 +56,7 @@ func TestSearch(t *testing.T) {
 			{name: "non-ASCII text", query: SearchQuery{Text: "café"}, want: []hit{{"new", 7 * time.Second}}},
 			{name: "user filter", query: SearchQuery{Text: "sudo", User: "alice"}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
 			{name: "host filter", query: SearchQuery{Text: "sudo", Host: "web"}, want: []hit{{"new", 5 * time.Second}}},
+			{name: "login filter", query: SearchQuery{Text: "sudo", Login: "deploy"}, want: []hit{{"new", 5 * time.Second}}},
 			{name: "since", query: SearchQuery{Text: "sudo", Since: at(time.Minute)}, want: []hit{{"new", 5 * time.Second}}},
 			{name: "until", query: SearchQuery{Text: "sudo", Until: at(time.Minute)}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
 			{name: "limit", query: SearchQuery{Text: "sudo", Limit: 2}, want: []hit{{"new", 5 * time.Second}, {"old", time.Second}}},

@@ -158,6 +158,7 @@ func (s *Store) Session(ctx context.Context, id string) (Session, error) {
 // SessionFilter selects sessions. Zero fields do not filter.
 type SessionFilter struct {
 	User, Host string
+	Login      string    // the target account; empty does not filter
 	Since      time.Time // StartedAt >= Since
 	Until      time.Time // StartedAt < Until
 	Live       bool      // true: only sessions not yet finished (EndedAt zero)
@@ -174,6 +175,7 @@ func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]Session, error
 	var cd codec
 	w.eq("user", f.User)
 	w.eq("host", f.Host)
+	w.eq("login", f.Login)
 	if !f.Since.IsZero() {
 		w.add("started_at >= ?", cd.nanos("since", f.Since))
 	}

@@ -183,7 +183,7 @@ func TestIndexBehindCatchesUp(t *testing.T) {
 	}
 	// Every line has reached the recording (and so the indexer, which
 	// takes no more after its bound) while the store is still blocked.
-	waitRecorded(t, e.recDir, strconv.Itoa(n)+`\n`)
+	waitRecorded(t, e.recDir, strconv.Itoa(n)+"\n")
 	e.backend.mu.Lock()
 	held, indexed := e.backend.indexWaiting, len(e.backend.index)
 	e.backend.mu.Unlock()
@@ -227,15 +227,36 @@ func waitRecorded(t *testing.T, dir, s string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		files, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "*.cast"))
-		if len(files) == 1 {
-			if b, err := os.ReadFile(files[0]); err == nil && strings.Contains(string(b), s) {
-				return
-			}
+		// Recordings are zstd frames (.cast.zst); a frame is readable once
+		// it is flushed, so the text is looked for in the decoded output.
+		files, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "*.cast*"))
+		if len(files) == 1 && strings.Contains(recordedOutput(files[0]), s) {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no recording under %s holds %q after 30 s (%d files)", dir, s, len(files))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// recordedOutput is the output the recording at path holds so far (its
+// complete frames), or "" if it cannot be read yet.
+func recordedOutput(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	rec, err := sessionlog.ReadAll(f)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range rec.Events {
+		if e.Code == sessionlog.CodeOutput {
+			b.WriteString(e.Data)
+		}
+	}
+	return b.String()
 }

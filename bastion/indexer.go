@@ -37,6 +37,10 @@ type indexer struct {
 	buf    []sessionlog.Line // lines seq-len(buf) to seq-1
 	seq    int64             // lines taken so far
 	behind bool              // the bound was reached or a flush failed: take no more lines
+	// stopLines, once set, tells the recording to stop building lines when
+	// the indexer falls behind: the catch-up builds them again from the
+	// stored recording, so building them live would be work thrown away.
+	stopLines func()
 
 	kick  chan struct{}
 	quit  chan struct{}
@@ -70,7 +74,11 @@ func (ix *indexer) add(l sessionlog.Line) {
 	if len(ix.buf) >= indexMaxPending {
 		// From here on the recording is the queue.
 		ix.behind = true
+		stop := ix.stopLines
 		ix.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
 		ix.wake()
 		return
 	}
@@ -124,7 +132,23 @@ func (ix *indexer) isBehind() bool {
 func (ix *indexer) fallBehind() {
 	ix.mu.Lock()
 	ix.behind = true
+	stop := ix.stopLines
 	ix.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// setStopLines gives the indexer its recording's Writer.StopLines; an
+// indexer that is already behind calls it at once.
+func (ix *indexer) setStopLines(stop func()) {
+	ix.mu.Lock()
+	ix.stopLines = stop
+	behind := ix.behind
+	ix.mu.Unlock()
+	if behind {
+		stop()
+	}
 }
 
 // flushOnce sends the waiting lines to the Backend. Behind, it also stores

@@ -40,6 +40,9 @@ func (r *recorder) open(id, path string, h sessionlog.Header, idx *indexer) erro
 	if err != nil {
 		return fmt.Errorf("create recording %s: %w", path, err)
 	}
+	if idx != nil {
+		idx.setStopLines(w.StopLines)
+	}
 	r.attach(id, w, idx)
 	return nil
 }

@@ -372,7 +372,7 @@ func checkRecordings(dir string, sessions []*manySession) error {
 // recordingsMismatch lists the sessions whose recording is missing or does
 // not hold exactly their output.
 func recordingsMismatch(dir string, byTag map[string]*manySession) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*", "*", "*", "*.cast"))
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*", "*", "*.cast*")) // .cast.zst since issue 15
 	if err != nil {
 		return nil, err
 	}

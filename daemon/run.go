@@ -64,6 +64,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Limits bound connections, timeouts and rate limits (limits.go).
 	Limits Limits
+	// TLSCert and TLSKey, both or neither, are PEM files of a certificate
+	// (a chain, leaf first) and its key that the API and the web console
+	// serve instead of the self-signed one jitd init made; jit pins
+	// whichever is served.
+	TLSCert, TLSKey string
 	// SSOConfig is the --sso-config file naming OpenID providers
 	// (docs/sso.md); empty means no SSO login.
 	SSOConfig string
@@ -177,6 +182,9 @@ func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 		return nil, tls.Certificate{}, fmt.Errorf("load CA keys: %w", err)
 	}
 	tlsCert, fingerprint, err := loadTLS(l.TLSDir())
+	if d.cfg.TLSCert != "" || d.cfg.TLSKey != "" {
+		tlsCert, fingerprint, err = loadTLSFiles(d.cfg.TLSCert, d.cfg.TLSKey)
+	}
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
@@ -266,13 +274,17 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
+	withConsole, err := d.withConsole(handler, throttle)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen for API on %s: %w", d.cfg.APIAddr, err)
 	}
 	d.apiLn = newLimitListener(ln, lim.APIMaxConns)
 	d.api = &http.Server{
-		Handler:   handler,
+		Handler:   withConsole,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 		ErrorLog:  slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}

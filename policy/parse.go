@@ -31,6 +31,7 @@ type rawPolicy struct {
 	Auditors rawAuditors        `yaml:"auditors"`
 	Hosts    map[string]rawHost `yaml:"hosts"`
 	Roles    []rawRole          `yaml:"roles"`
+	Console  rawConsole         `yaml:"console"`
 	SSO      rawSSO             `yaml:"sso"`
 }
 
@@ -224,6 +225,9 @@ func (ps parser) build(top mapping, raw *rawPolicy) (*Policy, error) {
 			firstAt[r.Name] = rn.Line
 			p.Roles = append(p.Roles, r)
 		}
+	}
+	if p.Console, err = ps.console(top, raw.Console); err != nil {
+		return nil, err
 	}
 	if p.SSO, err = ps.sso(top, raw.SSO); err != nil {
 		return nil, err

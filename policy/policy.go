@@ -31,6 +31,8 @@ type Policy struct {
 	// Auditors are the groups whose members may list, replay and export
 	// recorded sessions.
 	Auditors []string
+	// Console is the web console's settings (console.go).
+	Console ConsoleRule
 	// SSO maps OpenID provider groups to groups here and says who may
 	// still log in with a key (docs/policy.md "sso").
 	SSO SSO

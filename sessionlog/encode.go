@@ -77,7 +77,7 @@ func (w *Writer) newLineStream(kind string) *lineStream {
 	ls := &lineStream{}
 	ls.lb.input = kind == CodeInput
 	ls.lb.emit = func(text string, start time.Duration) {
-		if strings.TrimSpace(text) == "" {
+		if w.linesOff.Load() || strings.TrimSpace(text) == "" {
 			return
 		}
 		w.enc.onLine(Line{Offset: start, Kind: kind, Text: strings.TrimRight(text, " \t")})
@@ -231,7 +231,7 @@ func (w *Writer) encode(it *item, data []byte) {
 		w.encodeText(&e.in, it.off, data)
 	case CodeMarker:
 		w.writeEvent(Event{Time: it.off.Seconds(), Code: CodeMarker, Data: it.text})
-		if e.onLine != nil && !e.failed {
+		if e.onLine != nil && !e.failed && !w.linesOff.Load() {
 			e.onLine(Line{Offset: it.off, Kind: CodeMarker, Text: it.text})
 		}
 	default:
@@ -275,7 +275,7 @@ func (w *Writer) encodeText(ts *textStream, off time.Duration, p []byte) {
 	if ts.binary || data == "" {
 		return
 	}
-	if ts.lines != nil {
+	if ts.lines != nil && !w.linesOff.Load() {
 		ts.lines.lb.now = off
 		ts.lines.p.feed(data, &ts.lines.lb)
 	}

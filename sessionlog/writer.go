@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -126,6 +127,8 @@ type Writer struct {
 	syncDone chan struct{}
 	closedCh chan struct{} // closed when Close has finished
 	onError  func(error)
+	// linesOff is set by StopLines: the encoder builds no more search lines.
+	linesOff atomic.Bool
 
 	// Owned by the encoder goroutine, then by Close once it has exited.
 	enc encoder
@@ -380,6 +383,13 @@ func (w *Writer) Err() error {
 	defer w.mu.Unlock()
 	return w.err
 }
+
+// StopLines ends OnLine for the rest of the recording: the encoder stops
+// building search lines, which is most of its work on text, because the
+// caller will read the rest of the text back from the stored recording
+// (the bastion's indexer does once it falls behind). The recording itself
+// is unchanged. It may be called from OnLine and from any goroutine.
+func (w *Writer) StopLines() { w.linesOff.Store(true) }
 
 // Close drains the queue, writes any held-back bytes of a split character
 // (as U+FFFD after text, exactly after binary data), reports partial lines to OnLine, flushes and syncs, stops

@@ -274,3 +274,43 @@ func TestOnLineKeepsEveryLine(t *testing.T) {
 		t.Errorf("edited, long and last lines wrong: %d lines", len(got))
 	}
 }
+
+// StopLines, called from OnLine as the bastion's indexer does when it falls
+// behind, ends the lines at once (a partial line is not reported at Close
+// either), and the recording still holds every byte.
+func TestStopLinesFromOnLine(t *testing.T) {
+	var got []string
+	var w *Writer
+	f := &memFile{}
+	w, err := NewWriter(f, Header{Width: 80, Height: 24}, WriterOptions{OnLine: func(l Line) {
+		got = append(got, l.Text)
+		if len(got) == 3 {
+			w.StopLines()
+		}
+	}})
+	mustNil(t, err)
+	var text strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&text, "line %d\r\n", i)
+	}
+	text.WriteString("partial")
+	for _, chunk := range strings.SplitAfter(text.String(), "\n") {
+		mustNil(t, w.Output([]byte(chunk)))
+	}
+	_, err = w.Close()
+	mustNil(t, err)
+	if len(got) != 3 {
+		t.Fatalf("OnLine got %d lines after StopLines at the third, want 3: %q", len(got), got)
+	}
+	rec, err := ReadAll(bytes.NewReader(f.bytes()))
+	mustNil(t, err)
+	var out strings.Builder
+	for _, e := range rec.Events {
+		if e.Code == CodeOutput {
+			out.WriteString(e.Data)
+		}
+	}
+	if out.String() != text.String() {
+		t.Errorf("recording holds %d bytes of output, want all %d", out.Len(), text.Len())
+	}
+}

@@ -138,7 +138,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			e.requestCmd(), e.waitCmd(), e.statusCmd(), e.hostsCmd(),
 			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
 			e.sshCmd(), e.sshConfigCmd(),
-			e.sessionsCmd(), e.replayCmd(),
+			e.sessionsCmd(), e.replayCmd(), e.consoleCmd(),
 			e.auditCmd(), e.adminCmd(), e.krlCmd(), e.hostCmd(),
 			completionCmd(),
 		},

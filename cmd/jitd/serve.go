@@ -26,6 +26,8 @@ func serveCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			dataFlag(), storeFlag(),
 			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7443", Usage: "API listen address"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain, leaf first) for the API and web console instead of the self-signed one (with --tls-key)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM key of --tls-cert (mode 0600)"},
 			&cli.StringFlag{Name: "bastion", Usage: "bastion listen address, e.g. 127.0.0.1:2222 (empty: no bastion)"},
 			&cli.StringSliceFlag{Name: "public-addr", Usage: "NAME:PORT engineers dial the bastion by (repeatable; the first is advertised; required with --bastion 0.0.0.0 or [::])"},
 			&cli.StringFlag{Name: "ephemeral-uids", Value: fmt.Sprintf("%d-%d", provision.DefaultUIDMin, provision.DefaultUIDMax), Usage: "UID range LOW-HIGH reserved for ephemeral accounts on targets (never reused)"},
@@ -84,6 +86,7 @@ func runServe(c *cli.Context) error {
 		PublicAddrs: c.StringSlice("public-addr"), EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		Limits:          limits,
+		TLSCert:         c.String("tls-cert"), TLSKey: c.String("tls-key"),
 		SSOConfig:       c.String("sso-config"),
 		EphemeralUIDMin: uidMin, EphemeralUIDMax: uidMax,
 	}

@@ -1,0 +1,35 @@
+package daemon
+
+import (
+	"net/http"
+
+	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/console"
+	"github.com/jitssh/jitssh/grant"
+)
+
+// withConsole mounts the web console under /console/ beside the API on
+// the API's listener (the same TLS certificate), wired on the same grant
+// services and store.
+func (d *Daemon) withConsole(api http.Handler, throttle *grant.Throttle) (http.Handler, error) {
+	cons, err := grant.NewConsole(grant.ConsoleConfig{Store: d.store, Policy: d.policy.Current, Clock: d.cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := grant.NewSessions(grant.SessionsConfig{Store: d.store, Policy: d.policy.Current, Clock: d.cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	c, err := console.New(console.Config{
+		Grants: d.grants, Console: cons, Sessions: sessions, Admin: d.admin, Store: d.store, Policy: d.policy.Current,
+		Recordings:    audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
+		CheckpointKey: d.checkpointKey.PublicKey(), Throttle: throttle, Clock: d.cfg.Clock, Logger: d.log.With("component", "console"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", c)
+	mux.Handle("/", api)
+	return mux, nil
+}
