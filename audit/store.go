@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -78,6 +79,8 @@ type Store struct {
 	closed bool
 	queue  chan *request
 	done   chan struct{} // closed when the writer goroutine has exited
+
+	commits atomic.Int64 // transactions the writer committed, for benchmarks
 }
 
 // Open opens (creating if needed, with mode 0600) the database at path,

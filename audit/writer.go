@@ -255,6 +255,7 @@ func (s *Store) commitBatch(live []*request) error {
 		clearErrs(live)
 		return fmt.Errorf("audit: commit: %w", err)
 	}
+	s.commits.Add(1)
 	return nil
 }
 
