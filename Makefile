@@ -42,7 +42,7 @@ demo-target: build
 # asciinema, zstd (the recordings' format, checked against its own tool),
 # ssh-audit, and iproute2 and util-linux (ip, unshare) for the
 # test hosts in network namespaces; node and the npm modules of the test
-# OpenID provider.
+# OpenID provider; PostgreSQL 15.
 deps:
 	@missing=""; \
 	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq chromium; do \
@@ -58,6 +58,12 @@ deps:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
+	fi
+	@# PostgreSQL 15 for the PostgreSQL store's tests (internal/pgtest runs
+	@# its own throwaway cluster; pg_trgm ships in the package).
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15; \
 	fi
 	@cd internal/oidctest/provider && \
 	if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
