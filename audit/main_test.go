@@ -74,17 +74,6 @@ var engines = []struct {
 	{"postgres", openPG},
 }
 
-// eachEngine runs fn as a subtest per engine, with a fresh empty store.
-func eachEngine(t *testing.T, fn func(t *testing.T, s *Store)) {
-	t.Helper()
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			s, _ := e.open(t)
-			fn(t, s)
-		})
-	}
-}
-
 // forEngines runs fn as a subtest per engine, giving it that engine's
 // opener of fresh stores (named openTest by the callers, so that a test's
 // body reads the same whichever engine it runs on).
