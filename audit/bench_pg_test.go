@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jitssh/jitssh/internal/testkit"
 )
@@ -12,9 +13,8 @@ import (
 // BenchmarkStoreEngines appends with 64 concurrent callers on SQLite and on
 // PostgreSQL, through one Store (one jitd) or two Stores on one database
 // (two replicas' writers, PostgreSQL only: each takes the chain lock per
-// batch). It reports appends and commits per second and the CPU of this
-// process per append (PostgreSQL's own CPU is not in it: see
-// docs/BENCHMARKS.md).
+// batch). It reports appends and commits per second, the CPU of this
+// process per append and, for PostgreSQL, the server's CPU per append.
 func BenchmarkStoreEngines(b *testing.B) {
 	cases := []struct {
 		engine  string
@@ -27,6 +27,7 @@ func BenchmarkStoreEngines(b *testing.B) {
 			ctx := context.Background()
 			b.SetParallelism(32) // 64 callers on 2 cores
 			var next atomic.Int64
+			pg0 := pgCPU(b, c.engine)
 			cpu0 := testkit.ProcessCPU(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -47,6 +48,9 @@ func BenchmarkStoreEngines(b *testing.B) {
 			b.ReportMetric(float64(b.N)/secs, "appends/s")
 			b.ReportMetric(float64(commits)/secs, "commits/s")
 			b.ReportMetric(float64((testkit.ProcessCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/append")
+			if c.engine == "postgres" {
+				b.ReportMetric(float64((pgCPU(b, c.engine)-pg0).Microseconds())/float64(b.N), "pg-cpu-µs/append")
+			}
 		})
 	}
 }
@@ -67,4 +71,17 @@ func benchStores(b *testing.B, engine string, n int) []*Store {
 		stores = append(stores, s)
 	}
 	return stores
+}
+
+// pgCPU is the package's PostgreSQL server's CPU so far (0 for SQLite).
+func pgCPU(b *testing.B, engine string) time.Duration {
+	b.Helper()
+	if engine != "postgres" {
+		return 0
+	}
+	d, err := pgServer.srv.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }

@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,4 +189,61 @@ func Need(t testing.TB, s *Server, startErr error) {
 		t.Fatalf("PostgreSQL is needed: %v", startErr)
 	}
 	t.Skipf("skipped: %v", startErr)
+}
+
+// CPU is the CPU time (user and system) the server has used so far: the
+// postmaster's own and its reaped children's, and its live children's
+// (backends, the WAL writer, the checkpointer), read from /proc. A
+// benchmark reports PostgreSQL's CPU per operation from two readings.
+func (s *Server) CPU() (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(s.data, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: cpu: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: cpu: postmaster.pid starts with %q", first)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: cpu: %w", err)
+	}
+	var ticks int64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, own, children, ok := procTicks(pid)
+		switch {
+		case !ok:
+		case pid == pm:
+			ticks += own + children
+		case ppid == pm:
+			ticks += own
+		}
+	}
+	// USER_HZ is 100 on Linux for every architecture Go supports here.
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// procTicks reads a process's parent, its own utime+stime and its reaped
+// children's cutime+cstime from /proc/PID/stat.
+func procTicks(pid int) (ppid int, own, children int64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0, 0, 0, false
+	}
+	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
+	return int(n(4)), n(14) + n(15), n(16) + n(17), true
 }
