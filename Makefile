@@ -42,16 +42,18 @@ demo-target: build
 # asciinema, zstd (the recordings' format, checked against its own tool),
 # ssh-audit, and iproute2 and util-linux (ip, unshare) for the
 # test hosts in network namespaces; node and the npm modules of the test
-# OpenID provider; PostgreSQL 15.
+# OpenID provider; versitygw (S3) for the recordings-store tests;
+# PostgreSQL 15.
 deps:
 	@missing=""; \
+	[ -e /usr/share/doc/libnss-extrausers ] || missing=1; \
 	for b in ssh sshd ssh-keygen ssh-agent sftp scp asciinema zstd ssh-audit ip unshare nsenter useradd visudo crontab atq chromium; do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at chromium; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server openssh-client asciinema zstd ssh-audit iproute2 util-linux passwd sudo cron at chromium libnss-extrausers; \
 	fi
 	@# The real OpenID provider of the SSO tests (internal/oidctest): node,
 	@# and oidc-provider from npm exactly as the lock file pins it.
@@ -64,6 +66,11 @@ deps:
 	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15; \
+	fi
+	@# The real S3-compatible server of the recordings tests
+	@# (internal/s3test): versitygw, built once into bin/tools.
+	@if [ ! -x $(BIN)/tools/versitygw ]; then \
+	  GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; \
 	fi
 	@cd internal/oidctest/provider && \
 	if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
@@ -93,7 +100,7 @@ fuzz:
 # measurement of jitssh and OpenSSH in the same run and reports its figures
 # and ratios as metrics (see docs/BENCHMARKS.md).
 bench: deps build
-	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./ca/ ./audit/ ./sessionlog/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./ca/ ./audit/ ./sessionlog/ ./recstore/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 
 clean:

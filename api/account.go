@@ -331,8 +331,8 @@ func (req AccountRequest) checkCreate() error {
 }
 
 // ValidAccountLogin reports whether s is an ephemeral login: a POSIX user
-// name (lower-case letters, digits, '_', '-', '.', not starting with '-' or
-// '.') of at most AccountMaxLoginLength bytes starting with
+// name (lower-case letters, digits, '_', '-', not starting with '-'; no
+// '.', see AccountSudoersName) of at most AccountMaxLoginLength bytes starting with
 // AccountLoginPrefix.
 func ValidAccountLogin(s string) error {
 	if err := validPOSIXName("login", s); err != nil {
@@ -340,6 +340,10 @@ func ValidAccountLogin(s string) error {
 	}
 	if !strings.HasPrefix(s, AccountLoginPrefix) || len(s) == len(AccountLoginPrefix) {
 		return fmt.Errorf("login %q does not start with %q and a name", s, AccountLoginPrefix)
+	}
+	// AccountSudoersName drops dots: jit-a.b and jit-ab would share a file.
+	if strings.Contains(s, ".") {
+		return fmt.Errorf("login %q contains '.', which the sudoers file name cannot keep", s)
 	}
 	return nil
 }

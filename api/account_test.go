@@ -21,7 +21,9 @@ func TestParseAccountRequest(t *testing.T) {
 		{"create full", "create", `{` + create + `,"shell":"/bin/sh","groups":["adm","dev-ops"],"sudo":["/usr/bin/systemctl restart nginx","/bin/ls"]}`, ""},
 		{"create sudo all", "create", `{` + create + `,"shell":"/bin/sh","sudo":["ALL"]}`, ""},
 		{"remove", "remove", `{"login":"jit-alice-4f2k","grant":"req_01","uid":61000}`, ""},
-		{"reap", "reap", `{"keep":["jit-a","jit-b.c"]}`, ""},
+		{"reap", "reap", `{"keep":["jit-a","jit-b_c"]}`, ""},
+		// jit-b.c and jit-bc would share the sudoers file jitssh-jit-bc.
+		{"dot in login", "remove", `{"login":"jit-b.c","grant":"req_01","uid":61000}`, "contains '.'"},
 		{"reap none kept", "reap", `{}`, ""},
 		{"list", "list", `{}`, ""},
 		{"unknown op", "shell", `{}`, "unknown operation"},

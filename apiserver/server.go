@@ -99,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 		Message:      func(user, nonce string) []byte { return api.LoginMessage(user, nonce, fp) },
 		SSO:          cfg.SSO,
 		RefreshUsers: cfg.Policy.RefreshUsers,
+		Logger:       cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -63,8 +63,10 @@ func sessionEndOf(e Event) (SessionEnd, error) {
 }
 
 // Recordings is where Verify finds the recording files that session rows
-// name. A row holds the path the bastion wrote, under the directory it was
-// given (absolute in the daemon); Verify opens that path relative to Dir, in
+// name. A row holds either the recording's name relative to the recordings
+// store (slash-separated, what jitd stores since recordings may live in
+// object storage) or, in rows from before, the absolute path the bastion
+// wrote under Dir; Verify opens the name, or that path relative to Dir, in
 // FS. A path that does not lie under Dir is a problem of its session, as is
 // a recording to check when FS is nil.
 type Recordings struct {
@@ -80,6 +82,13 @@ func DirRecordings(dir string) Recordings {
 // name maps a row's recording path to its name in r.FS.
 func (r Recordings) name(path string) (string, error) {
 	rel, err := filepath.Rel(filepath.Clean(r.Dir), filepath.Clean(path))
+	if !filepath.IsAbs(path) && (err != nil || !filepath.IsLocal(rel)) {
+		// A name in the recordings store, as rows hold it now.
+		if path == "." || !fs.ValidPath(path) {
+			return "", fmt.Errorf("recording name %q is not a clean relative name in the recordings store", path)
+		}
+		return path, nil
+	}
 	if err != nil || rel == "." || !filepath.IsLocal(rel) || !fs.ValidPath(filepath.ToSlash(rel)) {
 		return "", fmt.Errorf("path %s is outside the recordings directory %s", path, r.Dir)
 	}

@@ -187,7 +187,11 @@ func TestRecordingsName(t *testing.T) {
 		{dir: "/data/recordings", path: "/data/recordings/../db/jitssh.db"},
 		{dir: "/data/recordings", path: "/data/recordings-old/s1.cast"},
 		{dir: "/data/recordings", path: "/data/recordings"},
-		{dir: "/data/recordings", path: "data/recordings/s1.cast"},
+		{dir: "/data/recordings", path: "2026/03/14/s1.cast.zst", want: "2026/03/14/s1.cast.zst"},
+		{dir: "/data/recordings", path: "data/recordings/s1.cast", want: "data/recordings/s1.cast"},
+		{dir: "/data/recordings", path: "2026/../../db/jitssh.db"},
+		{dir: "/data/recordings", path: "./2026/s1.cast"},
+		{dir: "/data/recordings", path: "."},
 		{dir: "/data/recordings", path: ""},
 	}
 	for _, tt := range tests {

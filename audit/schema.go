@@ -321,6 +321,17 @@ CREATE TABLE index_pending (
 		// 9 (issue 14): the web console's codes, sessions and share
 		// links (console.go).
 		consoleSchema,
+		// 10 (issue 11, SSO review): one provider subject holds one name, so
+		// a rename at the provider cannot give one person two names (and
+		// with them approval of their own requests). Of duplicates the
+		// newest identity is kept; the tokens of the others stop working
+		// (their name leaves the policy in force).
+		`
+DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
+	WHERE b.provider = sso_identities.provider AND b.subject = sso_identities.subject
+	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
+CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
+`,
 	}
 }
 

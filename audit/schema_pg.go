@@ -7,7 +7,7 @@ package audit
 // filled by the store, a trigger function for the append-only triggers,
 // "user" quoted. A step is added to both lists or to neither.
 func pgMigrations() []string {
-	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9}
+	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10}
 }
 
 // pgStep1 is migration 1 on PostgreSQL.
@@ -337,4 +337,13 @@ CREATE TABLE share_links (
 	revoked_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX share_links_session ON share_links(session_id, created_at);
+`
+
+// pgStep10 is migration 10 (issue 11, SSO review): one provider subject
+// holds one name; of duplicates the newest identity is kept.
+const pgStep10 = `
+DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
+	WHERE b.provider = sso_identities.provider AND b.subject = sso_identities.subject
+	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
+CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 `

@@ -171,3 +171,72 @@ func (t *Tx) DeleteSSOLogin(hash string) error {
 	}
 	return nil
 }
+
+// SSOIdentityBySubject returns the identity bound to subject at provider
+// as this transaction sees it, or ErrNotFound.
+func (t *Tx) SSOIdentityBySubject(provider, subject string) (SSOIdentity, error) {
+	if err := t.check(); err != nil {
+		return SSOIdentity{}, err
+	}
+	rows, err := t.tx.Query(ssoIdentitiesQuery+" WHERE provider = ? AND subject = ?", provider, subject)
+	if err != nil {
+		return SSOIdentity{}, fmt.Errorf("sso identity of subject at %q: %w", provider, err)
+	}
+	ids, err := scanSSOIdentities(rows)
+	if err != nil {
+		return SSOIdentity{}, err
+	}
+	if len(ids) == 0 {
+		return SSOIdentity{}, fmt.Errorf("sso identity of subject at %q: %w", provider, ErrNotFound)
+	}
+	return ids[0], nil
+}
+
+// DeleteSSOIdentity removes the identity name with every SSO login and
+// bearer token of that name's SSO logins, and returns how many tokens it
+// revoked; an unknown name is ErrNotFound. Key-login tokens of the name
+// (an enrolled user of the same name) are left alone.
+func (t *Tx) DeleteSSOIdentity(name string) (int, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	res, err := t.exec("DELETE FROM tokens WHERE hash IN (SELECT token_hash FROM sso_logins WHERE name = ?)", name)
+	if err != nil {
+		return 0, fmt.Errorf("delete sso identity %q: tokens: %w", name, err)
+	}
+	revoked, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete sso identity %q: %w", name, err)
+	}
+	if _, err := t.exec("DELETE FROM sso_logins WHERE name = ?", name); err != nil {
+		return 0, fmt.Errorf("delete sso identity %q: logins: %w", name, err)
+	}
+	res, err = t.exec("DELETE FROM sso_identities WHERE name = ?", name)
+	if err != nil {
+		return 0, fmt.Errorf("delete sso identity %q: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, fmt.Errorf("delete sso identity %q: %w", name, err)
+	} else if n == 0 {
+		return 0, fmt.Errorf("sso identity %q: %w", name, ErrNotFound)
+	}
+	return int(revoked), nil
+}
+
+// IsSSOLogin reports whether the token with hash came from an SSO login
+// (it has an sso_logins row).
+func (s *Store) IsSSOLogin(ctx context.Context, hash string) (bool, error) {
+	db, err := s.reader()
+	if err != nil {
+		return false, err
+	}
+	var one int
+	err = db.QueryRowContext(ctx, "SELECT 1 FROM sso_logins WHERE token_hash = ?", hash).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sso login: %w", err)
+	}
+	return true, nil
+}

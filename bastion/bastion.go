@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -151,6 +152,11 @@ type Config struct {
 	Backend Backend
 	// RecordingDir receives RecordingDir/YYYY/MM/DD/SESSIONID.cast.zst (UTC).
 	RecordingDir string
+	// OpenRecording opens a finished recording by the path (or the
+	// recordings store's name) a session row holds, for the search index
+	// catch-up; nil means os.Open, which suits recordings that stay where
+	// the bastion wrote them.
+	OpenRecording func(path string) (io.ReadCloser, error)
 	// RecordingFailOpen turns "record or refuse" into a logged warning.
 	RecordingFailOpen bool
 	// Clock decides certificate validity and expiry; default time.Now.

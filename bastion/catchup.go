@@ -150,7 +150,11 @@ func (ri *replayIndex) store(ctx context.Context, lines []sessionlog.Line, done 
 
 // catchUp replays the recording at path and indexes its lines from next on.
 func (s *Server) catchUp(ctx context.Context, id, path string, next int64) error {
-	f, err := os.Open(path)
+	open := s.cfg.OpenRecording
+	if open == nil {
+		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	}
+	f, err := open(path)
 	if err != nil {
 		return fmt.Errorf("catch up index of session %s: %w", id, err)
 	}

@@ -176,7 +176,8 @@ func (s *Server) answer(err error) (int, string) {
 }
 
 func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "login", nil, nil)
+	w.Header().Set("Content-Security-Policy", s.loginCSP(r))
+	s.render(w, http.StatusOK, "login", nil, s.loginPageData(r))
 }
 
 // loginCheck is the answer of POST /console/login/check: whose code the

@@ -130,6 +130,7 @@ func (c *cursor) consume() sessionlog.Event {
 // window writes [from, from+window) as WriteWindow says; c must be usable
 // for from. It stops with ctx's error once ctx is done.
 func (c *cursor) window(ctx context.Context, w io.Writer, from, window float64) (Window, error) {
+	c.skipTo(ctx, from)
 	for n := 1; ; n++ {
 		if n%ctxEvery == 0 && ctx.Err() != nil {
 			return Window{From: from}, ctx.Err()

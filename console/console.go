@@ -31,6 +31,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/policy"
+	"github.com/jitssh/jitssh/sso"
 )
 
 // CSP is the Content-Security-Policy of every console answer: scripts and
@@ -71,6 +72,14 @@ type Config struct {
 	Recordings audit.Recordings
 	// CheckpointKey is what verify checks the audit checkpoints against.
 	CheckpointKey ssh.PublicKey
+	// Logins and SSO enable "Log in with <provider>" on the login page,
+	// with SSORedirect, the console's https://NAME:PORT/console/sso/callback
+	// (sso.ConsoleRedirectURI of jitd serve --console-url), which SSO
+	// must accept (sso.Options.ConsoleRedirect). Any of them nil or empty
+	// means no SSO login in the console.
+	Logins      *grant.Logins
+	SSO         *sso.RP
+	SSORedirect string
 	// Throttle bounds login attempts per client address (shared with the
 	// API's logins); nil means one with grant's default limits.
 	Throttle *grant.Throttle
@@ -134,6 +143,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /console/login", s.handleLogin)
 	s.mux.HandleFunc("POST /console/login/check", s.handleLoginCheck)
 	s.mux.HandleFunc("POST /console/logout", s.handleLogout)
+	s.mux.HandleFunc("POST /console/sso/start", s.handleSSOStart)
+	s.mux.HandleFunc("GET "+sso.ConsoleCallbackPath, s.handleSSOCallback)
 
 	s.mux.HandleFunc("GET /console/requests", s.page("", s.handleRequests))
 	s.mux.HandleFunc("POST /console/requests/{id}/decide", s.action("", s.handleDecide))

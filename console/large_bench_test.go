@@ -25,7 +25,9 @@ import (
 // BenchmarkLargeRecording measures the player on a large recording
 // (JITSSH_LARGE_MB, default 200 MB of output, written through sessionlog's
 // writer: 100-byte lines every 5 ms, so 200 MB spans about 2.8 hours):
-// the server's time to cut a window at the start, middle and end, and in
+// the server's time to cut a window at the start, middle and end (and,
+// beside it, what reading every event up to there costs: the cut before
+// sessionlog's SkipTo), and in
 // Chromium the time to the first frame, the time of a seek to the end
 // and the tab's JS heap. Run it once:
 //
@@ -48,6 +50,18 @@ func BenchmarkLargeRecording(b *testing.B) {
 		f.Close()
 		b.ReportMetric(time.Since(start).Seconds(), fmt.Sprintf("window_s_at_%.0f%%", 100*at/duration))
 		b.ReportMetric(float64(n)/1e6, fmt.Sprintf("window_MB_at_%.0f%%", 100*at/duration))
+		// What a window's start cost before SkipTo: every event before at
+		// parsed by Next and discarded.
+		f, err = os.Open(x.RecordingPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if err := discardTo(f, at); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		b.ReportMetric(time.Since(start).Seconds(), fmt.Sprintf("read_discard_s_at_%.0f%%", 100*at/duration))
 	}
 	br := browsertest.Start(b, browsertest.Options{TrustCertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.server.Certificate().Raw}), Timeout: 10 * time.Minute})
 	if err := br.Do(time.Minute, chromedp.Navigate(e.server.URL+"/console/login#code="+e.code("sec")), chromedp.WaitVisible(chromedp.CSS("nav"))); err != nil {
@@ -132,6 +146,24 @@ func countingWindow(r io.Reader, at float64) (int, error) {
 	var c countWriter
 	_, err := console.WriteWindow(&c, r, at, console.DefaultWindow)
 	return c.n, err
+}
+
+// discardTo reads the events before at one by one, as the window cut did
+// before it skipped.
+func discardTo(r io.Reader, at float64) error {
+	rd, err := sessionlog.NewReader(r)
+	if err != nil {
+		return err
+	}
+	for {
+		e, err := rd.Next()
+		if err == io.EOF || err == nil && e.Time >= at {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 var lineNumber = regexp.MustCompile(`line ([0-9]{8})`)

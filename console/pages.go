@@ -64,7 +64,7 @@ func (s *Server) parseTemplates() error {
 var titles = map[string]string{
 	"login": "Log in", "loggedout": "Logged out", "error": "Error", "home": "Console", "requests": "Pending requests",
 	"live": "Live sessions", "sessions": "Sessions", "play": "Player", "audit": "Audit trail", "shares": "Share links",
-	"shared": "Shared recording",
+	"shared": "Shared recording", "ssodone": "Logged in",
 }
 
 // render writes page name with data d, whole or not at all.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/jitssh/jitssh/issuance"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/provision"
+	"github.com/jitssh/jitssh/recstore"
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
@@ -52,6 +54,7 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, back
 		Resolve:         resolver(ps),
 		Backend:         backend,
 		RecordingDir:    l.Recordings(),
+		OpenRecording:   backend.openRecording,
 		Clock:           cfg.Clock,
 		EgressAddresses: cfg.EgressAddresses,
 		Logger:          cfg.Logger.With("component", "bastion"),
@@ -96,6 +99,9 @@ type bastionBackend struct {
 	clock  func() time.Time
 	// accounts creates ephemeral accounts (accounts.go).
 	accounts *provision.Accounts
+	// recs uploads recordings and names them relative to the store.
+	recs          *recstore.Store
+	openRecording func(string) (io.ReadCloser, error)
 }
 
 // CertificateStatus asks grant to check the presented certificate against
@@ -141,7 +147,13 @@ func (b *bastionBackend) MintTargetCert(ctx context.Context, req bastion.TargetC
 	})
 }
 
+// SessionStarted records the session with its recording's name relative
+// to the recordings store (so a moved data directory or an object store
+// still finds it) and queues the growing recording for upload.
 func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRecord) error {
+	spooled := s.RecordingPath
+	s.RecordingPath = b.recs.Name(spooled)
+	b.recs.Started(spooled)
 	return b.store.Do(ctx, func(tx *audit.Tx) error {
 		if err := tx.InsertSession(toAuditSession(s)); err != nil {
 			return err
@@ -152,13 +164,18 @@ func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRe
 	})
 }
 
+// SessionEnded records the end and then lets the upload of the complete
+// recording finish; the upload checks the stored object against the
+// digest recorded here.
 func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionRecord) error {
-	return b.store.Do(ctx, func(tx *audit.Tx) error {
+	err := b.store.Do(ctx, func(tx *audit.Tx) error {
 		return tx.EndSession(audit.SessionEnd{
 			ID: s.ID, EndedAt: s.EndedAt, ExitStatus: s.ExitStatus, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
-			RecordingPath: s.RecordingPath, RecordingSHA256: s.RecordingSHA256, RecordingSize: s.RecordingSize, EndReason: s.EndReason,
+			RecordingPath: b.recs.Name(s.RecordingPath), RecordingSHA256: s.RecordingSHA256, RecordingSize: s.RecordingSize, EndReason: s.EndReason,
 		})
 	})
+	b.recs.Ended(s.RecordingPath, s.RecordingSHA256, s.RecordingSize)
+	return err
 }
 
 func (b *bastionBackend) SessionRejected(ctx context.Context, code, user, target, clientAddr, reason string) error {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"net/http"
 
-	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/console"
 	"github.com/jitssh/jitssh/grant"
 )
@@ -20,9 +19,14 @@ func (d *Daemon) withConsole(api http.Handler, throttle *grant.Throttle) (http.H
 	if err != nil {
 		return nil, err
 	}
+	logins, redirect, err := d.consoleLogins()
+	if err != nil {
+		return nil, err
+	}
 	c, err := console.New(console.Config{
+		Logins: logins, SSO: d.sso, SSORedirect: redirect,
 		Grants: d.grants, Console: cons, Sessions: sessions, Admin: d.admin, Store: d.store, Policy: d.policy.Current,
-		Recordings:    audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
+		Recordings:    d.recordingsFS(),
 		CheckpointKey: d.checkpointKey.PublicKey(), Throttle: throttle, Clock: d.cfg.Clock, Logger: d.log.With("component", "console"),
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/notify"
+	"github.com/jitssh/jitssh/recstore"
 )
 
 // metricsHandler serves jitd's metrics in the Prometheus text exposition
@@ -26,6 +27,7 @@ type metricsHandler struct {
 	refused      func() uint64
 	webhooks     func() notify.Stats
 	clock        func() time.Time
+	uploads      func() recstore.Backlog // nil when recordings stay local
 }
 
 // hostsExpiringWithin is the window of jitssh_hosts_cert_expiring: hosts
@@ -48,6 +50,13 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "jitssh_bastion_live_sessions %d\n", m.liveSessions())
 		family(&b, "jitssh_bastion_refused_connections_total", "counter", "Bastion connections closed at accept over the unauthenticated caps.")
 		fmt.Fprintf(&b, "jitssh_bastion_refused_connections_total %d\n", m.refused())
+	}
+	if m.uploads != nil {
+		bl := m.uploads()
+		family(&b, "jitssh_recordings_upload_pending_files", "gauge", "Recordings in the spool not yet confirmed in the object store, live ones included.")
+		fmt.Fprintf(&b, "jitssh_recordings_upload_pending_files %d\n", bl.Files)
+		family(&b, "jitssh_recordings_upload_pending_bytes", "gauge", "Bytes of spooled recordings not yet in a stored part or object.")
+		fmt.Fprintf(&b, "jitssh_recordings_upload_pending_bytes %d\n", bl.Bytes)
 	}
 	hosts, err := m.store.Hosts(r.Context())
 	if err != nil {

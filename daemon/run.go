@@ -24,6 +24,7 @@ import (
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/provision"
+	"github.com/jitssh/jitssh/recstore"
 	"github.com/jitssh/jitssh/sso"
 	"github.com/jitssh/jitssh/tlspin"
 )
@@ -72,6 +73,11 @@ type Config struct {
 	// SSOConfig is the --sso-config file naming OpenID providers
 	// (docs/sso.md); empty means no SSO login.
 	SSOConfig string
+	// ConsoleURL is the web console's origin as browsers reach it,
+	// https://NAME:PORT (--console-url): the SSO redirect URI is made from
+	// it, never from a request's Host header. Empty means the console
+	// offers no SSO login.
+	ConsoleURL string
 	// EphemeralUIDMin and EphemeralUIDMax are the UID range reserved for
 	// ephemeral accounts on targets (inclusive); zero means
 	// provision.DefaultUIDMin and DefaultUIDMax.
@@ -79,6 +85,12 @@ type Config struct {
 	// Store is the audit store's postgres:// URL (--store); empty means
 	// the embedded SQLite file in Dir.
 	Store string
+	// Recordings is where finished recordings live: the zero value is the
+	// data directory's recordings directory; an S3 location makes that
+	// directory the spool they are uploaded from (docs/scale-out.md).
+	Recordings recstore.Location
+	// S3 reaches the object store of an S3 Recordings location.
+	S3 recstore.S3Config
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -105,12 +117,13 @@ type Daemon struct {
 	admin         *grant.Admin
 	bastion       *bastion.Server // nil without Config.BastionAddr
 	bastionID     *bastionIdentity
-	accounts      *provision.Accounts // ephemeral accounts; nil without a bastion
+	accounts      *provision.Accounts // ephemeral accounts (removals run without a bastion too)
 	api           *http.Server
 	apiLn         net.Listener
 	metrics       *http.Server // nil without Config.MetricsAddr
 	metricsLn     net.Listener
 	sso           *sso.RP // nil without Config.SSOConfig
+	recs          *recstore.Store
 	addrs         Addrs
 
 	// pendingIndex are the search index catch-ups left by an earlier run,
@@ -154,7 +167,11 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if d.sso, err = sso.New(sc, sso.Options{Clock: cfg.Clock}); err != nil {
+		opts, err := consoleSSOOptions(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if d.sso, err = sso.New(sc, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -219,16 +236,24 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
 		return err
 	}
+	if err := d.openRecordings(); err != nil {
+		return err
+	}
 	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
+	if d.recs.Remote() {
+		metrics.uploads = d.recs.Backlog
+	}
+	// The provisioner runs without a bastion too: accounts queued for
+	// removal by an earlier run with one must still go.
+	backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock, recs: d.recs, openRecording: d.openRecording}
+	if d.accounts, err = d.newAccounts(keys, backend); err != nil {
+		return err
+	}
+	backend.accounts = d.accounts
 	if d.cfg.BastionAddr != "" {
 		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
 		}
-		backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock}
-		if d.accounts, err = d.newAccounts(keys, backend); err != nil {
-			return err
-		}
-		backend.accounts = d.accounts
 		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
 		if err != nil {
 			return err
@@ -238,6 +263,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		metrics.liveSessions = func() int { return len(srv.LiveSessions()) }
 		metrics.refused = srv.RefusedConnections
 	}
+	d.recs.Start()
 	if d.cfg.MetricsAddr != "" {
 		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.MetricsAddr, err)
@@ -267,7 +293,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		BastionAddr:       advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs),
 		ReservedHostNames: reservedHostNames(d.cfg.PublicAddrs),
 		CheckpointKey:     d.checkpointKey.PublicKey(),
-		Recordings:        audit.DirRecordings(Layout{Dir: d.cfg.Dir}.Recordings()),
+		Recordings:        d.recordingsFS(),
 		Clock:             d.cfg.Clock,
 		Logger:            d.log.With("component", "api"),
 	})
@@ -360,6 +386,7 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
+		d.closeRecordings()
 		if d.sso != nil {
 			d.sso.Close()
 		}
@@ -418,6 +445,7 @@ func (d *Daemon) stopServers() {
 // was served.
 func (d *Daemon) abort() {
 	d.stopServers()
+	d.closeRecordings()
 	if d.sso != nil {
 		d.sso.Close()
 	}

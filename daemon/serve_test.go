@@ -242,3 +242,18 @@ func TestNewFailingLateUndoesItself(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestSweeperWithoutBastion: jitd serving without --bastion still runs
+// the removal of ephemeral accounts (a queue left by a run with one must
+// not stop silently).
+func TestSweeperWithoutBastion(t *testing.T) {
+	dir := initDir(t)
+	d, err := New(context.Background(), Config{Dir: dir, APIAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if d.accounts == nil {
+		t.Fatal("no provisioner without a bastion: queued removals would stop")
+	}
+}

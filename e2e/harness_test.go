@@ -215,6 +215,9 @@ type daemon struct {
 	API         string // host:port
 	Bastion     string // host:port, empty without --bastion
 	Fingerprint string // SHA256:... of the API's TLS certificate
+	// Env is added to jitd's environment (such as the AWS credentials of
+	// an object store).
+	Env []string
 
 	cmd  *exec.Cmd
 	log  *testkit.Buffer
@@ -267,6 +270,9 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 	}
 	args := append([]string{"serve", "--data", d.Data, "--api", "127.0.0.1:0"}, extra...)
 	d.cmd = exec.Command(bin(t, "jitd"), args...)
+	if d.Env != nil {
+		d.cmd.Env = append(os.Environ(), d.Env...)
+	}
 	d.log = &testkit.Buffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.done = make(chan struct{})

@@ -103,6 +103,17 @@ func TestIssue5TamperEvidence(t *testing.T) {
 			if err := tx.QueryRow("SELECT id, recording_path FROM sessions WHERE command LIKE '%tamper-one%'").Scan(&id, &path); err != nil {
 				t.Fatal(err)
 			}
+			// Rows name recordings relative to the recordings store (older
+			// ones by absolute path): resolve it in this copy's data
+			// directory, the one whose database tx is open on.
+			if !filepath.IsAbs(path) {
+				var seq int
+				var name, file string
+				if err := tx.QueryRow("PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
+					t.Fatal(err)
+				}
+				path = filepath.Join(filepath.Dir(file), "recordings", filepath.FromSlash(path))
+			}
 			// The file is zstd frames: the forger rewrites the lines
 			// they hold (and may store them plain, which reads too).
 			var lines bytes.Buffer
@@ -130,10 +141,12 @@ func TestIssue5TamperEvidence(t *testing.T) {
 			withDB(t, filepath.Join(d.Data, "jitssh.db"), func(tx *sql.Tx) {
 				mustExec(t, tx, "DROP TRIGGER events_append_only_update")
 				mustExec(t, tx, "DROP TRIGGER events_append_only_delete")
-				// The rows name recordings by the path the bastion wrote,
-				// under the original data directory; verify reads them
-				// under the copy's, so point the (unchained) rows there,
-				// as restoring a backup elsewhere would have to.
+				// Rows from before issue 12 name recordings by the path the
+				// bastion wrote, under the original data directory; such
+				// rows would be pointed at the copy, as restoring a backup
+				// elsewhere had to. Rows now hold names relative to the
+				// recordings store, which this leaves as they are: a copied
+				// data directory verifies as it is.
 				mustExec(t, tx, "UPDATE sessions SET recording_path = ? || substr(recording_path, ?) WHERE substr(recording_path, 1, ?) = ?",
 					d.Data, len(w.d.Data)+1, len(w.d.Data), w.d.Data)
 				tt.tamper(t, tx)

@@ -317,26 +317,10 @@ func (c *Console) Logout(ctx context.Context, caller Caller, cookie string) erro
 
 // HasRole reports whether user has role in the policy in force, as
 // Logins.HasRole.
-func (c *Console) HasRole(user string, role Role) bool {
-	p := c.cfg.Policy()
-	switch role {
-	case RoleAdmin:
-		return p.IsAdmin(user)
-	case RoleAuditor:
-		return p.IsAuditor(user) || p.IsAdmin(user)
-	}
-	return false
-}
+func (c *Console) HasRole(user string, role Role) bool { return hasRole(c.cfg.Policy(), user, role) }
 
 // Authorize refuses caller a console page or action (what) that needs role
 // they lack, recording access.denied with code not_ROLE, as the API does.
 func (c *Console) Authorize(ctx context.Context, caller Caller, role Role, what string) error {
-	if c.HasRole(caller.User, role) {
-		return nil
-	}
-	code := "not_" + string(role)
-	msg := fmt.Sprintf("%s needs the %s role", audit.BoundText(what, 2*maxAuditText), role)
-	rerr := appendEvent(ctx, c.cfg.Store, c.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
-		ClientAddr: caller.ClientAddr, Message: msg})
-	return withRecordFailure(&Error{Kind: KindForbidden, Code: code, Message: msg}, rerr)
+	return authorize(ctx, c.cfg.Store, c.now(), c.HasRole(caller.User, role), caller, role, what)
 }

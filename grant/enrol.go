@@ -112,10 +112,11 @@ func parseKeys(lines []string) ([]ssh.PublicKey, error) {
 }
 
 // checkGroupsOwner refuses groups for a user of the policy file that differ
-// from the file's: the file is where that user's groups are managed.
+// from the file's: the file is where that user's groups are managed. A
+// name only an SSO identity holds is free: the enrolment wins over it.
 func (a *Admin) checkGroupsOwner(ctx context.Context, e Enrolment) error {
 	u, known := a.cfg.Policy().User(e.Name)
-	if !known || len(e.Groups) == 0 || slices.Equal(u.Groups, e.Groups) {
+	if !known || u.SSO || len(e.Groups) == 0 || slices.Equal(u.Groups, e.Groups) {
 		return nil
 	}
 	enrolled, err := a.enrolled(ctx, e.Name)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -62,6 +63,8 @@ type LoginConfig struct {
 	// force after an SSO login (livepolicy.Holder.RefreshUsers); nil means
 	// the policy is not refreshed.
 	RefreshUsers func(ctx context.Context) error
+	// Logger gets what fails after a login was committed; nil discards.
+	Logger *slog.Logger
 }
 
 // Logins proves who a caller is: a login signs a one-use challenge with an
@@ -73,12 +76,14 @@ type Logins struct {
 
 	challenges *nonces
 
-	mu     sync.Mutex
-	tokens map[string]cachedToken // by token hash
+	mu         sync.Mutex
+	tokens     map[string]cachedToken  // by token hash
+	refreshing map[string]*refreshLock // by token hash, while refreshed
 }
 
 type cachedToken struct {
 	user             string
+	sso              bool // the token has an sso_logins row
 	expires, recheck time.Time
 }
 
@@ -94,6 +99,9 @@ func NewLogins(cfg LoginConfig) (*Logins, error) {
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -302,7 +310,11 @@ func (l *Logins) Authenticate(ctx context.Context, token string) (string, error)
 			// error stays in the daemon (Err), never in the answer.
 			return "", unavailable(fmt.Errorf("look up token: %w", err))
 		}
-		ct = cachedToken{user: t.User, expires: t.ExpiresAt, recheck: now.Add(tokenRecheck)}
+		isSSO, err := l.cfg.Store.IsSSOLogin(ctx, hash)
+		if err != nil {
+			return "", unavailable(fmt.Errorf("look up token: %w", err))
+		}
+		ct = cachedToken{user: t.User, sso: isSSO, expires: t.ExpiresAt, recheck: now.Add(tokenRecheck)}
 		l.mu.Lock()
 		if len(l.tokens) >= maxCachedTokens {
 			clear(l.tokens)
@@ -313,8 +325,15 @@ func (l *Logins) Authenticate(ctx context.Context, token string) (string, error)
 	if !now.Before(ct.expires) {
 		return refuse(nil, "token expired; run jit login")
 	}
-	if _, ok := l.cfg.Policy().User(ct.user); !ok {
+	pol := l.cfg.Policy()
+	if _, ok := pol.User(ct.user); !ok {
 		return refuse(nil, "user %q is no longer enrolled", ct.user)
+	}
+	if ct.sso && pol.LocalUser(ct.user) {
+		// The name became a local user's (the file or an enrolment)
+		// after this SSO login: the SSO person must not get its roles.
+		l.revokeTakenOver(ctx, hash, ct.user, now)
+		return refuse(nil, "user %q is now a local user; this sso login no longer counts; run jit login", ct.user)
 	}
 	return ct.user, nil
 }
@@ -331,8 +350,10 @@ const (
 )
 
 // HasRole reports whether user has role in the policy in force.
-func (l *Logins) HasRole(user string, role Role) bool {
-	p := l.cfg.Policy()
+func (l *Logins) HasRole(user string, role Role) bool { return hasRole(l.cfg.Policy(), user, role) }
+
+// hasRole is the one rule of who holds a role: admins are auditors too.
+func hasRole(p *policy.Policy, user string, role Role) bool {
 	switch role {
 	case RoleAdmin:
 		return p.IsAdmin(user)
@@ -347,12 +368,18 @@ func (l *Logins) HasRole(user string, role Role) bool {
 // with code not_ROLE. The refusal is KindForbidden and stands even if its
 // record fails.
 func (l *Logins) Authorize(ctx context.Context, caller Caller, role Role, what string) error {
-	if l.HasRole(caller.User, role) {
+	return authorize(ctx, l.cfg.Store, l.now(), l.HasRole(caller.User, role), caller, role, what)
+}
+
+// authorize is Authorize for the API and the console alike: nothing when
+// allowed, else the refusal and its access.denied record.
+func authorize(ctx context.Context, store *audit.Store, now time.Time, allowed bool, caller Caller, role Role, what string) error {
+	if allowed {
 		return nil
 	}
 	code := "not_" + string(role)
 	msg := fmt.Sprintf("%s needs the %s role", audit.BoundText(what, 2*maxAuditText), role)
-	rerr := appendEvent(ctx, l.cfg.Store, l.now(), audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
+	rerr := appendEvent(ctx, store, now, audit.Event{Type: "access.denied", Code: code, Actor: caller.User, User: caller.User,
 		ClientAddr: caller.ClientAddr, Message: msg})
 	return withRecordFailure(&Error{Kind: KindForbidden, Code: code, Message: msg}, rerr)
 }

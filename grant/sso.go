@@ -1,6 +1,7 @@
 package grant
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitssh/jitssh/audit"
@@ -37,6 +39,7 @@ const (
 const (
 	reasonIdentityConflict = "identity_conflict"
 	reasonLocalUser        = "local_user"
+	reasonAlreadyRefreshed = "already_refreshed"
 )
 
 func (l *Logins) rp() (*sso.RP, error) {
@@ -59,7 +62,7 @@ func (l *Logins) SSOProviders(ctx context.Context) []sso.ProviderInfo {
 func (l *Logins) SSOStart(ctx context.Context, provider, redirectURI, clientAddr string) (flow, authURL string, expires time.Time, err error) {
 	rp, err := l.rp()
 	if err == nil {
-		flow, authURL, expires, err = rp.Start(ctx, provider, redirectURI)
+		flow, authURL, expires, err = rp.Start(ctx, provider, redirectURI, clientAddr)
 	}
 	if err != nil {
 		return "", "", time.Time{}, l.refuseSSO(ctx, err, MethodSSO, provider, "", clientAddr, "")
@@ -86,7 +89,7 @@ func (l *Logins) SSODeviceStart(ctx context.Context, provider, clientAddr string
 	rp, err := l.rp()
 	var ds sso.DeviceStart
 	if err == nil {
-		ds, err = rp.StartDevice(ctx, provider)
+		ds, err = rp.StartDevice(ctx, provider, clientAddr)
 	}
 	if err != nil {
 		return sso.DeviceStart{}, l.refuseSSO(ctx, err, MethodDevice, provider, "", clientAddr, "")
@@ -115,16 +118,21 @@ func (l *Logins) SSODevicePoll(ctx context.Context, flow, clientAddr string) (To
 
 // SSORefresh exchanges the bearer token of an SSO login for a new one: the
 // provider's refresh token is used, the groups are read and mapped again,
-// and the old token is revoked whatever the outcome but a not_sso_login or
-// unauthenticated refusal. A provider that refuses (a disabled person) or
-// groups that map to nothing end the person's SSO roles at once: the
-// identity's groups are emptied.
+// and the old token is revoked. Refreshes of one token are serialised: the
+// second finds the token revoked. A failure that may pass (the provider or
+// the store unreachable: 503 sso_provider_failed) keeps the token; a
+// refusal of the token itself (its name now a local user's, another
+// subject) revokes it; a provider that refuses the refresh grant (a
+// disabled person, an ended session) or groups that map to nothing also
+// end the person's SSO roles at once: the identity's groups are emptied.
 func (l *Logins) SSORefresh(ctx context.Context, token, clientAddr string) (Token, error) {
+	hash := hashToken(token)
+	unlock := l.lockRefresh(hash)
+	defer unlock()
 	user, err := l.Authenticate(ctx, token)
 	if err != nil {
 		return Token{}, err
 	}
-	hash := hashToken(token)
 	var login audit.SSOLogin
 	err = l.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
 		var err error
@@ -178,12 +186,21 @@ func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, use
 	case errors.As(err, &se):
 		ge = &Error{Kind: ssoKind(se.Code), Code: se.Code, Message: se.Message, Err: se.Err}
 		reason = se.Reason
+		provider = cmp.Or(provider, se.Provider)
 	case errors.As(err, &ge):
 	default:
 		ge = &Error{Kind: KindInternal, Code: "internal", Message: "sso login failed", Err: err}
 	}
 	if method == MethodRefresh && ge.Code == sso.CodeAccessDenied {
 		ge.Code = sso.CodeRefreshFailed
+	}
+	if method == MethodRefresh && ge.Code == sso.CodeExpired && reason == "deadline" {
+		// The provider did not answer in time: it may next time.
+		ge.Kind, ge.Code = KindUnavailable, sso.CodeProviderFailed
+	}
+	revokeToken, emptyGroups := revocation(ge, reason)
+	if oldHash == "" {
+		revokeToken, emptyGroups = false, false
 	}
 	now := l.now()
 	data := map[string]string{"method": method}
@@ -195,29 +212,79 @@ func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, use
 	ev := audit.Event{Time: now, Type: "login.failed", Code: ge.Code, User: audit.BoundText(user, maxAuditText), ClientAddr: clientAddr,
 		Message: audit.BoundText(ge.Message, 4*maxAuditText), Data: data}
 	rerr := l.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
-		if oldHash != "" {
-			if err := l.revokeSSOLocked(tx, oldHash, user, now); err != nil {
+		if revokeToken {
+			if err := revokeSSOLocked(tx, oldHash, user, emptyGroups, now); err != nil {
 				return err
 			}
 		}
 		_, err := tx.Append(ev)
 		return err
 	})
-	if oldHash != "" {
+	if revokeToken {
 		l.forget(oldHash)
-		_ = l.refreshPolicy(ctx)
+		if err := l.refreshPolicy(ctx); err != nil {
+			l.cfg.Logger.Warn("sso refresh refused, but the policy in force could not be refreshed", "user", user, "err", err)
+		}
 	}
 	return withRecordFailure(ge, rerr)
 }
 
-// revokeSSOLocked deletes the token and SSO login of hash and empties the
-// groups of user's identity, inside tx.
-func (l *Logins) revokeSSOLocked(tx *audit.Tx, hash, user string, now time.Time) error {
+// revocation says what a refused refresh does to the old token: a failure
+// that may pass (the provider or the store unreachable, a lost race, a
+// fault here) keeps it, so the person can try again; a refusal of the
+// token or its name revokes it; the provider's word that the person may no
+// longer log in (a refused refresh grant, groups that map to nothing) also
+// empties the identity's groups, which ends their other tokens.
+func revocation(ge *Error, reason string) (revokeToken, emptyGroups bool) {
+	switch {
+	case ge.Kind == KindUnavailable || ge.Kind == KindInternal || reason == reasonAlreadyRefreshed:
+		return false, false
+	case ge.Code == sso.CodeRefreshFailed && (reason == "invalid_grant" || reason == "access_denied"), ge.Code == CodeSSONoRoles:
+		return true, true
+	}
+	return true, false
+}
+
+// lockRefresh serialises the refreshes of the token with hash.
+func (l *Logins) lockRefresh(hash string) (unlock func()) {
+	l.mu.Lock()
+	if l.refreshing == nil {
+		l.refreshing = map[string]*refreshLock{}
+	}
+	rl := l.refreshing[hash]
+	if rl == nil {
+		rl = &refreshLock{}
+		l.refreshing[hash] = rl
+	}
+	rl.waiters++
+	l.mu.Unlock()
+	rl.mu.Lock()
+	return func() {
+		rl.mu.Unlock()
+		l.mu.Lock()
+		if rl.waiters--; rl.waiters == 0 {
+			delete(l.refreshing, hash)
+		}
+		l.mu.Unlock()
+	}
+}
+
+type refreshLock struct {
+	mu      sync.Mutex
+	waiters int // under Logins.mu
+}
+
+// revokeSSOLocked deletes the token and SSO login of hash and, with
+// emptyGroups, empties the groups of user's identity, inside tx.
+func revokeSSOLocked(tx *audit.Tx, hash, user string, emptyGroups bool, now time.Time) error {
 	if err := tx.DeleteToken(hash); err != nil && !errors.Is(err, audit.ErrNotFound) {
 		return err
 	}
 	if err := tx.DeleteSSOLogin(hash); err != nil {
 		return err
+	}
+	if !emptyGroups {
+		return nil
 	}
 	id, err := tx.SSOIdentity(user)
 	if errors.Is(err, audit.ErrNotFound) {

@@ -2,6 +2,7 @@ package hostaccount
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -19,6 +20,18 @@ func mailSpool(login string) string     { return "/var/mail/" + login }
 func crontabFile(login string) string   { return "/var/spool/cron/crontabs/" + login }
 func sudoTimestamp(login string) string { return "/run/sudo/ts/" + login }
 
+// crontabFileRHEL and lingerFile are the other places a login leaves
+// behind: cronie's crontab (RHEL, Fedora) and systemd's linger flag
+// (loginctl enable-linger keeps the user's manager running).
+func crontabFileRHEL(login string) string { return "/var/spool/cron/" + login }
+func lingerFile(login string) string      { return "/var/lib/systemd/linger/" + login }
+
+// leftoverPaths are the inside paths of login's files that must not exist
+// before a create and after a removal.
+func leftoverPaths(login string) []string {
+	return []string{homeDir(login), sudoersFile(login), mailSpool(login), crontabFile(login), crontabFileRHEL(login), lingerFile(login)}
+}
+
 // create makes req's account, or answers the one already made for the
 // same login and grant.
 func (h *helper) create(ctx context.Context, req api.AccountRequest) (api.AccountInfo, error) {
@@ -27,15 +40,19 @@ func (h *helper) create(ctx context.Context, req api.AccountRequest) (api.Accoun
 		if a.Grant != req.Grant {
 			return a, fail(api.AccountCodeNameExists, "login %s is managed for grant %s, not %s", a.Login, a.Grant, req.Grant)
 		}
-		if err := h.checkManaged(a); err != nil {
+		err := h.checkManaged(a)
+		if err == nil && slices.Contains(h.state.Sudoers, a.Login) {
+			err = h.checkSudoersFile(ctx, a.Login)
+		}
+		if err != nil {
 			return a, fmt.Errorf("login %s is recorded for grant %s but incomplete (%v); remove it first", a.Login, a.Grant, err)
 		}
 		return a, nil
 	}
-	if err := h.checkNew(req); err != nil {
+	if err := h.checkNew(ctx, req); err != nil {
 		return api.AccountInfo{}, err
 	}
-	uid, err := h.pickUID(req)
+	uid, err := h.pickUID(ctx, req)
 	if err != nil {
 		return api.AccountInfo{}, err
 	}
@@ -50,35 +67,84 @@ func (h *helper) create(ctx context.Context, req api.AccountRequest) (api.Accoun
 	// account that remove and reap know, and its UID is never handed out
 	// again.
 	a := api.AccountInfo{Login: req.Login, UID: uid, Grant: req.Grant, Created: h.opt.Now().UTC()}
+	mark := h.state.HighWater
 	h.state.HighWater = uid
 	h.state.Accounts = append(h.state.Accounts, a)
+	if sudoTmp != "" {
+		h.state.Sudoers = append(h.state.Sudoers, a.Login)
+	}
 	if err := h.save(); err != nil {
 		return api.AccountInfo{}, err
 	}
-	if err := h.makeAccount(ctx, req, uid, sudoTmp); err != nil {
-		if uerr := h.removeAccount(ctx, a); uerr != nil {
-			return api.AccountInfo{}, fmt.Errorf("create %s: %w; undoing it failed too (remove it again): %v", a.Login, err, uerr)
-		}
-		return api.AccountInfo{}, fmt.Errorf("create %s (undone): %w", a.Login, err)
+	err = h.makeAccount(ctx, req, uid, sudoTmp)
+	if err == nil {
+		return a, nil
 	}
-	return a, nil
+	// Nothing of the new account has run yet, so the undo kills nothing:
+	// a process of this UID can only be a stranger's (a directory user).
+	made, merr := h.userMade(a)
+	if uerr := h.removeAccount(ctx, a, false); uerr != nil {
+		return api.AccountInfo{}, errors.Join(fmt.Errorf("create %s: %w; undoing it failed too (remove it again): %v", a.Login, err, uerr), merr)
+	}
+	if merr == nil && !made {
+		// useradd never wrote the user: no file can be owned by its UID
+		// (useradd makes the home only after writing passwd; the group
+		// groupadd made owns nothing and is gone), so the UID was never
+		// handed out and the mark goes back.
+		h.state.HighWater = mark
+		if serr := h.save(); serr != nil {
+			return api.AccountInfo{}, errors.Join(fmt.Errorf("create %s (undone): %w", a.Login, err), serr)
+		}
+	}
+	return api.AccountInfo{}, wrapFailure(fmt.Sprintf("create %s (undone)", a.Login), err)
+}
+
+// wrapFailure prefixes err's message with what, keeping its answer code.
+func wrapFailure(what string, err error) error {
+	var f *failure
+	if errors.As(err, &f) {
+		return &failure{code: f.code, msg: what + ": " + f.msg}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// userMade reports whether a's user was written to /etc/passwd (with its
+// UID) or its home exists: then the UID may own files and stays used.
+func (h *helper) userMade(a api.AccountInfo) (bool, error) {
+	passwd, err := h.readDB("/etc/passwd")
+	if err != nil {
+		return true, err
+	}
+	if hasID(passwd, a.UID) {
+		return true, nil
+	}
+	if _, ok := lookup(passwd, a.Login); ok {
+		return true, nil
+	}
+	return h.exists(homeDir(a.Login))
 }
 
 // checkNew refuses a create whose login, group, home or leftover files
 // exist, whose shell /etc/shells does not list, whose groups are missing,
 // or when the managed group has members the helper did not make.
-func (h *helper) checkNew(req api.AccountRequest) error {
+func (h *helper) checkNew(ctx context.Context, req api.AccountRequest) error {
 	passwd, groups, err := h.dbs()
 	if err != nil {
 		return err
 	}
-	if _, ok := lookup(passwd, req.Login); ok {
+	// NSS as well as the local files: useradd refuses a name a directory
+	// service (LDAP, SSSD) has, and a directory user is never adopted.
+	if u, err := h.nssNames(ctx, "passwd", req.Login); err != nil {
+		return err
+	} else if _, ok := lookup(passwd, req.Login); ok || len(u) > 0 {
 		return fail(api.AccountCodeNameExists, "user %s already exists on the host and is not managed by jitssh", req.Login)
 	}
-	if _, ok := lookup(groups, req.Login); ok {
+	if g, err := h.nssNames(ctx, "group", req.Login); err != nil {
+		return err
+	} else if _, ok := lookup(groups, req.Login); ok || len(g) > 0 {
 		return fail(api.AccountCodeNameExists, "group %s already exists on the host", req.Login)
 	}
-	for _, p := range []string{homeDir(req.Login), sudoersFile(req.Login), mailSpool(req.Login), crontabFile(req.Login)} {
+	for _, p := range leftoverPaths(req.Login) {
 		if ok, err := h.exists(p); err != nil {
 			return err
 		} else if ok {
@@ -106,17 +172,23 @@ func (h *helper) checkNew(req api.AccountRequest) error {
 }
 
 // pickUID is the lowest UID of the request's range above the high-water
-// mark that no user or group has (nor 65534 and 65535, nobody and -1 of
-// 16-bit IDs).
-func (h *helper) pickUID(req api.AccountRequest) (int, error) {
+// mark that no user or group has, locally or through NSS (nor 65534 and
+// 65535, nobody and -1 of 16-bit IDs).
+func (h *helper) pickUID(ctx context.Context, req api.AccountRequest) (int, error) {
 	passwd, groups, err := h.dbs()
 	if err != nil {
 		return 0, err
 	}
-	// Each skipped UID is taken by an entry, so the loop runs at most
-	// len(passwd)+len(groups)+3 times.
+	// Each skipped UID is taken by an entry; the range bounds the loop.
 	for uid := max(req.UIDMin, h.state.HighWater+1); uid <= req.UIDMax; uid++ {
-		if uid != 65534 && uid != 65535 && !hasID(passwd, uid) && !hasID(groups, uid) {
+		if uid == 65534 || uid == 65535 || hasID(passwd, uid) || hasID(groups, uid) {
+			continue
+		}
+		taken, err := h.nssHasID(ctx, uid)
+		if err != nil {
+			return 0, err
+		}
+		if !taken {
 			return uid, nil
 		}
 	}
@@ -145,7 +217,7 @@ func (h *helper) checkSudo(ctx context.Context, req api.AccountRequest) (string,
 
 // writeSudoers is checkSudo's file step for the rule text.
 func (h *helper) writeSudoers(ctx context.Context, login, text string) (string, error) {
-	f, err := os.CreateTemp(h.path("/etc/sudoers.d"), ".jitssh-new-*")
+	f, err := os.CreateTemp(h.path("/etc/sudoers.d"), sudoersTempPattern)
 	if err != nil {
 		return "", fmt.Errorf("write sudoers rule: %w", err)
 	}
@@ -164,6 +236,26 @@ func (h *helper) writeSudoers(ctx context.Context, login, text string) (string, 
 		return inside, fail(api.AccountCodeSudoRejected, "sudo rule for %s refused, nothing written: %v", login, err)
 	}
 	return inside, nil
+}
+
+// checkSudoersFile checks that login's sudoers file is in place and that
+// sudo applies it: a host whose /etc/sudoers has no @includedir
+// /etc/sudoers.d would ignore it silently.
+func (h *helper) checkSudoersFile(ctx context.Context, login string) error {
+	if ok, err := h.exists(sudoersFile(login)); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("sudoers file %s is missing", sudoersFile(login))
+	}
+	out, err := h.toolOutput(ctx, "sudo", "-n", "-l", "-U", login)
+	if err != nil {
+		return fail(api.AccountCodeSudoRejected, "sudo -l -U %s: %v", login, err)
+	}
+	if !strings.Contains(out, "NOPASSWD:") {
+		return fail(api.AccountCodeSudoRejected, "sudo does not apply %s to %s (does /etc/sudoers lack @includedir /etc/sudoers.d?): %s",
+			sudoersFile(login), login, strings.TrimSpace(out))
+	}
+	return nil
 }
 
 // makeAccount makes the managed group if missing, login's own group, the
@@ -188,16 +280,25 @@ func (h *helper) makeAccount(ctx context.Context, req api.AccountRequest, uid in
 	args := []string{"-l", "-m", "-d", homeDir(req.Login), "-u", id, "-g", id,
 		"-G", strings.Join(append([]string{api.AccountManagedGroup}, req.Groups...), ","),
 		"-s", req.Shell, "-p", "*", "-c", "jitssh " + req.Grant,
-		"-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", "-K", "HOME_MODE=0700", req.Login}
+		"-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", req.Login}
 	if err := h.tool(ctx, "useradd", args...); err != nil {
+		return err
+	}
+	// chmod rather than -K HOME_MODE, which older shadow-utils (RHEL 8,
+	// Debian 11) do not know.
+	if err := os.Chmod(h.path(homeDir(req.Login)), 0o700); err != nil {
+		return fmt.Errorf("chmod home of %s: %w", req.Login, err)
+	}
+	if err := h.checkManaged(api.AccountInfo{Login: req.Login, UID: uid}); err != nil {
 		return err
 	}
 	if sudoTmp != "" {
 		if err := os.Rename(h.path(sudoTmp), h.path(sudoersFile(req.Login))); err != nil {
 			return fmt.Errorf("put sudoers rule in place: %w", err)
 		}
+		return h.checkSudoersFile(ctx, req.Login)
 	}
-	return h.checkManaged(api.AccountInfo{Login: req.Login, UID: uid})
+	return nil
 }
 
 // checkManaged checks that a's user exists with its UID and is in the

@@ -41,7 +41,8 @@ func newTarget(t *testing.T) *target {
 		}
 	}
 	p := netnstest.New(t, "acct").PrivateRoot(t)
-	return &target{p: p, opt: hostaccount.Options{Root: p.Path(""), Wrap: p.Argv, Now: func() time.Time { return created }}}
+	return &target{p: p, opt: hostaccount.Options{Root: p.Path(""), Wrap: p.Argv, MountInfo: "/proc/" + itoa(p.PID) + "/mountinfo",
+		Now: func() time.Time { return created }}}
 }
 
 // call runs the helper with op and req (a value to marshal, or a string

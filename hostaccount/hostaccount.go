@@ -48,6 +48,9 @@ type Options struct {
 	Wrap func(name string, args ...string) []string
 	// StateDir is the state directory below Root; "" is api.AccountStateDir.
 	StateDir string
+	// MountInfo is the mountinfo file of the mount namespace the tools
+	// run in; "" is /proc/self/mountinfo (the helper's own).
+	MountInfo string
 	// Now is the clock of the record's Created times; nil is time.Now.
 	Now func() time.Time
 }
@@ -66,6 +69,9 @@ func fail(code, format string, args ...any) error {
 type state struct {
 	HighWater int               `json:"high_water"`
 	Accounts  []api.AccountInfo `json:"accounts"`
+	// Sudoers are the logins made with a sudoers file, so that a missing
+	// file is noticed.
+	Sudoers []string `json:"sudoers,omitempty"`
 }
 
 // find returns the index of login's record, or -1.
@@ -125,6 +131,11 @@ func (h *helper) run(ctx context.Context, op string, stdin io.Reader) ([]api.Acc
 	}
 	defer unlock()
 	if err := h.load(); err != nil {
+		return nil, err
+	}
+	// Under the lock no create is between writing and renaming its
+	// sudoers temporary file: any left is from a crash.
+	if err := h.sweepSudoersTemps(); err != nil {
 		return nil, err
 	}
 	switch op {
@@ -214,4 +225,22 @@ func (h *helper) list() ([]api.AccountInfo, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// sudoersTempPattern is the name of checkSudo's temporary files (with a
+// dot, so sudo skips them).
+const sudoersTempPattern = ".jitssh-new-*"
+
+// sweepSudoersTemps removes the temporary sudoers files a crashed run left.
+func (h *helper) sweepSudoersTemps() error {
+	left, err := filepath.Glob(h.path("/etc/sudoers.d/" + sudoersTempPattern))
+	if err != nil {
+		return err
+	}
+	for _, f := range left {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale sudoers file %s: %w", filepath.Base(f), err)
+		}
+	}
+	return nil
 }

@@ -38,7 +38,7 @@ func (h *helper) remove(ctx context.Context, req api.AccountRequest) ([]api.Acco
 	if a.UID != req.UID || a.Grant != req.Grant {
 		return nil, fail(api.AccountCodeNotManaged, "login %s is recorded with uid %d for grant %s, not uid %d for %s", a.Login, a.UID, a.Grant, req.UID, req.Grant)
 	}
-	if err := h.removeAccount(ctx, a); err != nil {
+	if err := h.removeAccount(ctx, a, true); err != nil {
 		return nil, err
 	}
 	return []api.AccountInfo{a}, nil
@@ -69,7 +69,7 @@ func (h *helper) reap(ctx context.Context, keep []string) ([]api.AccountInfo, er
 		if slices.Contains(keep, a.Login) {
 			continue
 		}
-		if err := h.removeAccount(ctx, a); err != nil {
+		if err := h.removeAccount(ctx, a, true); err != nil {
 			first = cmpOr(first, err)
 			continue
 		}
@@ -86,48 +86,134 @@ func cmpOr(first, err error) error {
 	return err
 }
 
-// removeAccount checks that a is still the helper's, kills its processes, removes the user, its group, home,
-// sudoers file, mail spool, crontab and at jobs, checks that nothing is
-// left, and drops a from the record. Each step is skipped when already
-// done, so that a removal can be retried.
-func (h *helper) removeAccount(ctx context.Context, a api.AccountInfo) error {
+// removeAccount checks that a is still the helper's, kills its processes
+// (when kill is set and no other NSS user has its UID), removes its
+// sudoers file and sudo timestamps first (so that no error later leaves
+// the rule in force), lazily unmounts whatever is mounted under its home
+// (a FUSE mount of the user's), removes the user, its group, home, mail
+// spool, crontabs, linger flag and at jobs, checks that nothing is left,
+// and drops a from the record. It goes through every step whatever fails
+// and answers all failures; each step is skipped when already done, so
+// that a removal can be retried.
+func (h *helper) removeAccount(ctx context.Context, a api.AccountInfo, kill bool) error {
 	if err := h.owns(a); err != nil {
 		return err
 	}
-	if err := h.kill(ctx, a.UID); err != nil {
+	var errs []error
+	if kill {
+		errs = append(errs, h.killOwn(ctx, a))
+	}
+	for _, p := range []string{sudoersFile(a.Login), sudoTimestamp(a.Login)} {
+		if err := os.RemoveAll(h.path(p)); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
+		}
+	}
+	errs = append(errs, h.unmountUnder(ctx, homeDir(a.Login)))
+	errs = append(errs, h.removeUser(ctx, a))
+	for _, p := range leftoverPaths(a.Login) {
+		if err := os.RemoveAll(h.path(p)); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
+		}
+	}
+	for _, dir := range atJobDirs() {
+		errs = append(errs, h.removeAtJobs(dir, a.UID))
+	}
+	// Without kill (the undo of a create, before anything ran as the
+	// UID) a process of the UID is not the account's.
+	if left := h.leftovers(a, kill); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("left after removing %s: %s", a.Login, strings.Join(left, ", ")))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	h.state.Accounts = slices.DeleteFunc(h.state.Accounts, func(r api.AccountInfo) bool { return r.Login == a.Login })
+	h.state.Sudoers = slices.DeleteFunc(h.state.Sudoers, func(l string) bool { return l == a.Login })
+	return h.save()
+}
+
+// atJobDirs are where atd keeps its job files: Debian's and RHEL's.
+func atJobDirs() []string { return []string{"/var/spool/cron/atjobs", "/var/spool/at"} }
+
+// killOwn kills a's processes unless NSS has another user with a's UID
+// (a directory user the helper did not know of when it picked the UID):
+// then nothing is killed, since kill -1 as that UID would hit the
+// stranger's processes too.
+func (h *helper) killOwn(ctx context.Context, a api.AccountInfo) error {
+	owners, err := h.uidOwners(ctx, a.UID)
+	if err != nil {
+		return err
+	}
+	if i := slices.IndexFunc(owners, func(n string) bool { return n != a.Login }); i >= 0 {
+		return fail(api.AccountCodeNotManaged, "uid %d of %s is also user %s through NSS; its processes are not killed (an admin must sort it out)", a.UID, a.Login, owners[i])
+	}
+	return h.kill(ctx, a.UID)
+}
+
+// removeUser removes a's user and its own group if they are there.
+func (h *helper) removeUser(ctx context.Context, a api.AccountInfo) error {
 	passwd, err := h.readDB("/etc/passwd")
 	if err != nil {
 		return err
 	}
+	var errs []error
 	if _, ok := lookup(passwd, a.Login); ok {
-		if err := h.tool(ctx, "userdel", a.Login); err != nil {
-			return err
-		}
+		errs = append(errs, h.tool(ctx, "userdel", a.Login))
 	}
+	// Read after userdel, which removes the user's own group itself.
 	groups, err := h.readDB("/etc/group")
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	if g, ok := lookup(groups, a.Login); ok && g.id == a.UID {
-		if err := h.tool(ctx, "groupdel", a.Login); err != nil {
-			return err
+		errs = append(errs, h.tool(ctx, "groupdel", a.Login))
+	}
+	return errors.Join(errs...)
+}
+
+// unmountUnder lazily unmounts (umount -l: detached even while busy)
+// every mount at or below inside directory dir, deepest first, as
+// Options.MountInfo lists them.
+func (h *helper) unmountUnder(ctx context.Context, dir string) error {
+	info := h.opt.MountInfo
+	if info == "" {
+		info = "/proc/self/mountinfo"
+	}
+	b, err := os.ReadFile(info)
+	if err != nil {
+		return fmt.Errorf("read mounts: %w", err)
+	}
+	var under []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		if mp := unescapeMount(f[4]); mp == dir || strings.HasPrefix(mp, dir+"/") {
+			under = append(under, mp)
 		}
 	}
-	for _, p := range []string{homeDir(a.Login), sudoersFile(a.Login), mailSpool(a.Login), crontabFile(a.Login), sudoTimestamp(a.Login)} {
-		if err := os.RemoveAll(h.path(p)); err != nil {
-			return fmt.Errorf("remove %s: %w", p, err)
+	slices.SortFunc(under, func(x, y string) int { return len(y) - len(x) })
+	var errs []error
+	for _, mp := range slices.Compact(under) {
+		errs = append(errs, h.tool(ctx, "umount", "-l", mp))
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
 		}
+		b.WriteByte(s[i])
 	}
-	if err := h.removeAtJobs(a.UID); err != nil {
-		return err
-	}
-	if left := h.leftovers(a); len(left) > 0 {
-		return fmt.Errorf("left after removing %s: %s", a.Login, strings.Join(left, ", "))
-	}
-	h.state.Accounts = slices.DeleteFunc(h.state.Accounts, func(r api.AccountInfo) bool { return r.Login == a.Login })
-	return h.save()
+	return b.String()
 }
 
 // kill sends SIGKILL to every process of uid until none is left, at most
@@ -155,10 +241,10 @@ func (h *helper) kill(ctx context.Context, uid int) error {
 	return fail(api.AccountCodeStillRunning, "processes %v of uid %d survived %d rounds of SIGKILL; retry the removal", pids, uid, killRounds)
 }
 
-// removeAtJobs removes the at jobs owned by uid (atd runs a job file as
-// its owner).
-func (h *helper) removeAtJobs(uid int) error {
-	dir := h.path("/var/spool/cron/atjobs")
+// removeAtJobs removes the at jobs in inside directory spool owned by uid
+// (atd runs a job file as its owner).
+func (h *helper) removeAtJobs(spool string, uid int) error {
+	dir := h.path(spool)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -180,8 +266,9 @@ func (h *helper) removeAtJobs(uid int) error {
 	return nil
 }
 
-// leftovers lists what of a is still on the host.
-func (h *helper) leftovers(a api.AccountInfo) []string {
+// leftovers lists what of a is still on the host (its processes too if
+// procs).
+func (h *helper) leftovers(a api.AccountInfo, procs bool) []string {
 	var left []string
 	for _, db := range []string{"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"} {
 		b, err := os.ReadFile(h.path(db))
@@ -192,12 +279,12 @@ func (h *helper) leftovers(a api.AccountInfo) []string {
 			left = append(left, "entry in "+db)
 		}
 	}
-	for _, p := range []string{homeDir(a.Login), sudoersFile(a.Login), mailSpool(a.Login), crontabFile(a.Login)} {
+	for _, p := range leftoverPaths(a.Login) {
 		if ok, err := h.exists(p); ok || err != nil {
 			left = append(left, p)
 		}
 	}
-	if pids, err := processes(a.UID); err != nil || len(pids) > 0 {
+	if pids, err := processes(a.UID); procs && (err != nil || len(pids) > 0) {
 		left = append(left, fmt.Sprintf("processes %v (%v)", pids, err))
 	}
 	return left

@@ -107,6 +107,12 @@ func (h *helper) listedShell(shell string) (bool, error) {
 // tool runs the system tool name with args (through Options.Wrap),
 // bounded by toolTimeout, and returns an error quoting its output.
 func (h *helper) tool(ctx context.Context, name string, args ...string) error {
+	_, err := h.toolOutput(ctx, name, args...)
+	return err
+}
+
+// toolOutput is tool, also returning the tool's standard output.
+func (h *helper) toolOutput(ctx context.Context, name string, args ...string) (string, error) {
 	bin := ""
 	for _, d := range strings.Split(toolPath, ":") {
 		if fi, err := os.Stat(filepath.Join(d, name)); err == nil && fi.Mode().IsRegular() {
@@ -115,7 +121,7 @@ func (h *helper) tool(ctx context.Context, name string, args ...string) error {
 		}
 	}
 	if bin == "" {
-		return fmt.Errorf("%s not found in %s", name, toolPath)
+		return "", fmt.Errorf("%s not found in %s", name, toolPath)
 	}
 	argv := append([]string{bin}, args...)
 	if h.opt.Wrap != nil {
@@ -125,11 +131,37 @@ func (h *helper) tool(ctx context.Context, name string, args ...string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=" + toolPath, "LC_ALL=C"}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stdout.String()+stderr.String()))
 	}
-	return nil
+	return stdout.String(), nil
+}
+
+// getentNotFound is getent's exit status for a key the database lacks.
+const getentNotFound = 2
+
+// nssNames looks a key (a name or a numeric ID) up with getent ARGS
+// (e.g. passwd KEY, group KEY, -s SERVICE passwd KEY), as useradd and groupadd do: local files
+// and every directory service the host uses (LDAP, SSSD). It returns the
+// names of the entries found; none when getent says the key is unknown.
+func (h *helper) nssNames(ctx context.Context, args ...string) ([]string, error) {
+	out, err := h.toolOutput(ctx, "getent", args...)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == getentNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up through NSS: %w", err)
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if name, _, ok := strings.Cut(l, ":"); ok {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }
 
 // processes lists the live processes whose real or effective UID is uid
@@ -171,4 +203,60 @@ func processOf(status string, uid int) bool {
 		}
 	}
 	return live && mine
+}
+
+// nssHasID reports whether some user or group has id through NSS.
+func (h *helper) nssHasID(ctx context.Context, id int) (bool, error) {
+	for _, db := range []string{"passwd", "group"} {
+		names, err := h.nssNames(ctx, db, strconv.Itoa(id))
+		if err != nil || len(names) > 0 {
+			return len(names) > 0, err
+		}
+	}
+	return false, nil
+}
+
+// nssServices are the services of the passwd line of /etc/nsswitch.conf
+// (the actions in brackets dropped); "files" without one.
+func (h *helper) nssServices() ([]string, error) {
+	b, err := os.ReadFile(h.path("/etc/nsswitch.conf"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return []string{"files"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read /etc/nsswitch.conf: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		db, rest, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(db) != "passwd" {
+			continue
+		}
+		var out []string
+		for _, f := range strings.Fields(rest) {
+			if !strings.HasPrefix(f, "[") && !strings.HasSuffix(f, "]") && !strings.Contains(f, "=") && !strings.HasPrefix(f, "#") {
+				out = append(out, f)
+			}
+		}
+		return out, nil
+	}
+	return []string{"files"}, nil
+}
+
+// uidOwners are the names every NSS service of passwd has for uid, each
+// asked on its own (getent -s), since a plain lookup answers only the
+// first, which hides a directory user behind a local one.
+func (h *helper) uidOwners(ctx context.Context, uid int) ([]string, error) {
+	services, err := h.nssServices()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, s := range services {
+		n, err := h.nssNames(ctx, "-s", s, "passwd", strconv.Itoa(uid))
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, n...)
+	}
+	return names, nil
 }

@@ -2,6 +2,7 @@ package jitclient
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -164,8 +165,16 @@ func (s SSO) browser(ctx context.Context, p api.SSOProvider) (api.LoginResponse,
 	if err := checkAuthURL(start.AuthURL); err != nil {
 		return api.LoginResponse{}, err
 	}
+	// Only the redirect of this login counts: another page (or process)
+	// sending the loopback port a code or an error of its own must not
+	// end it.
+	au, _ := url.Parse(start.AuthURL)
+	state := au.Query().Get("state")
+	if state == "" {
+		return api.LoginResponse{}, fmt.Errorf("the daemon's authorization URL has no state parameter")
+	}
 	got := make(chan callback, 1)
-	srv := &http.Server{Handler: callbackHandler(got), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: callbackHandler(state, got), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		// Let the browser's request get its page before the listener goes.
@@ -230,10 +239,11 @@ func checkAuthURL(raw string) error {
 }
 
 // callbackHandler answers the provider's redirect at /callback once: the
-// first request with a code, or with an error, is the answer, and its
-// page is jit's reply; later ones are told the login is over. The pages
-// are plain text.
-func callbackHandler(got chan<- callback) http.Handler {
+// first request with the login's state and a code, or an error, is the
+// answer, and its page is jit's reply; later ones are told the login is
+// over. A request with another state (or none) is answered 400 and the
+// wait goes on. The pages are plain text.
+func callbackHandler(state string, got chan<- callback) http.Handler {
 	mux := http.NewServeMux()
 	done := make(chan struct{})
 	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, r *http.Request) {
@@ -243,10 +253,13 @@ func callbackHandler(got chan<- callback) http.Handler {
 		reply := make(chan page, 1)
 		cb := callback{code: q.Get("code"), state: q.Get("state"), reply: reply}
 		switch {
+		case subtle.ConstantTimeCompare([]byte(cb.state), []byte(state)) != 1:
+			http.Error(w, "this is not an answer to this login: the state is not its own", http.StatusBadRequest)
+			return
 		case q.Get("error") != "":
 			cb.err = providerError(q.Get("error"), q.Get("error_description"))
-		case cb.code == "" || cb.state == "":
-			http.Error(w, "this is not an answer to a login: code or state is missing", http.StatusBadRequest)
+		case cb.code == "":
+			http.Error(w, "this is not an answer to a login: the code is missing", http.StatusBadRequest)
 			return
 		}
 		select {

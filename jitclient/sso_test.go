@@ -81,9 +81,11 @@ func TestCallbackHandler(t *testing.T) {
 				cb.reply <- page{c.status, "reply to " + c.name + "; you can close this tab"}
 				taken <- cb
 			}()
-			srv := httptest.NewServer(callbackHandler(get(got)))
+			srv := httptest.NewServer(callbackHandler("s1", get(got)))
 			defer srv.Close()
-			for _, q := range []string{"", "code=only"} { // not answers: refused, and not taken
+			// Not answers to this login: refused, not taken, and the wait
+			// goes on (an error with another state included).
+			for _, q := range []string{"", "code=only", "state=s1", "code=c9&state=other", "error=access_denied&state=other", "error=access_denied"} {
 				if resp := mustGet(t, srv.URL+"/callback?"+q); resp.StatusCode != http.StatusBadRequest {
 					t.Errorf("callback ?%s: %d, want 400", q, resp.StatusCode)
 				}
@@ -99,7 +101,7 @@ func TestCallbackHandler(t *testing.T) {
 			if cb.code != c.want.code || cb.state != c.want.state || (cb.err == nil) != (c.want.err == nil) || cb.err != nil && cb.err.Error() != c.want.err.Error() {
 				t.Errorf("callback gave %+v, want %+v", cb, c.want)
 			}
-			if resp := mustGet(t, srv.URL+"/callback?code=c2&state=s2"); resp.StatusCode != http.StatusGone {
+			if resp := mustGet(t, srv.URL+"/callback?code=c2&state=s1"); resp.StatusCode != http.StatusGone {
 				t.Errorf("a second callback: %d, want 410", resp.StatusCode)
 			}
 			select {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -142,7 +143,7 @@ func (h *Holder) mergeLocked(ctx context.Context, base *policy.Policy, checkKeys
 		if err != nil {
 			return nil, fmt.Errorf("read sso identities: %w", err)
 		}
-		ssoUsers = liveSSO(ids, base.SSO)
+		ssoUsers = liveSSO(ids, base.SSO, time.Now())
 	}
 	extra, skipped := enrolled(users)
 	if checkKeys {
@@ -175,14 +176,19 @@ func enrolled(users []audit.User) ([]policy.User, []error) {
 	return extra, errs
 }
 
-// liveSSO turns the SSO identities whose provider groups map to any group
-// under s into policy users with those groups. Expiry is not theirs to
-// enforce: every token of an SSO login ends with its ID token, a new one
-// needs the provider, and a refused refresh empties the identity's groups
-// (grant), which leaves it out here.
-func liveSSO(ids []audit.SSOIdentity, s policy.SSO) []policy.User {
+// liveSSO turns the SSO identities not expired at now whose provider
+// groups map to any group under s into policy users with those groups. An
+// identity expires with its latest token (grant): past that, nothing the
+// provider said about the person is current, and a new login needs the
+// provider again; a refused refresh empties the groups, which also leaves
+// it out. The expiry is checked when the policy is merged (every login,
+// refresh, enrolment and reload), and each token ends by itself.
+func liveSSO(ids []audit.SSOIdentity, s policy.SSO, now time.Time) []policy.User {
 	var out []policy.User
 	for _, id := range ids {
+		if !now.Before(id.ExpiresAt) {
+			continue
+		}
 		if groups := s.MapGroups(id.Groups); len(groups) > 0 {
 			out = append(out, policy.User{Name: id.Name, Groups: groups})
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jitssh/jitssh/api"
 )
 
 // ProvisionLogin is the login jitd's provisioner uses on targets (its
@@ -158,6 +160,11 @@ func (ps parser) account(m mapping, ctx string, raw rawRole) (*AccountRule, erro
 	for j, g := range a.Groups {
 		if len(g) > MaxEphemeralLogin || !posixName.MatchString(g) {
 			return nil, ps.errf(m.item("account_groups", j), "%s: account_groups: %q is not a portable POSIX group name (a-z, 0-9, _ and -, not starting with a digit or -, at most 32)", ctx, g)
+		}
+		// The helper refuses it (every account joins it already): a role
+		// naming it could never create its account.
+		if g == api.AccountManagedGroup {
+			return nil, ps.errf(m.item("account_groups", j), "%s: account_groups: %q is the group jitssh adds every ephemeral account to itself; drop it", ctx, g)
 		}
 	}
 	if _, set := m.fields["shell"]; set {

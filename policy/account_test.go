@@ -53,6 +53,7 @@ func TestParseAccountErrors(t *testing.T) {
 		{"sudo nested list", ephemeralBase + "    sudo: [[/bin/true]]\n", 10, "want a command line, got a list"},
 		{"group not posix", ephemeralBase + "    account_groups: [Admins]\n", 10, "not a portable POSIX group name"},
 		{"group twice", ephemeralBase + "    account_groups: [adm, adm]\n", 10, "listed twice"},
+		{"managed group", ephemeralBase + "    account_groups: [jitssh-ephemeral]\n", 10, "jitssh adds every ephemeral account to itself"},
 		{"no logins no account", strings.Replace(base, "    logins: [deploy]\n", "", 1), 6, "or account: ephemeral"},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,9 @@ type User struct {
 	// Keys the user authenticates with; may be empty (keys can be enrolled
 	// later and merged in with WithUsers).
 	Keys []ssh.PublicKey
+	// SSO is true for a user who exists only as an SSO identity (merged
+	// by WithSSOUsers), not in the file or a key enrolment.
+	SSO bool
 }
 
 // Host is a target host.

@@ -114,7 +114,15 @@ func (p *Policy) WithSSOUsers(extra []User) *Policy {
 		if _, taken := q.Users[u.Name]; taken || ValidName("user", u.Name) != nil {
 			continue
 		}
-		q.Users[u.Name] = User{Name: u.Name, Groups: slices.Clone(u.Groups)}
+		q.Users[u.Name] = User{Name: u.Name, Groups: slices.Clone(u.Groups), SSO: true}
 	}
 	return &q
+}
+
+// LocalUser reports whether name is a user of the policy file or of a key
+// enrolment, not only an SSO identity: such a name is never an SSO
+// login's.
+func (p *Policy) LocalUser(name string) bool {
+	u, ok := p.Users[name]
+	return ok && !u.SSO
 }

@@ -81,4 +81,8 @@ func TestWithSSOUsers(t *testing.T) {
 	if _, ok := p.User("erin"); ok {
 		t.Fatal("WithSSOUsers changed its receiver")
 	}
+	// alice is the file's; erin only an SSO identity.
+	if !q.LocalUser("alice") || q.LocalUser("erin") || q.LocalUser("nobody") {
+		t.Fatalf("LocalUser: alice %v erin %v nobody %v, want true false false", q.LocalUser("alice"), q.LocalUser("erin"), q.LocalUser("nobody"))
+	}
 }

@@ -200,8 +200,47 @@ func (a *Accounts) Prepare(ctx context.Context, requestID, host, login string) e
 		return nil
 	case audit.AccountRemoving, audit.AccountRemoved:
 		return &PrepareError{Code: "account_removed", Message: fmt.Sprintf("the ephemeral account %s of this grant was removed from %s; request a new grant", acc.Login, acc.Host)}
+	case audit.AccountFailed:
+		// Only an unreachable target is worth another try: any other
+		// failure would fail again, and each try may use a UID on the
+		// target, so a reconnect loop must not run the range out.
+		if code, msg, _ := strings.Cut(acc.LastError, ": "); code != CodeUnreachable {
+			return &PrepareError{Code: code, Message: fmt.Sprintf("the ephemeral account %s could not be created on %s (%s): %s%s; this grant will not try again", acc.Login, acc.Host, code, msg, advice(code))}
+		}
+	}
+	if acc.CreateSent && acc.UID == 0 {
+		// An earlier create's answer was lost: the target may hold the
+		// account with a UID below the mirror raised since, so ask first.
+		uid, found, err := a.lookup(ctx, acc)
+		if err != nil {
+			return a.createFailed(ctx, acc, 0, CodeUnreachable, err.Error())
+		}
+		if found {
+			return a.adopted(ctx, acc, uid)
+		}
 	}
 	return a.create(ctx, acc)
+}
+
+// adopted records that the target holds acc's account with uid, made by
+// a create whose answer was lost.
+func (a *Accounts) adopted(ctx context.Context, acc audit.Account, uid int) error {
+	now := a.cfg.Clock().UTC()
+	acc.UID, acc.State, acc.CreatedAt, acc.Attempts, acc.LastError = uid, audit.AccountCreated, now, 0, ""
+	err := a.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.UpdateAccount(acc); err != nil {
+			return err
+		}
+		if err := tx.RaiseHighWater(acc.Host, uid); err != nil {
+			return err
+		}
+		_, err := tx.Append(a.event(EventCreated, "ok", acc, now, "found on the target after a lost answer"))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record account %s (uid %d) found on %s: %w", acc.Login, uid, acc.Host, err)
+	}
+	return nil
 }
 
 // create runs the helper's create for acc and records the outcome.

@@ -2,12 +2,15 @@ package sessionlog
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -29,7 +32,9 @@ func marshalRecording(t *testing.T, rec *Recording) []byte {
 // accepts re-marshals to a recording that reads back as the same header
 // and events and re-marshals to the same bytes (no malleability in what
 // we keep). Seeds: the plain (old) and compressed golden recordings, a
-// torn and a corrupted compressed one, and plain edge cases.
+// torn and a corrupted compressed one, and plain edge cases. SkipTo to
+// times inside what it accepts gives the same events and end as reading
+// on and discarding (fuzzSkip).
 func FuzzReader(f *testing.F) {
 	for _, name := range []string{"session.cast", "session.cast.zst"} {
 		if data, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
@@ -50,8 +55,10 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, err := ReadAll(bytes.NewReader(data))
 		if err != nil {
+			fuzzSkip(t, data, nil, nil)
 			return
 		}
+		fuzzSkip(t, data, rec.Events, rec)
 		first := marshalRecording(t, rec)
 		again, err := ReadAll(bytes.NewReader(first))
 		if err != nil {
@@ -162,4 +169,50 @@ func FuzzWriterUTF8(f *testing.F) {
 		_, err = w.Close()
 		mustNil(t, err)
 	})
+}
+
+// fuzzSkip skips to the time of each of a few events of data (and just
+// after it). For a recording ReadAll accepted (events, rec), Next after
+// the skip must give exactly the events at or after the time and the
+// same end; for any other input it must not panic.
+func fuzzSkip(t *testing.T, data []byte, events []Event, rec *Recording) {
+	ats := []time.Duration{0, time.Hour}
+	for i := 0; i < len(events); i += 1 + len(events)/4 {
+		d := secondsToDuration(events[i].Time)
+		ats = append(ats, d, d+time.Microsecond)
+	}
+	for _, at := range ats {
+		r, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		sk, skipErr := r.SkipToWith(at, SkipOptions{TailOutput: 64})
+		var rest []Event
+		var end error
+		for n := 0; n <= len(data); n++ {
+			e, err := r.Next()
+			if err != nil {
+				end = err
+				break
+			}
+			rest = append(rest, e)
+		}
+		if rec == nil {
+			continue
+		}
+		want := slices.DeleteFunc(slices.Clone(events), func(e Event) bool { return secondsToDuration(e.Time) < at })
+		passed := events[:len(events)-len(want)]
+		if sk.Events != len(passed) || !slices.Equal(sk.Tail, passed[len(passed)-min(len(passed), len(sk.Tail)):]) {
+			t.Fatalf("skip to %v: passed over %d events, tail %+v; want %d, a tail of %+v", at, sk.Events, sk.Tail, len(passed), passed)
+		}
+		if !slices.Equal(rest, want) {
+			t.Fatalf("skip to %v: events %+v, want %+v", at, rest, want)
+		}
+		if torn := errors.Is(end, ErrTruncated); torn != rec.Truncated || !torn && end != io.EOF {
+			t.Fatalf("skip to %v: read ends with %v, want truncated %v", at, end, rec.Truncated)
+		}
+		if skipErr != nil && (len(want) > 0 || skipErr.Error() != end.Error()) {
+			t.Fatalf("skip to %v: SkipTo: %v, then %d events and %v", at, skipErr, len(rest), end)
+		}
+	}
 }

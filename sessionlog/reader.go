@@ -48,6 +48,8 @@ type Reader struct {
 	err  error // sticky
 
 	frames *frameReader // nil for a plain recording
+	// pending is the event SkipTo stopped at, which Next returns first.
+	pending *Event
 }
 
 // NewReader reads and validates the header: version 2, width and height
@@ -114,6 +116,10 @@ func (r *Reader) readLine() (line []byte, newline bool, err error) {
 // io.EOF; if the last line is torn it returns ErrTruncated; a malformed line
 // elsewhere is an error naming its line number. Errors are sticky.
 func (r *Reader) Next() (Event, error) {
+	if e := r.pending; e != nil {
+		r.pending = nil
+		return *e, nil
+	}
 	if r.err != nil {
 		return Event{}, r.err
 	}
@@ -127,6 +133,11 @@ func (r *Reader) Next() (Event, error) {
 
 func (r *Reader) next() (Event, error) {
 	line, newline, err := r.readLine()
+	return r.event(line, newline, err)
+}
+
+// event turns what readLine returned into the next event, as Next says.
+func (r *Reader) event(line []byte, newline bool, err error) (Event, error) {
 	if err == io.EOF && len(line) == 0 {
 		return Event{}, io.EOF
 	}

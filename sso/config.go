@@ -55,6 +55,11 @@ type ProviderConfig struct {
 	// endpoint: "basic" (client_secret_basic), "post" (client_secret_post)
 	// or empty, which tries basic and then post.
 	ClientAuth string
+	// NoDevice turns the device flow off for this provider (`device:
+	// false`): a device code can be phished (an attacker starts a login
+	// and talks someone into entering the code), so a site whose people
+	// always have a browser can refuse it.
+	NoDevice bool
 }
 
 // Provider returns the provider named name.
@@ -84,6 +89,7 @@ type rawProvider struct {
 	Algorithms       []string `yaml:"algorithms"`
 	MaxTokenLifetime string   `yaml:"max_token_lifetime"`
 	ClientAuth       string   `yaml:"client_auth"`
+	Device           *bool    `yaml:"device"`
 }
 
 // allowedAlgorithms are the asymmetric JWS algorithms a provider may be
@@ -227,6 +233,7 @@ func (rp rawProvider) check(name string, n *yaml.Node, readSecret func(string) (
 	default:
 		return p, bad("client_auth", "%q is not basic or post", rp.ClientAuth)
 	}
+	p.NoDevice = rp.Device != nil && !*rp.Device
 	if rp.ClientSecretFile == "" && rp.ClientAuth != "" {
 		return p, bad("client_auth", "a public client (no client_secret_file) has no secret to send")
 	}

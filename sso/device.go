@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/jitssh/jitssh/ratelimit"
 )
 
 // maxDeviceWait caps a device code's life whatever the provider says.
@@ -25,11 +29,13 @@ type DeviceStart struct {
 }
 
 // StartDevice begins a device-authorization login at the provider named
-// name. jitd polls the provider itself in the background, at the
+// name for the client at clientAddr (at most MaxFlowsPerAddress live flows
+// per address). When the client has not polled for abandonedPolls
+// intervals, the polling ends and the flow is dropped. jitd polls the provider itself in the background, at the
 // provider's interval and slowing down when asked (x/oauth2's
 // DeviceAccessToken), so however often the caller polls PollDevice, the
 // provider is asked at most once per interval.
-func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error) {
+func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceStart, error) {
 	p, err := rp.provider(name)
 	if err != nil {
 		return DeviceStart{}, err
@@ -55,13 +61,22 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 		return DeviceStart{}, err
 	}
 	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", nonce)}
-	if p.cfg.ClientSecret != "" {
+	var client *http.Client
+	switch {
+	case p.cfg.ClientSecret == "":
+	case p.cfg.ClientAuth == "basic":
 		// x/oauth2's DeviceAuth sends no client authentication of its
-		// own; a confidential client authenticates in the body
-		// (client_secret_post), as RFC 8628 §3.1 allows.
+		// own: the header of client_secret_basic is added here, as the
+		// client is registered (RFC 6749 §2.3.1 form-encodes both parts).
+		c := *p.client
+		c.Transport = basicAuth{next: p.client.Transport, id: p.cfg.ClientID, secret: p.cfg.ClientSecret}
+		client = &c
+	default:
+		// client_secret_post (RFC 8628 §3.1 allows it), the default
+		// here: an unconfigured method has no way to learn which works.
 		opts = append(opts, oauth2.SetAuthURLParam("client_secret", p.cfg.ClientSecret))
 	}
-	da, err := d.oauth.DeviceAuth(p.httpContext(ctx, nil), opts...)
+	da, err := d.oauth.DeviceAuth(p.httpContext(ctx, client), opts...)
 	if err != nil {
 		return DeviceStart{}, providerRefusal(name, "device authorization", err)
 	}
@@ -74,14 +89,14 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 	if da.Interval <= 0 {
 		da.Interval = 5
 	}
-	f := &flow{provider: p, device: true, interval: int(da.Interval), expires: expires}
+	f := &flow{provider: p, device: true, interval: int(da.Interval), expires: expires, addr: ratelimit.AddressKey(clientAddr), lastPoll: now}
 	id, err := rp.put(f)
 	if err != nil {
 		return DeviceStart{}, err
 	}
 	rp.wg.Add(1)
 	started = true
-	go rp.pollDevice(f, d, da)
+	go rp.pollDevice(id, f, d, da)
 	return DeviceStart{Flow: id, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
 		UserCode: da.UserCode, Interval: f.interval, ExpiresAt: expires}, nil
 }
@@ -90,9 +105,13 @@ func (rp *RP) StartDevice(ctx context.Context, name string) (DeviceStart, error)
 // Providers do not all echo a nonce in a device flow's ID token, so the
 // nonce is not required there: the device code itself binds the token to
 // this flow (only jitd holds it).
-func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) {
+func (rp *RP) pollDevice(id string, f *flow, d *discovered, da *oauth2.DeviceAuthResponse) {
 	defer rp.wg.Done()
 	defer rp.releasePoller()
+	pctx, cancel := context.WithCancel(rp.ctx)
+	defer cancel()
+	var abandoned atomic.Bool
+	go rp.watchClient(pctx, id, f, func() { abandoned.Store(true); cancel() })
 	// x/oauth2 adds 5s to its interval at each slow_down (RFC 8628 §3.5);
 	// the flow's interval, which jit is told, follows it.
 	slowDown := func() {
@@ -102,17 +121,47 @@ func (rp *RP) pollDevice(f *flow, d *discovered, da *oauth2.DeviceAuthResponse) 
 	}
 	client := &http.Client{Timeout: providerTimeout, CheckRedirect: f.provider.client.CheckRedirect,
 		Transport: slowDownWatcher{next: f.provider.client.Transport, seen: slowDown}}
-	ctx := f.provider.httpContext(rp.ctx, client)
+	ctx := f.provider.httpContext(pctx, client)
 	tok, err := d.oauth.DeviceAccessToken(ctx, da)
-	var id Identity
-	if err == nil {
-		id, err = rp.fromToken(rp.ctx, f.provider, d, tok, "")
-	} else if _, ok := err.(*Error); !ok {
-		err = providerRefusal(f.provider.cfg.Name, "device login", err)
+	var who Identity
+	switch {
+	case abandoned.Load():
+		err = refuse(CodeExpired, "abandoned", "the device login was dropped: its client stopped polling")
+	case err == nil:
+		who, err = rp.fromToken(rp.ctx, f.provider, d, tok, "")
+	default:
+		if _, ok := err.(*Error); !ok {
+			err = providerRefusal(f.provider.cfg.Name, "device login", err)
+		}
 	}
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	f.done, f.result, f.err = true, id, err
+	f.done, f.result, f.err = true, who, err
+	if abandoned.Load() && rp.flows[id] == f {
+		rp.dropLocked(id) // frees the address's slot at once
+	}
+}
+
+// watchClient calls abandon when flow f's client has not polled for
+// abandonedPolls intervals, until ctx ends.
+func (rp *RP) watchClient(ctx context.Context, id string, f *flow, abandon func()) {
+	for {
+		rp.mu.Lock()
+		wait := time.Duration(abandonedPolls*f.interval) * time.Second
+		idle := rp.opts.Clock().Sub(f.lastPoll)
+		rp.mu.Unlock()
+		if idle > wait {
+			abandon()
+			return
+		}
+		t := time.NewTimer(wait - idle + 10*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (rp *RP) reservePoller() bool {
@@ -138,6 +187,7 @@ func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendi
 	rp.mu.Lock()
 	f, ok := rp.flows[flowID]
 	if ok && f.device && !f.done && rp.opts.Clock().Before(f.expires) {
+		f.lastPoll = rp.opts.Clock()
 		interval := f.interval
 		rp.mu.Unlock()
 		return Identity{}, interval, nil
@@ -148,9 +198,9 @@ func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendi
 		return Identity{}, 0, err
 	}
 	if !f.done {
-		return Identity{}, 0, refuse(CodeExpired, "", "the device code expired before the login was finished")
+		return Identity{}, 0, withProvider(refuse(CodeExpired, "", "the device code expired before the login was finished"), f.provider.cfg.Name)
 	}
-	return f.result, 0, f.err
+	return f.result, 0, withProvider(f.err, f.provider.cfg.Name)
 }
 
 // slowDownWatcher tells seen when a token endpoint answers slow_down, so
@@ -217,4 +267,16 @@ func (rp *RP) Refresh(ctx context.Context, name, refreshToken, subject string) (
 		id.RefreshToken = refreshToken
 	}
 	return id, nil
+}
+
+// basicAuth adds client_secret_basic authentication to each request.
+type basicAuth struct {
+	next       http.RoundTripper
+	id, secret string
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(url.QueryEscape(b.id), url.QueryEscape(b.secret))
+	return b.next.RoundTrip(r)
 }

@@ -40,7 +40,7 @@ func TestDevicePollingHonoursSlowDown(t *testing.T) {
 	})
 	rp, _, _ := testRP(t, ti, now)
 	rp.opts.Clock = time.Now
-	ds, err := rp.StartDevice(context.Background(), "corp")
+	ds, err := rp.StartDevice(context.Background(), "corp", "127.0.0.1:4000")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,17 @@ type Error struct {
 	Reason  string
 	Message string
 	Err     error
+	// Provider names the provider the refused step was at, when the step
+	// knew it (a flow's); for the audit record.
+	Provider string
+}
+
+// withProvider sets the provider of err when it is an *Error without one.
+func withProvider(err error, name string) error {
+	if e, ok := err.(*Error); ok && e.Provider == "" {
+		e.Provider = name
+	}
+	return err
 }
 
 func (e *Error) Error() string {

@@ -35,6 +35,7 @@ type keySet struct {
 	mu        sync.Mutex
 	keys      []jose.JSONWebKey
 	fetchedAt time.Time
+	lastErr   *Error // the last fetch's failure, nil after a good one
 	fetches   int
 }
 
@@ -53,6 +54,12 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
+	// A key published for one algorithm verifies no other (RFC 7517
+	// §4.4), so a key cannot be used with an algorithm its owner did not
+	// mean.
+	if alg := jws.Signatures[0].Header.Algorithm; key.Algorithm != "" && key.Algorithm != alg {
+		return nil, invalid(ReasonAlgorithm, "id token is signed with %s, but key %q is published for %s", alg, kid, key.Algorithm)
+	}
 	payload, err := jws.Verify(key)
 	if err != nil {
 		return nil, invalid(ReasonSignature, "id token signature does not verify with key %q", kid)
@@ -70,6 +77,11 @@ func (k *keySet) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) 
 		return key, nil
 	}
 	if !k.fetchedAt.IsZero() && k.now().Sub(k.fetchedAt) < k.interval {
+		if k.lastErr != nil {
+			// The keys could not be fetched: the provider failed, not
+			// the token.
+			return nil, k.lastErr
+		}
 		return nil, invalid(ReasonUnknownKey, "id token names key %q, which the provider does not publish (keys fetched again at most every %s)", kid, k.interval)
 	}
 	// The lock is held over the fetch on purpose: concurrent logins with an
@@ -84,7 +96,7 @@ func (k *keySet) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) 
 }
 
 func (k *keySet) find(kid string) *jose.JSONWebKey {
-	if kid == "" && len(k.keys) == 1 {
+	if kid == "" && len(k.keys) == 1 && k.keys[0].Use != "enc" {
 		return &k.keys[0]
 	}
 	for i := range k.keys {
@@ -98,6 +110,20 @@ func (k *keySet) find(kid string) *jose.JSONWebKey {
 func (k *keySet) fetchLocked(ctx context.Context) error {
 	k.fetchedAt = k.now()
 	k.fetches++
+	err := k.doFetchLocked(ctx)
+	k.lastErr = nil
+	if se, ok := err.(*Error); ok {
+		k.lastErr = se
+	} else if err != nil {
+		k.lastErr = &Error{Code: CodeProviderFailed, Message: fmt.Sprintf("fetch provider keys %s failed", k.url), Err: err}
+	}
+	if k.lastErr != nil {
+		return k.lastErr
+	}
+	return nil
+}
+
+func (k *keySet) doFetchLocked(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return fmt.Errorf("fetch provider keys %s: %w", k.url, err)

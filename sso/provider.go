@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,11 @@ import (
 // next use tries again: a provider down when jitd starts must not keep it
 // down (key login is the break-glass path), nor be asked on every request.
 const rediscoverAfter = 10 * time.Second
+
+// rediscoverEvery is how long a good discovery is used before it is read
+// again: a provider that moves an endpoint or its key set is followed
+// without a restart. A failed rediscovery keeps the last good one.
+const rediscoverEvery = time.Hour
 
 // providerTimeout bounds every call to a provider.
 const providerTimeout = 15 * time.Second
@@ -33,6 +39,7 @@ type provider struct {
 
 	mu       sync.Mutex
 	ready    *discovered
+	readyAt  time.Time
 	failedAt time.Time
 	lastErr  error
 }
@@ -73,18 +80,25 @@ func newProvider(cfg ProviderConfig, interval time.Duration, now func() time.Tim
 func (p *provider) get(ctx context.Context) (*discovered, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ready != nil {
+	now := p.now()
+	if p.ready != nil && now.Sub(p.readyAt) < rediscoverEvery {
 		return p.ready, nil
 	}
-	if !p.failedAt.IsZero() && p.now().Sub(p.failedAt) < rediscoverAfter {
+	if !p.failedAt.IsZero() && now.Sub(p.failedAt) < rediscoverAfter {
+		if p.ready != nil {
+			return p.ready, nil
+		}
 		return nil, &Error{Code: CodeProviderFailed, Message: fmt.Sprintf("provider %q discovery failed; retrying after %s", p.cfg.Name, rediscoverAfter), Err: p.lastErr}
 	}
 	d, err := p.discover(ctx)
 	if err != nil {
-		p.failedAt, p.lastErr = p.now(), err
+		p.failedAt, p.lastErr = now, err
+		if p.ready != nil {
+			return p.ready, nil // the last good discovery, until one succeeds
+		}
 		return nil, &Error{Code: CodeProviderFailed, Message: fmt.Sprintf("provider %q discovery at %s failed", p.cfg.Name, p.cfg.Issuer), Err: err}
 	}
-	p.ready = d
+	p.ready, p.readyAt = d, now
 	return d, nil
 }
 
@@ -101,12 +115,20 @@ func (p *provider) discover(ctx context.Context) (*discovered, error) {
 	if err := op.Claims(&extra); err != nil || extra.JWKS == "" {
 		return nil, fmt.Errorf("discovery of %s has no jwks_uri", p.cfg.Issuer)
 	}
+	ep := op.Endpoint()
+	// Every endpoint jitd sends a code, a secret or a refresh token to, or
+	// takes keys from, must be TLS like the issuer.
+	for _, e := range []struct{ name, url string }{{"jwks_uri", extra.JWKS}, {"token_endpoint", ep.TokenURL},
+		{"authorization_endpoint", ep.AuthURL}, {"device_authorization_endpoint", ep.DeviceAuthURL}} {
+		if e.url != "" && !strings.HasPrefix(e.url, "https://") {
+			return nil, fmt.Errorf("discovery of %s: %s %q is not an https URL", p.cfg.Issuer, e.name, e.url)
+		}
+	}
 	algs := make([]jose.SignatureAlgorithm, 0, len(p.cfg.Algorithms))
 	for _, a := range p.cfg.Algorithms {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
 	ks := &keySet{url: extra.JWKS, client: p.client, algs: algs, interval: p.interval, now: p.now}
-	ep := op.Endpoint()
 	switch {
 	case p.cfg.ClientSecret == "" || p.cfg.ClientAuth == "post":
 		// A public client names itself in the body (it has no secret for
@@ -124,7 +146,7 @@ func (p *provider) discover(ctx context.Context) (*discovered, error) {
 		// independent reading of the token. Expiry and not-before are ours,
 		// with this package's clock and a smaller skew than go-oidc's 5m.
 		oidc:    oidc.NewVerifier(p.cfg.Issuer, ks, &oidc.Config{ClientID: p.cfg.ClientID, SupportedSigningAlgs: p.cfg.Algorithms, SkipExpiryCheck: true}),
-		device:  ep.DeviceAuthURL != "",
+		device:  ep.DeviceAuthURL != "" && !p.cfg.NoDevice,
 		tokenEP: ep.TokenURL,
 	}
 	return d, nil

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/jitssh/jitssh/ratelimit"
 )
 
 // FlowTTL is how long a login flow is accepted after it started.
@@ -29,6 +31,17 @@ const maxFlows = 10000
 // make jitd flood a provider.
 const maxDeviceFlows = 256
 
+// MaxFlowsPerAddress bounds the live flows (code and device) of one client
+// address (an IPv6 /64 counts as one, ratelimit.AddressKey): starting a
+// flow needs no login, so without it a few addresses could fill the flow
+// table or every device poller. Five leaves room for a person retrying.
+const MaxFlowsPerAddress = 5
+
+// abandonedPolls is how many device intervals without a client poll end
+// a device flow's polling: the client went away, so jitd stops asking the
+// provider for it.
+const abandonedPolls = 3
+
 // Options tunes an RP; the zero value is what jitd runs with.
 type Options struct {
 	// Clock returns the current time; nil means time.Now.
@@ -39,6 +52,10 @@ type Options struct {
 	// RefetchInterval is the least time between two fetches of a
 	// provider's keys; zero means DefaultRefetchInterval.
 	RefetchInterval time.Duration
+	// ConsoleRedirect is the one non-loopback redirect URI Start accepts:
+	// the web console's https://NAME:PORT/console/sso/callback (see
+	// CheckConsoleRedirect); empty means loopback redirects only.
+	ConsoleRedirect string
 }
 
 // RP is the relying party for the configured providers. Flows are kept in
@@ -57,17 +74,20 @@ type RP struct {
 
 	mu      sync.Mutex
 	flows   map[string]*flow
-	polling int // device flows whose polling has not ended
+	perAddr map[string]int // live flows by ratelimit.AddressKey
+	polling int            // device flows whose polling has not ended
 }
 
 type flow struct {
 	provider *provider
 	expires  time.Time
+	addr     string // ratelimit.AddressKey of the client that started it
 	// code flow
 	state, nonce, verifier, redirect string
 	// device flow: set when its polling ends
 	device   bool
 	interval int
+	lastPoll time.Time // the client's last PollDevice
 	done     bool
 	result   Identity
 	err      error
@@ -86,7 +106,7 @@ func New(cfg *Config, opts Options) (*RP, error) {
 	if opts.RefetchInterval == 0 {
 		opts.RefetchInterval = DefaultRefetchInterval
 	}
-	rp := &RP{opts: opts, flows: map[string]*flow{}}
+	rp := &RP{opts: opts, flows: map[string]*flow{}, perAddr: map[string]int{}}
 	for _, pc := range cfg.Providers {
 		p, err := newProvider(pc, opts.RefetchInterval, opts.Clock)
 		if err != nil {
@@ -152,18 +172,34 @@ func (rp *RP) put(f *flow) (string, error) {
 	now := rp.opts.Clock()
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	if len(rp.flows) >= maxFlows {
+	if len(rp.flows) >= maxFlows || rp.perAddr[f.addr] >= MaxFlowsPerAddress {
 		for k, old := range rp.flows {
 			if !now.Before(old.expires) {
-				delete(rp.flows, k)
+				rp.dropLocked(k)
 			}
 		}
+	}
+	if rp.perAddr[f.addr] >= MaxFlowsPerAddress {
+		return "", refuse(CodeBusy, "per_address", "%d sso logins from this address are in progress already; finish or wait for one (at most %s)", MaxFlowsPerAddress, FlowTTL)
 	}
 	if len(rp.flows) >= maxFlows {
 		return "", refuse(CodeBusy, "", "too many sso logins in progress; try again shortly")
 	}
 	rp.flows[id] = f
+	rp.perAddr[f.addr]++
 	return id, nil
+}
+
+// dropLocked removes flow id; rp.mu must be held.
+func (rp *RP) dropLocked(id string) {
+	f, ok := rp.flows[id]
+	if !ok {
+		return
+	}
+	delete(rp.flows, id)
+	if rp.perAddr[f.addr]--; rp.perAddr[f.addr] <= 0 {
+		delete(rp.perAddr, f.addr)
+	}
 }
 
 // take removes and returns the flow id of the given kind if it is live.
@@ -174,7 +210,7 @@ func (rp *RP) take(id string, device bool) (*flow, error) {
 	if !ok || f.device != device {
 		return nil, refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again")
 	}
-	delete(rp.flows, id)
+	rp.dropLocked(id)
 	if !rp.opts.Clock().Before(f.expires) {
 		if f.device {
 			return nil, refuse(CodeExpired, "", "the device code expired at %s before the login was finished; start again", f.expires.UTC().Format(time.RFC3339))
@@ -210,22 +246,24 @@ func CheckRedirect(uri string) error {
 	return nil
 }
 
-// Start begins an authorization-code login at the provider named name: it
-// returns the flow id (a secret for the caller only), the URL to open and
-// when the flow expires. The state, nonce and PKCE verifier stay here.
-func (rp *RP) Start(ctx context.Context, name, redirectURI string) (flowID, authURL string, expires time.Time, err error) {
+// Start begins an authorization-code login at the provider named name for
+// the client at clientAddr: it returns the flow id (a secret for the
+// caller only), the URL to open and when the flow expires. The state,
+// nonce and PKCE verifier stay here. An address with MaxFlowsPerAddress
+// live flows is refused CodeBusy.
+func (rp *RP) Start(ctx context.Context, name, redirectURI, clientAddr string) (flowID, authURL string, expires time.Time, err error) {
 	p, err := rp.provider(name)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	if err := CheckRedirect(redirectURI); err != nil {
+	if err := rp.checkRedirect(redirectURI); err != nil {
 		return "", "", time.Time{}, err
 	}
 	d, err := p.get(ctx)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	f := &flow{provider: p, redirect: redirectURI, verifier: oauth2.GenerateVerifier(), expires: rp.opts.Clock().Add(FlowTTL)}
+	f := &flow{provider: p, redirect: redirectURI, verifier: oauth2.GenerateVerifier(), expires: rp.opts.Clock().Add(FlowTTL), addr: ratelimit.AddressKey(clientAddr)}
 	if f.state, err = rp.random(); err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -250,6 +288,11 @@ func (rp *RP) Finish(ctx context.Context, flowID, code, state string) (Identity,
 	if err != nil {
 		return Identity{}, err
 	}
+	id, err := rp.finish(ctx, f, code, state)
+	return id, withProvider(err, f.provider.cfg.Name)
+}
+
+func (rp *RP) finish(ctx context.Context, f *flow, code, state string) (Identity, error) {
 	if subtle.ConstantTimeCompare([]byte(state), []byte(f.state)) != 1 {
 		return Identity{}, refuse(CodeStateMismatch, "", "state is not the one this login flow made")
 	}

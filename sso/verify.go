@@ -143,6 +143,10 @@ func (p *provider) identity(sub string, all map[string]any, exp time.Time) (Iden
 	if err := policy.ValidName("user", user); err != nil {
 		return Identity{}, refuse(CodeNoUser, "", "id token %s claim %q is not a jitssh user name: %v", p.cfg.UserClaim, bounded(user), err)
 	}
+	if !ssoUserName(user) {
+		return Identity{}, refuse(CodeNoUser, "", "id token %s claim %q is not an sso user name: want lower-case ASCII letters, digits, '.', '_' and '-', starting with a letter or digit (so that no look-alike of another name, such as Alice or a Cyrillic a, can sit beside it)",
+			p.cfg.UserClaim, bounded(user))
+	}
 	var groups []string
 	switch g := all[p.cfg.GroupsClaim].(type) {
 	case string:
@@ -182,4 +186,19 @@ func bounded(s string) string {
 func boundedList(l []string) string {
 	b, _ := json.Marshal(l)
 	return bounded(string(b))
+}
+
+// ssoUserName reports whether user matches ^[a-z0-9][a-z0-9._-]*$: SSO
+// names are stricter than the policy's, since the provider, not an admin,
+// chooses them.
+func ssoUserName(user string) bool {
+	for i, c := range []byte(user) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return user != ""
 }

@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +29,12 @@ type testIssuer struct {
 	kid    string
 	jwks   atomic.Int32 // key set fetches
 	caFile string
+	// failJWKS makes the key set answer 500; jwkAlg and jwkUse are the
+	// published key's alg and use (default RS256, sig).
+	failJWKS       atomic.Bool
+	httpToken      atomic.Bool // discovery names an http token endpoint
+	discoveries    atomic.Int32
+	jwkAlg, jwkUse atomic.Value
 }
 
 func newTestIssuer(t *testing.T) *testIssuer {
@@ -40,12 +48,23 @@ func newTestIssuer(t *testing.T) *testIssuer {
 	ti.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(ti.srv.Close)
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		ti.discoveries.Add(1)
+		token := ti.srv.URL + "/token"
+		if ti.httpToken.Load() {
+			token = strings.Replace(token, "https://", "http://", 1)
+		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": ti.srv.URL, "authorization_endpoint": ti.srv.URL + "/auth",
-			"token_endpoint": ti.srv.URL + "/token", "device_authorization_endpoint": ti.srv.URL + "/device", "jwks_uri": ti.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
+			"token_endpoint": token, "device_authorization_endpoint": ti.srv.URL + "/device", "jwks_uri": ti.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		ti.jwks.Add(1)
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &ti.key.PublicKey, KeyID: ti.kid, Algorithm: "RS256", Use: "sig"}}})
+		if ti.failJWKS.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		alg, _ := ti.jwkAlg.Load().(string)
+		use, _ := ti.jwkUse.Load().(string)
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &ti.key.PublicKey, KeyID: ti.kid, Algorithm: cmp.Or(alg, "RS256"), Use: cmp.Or(use, "sig")}}})
 	})
 	ti.caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ti.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ti.srv.Certificate().Raw}), 0o600); err != nil {
@@ -136,6 +155,9 @@ func TestVerifyIDToken(t *testing.T) {
 		{"no nonce", rs(with("nonce", nil)), CodeTokenInvalid, ReasonNonce},
 		{"no user", rs(with("preferred_username", nil)), CodeNoUser, ""},
 		{"bad user", rs(with("preferred_username", "Alice Smith")), CodeNoUser, ""},
+		{"upper case user", rs(with("preferred_username", "Alice")), CodeNoUser, ""},
+		{"cyrillic look-alike", rs(with("preferred_username", "\u0430lice")), CodeNoUser, ""},
+		{"leading dot", rs(with("preferred_username", ".alice")), CodeNoUser, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,4 +250,88 @@ func FuzzClaims(f *testing.F) {
 			_, _ = p.identity(c.Subject, all, time.Time{})
 		}
 	})
+}
+
+// TestKeySetChecks checks the key set's own refusals: a failed first fetch
+// is the provider's failure (also for the next logins within the
+// interval), not an unknown kid; a token without kid is not verified with
+// the one key when that key is for encryption; a key published for one
+// algorithm does not verify another.
+func TestKeySetChecks(t *testing.T) {
+	claims := func(ti *testIssuer, now time.Time) map[string]any {
+		return map[string]any{"iss": ti.srv.URL, "sub": "u-1", "aud": "jitssh", "exp": now.Add(time.Hour).Unix(), "preferred_username": "alice"}
+	}
+	now := time.Now().Truncate(time.Second)
+	cases := []struct {
+		name   string
+		setup  func(*testIssuer)
+		kid    string
+		code   string
+		reason string
+	}{
+		{"first fetch fails", func(ti *testIssuer) { ti.failJWKS.Store(true) }, "k1", CodeProviderFailed, ""},
+		{"no kid, encryption key", func(ti *testIssuer) { ti.jwkUse.Store("enc") }, "", CodeTokenInvalid, ReasonUnknownKey},
+		{"no kid, signing key", func(*testIssuer) {}, "", "", ""},
+		{"key for another algorithm", func(ti *testIssuer) { ti.jwkAlg.Store("PS256") }, "k1", CodeTokenInvalid, ReasonAlgorithm},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ti := newTestIssuer(t)
+			tc.setup(ti)
+			_, p, d := testRP(t, ti, now)
+			for i := range 2 {
+				_, err := p.verify(context.Background(), d, ti.sign(t, jose.RS256, ti.key, tc.kid, claims(ti, now)), "")
+				if tc.code == "" {
+					if err != nil {
+						t.Fatalf("try %d: %v", i, err)
+					}
+					continue
+				}
+				var se *Error
+				if !errors.As(err, &se) || se.Code != tc.code || se.Reason != tc.reason {
+					t.Fatalf("try %d: got %v, want %s (%s)", i, err, tc.code, tc.reason)
+				}
+			}
+		})
+	}
+}
+
+// TestDiscoveryChecks checks that discovery naming a plain-http endpoint
+// is refused, and that a good discovery is read again after
+// rediscoverEvery (keeping the last good one while the provider fails).
+func TestDiscoveryChecks(t *testing.T) {
+	ti := newTestIssuer(t)
+	ti.httpToken.Store(true)
+	cfg := &Config{Providers: []ProviderConfig{{Name: "corp", Issuer: ti.srv.URL, ClientID: "jitssh", CAFile: ti.caFile,
+		Scopes: []string{"openid"}, UserClaim: "preferred_username", GroupsClaim: "groups", Algorithms: []string{"RS256"}}}}
+	now := time.Now()
+	rp, err := New(cfg, Options{Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rp.Close)
+	p := rp.providers[0]
+	if _, err := p.get(context.Background()); err == nil || !strings.Contains(errors.Unwrap(err).Error(), "token_endpoint") {
+		t.Fatalf("discovery with an http token endpoint: %v", err)
+	}
+	ti.httpToken.Store(false)
+	now = now.Add(rediscoverAfter)
+	d, err := p.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := ti.discoveries.Load()
+	if d2, _ := p.get(context.Background()); d2 != d || ti.discoveries.Load() != n {
+		t.Fatal("a fresh discovery was read again")
+	}
+	now = now.Add(rediscoverEvery)
+	ti.httpToken.Store(true)
+	if d3, err := p.get(context.Background()); err != nil || d3 != d || ti.discoveries.Load() != n+1 {
+		t.Fatalf("after an hour: %v, same %v, discoveries %d (want %d): a failed rediscovery keeps the last good one", err, d3 == d, ti.discoveries.Load(), n+1)
+	}
+	ti.httpToken.Store(false)
+	now = now.Add(rediscoverAfter)
+	if d4, err := p.get(context.Background()); err != nil || d4 == d {
+		t.Fatalf("rediscovery after the failure: %v, same %v", err, d4 == d)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jitssh/jitssh/daemon"
 	"github.com/jitssh/jitssh/logtext"
 	"github.com/jitssh/jitssh/provision"
+	"github.com/jitssh/jitssh/recstore"
 )
 
 func serveCommand() *cli.Command {
@@ -39,6 +40,11 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "init", Usage: "create what is missing in the data directory first (as jitd init)"},
 			&cli.BoolFlag{Name: "quickstart", Usage: "print what to type next once serving"},
+			&cli.StringFlag{Name: "console-url", Usage: "`https://NAME:PORT` browsers reach the web console at; with --sso-config its login page offers SSO, redirecting to URL/console/sso/callback (register it at the provider; empty: no SSO button)"},
+			&cli.StringFlag{Name: "recordings", Value: "local", Usage: "where finished recordings live: local (the data directory) or s3://BUCKET/PREFIX (uploaded from the local spool; docs/scale-out.md)"},
+			&cli.StringFlag{Name: "s3-endpoint", Usage: "S3-compatible endpoint URL, http(s)://HOST[:PORT], addressed path-style (empty: AWS S3); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the instance role"},
+			&cli.StringFlag{Name: "s3-region", Usage: "the bucket's region (empty: asked of the store)"},
+			&cli.StringFlag{Name: "s3-ca-file", Usage: "PEM `FILE` of the CA certificates of a private https S3 endpoint"},
 			&cli.StringFlag{Name: "sso-config", Usage: "YAML `FILE` naming OpenID Connect providers for jit login --sso (docs/sso.md; empty: key login only)"},
 		}, limitFlags()...),
 		Action: runServe,
@@ -77,6 +83,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("--ephemeral-uids: "+err.Error(), 2)
 	}
+	recs, err := recstore.ParseLocation(c.String("recordings"))
+	if err != nil {
+		return cli.Exit("--recordings: "+err.Error(), 2)
+	}
 	var hooks []daemon.WebhookConfig
 	for _, u := range c.StringSlice("webhook") {
 		hooks = append(hooks, daemon.WebhookConfig{URL: u, Secret: c.String("webhook-secret")})
@@ -88,7 +98,10 @@ func runServe(c *cli.Context) error {
 		Limits:          limits,
 		TLSCert:         c.String("tls-cert"), TLSKey: c.String("tls-key"),
 		SSOConfig:       c.String("sso-config"),
+		ConsoleURL:      c.String("console-url"),
 		EphemeralUIDMin: uidMin, EphemeralUIDMax: uidMax,
+		Recordings: recs,
+		S3:         recstore.S3Config{Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), CAFile: c.String("s3-ca-file")},
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }

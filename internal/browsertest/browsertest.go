@@ -53,8 +53,9 @@ type Browser struct {
 
 // Options configure Start.
 type Options struct {
-	// TrustCertPEM, if set, is a PEM certificate the browser accepts for
-	// TLS (matched by its public key's SHA-256, nothing else skipped).
+	// TrustCertPEM, if set, holds PEM certificates (one or more blocks)
+	// the browser accepts for TLS (matched by their public keys' SHA-256,
+	// nothing else skipped).
 	TrustCertPEM []byte
 	// Timeout bounds the whole browser's life; zero means two minutes.
 	Timeout time.Duration
@@ -155,19 +156,27 @@ func (b *Browser) Problems() []string {
 	return out
 }
 
-// spkiHash is the base64 SHA-256 of the certificate's public key, the form
-// --ignore-certificate-errors-spki-list takes.
+// spkiHash is the base64 SHA-256 of each certificate's public key,
+// comma-separated: the form --ignore-certificate-errors-spki-list takes.
 func spkiHash(certPEM []byte) (string, error) {
-	blk, _ := pem.Decode(certPEM)
-	if blk == nil {
+	var out []string
+	for len(certPEM) > 0 {
+		blk, rest := pem.Decode(certPEM)
+		if blk == nil {
+			break
+		}
+		certPEM = rest
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return "", fmt.Errorf("browsertest: trusted certificate: %w", err)
+		}
+		sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+		out = append(out, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	if len(out) == 0 {
 		return "", fmt.Errorf("browsertest: trusted certificate is not PEM")
 	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return "", fmt.Errorf("browsertest: trusted certificate: %w", err)
-	}
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-	return base64.StdEncoding.EncodeToString(sum[:]), nil
+	return strings.Join(out, ","), nil
 }
 
 // Text returns the innerText of the first element matching sel, or "" if

@@ -49,15 +49,24 @@ const (
 	// authentication of its own: pass
 	// oauth2.SetAuthURLParam("client_secret", secret).
 	ConfidentialClientID = "jitssh"
+	// WebClientID is a web application authenticating as
+	// ConfidentialClientID does (the same secret), with
+	// Options.RedirectURIs as its redirect URIs, and the code and refresh
+	// grants.
+	WebClientID = "jitssh-web"
 )
 
 // Account is one user at the provider. The user name is its key in
-// Options.Accounts; it is the subject and the preferred_username claim.
+// Options.Accounts; it is the subject and, unless Username is set, the
+// preferred_username claim.
 type Account struct {
 	Password string   `json:"password"`
 	Groups   []string `json:"groups"`
-	Email    string   `json:"email,omitempty"`
-	Disabled bool     `json:"disabled,omitempty"`
+	// Username is the preferred_username claim when set (a rename at the
+	// provider keeps the subject).
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
 }
 
 // Options are what a test gives Start.
@@ -69,6 +78,12 @@ type Options struct {
 	IDTokenTTL time.Duration
 	// DeviceCodeTTL is the lifetime of a device code (default 10m).
 	DeviceCodeTTL time.Duration
+	// RedirectURIs are the redirect URIs of the web client
+	// WebClientID, matched exactly: the web console's
+	// https://NAME:PORT/console/sso/callback. oidc-provider refuses an
+	// https redirect on 127.0.0.1 for a native client, so the console's
+	// callback cannot be registered beside the loopback ones.
+	RedirectURIs []string
 }
 
 // Provider is a running oidc-provider. Its methods may be called from
@@ -80,6 +95,9 @@ type Provider struct {
 	// CAFile is the PEM of the CA that signed the provider's TLS
 	// certificate: a relying party's ca_file.
 	CAFile string
+	// CertFile is the PEM of the provider's own TLS certificate, for a
+	// browser told to trust exactly it (browsertest.Options.TrustCertPEM).
+	CertFile string
 	// CAPool holds that CA.
 	CAPool *x509.CertPool
 	// ClientSecret is ConfidentialClientID's secret; ClientSecretFile
@@ -126,6 +144,7 @@ func Start(t testing.TB, opts Options) *Provider {
 		t.Fatal(err)
 	}
 	p.CAFile, p.CAPool = writeTLS(t, tmp)
+	p.CertFile = filepath.Join(tmp, "cert.pem")
 	p.ClientSecret = randomHex(t, 24)
 	p.ClientSecretFile = filepath.Join(tmp, "client_secret")
 	if err := os.WriteFile(p.ClientSecretFile, []byte(p.ClientSecret+"\n"), 0o600); err != nil {
@@ -163,6 +182,11 @@ func (p *Provider) serverConfig(tmp string, opts Options) map[string]any {
 		"clients": []any{
 			client(PublicClientID, "none", ""),
 			client(ConfidentialClientID, "client_secret_post", p.ClientSecret),
+			map[string]any{
+				"client_id": WebClientID, "application_type": "web", "redirect_uris": append([]string{"https://web.invalid/callback"}, opts.RedirectURIs...),
+				"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
+				"token_endpoint_auth_method": "client_secret_post", "client_secret": p.ClientSecret,
+			},
 		},
 	}
 }
@@ -260,6 +284,12 @@ func getJSON(client *http.Client, url string, v any) error {
 // token it makes (a login or a refresh).
 func (p *Provider) SetGroups(user string, groups []string) error {
 	return p.update(user, func(a *Account) { a.Groups = append([]string(nil), groups...) })
+}
+
+// SetUsername changes the preferred_username claim of a user's next
+// tokens; the subject stays the account's key.
+func (p *Provider) SetUsername(user, username string) error {
+	return p.update(user, func(a *Account) { a.Username = username })
 }
 
 // Disable turns an account off: its logins are refused with access_denied
