@@ -42,7 +42,8 @@ demo-target: build
 # asciinema, zstd (the recordings' format, checked against its own tool),
 # ssh-audit, and iproute2 and util-linux (ip, unshare) for the
 # test hosts in network namespaces; node and the npm modules of the test
-# OpenID provider; versitygw (S3) for the recordings-store tests.
+# OpenID provider; versitygw (S3) for the recordings-store tests;
+# PostgreSQL 15.
 deps:
 	@missing=""; \
 	[ -e /usr/share/doc/libnss-extrausers ] || missing=1; \
@@ -59,6 +60,12 @@ deps:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
+	fi
+	@# PostgreSQL 15 for the PostgreSQL store's tests (internal/pgtest runs
+	@# its own throwaway cluster; pg_trgm ships in the package).
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15; \
 	fi
 	@# The real S3-compatible server of the recordings tests
 	@# (internal/s3test): versitygw, built once into bin/tools.

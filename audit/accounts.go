@@ -244,7 +244,7 @@ func (t *Tx) RaiseHighWater(host string, hw int) error {
 		return err
 	}
 	if _, err := t.exec(`INSERT INTO ephemeral_hosts (host, high_water) VALUES (?, ?)
-		ON CONFLICT (host) DO UPDATE SET high_water = max(high_water, excluded.high_water)`, host, hw); err != nil {
+		ON CONFLICT (host) DO UPDATE SET high_water = `+t.engine.greatest("ephemeral_hosts.high_water", "excluded.high_water"), host, hw); err != nil {
 		return fmt.Errorf("raise uid high-water mark of %q to %d: %w", host, hw, err)
 	}
 	return nil

@@ -9,35 +9,37 @@ import (
 // A certificate's extensions and critical options come back as they were
 // written; empty ones come back nil.
 func TestCertificatePermissions(t *testing.T) {
-	tests := []struct {
-		name string
-		ext  map[string]string
-		crit map[string]string
-	}{
-		{name: "none"},
-		{name: "extensions", ext: map[string]string{"permit-pty": "", "permit-port-forwarding": ""}},
-		{name: "critical options", ext: map[string]string{"permit-pty": ""},
-			crit: map[string]string{"source-address": "10.0.0.0/8,192.168.1.0/24", "force-command": "uptime"}},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTest(t)
-			c := userCert(uint64(i + 1))
-			c.Extensions, c.CriticalOptions = tt.ext, tt.crit
-			mustDo(t, s, func(tx *Tx) error { return tx.InsertCertificate(c) })
-			got, err := s.Certificate(context.Background(), c.Serial)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, c) {
-				t.Errorf("Certificate = %+v, want %+v", got, c)
-			}
-			list, err := s.Certificates(context.Background(), CertificateFilter{})
-			if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], c) {
-				t.Errorf("Certificates = %+v, %v; want [%+v]", list, err, c)
-			}
-		})
-	}
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		tests := []struct {
+			name string
+			ext  map[string]string
+			crit map[string]string
+		}{
+			{name: "none"},
+			{name: "extensions", ext: map[string]string{"permit-pty": "", "permit-port-forwarding": ""}},
+			{name: "critical options", ext: map[string]string{"permit-pty": ""},
+				crit: map[string]string{"source-address": "10.0.0.0/8,192.168.1.0/24", "force-command": "uptime"}},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s, _ := openTest(t)
+				c := userCert(uint64(i + 1))
+				c.Extensions, c.CriticalOptions = tt.ext, tt.crit
+				mustDo(t, s, func(tx *Tx) error { return tx.InsertCertificate(c) })
+				got, err := s.Certificate(context.Background(), c.Serial)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, c) {
+					t.Errorf("Certificate = %+v, want %+v", got, c)
+				}
+				list, err := s.Certificates(context.Background(), CertificateFilter{})
+				if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], c) {
+					t.Errorf("Certificates = %+v, %v; want [%+v]", list, err, c)
+				}
+			})
+		}
+	})
 }
 
 // Certificates recorded before migration 3 had permit-pty, which policy

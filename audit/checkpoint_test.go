@@ -46,57 +46,59 @@ func TestCheckpointMessage(t *testing.T) {
 }
 
 func TestSignCheckpoint(t *testing.T) {
-	key := testkit.Signer(t)
-	now := time.Date(2026, 11, 26, 11, 0, 0, 5, time.FixedZone("CET", 3600))
-	tests := []struct {
-		name       string
-		steps      []int // events to append before each SignCheckpoint call
-		signer     ssh.Signer
-		wantSigned []bool
-		wantSeqs   []int64
-		wantErr    string
-	}{
-		{name: "empty log", steps: []int{0}, signer: key, wantSigned: []bool{false}},
-		{name: "signs the head", steps: []int{3}, signer: key, wantSigned: []bool{true}, wantSeqs: []int64{3}},
-		{name: "head already signed", steps: []int{3, 0}, signer: key, wantSigned: []bool{true, false}, wantSeqs: []int64{3}},
-		{name: "new head", steps: []int{3, 2}, signer: key, wantSigned: []bool{true, true}, wantSeqs: []int64{3, 5}},
-		{name: "signer fails", steps: []int{3}, signer: failingSigner{key}, wantErr: "token removed"},
-		{name: "no signer", steps: []int{3}, wantErr: "no signer"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTest(t)
-			for i, n := range tt.steps {
-				appendN(t, s, n)
-				signed, err := s.SignCheckpoint(context.Background(), tt.signer, now)
-				if tt.wantErr != "" {
-					if err == nil || !strings.Contains(err.Error(), tt.wantErr) || signed {
-						t.Fatalf("SignCheckpoint = %v, %v; want an error containing %q", signed, err, tt.wantErr)
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		key := testkit.Signer(t)
+		now := time.Date(2026, 11, 26, 11, 0, 0, 5, time.FixedZone("CET", 3600))
+		tests := []struct {
+			name       string
+			steps      []int // events to append before each SignCheckpoint call
+			signer     ssh.Signer
+			wantSigned []bool
+			wantSeqs   []int64
+			wantErr    string
+		}{
+			{name: "empty log", steps: []int{0}, signer: key, wantSigned: []bool{false}},
+			{name: "signs the head", steps: []int{3}, signer: key, wantSigned: []bool{true}, wantSeqs: []int64{3}},
+			{name: "head already signed", steps: []int{3, 0}, signer: key, wantSigned: []bool{true, false}, wantSeqs: []int64{3}},
+			{name: "new head", steps: []int{3, 2}, signer: key, wantSigned: []bool{true, true}, wantSeqs: []int64{3, 5}},
+			{name: "signer fails", steps: []int{3}, signer: failingSigner{key}, wantErr: "token removed"},
+			{name: "no signer", steps: []int{3}, wantErr: "no signer"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s, _ := openTest(t)
+				for i, n := range tt.steps {
+					appendN(t, s, n)
+					signed, err := s.SignCheckpoint(context.Background(), tt.signer, now)
+					if tt.wantErr != "" {
+						if err == nil || !strings.Contains(err.Error(), tt.wantErr) || signed {
+							t.Fatalf("SignCheckpoint = %v, %v; want an error containing %q", signed, err, tt.wantErr)
+						}
+						continue
 					}
-					continue
+					if err != nil || signed != tt.wantSigned[i] {
+						t.Fatalf("SignCheckpoint %d = %v, %v; want %v", i, signed, err, tt.wantSigned[i])
+					}
 				}
-				if err != nil || signed != tt.wantSigned[i] {
-					t.Fatalf("SignCheckpoint %d = %v, %v; want %v", i, signed, err, tt.wantSigned[i])
+				cps, err := s.Checkpoints(context.Background())
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			cps, err := s.Checkpoints(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(cps) != len(tt.wantSeqs) {
-				t.Fatalf("checkpoints = %+v, want at seqs %v", cps, tt.wantSeqs)
-			}
-			for i, c := range cps {
-				if c.Seq != tt.wantSeqs[i] || !c.Time.Equal(now) || c.Time.Location() != time.UTC || c.Key != ssh.FingerprintSHA256(key.PublicKey()) {
-					t.Errorf("checkpoint %d = %+v, want seq %d at %s (UTC) by %s", i, c, tt.wantSeqs[i], now, ssh.FingerprintSHA256(key.PublicKey()))
+				if len(cps) != len(tt.wantSeqs) {
+					t.Fatalf("checkpoints = %+v, want at seqs %v", cps, tt.wantSeqs)
 				}
-			}
-			res, err := s.Verify(context.Background(), VerifyOptions{CheckpointKey: key.PublicKey()})
-			if err != nil || !res.OK || res.Checkpoints != len(tt.wantSeqs) {
-				t.Errorf("Verify with the signing key = %+v, %v; want OK with %d checkpoints", res, err, len(tt.wantSeqs))
-			}
-		})
-	}
+				for i, c := range cps {
+					if c.Seq != tt.wantSeqs[i] || !c.Time.Equal(now) || c.Time.Location() != time.UTC || c.Key != ssh.FingerprintSHA256(key.PublicKey()) {
+						t.Errorf("checkpoint %d = %+v, want seq %d at %s (UTC) by %s", i, c, tt.wantSeqs[i], now, ssh.FingerprintSHA256(key.PublicKey()))
+					}
+				}
+				res, err := s.Verify(context.Background(), VerifyOptions{CheckpointKey: key.PublicKey()})
+				if err != nil || !res.OK || res.Checkpoints != len(tt.wantSeqs) {
+					t.Errorf("Verify with the signing key = %+v, %v; want OK with %d checkpoints", res, err, len(tt.wantSeqs))
+				}
+			})
+		}
+	})
 }
 
 // rehash recomputes prev_hash and hash of every event from seq from on, as

@@ -251,42 +251,44 @@ func TestVerifyStoreOfTheFirstFormat(t *testing.T) {
 }
 
 func TestSessionEndOf(t *testing.T) {
-	data := SessionEnd{ExitStatus: -1, BytesIn: 11, BytesOut: 1 << 40, RecordingSHA256: digest(nil), RecordingSize: 120}.data()
-	without := func(key string) map[string]string {
-		m := map[string]string{}
-		for k, v := range data {
-			if k != key {
-				m[k] = v
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		data := SessionEnd{ExitStatus: -1, BytesIn: 11, BytesOut: 1 << 40, RecordingSHA256: digest(nil), RecordingSize: 120}.data()
+		without := func(key string) map[string]string {
+			m := map[string]string{}
+			for k, v := range data {
+				if k != key {
+					m[k] = v
+				}
 			}
+			return m
 		}
-		return m
-	}
-	with := func(key, v string) map[string]string {
-		m := without(key)
-		m[key] = v
-		return m
-	}
-	tests := []struct {
-		name    string
-		data    map[string]string
-		want    SessionEnd
-		wantErr string
-	}{
-		{name: "round trip", data: data, want: SessionEnd{ID: "s1", EndedAt: at(0), EndReason: "exit", ExitStatus: -1, BytesIn: 11,
-			BytesOut: 1 << 40, RecordingSHA256: digest(nil), RecordingSize: 120}},
-		{name: "first format", data: map[string]string{"exit_status": "7", "bytes_in": "11", "bytes_out": "31", "recording_sha256": "", "recording_size": "0"},
-			want: SessionEnd{ID: "s1", EndedAt: at(0), EndReason: "exit", ExitStatus: 7, BytesIn: 11, BytesOut: 31}},
-		{name: "no digest", data: without("recording_sha256"), wantErr: "session.end event 9 has no recording_sha256"},
-		{name: "no size", data: without("recording_size"), wantErr: "has no recording_size"},
-		{name: "size not a number", data: with("bytes_out", "31 bytes"), wantErr: `bytes_out "31 bytes" is not an integer`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := sessionEndOf(Event{Seq: 9, Type: "session.end", Time: at(0), Code: "exit", SessionID: "s1", Data: tt.data})
-			checkErr(t, err, nil, tt.wantErr)
-			if err == nil && !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("sessionEndOf = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
+		with := func(key, v string) map[string]string {
+			m := without(key)
+			m[key] = v
+			return m
+		}
+		tests := []struct {
+			name    string
+			data    map[string]string
+			want    SessionEnd
+			wantErr string
+		}{
+			{name: "round trip", data: data, want: SessionEnd{ID: "s1", EndedAt: at(0), EndReason: "exit", ExitStatus: -1, BytesIn: 11,
+				BytesOut: 1 << 40, RecordingSHA256: digest(nil), RecordingSize: 120}},
+			{name: "first format", data: map[string]string{"exit_status": "7", "bytes_in": "11", "bytes_out": "31", "recording_sha256": "", "recording_size": "0"},
+				want: SessionEnd{ID: "s1", EndedAt: at(0), EndReason: "exit", ExitStatus: 7, BytesIn: 11, BytesOut: 31}},
+			{name: "no digest", data: without("recording_sha256"), wantErr: "session.end event 9 has no recording_sha256"},
+			{name: "no size", data: without("recording_size"), wantErr: "has no recording_size"},
+			{name: "size not a number", data: with("bytes_out", "31 bytes"), wantErr: `bytes_out "31 bytes" is not an integer`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := sessionEndOf(Event{Seq: 9, Type: "session.end", Time: at(0), Code: "exit", SessionID: "s1", Data: tt.data})
+				checkErr(t, err, nil, tt.wantErr)
+				if err == nil && !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("sessionEndOf = %+v, want %+v", got, tt.want)
+				}
+			})
+		}
+	})
 }

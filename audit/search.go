@@ -64,7 +64,7 @@ func (t *Tx) IndexText(lines []TextLine) error {
 			}
 		}
 	}
-	if haveFTS5 && last != 0 {
+	if t.engine.fts5() && last != 0 {
 		if err := setFTSUpto(t.tx, last); err != nil {
 			return fmt.Errorf("index text: %w", err)
 		}
@@ -152,13 +152,22 @@ func (d *docBuilder) fill(lines []TextLine, idx []int, i int) int {
 // insertDoc stores the document d holds for group g, and indexes it with
 // FTS5 when the build has it; it returns the document's id.
 func (t *Tx) insertDoc(g *textGroup, d *docBuilder) (int64, error) {
-	res, err := t.exec("INSERT INTO session_text_doc (session_id, kind, offset_ns, text, lines) VALUES (?, ?, ?, ?, ?)",
-		g.session, g.kind, int64(d.first), d.text.String(), d.meta)
+	const insert = "INSERT INTO session_text_doc (session_id, kind, offset_ns, text, lines) VALUES (?, ?, ?, ?, ?)"
+	var id int64
+	if t.engine == enginePostgres {
+		// No LastInsertId there; and the trigram index (pg_trgm) is kept
+		// by PostgreSQL itself.
+		err := t.tx.QueryRow(insert+" RETURNING id", g.session, g.kind, int64(d.first), d.text.String(), d.meta).Scan(&id)
+		if err != nil {
+			return 0, fmt.Errorf("index text of session %q: %w", g.session, err)
+		}
+		return id, nil
+	}
+	res, err := t.exec(insert, g.session, g.kind, int64(d.first), d.text.String(), d.meta)
 	if err != nil {
 		return 0, fmt.Errorf("index text of session %q: %w", g.session, err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
+	if id, err = res.LastInsertId(); err != nil {
 		return 0, fmt.Errorf("index text of session %q: %w", g.session, err)
 	}
 	if haveFTS5 {
@@ -302,7 +311,7 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if err != nil {
 		return nil, err
 	}
-	w, err := searchWhere(q, terms)
+	w, err := searchWhere(s.engine, q, terms)
 	if err != nil {
 		return nil, err
 	}
@@ -338,14 +347,20 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 }
 
 // searchWhere is the condition that narrows the documents Search reads.
-func searchWhere(q SearchQuery, terms []string) (where, error) {
+func searchWhere(eng engine, q SearchQuery, terms []string) (where, error) {
 	var w where
 	var cd codec
 	// With FTS5, terms of three or more characters narrow by trigrams and
-	// shorter ones by LIKE; without it every term narrows by LIKE. Either
-	// way the line check in scanHits decides, so the hits are the same.
+	// shorter ones by LIKE; without it every term narrows by LIKE. On
+	// PostgreSQL every term narrows by ILIKE (its LIKE minds case, SQLite's
+	// does not), which the pg_trgm index of migration 2 serves. Either way
+	// the line check in scanHits decides, so the hits are the same.
 	likeTerms := terms
-	if haveFTS5 {
+	like := "LIKE"
+	if eng == enginePostgres {
+		like = "ILIKE"
+	}
+	if eng.fts5() {
 		likeTerms = nil
 		for _, term := range terms {
 			if utf8.RuneCountInString(term) < 3 {
@@ -358,7 +373,7 @@ func searchWhere(q SearchQuery, terms []string) (where, error) {
 		}
 	}
 	for _, term := range likeTerms {
-		w.add(`d.text LIKE ? ESCAPE '\'`, "%"+escapeLike(term)+"%")
+		w.add(`d.text `+like+` ? ESCAPE '\'`, "%"+escapeLike(term)+"%")
 	}
 	w.eq("s.user", q.User)
 	w.eq("s.host", q.Host)

@@ -11,111 +11,115 @@ import (
 )
 
 func TestSearch(t *testing.T) {
-	s, _ := openTest(t)
-	mustDo(t, s, func(tx *Tx) error {
-		for _, sess := range []Session{
-			{ID: "old", User: "alice", Host: "db1", StartedAt: at(0)},
-			{ID: "new", User: "bob", Host: "web", Login: "deploy", StartedAt: at(time.Hour)},
-		} {
-			if err := tx.InsertSession(sess); err != nil {
-				return err
-			}
-		}
-		return tx.IndexText([]TextLine{
-			{SessionID: "old", Offset: 2 * time.Second, Kind: "i", Text: "sudo rm -rf /var/tmp/cache"},
-			{SessionID: "old", Offset: time.Second, Kind: "o", Text: "root@db1:~# SUDO systemctl restart postgres"},
-			{SessionID: "new", Offset: 5 * time.Second, Kind: "i", Text: "sudo systemctl status nginx"},
-			{SessionID: "new", Offset: 6 * time.Second, Kind: "m", Text: "100% done_ok"},
-			{SessionID: "orphan", Offset: 0, Kind: "o", Text: "sudo from a session not in the table"},
-			{SessionID: "new", Offset: 7 * time.Second, Kind: "o", Text: "naïve café ünïcode"},
-			{SessionID: "new", Offset: 8 * time.Second, Kind: "o", Text: "nul\x00byte"},
-		})
-	})
-	type hit struct {
-		session string
-		offset  time.Duration
-	}
-	tests := []struct {
-		name    string
-		query   SearchQuery
-		want    []hit
-		wantErr string
-	}{
-		{name: "grouped by session newest first, then offset", query: SearchQuery{Text: "sudo"},
-			want: []hit{{"new", 5 * time.Second}, {"old", time.Second}, {"old", 2 * time.Second}, {"orphan", 0}}},
-		{name: "all terms must match", query: SearchQuery{Text: "sudo systemctl"},
-			want: []hit{{"new", 5 * time.Second}, {"old", time.Second}}},
-		{name: "substring inside a word", query: SearchQuery{Text: "gres"}, want: []hit{{"old", time.Second}}},
-		{name: "short term", query: SearchQuery{Text: "rm"}, want: []hit{{"old", 2 * time.Second}}},
-		{name: "punctuation and path", query: SearchQuery{Text: "-rf /var/tmp"}, want: []hit{{"old", 2 * time.Second}}},
-		{name: "LIKE wildcards are literal", query: SearchQuery{Text: "100%"}, want: []hit{{"new", 6 * time.Second}}},
-		{name: "underscore literal", query: SearchQuery{Text: "e_o"}, want: []hit{{"new", 6 * time.Second}}},
-		{name: "underscore does not match any char", query: SearchQuery{Text: "sud_"}, want: nil},
-		{name: "double quote in term", query: SearchQuery{Text: `"sudo"`}, want: nil},
-		{name: "non-ASCII text", query: SearchQuery{Text: "café"}, want: []hit{{"new", 7 * time.Second}}},
-		{name: "user filter", query: SearchQuery{Text: "sudo", User: "alice"}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
-		{name: "host filter", query: SearchQuery{Text: "sudo", Host: "web"}, want: []hit{{"new", 5 * time.Second}}},
-		{name: "login filter", query: SearchQuery{Text: "sudo", Login: "deploy"}, want: []hit{{"new", 5 * time.Second}}},
-		{name: "since", query: SearchQuery{Text: "sudo", Since: at(time.Minute)}, want: []hit{{"new", 5 * time.Second}}},
-		{name: "until", query: SearchQuery{Text: "sudo", Until: at(time.Minute)}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
-		{name: "limit", query: SearchQuery{Text: "sudo", Limit: 2}, want: []hit{{"new", 5 * time.Second}, {"old", time.Second}}},
-		{name: "no match", query: SearchQuery{Text: "shutdown"}, want: nil},
-		{name: "NUL dropped from indexed text", query: SearchQuery{Text: "nulbyte"}, want: []hit{{"new", 8 * time.Second}}},
-		{name: "NUL in query", query: SearchQuery{Text: "x\x00"}, wantErr: "NUL byte"},
-		{name: "empty text", query: SearchQuery{Text: "  "}, wantErr: "text is empty"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.Search(context.Background(), tt.query)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Search error = %v, want %q", err, tt.wantErr)
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		mustDo(t, s, func(tx *Tx) error {
+			for _, sess := range []Session{
+				{ID: "old", User: "alice", Host: "db1", StartedAt: at(0)},
+				{ID: "new", User: "bob", Host: "web", Login: "deploy", StartedAt: at(time.Hour)},
+			} {
+				if err := tx.InsertSession(sess); err != nil {
+					return err
 				}
-				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var hits []hit
-			for _, h := range got {
-				hits = append(hits, hit{h.SessionID, h.Offset})
-			}
-			if !reflect.DeepEqual(hits, tt.want) {
-				t.Errorf("Search(%+v) = %v, want %v", tt.query, hits, tt.want)
-			}
+			return tx.IndexText([]TextLine{
+				{SessionID: "old", Offset: 2 * time.Second, Kind: "i", Text: "sudo rm -rf /var/tmp/cache"},
+				{SessionID: "old", Offset: time.Second, Kind: "o", Text: "root@db1:~# SUDO systemctl restart postgres"},
+				{SessionID: "new", Offset: 5 * time.Second, Kind: "i", Text: "sudo systemctl status nginx"},
+				{SessionID: "new", Offset: 6 * time.Second, Kind: "m", Text: "100% done_ok"},
+				{SessionID: "orphan", Offset: 0, Kind: "o", Text: "sudo from a session not in the table"},
+				{SessionID: "new", Offset: 7 * time.Second, Kind: "o", Text: "naïve café ünïcode"},
+				{SessionID: "new", Offset: 8 * time.Second, Kind: "o", Text: "nul\x00byte"},
+			})
 		})
-	}
+		type hit struct {
+			session string
+			offset  time.Duration
+		}
+		tests := []struct {
+			name    string
+			query   SearchQuery
+			want    []hit
+			wantErr string
+		}{
+			{name: "grouped by session newest first, then offset", query: SearchQuery{Text: "sudo"},
+				want: []hit{{"new", 5 * time.Second}, {"old", time.Second}, {"old", 2 * time.Second}, {"orphan", 0}}},
+			{name: "all terms must match", query: SearchQuery{Text: "sudo systemctl"},
+				want: []hit{{"new", 5 * time.Second}, {"old", time.Second}}},
+			{name: "substring inside a word", query: SearchQuery{Text: "gres"}, want: []hit{{"old", time.Second}}},
+			{name: "short term", query: SearchQuery{Text: "rm"}, want: []hit{{"old", 2 * time.Second}}},
+			{name: "punctuation and path", query: SearchQuery{Text: "-rf /var/tmp"}, want: []hit{{"old", 2 * time.Second}}},
+			{name: "LIKE wildcards are literal", query: SearchQuery{Text: "100%"}, want: []hit{{"new", 6 * time.Second}}},
+			{name: "underscore literal", query: SearchQuery{Text: "e_o"}, want: []hit{{"new", 6 * time.Second}}},
+			{name: "underscore does not match any char", query: SearchQuery{Text: "sud_"}, want: nil},
+			{name: "double quote in term", query: SearchQuery{Text: `"sudo"`}, want: nil},
+			{name: "non-ASCII text", query: SearchQuery{Text: "café"}, want: []hit{{"new", 7 * time.Second}}},
+			{name: "user filter", query: SearchQuery{Text: "sudo", User: "alice"}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
+			{name: "host filter", query: SearchQuery{Text: "sudo", Host: "web"}, want: []hit{{"new", 5 * time.Second}}},
+			{name: "login filter", query: SearchQuery{Text: "sudo", Login: "deploy"}, want: []hit{{"new", 5 * time.Second}}},
+			{name: "since", query: SearchQuery{Text: "sudo", Since: at(time.Minute)}, want: []hit{{"new", 5 * time.Second}}},
+			{name: "until", query: SearchQuery{Text: "sudo", Until: at(time.Minute)}, want: []hit{{"old", time.Second}, {"old", 2 * time.Second}}},
+			{name: "limit", query: SearchQuery{Text: "sudo", Limit: 2}, want: []hit{{"new", 5 * time.Second}, {"old", time.Second}}},
+			{name: "no match", query: SearchQuery{Text: "shutdown"}, want: nil},
+			{name: "NUL dropped from indexed text", query: SearchQuery{Text: "nulbyte"}, want: []hit{{"new", 8 * time.Second}}},
+			{name: "NUL in query", query: SearchQuery{Text: "x\x00"}, wantErr: "NUL byte"},
+			{name: "empty text", query: SearchQuery{Text: "  "}, wantErr: "text is empty"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := s.Search(context.Background(), tt.query)
+				if tt.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("Search error = %v, want %q", err, tt.wantErr)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				var hits []hit
+				for _, h := range got {
+					hits = append(hits, hit{h.SessionID, h.Offset})
+				}
+				if !reflect.DeepEqual(hits, tt.want) {
+					t.Errorf("Search(%+v) = %v, want %v", tt.query, hits, tt.want)
+				}
+			})
+		}
+	})
 }
 
 func TestIndexTextValidation(t *testing.T) {
-	tests := []struct {
-		name    string
-		line    TextLine
-		wantErr string
-	}{
-		{name: "empty session", line: TextLine{Kind: "o", Text: "x"}, wantErr: "session id is empty"},
-		{name: "bad kind", line: TextLine{SessionID: "s", Kind: "r", Text: "x"}, wantErr: `kind "r"`},
-		{name: "negative offset", line: TextLine{SessionID: "s", Kind: "o", Offset: -1, Text: "x"}, wantErr: "negative"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTest(t)
-			err := s.Do(context.Background(), func(tx *Tx) error {
-				return tx.IndexText([]TextLine{{SessionID: "s", Kind: "o", Text: "fine"}, tt.line})
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		tests := []struct {
+			name    string
+			line    TextLine
+			wantErr string
+		}{
+			{name: "empty session", line: TextLine{Kind: "o", Text: "x"}, wantErr: "session id is empty"},
+			{name: "bad kind", line: TextLine{SessionID: "s", Kind: "r", Text: "x"}, wantErr: `kind "r"`},
+			{name: "negative offset", line: TextLine{SessionID: "s", Kind: "o", Offset: -1, Text: "x"}, wantErr: "negative"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s, _ := openTest(t)
+				err := s.Do(context.Background(), func(tx *Tx) error {
+					return tx.IndexText([]TextLine{{SessionID: "s", Kind: "o", Text: "fine"}, tt.line})
+				})
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("IndexText error = %v, want %q", err, tt.wantErr)
+				}
+				// The valid line before the bad one was rolled back with it.
+				hits, err := s.Search(context.Background(), SearchQuery{Text: "fine"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(hits) != 0 {
+					t.Errorf("Search found %v after a failed IndexText, want nothing", hits)
+				}
 			})
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("IndexText error = %v, want %q", err, tt.wantErr)
-			}
-			// The valid line before the bad one was rolled back with it.
-			hits, err := s.Search(context.Background(), SearchQuery{Text: "fine"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(hits) != 0 {
-				t.Errorf("Search found %v after a failed IndexText, want nothing", hits)
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestSearchAfterPlainRows covers a file whose text was written by a build
@@ -208,104 +212,106 @@ func TestSearchMigratesLineRows(t *testing.T) {
 // TestSearchDocuments covers lines stored together: each hit reports its
 // own line's offset, kind and text, across document splits and calls.
 func TestSearchDocuments(t *testing.T) {
-	s, _ := openTest(t)
-	long := strings.Repeat("x", 1000)
-	var many []TextLine
-	for i := range 200 { // about 200 KB: several documents
-		text := fmt.Sprintf("line %03d %s", i, long)
-		if i%50 == 7 {
-			text = fmt.Sprintf("line %03d NEEDLE here", i)
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		long := strings.Repeat("x", 1000)
+		var many []TextLine
+		for i := range 200 { // about 200 KB: several documents
+			text := fmt.Sprintf("line %03d %s", i, long)
+			if i%50 == 7 {
+				text = fmt.Sprintf("line %03d NEEDLE here", i)
+			}
+			many = append(many, TextLine{SessionID: "big", Offset: time.Duration(i) * time.Millisecond, Kind: "o", Text: text})
 		}
-		many = append(many, TextLine{SessionID: "big", Offset: time.Duration(i) * time.Millisecond, Kind: "o", Text: text})
-	}
-	mustDo(t, s, func(tx *Tx) error {
-		if err := tx.InsertSession(Session{ID: "big", StartedAt: at(0)}); err != nil {
-			return err
-		}
-		if err := tx.InsertSession(Session{ID: "mixed", StartedAt: at(time.Hour)}); err != nil {
-			return err
-		}
-		if err := tx.IndexText(many); err != nil {
-			return err
-		}
-		// Input and output interleaved, in two calls, one line with a
-		// newline inside it and an empty line.
-		if err := tx.IndexText([]TextLine{
-			{SessionID: "mixed", Offset: 10, Kind: "o", Text: "$ needle one"},
-			{SessionID: "mixed", Offset: 20, Kind: "i", Text: "needle two"},
-			{SessionID: "mixed", Offset: 30, Kind: "o", Text: ""},
-			{SessionID: "mixed", Offset: 40, Kind: "o", Text: "first half\nneedle after newline"},
-		}); err != nil {
-			return err
-		}
-		// The same line again and again: the index holds it once, every
-		// copy is a hit at its own offset.
-		if err := tx.IndexText([]TextLine{
-			{SessionID: "rep", Offset: 1, Kind: "o", Text: "repeated line"},
-			{SessionID: "rep", Offset: 2, Kind: "o", Text: "other line"},
-			{SessionID: "rep", Offset: 3, Kind: "o", Text: "repeated line"},
-			{SessionID: "rep", Offset: 4, Kind: "o", Text: "repeated line"},
-		}); err != nil {
-			return err
-		}
-		return tx.IndexText([]TextLine{
-			{SessionID: "mixed", Offset: 15, Kind: "i", Text: "needle late"},
-			{SessionID: "mixed", Offset: 50, Kind: "m", Text: "needle"},
+		mustDo(t, s, func(tx *Tx) error {
+			if err := tx.InsertSession(Session{ID: "big", StartedAt: at(0)}); err != nil {
+				return err
+			}
+			if err := tx.InsertSession(Session{ID: "mixed", StartedAt: at(time.Hour)}); err != nil {
+				return err
+			}
+			if err := tx.IndexText(many); err != nil {
+				return err
+			}
+			// Input and output interleaved, in two calls, one line with a
+			// newline inside it and an empty line.
+			if err := tx.IndexText([]TextLine{
+				{SessionID: "mixed", Offset: 10, Kind: "o", Text: "$ needle one"},
+				{SessionID: "mixed", Offset: 20, Kind: "i", Text: "needle two"},
+				{SessionID: "mixed", Offset: 30, Kind: "o", Text: ""},
+				{SessionID: "mixed", Offset: 40, Kind: "o", Text: "first half\nneedle after newline"},
+			}); err != nil {
+				return err
+			}
+			// The same line again and again: the index holds it once, every
+			// copy is a hit at its own offset.
+			if err := tx.IndexText([]TextLine{
+				{SessionID: "rep", Offset: 1, Kind: "o", Text: "repeated line"},
+				{SessionID: "rep", Offset: 2, Kind: "o", Text: "other line"},
+				{SessionID: "rep", Offset: 3, Kind: "o", Text: "repeated line"},
+				{SessionID: "rep", Offset: 4, Kind: "o", Text: "repeated line"},
+			}); err != nil {
+				return err
+			}
+			return tx.IndexText([]TextLine{
+				{SessionID: "mixed", Offset: 15, Kind: "i", Text: "needle late"},
+				{SessionID: "mixed", Offset: 50, Kind: "m", Text: "needle"},
+			})
 		})
+		type hit struct {
+			session string
+			offset  time.Duration
+			kind    string
+			snippet string
+		}
+		tests := []struct {
+			name  string
+			query SearchQuery
+			want  []hit
+		}{
+			{name: "every line with its offset", query: SearchQuery{Text: "needle"}, want: []hit{
+				{"mixed", 10, "o", "$ needle one"},
+				{"mixed", 15, "i", "needle late"},
+				{"mixed", 20, "i", "needle two"},
+				{"mixed", 40, "o", "first half\nneedle after newline"},
+				{"mixed", 50, "m", "needle"},
+				{"big", 7 * time.Millisecond, "o", "line 007 NEEDLE here"},
+				{"big", 57 * time.Millisecond, "o", "line 057 NEEDLE here"},
+				{"big", 107 * time.Millisecond, "o", "line 107 NEEDLE here"},
+				{"big", 157 * time.Millisecond, "o", "line 157 NEEDLE here"},
+			}},
+			{name: "repeated line, each copy", query: SearchQuery{Text: "repeated"}, want: []hit{
+				{"rep", 1, "o", "repeated line"}, {"rep", 3, "o", "repeated line"}, {"rep", 4, "o", "repeated line"}}},
+			{name: "line after repeats", query: SearchQuery{Text: "other"}, want: []hit{{"rep", 2, "o", "other line"}}},
+			{name: "terms in one line, not across lines", query: SearchQuery{Text: "needle one"}, want: []hit{{"mixed", 10, "o", "$ needle one"}}},
+			{name: "terms in two lines do not match", query: SearchQuery{Text: "one two"}, want: nil},
+			{name: "line of a later document", query: SearchQuery{Text: "line 199"}, want: []hit{
+				{"big", 199 * time.Millisecond, "o", "line 199 " + strings.Repeat("x", snippetContext-5) + "…"}}},
+			{name: "limit inside a session", query: SearchQuery{Text: "needle", Limit: 6}, want: []hit{
+				{"mixed", 10, "o", "$ needle one"},
+				{"mixed", 15, "i", "needle late"},
+				{"mixed", 20, "i", "needle two"},
+				{"mixed", 40, "o", "first half\nneedle after newline"},
+				{"mixed", 50, "m", "needle"},
+				{"big", 7 * time.Millisecond, "o", "line 007 NEEDLE here"},
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := s.Search(context.Background(), tt.query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var hits []hit
+				for _, h := range got {
+					hits = append(hits, hit{h.SessionID, h.Offset, h.Kind, h.Snippet})
+				}
+				if !reflect.DeepEqual(hits, tt.want) {
+					t.Errorf("Search(%+v) = %+v, want %+v", tt.query, hits, tt.want)
+				}
+			})
+		}
 	})
-	type hit struct {
-		session string
-		offset  time.Duration
-		kind    string
-		snippet string
-	}
-	tests := []struct {
-		name  string
-		query SearchQuery
-		want  []hit
-	}{
-		{name: "every line with its offset", query: SearchQuery{Text: "needle"}, want: []hit{
-			{"mixed", 10, "o", "$ needle one"},
-			{"mixed", 15, "i", "needle late"},
-			{"mixed", 20, "i", "needle two"},
-			{"mixed", 40, "o", "first half\nneedle after newline"},
-			{"mixed", 50, "m", "needle"},
-			{"big", 7 * time.Millisecond, "o", "line 007 NEEDLE here"},
-			{"big", 57 * time.Millisecond, "o", "line 057 NEEDLE here"},
-			{"big", 107 * time.Millisecond, "o", "line 107 NEEDLE here"},
-			{"big", 157 * time.Millisecond, "o", "line 157 NEEDLE here"},
-		}},
-		{name: "repeated line, each copy", query: SearchQuery{Text: "repeated"}, want: []hit{
-			{"rep", 1, "o", "repeated line"}, {"rep", 3, "o", "repeated line"}, {"rep", 4, "o", "repeated line"}}},
-		{name: "line after repeats", query: SearchQuery{Text: "other"}, want: []hit{{"rep", 2, "o", "other line"}}},
-		{name: "terms in one line, not across lines", query: SearchQuery{Text: "needle one"}, want: []hit{{"mixed", 10, "o", "$ needle one"}}},
-		{name: "terms in two lines do not match", query: SearchQuery{Text: "one two"}, want: nil},
-		{name: "line of a later document", query: SearchQuery{Text: "line 199"}, want: []hit{
-			{"big", 199 * time.Millisecond, "o", "line 199 " + strings.Repeat("x", snippetContext-5) + "…"}}},
-		{name: "limit inside a session", query: SearchQuery{Text: "needle", Limit: 6}, want: []hit{
-			{"mixed", 10, "o", "$ needle one"},
-			{"mixed", 15, "i", "needle late"},
-			{"mixed", 20, "i", "needle two"},
-			{"mixed", 40, "o", "first half\nneedle after newline"},
-			{"mixed", 50, "m", "needle"},
-			{"big", 7 * time.Millisecond, "o", "line 007 NEEDLE here"},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.Search(context.Background(), tt.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var hits []hit
-			for _, h := range got {
-				hits = append(hits, hit{h.SessionID, h.Offset, h.Kind, h.Snippet})
-			}
-			if !reflect.DeepEqual(hits, tt.want) {
-				t.Errorf("Search(%+v) = %+v, want %+v", tt.query, hits, tt.want)
-			}
-		})
-	}
 }
 
 func TestTrigrams(t *testing.T) {

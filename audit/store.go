@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -69,14 +70,17 @@ const busyTimeoutMS = 10000
 
 // Store is an open audit database. It is safe for concurrent use.
 type Store struct {
-	path  string
-	write *sql.DB // exactly one connection, used only by the writer goroutine
-	read  *sql.DB // read-only pool
+	path   string // the file, or the PostgreSQL URL without its password
+	engine engine
+	write  *sql.DB // exactly one connection, used only by the writer goroutine
+	read   *sql.DB // read-only pool
 
 	mu     sync.RWMutex // guards closed and sends on queue
 	closed bool
 	queue  chan *request
 	done   chan struct{} // closed when the writer goroutine has exited
+
+	commits atomic.Int64 // transactions the writer committed, for benchmarks
 }
 
 // Open opens (creating if needed, with mode 0600) the database at path,
@@ -94,7 +98,7 @@ func Open(path string) (*Store, error) {
 	if err := precheck(abs); err != nil {
 		return nil, fmt.Errorf("open audit store %q: %w", path, err)
 	}
-	s := &Store{path: abs, queue: make(chan *request, maxBatch), done: make(chan struct{})}
+	s := &Store{path: abs, engine: engineSQLite, queue: make(chan *request, maxBatch), done: make(chan struct{})}
 	if err := s.open(); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open audit store %q: %w", path, err)
@@ -238,18 +242,6 @@ func (s *Store) reader() (*sql.DB, error) {
 		return nil, ErrClosed
 	}
 	return s.read, nil
-}
-
-// classify maps SQLite constraint failures to the package's errors.
-func classify(err error) error {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.ExtendedCode {
-		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-	}
-	return err
 }
 
 // codec accumulates the first conversion error while building a row, so the

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 func TestOpenErrors(t *testing.T) {
@@ -147,11 +150,20 @@ func skipIfWritable(t *testing.T, dir string) {
 
 // rawDB opens the database file directly, as an attacker or another tool
 // would, bypassing the store.
-func rawDB(t *testing.T, path string) *sql.DB {
+func rawDB(t testing.TB, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
+	var db *sql.DB
+	if IsPostgresURL(path) {
+		cfg, err := pgx.ParseConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db = sql.OpenDB(pgConnector{inner: stdlib.GetConnector(*cfg), rb: &rebinder{cache: map[string]string{}}})
+	} else {
+		var err error
+		if db, err = sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { db.Close() })
 	return db

@@ -68,7 +68,7 @@ func (s *Store) Verify(ctx context.Context, opts ...VerifyOptions) (VerifyResult
 	}
 	// One read transaction, so checkpoints, events and sessions come from
 	// one snapshot.
-	rtx, err := db.BeginTx(ctx, nil)
+	rtx, err := db.BeginTx(ctx, s.snapshot())
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify: %w", err)
 	}

@@ -212,99 +212,112 @@ func execAll(stmts ...string) func(t *testing.T, db *sql.DB) {
 }
 
 func TestVerifyWithoutVerifierChecksHeadHashes(t *testing.T) {
-	s, path := openTest(t)
-	mustDo(t, s, func(tx *Tx) error {
-		e, err := tx.Append(Event{Type: "x", Time: at(0)})
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, path := openTest(t)
+		mustDo(t, s, func(tx *Tx) error {
+			e, err := tx.Append(Event{Type: "x", Time: at(0)})
+			if err != nil {
+				return err
+			}
+			return tx.AddCheckpoint(Checkpoint{Seq: e.Seq, HeadHash: e.Hash, Time: at(0)})
+		})
+		assertVerified(t, s, 1)
+		execAll(dropAppendOnly(path, "checkpoints"),
+			"UPDATE checkpoints SET head_hash = '"+GenesisHash+"'")(t, rawDB(t, path))
+		res, err := s.Verify(context.Background())
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		return tx.AddCheckpoint(Checkpoint{Seq: e.Seq, HeadHash: e.Hash, Time: at(0)})
+		if res.OK || res.FirstBad != 1 || !strings.Contains(res.Problem, "head hash") {
+			t.Errorf("Verify = %+v, want checkpoint head hash mismatch at seq 1", res)
+		}
+		if _, err := s.Verify(context.Background(), VerifyOptions{}, VerifyOptions{}); err == nil {
+			t.Error("Verify with two options succeeded, want error")
+		}
 	})
-	assertVerified(t, s, 1)
-	execAll("DROP TRIGGER checkpoints_append_only_update",
-		"UPDATE checkpoints SET head_hash = '"+GenesisHash+"'")(t, rawDB(t, path))
-	res, err := s.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.OK || res.FirstBad != 1 || !strings.Contains(res.Problem, "head hash") {
-		t.Errorf("Verify = %+v, want checkpoint head hash mismatch at seq 1", res)
-	}
-	if _, err := s.Verify(context.Background(), VerifyOptions{}, VerifyOptions{}); err == nil {
-		t.Error("Verify with two options succeeded, want error")
-	}
 }
 
 func TestAddCheckpoint(t *testing.T) {
-	tests := []struct {
-		name    string
-		cp      func(head Event) Checkpoint
-		wantErr string
-		wantIs  error
-	}{
-		{name: "valid", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: h.Seq, HeadHash: h.Hash, Time: at(0), Signature: []byte{1, 2}, Key: "k"}
-		}},
-		{name: "earlier event", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: 1, HeadHash: h.PrevHash, Time: at(0)}
-		}},
-		{name: "seq zero", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: 0, HeadHash: h.Hash, Time: at(0)}
-		}, wantErr: "seq 0 is not in the chain"},
-		{name: "seq beyond head", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: h.Seq + 1, HeadHash: h.Hash, Time: at(0)}
-		}, wantErr: "seq 3 is not in the chain"},
-		{name: "wrong hash", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: h.Seq, HeadHash: GenesisHash, Time: at(0)}
-		}, wantErr: "does not match the chain"},
-		{name: "zero time", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: h.Seq, HeadHash: h.Hash}
-		}, wantErr: "time is zero"},
-		{name: "duplicate", cp: func(h Event) Checkpoint {
-			return Checkpoint{Seq: h.Seq, HeadHash: h.Hash, Time: at(0)}
-		}, wantIs: ErrConflict},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTest(t)
-			var head Event
-			mustDo(t, s, func(tx *Tx) error {
-				var err error
-				for range 2 {
-					if head, err = tx.Append(Event{Type: "x", Time: at(0)}); err != nil {
-						return err
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		tests := []struct {
+			name    string
+			cp      func(head Event) Checkpoint
+			wantErr string
+			wantIs  error
+		}{
+			{name: "valid", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: h.Seq, HeadHash: h.Hash, Time: at(0), Signature: []byte{1, 2}, Key: "k"}
+			}},
+			{name: "earlier event", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: 1, HeadHash: h.PrevHash, Time: at(0)}
+			}},
+			{name: "seq zero", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: 0, HeadHash: h.Hash, Time: at(0)}
+			}, wantErr: "seq 0 is not in the chain"},
+			{name: "seq beyond head", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: h.Seq + 1, HeadHash: h.Hash, Time: at(0)}
+			}, wantErr: "seq 3 is not in the chain"},
+			{name: "wrong hash", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: h.Seq, HeadHash: GenesisHash, Time: at(0)}
+			}, wantErr: "does not match the chain"},
+			{name: "zero time", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: h.Seq, HeadHash: h.Hash}
+			}, wantErr: "time is zero"},
+			{name: "duplicate", cp: func(h Event) Checkpoint {
+				return Checkpoint{Seq: h.Seq, HeadHash: h.Hash, Time: at(0)}
+			}, wantIs: ErrConflict},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s, _ := openTest(t)
+				var head Event
+				mustDo(t, s, func(tx *Tx) error {
+					var err error
+					for range 2 {
+						if head, err = tx.Append(Event{Type: "x", Time: at(0)}); err != nil {
+							return err
+						}
 					}
+					if tt.wantIs != nil { // store it once so the second is a duplicate
+						return tx.AddCheckpoint(tt.cp(head))
+					}
+					return nil
+				})
+				want := tt.cp(head)
+				err := s.Do(context.Background(), func(tx *Tx) error { return tx.AddCheckpoint(want) })
+				switch {
+				case tt.wantIs != nil:
+					if !errors.Is(err, tt.wantIs) {
+						t.Fatalf("AddCheckpoint = %v, want %v", err, tt.wantIs)
+					}
+				case tt.wantErr != "":
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("AddCheckpoint = %v, want error containing %q", err, tt.wantErr)
+					}
+				default:
+					if err != nil {
+						t.Fatal(err)
+					}
+					cps, err := s.Checkpoints(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(cps) != 1 || cps[0].Seq != want.Seq || cps[0].HeadHash != want.HeadHash ||
+						!cps[0].Time.Equal(want.Time) || string(cps[0].Signature) != string(want.Signature) || cps[0].Key != want.Key {
+						t.Errorf("Checkpoints = %+v, want [%+v]", cps, want)
+					}
+					assertVerified(t, s, 2)
 				}
-				if tt.wantIs != nil { // store it once so the second is a duplicate
-					return tx.AddCheckpoint(tt.cp(head))
-				}
-				return nil
 			})
-			want := tt.cp(head)
-			err := s.Do(context.Background(), func(tx *Tx) error { return tx.AddCheckpoint(want) })
-			switch {
-			case tt.wantIs != nil:
-				if !errors.Is(err, tt.wantIs) {
-					t.Fatalf("AddCheckpoint = %v, want %v", err, tt.wantIs)
-				}
-			case tt.wantErr != "":
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("AddCheckpoint = %v, want error containing %q", err, tt.wantErr)
-				}
-			default:
-				if err != nil {
-					t.Fatal(err)
-				}
-				cps, err := s.Checkpoints(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(cps) != 1 || cps[0].Seq != want.Seq || cps[0].HeadHash != want.HeadHash ||
-					!cps[0].Time.Equal(want.Time) || string(cps[0].Signature) != string(want.Signature) || cps[0].Key != want.Key {
-					t.Errorf("Checkpoints = %+v, want [%+v]", cps, want)
-				}
-				assertVerified(t, s, 2)
-			}
-		})
+		}
+	})
+}
+
+// dropAppendOnly is the statement that lets an attacker with the database
+// update table's rows: it drops the append-only trigger.
+func dropAppendOnly(path, table string) string {
+	if IsPostgresURL(path) {
+		return "DROP TRIGGER " + table + "_append_only ON " + table
 	}
+	return "DROP TRIGGER " + table + "_append_only_update"
 }

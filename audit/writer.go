@@ -29,9 +29,10 @@ type request struct {
 // Tx is the handle a Do callback writes through. It is valid only while the
 // callback runs and must not be shared with other goroutines.
 type Tx struct {
-	tx   *sql.Tx
-	head head
-	done bool
+	tx     *sql.Tx
+	engine engine
+	head   head
+	done   bool
 }
 
 var errTxDone = errors.New("audit: transaction used after its Do callback returned")
@@ -43,8 +44,28 @@ func (t *Tx) check() error {
 	return nil
 }
 
+// exec runs one write. On PostgreSQL a failed statement aborts the whole
+// transaction, while callers here may take a unique violation as an answer
+// and go on writing (AddApproval's ErrConflict, then the refusal's event),
+// as SQLite allows; so each write there runs in a savepoint of its own,
+// and a failure undoes only that statement, as on SQLite.
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
-	return t.tx.Exec(query, args...)
+	if t.engine != enginePostgres {
+		return t.tx.Exec(query, args...)
+	}
+	if _, err := t.tx.Exec("SAVEPOINT stmt"); err != nil {
+		return nil, fmt.Errorf("audit: savepoint: %w", err)
+	}
+	res, err := t.tx.Exec(query, args...)
+	if err != nil {
+		if _, rerr := t.tx.Exec("ROLLBACK TO SAVEPOINT stmt"); rerr != nil {
+			return nil, fmt.Errorf("%w (and roll back to savepoint: %w)", err, rerr)
+		}
+	}
+	if _, rerr := t.tx.Exec("RELEASE SAVEPOINT stmt"); rerr != nil && err == nil {
+		return nil, fmt.Errorf("audit: release savepoint: %w", rerr)
+	}
+	return res, err
 }
 
 // Do runs fn on the writer goroutine inside a transaction shared with other
@@ -203,9 +224,14 @@ func (s *Store) commitBatch(live []*request) error {
 	if err != nil {
 		return fmt.Errorf("audit: begin transaction: %w", err)
 	}
-	// Another process (jitd user add beside a running jitd) may have
-	// appended since this one last wrote; the chain continues from what the
-	// file holds now, read under the write lock that BEGIN IMMEDIATE took.
+	if err := s.lockChain(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	// Another process (jitd user add beside a running jitd, another
+	// replica) may have appended since this one last wrote; the chain
+	// continues from what the database holds now, read under the write
+	// lock that BEGIN IMMEDIATE (SQLite) or lockChain (PostgreSQL) took.
 	head, err := loadHeadTx(tx)
 	if err != nil {
 		tx.Rollback()
@@ -214,7 +240,7 @@ func (s *Store) commitBatch(live []*request) error {
 	// A lone caller needs no savepoint: if it fails, the whole transaction
 	// is rolled back, which undoes exactly its writes.
 	alone := len(live) == 1
-	if broken := runCallbacks(tx, head, live, alone); broken != nil {
+	if broken := runCallbacks(tx, s.engine, head, live, alone); broken != nil {
 		tx.Rollback()
 		clearErrs(live)
 		return broken
@@ -229,15 +255,16 @@ func (s *Store) commitBatch(live []*request) error {
 		clearErrs(live)
 		return fmt.Errorf("audit: commit: %w", err)
 	}
+	s.commits.Add(1)
 	return nil
 }
 
 // runCallbacks runs each callback of live in turn, the chain head passing
 // from one that succeeded to the next, and returns an error that leaves tx
 // unusable.
-func runCallbacks(tx *sql.Tx, head head, live []*request, alone bool) error {
+func runCallbacks(tx *sql.Tx, eng engine, head head, live []*request, alone bool) error {
 	for _, r := range live {
-		t := &Tx{tx: tx, head: head}
+		t := &Tx{tx: tx, engine: eng, head: head}
 		var ferr, broken error
 		if alone {
 			ferr = callSafely(t, r.fn)

@@ -40,6 +40,12 @@ type HostCertRequest struct {
 // is written beside the key. It returns the certificate and the path
 // written. The store may be in use by a running jitd at the same time.
 func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now time.Time) (*ssh.Certificate, string, error) {
+	return Layout{Dir: dir}.CertifyHostKey(ctx, req, now)
+}
+
+// CertifyHostKey is the package's CertifyHostKey for l's data directory
+// and store.
+func (l Layout) CertifyHostKey(ctx context.Context, req HostCertRequest, now time.Time) (*ssh.Certificate, string, error) {
 	if req.ValidFor <= 0 {
 		return nil, "", fmt.Errorf("certify host: validity %v must be positive", req.ValidFor)
 	}
@@ -57,7 +63,6 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 	if err := bastion.CheckTargetHostKey(pub.Type()); err != nil {
 		return nil, "", fmt.Errorf("host key %s: %w", req.KeyPath, err)
 	}
-	l := Layout{Dir: dir}
 	if err := l.CheckModes(); err != nil {
 		return nil, "", err
 	}
@@ -65,7 +70,7 @@ func CertifyHostKey(ctx context.Context, dir string, req HostCertRequest, now ti
 	if err != nil {
 		return nil, "", err
 	}
-	store, err := audit.Open(l.Database())
+	store, err := l.OpenStore(ctx)
 	if err != nil {
 		return nil, "", err
 	}

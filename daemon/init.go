@@ -17,15 +17,19 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/atomicfile"
-	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ca"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 	"github.com/jitssh/jitssh/policy"
 )
 
-// Layout names the files under a data directory.
-type Layout struct{ Dir string }
+// Layout names the files under a data directory, and the audit store.
+type Layout struct {
+	Dir string
+	// Store is the audit store's postgres:// URL (jitd --store); empty
+	// means the embedded SQLite file Database() (store.go).
+	Store string
+}
 
 // CADir holds the three CA key pairs.
 func (l Layout) CADir() string { return filepath.Join(l.Dir, "ca") }
@@ -61,7 +65,13 @@ type InitResult struct {
 // certificate, the database and a demo policy. It never overwrites a key or
 // a policy that exists, so running it again is safe.
 func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, now time.Time) (InitResult, error) {
-	l := Layout{Dir: dir}
+	return Layout{Dir: dir}.Init(ctx, alg, tlsHosts, now)
+}
+
+// Init is the package's Init for l's data directory and audit store: on
+// PostgreSQL it applies the migrations there.
+func (l Layout) Init(ctx context.Context, alg ca.Algorithm, tlsHosts []string, now time.Time) (InitResult, error) {
+	dir := l.Dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create data directory: %w", err)
 	}
@@ -101,7 +111,7 @@ func Init(ctx context.Context, dir string, alg ca.Algorithm, tlsHosts []string, 
 	case !errors.Is(err, fs.ErrExist):
 		return InitResult{}, fmt.Errorf("write demo policy: %w", err)
 	}
-	store, err := audit.Open(l.Database())
+	store, err := l.OpenStore(ctx)
 	if err != nil {
 		return InitResult{}, fmt.Errorf("init audit store: %w", err)
 	}
@@ -136,11 +146,15 @@ func (r InitResult) Print(w io.Writer) {
 // the operator running this process as actor. A running jitd picks the
 // user up within seconds.
 func EnrolUser(ctx context.Context, dir string, e grant.Enrolment) error {
-	l := Layout{Dir: dir}
+	return Layout{Dir: dir}.EnrolUser(ctx, e)
+}
+
+// EnrolUser is the package's EnrolUser for l's data directory and store.
+func (l Layout) EnrolUser(ctx context.Context, e grant.Enrolment) error {
 	if err := l.CheckModes(); err != nil {
 		return err
 	}
-	store, err := audit.Open(l.Database())
+	store, err := l.OpenStore(ctx)
 	if err != nil {
 		return fmt.Errorf("open audit store: %w", err)
 	}

@@ -23,14 +23,18 @@ func (l Layout) CheckModes() error {
 	for _, e := range []struct{ path, what string }{
 		{l.Dir, "data directory"},
 		{l.PolicyFile(), "policy file"},
-		{db, "database"},
-		{db + "-wal", "database WAL"},
-		{db + "-shm", "database shared memory"},
 		{l.Recordings(), "recordings directory"},
 		{l.CADir(), "CA directory"},
 		{l.TLSDir(), "TLS directory"},
 	} {
 		entries = append(entries, strictmodes.Entry{Path: e.path, What: e.what, Optional: true})
+	}
+	if l.Store == "" { // the database is a file here, not a server's
+		for _, e := range []struct{ path, what string }{
+			{db, "database"}, {db + "-wal", "database WAL"}, {db + "-shm", "database shared memory"},
+		} {
+			entries = append(entries, strictmodes.Entry{Path: e.path, What: e.what, Optional: true})
+		}
 	}
 	err := strictmodes.ForProcess().Check(entries...)
 	if err != nil {

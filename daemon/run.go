@@ -82,6 +82,9 @@ type Config struct {
 	// ephemeral accounts on targets (inclusive); zero means
 	// provision.DefaultUIDMin and DefaultUIDMax.
 	EphemeralUIDMin, EphemeralUIDMax int
+	// Store is the audit store's postgres:// URL (--store); empty means
+	// the embedded SQLite file in Dir.
+	Store string
 	// Recordings is where finished recordings live: the zero value is the
 	// data directory's recordings directory; an S3 location makes that
 	// directory the spool they are uploaded from (docs/scale-out.md).
@@ -184,7 +187,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 
 // load reads the keys and opens the store and the policy.
 func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
-	l := Layout{Dir: d.cfg.Dir}
+	l := Layout{Dir: d.cfg.Dir, Store: d.cfg.Store}
 	if err := l.CheckModes(); err != nil {
 		return nil, tls.Certificate{}, err
 	}
@@ -211,7 +214,7 @@ func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 		}
 		return nil, tls.Certificate{}, fmt.Errorf("checkpoint key: %w", err)
 	}
-	if d.store, err = audit.Open(l.Database()); err != nil {
+	if d.store, err = l.OpenStore(ctx); err != nil {
 		return nil, tls.Certificate{}, fmt.Errorf("open audit store: %w", err)
 	}
 	if d.policy, err = livepolicy.Load(ctx, l.PolicyFile(), d.store); err != nil {

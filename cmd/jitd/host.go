@@ -22,7 +22,7 @@ func hostCommand() *cli.Command {
 				Usage:     "write KEY-cert.pub beside a host public key",
 				ArgsUsage: "HOST_KEY.pub",
 				Flags: []cli.Flag{
-					dataFlag(),
+					dataFlag(), storeFlag(),
 					&cli.StringSliceFlag{Name: "principal", Required: true, Usage: "host name as in the policy inventory, and its address (repeatable)"},
 					&cli.DurationFlag{Name: "valid", Value: 30 * 24 * time.Hour, Usage: "certificate lifetime"},
 				},
@@ -43,7 +43,7 @@ func runHostCertify(c *cli.Context) error {
 }
 
 func certifyHost(c *cli.Context, stdout io.Writer) error {
-	cert, out, err := daemon.CertifyHostKey(c.Context, c.String("data"), daemon.HostCertRequest{
+	cert, out, err := layout(c).CertifyHostKey(c.Context, daemon.HostCertRequest{
 		KeyPath: c.Args().First(), Principals: c.StringSlice("principal"), ValidFor: c.Duration("valid")}, time.Now())
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jitssh/jitssh/ca"
-	"github.com/jitssh/jitssh/daemon"
 )
 
 func initCommand() *cli.Command {
@@ -14,7 +13,7 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "create the data directory: CA keys, TLS certificate, database and a demo policy (never overwrites)",
 		Flags: []cli.Flag{
-			dataFlag(),
+			dataFlag(), storeFlag(),
 			&cli.StringFlag{Name: "algorithm", Value: "ed25519", Usage: "CA key algorithm: ed25519, ecdsa-p256, ecdsa-p384, rsa-3072, rsa-4096"},
 			&cli.StringSliceFlag{Name: "tls-host", Value: cli.NewStringSlice("127.0.0.1", "localhost"), Usage: "names and addresses in the API's TLS certificate"},
 		},
@@ -29,7 +28,7 @@ func runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := daemon.Init(c.Context, c.String("data"), alg, c.StringSlice("tls-host"), time.Now())
+	res, err := layout(c).Init(c.Context, alg, c.StringSlice("tls-host"), time.Now())
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
-		Commands:        []*cli.Command{initCommand(), serveCommand(), userCommand(), hostCommand()},
+		Commands:        []*cli.Command{initCommand(), serveCommand(), userCommand(), hostCommand(), migrateCommand(), storeCommand()},
 	}
 }

@@ -25,7 +25,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "serve the HTTPS API and, with --bastion, the recording bastion",
 		Flags: append([]cli.Flag{
-			dataFlag(),
+			dataFlag(), storeFlag(),
 			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7443", Usage: "API listen address"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain, leaf first) for the API and web console instead of the self-signed one (with --tls-key)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM key of --tls-cert (mode 0600)"},
@@ -69,7 +69,7 @@ func runServe(c *cli.Context) error {
 	}
 	logger := slog.New(handler)
 	if c.Bool("init") {
-		res, err := daemon.Init(c.Context, c.String("data"), ca.Ed25519, []string{"127.0.0.1", "localhost"}, time.Now())
+		res, err := layout(c).Init(c.Context, ca.Ed25519, []string{"127.0.0.1", "localhost"}, time.Now())
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func runServe(c *cli.Context) error {
 		hooks = append(hooks, daemon.WebhookConfig{URL: u, Secret: c.String("webhook-secret")})
 	}
 	cfg := daemon.Config{
-		Dir: c.String("data"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
+		Dir: c.String("data"), Store: c.String("store"), APIAddr: c.String("api"), BastionAddr: c.String("bastion"),
 		PublicAddrs: c.StringSlice("public-addr"), EgressAddresses: c.StringSlice("egress"), Webhooks: hooks, Logger: logger, MetricsAddr: c.String("metrics"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		Limits:          limits,

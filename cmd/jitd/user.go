@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/jitssh/jitssh/daemon"
 	"github.com/jitssh/jitssh/grant"
 )
 
@@ -20,7 +19,7 @@ func userCommand() *cli.Command {
 				Usage:     "enrol NAME with a public key",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					dataFlag(),
+					dataFlag(), storeFlag(),
 					&cli.StringSliceFlag{Name: "key", Required: true, Usage: "public key file (repeatable)"},
 					&cli.StringSliceFlag{Name: "group", Usage: "group (repeatable)"},
 				},
@@ -46,7 +45,7 @@ func runUserAdd(c *cli.Context) error {
 		keys = append(keys, string(b))
 	}
 	e := grant.Enrolment{Name: c.Args().First(), Groups: c.StringSlice("group"), Keys: keys, Via: "jitd user add"}
-	if err := daemon.EnrolUser(c.Context, c.String("data"), e); err != nil {
+	if err := layout(c).EnrolUser(c.Context, e); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "enrolled %s (a running jitd picks this up within seconds)\n", c.Args().First())

@@ -1,0 +1,214 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// CopyResult reports what Copy moved.
+type CopyResult struct {
+	Tables []TableCount // in copy order
+	Events int64        // events in the chain copied
+	Head   string       // hash of the last event copied (GenesisHash if none)
+}
+
+// TableCount is how many rows of one table were copied.
+type TableCount struct {
+	Table string
+	Rows  int64
+}
+
+// Copy copies every row of the SQLite store from into the PostgreSQL store
+// to, which must be empty (no row in any table): the move from the
+// embedded store to PostgreSQL. The rows are read in one read transaction of
+// from (one snapshot, even if a jitd still writes it; stop it first, or
+// whatever it writes later is not copied) and written in one transaction of
+// to that holds the chain lock, so no replica writes in between and a failed
+// copy leaves to empty. Values are copied as stored (times as Unix
+// nanoseconds, serials bit for bit), so the chain's hashes, which are
+// computed from the values, still verify: the caller checks with to.Verify.
+func Copy(ctx context.Context, from, to *Store) (CopyResult, error) {
+	if from.engine != engineSQLite || to.engine != enginePostgres {
+		return CopyResult{}, fmt.Errorf("copy store: from must be a SQLite store and to a PostgreSQL one, not %s to %s", from.engine, to.engine)
+	}
+	src, err := from.reader()
+	if err != nil {
+		return CopyResult{}, err
+	}
+	rtx, err := src.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy store: read %s: %w", from.path, err)
+	}
+	defer rtx.Rollback()
+	tables, err := copyTables(ctx, rtx)
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy store: %w", err)
+	}
+	// The target's own write connection: the store's writer is idle (this
+	// process does not write it meanwhile) and the chain lock keeps other
+	// processes out.
+	conn, err := to.write.Conn(ctx)
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy store: %w", err)
+	}
+	defer conn.Close()
+	var res CopyResult
+	err = conn.Raw(func(dc any) error {
+		pc, ok := dc.(*pgConn)
+		if !ok {
+			return fmt.Errorf("target connection is a %T", dc)
+		}
+		res, err = copyInto(ctx, pc.Conn, rtx, tables)
+		return err
+	})
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy store to %s: %w", to.path, err)
+	}
+	return res, nil
+}
+
+// copyTable is one table of the SQLite file and its columns.
+type copyTable struct {
+	name    string
+	columns []string
+	rowid   bool // has SQLite's implicit rowid (the copy keeps its order)
+}
+
+// copyTables lists the tables to copy, in the order migrations created them
+// (so a referenced table comes before its references): every table but
+// SQLite's own and the FTS5 index, which PostgreSQL replaces by pg_trgm.
+func copyTables(ctx context.Context, tx *sql.Tx) ([]copyTable, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'table'
+		AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'session_text_doc_fts%' ORDER BY rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	var out []copyTable
+	for rows.Next() {
+		var t copyTable
+		var def string
+		if err := rows.Scan(&t.name, &def); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list tables: %w", err)
+		}
+		t.rowid = !strings.Contains(strings.ToUpper(def), "WITHOUT ROWID")
+		out = append(out, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	for i := range out {
+		cols, err := tx.QueryContext(ctx, "SELECT name FROM pragma_table_info(?) ORDER BY cid", out[i].name)
+		if err != nil {
+			return nil, fmt.Errorf("columns of %s: %w", out[i].name, err)
+		}
+		for cols.Next() {
+			var c string
+			if err := cols.Scan(&c); err != nil {
+				cols.Close()
+				return nil, fmt.Errorf("columns of %s: %w", out[i].name, err)
+			}
+			out[i].columns = append(out[i].columns, c)
+		}
+		cols.Close()
+	}
+	return out, nil
+}
+
+// copyInto writes tables from src into the PostgreSQL connection pc in one
+// transaction, with COPY (a round trip per table, not per row).
+func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTable) (CopyResult, error) {
+	conn := pc.Conn()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", chainLockKey); err != nil {
+		return CopyResult{}, fmt.Errorf("lock the event chain: %w", err)
+	}
+	for _, t := range tables {
+		var nonEmpty bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{t.name}.Sanitize()+")").Scan(&nonEmpty); err != nil {
+			return CopyResult{}, fmt.Errorf("table %s: %w", t.name, err)
+		}
+		if nonEmpty {
+			return CopyResult{}, fmt.Errorf("the target is not empty: table %s has rows (copy only into a new database)", t.name)
+		}
+	}
+	var res CopyResult
+	for _, t := range tables {
+		n, err := copyRows(ctx, tx, src, t)
+		if err != nil {
+			return CopyResult{}, fmt.Errorf("table %s: %w", t.name, err)
+		}
+		res.Tables = append(res.Tables, TableCount{Table: t.name, Rows: n})
+	}
+	// The identity column of session_text_doc continues after the copied
+	// ids, as SQLite's rowid would.
+	if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('session_text_doc', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM session_text_doc`); err != nil {
+		return CopyResult{}, fmt.Errorf("continue the session text ids: %w", err)
+	}
+	res.Head = GenesisHash
+	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").Scan(&res.Events, &res.Head); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return CopyResult{}, fmt.Errorf("read the copied chain head: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return CopyResult{}, fmt.Errorf("commit: %w", err)
+	}
+	return res, nil
+}
+
+// copyRows streams one table's rows from src into tx with COPY.
+func copyRows(ctx context.Context, tx pgx.Tx, src *sql.Tx, t copyTable) (int64, error) {
+	cols := make([]string, len(t.columns))
+	for i, c := range t.columns {
+		cols[i] = `"` + c + `"` // SQLite's side: user is a keyword in neither quoted form
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.name
+	if t.rowid {
+		q += " ORDER BY rowid"
+	}
+	rows, err := src.QueryContext(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	return tx.CopyFrom(ctx, pgx.Identifier{t.name}, slices.Clone(t.columns), &sqlRows{rows: rows, n: len(cols)})
+}
+
+// sqlRows is database/sql rows as pgx.CopyFromSource.
+type sqlRows struct {
+	rows *sql.Rows
+	n    int
+	vals []any
+	err  error
+}
+
+func (r *sqlRows) Next() bool {
+	if !r.rows.Next() {
+		r.err = r.rows.Err()
+		return false
+	}
+	r.vals = make([]any, r.n)
+	ptrs := make([]any, r.n)
+	for i := range r.vals {
+		ptrs[i] = &r.vals[i]
+	}
+	if err := r.rows.Scan(ptrs...); err != nil {
+		r.err = err
+		return false
+	}
+	return true
+}
+
+func (r *sqlRows) Values() ([]any, error) { return r.vals, nil }
+func (r *sqlRows) Err() error             { return r.err }
