@@ -80,7 +80,7 @@ deps:
 # The checks (gofmt, vet, staticcheck), then every test with the race
 # detector; fuzz targets run their seed corpus.
 test: deps vendor lint
-	$(GO) test -race -tags $(TAGS) -count=1 -timeout 20m ./...
+	$(GO) test -race -tags $(TAGS) -count=1 -timeout 25m ./...
 
 lint: vendor
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
