@@ -149,12 +149,13 @@ func (b *bastionBackend) MintTargetCert(ctx context.Context, req bastion.TargetC
 
 // SessionStarted records the session with its recording's name relative
 // to the recordings store (so a moved data directory or an object store
-// still finds it) and queues the growing recording for upload.
+// still finds it) and, once that is committed, queues the growing
+// recording for upload: a session the store refused has its file removed
+// by the bastion and must leave no upload behind.
 func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRecord) error {
 	spooled := s.RecordingPath
 	s.RecordingPath = b.recs.Name(spooled)
-	b.recs.Started(spooled)
-	return b.store.Do(ctx, func(tx *audit.Tx) error {
+	err := b.store.Do(ctx, func(tx *audit.Tx) error {
 		if err := tx.InsertSession(toAuditSession(s)); err != nil {
 			return err
 		}
@@ -162,11 +163,17 @@ func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRe
 			RequestID: s.RequestID, SessionID: s.ID, Serial: s.Serial, ClientAddr: s.ClientAddr, Message: s.Command})
 		return err
 	})
+	if err == nil {
+		b.recs.Started(spooled)
+	}
+	return err
 }
 
 // SessionEnded records the end and then lets the upload of the complete
 // recording finish; the upload checks the stored object against the
-// digest recorded here.
+// digest recorded here. An end the store did not record keeps the
+// recording in the spool: it is never uploaded (and its spool copy
+// removed) without a chained digest to check it against.
 func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionRecord) error {
 	err := b.store.Do(ctx, func(tx *audit.Tx) error {
 		return tx.EndSession(audit.SessionEnd{
@@ -174,7 +181,9 @@ func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionReco
 			RecordingPath: b.recs.Name(s.RecordingPath), RecordingSHA256: s.RecordingSHA256, RecordingSize: s.RecordingSize, EndReason: s.EndReason,
 		})
 	})
-	b.recs.Ended(s.RecordingPath, s.RecordingSHA256, s.RecordingSize)
+	if err == nil {
+		b.recs.Ended(s.RecordingPath, s.RecordingSHA256, s.RecordingSize)
+	}
 	return err
 }
 
