@@ -128,13 +128,16 @@ func loadHeadTx(tx *sql.Tx) (head, error) {
 	return h, nil
 }
 
-// clean makes text valid UTF-8 so that what is stored is exactly what the
-// canonical form encodes.
+// clean makes text valid UTF-8 without NUL bytes, so that what is stored is
+// exactly what the canonical form encodes on either engine: PostgreSQL's
+// TEXT refuses NUL (an SSH user name "root\x00" would otherwise make the
+// record of a refused login fail there, and leave no trace). NUL becomes
+// U+FFFD like any invalid byte.
 func clean(s string) string {
-	if utf8.ValidString(s) {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
 		return s
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // BoundText is how untrusted text (a refused request's host, a login's user

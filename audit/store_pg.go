@@ -80,6 +80,15 @@ func RedactURL(target string) string {
 	if err != nil {
 		return "postgres://(unparsable URL)"
 	}
+	// url.Redacted masks only the userinfo password; libpq also takes
+	// password and sslpassword as query parameters.
+	q := u.Query()
+	for k := range q {
+		if lk := strings.ToLower(k); lk == "password" || lk == "sslpassword" {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
 
@@ -96,6 +105,11 @@ func (s *Store) openPG(ctx context.Context, cfg *pgx.ConnConfig, opts Options) e
 	// The audit promise is durability: a commit is answered only once the
 	// server has flushed it, whatever the server's default.
 	wcfg.RuntimeParams["synchronous_commit"] = "on"
+	// The chain's head is read after the advisory lock is taken: under a
+	// snapshot isolation default (ALTER DATABASE, or the URL) the snapshot
+	// would be taken by the lock's own statement, the head read stale and
+	// every batch that waited would conflict. Read committed, always.
+	wcfg.RuntimeParams["default_transaction_isolation"] = "read committed"
 	wcfg.RuntimeParams["application_name"] = "jitd audit writer"
 	s.write = sql.OpenDB(pgConnector{inner: stdlib.GetConnector(*wcfg), rb: rb})
 	s.write.SetMaxOpenConns(1)
