@@ -71,6 +71,9 @@ type Config struct {
 type Backlog struct {
 	Files int   // recordings not yet confirmed uploaded, live ones included
 	Bytes int64 // their bytes not yet in a stored part or object
+	// Parked are those of Files whose spool file differs from what the
+	// audit chain recorded: kept in the spool, not retried.
+	Parked int
 }
 
 // Store is the recordings store. Its methods are safe for concurrent use.

@@ -285,3 +285,104 @@ func TestFSReadsSpoolThenStore(t *testing.T) {
 		t.Fatalf("open of ../x: %v, want fs.ErrInvalid", err)
 	}
 }
+
+func TestSpoolAlteredAfterUploadIsParked(t *testing.T) {
+	srv := s3test.Start(t)
+	spool := t.TempDir()
+	e := &ends{}
+	// Both were stored and confirmed by an earlier run that crashed before
+	// removing the spool file; one spool file was altered since, its size
+	// kept.
+	names := []string{"2026/12/01/altered.cast.zst", "2026/12/01/same.cast.zst"}
+	sums := map[string]sessionlog.Summary{}
+	mods := map[string]time.Time{}
+	srv.Env(t)
+	for _, name := range names {
+		r := newRecording(t, spool, name)
+		r.output(64 << 10)
+		sums[name] = r.close()
+		e.set(name, SessionEnd{Ended: true, SHA256: sums[name].SHA256, Size: sums[name].Size})
+		if _, err := srv.Client().FPutObject(context.Background(), s3test.Bucket, "rec/"+name, r.path, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		info, err := srv.Client().StatObject(context.Background(), s3test.Bucket, "rec/"+name, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mods[name] = info.LastModified
+	}
+	altered := filepath.Join(spool, filepath.FromSlash(names[0]))
+	f, err := os.OpenFile(altered, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("XXXX"), 100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	time.Sleep(1100 * time.Millisecond) // an overwrite would show in LastModified
+	st := open(t, srv, spool, e)
+	testkit.WaitFor(t, 20*time.Second, "the unaltered spool file confirmed and removed", gone(filepath.Join(spool, names[1])))
+	testkit.WaitFor(t, 10*time.Second, "the altered one parked", func() bool { return st.Backlog().Parked == 1 })
+	time.Sleep(500 * time.Millisecond) // several retry periods
+	if b := st.Backlog(); b.Files != 1 || b.Parked != 1 {
+		t.Fatalf("backlog = %+v, want the one parked file", b)
+	}
+	if _, err := os.Stat(altered); err != nil {
+		t.Fatalf("the altered spool file must stay: %v", err)
+	}
+	for _, name := range names {
+		if got, n := object(t, srv, "rec/"+name); got != sums[name].SHA256 || n != sums[name].Size {
+			t.Errorf("%s: object SHA-256 %s over %d bytes, want the good %s over %d", name, got, n, sums[name].SHA256, sums[name].Size)
+		}
+		info, err := srv.Client().StatObject(context.Background(), s3test.Bucket, "rec/"+name, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !info.LastModified.Equal(mods[name]) {
+			t.Errorf("%s: object rewritten (modified %v, was %v)", name, info.LastModified, mods[name])
+		}
+	}
+}
+
+func TestPartSize(t *testing.T) {
+	const base = MinPartSize
+	for _, c := range []struct {
+		sent, size, want int64
+	}{
+		{0, 0, base},
+		{0, 1 << 30, base},
+		{5 << 30, 5 << 30, base * 1024 / 1000},
+		{0, 100 << 30, (100<<30 + 8999) / 9000},
+		{1 << 30, 100 << 30, (100<<30 + 8999) / 9000},
+		{40 << 30, 100 << 30, (40 << 30) / 1000},
+		{1 << 40, 1 << 40, (1 << 40) / 1000},
+	} {
+		if got := partSize(base, c.sent, c.size); got != c.want {
+			t.Errorf("partSize(%d, %d, %d) = %d, want %d", base, c.sent, c.size, got, c.want)
+		}
+	}
+	// A recording growing to 5 TiB (S3's largest object), sent as it grows
+	// or all at its end, fits in S3's 10,000 parts, none over 5 GiB.
+	for _, grow := range []bool{true, false} {
+		const total = 5 << 40
+		var sent int64
+		parts := 0
+		for sent < total {
+			size := int64(total)
+			if grow {
+				size = min(total, sent+2*partSize(base, sent, sent))
+			}
+			n := min(partSize(base, sent, size), total-sent)
+			if n > 5<<30 {
+				t.Fatalf("part %d is %d bytes, over 5 GiB", parts+1, n)
+			}
+			sent += n
+			parts++
+		}
+		if parts > 10000 {
+			t.Errorf("grow %v: 5 TiB took %d parts, over 10,000", grow, parts)
+		}
+		t.Logf("grow %v: 5 TiB in %d parts", grow, parts)
+	}
+}

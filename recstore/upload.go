@@ -30,6 +30,10 @@ type upload struct {
 
 	failures int
 	retryAt  time.Time
+
+	checkStored bool // recovered: an earlier run may have stored it already
+	verified    bool // the spool file's SHA-256 is the chain's
+	parked      bool // the spool file differs from the chain: kept, not retried
 }
 
 // stepTimeout bounds one upload step (a part, or completing and checking):
@@ -76,6 +80,9 @@ func (s *Store) pass(ctx context.Context) (endedLeft int) {
 		u := s.uploads[n]
 		end := u.end
 		s.mu.Unlock()
+		if u.parked {
+			continue
+		}
 		if time.Now().Before(u.retryAt) {
 			endedLeft += boolInt(end.Ended || u.recovered)
 			continue
@@ -130,6 +137,7 @@ func (s *Store) count() {
 	b := Backlog{Files: len(s.uploads)}
 	for _, u := range s.uploads {
 		b.Bytes += max(0, u.spooled-u.sent)
+		b.Parked += boolInt(u.parked)
 	}
 	s.backlog = b
 }
@@ -148,7 +156,7 @@ func (s *Store) step(ctx context.Context, u *upload, end SessionEnd) (done bool,
 		if found && e.Ended {
 			end = e
 		}
-		end.Ended, u.recovered = true, false
+		end.Ended, u.recovered, u.checkStored = true, false, true
 		s.mu.Lock()
 		u.end = end
 		s.mu.Unlock()
@@ -173,7 +181,39 @@ func (s *Store) step(ctx context.Context, u *upload, end SessionEnd) (done bool,
 		}
 	}
 	if u.spooled != end.Size {
-		return false, fmt.Errorf("spool file %s is %d bytes, the audit chain recorded %d: kept for an operator to look at", path, u.spooled, end.Size)
+		s.park(ctx, u, fmt.Sprintf("spool file is %d bytes, the audit chain recorded %d", u.spooled, end.Size))
+		return false, nil
+	}
+	if !u.verified {
+		// Checked before anything is completed or overwritten: an altered
+		// spool file must not replace a good object.
+		got, n, err := digest(io.NewSectionReader(f, 0, end.Size))
+		if err != nil {
+			return false, fmt.Errorf("digest spool file %s: %w", path, err)
+		}
+		if n != end.Size || got != end.SHA256 {
+			s.park(ctx, u, fmt.Sprintf("spool file has SHA-256 %s over %d bytes, the audit chain recorded %s over %d", got, n, end.SHA256, end.Size))
+			return false, nil
+		}
+		u.verified = true
+	}
+	if u.checkStored && u.id == "" {
+		// Left by a run that may have stored and confirmed it but not
+		// removed the spool file: confirm what is there rather than upload.
+		key := s.cfg.Location.key(u.name)
+		info, err := s.client.StatObject(ctx, s.cfg.Location.Bucket, key, minio.StatObjectOptions{})
+		switch {
+		case err == nil && info.Size == end.Size:
+			if err := s.confirm(ctx, u.name, end); err == nil {
+				if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return false, fmt.Errorf("remove uploaded spool file: %w", err)
+				}
+				return true, nil
+			}
+		case err != nil && minio.ToErrorResponse(err).Code != "NoSuchKey":
+			return false, fmt.Errorf("stat %s: %w", key, err)
+		}
+		u.checkStored = false
 	}
 	if err := s.finish(ctx, u, f, end); err != nil {
 		return false, err
@@ -188,6 +228,32 @@ func (s *Store) step(ctx context.Context, u *upload, end SessionEnd) (done bool,
 	return true, nil
 }
 
+// park stops retrying u, whose spool file differs from what the chain
+// recorded: the multipart upload is aborted (nothing is completed over the
+// object), the file stays for an operator, and the backlog counts it parked.
+func (s *Store) park(ctx context.Context, u *upload, why string) {
+	if u.id != "" {
+		if err := s.client.AbortMultipartUpload(ctx, s.cfg.Location.Bucket, s.cfg.Location.key(u.name), u.id); err != nil {
+			s.cfg.Logger.Warn("recordings upload: abort multipart upload", "recording", u.name, "err", err)
+		}
+	}
+	u.reset()
+	u.parked = true
+	s.cfg.Logger.Error("recordings upload: parked, the spool file differs from the audit chain; kept for an operator to look at, not uploaded", "recording", u.name, "path", filepath.Join(s.cfg.Spool, filepath.FromSlash(u.name)), "reason", why)
+}
+
+// partSize is the size of the next part after sent bytes of a recording
+// spooled to size: never under base, nor size/9000 (a recording of known
+// size fits in 9,000 parts), nor sent/1000 (a growing one: each part adds
+// a thousandth, so 5 TiB, S3's largest object, fits well within S3's 10,000
+// parts); and never over 5 GiB, S3's largest part.
+func partSize(base, sent, size int64) int64 {
+	return min(maxPartSize, max(base, (size+8999)/9000, sent/1000))
+}
+
+// maxPartSize is the largest part S3 accepts.
+const maxPartSize = 5 << 30
+
 // reset forgets the multipart upload, so the next step starts again from
 // the first byte.
 func (u *upload) reset() { u.id, u.parts, u.sent = "", nil, 0 }
@@ -196,7 +262,7 @@ func (u *upload) reset() { u.id, u.parts, u.sent = "", nil, 0 }
 // however small (S3 lets only the last part be under 5 MiB).
 func (s *Store) sendParts(ctx context.Context, u *upload, f *os.File, size int64, last bool) error {
 	key := s.cfg.Location.key(u.name)
-	for size-u.sent >= s.cfg.PartSize || (last && size > u.sent) {
+	for size-u.sent >= partSize(s.cfg.PartSize, u.sent, size) || (last && size > u.sent) {
 		if u.id == "" {
 			id, err := s.client.NewMultipartUpload(ctx, s.cfg.Location.Bucket, key, minio.PutObjectOptions{ContentType: contentType(u.name)})
 			if err != nil {
@@ -204,8 +270,8 @@ func (s *Store) sendParts(ctx context.Context, u *upload, f *os.File, size int64
 			}
 			u.id = id
 		}
-		n := min(s.cfg.PartSize, size-u.sent)
-		if last && size-u.sent-n < s.cfg.PartSize {
+		n := min(partSize(s.cfg.PartSize, u.sent, size), size-u.sent)
+		if last && size-u.sent-n < MinPartSize {
 			n = size - u.sent // the remainder goes with the last part, never a small part after it
 		}
 		num := len(u.parts) + 1
