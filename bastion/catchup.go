@@ -96,7 +96,8 @@ func (s *Server) CatchUpIndex(ctx context.Context, sessionID, path string, next 
 	defer cancel()
 	stop := context.AfterFunc(s.catchups.ctx, cancel)
 	defer stop()
-	return s.catchUp(ctx, sessionID, path, next)
+	_, err := s.catchUp(ctx, sessionID, path, next)
+	return err
 }
 
 // lineSink collects the replaying Writer's lines; OnLine must not block,
@@ -125,10 +126,11 @@ func (ls *lineSink) take(min int) []sessionlog.Line {
 
 // replayIndex numbers the lines of a replay and stores those from next on.
 type replayIndex struct {
-	s    *Server
-	id   string
-	next int64 // the first line the index lacks
-	seen int64 // lines numbered so far
+	s      *Server
+	id     string
+	next   int64 // the first line the index lacks
+	seen   int64 // lines numbered so far
+	stored int64 // the position the store holds now (next, until a call succeeds)
 }
 
 // store indexes lines (the replay's next ones), leaving out those the index
@@ -145,23 +147,26 @@ func (ri *replayIndex) store(ctx context.Context, lines []sessionlog.Line, done 
 	if err := ri.s.cfg.Backend.IndexPending(bctx, ri.id, lines, max(ri.seen, ri.next), done); err != nil {
 		return fmt.Errorf("index lines %d to %d: %w", ri.seen-int64(len(lines)), ri.seen, err)
 	}
+	ri.stored = max(ri.seen, ri.next)
 	return nil
 }
 
 // catchUp replays the recording at path and indexes its lines from next on.
-func (s *Server) catchUp(ctx context.Context, id, path string, next int64) error {
+// It returns the position the store holds at the end: next, or further
+// when some batches were stored before an error.
+func (s *Server) catchUp(ctx context.Context, id, path string, next int64) (int64, error) {
 	open := s.cfg.OpenRecording
 	if open == nil {
 		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
 	}
 	f, err := open(path)
 	if err != nil {
-		return fmt.Errorf("catch up index of session %s: %w", id, err)
+		return next, fmt.Errorf("catch up index of session %s: %w", id, err)
 	}
 	defer f.Close()
 	rd, err := sessionlog.NewReader(f)
 	if err != nil {
-		return fmt.Errorf("catch up index of session %s: %w", id, err)
+		return next, fmt.Errorf("catch up index of session %s: %w", id, err)
 	}
 	h := rd.Header()
 	var sink lineSink
@@ -173,9 +178,9 @@ func (s *Server) catchUp(ctx context.Context, id, path string, next int64) error
 			OnLine: sink.add, Pool: s.encoders, QueueSize: catchUpQueue, SyncInterval: time.Hour,
 		})
 	if err != nil {
-		return fmt.Errorf("catch up index of session %s: %w", id, err)
+		return next, fmt.Errorf("catch up index of session %s: %w", id, err)
 	}
-	ri := &replayIndex{s: s, id: id, next: next}
+	ri := &replayIndex{s: s, id: id, next: next, stored: next}
 	err = replayEvents(ctx, rd, w, &at, func() error { return ri.store(ctx, sink.take(catchUpBatch), false) })
 	if _, cerr := w.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -184,9 +189,9 @@ func (s *Server) catchUp(ctx context.Context, id, path string, next int64) error
 		err = ri.store(ctx, sink.take(0), true)
 	}
 	if err != nil {
-		return fmt.Errorf("catch up index of session %s from line %d: %w", id, next, err)
+		return ri.stored, fmt.Errorf("catch up index of session %s from line %d: %w", id, next, err)
 	}
-	return nil
+	return ri.stored, nil
 }
 
 // replayEvents feeds the recording's text events and markers to w, setting

@@ -2,6 +2,7 @@ package bastion
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -259,4 +260,92 @@ func recordedOutput(path string) string {
 		}
 	}
 	return b.String()
+}
+
+// downBackend is a testBackend whose IndexText and IndexPending fail while
+// down is set: an audit store that is unreachable for a while.
+type downBackend struct {
+	*testBackend
+	down  atomic.Bool
+	fails atomic.Int64
+}
+
+func (b *downBackend) IndexText(ctx context.Context, id string, lines []sessionlog.Line) error {
+	if b.down.Load() {
+		b.fails.Add(1)
+		return errors.New("audit store unreachable")
+	}
+	return b.testBackend.IndexText(ctx, id, lines)
+}
+
+func (b *downBackend) IndexPending(ctx context.Context, id string, lines []sessionlog.Line, next int64, done bool) error {
+	if b.down.Load() {
+		b.fails.Add(1)
+		return errors.New("audit store unreachable")
+	}
+	return b.testBackend.IndexPending(ctx, id, lines, next, done)
+}
+
+// TestIndexStoreDownUntilSessionEnd: the store fails from the middle of the
+// session until after its end, so that neither a flush, the final flush
+// nor the first catch-up stores the catch-up position. Once the store is
+// back the catch-up, retried, indexes every line, each once, in order.
+func TestIndexStoreDownUntilSessionEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s1.cast")
+	live := writeTestRecording(t, path, 6000)
+	b := &downBackend{testBackend: &testBackend{index: map[string][]sessionlog.Line{}}}
+	s := catchUpServer(b)
+	t.Cleanup(s.catchups.stop)
+	ix := newIndexer(s, "s1", path)
+	const first = 100
+	for _, l := range live[:first] {
+		ix.add(l)
+	}
+	waitFor := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after %v", what, d)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	indexed := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.index["s1"])
+	}
+	waitFor("the first lines indexed live", 5*time.Second, func() bool { return indexed() == first })
+	b.down.Store(true)
+	for _, l := range live[first:] {
+		ix.add(l)
+	}
+	waitFor("a failed flush", 5*time.Second, func() bool { return b.fails.Load() >= 1 })
+	ix.stop()
+	waitFor("the final flush and the catch-up failing", 5*time.Second, func() bool { return b.fails.Load() >= 3 })
+	b.mu.Lock()
+	_, stored := b.pending["s1"]
+	b.mu.Unlock()
+	if stored {
+		t.Fatal("a position was stored while the store was down")
+	}
+	b.down.Store(false)
+	waitFor("the catch-up, retried once the store is back", 20*time.Second, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.caughtUp["s1"]
+	})
+	<-ix.done
+	b.mu.Lock()
+	got := append([]sessionlog.Line(nil), b.index["s1"]...)
+	b.mu.Unlock()
+	if len(got) != len(live) {
+		t.Fatalf("index holds %d lines, want the %d the session had", len(got), len(live))
+	}
+	for i := range live {
+		if !reflect.DeepEqual(got[i], live[i]) {
+			t.Fatalf("line %d indexed as %+v, want %+v", i, got[i], live[i])
+		}
+	}
 }

@@ -193,13 +193,47 @@ func (ix *indexer) flushOnce() {
 	ix.committed, ix.recorded = next, true
 }
 
+// Backoff of a catch-up whose store fails: a store down for the rest of the
+// session (so that neither the final flush nor the catch-up could store the
+// position) must not lose the lines from the committed position on.
+const (
+	catchUpRetryFirst = time.Second
+	catchUpRetryMax   = time.Minute
+)
+
 // catchUp indexes the session's lines from the committed position on, read
-// back from its complete recording.
+// back from its complete recording. A failure is retried with backoff from
+// where the store's position is, until it succeeds or the Server closes.
 func (ix *indexer) catchUp() {
 	ctx := ix.srv.catchups.ctx
-	if err := ix.srv.catchUp(ctx, ix.id, ix.path, ix.committed); err != nil {
-		ix.srv.log.Warn("search index catch-up stopped; it resumes at the next start", "session", ix.id, "from_line", ix.committed,
-			"position_stored", ix.recorded, "err", err)
+	wait := catchUpRetryFirst
+	for attempt := 1; ; attempt++ {
+		reached, err := ix.srv.catchUp(ctx, ix.id, ix.path, ix.committed)
+		if reached > ix.committed {
+			ix.committed, ix.recorded = reached, true
+		}
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			if ix.recorded {
+				ix.srv.log.Warn("search index catch-up stopped by shutdown; it resumes at the next start from the stored position", "session", ix.id, "from_line", ix.committed, "err", err)
+			} else {
+				ix.srv.log.Error("search index catch-up stopped by shutdown with no position stored: the session's lines from this one on are not indexed", "session", ix.id, "from_line", ix.committed, "err", err)
+			}
+			return
+		}
+		// Logged at the 1st, 2nd, 4th, 8th... failure.
+		if attempt&(attempt-1) == 0 {
+			ix.srv.log.Warn("search index catch-up failed; will retry", "session", ix.id, "from_line", ix.committed, "position_stored", ix.recorded, "attempt", attempt, "retry_in", wait, "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		wait = min(2*wait, catchUpRetryMax)
 	}
 }
 
