@@ -57,6 +57,8 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "jitssh_recordings_upload_pending_files %d\n", bl.Files)
 		family(&b, "jitssh_recordings_upload_pending_bytes", "gauge", "Bytes of spooled recordings not yet in a stored part or object.")
 		fmt.Fprintf(&b, "jitssh_recordings_upload_pending_bytes %d\n", bl.Bytes)
+		family(&b, "jitssh_recordings_upload_parked_files", "gauge", "Spooled recordings kept and not uploaded because they differ from the digest the audit chain holds (look at them: tampering or disk damage).")
+		fmt.Fprintf(&b, "jitssh_recordings_upload_parked_files %d\n", bl.Parked)
 	}
 	hosts, err := m.store.Hosts(r.Context())
 	if err != nil {
