@@ -205,16 +205,3 @@ func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
 	}
 	return c.Conn.CheckNamedValue(nv)
 }
-
-// pgArgs makes string arguments storable in PostgreSQL's TEXT, which
-// refuses NUL: each NUL becomes U+FFFD, as clean does for events, so that a
-// row from outside (a session's command, a refused request's host) is
-// stored rather than failing the write. SQLite stores NUL as it is.
-func pgArgs(args []any) []any {
-	for i, a := range args {
-		if s, ok := a.(string); ok && strings.Contains(s, "\x00") {
-			args[i] = strings.ReplaceAll(s, "\x00", "\uFFFD")
-		}
-	}
-	return args
-}

@@ -128,16 +128,14 @@ func loadHeadTx(tx *sql.Tx) (head, error) {
 	return h, nil
 }
 
-// clean makes text valid UTF-8 without NUL bytes, so that what is stored is
-// exactly what the canonical form encodes on either engine: PostgreSQL's
-// TEXT refuses NUL (an SSH user name "root\x00" would otherwise make the
-// record of a refused login fail there, and leave no trace). NUL becomes
-// U+FFFD like any invalid byte.
+// clean makes text valid UTF-8 so that what is stored is exactly what the
+// canonical form encodes. NUL stays (JSON output is faithful to what came
+// from outside); PostgreSQL's TEXT refuses it (docs/scale-out.md).
 func clean(s string) string {
-	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+	if utf8.ValidString(s) {
 		return s
 	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // BoundText is how untrusted text (a refused request's host, a login's user

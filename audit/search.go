@@ -127,7 +127,7 @@ func (d *docBuilder) fill(lines []TextLine, idx []int, i int) int {
 	for ; i < len(idx); i++ {
 		l := lines[idx[i]]
 		// NUL would end the text for LIKE; terminals ignore it anyway.
-		lt := clean(strings.ReplaceAll(l.Text, "\x00", ""))
+		lt := strings.ReplaceAll(clean(l.Text), "\x00", "")
 		if d.text.Len() > 0 && d.text.Len()+1+len(lt) > docMaxBytes {
 			break
 		}

@@ -56,7 +56,7 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 	if _, err := t.tx.Exec("SAVEPOINT stmt"); err != nil {
 		return nil, fmt.Errorf("audit: savepoint: %w", err)
 	}
-	res, err := t.tx.Exec(query, pgArgs(args)...)
+	res, err := t.tx.Exec(query, args...)
 	if err != nil {
 		if _, rerr := t.tx.Exec("ROLLBACK TO SAVEPOINT stmt"); rerr != nil {
 			return nil, fmt.Errorf("%w (and roll back to savepoint: %w)", err, rerr)
