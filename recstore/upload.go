@@ -147,19 +147,9 @@ func (s *Store) count() {
 // spool file gone.
 func (s *Store) step(ctx context.Context, u *upload, end SessionEnd) (done bool, err error) {
 	if u.recovered {
-		e, found, err := s.cfg.Lookup(ctx, u.name)
-		if err != nil {
-			return false, fmt.Errorf("look up the session of %s: %w", u.name, err)
+		if end, err = s.recover(ctx, u, end); err != nil {
+			return false, err
 		}
-		// A session its jitd left live, or none at all: the recording ends
-		// where the spool file does, and the file's own digest is kept.
-		if found && e.Ended {
-			end = e
-		}
-		end.Ended, u.recovered, u.checkStored = true, false, true
-		s.mu.Lock()
-		u.end = end
-		s.mu.Unlock()
 	}
 	path := filepath.Join(s.cfg.Spool, filepath.FromSlash(u.name))
 	f, err := os.Open(path)
@@ -175,45 +165,13 @@ func (s *Store) step(ctx context.Context, u *upload, end SessionEnd) (done bool,
 	if !end.Ended {
 		return false, s.sendParts(ctx, u, f, u.spooled, false)
 	}
-	if end.SHA256 == "" {
-		if end.SHA256, end.Size, err = digest(f); err != nil {
-			return false, fmt.Errorf("digest spool file %s: %w", path, err)
-		}
-	}
-	if u.spooled != end.Size {
-		s.park(ctx, u, fmt.Sprintf("spool file is %d bytes, the audit chain recorded %d", u.spooled, end.Size))
-		return false, nil
-	}
-	if !u.verified {
-		// Checked before anything is completed or overwritten: an altered
-		// spool file must not replace a good object.
-		got, n, err := digest(io.NewSectionReader(f, 0, end.Size))
-		if err != nil {
-			return false, fmt.Errorf("digest spool file %s: %w", path, err)
-		}
-		if n != end.Size || got != end.SHA256 {
-			s.park(ctx, u, fmt.Sprintf("spool file has SHA-256 %s over %d bytes, the audit chain recorded %s over %d", got, n, end.SHA256, end.Size))
-			return false, nil
-		}
-		u.verified = true
+	if ok, err := s.checkSpool(ctx, u, f, path, &end); !ok || err != nil {
+		return false, err
 	}
 	if u.checkStored && u.id == "" {
-		// Left by a run that may have stored and confirmed it but not
-		// removed the spool file: confirm what is there rather than upload.
-		key := s.cfg.Location.key(u.name)
-		info, err := s.client.StatObject(ctx, s.cfg.Location.Bucket, key, minio.StatObjectOptions{})
-		switch {
-		case err == nil && info.Size == end.Size:
-			if err := s.confirm(ctx, u.name, end); err == nil {
-				if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return false, fmt.Errorf("remove uploaded spool file: %w", err)
-				}
-				return true, nil
-			}
-		case err != nil && minio.ToErrorResponse(err).Code != "NoSuchKey":
-			return false, fmt.Errorf("stat %s: %w", key, err)
+		if done, err := s.alreadyStored(ctx, u, path, end); done || err != nil {
+			return done, err
 		}
-		u.checkStored = false
 	}
 	if err := s.finish(ctx, u, f, end); err != nil {
 		return false, err
@@ -222,10 +180,88 @@ func (s *Store) step(ctx context.Context, u *upload, end SessionEnd) (done bool,
 		u.reset()
 		return false, err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("remove uploaded spool file: %w", err)
+	if err := removeSpool(path); err != nil {
+		return false, err
 	}
 	return true, nil
+}
+
+// recover gives an upload found in the spool at start its session's end:
+// the recorded one, or, for a session its jitd left live (or none at all),
+// the end of the spool file with the file's own digest.
+func (s *Store) recover(ctx context.Context, u *upload, end SessionEnd) (SessionEnd, error) {
+	e, found, err := s.cfg.Lookup(ctx, u.name)
+	if err != nil {
+		return end, fmt.Errorf("look up the session of %s: %w", u.name, err)
+	}
+	if found && e.Ended {
+		end = e
+	}
+	end.Ended, u.recovered, u.checkStored = true, false, true
+	s.mu.Lock()
+	u.end = end
+	s.mu.Unlock()
+	return end, nil
+}
+
+// checkSpool compares the ended spool file f with the digest the chain
+// recorded (filling end's digest from the file when none was), before
+// anything is completed or overwritten: an altered spool file must not
+// replace a good object. A mismatch parks u and reports false.
+func (s *Store) checkSpool(ctx context.Context, u *upload, f *os.File, path string, end *SessionEnd) (bool, error) {
+	if end.SHA256 == "" {
+		var err error
+		if end.SHA256, end.Size, err = digest(f); err != nil {
+			return false, fmt.Errorf("digest spool file %s: %w", path, err)
+		}
+	}
+	if u.spooled != end.Size {
+		s.park(ctx, u, fmt.Sprintf("spool file is %d bytes, the audit chain recorded %d", u.spooled, end.Size))
+		return false, nil
+	}
+	if u.verified {
+		return true, nil
+	}
+	got, n, err := digest(io.NewSectionReader(f, 0, end.Size))
+	if err != nil {
+		return false, fmt.Errorf("digest spool file %s: %w", path, err)
+	}
+	if n != end.Size || got != end.SHA256 {
+		s.park(ctx, u, fmt.Sprintf("spool file has SHA-256 %s over %d bytes, the audit chain recorded %s over %d", got, n, end.SHA256, end.Size))
+		return false, nil
+	}
+	u.verified = true
+	return true, nil
+}
+
+// alreadyStored handles a spool file left by a run that may have stored
+// and confirmed it but not removed the file: it confirms what is there
+// rather than upload again. done means the object checked out and the
+// spool file is gone.
+func (s *Store) alreadyStored(ctx context.Context, u *upload, path string, end SessionEnd) (done bool, err error) {
+	key := s.cfg.Location.key(u.name)
+	info, err := s.client.StatObject(ctx, s.cfg.Location.Bucket, key, minio.StatObjectOptions{})
+	switch {
+	case err == nil && info.Size == end.Size:
+		if s.confirm(ctx, u.name, end) == nil {
+			if err := removeSpool(path); err != nil {
+				return false, err
+			}
+			return true, nil
+		}
+	case err != nil && minio.ToErrorResponse(err).Code != "NoSuchKey":
+		return false, fmt.Errorf("stat %s: %w", key, err)
+	}
+	u.checkStored = false
+	return false, nil
+}
+
+// removeSpool removes an uploaded and confirmed spool file.
+func removeSpool(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove uploaded spool file: %w", err)
+	}
+	return nil
 }
 
 // park stops retrying u, whose spool file differs from what the chain
