@@ -131,8 +131,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
-		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and maps exit codes; usage.Install maps usage errors
-		Flags:                []cli.Flag{formatFlag()},
+		// Repeatable flags take one value per use: a key file's path may
+		// hold a comma, which urfave/cli would otherwise split on.
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {}, // run() prints and maps exit codes; usage.Install maps usage errors
+		Flags:                     []cli.Flag{formatFlag()},
 		Commands: []*cli.Command{
 			e.loginCmd(), e.logoutCmd(),
 			e.requestCmd(), e.waitCmd(), e.statusCmd(), e.hostsCmd(),

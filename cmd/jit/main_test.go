@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/internal/testkit"
 	"github.com/jitssh/jitssh/jitclient"
 )
 
@@ -105,5 +109,23 @@ func TestOutcomePrintsAgentWarning(t *testing.T) {
 	}
 	if stderr.String() != "jit: warning: agent gone\n" {
 		t.Errorf("stderr %q", stderr.String())
+	}
+}
+
+// TestRepeatableFlagKeepsCommas checks that a repeatable flag's value is
+// taken whole: a key file whose path holds a comma is read (the command then
+// stops at the missing login), not split into two paths that do not exist.
+func TestRepeatableFlagKeepsCommas(t *testing.T) {
+	t.Setenv("JIT_HOME", t.TempDir())
+	t.Setenv("JIT_ADDR", "")
+	key := filepath.Join(t.TempDir(), "alice,laptop.pub")
+	pub := testkit.Signer(t).PublicKey()
+	if err := os.WriteFile(key, ssh.MarshalAuthorizedKey(pub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"jit", "admin", "user", "add", "alice", "--key", key}, strings.NewReader(""), &stdout, &stderr)
+	if code != exitError || !strings.Contains(stderr.String(), "not logged in") {
+		t.Errorf("exit %d, stderr %q; want %d and \"not logged in\" (the key file read whole)", code, stderr.String(), exitError)
 	}
 }

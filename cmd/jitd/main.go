@@ -55,7 +55,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
-		Commands:        []*cli.Command{initCommand(), serveCommand(), userCommand(), hostCommand(), migrateCommand(), storeCommand()},
+		// Repeatable flags take one value per use (key files' paths may
+		// hold a comma).
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {},
+		Commands:                  []*cli.Command{initCommand(), serveCommand(), userCommand(), hostCommand(), migrateCommand(), storeCommand()},
 	}
 }
