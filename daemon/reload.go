@@ -32,6 +32,11 @@ func (d *Daemon) Reload(ctx context.Context) (ReloadReport, error) {
 	return change, nil
 }
 
+// usersBackstopTicks is how many housekeeping ticks (5s) apart the
+// enrolled users, identities and hosts are re-read without the feed
+// asking: 30s.
+const usersBackstopTicks = 6
+
 // housekeeping expires overdue requests, picks up users enrolled by another
 // process (jitd user add) and signs the chain head every minute, until ctx
 // is done.
@@ -39,6 +44,7 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	lastCheckpoint := d.cfg.Clock()
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -53,8 +59,12 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
 			d.log.Warn("reap idempotency keys", "err", err)
 		}
-		if err := d.policy.RefreshUsers(ctx); err != nil {
-			d.log.Warn("refresh enrolled users", "err", err)
+		// The change feed refreshes as each change commits (feed.go); this
+		// is its backstop, every usersBackstopTicks ticks.
+		if ticks++; ticks%usersBackstopTicks == 0 {
+			if err := d.policy.RefreshUsers(ctx); err != nil {
+				d.log.Warn("refresh enrolled users", "err", err)
+			}
 		}
 		if d.cfg.Clock().Sub(lastCheckpoint) >= time.Minute {
 			if _, err := d.store.SignCheckpoint(ctx, d.checkpointKey, d.cfg.Clock()); err != nil {
