@@ -72,7 +72,7 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-		if err := accountMetrics(&b, r, m.store); err != nil {
+	if err := accountMetrics(&b, r, m.store); err != nil {
 		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
 		return
 	}
