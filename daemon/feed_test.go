@@ -109,6 +109,11 @@ func TestFeedCarriesEnrolmentsAndCoalesces(t *testing.T) {
 	done := make(chan struct{})
 	go func() { c.feed.run(fctx); close(done) }()
 	defer func() { stop(); <-done }()
+	head, err := a.d.store.HeadSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, feedWait, "C's feed past the burst", func() bool { return c.feed.feed.Health().Cursor >= head })
 	testkit.WaitFor(t, feedWait, "the burst in C's policy", func() bool {
 		_, ok := c.policy.Current().User(fmt.Sprintf("u%03d", burst-1))
 		return ok
