@@ -13,6 +13,9 @@ import (
 // behind the chain's head, how long since it last read to the head, and
 // (PostgreSQL) whether its LISTEN connection is up.
 func feedMetrics(ctx context.Context, b *strings.Builder, store *audit.Store, f *replicaFeed, now time.Time) error {
+	if f == nil {
+		return nil
+	}
 	h := f.feed.Health()
 	head, err := store.HeadSeq(ctx)
 	if err != nil {

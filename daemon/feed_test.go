@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,6 +166,20 @@ func TestFeedBroadcastsPolicyReload(t *testing.T) {
 	if n := a.d.feed.reloads.Load() + b.d.feed.reloads.Load(); n != 1 {
 		t.Errorf("%d reloads made for another replica's, want 1", n)
 	}
+	resp, err := http.Get("http://" + b.d.Addrs().Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\njitssh_feed_listening 1\n", "\njitssh_feed_reloads_total 1\n", "\njitssh_feed_lag_events ", "\njitssh_feed_last_read_seconds "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("B's metrics lack %q:\n%s", want, body)
+		}
+	}
 }
 
 // TestFeedCutsASessionOnAnotherReplica: a session through B's bastion to
@@ -197,11 +213,13 @@ func TestFeedCutsASessionOnAnotherReplica(t *testing.T) {
 	sess := sessionThrough(t, b.d.Addrs().Bastion, login+"@web1", res.Certificate, engineer)
 	testkit.WaitFor(t, feedWait, "session live on B", func() bool { return len(b.d.bastion.LiveSessions()) == 1 })
 
+	revoked := time.Now()
 	if err := a.d.admin.Revoke(ctx, admin, res.Certificate.Serial, "feed test"); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-sess:
+		t.Logf("session on B ended %s after the revocation through A was committed", time.Since(revoked))
 		if err == nil {
 			t.Fatal("the session exited 0 after its certificate was revoked")
 		}
