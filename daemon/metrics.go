@@ -28,7 +28,7 @@ type metricsHandler struct {
 	webhooks     func() notify.Stats
 	clock        func() time.Time
 	uploads      func() recstore.Backlog // nil when recordings stay local
-	feed         *replicaFeed // nil: no feed metrics
+	feed         *replicaFeed            // nil: no feed metrics
 }
 
 // hostsExpiringWithin is the window of jitssh_hosts_cert_expiring: hosts
