@@ -93,9 +93,7 @@ func (d *Daemon) initFeed(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
-	rf := &replicaFeed{instance: instance, log: d.log.With("component", "feed"), policy: d.policy,
-		bastion: func() *bastion.Server { return d.bastion }, refresh: make(chan struct{}, 1)}
-	rf.refreshTypes, rf.tokenTypes = setOf(feedRefreshTypes()), setOf(feedTokenTypes())
+	rf := newReplicaFeed(instance, d.log.With("component", "feed"), d.policy, func() *bastion.Server { return d.bastion })
 	types := slices.Concat([]string{evCertRevoked, evPolicyReload}, feedRefreshTypes(), feedTokenTypes())
 	slices.Sort(types)
 	types = slices.Compact(types)
@@ -105,6 +103,13 @@ func (d *Daemon) initFeed(ctx context.Context) error {
 	}
 	d.feed = rf
 	return nil
+}
+
+// newReplicaFeed is the dispatching half of the feed, before its
+// audit.Feed and Admin are set.
+func newReplicaFeed(instance string, log *slog.Logger, pol *livepolicy.Holder, b func() *bastion.Server) *replicaFeed {
+	return &replicaFeed{instance: instance, log: log, policy: pol, bastion: b, refresh: make(chan struct{}, 1),
+		refreshTypes: setOf(feedRefreshTypes()), tokenTypes: setOf(feedTokenTypes())}
 }
 
 // watchLogins and watchConsole add caches of tokens the feed keeps honest.
@@ -166,6 +171,9 @@ func (f *replicaFeed) dispatch(ctx context.Context, page []audit.Event) error {
 		case evPolicyReload:
 			f.reloadFor(ctx, e)
 		}
+		if keyLogin(e) {
+			continue // a key login changes no identity and deletes no token
+		}
 		refresh = refresh || f.refreshTypes[e.Type]
 		if f.tokenTypes[e.Type] {
 			f.forgetTokens(e.User)
@@ -223,6 +231,17 @@ func (f *replicaFeed) refresher(ctx context.Context) {
 			f.log.Warn("change feed: refresh enrolled users", "err", err)
 		}
 	}
+}
+
+// keyLogin reports whether e is a key login's outcome (or any login
+// event that is not an SSO one's): the bulk of login events, including a
+// scanner's refusals, which must not cost every replica a refresh each.
+func keyLogin(e audit.Event) bool {
+	if e.Type != "login" && e.Type != "login.failed" {
+		return false
+	}
+	m := e.Data["method"]
+	return m == "" || m == grant.MethodKey
 }
 
 func setOf(list []string) map[string]bool {
