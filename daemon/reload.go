@@ -19,7 +19,9 @@ type ReloadReport = livepolicy.Change
 // changed. A bad file leaves the last good policy in force and is an error
 // naming file and line. Either way the reload is audited as policy.reload,
 // ok (with the change as its message) or failed, with actor SIGHUP, by
-// grant.Admin, the same path as the API's reload.
+// grant.Admin, the same path as the API's reload. The record, which names
+// this instance, makes every other replica on the store reload its own
+// file too (feed.go).
 func (d *Daemon) Reload(ctx context.Context) (ReloadReport, error) {
 	change, err := d.admin.ReloadPolicy(ctx, grant.Caller{User: "SIGHUP"})
 	var ge *grant.Error
