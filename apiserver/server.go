@@ -63,6 +63,9 @@ type Config struct {
 	Clock  func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
+	// Instance names this replica in its policy.reload records
+	// (grant.AdminConfig.Instance); empty leaves it out.
+	Instance string
 }
 
 // Server serves the /v1 API.
@@ -104,7 +107,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	admin, err := grant.NewAdmin(grant.AdminConfig{Store: cfg.Store, Policy: cfg.Policy.Current, Reloader: cfg.Policy, Clock: cfg.Clock})
+	admin, err := grant.NewAdmin(grant.AdminConfig{Store: cfg.Store, Policy: cfg.Policy.Current, Reloader: cfg.Policy, Clock: cfg.Clock, Instance: cfg.Instance})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +130,10 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	return s, nil
 }
+
+// Logins is the login domain the API authenticates with, for the daemon's
+// change feed to drop cached tokens that another replica revoked.
+func (s *Server) Logins() *grant.Logins { return s.logins }
 
 func (s *Server) routes() {
 	s.route("GET /v1/health", s.handleHealth)

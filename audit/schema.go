@@ -332,6 +332,11 @@ DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
 	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
 CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 `,
+		// 11 (issue 12, the change feed): PostgreSQL's step adds the
+		// trigger that notifies replicas of each commit; SQLite has no
+		// other replicas (other processes on the file are polled, this
+		// one's commits wake its feed in the writer), so nothing here.
+		`SELECT 1`,
 	}
 }
 

@@ -7,7 +7,7 @@ package audit
 // filled by the store, a trigger function for the append-only triggers,
 // "user" quoted. A step is added to both lists or to neither.
 func pgMigrations() []string {
-	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10}
+	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep11}
 }
 
 // pgStep1 is migration 1 on PostgreSQL.
@@ -346,4 +346,21 @@ DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
 	WHERE b.provider = sso_identities.provider AND b.subject = sso_identities.subject
 	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
 CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
+`
+
+// pgStep11 is migration 11 (issue 12, the change feed between replicas):
+// every transaction that appends to the chain notifies FeedChannel once
+// at its commit (a statement-level trigger; PostgreSQL folds a
+// transaction's identical notifications into one), so each replica's feed
+// reads at once instead of at its next poll. Nothing rides on the payload:
+// the feed reads the events themselves from its cursor.
+const pgStep11 = `
+CREATE FUNCTION jitssh_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('jitssh_events', '');
+	RETURN NULL;
+END;
+$$;
+CREATE TRIGGER events_notify AFTER INSERT ON events
+	FOR EACH STATEMENT EXECUTE FUNCTION jitssh_events_notify();
 `

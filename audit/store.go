@@ -35,6 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
@@ -81,6 +82,9 @@ type Store struct {
 	done   chan struct{} // closed when the writer goroutine has exited
 
 	commits atomic.Int64 // transactions the writer committed, for benchmarks
+
+	hub   commitHub       // wakes this process's feeds after each commit (feed.go)
+	pgcfg *pgx.ConnConfig // PostgreSQL: the URL's settings, for the feed's LISTEN connection
 }
 
 // Open opens (creating if needed, with mode 0600) the database at path,

@@ -65,7 +65,7 @@ func OpenURL(ctx context.Context, target string, opts Options) (*Store, error) {
 		// pgx's message quotes the URL only without its password.
 		return nil, fmt.Errorf("open audit store %s: %w", shown, err)
 	}
-	s := &Store{path: shown, engine: enginePostgres, queue: make(chan *request, maxBatch), done: make(chan struct{})}
+	s := &Store{path: shown, engine: enginePostgres, queue: make(chan *request, maxBatch), done: make(chan struct{}), pgcfg: cfg}
 	if err := s.openPG(ctx, cfg, opts); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open audit store %s: %w", shown, err)

@@ -256,6 +256,7 @@ func (s *Store) commitBatch(live []*request) error {
 		return fmt.Errorf("audit: commit: %w", err)
 	}
 	s.commits.Add(1)
+	s.hub.notify() // this process's feeds read at once (feed.go)
 	return nil
 }
 

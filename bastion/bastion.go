@@ -20,6 +20,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
@@ -105,6 +106,11 @@ type Backend interface {
 	// target with this serial was revoked (its host removed). An error
 	// refuses the target: the bastion does not guess.
 	HostCertificateRevoked(ctx context.Context, serial uint64) (bool, error)
+	// TargetCertificateRevoked reports whether the target certificate
+	// with this serial, minted by MintTargetCert for a session, was
+	// revoked. An error leaves the session as it is (the periodic check of
+	// the engineer's certificate still runs).
+	TargetCertificateRevoked(ctx context.Context, serial uint64) (bool, error)
 	// MintTargetCert returns a target-CA certificate for req.Key with the
 	// single principal LOGIN@HOST, recorded in audit before it is returned.
 	MintTargetCert(ctx context.Context, req TargetCertRequest) (*ssh.Certificate, error)
@@ -168,6 +174,10 @@ type Config struct {
 	// connection is looked up again, so that revoking a grant ends its
 	// sessions, not only new ones; default 5s, negative turns it off.
 	RevocationInterval time.Duration
+	// RevocationBackstop replaces RevocationInterval while SetFeedHealthy
+	// says revocations arrive through CertificateRevoked; default
+	// DefaultRevocationBackstop (30s).
+	RevocationBackstop time.Duration
 	// EgressAddresses go into the source-address option of target
 	// certificates. Default: per target, the local address of this
 	// machine's route to it, as /32 or /128 (set this behind NAT, where
@@ -264,6 +274,9 @@ type Server struct {
 	conns    map[*connState]struct{}
 	sessions map[*session]struct{}
 	wg       sync.WaitGroup // session and forwarding goroutines
+
+	serials     serialIndex // live connections by certificate serial (serials.go)
+	feedHealthy atomic.Bool // revocations arrive through CertificateRevoked
 }
 
 // New validates cfg, fills defaults and returns a Server ready to Serve.
@@ -283,6 +296,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RevocationInterval == 0 {
 		cfg.RevocationInterval = 5 * time.Second
 	}
+	cfg.RevocationBackstop = cmp.Or(cfg.RevocationBackstop, DefaultRevocationBackstop)
 	cfg.AuthTimeout = cmp.Or(cfg.AuthTimeout, DefaultAuthTimeout)
 	cfg.MaxUnauthenticated = cmp.Or(cfg.MaxUnauthenticated, DefaultMaxUnauthenticated)
 	cfg.MaxUnauthenticatedPerAddr = cmp.Or(cfg.MaxUnauthenticatedPerAddr, DefaultMaxUnauthenticatedPerAddr)

@@ -130,6 +130,7 @@ func (st *connState) closed0() {
 	st.srv.mu.Lock()
 	delete(st.srv.conns, st)
 	st.srv.mu.Unlock()
+	st.srv.serials.drop(st)
 }
 
 // firstRejection reports whether this (key, reason) is new for the
@@ -262,7 +263,8 @@ func (st *connState) targetClient(ctx context.Context, conn *ssh.ServerConn, id 
 	if idErr != nil {
 		return nil, 0, idErr
 	}
-	c, sn, err := st.srv.dialTarget(ctx, id, sessionID)
+	var hostSN uint64
+	c, sn, err := st.srv.dialTarget(ctx, id, sessionID, &hostSN)
 	if err != nil {
 		st.srv.reject(id.User, id.Host, st.remote, "target: "+err.Error())
 	}
@@ -270,6 +272,11 @@ func (st *connState) targetClient(ctx context.Context, conn *ssh.ServerConn, id 
 	st.dialDone = true
 	st.target, st.targetSN, st.targetErr = c, sn, err
 	closed = st.closed
+	if err == nil && !closed {
+		// Under st.mu, so that closed0 (which sets closed first) drops them.
+		st.srv.serials.add(sn, st, serialEntry{role: roleTarget})
+		st.srv.serials.add(hostSN, st, serialEntry{role: roleHost})
+	}
 	st.mu.Unlock()
 	if err != nil {
 		return nil, 0, err
@@ -285,8 +292,9 @@ func (st *connState) targetClient(ctx context.Context, conn *ssh.ServerConn, id 
 
 // dialTarget resolves id.Host, mints a per-session target certificate for a
 // fresh ed25519 key and opens an SSH connection whose host key is checked
-// against the pin or the host CA before authentication.
-func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) (*ssh.Client, uint64, error) {
+// against the pin or the host CA before authentication. The serial of the
+// target's host certificate, if it presented one, goes to *hostSN.
+func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string, hostSN *uint64) (*ssh.Client, uint64, error) {
 	tgt, ok := s.cfg.Resolve(id.Host)
 	if !ok {
 		return nil, 0, fmt.Errorf("unknown target host %q", id.Host)
@@ -329,9 +337,15 @@ func (s *Server) dialTarget(ctx context.Context, id identity, sessionID string) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("target certificate signer: %w", err)
 	}
-	hostKeyCB, algos, err := s.hostKeyCheck(ctx, tgt)
+	checkHostKey, algos, err := s.hostKeyCheck(ctx, tgt)
 	if err != nil {
 		return nil, 0, err
+	}
+	hostKeyCB := func(name string, remote net.Addr, key ssh.PublicKey) error {
+		if c, ok := key.(*ssh.Certificate); ok {
+			*hostSN = c.Serial
+		}
+		return checkHostKey(name, remote, key)
 	}
 	ccfg := &ssh.ClientConfig{
 		User:              id.Login,

@@ -52,6 +52,11 @@ type testBackend struct {
 	mintedAtPrepare []int
 	// revokedHosts are revoked host certificate serials of targets.
 	revokedHosts map[uint64]bool
+	// revokedTargets are revoked target certificate serials.
+	revokedTargets map[uint64]bool
+	// statusCalls counts CertificateStatus, TargetCertificateRevoked and
+	// HostCertificateRevoked calls.
+	statusCalls int
 	// indexGate, if set, holds every IndexText and IndexPending call until
 	// it is closed: a store that indexes slowly.
 	indexGate chan struct{}
@@ -73,6 +78,7 @@ func newTestBackend(targetCA ssh.Signer) *testBackend {
 func (b *testBackend) CertificateStatus(_ context.Context, cert *ssh.Certificate) (CertStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.statusCalls++
 	serial := cert.Serial
 	st, ok := b.certs[serial]
 	if !ok {
@@ -134,9 +140,17 @@ func (b *testBackend) SessionEnded(_ context.Context, s SessionRecord) error {
 	return nil
 }
 
+func (b *testBackend) TargetCertificateRevoked(_ context.Context, serial uint64) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.statusCalls++
+	return b.revokedTargets[serial], nil
+}
+
 func (b *testBackend) HostCertificateRevoked(_ context.Context, serial uint64) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.statusCalls++
 	return b.revokedHosts[serial], nil
 }
 

@@ -8,19 +8,23 @@ import (
 )
 
 // watchRevocation looks the connection's certificate up again every
-// RevocationInterval and ends the connection, with its sessions, once the
-// backend reports the certificate revoked: revoking a grant cuts live
-// sessions, not only new ones. A lookup that fails (the store briefly
-// unavailable) is logged and retried; it does not cut sessions.
+// RevocationInterval (RevocationBackstop while the change feed is healthy)
+// and ends the connection, with its sessions, once the backend reports the
+// certificate revoked: revoking a grant cuts live sessions, not only new
+// ones. The poll is the backstop: the feed's CertificateRevoked, which
+// finds the connection through the serial index registered here, asks at
+// once. A lookup that fails (the store briefly unavailable) is logged and
+// retried; it does not cut sessions.
 func (st *connState) watchRevocation(cert *ssh.Certificate) {
 	serial := cert.Serial
-	interval := st.srv.cfg.RevocationInterval
-	if interval < 0 {
-		return
-	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed || st.revokeT != nil {
+		return
+	}
+	// Under st.mu, so that closed0 (which sets closed first) drops it.
+	st.srv.serials.add(serial, st, serialEntry{role: roleUser, cert: cert})
+	if st.srv.cfg.RevocationInterval < 0 {
 		return
 	}
 	var t *time.Timer
@@ -39,11 +43,11 @@ func (st *connState) watchRevocation(cert *ssh.Certificate) {
 			}
 			st.mu.Lock()
 			if !st.closed {
-				t.Reset(interval)
+				t.Reset(st.srv.revocationInterval())
 			}
 			st.mu.Unlock()
 		})
 	}
-	t = time.AfterFunc(interval, check)
+	t = time.AfterFunc(st.srv.revocationInterval(), check)
 	st.revokeT = t
 }

@@ -125,6 +125,23 @@ func (b *bastionBackend) HostCertificateRevoked(ctx context.Context, serial uint
 	return !c.RevokedAt.IsZero(), nil
 }
 
+// TargetCertificateRevoked reports whether the session's target
+// certificate with serial was revoked (with its engineer's certificate, or
+// on its own); an unknown serial is not revoked (nothing to cut for).
+func (b *bastionBackend) TargetCertificateRevoked(ctx context.Context, serial uint64) (bool, error) {
+	c, err := b.store.Certificate(ctx, serial)
+	if errors.Is(err, audit.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("target certificate %d: %w", serial, err)
+	}
+	if c.Kind != issuance.KindTarget {
+		return false, fmt.Errorf("certificate %d is a %s certificate, not a target certificate", serial, c.Kind)
+	}
+	return !c.RevokedAt.IsZero(), nil
+}
+
 func (b *bastionBackend) CertificateStatus(ctx context.Context, cert *ssh.Certificate) (bastion.CertStatus, error) {
 	uc, err := b.grants.PresentedCertificate(ctx, cert)
 	if err != nil {

@@ -15,6 +15,7 @@ func (d *Daemon) withConsole(api http.Handler, throttle *grant.Throttle) (http.H
 	if err != nil {
 		return nil, err
 	}
+	d.feed.watchConsole(cons)
 	sessions, err := grant.NewSessions(grant.SessionsConfig{Store: d.store, Policy: d.policy.Current, Clock: d.cfg.Clock})
 	if err != nil {
 		return nil, err
@@ -23,6 +24,7 @@ func (d *Daemon) withConsole(api http.Handler, throttle *grant.Throttle) (http.H
 	if err != nil {
 		return nil, err
 	}
+	d.feed.watchLogins(logins)
 	c, err := console.New(console.Config{
 		Logins: logins, SSO: d.sso, SSORedirect: redirect,
 		Grants: d.grants, Console: cons, Sessions: sessions, Admin: d.admin, Store: d.store, Policy: d.policy.Current,

@@ -28,6 +28,7 @@ type metricsHandler struct {
 	webhooks     func() notify.Stats
 	clock        func() time.Time
 	uploads      func() recstore.Backlog // nil when recordings stay local
+	feed         *replicaFeed            // nil: no feed metrics
 }
 
 // hostsExpiringWithin is the window of jitssh_hosts_cert_expiring: hosts
@@ -67,6 +68,10 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	family(&b, "jitssh_hosts_cert_expiring", "gauge", "Enrolled hosts whose host certificate expires within the window.")
 	fmt.Fprintf(&b, "jitssh_hosts_cert_expiring{within=%q} %d\n", "72h", grant.ExpiringCount(hosts, m.clock(), hostsExpiringWithin))
+	if err := feedMetrics(r.Context(), &b, m.store, m.feed, time.Now()); err != nil {
+		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if err := accountMetrics(&b, r, m.store); err != nil {
 		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
 		return

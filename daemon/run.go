@@ -130,6 +130,9 @@ type Daemon struct {
 	// listed before the bastion accepts a session (indexcatchup.go).
 	pendingIndex []audit.PendingIndex
 
+	// feed applies other replicas' changes to what this one holds (feed.go).
+	feed *replicaFeed
+
 	serving   atomic.Bool
 	wg        sync.WaitGroup // the goroutines serving listeners
 	closeOnce sync.Once
@@ -177,6 +180,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	keys, tlsCert, err := d.load(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.initFeed(ctx); err != nil {
 		return nil, err
 	}
 	if err := d.wire(ctx, keys, tlsCert); err != nil {
@@ -233,13 +239,15 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if err != nil {
 		return err
 	}
-	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock}); err != nil {
+	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock,
+		Instance: d.feed.instance}); err != nil {
 		return err
 	}
+	d.feed.admin = d.admin
 	if err := d.openRecordings(); err != nil {
 		return err
 	}
-	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock}
+	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock, feed: d.feed}
 	if d.recs.Remote() {
 		metrics.uploads = d.recs.Backlog
 	}
@@ -296,10 +304,12 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		Recordings:        d.recordingsFS(),
 		Clock:             d.cfg.Clock,
 		Logger:            d.log.With("component", "api"),
+		Instance:          d.feed.instance,
 	})
 	if err != nil {
 		return err
 	}
+	d.feed.watchLogins(handler.Logins())
 	withConsole, err := d.withConsole(handler, throttle)
 	if err != nil {
 		return err
@@ -347,6 +357,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	hkCtx, stopHousekeeping := context.WithCancel(ctx)
 	var hk sync.WaitGroup
 	hk.Go(func() { d.housekeeping(hkCtx) })
+	hk.Go(func() { d.feed.run(hkCtx) })
 	if d.bastion != nil && len(d.pendingIndex) > 0 {
 		hk.Go(func() { d.finishIndexing(hkCtx) })
 	}

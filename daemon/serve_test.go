@@ -34,9 +34,17 @@ type serving struct {
 // serves it until the test stops it or ends.
 func serve(t *testing.T, dir string) *serving {
 	t.Helper()
+	return serveConfig(t, Config{Dir: dir})
+}
+
+// serveConfig is serve with cfg's other fields (Store, ...) as given.
+func serveConfig(t *testing.T, cfg Config) *serving {
+	t.Helper()
 	ready := make(chan Addrs, 1)
-	d, err := New(context.Background(), Config{Dir: dir, APIAddr: "127.0.0.1:0", BastionAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(a Addrs) { ready <- a }})
+	cfg.APIAddr, cfg.BastionAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Ready = func(a Addrs) { ready <- a }
+	d, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jitssh/jitssh/audit"
@@ -32,6 +33,15 @@ const (
 	CodeNotAuditor      = "not_auditor"
 )
 
+// Keys of a policy.reload event's data that the replicas' change feeds read.
+const (
+	// ReloadDataInstance is the instance (AdminConfig.Instance) that reloaded.
+	ReloadDataInstance = "instance"
+	// ReloadDataCauseSeq is, for a reload made because another replica
+	// reloaded, the seq of that replica's policy.reload event.
+	ReloadDataCauseSeq = "cause_seq"
+)
+
 // maxAuditText bounds the untrusted text of administrative and login events
 // (user names sent before login, revocation reasons, refusal messages).
 const maxAuditText = 128
@@ -55,6 +65,11 @@ type AdminConfig struct {
 	Reloader Reloader
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
+	// Instance names this process among the replicas on one store; it goes
+	// into each policy.reload event's data ("instance"), so that the other
+	// replicas' change feeds reload too and this one knows its own. Empty
+	// leaves it out (a single jitd, jitd user add).
+	Instance string
 }
 
 // Admin performs the administrative operations on the CA: enrolling and
@@ -91,8 +106,32 @@ func (a *Admin) now() time.Time { return a.cfg.Clock().UTC() }
 // in force. A reload whose record fails still stands, and is reported as a
 // KindUnavailable error with the change.
 func (a *Admin) ReloadPolicy(ctx context.Context, caller Caller) (livepolicy.Change, error) {
+	return a.reloadPolicy(ctx, caller, 0)
+}
+
+// ReloadPolicyCausedBy is ReloadPolicy for this replica's share of a
+// reload made through another replica: the chain's policy.reload event at
+// causeSeq (positive). Its record carries "cause_seq", which tells every
+// replica's feed not to propagate it again: a reload never loops.
+func (a *Admin) ReloadPolicyCausedBy(ctx context.Context, caller Caller, causeSeq int64) (livepolicy.Change, error) {
+	if causeSeq <= 0 {
+		return livepolicy.Change{}, newError(KindInvalid, CodeInternal, "reload caused by event %d: not an event", causeSeq)
+	}
+	return a.reloadPolicy(ctx, caller, causeSeq)
+}
+
+func (a *Admin) reloadPolicy(ctx context.Context, caller Caller, causeSeq int64) (livepolicy.Change, error) {
 	change, rerr := a.cfg.Reloader.ReloadChange(ctx)
 	e := audit.Event{Type: "policy.reload", Code: "ok", Actor: caller.User, ClientAddr: caller.ClientAddr, Message: change.String()}
+	if a.cfg.Instance != "" || causeSeq > 0 {
+		e.Data = map[string]string{}
+		if a.cfg.Instance != "" {
+			e.Data[ReloadDataInstance] = a.cfg.Instance
+		}
+		if causeSeq > 0 {
+			e.Data[ReloadDataCauseSeq] = strconv.FormatInt(causeSeq, 10)
+		}
+	}
 	if rerr != nil {
 		e.Code, e.Message = "failed", rerr.Error()
 	}

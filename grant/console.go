@@ -295,6 +295,15 @@ func (c *Console) tokenLives(ctx context.Context, hash string) error {
 	return nil
 }
 
+// ForgetTokens drops what Session remembers of bearer tokens being alive,
+// so that the next page asks the store: the change feed calls it when
+// another replica deleted a token.
+func (c *Console) ForgetTokens() {
+	c.mu.Lock()
+	clear(c.tokens)
+	c.mu.Unlock()
+}
+
 // Logout ends the console session of cookie server-side and records
 // console.logout; a session already ended or unknown is KindUnauthenticated.
 func (c *Console) Logout(ctx context.Context, caller Caller, cookie string) error {

@@ -114,6 +114,21 @@ func NewLogins(cfg LoginConfig) (*Logins, error) {
 
 func (l *Logins) now() time.Time { return l.cfg.Clock().UTC() }
 
+// ForgetUser drops what Authenticate remembers of user's tokens, so that
+// the next request with one asks the store again: the change feed calls it
+// when another replica deleted or replaced one of them (login.revoked, a
+// refresh, a console logout, a removal), which this one's cache would
+// otherwise trust for up to 30 seconds.
+func (l *Logins) ForgetUser(user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for hash, ct := range l.tokens {
+		if ct.user == user {
+			delete(l.tokens, hash)
+		}
+	}
+}
+
 // Challenge starts a login of user: it returns a nonce to sign, valid once
 // for a minute. Too many unanswered challenges is KindUnavailable with
 // CodeBusy.
