@@ -141,6 +141,11 @@ func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTa
 		return CopyResult{}, err
 	}
 	defer tx.Rollback(ctx)
+	// A big store's COPY runs long, and the transaction sits idle while
+	// the next table's rows are read from SQLite.
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+		return CopyResult{}, err
+	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", chainLockKey); err != nil {
 		return CopyResult{}, fmt.Errorf("lock the event chain: %w", err)
 	}
