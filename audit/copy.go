@@ -287,5 +287,15 @@ func (r *sqlRows) Next() bool {
 	return true
 }
 
-func (r *sqlRows) Values() ([]any, error) { return r.vals, nil }
-func (r *sqlRows) Err() error             { return r.err }
+// Values are the row's, text escaped as pgConn escapes what it binds
+// (pgtext.go): COPY goes around it.
+func (r *sqlRows) Values() ([]any, error) {
+	for i, v := range r.vals {
+		if s, ok := v.(string); ok {
+			r.vals[i] = pgEscape(s)
+		}
+	}
+	return r.vals, nil
+}
+
+func (r *sqlRows) Err() error { return r.err }

@@ -31,7 +31,11 @@ func fillStore(t *testing.T, s *Store) {
 		if err := tx.InsertCertificate(userCert(1<<63 + 5)); err != nil {
 			return err
 		}
-		_, err := tx.Append(Event{Type: "cert.issued", Serial: 1<<63 + 5, Time: at(time.Minute), User: "alice", Data: map[string]string{"a": "<&>"}})
+		if _, err := tx.Append(Event{Type: "cert.issued", Serial: 1<<63 + 5, Time: at(time.Minute), User: "alice", Data: map[string]string{"a": "<&>"}}); err != nil {
+			return err
+		}
+		// Text from outside that PostgreSQL's TEXT refuses as it is.
+		_, err := tx.Append(Event{Type: "login.failed", Time: at(time.Minute), User: "root\x00x", Message: "\x01\x00"})
 		return err
 	})
 	mustDo(t, s, func(tx *Tx) error {
@@ -66,6 +70,7 @@ func TestCopyToPostgres(t *testing.T) {
 	}
 	for _, read := range []func(*Store) (any, error){
 		func(s *Store) (any, error) { return s.Events(ctx, EventFilter{}) },
+		func(s *Store) (any, error) { return s.Events(ctx, EventFilter{User: "root\x00x"}) },
 		func(s *Store) (any, error) { return s.Approvals(ctx, "r1") },
 		func(s *Store) (any, error) { return s.Certificates(ctx, CertificateFilter{}) },
 		func(s *Store) (any, error) { return s.Sessions(ctx, SessionFilter{}) },
@@ -103,7 +108,7 @@ func TestCopyChecksTheSource(t *testing.T) {
 		name, table, when, want string
 	}{
 		{name: "lost approvals", table: "approvals", when: "NEW.approver = 'bob'", want: "table approvals has 1 rows, the source 2"},
-		{name: "lost newest events", table: "events", when: "NEW.seq > 3", want: "the chain has 3 events, the source 6"},
+		{name: "lost newest events", table: "events", when: "NEW.seq > 3", want: "the chain has 3 events, the source 7"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
