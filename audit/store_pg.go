@@ -23,10 +23,12 @@ import (
 // a fork even if a writer skipped the lock.
 //
 // The package's SQL is SQLite's; pgConn rebinds each query's placeholders
-// (dialect.go). database/sql over pgx's stdlib keeps every method of the
-// package one code path for both engines: the cost measured in
-// docs/BENCHMARKS.md is in round trips, which pgx's native API would not
-// save here (a statement's savepoint is its own round trip either way).
+// (dialect.go) and escapes NUL in text (pgtext.go). database/sql over pgx's
+// stdlib keeps every method of the package one code path for both engines.
+// What the chain lock's hold time costs is round trips (docs/BENCHMARKS.md
+// §10): txConn holds the chain's appends back and inserts them together,
+// and takes a callback's savepoint only when it runs a statement.
+// Connections run with timeouts and keepalives (pgsession.go).
 
 // Advisory lock keys of the PostgreSQL store: "jitssh" in ASCII and a number.
 const (
