@@ -27,8 +27,10 @@ import (
 const (
 	// pgLockTimeout bounds the wait for the chain lock (and any other lock
 	// a write waits for). A healthy holder keeps it for a few
-	// milliseconds, one batch.
-	pgLockTimeout = "10s"
+	// milliseconds, one batch; a stalled one is cut by the server after
+	// pgIdleInTransaction, which is shorter, so that the writers waiting
+	// behind it get the lock then instead of an error.
+	pgLockTimeout = "20s"
 	// pgStatementTimeout bounds one write statement; the store's writes
 	// touch a few rows each.
 	pgStatementTimeout = "30s"
