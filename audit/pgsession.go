@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -76,8 +77,8 @@ func takeKeepalive(params map[string]string) (keepalive, error) {
 		}
 		delete(params, name)
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return keepalive{}, fmt.Errorf("parameter %s=%q: want a whole number of at least 0", name, v)
+		if err != nil || n < 0 || n > math.MaxInt32 { // libpq's and the server's are C ints
+			return keepalive{}, fmt.Errorf("parameter %s=%q: want a whole number from 0 to %d", name, v, math.MaxInt32)
 		}
 		switch name {
 		case "keepalives":

@@ -151,3 +151,31 @@ func TestChainLockWaitTimesOut(t *testing.T) {
 		t.Fatalf("append once the lock is free: %v", err)
 	}
 }
+
+// FuzzTakeKeepalive feeds libpq keepalive parameters as a --store URL may
+// hold them: each is taken out of what goes to the server, and a value that
+// is no whole number of at least 0 is refused naming its parameter.
+func FuzzTakeKeepalive(f *testing.F) {
+	for _, seed := range [][2]string{{"keepalives_idle", "7"}, {"keepalives", "0"}, {"tcp_user_timeout", "-1"},
+		{"keepalives_count", "x"}, {"keepalives_interval", "99999999999999999999"}, {"keepalives_idle", "9223372036854775807"}, {"lock_timeout", "2s"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		params := map[string]string{name: value, "application_name": "x"}
+		k, err := takeKeepalive(params)
+		known := strings.HasPrefix(name, "keepalives") && (name == "keepalives" || name == "keepalives_idle" ||
+			name == "keepalives_interval" || name == "keepalives_count") || name == "tcp_user_timeout"
+		if _, left := params[name]; left == known {
+			t.Fatalf("parameter %q left for the server: %v", name, left)
+		}
+		if err != nil {
+			if !known || !strings.Contains(err.Error(), name) {
+				t.Fatalf("takeKeepalive(%q=%q) = %v", name, value, err)
+			}
+			return
+		}
+		if k.idle < 0 || k.interval < 0 || k.count < 0 || k.userTimeout < 0 {
+			t.Fatalf("takeKeepalive(%q=%q) = %+v", name, value, k)
+		}
+	})
+}
