@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,17 +206,21 @@ func classify(err error) error {
 // comparing them with 1 mean the same on both engines, and escapes text
 // for PostgreSQL's TEXT, which refuses NUL (pgtext.go).
 func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if s, ok := nv.Value.(string); ok {
-		nv.Value = pgEscape(s)
-		return c.Conn.CheckNamedValue(nv)
-	}
-	if b, ok := nv.Value.(bool); ok {
-		if b {
+	switch v := nv.Value.(type) {
+	case string:
+		nv.Value = pgEscape(v)
+	case bool:
+		nv.Value = int64(0)
+		if v {
 			nv.Value = int64(1)
-		} else {
-			nv.Value = int64(0)
 		}
-		return nil
+	case driver.Valuer:
+		// pgx asks it itself.
+	default:
+		// A named string type (a state, a kind) is text too.
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+			nv.Value = pgEscape(rv.String())
+		}
 	}
 	return c.Conn.CheckNamedValue(nv)
 }

@@ -36,6 +36,17 @@ func TestPGEscape(t *testing.T) {
 	}
 }
 
+// TestPGNamedStringArg: a value of a named string type is text to the
+// driver too, escaped as a string is.
+func TestPGNamedStringArg(t *testing.T) {
+	s, _ := openPG(t)
+	type name string
+	var got string
+	if err := s.read.QueryRow("SELECT ? || ''", name("a\x00b")).Scan(&got); err != nil || got != "a\x00b" {
+		t.Fatalf("a named string with a NUL came back as %q, %v", got, err)
+	}
+}
+
 // TestNULFromOutside records a refused login whose user name carries a NUL
 // (and the escape byte), as grant records one, and reads it back byte for
 // byte, by a filter on that very name too, on both engines.
