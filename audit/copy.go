@@ -59,13 +59,17 @@ func Copy(ctx context.Context, from, to *Store) (CopyResult, error) {
 		return CopyResult{}, fmt.Errorf("copy store: %w", err)
 	}
 	defer conn.Close()
+	want, err := snapshotOf(ctx, sqlQuerier{rtx}, tables)
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy store: read %s: %w", from.path, err)
+	}
 	var res CopyResult
 	err = conn.Raw(func(dc any) error {
 		pc, ok := dc.(*pgConn)
 		if !ok {
 			return fmt.Errorf("target connection is a %T", dc)
 		}
-		res, err = copyInto(ctx, pc.Conn, rtx, tables)
+		res, err = copyInto(ctx, pc.Conn, rtx, tables, want)
 		return err
 	})
 	if err != nil {
@@ -124,14 +128,24 @@ func copyTables(ctx context.Context, tx *sql.Tx) ([]copyTable, error) {
 }
 
 // copyInto writes tables from src into the PostgreSQL connection pc in one
-// transaction, with COPY (a round trip per table, not per row).
-func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTable) (CopyResult, error) {
+// transaction, with COPY (a round trip per table, not per row), and commits
+// only if what the transaction then holds matches want, the source's
+// snapshot: each table's row count, the event count and the chain head. A
+// copy that lost rows on the way (a trigger, a rule, a driver bug) is refused
+// before it commits, so the target stays empty; Verify of the copy alone
+// would not see it, since a shorter chain still verifies.
+func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTable, want CopyResult) (CopyResult, error) {
 	conn := pc.Conn()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return CopyResult{}, err
 	}
 	defer tx.Rollback(ctx)
+	// A big store's COPY runs long, and the transaction sits idle while
+	// the next table's rows are read from SQLite.
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+		return CopyResult{}, err
+	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", chainLockKey); err != nil {
 		return CopyResult{}, fmt.Errorf("lock the event chain: %w", err)
 	}
@@ -144,27 +158,90 @@ func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTa
 			return CopyResult{}, fmt.Errorf("the target is not empty: table %s has rows (copy only into a new database)", t.name)
 		}
 	}
-	var res CopyResult
 	for _, t := range tables {
-		n, err := copyRows(ctx, tx, src, t)
-		if err != nil {
+		if _, err := copyRows(ctx, tx, src, t); err != nil {
 			return CopyResult{}, fmt.Errorf("table %s: %w", t.name, err)
 		}
-		res.Tables = append(res.Tables, TableCount{Table: t.name, Rows: n})
 	}
 	// The identity column of session_text_doc continues after the copied
 	// ids, as SQLite's rowid would.
 	if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('session_text_doc', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM session_text_doc`); err != nil {
 		return CopyResult{}, fmt.Errorf("continue the session text ids: %w", err)
 	}
-	res.Head = GenesisHash
-	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").Scan(&res.Events, &res.Head); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return CopyResult{}, fmt.Errorf("read the copied chain head: %w", err)
+	got, err := snapshotOf(ctx, pgxQuerier{tx}, tables)
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("read the copy back: %w", err)
+	}
+	if err := sameCopy(want, got); err != nil {
+		return CopyResult{}, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return CopyResult{}, fmt.Errorf("commit: %w", err)
 	}
+	return want, nil
+}
+
+// rowScanner is a row of either database/sql or pgx.
+type rowScanner interface{ Scan(...any) error }
+
+// snapshotQuerier reads one row; it hides the difference between the
+// SQLite side (database/sql) and the PostgreSQL side (pgx) of a copy.
+type snapshotQuerier interface {
+	queryRow(ctx context.Context, q string) rowScanner
+}
+
+type sqlQuerier struct{ tx *sql.Tx }
+
+func (q sqlQuerier) queryRow(ctx context.Context, s string) rowScanner {
+	return q.tx.QueryRowContext(ctx, s)
+}
+
+type pgxQuerier struct{ tx pgx.Tx }
+
+func (q pgxQuerier) queryRow(ctx context.Context, s string) rowScanner { return q.tx.QueryRow(ctx, s) }
+
+// snapshotOf counts each table's rows and reads the chain head (and the
+// event count, its seq) as q sees them.
+func snapshotOf(ctx context.Context, sq snapshotQuerier, tables []copyTable) (CopyResult, error) {
+	var res CopyResult
+	for _, t := range tables {
+		var n int64
+		if err := sq.queryRow(ctx, "SELECT COUNT(*) FROM "+pgx.Identifier{t.name}.Sanitize()).Scan(&n); err != nil {
+			return CopyResult{}, fmt.Errorf("count the rows of %s: %w", t.name, err)
+		}
+		res.Tables = append(res.Tables, TableCount{Table: t.name, Rows: n})
+	}
+	res.Head = GenesisHash
+	err := sq.queryRow(ctx, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").Scan(&res.Events, &res.Head)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) && !errors.Is(err, pgx.ErrNoRows) {
+		return CopyResult{}, fmt.Errorf("read the chain head: %w", err)
+	}
 	return res, nil
+}
+
+// sameCopy says, naming each difference, how the copy got differs from the
+// source's snapshot want.
+func sameCopy(want, got CopyResult) error {
+	var diffs []string
+	for i, t := range want.Tables {
+		if i >= len(got.Tables) || got.Tables[i] != t {
+			n := int64(-1)
+			if i < len(got.Tables) {
+				n = got.Tables[i].Rows
+			}
+			diffs = append(diffs, fmt.Sprintf("table %s has %d rows, the source %d", t.Table, n, t.Rows))
+		}
+	}
+	if got.Events != want.Events {
+		diffs = append(diffs, fmt.Sprintf("the chain has %d events, the source %d", got.Events, want.Events))
+	}
+	if got.Head != want.Head {
+		diffs = append(diffs, fmt.Sprintf("the chain head is %s, the source's %s", got.Head, want.Head))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("the copy differs from the source (nothing committed): %s", strings.Join(diffs, "; "))
+	}
+	return nil
 }
 
 // copyRows streams one table's rows from src into tx with COPY.
@@ -210,5 +287,15 @@ func (r *sqlRows) Next() bool {
 	return true
 }
 
-func (r *sqlRows) Values() ([]any, error) { return r.vals, nil }
-func (r *sqlRows) Err() error             { return r.err }
+// Values are the row's, text escaped as pgConn escapes what it binds
+// (pgtext.go): COPY goes around it.
+func (r *sqlRows) Values() ([]any, error) {
+	for i, v := range r.vals {
+		if s, ok := v.(string); ok {
+			r.vals[i] = pgEscape(s)
+		}
+	}
+	return r.vals, nil
+}
+
+func (r *sqlRows) Err() error { return r.err }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/jitssh/jitssh/internal/testkit"
 )
 
@@ -29,7 +31,11 @@ func fillStore(t *testing.T, s *Store) {
 		if err := tx.InsertCertificate(userCert(1<<63 + 5)); err != nil {
 			return err
 		}
-		_, err := tx.Append(Event{Type: "cert.issued", Serial: 1<<63 + 5, Time: at(time.Minute), User: "alice", Data: map[string]string{"a": "<&>"}})
+		if _, err := tx.Append(Event{Type: "cert.issued", Serial: 1<<63 + 5, Time: at(time.Minute), User: "alice", Data: map[string]string{"a": "<&>"}}); err != nil {
+			return err
+		}
+		// Text from outside that PostgreSQL's TEXT refuses as it is.
+		_, err := tx.Append(Event{Type: "login.failed", Time: at(time.Minute), User: "root\x00x", Message: "\x01\x00"})
 		return err
 	})
 	mustDo(t, s, func(tx *Tx) error {
@@ -64,6 +70,7 @@ func TestCopyToPostgres(t *testing.T) {
 	}
 	for _, read := range []func(*Store) (any, error){
 		func(s *Store) (any, error) { return s.Events(ctx, EventFilter{}) },
+		func(s *Store) (any, error) { return s.Events(ctx, EventFilter{User: "root\x00x"}) },
 		func(s *Store) (any, error) { return s.Approvals(ctx, "r1") },
 		func(s *Store) (any, error) { return s.Certificates(ctx, CertificateFilter{}) },
 		func(s *Store) (any, error) { return s.Sessions(ctx, SessionFilter{}) },
@@ -90,4 +97,43 @@ func TestCopyToPostgres(t *testing.T) {
 		t.Fatalf("Copy into a non-empty store: error = %v, want a refusal", err)
 	}
 
+}
+
+// TestCopyChecksTheSource makes the target lose rows on the way in (a
+// trigger that skips some, as a rule or a bad extension could) and checks
+// that Copy refuses to commit, naming what differs from the source. A copy
+// that lost the newest events would still verify on its own.
+func TestCopyChecksTheSource(t *testing.T) {
+	tests := []struct {
+		name, table, when, want string
+	}{
+		{name: "lost approvals", table: "approvals", when: "NEW.approver = 'bob'", want: "table approvals has 1 rows, the source 2"},
+		{name: "lost newest events", table: "events", when: "NEW.seq > 3", want: "the chain has 3 events, the source 7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			from, _ := openTest(t)
+			fillStore(t, from)
+			to, u := openPG(t)
+			conn, err := pgx.Connect(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			if _, err := conn.Exec(ctx, `CREATE FUNCTION lose() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN IF `+tc.when+` THEN RETURN NULL; END IF; RETURN NEW; END; $$;
+				CREATE TRIGGER lose BEFORE INSERT ON `+tc.table+` FOR EACH ROW EXECUTE FUNCTION lose()`); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Copy(ctx, from, to)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Copy into a lossy target: error = %v, want one saying %q", err, tc.want)
+			}
+			var n int64
+			if err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM "+tc.table).Scan(&n); err != nil || n != 0 {
+				t.Errorf("after the refused copy %s holds %d rows (%v), want none", tc.table, n, err)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,19 +161,28 @@ type pgConn struct {
 }
 
 func (c *pgConn) Prepare(q string) (driver.Stmt, error) {
-	return c.Conn.Prepare(c.rb.rebind(q))
+	return c.PrepareContext(context.Background(), q)
 }
 
 func (c *pgConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
-	return c.Conn.PrepareContext(ctx, c.rb.rebind(q))
+	st, err := c.Conn.PrepareContext(ctx, c.rb.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	return pgStmt{st}, nil
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	return c.Conn.ExecContext(ctx, c.rb.rebind(q), args)
 }
 
+// QueryContext rebinds q and unescapes the text of its rows (pgtext.go).
 func (c *pgConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.QueryContext(ctx, c.rb.rebind(q), args)
+	rows, err := c.Conn.QueryContext(ctx, c.rb.rebind(q), args)
+	if err != nil {
+		return nil, err
+	}
+	return pgRows{rows}, nil
 }
 
 // classify maps either engine's uniqueness failures to ErrConflict.
@@ -193,15 +203,24 @@ func classify(err error) error {
 
 // CheckNamedValue stores a bool as the 0 or 1 that SQLite's INTEGER columns
 // hold (the BIGINT columns here are the same columns), so that queries
-// comparing them with 1 mean the same on both engines.
+// comparing them with 1 mean the same on both engines, and escapes text
+// for PostgreSQL's TEXT, which refuses NUL (pgtext.go).
 func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if b, ok := nv.Value.(bool); ok {
-		if b {
+	switch v := nv.Value.(type) {
+	case string:
+		nv.Value = pgEscape(v)
+	case bool:
+		nv.Value = int64(0)
+		if v {
 			nv.Value = int64(1)
-		} else {
-			nv.Value = int64(0)
 		}
-		return nil
+	case driver.Valuer:
+		// pgx asks it itself.
+	default:
+		// A named string type (a state, a kind) is text too.
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+			nv.Value = pgEscape(rv.String())
+		}
 	}
 	return c.Conn.CheckNamedValue(nv)
 }

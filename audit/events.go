@@ -130,7 +130,8 @@ func loadHeadTx(tx *sql.Tx) (head, error) {
 
 // clean makes text valid UTF-8 so that what is stored is exactly what the
 // canonical form encodes. NUL stays (JSON output is faithful to what came
-// from outside); PostgreSQL's TEXT refuses it (docs/scale-out.md).
+// from outside); on PostgreSQL, whose TEXT refuses it, the driver escapes
+// it (pgtext.go).
 func clean(s string) string {
 	if utf8.ValidString(s) {
 		return s
@@ -201,12 +202,10 @@ func (t *Tx) Append(e Event) (Event, error) {
 	}
 	// No statement savepoint (Tx.exec) on PostgreSQL: this insert fails
 	// only on a fork or a broken connection, which no caller goes on
-	// writing after, and it is the hottest statement of the store.
-	_, err = t.tx.Exec(`INSERT INTO events (seq, time, type, code, actor, user, host, login, request_id,
-		session_id, serial, client_addr, message, data, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, ns, e.Type, e.Code, e.Actor, e.User, e.Host, e.Login, e.RequestID,
-		e.SessionID, toSerial(e.Serial), e.ClientAddr, e.Message, dataJSON, e.PrevHash, e.Hash)
+	// writing after, and it is the hottest statement of the store. There
+	// it is held back and inserted with the batch's others (txConn).
+	err = t.tx.appendRow([]any{e.Seq, ns, e.Type, e.Code, e.Actor, e.User, e.Host, e.Login, e.RequestID,
+		e.SessionID, toSerial(e.Serial), e.ClientAddr, e.Message, dataJSON, e.PrevHash, e.Hash})
 	if err != nil {
 		return Event{}, fmt.Errorf("append event %q seq %d: %w", e.Type, e.Seq, classify(err))
 	}

@@ -6,6 +6,11 @@ package audit
 // INTEGER, BYTEA for BLOB, identity columns for the rowid aliases that are
 // filled by the store, a trigger function for the append-only triggers,
 // "user" quoted. A step is added to both lists or to neither.
+//
+// Every TEXT column is COLLATE "C": SQLite compares text by its bytes
+// (BINARY), and so must PostgreSQL whatever the database's locale, so that
+// listings sort alike, prefix ranges (EventFilter.Type) select alike and
+// ILIKE folds ASCII case only, as SQLite's LIKE does (TestPGCollation).
 func pgMigrations() []string {
 	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep11}
 }
@@ -20,20 +25,20 @@ $$;
 CREATE TABLE events (
 	seq         BIGINT PRIMARY KEY,
 	time        BIGINT NOT NULL,
-	type        TEXT NOT NULL,
-	code        TEXT NOT NULL DEFAULT '',
-	actor       TEXT NOT NULL DEFAULT '',
-	"user"        TEXT NOT NULL DEFAULT '',
-	host        TEXT NOT NULL DEFAULT '',
-	login       TEXT NOT NULL DEFAULT '',
-	request_id  TEXT NOT NULL DEFAULT '',
-	session_id  TEXT NOT NULL DEFAULT '',
+	type        TEXT COLLATE "C" NOT NULL,
+	code        TEXT COLLATE "C" NOT NULL DEFAULT '',
+	actor       TEXT COLLATE "C" NOT NULL DEFAULT '',
+	"user"        TEXT COLLATE "C" NOT NULL DEFAULT '',
+	host        TEXT COLLATE "C" NOT NULL DEFAULT '',
+	login       TEXT COLLATE "C" NOT NULL DEFAULT '',
+	request_id  TEXT COLLATE "C" NOT NULL DEFAULT '',
+	session_id  TEXT COLLATE "C" NOT NULL DEFAULT '',
 	serial      BIGINT NOT NULL DEFAULT 0,
-	client_addr TEXT NOT NULL DEFAULT '',
-	message     TEXT NOT NULL DEFAULT '',
-	data        TEXT NOT NULL DEFAULT '{}',
-	prev_hash   TEXT NOT NULL,
-	hash        TEXT NOT NULL
+	client_addr TEXT COLLATE "C" NOT NULL DEFAULT '',
+	message     TEXT COLLATE "C" NOT NULL DEFAULT '',
+	data        TEXT COLLATE "C" NOT NULL DEFAULT '{}',
+	prev_hash   TEXT COLLATE "C" NOT NULL,
+	hash        TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX events_user ON events("user", seq);
 CREATE INDEX events_host ON events(host, seq);
@@ -49,31 +54,31 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
 
 CREATE TABLE checkpoints (
 	seq       BIGINT PRIMARY KEY,
-	head_hash TEXT NOT NULL,
+	head_hash TEXT COLLATE "C" NOT NULL,
 	time      BIGINT NOT NULL,
 	signature BYTEA,
-	key       TEXT NOT NULL DEFAULT ''
+	key       TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
 	FOR EACH ROW EXECUTE FUNCTION jitssh_append_only();
 
 CREATE TABLE certificates (
 	serial          BIGINT PRIMARY KEY,
-	kind            TEXT NOT NULL CHECK (kind IN ('user', 'target', 'host')),
-	request_id      TEXT NOT NULL DEFAULT '',
-	session_id      TEXT NOT NULL DEFAULT '',
-	"user"            TEXT NOT NULL DEFAULT '',
-	host            TEXT NOT NULL DEFAULT '',
-	login           TEXT NOT NULL DEFAULT '',
-	principals      TEXT NOT NULL DEFAULT '[]',
-	key_fingerprint TEXT NOT NULL DEFAULT '',
-	key_id          TEXT NOT NULL DEFAULT '',
+	kind            TEXT COLLATE "C" NOT NULL CHECK (kind IN ('user', 'target', 'host')),
+	request_id      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	session_id      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	"user"            TEXT COLLATE "C" NOT NULL DEFAULT '',
+	host            TEXT COLLATE "C" NOT NULL DEFAULT '',
+	login           TEXT COLLATE "C" NOT NULL DEFAULT '',
+	principals      TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+	key_fingerprint TEXT COLLATE "C" NOT NULL DEFAULT '',
+	key_id          TEXT COLLATE "C" NOT NULL DEFAULT '',
 	valid_after     BIGINT NOT NULL DEFAULT 0,
 	valid_before    BIGINT NOT NULL DEFAULT 0,
-	client_addr     TEXT NOT NULL DEFAULT '',
+	client_addr     TEXT COLLATE "C" NOT NULL DEFAULT '',
 	issued_at       BIGINT NOT NULL DEFAULT 0,
 	revoked_at      BIGINT NOT NULL DEFAULT 0,
-	revoke_reason   TEXT NOT NULL DEFAULT ''
+	revoke_reason   TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX certificates_user ON certificates("user", issued_at);
 CREATE INDEX certificates_request ON certificates(request_id);
@@ -81,35 +86,35 @@ CREATE INDEX certificates_valid ON certificates(valid_before);
 CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE revoked_at != 0;
 
 CREATE TABLE requests (
-	id               TEXT PRIMARY KEY,
-	"user"             TEXT NOT NULL,
-	host             TEXT NOT NULL DEFAULT '',
-	login            TEXT NOT NULL DEFAULT '',
-	role             TEXT NOT NULL DEFAULT '',
-	justification    TEXT NOT NULL DEFAULT '',
-	state            TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'cancelled', 'issued')),
+	id               TEXT COLLATE "C" PRIMARY KEY,
+	"user"             TEXT COLLATE "C" NOT NULL,
+	host             TEXT COLLATE "C" NOT NULL DEFAULT '',
+	login            TEXT COLLATE "C" NOT NULL DEFAULT '',
+	role             TEXT COLLATE "C" NOT NULL DEFAULT '',
+	justification    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	state            TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'cancelled', 'issued')),
 	ttl              BIGINT NOT NULL DEFAULT 0,
-	public_key       TEXT NOT NULL DEFAULT '',
+	public_key       TEXT COLLATE "C" NOT NULL DEFAULT '',
 	break_glass      BIGINT NOT NULL DEFAULT 0,
 	approvals_needed BIGINT NOT NULL DEFAULT 0,
 	created_at       BIGINT NOT NULL DEFAULT 0,
 	expires_at       BIGINT NOT NULL DEFAULT 0,
 	decided_at       BIGINT NOT NULL DEFAULT 0,
 	redeem_by        BIGINT NOT NULL DEFAULT 0,
-	decided_by       TEXT NOT NULL DEFAULT '',
-	decision_reason  TEXT NOT NULL DEFAULT '',
+	decided_by       TEXT COLLATE "C" NOT NULL DEFAULT '',
+	decision_reason  TEXT COLLATE "C" NOT NULL DEFAULT '',
 	serial           BIGINT NOT NULL DEFAULT 0,
-	client_addr      TEXT NOT NULL DEFAULT ''
+	client_addr      TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX requests_created ON requests(created_at);
 CREATE INDEX requests_user ON requests("user", created_at);
 CREATE INDEX requests_state ON requests(state, created_at);
 
 CREATE TABLE approvals (
-	request_id TEXT NOT NULL REFERENCES requests(id),
-	approver   TEXT NOT NULL,
-	decision   TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
-	reason     TEXT NOT NULL DEFAULT '',
+	request_id TEXT COLLATE "C" NOT NULL REFERENCES requests(id),
+	approver   TEXT COLLATE "C" NOT NULL,
+	decision   TEXT COLLATE "C" NOT NULL CHECK (decision IN ('approve', 'deny')),
+	reason     TEXT COLLATE "C" NOT NULL DEFAULT '',
 	time       BIGINT NOT NULL DEFAULT 0,
 	-- SQLite's implicit rowid, which orders approvals of the same time.
 	rowid      BIGINT GENERATED ALWAYS AS IDENTITY,
@@ -117,40 +122,40 @@ CREATE TABLE approvals (
 );
 
 CREATE TABLE tokens (
-	hash       TEXT PRIMARY KEY,
-	"user"       TEXT NOT NULL,
+	hash       TEXT COLLATE "C" PRIMARY KEY,
+	"user"       TEXT COLLATE "C" NOT NULL,
 	issued_at  BIGINT NOT NULL DEFAULT 0,
 	expires_at BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX tokens_user ON tokens("user");
 
 CREATE TABLE users (
-	name        TEXT PRIMARY KEY,
-	groups_json TEXT NOT NULL DEFAULT '[]',
-	keys_json   TEXT NOT NULL DEFAULT '[]',
+	name        TEXT COLLATE "C" PRIMARY KEY,
+	groups_json TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+	keys_json   TEXT COLLATE "C" NOT NULL DEFAULT '[]',
 	created_at  BIGINT NOT NULL DEFAULT 0,
-	created_by  TEXT NOT NULL DEFAULT ''
+	created_by  TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 
 CREATE TABLE sessions (
-	id               TEXT PRIMARY KEY,
-	request_id       TEXT NOT NULL DEFAULT '',
-	"user"             TEXT NOT NULL DEFAULT '',
-	host             TEXT NOT NULL DEFAULT '',
-	login            TEXT NOT NULL DEFAULT '',
+	id               TEXT COLLATE "C" PRIMARY KEY,
+	request_id       TEXT COLLATE "C" NOT NULL DEFAULT '',
+	"user"             TEXT COLLATE "C" NOT NULL DEFAULT '',
+	host             TEXT COLLATE "C" NOT NULL DEFAULT '',
+	login            TEXT COLLATE "C" NOT NULL DEFAULT '',
 	serial           BIGINT NOT NULL DEFAULT 0,
 	target_serial    BIGINT NOT NULL DEFAULT 0,
-	client_addr      TEXT NOT NULL DEFAULT '',
-	command          TEXT NOT NULL DEFAULT '',
+	client_addr      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	command          TEXT COLLATE "C" NOT NULL DEFAULT '',
 	started_at       BIGINT NOT NULL DEFAULT 0,
 	ended_at         BIGINT NOT NULL DEFAULT 0,
 	exit_status      BIGINT NOT NULL DEFAULT 0,
 	bytes_in         BIGINT NOT NULL DEFAULT 0,
 	bytes_out        BIGINT NOT NULL DEFAULT 0,
-	recording_path   TEXT NOT NULL DEFAULT '',
-	recording_sha256 TEXT NOT NULL DEFAULT '',
+	recording_path   TEXT COLLATE "C" NOT NULL DEFAULT '',
+	recording_sha256 TEXT COLLATE "C" NOT NULL DEFAULT '',
 	recording_size   BIGINT NOT NULL DEFAULT 0,
-	end_reason       TEXT NOT NULL DEFAULT ''
+	end_reason       TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX sessions_started ON sessions(started_at);
 CREATE INDEX sessions_user ON sessions("user", started_at);
@@ -161,15 +166,15 @@ CREATE INDEX sessions_live ON sessions(started_at) WHERE ended_at = 0;
 -- session_text_fts (see search.go), so either build can open the file.
 CREATE TABLE session_text (
 	id         BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-	session_id TEXT NOT NULL,
+	session_id TEXT COLLATE "C" NOT NULL,
 	offset_ns  BIGINT NOT NULL,
-	kind       TEXT NOT NULL CHECK (kind IN ('o', 'i', 'm')),
-	text       TEXT NOT NULL
+	kind       TEXT COLLATE "C" NOT NULL CHECK (kind IN ('o', 'i', 'm')),
+	text       TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX session_text_session ON session_text(session_id, offset_ns);
 
 CREATE TABLE meta (
-	key   TEXT PRIMARY KEY,
+	key   TEXT COLLATE "C" PRIMARY KEY,
 	value BIGINT NOT NULL
 );
 `
@@ -178,10 +183,10 @@ CREATE TABLE meta (
 const pgStep2 = `
 CREATE TABLE session_text_doc (
 	id         BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-	session_id TEXT NOT NULL,
-	kind       TEXT NOT NULL CHECK (kind IN ('o', 'i', 'm')),
+	session_id TEXT COLLATE "C" NOT NULL,
+	kind       TEXT COLLATE "C" NOT NULL CHECK (kind IN ('o', 'i', 'm')),
 	offset_ns  BIGINT NOT NULL,
-	text       TEXT NOT NULL,
+	text       TEXT COLLATE "C" NOT NULL,
 	lines      BYTEA
 );
 CREATE INDEX session_text_doc_session ON session_text_doc(session_id, offset_ns);
@@ -198,20 +203,20 @@ DELETE FROM meta WHERE key = 'fts_upto';
 
 // pgStep3 is migration 3 on PostgreSQL.
 const pgStep3 = `
-ALTER TABLE certificates ADD COLUMN extensions TEXT NOT NULL DEFAULT '{}';
-ALTER TABLE certificates ADD COLUMN critical_options TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE certificates ADD COLUMN extensions TEXT COLLATE "C" NOT NULL DEFAULT '{}';
+ALTER TABLE certificates ADD COLUMN critical_options TEXT COLLATE "C" NOT NULL DEFAULT '{}';
 UPDATE certificates SET extensions = '{"permit-pty":""}' WHERE kind IN ('user', 'target');
 `
 
 // pgStep4 is migration 4 on PostgreSQL.
 const pgStep4 = `
 CREATE TABLE idempotency_keys (
-	"user"        TEXT NOT NULL,
-	key         TEXT NOT NULL,
-	body_hash   TEXT NOT NULL,
-	request_id  TEXT NOT NULL,
-	state       TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
-	certificate TEXT NOT NULL DEFAULT '',
+	"user"        TEXT COLLATE "C" NOT NULL,
+	key         TEXT COLLATE "C" NOT NULL,
+	body_hash   TEXT COLLATE "C" NOT NULL,
+	request_id  TEXT COLLATE "C" NOT NULL,
+	state       TEXT COLLATE "C" NOT NULL CHECK (state IN ('in_flight', 'done')),
+	certificate TEXT COLLATE "C" NOT NULL DEFAULT '',
 	created_at  BIGINT NOT NULL,
 	PRIMARY KEY ("user", key)
 );
@@ -223,23 +228,23 @@ CREATE INDEX sessions_serial ON sessions(serial, started_at);
 // pgStep5 is migration 5 on PostgreSQL.
 const pgStep5 = `
 CREATE TABLE hosts (
-	name            TEXT PRIMARY KEY,
-	address         TEXT NOT NULL,
-	host_key        TEXT NOT NULL DEFAULT '',
-	labels          TEXT NOT NULL DEFAULT '{}',
+	name            TEXT COLLATE "C" PRIMARY KEY,
+	address         TEXT COLLATE "C" NOT NULL,
+	host_key        TEXT COLLATE "C" NOT NULL DEFAULT '',
+	labels          TEXT COLLATE "C" NOT NULL DEFAULT '{}',
 	enrolled_at     BIGINT NOT NULL,
-	enrolled_by     TEXT NOT NULL DEFAULT '',
+	enrolled_by     TEXT COLLATE "C" NOT NULL DEFAULT '',
 	cert_serial     BIGINT NOT NULL DEFAULT 0,
 	cert_expires_at BIGINT NOT NULL DEFAULT 0,
 	last_seen       BIGINT NOT NULL DEFAULT 0,
 	removed_at      BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE join_tokens (
-	token_hash TEXT PRIMARY KEY,
-	host       TEXT NOT NULL,
-	address    TEXT NOT NULL,
-	labels     TEXT NOT NULL DEFAULT '{}',
-	created_by TEXT NOT NULL DEFAULT '',
+	token_hash TEXT COLLATE "C" PRIMARY KEY,
+	host       TEXT COLLATE "C" NOT NULL,
+	address    TEXT COLLATE "C" NOT NULL,
+	labels     TEXT COLLATE "C" NOT NULL DEFAULT '{}',
+	created_by TEXT COLLATE "C" NOT NULL DEFAULT '',
 	created_at BIGINT NOT NULL,
 	expires_at BIGINT NOT NULL,
 	used_at    BIGINT NOT NULL DEFAULT 0
@@ -250,18 +255,18 @@ CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
 // pgStep6 is migration 6 on PostgreSQL.
 const pgStep6 = `
 CREATE TABLE ephemeral_accounts (
-	request_id   TEXT PRIMARY KEY,
-	host         TEXT NOT NULL,
-	login        TEXT NOT NULL,
-	"user"         TEXT NOT NULL,
+	request_id   TEXT COLLATE "C" PRIMARY KEY,
+	host         TEXT COLLATE "C" NOT NULL,
+	login        TEXT COLLATE "C" NOT NULL,
+	"user"         TEXT COLLATE "C" NOT NULL,
 	uid          BIGINT NOT NULL DEFAULT 0,
-	groups       TEXT NOT NULL DEFAULT '[]',
-	sudo         TEXT NOT NULL DEFAULT '[]',
-	shell        TEXT NOT NULL,
-	state        TEXT NOT NULL CHECK (state IN ('planned', 'created', 'removing', 'removed', 'failed')),
+	groups       TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+	sudo         TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+	shell        TEXT COLLATE "C" NOT NULL,
+	state        TEXT COLLATE "C" NOT NULL CHECK (state IN ('planned', 'created', 'removing', 'removed', 'failed')),
 	attempts     BIGINT NOT NULL DEFAULT 0,
 	next_attempt BIGINT NOT NULL DEFAULT 0,
-	last_error   TEXT NOT NULL DEFAULT '',
+	last_error   TEXT COLLATE "C" NOT NULL DEFAULT '',
 	create_sent  BIGINT NOT NULL DEFAULT 0,
 	planned_at   BIGINT NOT NULL,
 	created_at   BIGINT NOT NULL DEFAULT 0,
@@ -271,7 +276,7 @@ CREATE TABLE ephemeral_accounts (
 CREATE UNIQUE INDEX ephemeral_accounts_uid ON ephemeral_accounts(host, uid) WHERE uid > 0;
 CREATE INDEX ephemeral_accounts_state ON ephemeral_accounts(state, next_attempt);
 CREATE TABLE ephemeral_hosts (
-	host       TEXT PRIMARY KEY,
+	host       TEXT COLLATE "C" PRIMARY KEY,
 	high_water BIGINT NOT NULL
 );
 `
@@ -279,18 +284,18 @@ CREATE TABLE ephemeral_hosts (
 // pgStep7 is migration 7 on PostgreSQL.
 const pgStep7 = `
 CREATE TABLE sso_identities (
-	name        TEXT PRIMARY KEY,
-	provider    TEXT NOT NULL,
-	subject     TEXT NOT NULL,
-	groups_json TEXT NOT NULL DEFAULT '[]',
+	name        TEXT COLLATE "C" PRIMARY KEY,
+	provider    TEXT COLLATE "C" NOT NULL,
+	subject     TEXT COLLATE "C" NOT NULL,
+	groups_json TEXT COLLATE "C" NOT NULL DEFAULT '[]',
 	expires_at  BIGINT NOT NULL,
 	updated_at  BIGINT NOT NULL
 );
 CREATE TABLE sso_logins (
-	token_hash     TEXT PRIMARY KEY,
-	name           TEXT NOT NULL,
-	provider       TEXT NOT NULL,
-	subject        TEXT NOT NULL,
+	token_hash     TEXT COLLATE "C" PRIMARY KEY,
+	name           TEXT COLLATE "C" NOT NULL,
+	provider       TEXT COLLATE "C" NOT NULL,
+	subject        TEXT COLLATE "C" NOT NULL,
 	refresh_sealed BYTEA NOT NULL,
 	expires_at     BIGINT NOT NULL
 );
@@ -299,7 +304,7 @@ CREATE TABLE sso_logins (
 // pgStep8 is migration 8 on PostgreSQL.
 const pgStep8 = `
 CREATE TABLE index_pending (
-	session_id TEXT PRIMARY KEY,
+	session_id TEXT COLLATE "C" PRIMARY KEY,
 	next_line  BIGINT NOT NULL CHECK (next_line >= 0),
 	updated_at BIGINT NOT NULL
 );
@@ -308,33 +313,33 @@ CREATE TABLE index_pending (
 // 9 (issue 14): the web console (console.go).
 const pgStep9 = `
 CREATE TABLE console_codes (
-	hash               TEXT PRIMARY KEY,
-	user               TEXT NOT NULL,
-	token_hash         TEXT NOT NULL,
+	hash               TEXT COLLATE "C" PRIMARY KEY,
+	user               TEXT COLLATE "C" NOT NULL,
+	token_hash         TEXT COLLATE "C" NOT NULL,
 	session_expires_at BIGINT NOT NULL,
 	created_at         BIGINT NOT NULL,
 	expires_at         BIGINT NOT NULL,
 	used_at            BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE console_sessions (
-	hash        TEXT PRIMARY KEY,
-	user        TEXT NOT NULL,
-	token_hash  TEXT NOT NULL,
-	csrf        TEXT NOT NULL,
-	client_addr TEXT NOT NULL DEFAULT '',
+	hash        TEXT COLLATE "C" PRIMARY KEY,
+	user        TEXT COLLATE "C" NOT NULL,
+	token_hash  TEXT COLLATE "C" NOT NULL,
+	csrf        TEXT COLLATE "C" NOT NULL,
+	client_addr TEXT COLLATE "C" NOT NULL DEFAULT '',
 	created_at  BIGINT NOT NULL,
 	expires_at  BIGINT NOT NULL,
 	ended_at    BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE share_links (
-	id         TEXT PRIMARY KEY,
-	hash       TEXT NOT NULL UNIQUE,
-	session_id TEXT NOT NULL,
-	created_by TEXT NOT NULL,
+	id         TEXT COLLATE "C" PRIMARY KEY,
+	hash       TEXT COLLATE "C" NOT NULL UNIQUE,
+	session_id TEXT COLLATE "C" NOT NULL,
+	created_by TEXT COLLATE "C" NOT NULL,
 	created_at BIGINT NOT NULL,
 	expires_at BIGINT NOT NULL,
 	revoked_at BIGINT NOT NULL DEFAULT 0,
-	revoked_by TEXT NOT NULL DEFAULT ''
+	revoked_by TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX share_links_session ON share_links(session_id, created_at);
 `

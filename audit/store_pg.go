@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -22,10 +23,12 @@ import (
 // a fork even if a writer skipped the lock.
 //
 // The package's SQL is SQLite's; pgConn rebinds each query's placeholders
-// (dialect.go). database/sql over pgx's stdlib keeps every method of the
-// package one code path for both engines: the cost measured in
-// docs/BENCHMARKS.md is in round trips, which pgx's native API would not
-// save here (a statement's savepoint is its own round trip either way).
+// (dialect.go) and escapes NUL in text (pgtext.go). database/sql over pgx's
+// stdlib keeps every method of the package one code path for both engines.
+// What the chain lock's hold time costs is round trips (docs/BENCHMARKS.md
+// §10): txConn holds the chain's appends back and inserts them together,
+// and takes a callback's savepoint only when it runs a statement.
+// Connections run with timeouts and keepalives (pgsession.go).
 
 // Advisory lock keys of the PostgreSQL store: "jitssh" in ASCII and a number.
 const (
@@ -111,12 +114,18 @@ func (s *Store) openPG(ctx context.Context, cfg *pgx.ConnConfig, opts Options) e
 	// every batch that waited would conflict. Read committed, always.
 	wcfg.RuntimeParams["default_transaction_isolation"] = "read committed"
 	wcfg.RuntimeParams["application_name"] = "jitd audit writer"
+	if err := harden(wcfg, true); err != nil {
+		return err
+	}
 	s.write = sql.OpenDB(pgConnector{inner: stdlib.GetConnector(*wcfg), rb: rb})
 	s.write.SetMaxOpenConns(1)
 	s.write.SetMaxIdleConns(1)
 	rcfg := cfg.Copy()
 	rcfg.RuntimeParams["default_transaction_read_only"] = "on"
 	rcfg.RuntimeParams["application_name"] = "jitd audit reader"
+	if err := harden(rcfg, false); err != nil {
+		return err
+	}
 	s.read = sql.OpenDB(pgConnector{inner: stdlib.GetConnector(*rcfg), rb: rb})
 	n := opts.ReadConns
 	if n <= 0 {
@@ -153,9 +162,20 @@ func (s *Store) lockChain(tx *sql.Tx) error {
 		return nil
 	}
 	if _, err := tx.Exec("SELECT pg_advisory_xact_lock(?)", chainLockKey); err != nil {
-		return fmt.Errorf("audit: lock the event chain: %w", err)
+		return chainLockError(err)
 	}
 	return nil
+}
+
+// chainLockError says why taking the chain lock failed; running out of
+// lock_timeout means another writer (a replica) holds the chain lock and
+// does not let go, which the caller sees as the store being unavailable.
+func chainLockError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available
+		return fmt.Errorf("audit: the chain lock (pg_advisory_xact_lock %#x) is held by another writer past lock_timeout: %w", chainLockKey, err)
+	}
+	return fmt.Errorf("audit: lock the event chain: %w", err)
 }
 
 // migratePG applies the pending steps of pgMigrations and the new
@@ -169,6 +189,11 @@ func migratePG(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
 	defer tx.Rollback()
+	// A migration may take long on a big database, and the replicas that
+	// start meanwhile should wait for it, not give up: no timeouts here.
+	if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0"); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrateLockKey); err != nil {
 		return fmt.Errorf("migrate schema: lock: %w", err)
 	}

@@ -29,7 +29,7 @@ type request struct {
 // Tx is the handle a Do callback writes through. It is valid only while the
 // callback runs and must not be shared with other goroutines.
 type Tx struct {
-	tx     *sql.Tx
+	tx     *txConn
 	engine engine
 	head   head
 	done   bool
@@ -240,7 +240,8 @@ func (s *Store) commitBatch(live []*request) error {
 	// A lone caller needs no savepoint: if it fails, the whole transaction
 	// is rolled back, which undoes exactly its writes.
 	alone := len(live) == 1
-	if broken := runCallbacks(tx, s.engine, head, live, alone); broken != nil {
+	conn := &txConn{tx: tx, engine: s.engine}
+	if broken := runCallbacks(conn, head, live, alone); broken != nil {
 		tx.Rollback()
 		clearErrs(live)
 		return broken
@@ -250,6 +251,11 @@ func (s *Store) commitBatch(live []*request) error {
 			live[0].err = fmt.Errorf("%w (and roll back: %w)", live[0].err, err)
 		}
 		return nil
+	}
+	if err := conn.flush(len(conn.pending)); err != nil {
+		tx.Rollback()
+		clearErrs(live)
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		clearErrs(live)
@@ -263,15 +269,12 @@ func (s *Store) commitBatch(live []*request) error {
 // runCallbacks runs each callback of live in turn, the chain head passing
 // from one that succeeded to the next, and returns an error that leaves tx
 // unusable.
-func runCallbacks(tx *sql.Tx, eng engine, head head, live []*request, alone bool) error {
-	for _, r := range live {
-		t := &Tx{tx: tx, engine: eng, head: head}
-		var ferr, broken error
-		if alone {
-			ferr = callSafely(t, r.fn)
-		} else {
-			ferr, broken = runOne(t, r.fn)
-		}
+func runCallbacks(conn *txConn, head head, live []*request, alone bool) error {
+	for i, r := range live {
+		t := &Tx{tx: conn, engine: conn.engine, head: head}
+		conn.startCall(i+1, !alone)
+		ferr := callSafely(t, r.fn)
+		broken := conn.endCall(ferr != nil)
 		t.done = true
 		if broken != nil {
 			return broken
@@ -289,28 +292,6 @@ func clearErrs(live []*request) {
 	for _, r := range live {
 		r.err = nil
 	}
-}
-
-// runOne runs fn inside a savepoint. ferr is fn's own error (its writes are
-// rolled back); broken is an error that leaves the transaction unusable.
-func runOne(t *Tx, fn func(*Tx) error) (ferr, broken error) {
-	if _, err := t.tx.Exec("SAVEPOINT call"); err != nil {
-		return nil, fmt.Errorf("audit: savepoint: %w", err)
-	}
-	ferr = callSafely(t, fn)
-	if ferr == nil {
-		if _, err := t.tx.Exec("RELEASE call"); err != nil {
-			return nil, fmt.Errorf("audit: release savepoint: %w", err)
-		}
-		return nil, nil
-	}
-	if _, err := t.tx.Exec("ROLLBACK TO call"); err != nil {
-		return nil, fmt.Errorf("audit: rollback to savepoint: %w", err)
-	}
-	if _, err := t.tx.Exec("RELEASE call"); err != nil {
-		return nil, fmt.Errorf("audit: release savepoint: %w", err)
-	}
-	return ferr, nil
 }
 
 // callSafely turns a panic in fn into that caller's error, so one bad

@@ -72,6 +72,11 @@ func TestDoBatchIsolatesCallerErrors(t *testing.T) {
 				_, err := tx.Append(Event{Message: "no type"})
 				return err
 			}, wantErr: "type is empty"},
+			// An append is visible to the caller's next statement, and undone
+			// with the caller's other writes; the earlier callers' appends
+			// (held back on PostgreSQL) are not undone with it.
+			{name: "append, read back, fail", fn: appendReadBack("append, read back, fail", errOwn), wantErr: errOwn.Error()},
+			{name: "append, read back", fn: appendReadBack("append, read back", nil), stored: true},
 			{name: "ok last", fn: appendMsg("ok last", nil), stored: true},
 		}
 		release := blockWriter(t, s)
@@ -111,8 +116,26 @@ func TestDoBatchIsolatesCallerErrors(t *testing.T) {
 		if errs[1] != nil && !errors.Is(errs[1], errOwn) {
 			t.Errorf("failing caller's error %v does not wrap its own error", errs[1])
 		}
-		assertVerified(t, s, 2)
+		assertVerified(t, s, 3)
 	})
+}
+
+// appendReadBack appends an event with message msg, checks that a read in
+// the same callback sees it, and returns ret.
+func appendReadBack(msg string, ret error) func(tx *Tx) error {
+	return func(tx *Tx) error {
+		if _, err := tx.Append(Event{Type: "test", Message: msg}); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.tx.QueryRow("SELECT COUNT(*) FROM events WHERE message = ?", msg).Scan(&n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("the callback's own event is not visible to it: %d rows", n)
+		}
+		return ret
+	}
 }
 
 // A caller alone in its batch runs without a savepoint; its failure must

@@ -115,6 +115,12 @@ func TestIssue12CopyFromSQLite(t *testing.T) {
 		t.Fatalf("jit ssh: %v", r)
 	}
 	s := secSessionWith(t, w.auditor, "before-move", sessionWait)
+	// An SSH user name with a NUL, refused and recorded: PostgreSQL's TEXT
+	// cannot hold it as it is, the copy and the store escape it.
+	stranger := newEngineer(t, "stranger")
+	if err := bastionDial(t, w, "u\x00before@db1", loadSigner(t, stranger.Key, "")); err == nil {
+		t.Fatal("the bastion let a plain key in")
+	}
 	before, vr := secVerify(t, w.auditor)
 	if vr.Code != 0 || !before.OK {
 		t.Fatalf("jit audit verify before the move: %+v\n%v", before, vr)
@@ -135,6 +141,15 @@ func TestIssue12CopyFromSQLite(t *testing.T) {
 	after, vr := secVerify(t, w.auditor)
 	if vr.Code != 0 || !after.OK || after.Events < before.Events || after.Recordings != before.Recordings {
 		t.Fatalf("jit audit verify after the move: %+v, before %+v\n%v", after, before, vr)
+	}
+	if err := bastionDial(t, w, "u\x00after@db1", loadSigner(t, stranger.Key, "")); err == nil {
+		t.Fatal("the bastion let a plain key in")
+	}
+	evs := auditList(t, w.auditor)
+	for _, user := range []string{"u\x00before@db1", "u\x00after@db1"} {
+		if _, ok := findEvent(evs, "session.rejected", func(ev auditEvent) bool { return ev.User == user }); !ok {
+			t.Errorf("on PostgreSQL, no session.rejected event with the exact user %q", user)
+		}
 	}
 	if text := mustRun(t, w.auditor, "sessions", "export", s.ID, "--format", "text"); !strings.Contains(text, "before-move") {
 		t.Errorf("the recording of %s after the move lacks its output:\n%s", s.ID, text)

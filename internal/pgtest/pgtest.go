@@ -153,8 +153,26 @@ func (s *Server) Port() int { return s.port }
 // registered later (a store opened on it is closed first).
 func (s *Server) Database(t testing.TB) string {
 	t.Helper()
+	return s.database(t, "")
+}
+
+// DatabaseICU is Database with the ICU collation icuLocale (such as
+// "en-US") as the database's default, whatever locales the machine has: a
+// store whose order and case folding must not depend on it.
+func (s *Server) DatabaseICU(t testing.TB, icuLocale string) string {
+	t.Helper()
+	for _, c := range icuLocale {
+		if !(c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			t.Fatalf("pgtest: ICU locale %q: want letters, digits, - and _", icuLocale)
+		}
+	}
+	return s.database(t, fmt.Sprintf(" LOCALE_PROVIDER icu ICU_LOCALE '%s'", icuLocale))
+}
+
+func (s *Server) database(t testing.TB, opts string) string {
+	t.Helper()
 	name := fmt.Sprintf("t%d", s.next.Add(1))
-	if err := s.exec(fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8'", name)); err != nil {
+	if err := s.exec(fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8'%s", name, opts)); err != nil {
 		t.Fatalf("pgtest: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
