@@ -332,6 +332,9 @@ DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
 	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
 CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 `,
+		// 13 (issue 12, replicas; flows): login challenges and SSO flows
+		// in the store, so that a login crosses replicas (challenges.go).
+		flowsSchema,
 	}
 }
 

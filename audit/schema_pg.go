@@ -7,7 +7,7 @@ package audit
 // filled by the store, a trigger function for the append-only triggers,
 // "user" quoted. A step is added to both lists or to neither.
 func pgMigrations() []string {
-	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10}
+	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep13}
 }
 
 // pgStep1 is migration 1 on PostgreSQL.
@@ -346,4 +346,31 @@ DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
 	WHERE b.provider = sso_identities.provider AND b.subject = sso_identities.subject
 	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
 CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
+`
+
+// pgStep13 is migration 13 (issue 12, replicas; flows): login challenges
+// and SSO flows in the store (challenges.go).
+const pgStep13 = `
+CREATE TABLE challenges (
+	hash       TEXT PRIMARY KEY,
+	purpose    TEXT NOT NULL,
+	subject    TEXT NOT NULL,
+	addr       TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX challenges_addr ON challenges(addr, expires_at);
+CREATE INDEX challenges_expires ON challenges(expires_at);
+CREATE TABLE sso_flows (
+	hash          TEXT PRIMARY KEY,
+	kind          TEXT NOT NULL,
+	provider      TEXT NOT NULL,
+	addr          TEXT NOT NULL,
+	sealed        BYTEA NOT NULL,
+	poll_interval BIGINT NOT NULL DEFAULT 0,
+	next_poll     BIGINT NOT NULL DEFAULT 0,
+	live_until    BIGINT NOT NULL,
+	expires_at    BIGINT NOT NULL
+);
+CREATE INDEX sso_flows_addr ON sso_flows(addr, live_until);
+CREATE INDEX sso_flows_live ON sso_flows(live_until);
 `

@@ -53,6 +53,9 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
 			d.log.Warn("reap idempotency keys", "err", err)
 		}
+		if _, err := d.grants.ReapLoginFlows(ctx); err != nil {
+			d.log.Warn("reap login challenges and sso flows", "err", err)
+		}
 		if err := d.policy.RefreshUsers(ctx); err != nil {
 			d.log.Warn("refresh enrolled users", "err", err)
 		}

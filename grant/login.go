@@ -27,9 +27,7 @@ const DefaultTokenTTL = 8 * time.Hour
 
 const (
 	challengeTTL = time.Minute
-	// maxChallenges bounds memory held for unanswered challenges.
-	maxChallenges = 10000
-	tokenPrefix   = "jit_"
+	tokenPrefix  = "jit_"
 	// tokenRecheck bounds how long a token found in the store is trusted
 	// from memory before the store is asked again. Tokens are never changed
 	// in place, only added and left to expire, so the cache saves a store
@@ -109,19 +107,21 @@ func NewLogins(cfg LoginConfig) (*Logins, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Logins{cfg: cfg, challenges: newNonces(challengeTTL, "logins"), tokens: map[string]cachedToken{}}, nil
+	return &Logins{cfg: cfg, challenges: newNonces(cfg.Store, challengeTTL, purposeLogin, "logins"), tokens: map[string]cachedToken{}}, nil
 }
 
 func (l *Logins) now() time.Time { return l.cfg.Clock().UTC() }
 
-// Challenge starts a login of user: it returns a nonce to sign, valid once
-// for a minute. Too many unanswered challenges is KindUnavailable with
+// Challenge starts a login of user asked for from clientAddr: it returns a
+// nonce to sign, valid once for a minute, at whichever replica of the
+// store it is answered. Too many unanswered challenges, of the address
+// (an IPv6 /64 counts as one) or in total, is KindUnavailable with
 // CodeBusy.
-func (l *Logins) Challenge(user string) (nonce string, expires time.Time, err error) {
+func (l *Logins) Challenge(ctx context.Context, user, clientAddr string) (nonce string, expires time.Time, err error) {
 	if err := policy.ValidName("user", user); err != nil {
 		return "", time.Time{}, &Error{Kind: KindInvalid, Code: CodeInvalidUser, Message: err.Error()}
 	}
-	return l.challenges.issue(l.cfg.Rand, user, l.now())
+	return l.challenges.issue(ctx, l.cfg.Rand, user, clientAddr, l.now())
 }
 
 // LoginAttempt is a signed answer to a challenge, as the client sent it.
@@ -154,10 +154,10 @@ type Token struct {
 // KindInvalid for malformed keys, signatures and TTLs.
 func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	now := l.now()
-	key, ttl, pol, err := l.check(at)
+	key, ttl, pol, err := l.check(ctx, at)
 	if err != nil {
 		var ge *Error
-		if errors.As(err, &ge) {
+		if errors.As(err, &ge) && ge.Kind != KindUnavailable {
 			rerr := appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
 				ClientAddr: at.ClientAddr, Message: audit.BoundText(ge.Message, 4*maxAuditText)})
 			withRecordFailure(ge, rerr)
@@ -187,8 +187,10 @@ func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 // check decides a login attempt: the challenge is spent whatever the
 // outcome, then the key, the user, the signature and the TTL are checked in
 // that order.
-func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.Policy, error) {
-	if !l.challenges.spend(at.Nonce, at.User, l.now()) {
+func (l *Logins) check(ctx context.Context, at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.Policy, error) {
+	if ok, err := l.challenges.spend(ctx, at.Nonce, at.User, l.now()); err != nil {
+		return nil, 0, nil, err
+	} else if !ok {
 		return nil, 0, nil, newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
 	}
 	key, err := sshkey.ParseAuthorized(at.PublicKey)

@@ -38,7 +38,7 @@ func loginEnv(t *testing.T) (*env, *grant.Logins, ssh.Signer) {
 // attempt answers a fresh challenge for user, signing what sign is given.
 func attempt(t *testing.T, l *grant.Logins, user string, s ssh.Signer, edit func(*grant.LoginAttempt, []byte) []byte) grant.LoginAttempt {
 	t.Helper()
-	nonce, _, err := l.Challenge(user)
+	nonce, _, err := l.Challenge(context.Background(), user, "10.0.0.9")
 	if err != nil {
 		t.Fatal(err)
 	}
