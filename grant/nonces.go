@@ -20,16 +20,16 @@ const (
 	purposeRenewal = "renewal"
 )
 
-const (
-	// maxChallenges bounds the unanswered challenges in the store, of all
-	// replicas together.
-	maxChallenges = 10000
-	// maxChallengesPerAddress bounds those of one client address (an IPv6
-	// /64 counts as one): asking needs no login, so without it a few
-	// addresses could fill the table and keep everyone else from logging
-	// in. Throttle's rate limit comes first; this bounds what waits.
-	maxChallengesPerAddress = 32
-)
+// maxChallenges bounds the unanswered challenges in the store, of all
+// replicas together.
+const maxChallenges = 10000
+
+// MaxChallengesPerAddress bounds the unanswered challenges (key logins and
+// host renewals together) of one client address, an IPv6 /64 counting as
+// one: asking needs no login, so without it a few addresses could fill the
+// table and keep everyone else from logging in. Throttle's rate limit
+// comes first; this bounds what waits.
+const MaxChallengesPerAddress = 32
 
 // nonces are the single-use challenges a caller signs to prove a key, kept
 // in the store (so that a challenge issued by one replica is answered at
@@ -63,12 +63,12 @@ func (n *nonces) issue(ctx context.Context, rand io.Reader, subject, clientAddr 
 	nonce := base64.RawURLEncoding.EncodeToString(b)
 	c := audit.Challenge{Hash: hashNonce(nonce), Purpose: n.purpose, Subject: subject, Addr: ratelimit.AddressKey(clientAddr), ExpiresAt: now.Add(n.ttl)}
 	err := n.store.Do(ctx, func(tx *audit.Tx) error {
-		return tx.InsertChallenge(c, now, audit.Limits{PerAddress: maxChallengesPerAddress, Total: maxChallenges})
+		return tx.InsertChallenge(c, now, audit.Limits{PerAddress: MaxChallengesPerAddress, Total: maxChallenges})
 	})
 	switch {
 	case errors.Is(err, audit.ErrAddressFull):
 		return "", time.Time{}, newError(KindUnavailable, CodeBusy, "%d %s from this address are waiting for their answer already; answer or wait for one (at most %s)",
-			maxChallengesPerAddress, n.what, n.ttl)
+			MaxChallengesPerAddress, n.what, n.ttl)
 	case errors.Is(err, audit.ErrFull):
 		return "", time.Time{}, newError(KindUnavailable, CodeBusy, "too many %s in progress; retry shortly", n.what)
 	case err != nil:
