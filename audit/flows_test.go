@@ -102,7 +102,7 @@ func TestSSOFlowClaims(t *testing.T) {
 				t.Fatalf("claim at +%s: %v, want %v", tc.after, got, tc.want)
 			}
 		}
-		mustDo(t, s, func(tx *Tx) error { return tx.SlowSSOPoll("d1", 10, now.Add(20*time.Second)) })
+		mustDo(t, s, func(tx *Tx) error { return tx.SetSSOPoll("d1", 10, now.Add(20*time.Second)) })
 		var f SSOFlow
 		mustDo(t, s, func(tx *Tx) (err error) { f, err = tx.SSOFlow("d1"); return err })
 		if f.Interval != 10 || !f.NextPoll.Equal(now.Add(20*time.Second)) || !f.LiveUntil.Equal(now.Add(25*time.Second)) || fmt.Sprint(f.Sealed) != fmt.Sprint(dev.Sealed) {

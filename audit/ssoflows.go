@@ -141,25 +141,26 @@ func (t *Tx) ClaimSSOPoll(hash string, now, next, liveUntil time.Time) (claimed 
 	return false, fmt.Errorf("claim sso poll: %w", ErrNotFound)
 }
 
-// SlowSSOPoll sets device flow hash's interval (the provider said
-// slow_down) and its next poll. An unknown hash is ErrNotFound.
-func (t *Tx) SlowSSOPoll(hash string, interval int, next time.Time) error {
+// SetSSOPoll sets device flow hash's interval (raised when the provider
+// said slow_down) and its next poll, once the provider answered a claimed
+// poll. An unknown hash is ErrNotFound.
+func (t *Tx) SetSSOPoll(hash string, interval int, next time.Time) error {
 	if err := t.check(); err != nil {
 		return err
 	}
 	var cd codec
 	nx := cd.nanos("next_poll", next)
 	if cd.err != nil {
-		return fmt.Errorf("slow sso poll: %w", cd.err)
+		return fmt.Errorf("set sso poll: %w", cd.err)
 	}
 	res, err := t.exec("UPDATE sso_flows SET poll_interval = ?, next_poll = ? WHERE hash = ? AND kind = ?", interval, nx, hash, SSOFlowDevice)
 	if err != nil {
-		return fmt.Errorf("slow sso poll: %w", err)
+		return fmt.Errorf("set sso poll: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		return err
 	}
-	return fmt.Errorf("slow sso poll: %w", ErrNotFound)
+	return fmt.Errorf("set sso poll: %w", ErrNotFound)
 }
 
 // ReapSSOFlows deletes the flows dead at now (past live_until) and returns

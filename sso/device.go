@@ -137,9 +137,9 @@ func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendi
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
 		case "authorization_pending":
-			return Identity{}, f.Interval, nil
+			return rp.setPoll(ctx, f, f.Interval)
 		case "slow_down":
-			return rp.slowDown(ctx, f)
+			return rp.setPoll(ctx, f, f.Interval+5)
 		}
 	}
 	// A final answer: the flow is spent by whichever poll takes it, so
@@ -176,7 +176,11 @@ func (rp *RP) claimPoll(ctx context.Context, flowID string) (audit.SSOFlow, bool
 			_, err = tx.TakeSSOFlow(hash, audit.SSOFlowDevice)
 			return err
 		}
-		claimed, err = tx.ClaimSSOPoll(hash, now, now.Add(time.Duration(f.Interval)*time.Second), liveUntil(now, f.Interval, f.ExpiresAt))
+		// The claim holds the flow for as long as the request may take
+		// and an interval more, so that no other replica asks while it is
+		// in flight; the answer sets the next poll (setPoll).
+		hold := time.Duration(f.Interval)*time.Second + providerTimeout
+		claimed, err = tx.ClaimSSOPoll(hash, now, now.Add(hold), liveUntil(now, f.Interval, f.ExpiresAt))
 		return err
 	})
 	switch {
@@ -190,12 +194,12 @@ func (rp *RP) claimPoll(ctx context.Context, flowID string) (audit.SSOFlow, bool
 	return f, claimed, nil
 }
 
-// slowDown raises flow f's stored interval by five seconds, as the
-// provider asked, and answers pending with it.
-func (rp *RP) slowDown(ctx context.Context, f audit.SSOFlow) (Identity, int, error) {
-	interval := f.Interval + 5
+// setPoll sets flow f's interval (raised by five seconds after a
+// slow_down, RFC 8628 §3.5) and its next poll an interval from now, once
+// the provider answered pending, and answers pending with the interval.
+func (rp *RP) setPoll(ctx context.Context, f audit.SSOFlow, interval int) (Identity, int, error) {
 	next := rp.opts.Clock().Add(time.Duration(interval) * time.Second)
-	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error { return tx.SlowSSOPoll(f.Hash, interval, next) })
+	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error { return tx.SetSSOPoll(f.Hash, interval, next) })
 	if errors.Is(err, audit.ErrNotFound) {
 		return Identity{}, 0, withProvider(refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again"), f.Provider)
 	}

@@ -62,15 +62,14 @@ func deviceToken(ctx context.Context, p *provider, d *discovered, deviceCode str
 
 // tokenResponse is a token endpoint's JSON answer (RFC 6749 §5.1, §5.2).
 type tokenResponse struct {
-	AccessToken      string          `json:"access_token"`
-	TokenType        string          `json:"token_type"`
-	RefreshToken     string          `json:"refresh_token"`
-	ExpiresIn        json.Number     `json:"expires_in"`
-	IDToken          string          `json:"id_token"`
-	Error            string          `json:"error"`
-	ErrorDescription string          `json:"error_description"`
-	ErrorURI         string          `json:"error_uri"`
-	Raw              json.RawMessage `json:"-"`
+	AccessToken      string      `json:"access_token"`
+	TokenType        string      `json:"token_type"`
+	RefreshToken     string      `json:"refresh_token"`
+	ExpiresIn        json.Number `json:"expires_in"`
+	IDToken          string      `json:"id_token"`
+	Error            string      `json:"error"`
+	ErrorDescription string      `json:"error_description"`
+	ErrorURI         string      `json:"error_uri"`
 }
 
 // parseTokenResponse reads a token endpoint's answer: a token, or the
