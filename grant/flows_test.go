@@ -26,17 +26,17 @@ var pgServer struct {
 // store target for one test (a file, a fresh PostgreSQL database).
 var replicaStores = []struct {
 	name   string
-	target func(t *testing.T) string
+	target func(t testing.TB) string
 }{
-	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "replicas.db") }},
-	{"postgres", func(t *testing.T) string {
+	{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "replicas.db") }},
+	{"postgres", func(t testing.TB) string {
 		pgServer.once.Do(func() { pgServer.srv, pgServer.err = pgtest.Start() })
 		pgtest.Need(t, pgServer.srv, pgServer.err)
 		return pgServer.srv.Database(t)
 	}},
 }
 
-func openTarget(t *testing.T, target string) *audit.Store {
+func openTarget(t testing.TB, target string) *audit.Store {
 	t.Helper()
 	var s *audit.Store
 	var err error
@@ -58,7 +58,7 @@ func openTarget(t *testing.T, target string) *audit.Store {
 
 // replicaLogins returns two Logins on two handles of the store at target,
 // as two replicas of jitd have, with the env's policy and clock.
-func replicaLogins(t *testing.T, e *env, target string) (a, b *grant.Logins, store *audit.Store) {
+func replicaLogins(t testing.TB, e *env, target string) (a, b *grant.Logins, store *audit.Store) {
 	t.Helper()
 	var out []*grant.Logins
 	var first *audit.Store
@@ -174,4 +174,22 @@ func TestRenewalNonceIsNoLogin(t *testing.T) {
 	})
 	_, err = l.Login(ctx, at)
 	wantError(t, err, grant.KindUnauthenticated, grant.CodeBadChallenge)
+}
+
+// BenchmarkKeyLogin measures a whole key login, challenge and answer,
+// on each engine: the challenge's insert and spend are two of its store
+// transactions, beside the token's.
+func BenchmarkKeyLogin(b *testing.B) {
+	ctx := context.Background()
+	for _, eng := range replicaStores {
+		b.Run(eng.name, func(b *testing.B) {
+			e, _, zed := loginEnv(b)
+			l, _, _ := replicaLogins(b, e, eng.target(b))
+			for b.Loop() {
+				if _, err := l.Login(ctx, attempt(b, l, "zed", zed, nil)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

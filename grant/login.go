@@ -154,45 +154,58 @@ type Token struct {
 // KindInvalid for malformed keys, signatures and TTLs.
 func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	now := l.now()
-	key, ttl, pol, err := l.check(ctx, at)
-	if err != nil {
-		var ge *Error
-		if errors.As(err, &ge) && ge.Kind != KindUnavailable {
-			rerr := appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
-				ClientAddr: at.ClientAddr, Message: audit.BoundText(ge.Message, 4*maxAuditText)})
-			withRecordFailure(ge, rerr)
+	// The key, user, signature and TTL are decided first, outside the
+	// store's writer (a signature check takes a while, and the writer is
+	// every caller's); the challenge is spent in the one transaction that
+	// records the outcome, whatever it is, and its refusal comes first.
+	key, ttl, pol, err := l.check(at)
+	var decided *Error
+	if err != nil && !errors.As(err, &decided) {
+		decided = &Error{Kind: KindInternal, Code: CodeInternal, Message: "login check failed", Err: err}
+	}
+	var token string
+	var t audit.Token
+	if decided == nil {
+		raw := make([]byte, 32)
+		if _, err := io.ReadFull(l.cfg.Rand, raw); err != nil {
+			return Token{}, fmt.Errorf("draw token: %w", err)
 		}
-		return Token{}, err
+		token = tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
+		t = audit.Token{Hash: hashToken(token), User: at.User, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 	}
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(l.cfg.Rand, raw); err != nil {
-		return Token{}, fmt.Errorf("draw token: %w", err)
-	}
-	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	t := audit.Token{Hash: hashToken(token), User: at.User, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	var refusal *Error
 	err = l.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		ok, err := l.challenges.take(tx, at.Nonce, at.User, now)
+		if err != nil {
+			return err
+		}
+		if refusal = decided; !ok {
+			refusal = newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
+		}
+		if refusal != nil {
+			_, err := tx.Append(audit.Event{Time: now, Type: "login.failed", Code: refusal.Code, User: audit.BoundText(at.User, maxAuditText),
+				ClientAddr: at.ClientAddr, Message: audit.BoundText(refusal.Message, 4*maxAuditText)})
+			return err
+		}
 		if err := tx.InsertToken(t); err != nil {
 			return err
 		}
-		_, err := tx.Append(audit.Event{Time: now, Type: "login", Code: "ok", Actor: at.User, User: at.User, ClientAddr: at.ClientAddr,
+		_, err = tx.Append(audit.Event{Time: now, Type: "login", Code: "ok", Actor: at.User, User: at.User, ClientAddr: at.ClientAddr,
 			Data: map[string]string{"method": MethodKey, "key_fingerprint": ssh.FingerprintSHA256(key), "expires_at": t.ExpiresAt.Format(time.RFC3339)}})
 		return err
 	})
+	if refusal != nil {
+		return Token{}, withRecordFailure(refusal, err)
+	}
 	if err != nil {
 		return Token{}, unavailable(err)
 	}
 	return Token{Token: token, User: at.User, ExpiresAt: t.ExpiresAt, Admin: pol.IsAdmin(at.User), Auditor: pol.IsAuditor(at.User)}, nil
 }
 
-// check decides a login attempt: the challenge is spent whatever the
-// outcome, then the key, the user, the signature and the TTL are checked in
-// that order.
-func (l *Logins) check(ctx context.Context, at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.Policy, error) {
-	if ok, err := l.challenges.spend(ctx, at.Nonce, at.User, l.now()); err != nil {
-		return nil, 0, nil, err
-	} else if !ok {
-		return nil, 0, nil, newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
-	}
+// check decides a login attempt but for its challenge: the key, the user,
+// the signature and the TTL, in that order.
+func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.Policy, error) {
 	key, err := sshkey.ParseAuthorized(at.PublicKey)
 	if err != nil {
 		return nil, 0, nil, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: err.Error()}

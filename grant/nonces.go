@@ -81,17 +81,27 @@ func (n *nonces) issue(ctx context.Context, rand io.Reader, subject, clientAddr 
 // this purpose and is still valid at now. Only a failing store is an
 // error (KindUnavailable).
 func (n *nonces) spend(ctx context.Context, nonce, subject string, now time.Time) (bool, error) {
-	var c audit.Challenge
+	var ok bool
 	err := n.store.Do(ctx, func(tx *audit.Tx) error {
 		var err error
-		c, err = tx.TakeChallenge(hashNonce(nonce))
+		ok, err = n.take(tx, nonce, subject, now)
 		return err
 	})
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return ok, nil
+}
+
+// take is spend inside tx, for a caller that records the outcome in the
+// same transaction.
+func (n *nonces) take(tx *audit.Tx, nonce, subject string, now time.Time) (bool, error) {
+	c, err := tx.TakeChallenge(hashNonce(nonce))
 	if errors.Is(err, audit.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, unavailable(err)
+		return false, err
 	}
 	return now.Before(c.ExpiresAt) && c.Subject == subject && c.Purpose == n.purpose, nil
 }
