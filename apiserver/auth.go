@@ -30,7 +30,7 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	nonce, expires, err := s.logins.Challenge(req.User)
+	nonce, expires, err := s.logins.Challenge(r.Context(), req.User, clientAddr(r))
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleRenewChallenge(w http.ResponseWriter, r *http.Request) error {
-	nonce, expires, err := s.hosts.RenewChallenge(r.PathValue("name"))
+	nonce, expires, err := s.hosts.RenewChallenge(r.Context(), clientAddr(r), r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -85,11 +85,6 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := sso.New(cfg, sso.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rp.Close)
 	if e.keys, _, err = ca.InitKeys(filepath.Join(dir, "ca"), ca.Ed25519); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +96,10 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 		t.Fatal(err)
 	}
 	grants, err := grant.New(grant.Config{Policy: e.policy.Current, Store: e.store, Keys: e.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := sso.New(cfg, sso.Options{Store: e.store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -337,6 +337,9 @@ CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 		// other replicas (other processes on the file are polled, this
 		// one's commits wake its feed in the writer), so nothing here.
 		`SELECT 1`,
+		// 12 (issue 12, replicas; flows): login challenges and SSO flows
+		// in the store, so that a login crosses replicas (challenges.go).
+		flowsSchema,
 	}
 }
 

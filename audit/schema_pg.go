@@ -12,7 +12,7 @@ package audit
 // listings sort alike, prefix ranges (EventFilter.Type) select alike and
 // ILIKE folds ASCII case only, as SQLite's LIKE does (TestPGCollation).
 func pgMigrations() []string {
-	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep11}
+	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep11, pgStep12}
 }
 
 // pgStep1 is migration 1 on PostgreSQL.
@@ -368,4 +368,31 @@ END;
 $$;
 CREATE TRIGGER events_notify AFTER INSERT ON events
 	FOR EACH STATEMENT EXECUTE FUNCTION jitssh_events_notify();
+`
+
+// pgStep12 is migration 12 (issue 12, replicas; flows): login challenges
+// and SSO flows in the store (challenges.go).
+const pgStep12 = `
+CREATE TABLE challenges (
+	hash       TEXT COLLATE "C" PRIMARY KEY,
+	purpose    TEXT COLLATE "C" NOT NULL,
+	subject    TEXT COLLATE "C" NOT NULL,
+	addr       TEXT COLLATE "C" NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX challenges_addr ON challenges(addr, expires_at);
+CREATE INDEX challenges_expires ON challenges(expires_at);
+CREATE TABLE sso_flows (
+	hash          TEXT COLLATE "C" PRIMARY KEY,
+	kind          TEXT COLLATE "C" NOT NULL,
+	provider      TEXT COLLATE "C" NOT NULL,
+	addr          TEXT COLLATE "C" NOT NULL,
+	sealed        BYTEA NOT NULL,
+	poll_interval BIGINT NOT NULL DEFAULT 0,
+	next_poll     BIGINT NOT NULL DEFAULT 0,
+	live_until    BIGINT NOT NULL,
+	expires_at    BIGINT NOT NULL
+);
+CREATE INDEX sso_flows_addr ON sso_flows(addr, live_until);
+CREATE INDEX sso_flows_live ON sso_flows(live_until);
 `

@@ -61,6 +61,9 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
 			d.log.Warn("reap idempotency keys", "err", err)
 		}
+		if _, err := d.grants.ReapLoginFlows(ctx); err != nil {
+			d.log.Warn("reap login challenges and sso flows", "err", err)
+		}
 		// The change feed refreshes as each change commits (feed.go); this
 		// is its backstop, every usersBackstopTicks ticks.
 		if ticks++; ticks%usersBackstopTicks == 0 {

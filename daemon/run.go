@@ -165,16 +165,14 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	// The SSO file is read first: a mistake in it names its line before
 	// anything listens. No provider is asked yet (sso.New discovers on
 	// first use), so one that is down does not keep jitd from starting.
+	var ssoConfig *sso.Config
+	var ssoOpts sso.Options
 	if cfg.SSOConfig != "" {
-		sc, err := sso.LoadConfig(cfg.SSOConfig)
-		if err != nil {
+		var err error
+		if ssoConfig, err = sso.LoadConfig(cfg.SSOConfig); err != nil {
 			return nil, err
 		}
-		opts, err := consoleSSOOptions(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if d.sso, err = sso.New(sc, opts); err != nil {
+		if ssoOpts, err = consoleSSOOptions(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -184,6 +182,13 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	if err := d.initFeed(ctx); err != nil {
 		return nil, err
+	}
+	if ssoConfig != nil {
+		// The flows in progress live in the store, shared by replicas.
+		ssoOpts.Store = d.store
+		if d.sso, err = sso.New(ssoConfig, ssoOpts); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.wire(ctx, keys, tlsCert); err != nil {
 		return nil, err
@@ -398,9 +403,6 @@ func (d *Daemon) Close() error {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
 		d.closeRecordings()
-		if d.sso != nil {
-			d.sso.Close()
-		}
 		if _, err := d.store.SignCheckpoint(context.Background(), d.checkpointKey, d.cfg.Clock()); err != nil {
 			d.log.Warn("final checkpoint", "err", err)
 			d.closeErr = fmt.Errorf("final checkpoint: %w", err)
@@ -457,9 +459,6 @@ func (d *Daemon) stopServers() {
 func (d *Daemon) abort() {
 	d.stopServers()
 	d.closeRecordings()
-	if d.sso != nil {
-		d.sso.Close()
-	}
 	if d.notifier != nil {
 		d.notifier.Close()
 	}

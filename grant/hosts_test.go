@@ -215,7 +215,7 @@ func TestJoinHostKeyChanged(t *testing.T) {
 // renewal signs a challenge for name with key.
 func renewal(t *testing.T, h *grant.Hosts, name string, key ssh.Signer) (nonce, sig string) {
 	t.Helper()
-	nonce, _, err := h.RenewChallenge(name)
+	nonce, _, err := h.RenewChallenge(context.Background(), "10.0.0.9", name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestRenew(t *testing.T) {
 			}},
 		{name: "nonce of another host", wantKind: grant.KindUnauthenticated, wantCode: grant.CodeBadChallenge,
 			run: func(t *testing.T, _ *env, h *grant.Hosts, key ssh.Signer) error {
-				nonce, _, _ := h.RenewChallenge("web7")
+				nonce, _, _ := h.RenewChallenge(ctx, "10.0.0.9", "web7")
 				s, _ := key.Sign(nil, api.HostRenewMessage("db9", nonce, testFingerprint))
 				_, err := h.Renew(ctx, "", "db9", nonce, base64.StdEncoding.EncodeToString(ssh.Marshal(s)))
 				return err

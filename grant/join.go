@@ -173,13 +173,14 @@ func (h *Hosts) refresh(ctx context.Context) {
 
 // RenewChallenge starts a renewal of host name's certificate: it returns a
 // nonce for the host to sign with its host key, valid once for two
-// minutes. A name that is not a valid host name is KindInvalid; too many
-// unanswered challenges is KindUnavailable with CodeBusy.
-func (h *Hosts) RenewChallenge(name string) (nonce string, expires time.Time, err error) {
+// minutes, asked for from clientAddr. A name that is not a valid host name
+// is KindInvalid; too many unanswered challenges, of the address or in
+// total, is KindUnavailable with CodeBusy.
+func (h *Hosts) RenewChallenge(ctx context.Context, clientAddr, name string) (nonce string, expires time.Time, err error) {
 	if err := policy.ValidName("host", name); err != nil {
 		return "", time.Time{}, &Error{Kind: KindInvalid, Code: string(policy.ReasonInvalidHost), Message: err.Error()}
 	}
-	return h.challenges.issue(h.svc.cfg.Rand, name, h.now())
+	return h.challenges.issue(ctx, h.svc.cfg.Rand, name, clientAddr, h.now())
 }
 
 // Renew issues host name a new certificate once it proves its enrolled
@@ -206,7 +207,9 @@ func (h *Hosts) Renew(ctx context.Context, clientAddr, name, nonce, signature st
 
 func (h *Hosts) renew(ctx context.Context, clientAddr, name, nonce, signature string) (Enrolled, error) {
 	now := h.now()
-	if !h.challenges.spend(nonce, name, now) {
+	if ok, err := h.challenges.spend(ctx, nonce, name, now); err != nil {
+		return Enrolled{}, err
+	} else if !ok {
 		return Enrolled{}, newError(KindUnauthenticated, CodeBadChallenge, "renewal challenge unknown, expired, used or for another host; start again")
 	}
 	row, err := h.store().Host(ctx, name)

@@ -27,9 +27,7 @@ const DefaultTokenTTL = 8 * time.Hour
 
 const (
 	challengeTTL = time.Minute
-	// maxChallenges bounds memory held for unanswered challenges.
-	maxChallenges = 10000
-	tokenPrefix   = "jit_"
+	tokenPrefix  = "jit_"
 	// tokenRecheck bounds how long a token found in the store is trusted
 	// from memory before the store is asked again. Tokens are never changed
 	// in place, only added and left to expire, so the cache saves a store
@@ -109,7 +107,7 @@ func NewLogins(cfg LoginConfig) (*Logins, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Logins{cfg: cfg, challenges: newNonces(challengeTTL, "logins"), tokens: map[string]cachedToken{}}, nil
+	return &Logins{cfg: cfg, challenges: newNonces(cfg.Store, challengeTTL, purposeLogin, "logins"), tokens: map[string]cachedToken{}}, nil
 }
 
 func (l *Logins) now() time.Time { return l.cfg.Clock().UTC() }
@@ -129,14 +127,16 @@ func (l *Logins) ForgetUser(user string) {
 	}
 }
 
-// Challenge starts a login of user: it returns a nonce to sign, valid once
-// for a minute. Too many unanswered challenges is KindUnavailable with
+// Challenge starts a login of user asked for from clientAddr: it returns a
+// nonce to sign, valid once for a minute, at whichever replica of the
+// store it is answered. Too many unanswered challenges, of the address
+// (an IPv6 /64 counts as one) or in total, is KindUnavailable with
 // CodeBusy.
-func (l *Logins) Challenge(user string) (nonce string, expires time.Time, err error) {
+func (l *Logins) Challenge(ctx context.Context, user, clientAddr string) (nonce string, expires time.Time, err error) {
 	if err := policy.ValidName("user", user); err != nil {
 		return "", time.Time{}, &Error{Kind: KindInvalid, Code: CodeInvalidUser, Message: err.Error()}
 	}
-	return l.challenges.issue(l.cfg.Rand, user, l.now())
+	return l.challenges.issue(ctx, l.cfg.Rand, user, clientAddr, l.now())
 }
 
 // LoginAttempt is a signed answer to a challenge, as the client sent it.
@@ -169,43 +169,58 @@ type Token struct {
 // KindInvalid for malformed keys, signatures and TTLs.
 func (l *Logins) Login(ctx context.Context, at LoginAttempt) (Token, error) {
 	now := l.now()
+	// The key, user, signature and TTL are decided first, outside the
+	// store's writer (a signature check takes a while, and the writer is
+	// every caller's); the challenge is spent in the one transaction that
+	// records the outcome, whatever it is, and its refusal comes first.
 	key, ttl, pol, err := l.check(at)
-	if err != nil {
-		var ge *Error
-		if errors.As(err, &ge) {
-			rerr := appendEvent(ctx, l.cfg.Store, now, audit.Event{Type: "login.failed", Code: ge.Code, User: audit.BoundText(at.User, maxAuditText),
-				ClientAddr: at.ClientAddr, Message: audit.BoundText(ge.Message, 4*maxAuditText)})
-			withRecordFailure(ge, rerr)
+	var decided *Error
+	if err != nil && !errors.As(err, &decided) {
+		decided = &Error{Kind: KindInternal, Code: CodeInternal, Message: "login check failed", Err: err}
+	}
+	var token string
+	var t audit.Token
+	if decided == nil {
+		raw := make([]byte, 32)
+		if _, err := io.ReadFull(l.cfg.Rand, raw); err != nil {
+			return Token{}, fmt.Errorf("draw token: %w", err)
 		}
-		return Token{}, err
+		token = tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
+		t = audit.Token{Hash: hashToken(token), User: at.User, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 	}
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(l.cfg.Rand, raw); err != nil {
-		return Token{}, fmt.Errorf("draw token: %w", err)
-	}
-	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	t := audit.Token{Hash: hashToken(token), User: at.User, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	var refusal *Error
 	err = l.cfg.Store.Do(ctx, func(tx *audit.Tx) error {
+		ok, err := l.challenges.take(tx, at.Nonce, at.User, now)
+		if err != nil {
+			return err
+		}
+		if refusal = decided; !ok {
+			refusal = newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
+		}
+		if refusal != nil {
+			_, err := tx.Append(audit.Event{Time: now, Type: "login.failed", Code: refusal.Code, User: audit.BoundText(at.User, maxAuditText),
+				ClientAddr: at.ClientAddr, Message: audit.BoundText(refusal.Message, 4*maxAuditText)})
+			return err
+		}
 		if err := tx.InsertToken(t); err != nil {
 			return err
 		}
-		_, err := tx.Append(audit.Event{Time: now, Type: "login", Code: "ok", Actor: at.User, User: at.User, ClientAddr: at.ClientAddr,
+		_, err = tx.Append(audit.Event{Time: now, Type: "login", Code: "ok", Actor: at.User, User: at.User, ClientAddr: at.ClientAddr,
 			Data: map[string]string{"method": MethodKey, "key_fingerprint": ssh.FingerprintSHA256(key), "expires_at": t.ExpiresAt.Format(time.RFC3339)}})
 		return err
 	})
+	if refusal != nil {
+		return Token{}, withRecordFailure(refusal, err)
+	}
 	if err != nil {
 		return Token{}, unavailable(err)
 	}
 	return Token{Token: token, User: at.User, ExpiresAt: t.ExpiresAt, Admin: pol.IsAdmin(at.User), Auditor: pol.IsAuditor(at.User)}, nil
 }
 
-// check decides a login attempt: the challenge is spent whatever the
-// outcome, then the key, the user, the signature and the TTL are checked in
-// that order.
+// check decides a login attempt but for its challenge: the key, the user,
+// the signature and the TTL, in that order.
 func (l *Logins) check(at LoginAttempt) (ssh.PublicKey, time.Duration, *policy.Policy, error) {
-	if !l.challenges.spend(at.Nonce, at.User, l.now()) {
-		return nil, 0, nil, newError(KindUnauthenticated, CodeBadChallenge, "login challenge unknown, expired or for another user; start again")
-	}
 	key, err := sshkey.ParseAuthorized(at.PublicKey)
 	if err != nil {
 		return nil, 0, nil, &Error{Kind: KindInvalid, Code: CodeInvalidPublicKey, Message: err.Error()}

@@ -23,7 +23,7 @@ func loginMessage(user, nonce string) []byte {
 }
 
 // loginEnv is Logins over the grant test env, with zed enrolled with key.
-func loginEnv(t *testing.T) (*env, *grant.Logins, ssh.Signer) {
+func loginEnv(t testing.TB) (*env, *grant.Logins, ssh.Signer) {
 	t.Helper()
 	e := newEnv(t)
 	signer := testkit.Signer(t)
@@ -36,9 +36,9 @@ func loginEnv(t *testing.T) (*env, *grant.Logins, ssh.Signer) {
 }
 
 // attempt answers a fresh challenge for user, signing what sign is given.
-func attempt(t *testing.T, l *grant.Logins, user string, s ssh.Signer, edit func(*grant.LoginAttempt, []byte) []byte) grant.LoginAttempt {
+func attempt(t testing.TB, l *grant.Logins, user string, s ssh.Signer, edit func(*grant.LoginAttempt, []byte) []byte) grant.LoginAttempt {
 	t.Helper()
-	nonce, _, err := l.Challenge(user)
+	nonce, _, err := l.Challenge(context.Background(), user, "10.0.0.9")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,6 @@ package grant
 import (
 	"cmp"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -331,43 +327,18 @@ func sealRefresh(rand io.Reader, token, hash, refresh string) ([]byte, error) {
 	if refresh == "" {
 		return nil, nil
 	}
-	aead, err := refreshAEAD(token)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := io.ReadFull(rand, nonce); err != nil {
-		return nil, fmt.Errorf("draw nonce: %w", err)
-	}
-	return aead.Seal(nonce, nonce, []byte(refresh), []byte(hash)), nil
+	return sso.Seal(rand, token, sso.SealRefresh, []byte(hash), []byte(refresh))
 }
 
 func unsealRefresh(token, hash string, sealed []byte) (string, error) {
 	if len(sealed) == 0 {
 		return "", nil
 	}
-	aead, err := refreshAEAD(token)
+	plain, err := sso.Open(token, sso.SealRefresh, []byte(hash), sealed)
 	if err != nil {
-		return "", err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return "", errors.New("sealed refresh token is too short")
-	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(hash))
-	if err != nil {
-		return "", errors.New("sealed refresh token does not open with this bearer token")
+		return "", fmt.Errorf("sealed refresh token: %w", err)
 	}
 	return string(plain), nil
-}
-
-func refreshAEAD(token string) (cipher.AEAD, error) {
-	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write([]byte("jitssh-sso-refresh-key-v1"))
-	block, err := aes.NewCipher(mac.Sum(nil))
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
 
 // newBearer draws a bearer token.

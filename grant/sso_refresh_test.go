@@ -31,11 +31,10 @@ func TestSSORefreshProviderDownKeepsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := sso.New(cfg, sso.Options{})
+	rp, err := sso.New(cfg, sso.Options{Store: e.store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rp.Close)
 	now := e.clock.Now()
 	e.pol.Store(e.pol.Load().WithSSOUsers([]policy.User{{Name: "erin", Groups: []string{"dev"}}}))
 	l, err := grant.NewLogins(grant.LoginConfig{Store: e.store, Policy: e.pol.Load, Message: loginMessage, TokenTTL: time.Hour, Clock: e.clock.Now, SSO: rp})

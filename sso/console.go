@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+
+	"github.com/jitssh/jitssh/audit"
 )
 
 // ConsoleCallbackPath is the path of the web console's redirect URI.
@@ -80,12 +82,12 @@ func (rp *RP) checkRedirect(uri string) error {
 // CodeAccessDenied, anything else as CodeProviderFailed. An unknown flow
 // is CodeFlowUnknown. errCode and desc come from the redirect's query and
 // are bounded.
-func (rp *RP) Abandon(_ context.Context, flowID, errCode, desc string) error {
-	f, err := rp.take(flowID, false)
+func (rp *RP) Abandon(ctx context.Context, flowID, errCode, desc string) error {
+	_, _, p, err := rp.take(ctx, flowID, audit.SSOFlowCode)
 	if err != nil {
 		return err
 	}
-	name := f.provider.cfg.Name
+	name := p.cfg.Name
 	if errCode == "access_denied" {
 		return &Error{Code: CodeAccessDenied, Reason: errCode, Message: fmt.Sprintf("provider %q refused the login: access denied %s", name, bounded(desc))}
 	}

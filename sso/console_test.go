@@ -38,11 +38,11 @@ func TestConsoleRedirectURI(t *testing.T) {
 // accepts loopback only.
 func TestConsoleRedirectAllowList(t *testing.T) {
 	const console = "https://jitd.example.com:7443/console/sso/callback"
-	with, err := New(&Config{}, Options{ConsoleRedirect: console})
+	with, err := New(&Config{}, Options{Store: testStore(t), ConsoleRedirect: console})
 	if err != nil {
 		t.Fatal(err)
 	}
-	without, err := New(&Config{}, Options{})
+	without, err := New(&Config{}, Options{Store: testStore(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,15 @@
 package sso
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ratelimit"
 )
 
@@ -30,11 +28,11 @@ type DeviceStart struct {
 
 // StartDevice begins a device-authorization login at the provider named
 // name for the client at clientAddr (at most MaxFlowsPerAddress live flows
-// per address). When the client has not polled for abandonedPolls
-// intervals, the polling ends and the flow is dropped. jitd polls the provider itself in the background, at the
-// provider's interval and slowing down when asked (x/oauth2's
-// DeviceAccessToken), so however often the caller polls PollDevice, the
-// provider is asked at most once per interval.
+// per address, maxDeviceFlows device flows in all). The device code is
+// stored sealed under the flow id. No process polls the provider in the
+// background: PollDevice does, at most once per interval, on whichever
+// replica the client's poll reaches; a flow whose client has not polled
+// for abandonedPolls intervals is dropped.
 func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceStart, error) {
 	p, err := rp.provider(name)
 	if err != nil {
@@ -47,18 +45,35 @@ func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceS
 	if !d.device {
 		return DeviceStart{}, refuse(CodeUnknownProvider, "no_device", "provider %q offers no device flow (no device_authorization_endpoint)", name)
 	}
-	if !rp.reservePoller() {
-		return DeviceStart{}, refuse(CodeBusy, "", "too many device logins in progress; try again shortly")
-	}
-	started := false
-	defer func() {
-		if !started {
-			rp.releasePoller()
-		}
-	}()
-	nonce, err := rp.random()
+	da, err := rp.deviceAuth(ctx, p, d)
 	if err != nil {
 		return DeviceStart{}, err
+	}
+	now := rp.opts.Clock()
+	expires := now.Add(maxDeviceWait)
+	if !da.Expiry.IsZero() && da.Expiry.Before(expires) {
+		expires = da.Expiry
+	}
+	interval := int(da.Interval)
+	if interval <= 0 {
+		interval = 5 // RFC 8628 §3.2: the default when the provider names none
+	}
+	f := audit.SSOFlow{Kind: audit.SSOFlowDevice, Provider: name, Addr: ratelimit.AddressKey(clientAddr), Interval: interval,
+		NextPoll: now.Add(time.Duration(interval) * time.Second), LiveUntil: liveUntil(now, interval, expires), ExpiresAt: expires}
+	id, err := rp.put(ctx, f, flowSecrets{DeviceCode: da.DeviceCode})
+	if err != nil {
+		return DeviceStart{}, err
+	}
+	return DeviceStart{Flow: id, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
+		UserCode: da.UserCode, Interval: interval, ExpiresAt: expires}, nil
+}
+
+// deviceAuth asks p for a device code, authenticated as the client is
+// registered.
+func (rp *RP) deviceAuth(ctx context.Context, p *provider, d *discovered) (*oauth2.DeviceAuthResponse, error) {
+	nonce, err := rp.random()
+	if err != nil {
+		return nil, err
 	}
 	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", nonce)}
 	var client *http.Client
@@ -78,155 +93,120 @@ func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceS
 	}
 	da, err := d.oauth.DeviceAuth(p.httpContext(ctx, client), opts...)
 	if err != nil {
-		return DeviceStart{}, providerRefusal(name, "device authorization", err)
+		return nil, providerRefusal(p.cfg.Name, "device authorization", err)
 	}
-	now := rp.opts.Clock()
-	expires := now.Add(maxDeviceWait)
-	if !da.Expiry.IsZero() && da.Expiry.Before(expires) {
-		expires = da.Expiry
-	}
-	da.Expiry = expires
-	if da.Interval <= 0 {
-		da.Interval = 5
-	}
-	f := &flow{provider: p, device: true, interval: int(da.Interval), expires: expires, addr: ratelimit.AddressKey(clientAddr), lastPoll: now}
-	id, err := rp.put(f)
-	if err != nil {
-		return DeviceStart{}, err
-	}
-	rp.wg.Add(1)
-	started = true
-	go rp.pollDevice(id, f, d, da)
-	return DeviceStart{Flow: id, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
-		UserCode: da.UserCode, Interval: f.interval, ExpiresAt: expires}, nil
+	return da, nil
 }
 
-// pollDevice runs x/oauth2's polling for flow f and stores its outcome.
-// Providers do not all echo a nonce in a device flow's ID token, so the
-// nonce is not required there: the device code itself binds the token to
-// this flow (only jitd holds it).
-func (rp *RP) pollDevice(id string, f *flow, d *discovered, da *oauth2.DeviceAuthResponse) {
-	defer rp.wg.Done()
-	defer rp.releasePoller()
-	pctx, cancel := context.WithCancel(rp.ctx)
-	defer cancel()
-	var abandoned atomic.Bool
-	go rp.watchClient(pctx, id, f, func() { abandoned.Store(true); cancel() })
-	// x/oauth2 adds 5s to its interval at each slow_down (RFC 8628 §3.5);
-	// the flow's interval, which jit is told, follows it.
-	slowDown := func() {
-		rp.mu.Lock()
-		f.interval += 5
-		rp.mu.Unlock()
+// liveUntil is when a device flow polled at now is dropped unless polled
+// again: abandonedPolls intervals later, at most at its expiry.
+func liveUntil(now time.Time, interval int, expires time.Time) time.Time {
+	at := now.Add(time.Duration(abandonedPolls*interval) * time.Second)
+	if at.Before(expires) {
+		return at
 	}
-	client := &http.Client{Timeout: providerTimeout, CheckRedirect: f.provider.client.CheckRedirect,
-		Transport: slowDownWatcher{next: f.provider.client.Transport, seen: slowDown}}
-	ctx := f.provider.httpContext(pctx, client)
-	tok, err := d.oauth.DeviceAccessToken(ctx, da)
-	var who Identity
-	switch {
-	case abandoned.Load():
-		err = refuse(CodeExpired, "abandoned", "the device login was dropped: its client stopped polling")
-	case err == nil:
-		who, err = rp.fromToken(rp.ctx, f.provider, d, tok, "")
-	default:
-		if _, ok := err.(*Error); !ok {
-			err = providerRefusal(f.provider.cfg.Name, "device login", err)
-		}
-	}
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	f.done, f.result, f.err = true, who, err
-	if abandoned.Load() && rp.flows[id] == f {
-		rp.dropLocked(id) // frees the address's slot at once
-	}
+	return expires
 }
 
-// watchClient calls abandon when flow f's client has not polled for
-// abandonedPolls intervals, until ctx ends.
-func (rp *RP) watchClient(ctx context.Context, id string, f *flow, abandon func()) {
-	for {
-		rp.mu.Lock()
-		wait := time.Duration(abandonedPolls*f.interval) * time.Second
-		idle := rp.opts.Clock().Sub(f.lastPoll)
-		rp.mu.Unlock()
-		if idle > wait {
-			abandon()
-			return
-		}
-		t := time.NewTimer(wait - idle + 10*time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (rp *RP) reservePoller() bool {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if rp.polling >= maxDeviceFlows {
-		return false
-	}
-	rp.polling++
-	return true
-}
-
-func (rp *RP) releasePoller() {
-	rp.mu.Lock()
-	rp.polling--
-	rp.mu.Unlock()
-}
-
-// PollDevice returns the identity of a finished device flow (spending the
-// flow), or pending with the interval to wait, or the refusal (also
-// spending the flow).
+// PollDevice answers a client's poll of device flow flowID: the identity
+// once the provider says the person approved (spending the flow), or
+// pending with the seconds to wait, or the refusal (also spending the
+// flow). The poll is claimed in the store first: only when the flow is due
+// (its interval has passed since the last provider request, by any
+// replica) does this call ask the provider, with ONE token request; a
+// slow_down raises the stored interval by five seconds (RFC 8628 §3.5).
+// Providers do not all echo a nonce in a device flow's ID token, so none
+// is required: the device code itself, sealed in the store, binds the
+// token to this flow.
 func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendingInterval int, err error) {
-	rp.mu.Lock()
-	f, ok := rp.flows[flowID]
-	if ok && f.device && !f.done && rp.opts.Clock().Before(f.expires) {
-		f.lastPoll = rp.opts.Clock()
-		interval := f.interval
-		rp.mu.Unlock()
-		return Identity{}, interval, nil
+	f, claimed, err := rp.claimPoll(ctx, flowID)
+	if err != nil || !claimed {
+		return Identity{}, f.Interval, err
 	}
-	rp.mu.Unlock()
-	f, err = rp.take(flowID, true)
+	sec, p, err := rp.open(flowID, f)
+	var d *discovered
+	if err == nil {
+		d, err = p.get(ctx)
+	}
 	if err != nil {
-		return Identity{}, 0, err
+		_, _, _, _ = rp.take(ctx, flowID, audit.SSOFlowDevice)
+		return Identity{}, 0, withProvider(err, f.Provider)
 	}
-	if !f.done {
-		return Identity{}, 0, withProvider(refuse(CodeExpired, "", "the device code expired before the login was finished"), f.provider.cfg.Name)
-	}
-	return f.result, 0, withProvider(f.err, f.provider.cfg.Name)
-}
-
-// slowDownWatcher tells seen when a token endpoint answers slow_down, so
-// the interval passed on to jit grows as x/oauth2's does.
-type slowDownWatcher struct {
-	next http.RoundTripper
-	seen func()
-}
-
-func (w slowDownWatcher) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := w.next.RoundTrip(r)
-	if err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 {
-		return resp, err
-	}
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if rerr == nil {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error == "slow_down" {
-			w.seen()
+	tok, err := deviceToken(ctx, p, d, sec.DeviceCode)
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "authorization_pending":
+			return rp.setPoll(ctx, f, f.Interval)
+		case "slow_down":
+			return rp.setPoll(ctx, f, f.Interval+5)
 		}
 	}
-	return resp, nil
+	// A final answer: the flow is spent by whichever poll takes it, so
+	// an identity goes on to grant at most once.
+	if _, _, _, terr := rp.take(ctx, flowID, audit.SSOFlowDevice); terr != nil {
+		return Identity{}, 0, terr
+	}
+	if err != nil {
+		return Identity{}, 0, providerRefusal(p.cfg.Name, "device login", err)
+	}
+	id, err = rp.fromToken(ctx, p, d, tok, "")
+	return id, 0, withProvider(err, p.cfg.Name)
+}
+
+// claimPoll records the client's poll of flow flowID and claims the
+// provider request when the flow is due. A dead flow (expired, abandoned)
+// is deleted and refused; one not due is returned unclaimed, its
+// interval what the client waits.
+func (rp *RP) claimPoll(ctx context.Context, flowID string) (audit.SSOFlow, bool, error) {
+	hash := flowHash(flowID)
+	now := rp.opts.Clock()
+	var f audit.SSOFlow
+	var claimed, dead bool
+	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error {
+		var err error
+		if f, err = tx.SSOFlow(hash); err != nil {
+			return err
+		}
+		if f.Kind != audit.SSOFlowDevice {
+			return audit.ErrNotFound
+		}
+		if !now.Before(f.ExpiresAt) || !now.Before(f.LiveUntil) {
+			dead = true
+			_, err = tx.TakeSSOFlow(hash, audit.SSOFlowDevice)
+			return err
+		}
+		// The claim holds the flow for as long as the request may take
+		// and an interval more, so that no other replica asks while it is
+		// in flight; the answer sets the next poll (setPoll).
+		hold := time.Duration(f.Interval)*time.Second + providerTimeout
+		claimed, err = tx.ClaimSSOPoll(hash, now, now.Add(hold), liveUntil(now, f.Interval, f.ExpiresAt))
+		return err
+	})
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
+		return audit.SSOFlow{}, false, refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again")
+	case err != nil:
+		return audit.SSOFlow{}, false, storeFailed(err)
+	case dead:
+		return audit.SSOFlow{}, false, rp.checkLive(f)
+	}
+	return f, claimed, nil
+}
+
+// setPoll sets flow f's interval (raised by five seconds after a
+// slow_down, RFC 8628 §3.5) and its next poll an interval from now, once
+// the provider answered pending, and answers pending with the interval.
+func (rp *RP) setPoll(ctx context.Context, f audit.SSOFlow, interval int) (Identity, int, error) {
+	next := rp.opts.Clock().Add(time.Duration(interval) * time.Second)
+	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error { return tx.SetSSOPoll(f.Hash, interval, next) })
+	if errors.Is(err, audit.ErrNotFound) {
+		return Identity{}, 0, withProvider(refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again"), f.Provider)
+	}
+	if err != nil {
+		return Identity{}, 0, storeFailed(err)
+	}
+	return Identity{}, interval, nil
 }
 
 // Refresh uses the refresh token of an earlier login of subject at the

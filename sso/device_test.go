@@ -81,6 +81,4 @@ func TestDevicePollingHonoursSlowDown(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != CodeFlowUnknown {
 		t.Fatalf("a spent flow polled again: %v", err)
 	}
-	// Close returns only once every polling goroutine has ended.
-	rp.Close()
 }

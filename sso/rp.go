@@ -11,39 +11,42 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/ratelimit"
 )
 
 // FlowTTL is how long a login flow is accepted after it started.
 const FlowTTL = 10 * time.Minute
 
-// maxFlows bounds the flows held in memory (each a few hundred bytes).
+// maxFlows bounds the flows in the store, of all replicas together.
 const maxFlows = 10000
 
-// maxDeviceFlows bounds the device flows polling at once: each is a
-// goroutine asking its provider every few seconds for up to 15 minutes,
-// and starting one needs no login, so their number must not let anyone
-// make jitd flood a provider.
+// maxDeviceFlows bounds the device flows live at once: each may make jitd
+// ask its provider once per interval for up to 15 minutes, and starting
+// one needs no login, so their number must not let anyone make jitd flood
+// a provider.
 const maxDeviceFlows = 256
 
 // MaxFlowsPerAddress bounds the live flows (code and device) of one client
 // address (an IPv6 /64 counts as one, ratelimit.AddressKey): starting a
 // flow needs no login, so without it a few addresses could fill the flow
-// table or every device poller. Five leaves room for a person retrying.
+// table or every device slot. Five leaves room for a person retrying.
 const MaxFlowsPerAddress = 5
 
 // abandonedPolls is how many device intervals without a client poll end
-// a device flow's polling: the client went away, so jitd stops asking the
-// provider for it.
+// a device flow: the client went away, so its slot is freed.
 const abandonedPolls = 3
 
-// Options tunes an RP; the zero value is what jitd runs with.
+// Options tunes an RP. Store is required; the other fields' zero values
+// are what jitd runs with.
 type Options struct {
+	// Store holds the flows in progress (audit's sso_flows), shared by
+	// every replica on it.
+	Store *audit.Store
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// Rand is the source of flow ids, states, nonces and verifiers; nil
@@ -58,45 +61,26 @@ type Options struct {
 	ConsoleRedirect string
 }
 
-// RP is the relying party for the configured providers. Flows are kept in
-// memory, bounded, single use and expiring after FlowTTL: they live ten
-// minutes and belong to one person's login, so a restart of jitd costs
-// that person a new `jit login`, and one replica (what jitd is today) needs
-// no shared state. It is safe for concurrent use; Close stops the device
-// flows' polling.
+// RP is the relying party for the configured providers. Flows in progress
+// are kept in the store, keyed by the SHA-256 of the flow id with their
+// secrets sealed under the id: bounded per address and in total, single
+// use and expiring after FlowTTL, so that a login started at one replica
+// is finished at another, or after a restart. No flow is tied to a
+// process: a device flow's provider is asked only when its client polls,
+// by whichever replica the poll reaches (PollDevice). It is safe for
+// concurrent use.
 type RP struct {
 	opts      Options
 	providers []*provider
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu      sync.Mutex
-	flows   map[string]*flow
-	perAddr map[string]int // live flows by ratelimit.AddressKey
-	polling int            // device flows whose polling has not ended
-}
-
-type flow struct {
-	provider *provider
-	expires  time.Time
-	addr     string // ratelimit.AddressKey of the client that started it
-	// code flow
-	state, nonce, verifier, redirect string
-	// device flow: set when its polling ends
-	device   bool
-	interval int
-	lastPoll time.Time // the client's last PollDevice
-	done     bool
-	result   Identity
-	err      error
 }
 
 // New returns the RP for cfg. Discovery happens on first use of each
 // provider (and again after a failure), so a provider that is down does
 // not keep jitd from starting: key login keeps working.
 func New(cfg *Config, opts Options) (*RP, error) {
+	if opts.Store == nil {
+		return nil, errors.New("sso: options: Store is required (the flows in progress)")
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -106,7 +90,7 @@ func New(cfg *Config, opts Options) (*RP, error) {
 	if opts.RefetchInterval == 0 {
 		opts.RefetchInterval = DefaultRefetchInterval
 	}
-	rp := &RP{opts: opts, flows: map[string]*flow{}, perAddr: map[string]int{}}
+	rp := &RP{opts: opts}
 	for _, pc := range cfg.Providers {
 		p, err := newProvider(pc, opts.RefetchInterval, opts.Clock)
 		if err != nil {
@@ -114,14 +98,7 @@ func New(cfg *Config, opts Options) (*RP, error) {
 		}
 		rp.providers = append(rp.providers, p)
 	}
-	rp.ctx, rp.cancel = context.WithCancel(context.Background())
 	return rp, nil
-}
-
-// Close stops the polling of device flows and waits for it.
-func (rp *RP) Close() {
-	rp.cancel()
-	rp.wg.Wait()
 }
 
 // ProviderInfo describes a provider for the login page of jit.
@@ -162,64 +139,6 @@ func (rp *RP) random() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// put stores f under a new id, dropping expired flows first; a table
-// full of live flows refuses.
-func (rp *RP) put(f *flow) (string, error) {
-	id, err := rp.random()
-	if err != nil {
-		return "", err
-	}
-	now := rp.opts.Clock()
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if len(rp.flows) >= maxFlows || rp.perAddr[f.addr] >= MaxFlowsPerAddress {
-		for k, old := range rp.flows {
-			if !now.Before(old.expires) {
-				rp.dropLocked(k)
-			}
-		}
-	}
-	if rp.perAddr[f.addr] >= MaxFlowsPerAddress {
-		return "", refuse(CodeBusy, "per_address", "%d sso logins from this address are in progress already; finish or wait for one (at most %s)", MaxFlowsPerAddress, FlowTTL)
-	}
-	if len(rp.flows) >= maxFlows {
-		return "", refuse(CodeBusy, "", "too many sso logins in progress; try again shortly")
-	}
-	rp.flows[id] = f
-	rp.perAddr[f.addr]++
-	return id, nil
-}
-
-// dropLocked removes flow id; rp.mu must be held.
-func (rp *RP) dropLocked(id string) {
-	f, ok := rp.flows[id]
-	if !ok {
-		return
-	}
-	delete(rp.flows, id)
-	if rp.perAddr[f.addr]--; rp.perAddr[f.addr] <= 0 {
-		delete(rp.perAddr, f.addr)
-	}
-}
-
-// take removes and returns the flow id of the given kind if it is live.
-func (rp *RP) take(id string, device bool) (*flow, error) {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	f, ok := rp.flows[id]
-	if !ok || f.device != device {
-		return nil, refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again")
-	}
-	rp.dropLocked(id)
-	if !rp.opts.Clock().Before(f.expires) {
-		if f.device {
-			return nil, refuse(CodeExpired, "", "the device code expired at %s before the login was finished; start again", f.expires.UTC().Format(time.RFC3339))
-		}
-		return nil, refuse(CodeFlowUnknown, "", "sso login flow expired at %s; start again", f.expires.UTC().Format(time.RFC3339))
-	}
-	return f, nil
-}
-
 // CheckRedirect accepts only a loopback redirect URI as RFC 8252 §7.3
 // describes: http://127.0.0.1:PORT/PATH or http://[::1]:PORT/PATH.
 func CheckRedirect(uri string) error {
@@ -249,7 +168,7 @@ func CheckRedirect(uri string) error {
 // Start begins an authorization-code login at the provider named name for
 // the client at clientAddr: it returns the flow id (a secret for the
 // caller only), the URL to open and when the flow expires. The state,
-// nonce and PKCE verifier stay here. An address with MaxFlowsPerAddress
+// nonce and PKCE verifier are stored sealed under the flow id. An address with MaxFlowsPerAddress
 // live flows is refused CodeBusy.
 func (rp *RP) Start(ctx context.Context, name, redirectURI, clientAddr string) (flowID, authURL string, expires time.Time, err error) {
 	p, err := rp.provider(name)
@@ -263,50 +182,52 @@ func (rp *RP) Start(ctx context.Context, name, redirectURI, clientAddr string) (
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	f := &flow{provider: p, redirect: redirectURI, verifier: oauth2.GenerateVerifier(), expires: rp.opts.Clock().Add(FlowTTL), addr: ratelimit.AddressKey(clientAddr)}
-	if f.state, err = rp.random(); err != nil {
+	sec := flowSecrets{Redirect: redirectURI, Verifier: oauth2.GenerateVerifier()}
+	if sec.State, err = rp.random(); err != nil {
 		return "", "", time.Time{}, err
 	}
-	if f.nonce, err = rp.random(); err != nil {
+	if sec.Nonce, err = rp.random(); err != nil {
 		return "", "", time.Time{}, err
 	}
-	id, err := rp.put(f)
+	expires = rp.opts.Clock().Add(FlowTTL)
+	id, err := rp.put(ctx, audit.SSOFlow{Kind: audit.SSOFlowCode, Provider: p.cfg.Name, Addr: ratelimit.AddressKey(clientAddr),
+		LiveUntil: expires, ExpiresAt: expires}, sec)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
 	oc := d.oauth
 	oc.RedirectURL = redirectURI
-	u := oc.AuthCodeURL(f.state, oauth2.S256ChallengeOption(f.verifier), oauth2.SetAuthURLParam("nonce", f.nonce))
-	return id, u, f.expires, nil
+	u := oc.AuthCodeURL(sec.State, oauth2.S256ChallengeOption(sec.Verifier), oauth2.SetAuthURLParam("nonce", sec.Nonce))
+	return id, u, expires, nil
 }
 
 // Finish ends an authorization-code login: the flow is spent whatever the
 // outcome; the state must be the flow's; the code is exchanged with the
 // PKCE verifier and the ID token checked.
 func (rp *RP) Finish(ctx context.Context, flowID, code, state string) (Identity, error) {
-	f, err := rp.take(flowID, false)
+	_, sec, p, err := rp.take(ctx, flowID, audit.SSOFlowCode)
 	if err != nil {
 		return Identity{}, err
 	}
-	id, err := rp.finish(ctx, f, code, state)
-	return id, withProvider(err, f.provider.cfg.Name)
+	id, err := rp.finish(ctx, p, sec, code, state)
+	return id, withProvider(err, p.cfg.Name)
 }
 
-func (rp *RP) finish(ctx context.Context, f *flow, code, state string) (Identity, error) {
-	if subtle.ConstantTimeCompare([]byte(state), []byte(f.state)) != 1 {
+func (rp *RP) finish(ctx context.Context, p *provider, sec flowSecrets, code, state string) (Identity, error) {
+	if subtle.ConstantTimeCompare([]byte(state), []byte(sec.State)) != 1 {
 		return Identity{}, refuse(CodeStateMismatch, "", "state is not the one this login flow made")
 	}
-	d, err := f.provider.get(ctx)
+	d, err := p.get(ctx)
 	if err != nil {
 		return Identity{}, err
 	}
 	oc := d.oauth
-	oc.RedirectURL = f.redirect
-	tok, err := oc.Exchange(f.provider.httpContext(ctx, nil), code, oauth2.VerifierOption(f.verifier))
+	oc.RedirectURL = sec.Redirect
+	tok, err := oc.Exchange(p.httpContext(ctx, nil), code, oauth2.VerifierOption(sec.Verifier))
 	if err != nil {
-		return Identity{}, providerRefusal(f.provider.cfg.Name, "code exchange", err)
+		return Identity{}, providerRefusal(p.cfg.Name, "code exchange", err)
 	}
-	return rp.fromToken(ctx, f.provider, d, tok, f.nonce)
+	return rp.fromToken(ctx, p, d, tok, sec.Nonce)
 }
 
 // fromToken checks the ID token of a token response.

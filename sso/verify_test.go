@@ -101,11 +101,10 @@ func testRP(t *testing.T, ti *testIssuer, now time.Time) (*RP, *provider, *disco
 	t.Helper()
 	cfg := &Config{Providers: []ProviderConfig{{Name: "corp", Display: "Corp", Issuer: ti.srv.URL, ClientID: "jitssh", CAFile: ti.caFile,
 		Scopes: []string{"openid"}, UserClaim: "preferred_username", GroupsClaim: "groups", Algorithms: []string{"RS256", "ES256"}}}}
-	rp, err := New(cfg, Options{Clock: func() time.Time { return now }, RefetchInterval: time.Minute})
+	rp, err := New(cfg, Options{Store: testStore(t), Clock: func() time.Time { return now }, RefetchInterval: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rp.Close)
 	p := rp.providers[0]
 	d, err := p.get(context.Background())
 	if err != nil {
@@ -305,11 +304,10 @@ func TestDiscoveryChecks(t *testing.T) {
 	cfg := &Config{Providers: []ProviderConfig{{Name: "corp", Issuer: ti.srv.URL, ClientID: "jitssh", CAFile: ti.caFile,
 		Scopes: []string{"openid"}, UserClaim: "preferred_username", GroupsClaim: "groups", Algorithms: []string{"RS256"}}}}
 	now := time.Now()
-	rp, err := New(cfg, Options{Clock: func() time.Time { return now }})
+	rp, err := New(cfg, Options{Store: testStore(t), Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rp.Close)
 	p := rp.providers[0]
 	if _, err := p.get(context.Background()); err == nil || !strings.Contains(errors.Unwrap(err).Error(), "token_endpoint") {
 		t.Fatalf("discovery with an http token endpoint: %v", err)
