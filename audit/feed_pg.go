@@ -59,6 +59,13 @@ func (f *Feed) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 		return errors.New("no PostgreSQL configuration")
 	}
 	cfg := f.store.pgcfg.Copy()
+	// The same keepalives and timeouts as the store's readers: a LISTEN
+	// connection that died silently is noticed by TCP, not only by the
+	// next ping; and libpq's keepalive names in the URL are taken out
+	// here, as for the pools, rather than sent to the server.
+	if err := harden(cfg, false); err != nil {
+		return fmt.Errorf("connection settings: %w", err)
+	}
 	cfg.RuntimeParams["application_name"] = "jitd audit feed"
 	cctx, cancel := context.WithTimeout(ctx, listenPing)
 	conn, err := pgx.ConnectConfig(cctx, cfg)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,14 +160,23 @@ func TestFeedSeesAnotherStoresWrites(t *testing.T) {
 		name string
 		open func(testing.TB) (*Store, string)
 		poll time.Duration
+		// params are added to the second store's URL: libpq's keepalive
+		// names must be taken out of what the LISTEN connection sends
+		// the server, as for the pools, or it never listens.
+		params string
 	}{
-		{"postgres-notify", openPG, never},
-		{"sqlite-poll", openTest, 50 * time.Millisecond},
+		{"postgres-notify", openPG, never, ""},
+		{"postgres-notify-keepalive-params", openPG, never, "keepalives_idle=7&keepalives_interval=2"},
+		{"sqlite-poll", openTest, 50 * time.Millisecond, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, target := tt.open(t)
-			b := openSecond(t, target)
+			second := target
+			if tt.params != "" {
+				second += map[bool]string{true: "&", false: "?"}[strings.Contains(target, "?")] + tt.params
+			}
+			b := openSecond(t, second)
 			f, c := runFeed(t, b, FeedConfig{Types: []string{"cert.revoked"}, Poll: tt.poll, Backstop: never})
 			if a.engine == enginePostgres {
 				testkit.WaitFor(t, feedWait, "LISTEN connection up", func() bool { return f.Health().Listening })
