@@ -332,6 +332,10 @@ DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
 	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
 CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 `,
+		// 12 (issue 12, replicas): the registry of jitd replicas with their
+		// heartbeats (replicas.go), named leases for singleton work
+		// (leases.go), and which replica's bastion records each session.
+		replicaSchema,
 	}
 }
 

@@ -7,7 +7,7 @@ package audit
 // filled by the store, a trigger function for the append-only triggers,
 // "user" quoted. A step is added to both lists or to neither.
 func pgMigrations() []string {
-	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10}
+	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep12}
 }
 
 // pgStep1 is migration 1 on PostgreSQL.
