@@ -1,7 +1,7 @@
 package audit
 
 // replicaSchema is migration 12 on SQLite: the replica registry, leases,
-// and the replica that records each session (” for sessions from before).
+// and the replica that records each session (empty for sessions from before).
 const replicaSchema = `
 CREATE TABLE replicas (
 	id            TEXT PRIMARY KEY,

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,18 +33,32 @@ func (d *Daemon) Reload(ctx context.Context) (ReloadReport, error) {
 	return change, nil
 }
 
-// housekeeping expires overdue requests, picks up users enrolled by another
-// process (jitd user add) and signs the chain head every minute, until ctx
-// is done.
+// housekeeping picks up users enrolled by another process (jitd user add,
+// another replica) on every replica and, on the one replica that holds the
+// housekeeping lease, expires overdue requests, reaps idempotency keys and
+// signs the chain head every minute, until ctx is done. A replica that
+// gains the lease signs a minute after it gained it, so that two holders
+// in turn never sign more often than the period.
 func (d *Daemon) housekeeping(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(min(5*time.Second, d.replica.beat))
 	defer tick.Stop()
-	lastCheckpoint := d.cfg.Clock()
+	every := cmp.Or(d.cfg.checkpointEvery, defaultCheckpoint)
+	var lastCheckpoint time.Time // zero: the lease is not ours
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if err := d.policy.RefreshUsers(ctx); err != nil {
+			d.log.Warn("refresh enrolled users", "err", err)
+		}
+		if !d.replica.holds() {
+			lastCheckpoint = time.Time{}
+			continue
+		}
+		if lastCheckpoint.IsZero() {
+			lastCheckpoint = time.Now()
 		}
 		if n, err := d.grants.ExpireDue(ctx); err != nil {
 			d.log.Warn("expire requests", "err", err)
@@ -53,14 +68,13 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
 			d.log.Warn("reap idempotency keys", "err", err)
 		}
-		if err := d.policy.RefreshUsers(ctx); err != nil {
-			d.log.Warn("refresh enrolled users", "err", err)
-		}
-		if d.cfg.Clock().Sub(lastCheckpoint) >= time.Minute {
+		// Measured on the monotonic clock: Config.Clock may be a test's
+		// fixed time, and the lease is counted on the monotonic clock too.
+		if time.Since(lastCheckpoint) >= every && d.replica.holds() {
 			if _, err := d.store.SignCheckpoint(ctx, d.checkpointKey, d.cfg.Clock()); err != nil {
 				d.log.Warn("checkpoint", "err", err)
 			}
-			lastCheckpoint = d.cfg.Clock()
+			lastCheckpoint = time.Now()
 		}
 	}
 }
