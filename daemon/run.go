@@ -314,8 +314,10 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		ReservedHostNames: reservedHostNames(d.cfg.PublicAddrs),
 		CheckpointKey:     d.checkpointKey.PublicKey(),
 		Recordings:        d.recordingsFS(),
-		Clock:             d.cfg.Clock,
-		Logger:            d.log.With("component", "api"),
+		Replica: apiserver.ReplicaConfig{ID: d.replica.id, TTL: d.replica.ttl(), LeaseName: leaseHousekeeping,
+			ProxyTLS: apiserver.PinnedTLS(tlsCert.Certificate[0])},
+		Clock:  d.cfg.Clock,
+		Logger: d.log.With("component", "api"),
 	})
 	if err != nil {
 		return err
