@@ -39,38 +39,50 @@ func PinnedTLS(leaf []byte) *tls.Config {
 }
 
 // proxyLive serves a live session's recording through the replica whose
-// bastion records it, since only that replica's spool holds the growing
-// file: when the session's row says it is live on another replica, the
-// request goes, with the caller's credentials unchanged (the owner's grant
-// checks them and records the access), to that replica's advertised URL,
-// taken from the registry and nowhere else. A down owner is
-// replica_unavailable. Ended sessions, and sessions of this replica or
-// from before replicas, are next's.
+// bastion records it (ProxyLive); other sessions are next's.
 func (s *Server) proxyLive(next handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		rc := s.cfg.Replica
-		if rc.ID == "" || r.Header.Get(proxiedHeader) != "" {
+		if s.cfg.Replica.ID == "" || r.Header.Get(proxiedHeader) != "" {
 			return next(w, r)
 		}
 		x, err := s.cfg.Store.Session(r.Context(), r.PathValue("id"))
-		if err != nil || !x.EndedAt.IsZero() || x.Replica == "" || x.Replica == rc.ID {
+		if err != nil {
 			return next(w, r) // next answers an unknown session as it always has
 		}
-		owner, now, err := s.cfg.Store.Replica(r.Context(), x.Replica)
-		if errors.Is(err, audit.ErrNotFound) || (err == nil && !s.replicaUp(owner, now)) {
-			return wireErr(http.StatusServiceUnavailable, api.CodeReplicaUnavailable,
-				"session %s is live on replica %s, which is down: its recording is in that replica's spool until it restarts", x.ID, x.Replica)
+		if done, err := s.ProxyLive(w, r, x); done || err != nil {
+			return err
 		}
-		if err != nil {
-			return storeError(err)
-		}
-		target, err := url.Parse(owner.AdvertiseURL)
-		if err != nil || target.Scheme != "https" || target.Host == "" {
-			return wireErr(http.StatusServiceUnavailable, api.CodeReplicaUnavailable, "replica %s advertises %q, not an https URL", owner.ID, owner.AdvertiseURL)
-		}
-		s.proxyTo(w, r, owner, target)
-		return nil
+		return next(w, r)
 	}
+}
+
+// ProxyLive forwards r to the replica recording x when x is live on
+// another replica, since only that replica's spool holds the growing
+// file, and reports whether it did. The request goes with the caller's
+// credentials unchanged (the owner checks them and records the access) to
+// the owner's advertised URL, taken from the registry and nowhere else,
+// over the pinned certificate. A down owner is a replica_unavailable
+// error. Ended sessions, this replica's and those from before replicas
+// are left to the caller (false, nil), as is a request already proxied.
+func (s *Server) ProxyLive(w http.ResponseWriter, r *http.Request, x audit.Session) (bool, error) {
+	rc := s.cfg.Replica
+	if rc.ID == "" || r.Header.Get(proxiedHeader) != "" || !x.EndedAt.IsZero() || x.Replica == "" || x.Replica == rc.ID {
+		return false, nil
+	}
+	owner, now, err := s.cfg.Store.Replica(r.Context(), x.Replica)
+	if errors.Is(err, audit.ErrNotFound) || (err == nil && !s.replicaUp(owner, now)) {
+		return false, wireErr(http.StatusServiceUnavailable, api.CodeReplicaUnavailable,
+			"session %s is live on replica %s, which is down: its recording is in that replica's spool until it restarts", x.ID, x.Replica)
+	}
+	if err != nil {
+		return false, storeError(err)
+	}
+	target, err := url.Parse(owner.AdvertiseURL)
+	if err != nil || target.Scheme != "https" || target.Host == "" {
+		return false, wireErr(http.StatusServiceUnavailable, api.CodeReplicaUnavailable, "replica %s advertises %q, not an https URL", owner.ID, owner.AdvertiseURL)
+	}
+	s.proxyTo(w, r, owner, target)
+	return true, nil
 }
 
 // proxyTo forwards r to the owner replica at target and streams its answer.

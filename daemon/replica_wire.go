@@ -3,10 +3,18 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/jitssh/jitssh/api"
+	"github.com/jitssh/jitssh/apiserver"
 	"github.com/jitssh/jitssh/audit"
+	"github.com/jitssh/jitssh/grant"
 )
 
 // accountHoldTTL bounds how long one ephemeral account's create or
@@ -155,4 +163,30 @@ func (d *Daemon) liveElsewhere(id string) bool {
 		}
 	}
 	return false
+}
+
+// sharedViewKey derives the console's view-ticket key from the API's TLS
+// private key, which every replica serves, so that a player page opened
+// through one replica streams through another; a key made at each start
+// would make every other replica refuse the page's tickets.
+func sharedViewKey(cert tls.Certificate) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("console view key from the TLS key: %w", err)
+	}
+	m := hmac.New(sha256.New, der)
+	m.Write([]byte("jitssh console view tickets v1"))
+	return m.Sum(nil), nil
+}
+
+// consoleProxy is api's ProxyLive for the console, its refusals made the
+// grant errors the console answers with.
+func consoleProxy(srv *apiserver.Server) func(http.ResponseWriter, *http.Request, audit.Session) (bool, error) {
+	return func(w http.ResponseWriter, r *http.Request, x audit.Session) (bool, error) {
+		done, err := srv.ProxyLive(w, r, x)
+		if err != nil {
+			return false, &grant.Error{Kind: grant.KindUnavailable, Code: api.CodeReplicaUnavailable, Message: err.Error(), Err: err}
+		}
+		return done, nil
+	}
 }

@@ -322,7 +322,11 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
-	withConsole, err := d.withConsole(handler, throttle)
+	viewKey, err := sharedViewKey(tlsCert)
+	if err != nil {
+		return err
+	}
+	withConsole, err := d.withConsole(handler, throttle, viewKey)
 	if err != nil {
 		return err
 	}
