@@ -74,7 +74,7 @@ type Config struct {
 	// holds key, or ctx's error, and release ends the hold. Nil means
 	// this process is the only one.
 	Exclusive func(ctx context.Context, key string) (release func(), err error)
-	Logger   *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Accounts creates and removes ephemeral accounts. It is safe for
