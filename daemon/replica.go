@@ -197,17 +197,23 @@ func (r *replica) register(ctx context.Context) error {
 // lease from the instant before asking (the monotonic rule of
 // audit/leases.go).
 func (r *replica) tick(ctx context.Context) {
-	if err := r.store.Do(ctx, func(tx *audit.Tx) error { return tx.Heartbeat(r.row(), r.ttl()) }); err != nil {
-		r.log.Warn("replica heartbeat", "replica", r.id, "err", err)
-	}
+	// One transaction, one commit: the beat and the lease together.
 	asked := time.Now()
-	held, err := r.store.AcquireLease(ctx, leaseHousekeeping, r.instance, r.ttl())
+	var held bool
+	err := r.store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.Heartbeat(r.row(), r.ttl()); err != nil {
+			return err
+		}
+		var err error
+		held, err = tx.AcquireLease(leaseHousekeeping, r.instance, r.ttl())
+		return err
+	})
 	r.mu.Lock()
 	was := !r.leaseTill.IsZero() && time.Now().Before(r.leaseTill)
 	switch {
 	case err != nil:
 		// Unknown: keep our count, which runs out by itself.
-		r.log.Warn("housekeeping lease", "err", err)
+		r.log.Warn("replica heartbeat and housekeeping lease", "replica", r.id, "err", err)
 	case held:
 		r.leaseTill = asked.Add(r.ttl())
 	default:
@@ -282,7 +288,7 @@ func (r *replica) retire(ctx context.Context, sign func() error) error {
 	var signErr error
 	held, err := r.store.AcquireLease(ctx, leaseHousekeeping, r.instance, r.ttl())
 	if err != nil {
-		r.log.Warn("final checkpoint: housekeeping lease", "err", err)
+		signErr = fmt.Errorf("housekeeping lease: %w", err)
 	}
 	if held {
 		signErr = sign()
