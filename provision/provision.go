@@ -154,7 +154,8 @@ func (a *Accounts) lock(ctx context.Context, host, login string) (func(), error)
 	if a.cfg.Exclusive == nil {
 		return unlock, nil
 	}
-	release, err := a.cfg.Exclusive(ctx, "account:"+host+"\x00"+login)
+	// Quoted: unambiguous, and free of the NUL PostgreSQL's TEXT refuses.
+	release, err := a.cfg.Exclusive(ctx, fmt.Sprintf("account:%q@%q", host, login))
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("exclusive hold of %s@%s: %w", login, host, err)
