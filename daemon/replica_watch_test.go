@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +61,9 @@ func TestWatchProxiedToOwner(t *testing.T) {
 	b := serveConfig(t, fastReplica(dirs[1], u, time.Now))
 	ctx := context.Background()
 	aud := loginAs(t, a, u, dirs[0], "ann", "secops")
+	// B picks enrolled users up on its own beat (the change feed, not
+	// this test's subject, makes that sooner).
+	waitFor(t, "B knows ann", 10*time.Second, func() bool { _, ok := b.d.policy.Current().Users["ann"]; return ok })
 
 	// A live session of B's, its growing recording in B's spool only.
 	name := "2026/12/01/sess-b.cast"
@@ -127,6 +132,26 @@ func TestWatchProxiedToOwner(t *testing.T) {
 		t.Errorf("replicas %+v: %d lease holders, want 1", reps, holders)
 	}
 
+	// A registry row pointing at a server with another certificate: A
+	// refuses it at the handshake, and no request reaches it.
+	impostor := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the impostor got %s %s (Authorization %q)", r.Method, r.URL, r.Header.Get("Authorization"))
+	}))
+	defer impostor.Close()
+	err = a.d.store.Do(ctx, func(tx *audit.Tx) error {
+		if err := tx.Heartbeat(audit.Replica{ID: "impostor", Instance: "x", AdvertiseURL: impostor.URL}, time.Minute); err != nil {
+			return err
+		}
+		return tx.InsertSession(audit.Session{ID: "sess-x", User: "alice", Host: "db1", StartedAt: time.Now(), RecordingPath: "2026/12/01/sess-x.cast", Replica: "impostor"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ae *api.Error
+	if _, err := aud.Recording(ctx, "sess-x", "watch", true); !errors.As(err, &ae) || ae.Code != api.CodeReplicaUnavailable {
+		t.Fatalf("watch proxied to a server with another certificate = %v; want %s", err, api.CodeReplicaUnavailable)
+	}
+
 	// B stops while another session of its is live: A cannot serve it.
 	if err := b.d.store.Do(ctx, func(tx *audit.Tx) error {
 		return tx.InsertSession(audit.Session{ID: "sess-b2", User: "alice", Host: "db1", StartedAt: time.Now(), RecordingPath: "2026/12/01/sess-b2.cast", Replica: b.d.replica.id})
@@ -135,7 +160,6 @@ func TestWatchProxiedToOwner(t *testing.T) {
 	}
 	b.stop(t)
 	_, err = aud.Recording(ctx, "sess-b2", "watch", true)
-	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodeReplicaUnavailable {
 		t.Fatalf("watch of a down replica's live session = %v; want %s", err, api.CodeReplicaUnavailable)
 	}
