@@ -82,6 +82,9 @@ func TestWatchProxiedToOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if x, err := aud.Session(ctx, "sess-b"); err != nil || x.Session.Replica != b.d.replica.id {
+		t.Fatalf("session through A = %+v, %v; want its replica %s", x, err, b.d.replica.id)
+	}
 	body, err := aud.Recording(ctx, "sess-b", "watch", true)
 	if err != nil {
 		t.Fatalf("watch through A of B's live session: %v", err)
