@@ -247,6 +247,9 @@ type Session struct {
 	RecordingSize   int64      `json:"recording_size,omitempty"`
 	EndReason       string     `json:"end_reason,omitempty"`
 	Live            bool       `json:"live,omitempty"`
+	// Replica is the jitd replica whose bastion records the session
+	// (empty for sessions from before replicas).
+	Replica string `json:"replica,omitempty"`
 }
 
 // SessionsResponse answers GET /v1/sessions.

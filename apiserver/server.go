@@ -57,6 +57,9 @@ type Config struct {
 	// TokenTTL is the lifetime of bearer tokens; zero means
 	// grant.DefaultTokenTTL.
 	TokenTTL time.Duration
+	// Replica is the replica this server runs in (replicas.go); the zero
+	// value knows no replicas and proxies nothing.
+	Replica ReplicaConfig
 	// SSO is the OpenID relying party; nil means no SSO routes answer
 	// but GET /v1/login/sso, with no providers.
 	SSO    *sso.RP
@@ -161,6 +164,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/admin/keys/duplicates", s.role(grant.RoleAdmin, s.handleKeyDuplicates))
 	s.route("POST /v1/admin/reload", s.role(grant.RoleAdmin, s.handleReload))
 	s.route("POST /v1/admin/revoke", s.role(grant.RoleAdmin, s.handleRevoke))
+	s.route("GET /v1/admin/replicas", s.role(grant.RoleAdmin, s.handleReplicas))
 
 	s.route("GET /v1/audit/events", s.role(grant.RoleAuditor, s.handleEvents))
 	s.route("GET /v1/audit/verify", s.role(grant.RoleAuditor, s.handleVerify))
@@ -168,7 +172,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/sessions", s.authed(s.handleSessions))
 	s.route("GET /v1/sessions/search", s.role(grant.RoleAuditor, s.handleSearch))
 	s.route("GET /v1/sessions/{id}", s.authed(s.handleSession))
-	s.route("GET /v1/sessions/{id}/recording", s.role(grant.RoleAuditor, s.handleRecording))
+	s.route("GET /v1/sessions/{id}/recording", s.role(grant.RoleAuditor, s.proxyLive(s.handleRecording)))
 	s.hostRoutes()
 	s.consoleRoutes()
 	s.accountRoutes()

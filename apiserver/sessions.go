@@ -146,6 +146,6 @@ func toSession(x audit.Session) api.Session {
 		ID: x.ID, RequestID: x.RequestID, User: x.User, Host: x.Host, Login: x.Login, Serial: x.Serial, TargetSerial: x.TargetSerial,
 		ClientAddr: x.ClientAddr, Command: x.Command, StartedAt: x.StartedAt, EndedAt: timePtr(x.EndedAt), ExitStatus: x.ExitStatus,
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RecordingSHA256: x.RecordingSHA256, RecordingSize: x.RecordingSize,
-		EndReason: x.EndReason, Live: x.EndedAt.IsZero(),
+		EndReason: x.EndReason, Live: x.EndedAt.IsZero(), Replica: x.Replica,
 	}
 }

@@ -179,7 +179,8 @@ func (t *Tx) PruneConsole(before time.Time) (int64, error) {
 	}
 	var total int64
 	for _, q := range []string{
-		"DELETE FROM console_codes WHERE expires_at < ? AND ? > 0",
+		// The cast: PostgreSQL types a bare "? > 0" as int4, and nanoseconds overflow it.
+		"DELETE FROM console_codes WHERE expires_at < ? AND CAST(? AS BIGINT) > 0",
 		"DELETE FROM console_sessions WHERE expires_at < ? OR (ended_at != 0 AND ended_at < ?)",
 	} {
 		res, err := t.exec(q, ns, ns)

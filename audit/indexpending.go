@@ -23,6 +23,10 @@ type PendingIndex struct {
 	RecordingPath string    // from the session's row; empty if it has none
 	EndedAt       time.Time // zero while the session's row says it is live
 	UpdatedAt     time.Time
+	// Replica is the replica whose bastion recorded the session (from its
+	// row; empty for sessions from before replicas): only it may catch up
+	// a live one, since the others' spools do not hold it.
+	Replica string
 }
 
 // SetIndexPending records that the index of session holds its first next
@@ -71,7 +75,7 @@ func (s *Store) PendingIndexes(ctx context.Context) ([]PendingIndex, error) {
 		return nil, err
 	}
 	rows, err := db.QueryContext(ctx, `SELECT p.session_id, p.next_line, p.updated_at,
-		COALESCE(s.recording_path, ''), COALESCE(s.ended_at, 0)
+		COALESCE(s.recording_path, ''), COALESCE(s.ended_at, 0), COALESCE(s.replica, '')
 		FROM index_pending p LEFT JOIN sessions s ON s.id = p.session_id
 		ORDER BY p.updated_at, p.session_id`)
 	if err != nil {
@@ -82,7 +86,7 @@ func (s *Store) PendingIndexes(ctx context.Context) ([]PendingIndex, error) {
 	for rows.Next() {
 		var p PendingIndex
 		var updated, ended int64
-		if err := rows.Scan(&p.SessionID, &p.NextLine, &updated, &p.RecordingPath, &ended); err != nil {
+		if err := rows.Scan(&p.SessionID, &p.NextLine, &updated, &p.RecordingPath, &ended, &p.Replica); err != nil {
 			return nil, fmt.Errorf("pending indexes: %w", err)
 		}
 		p.UpdatedAt, p.EndedAt = fromNanos(updated), fromNanos(ended)

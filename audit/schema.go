@@ -340,6 +340,10 @@ CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 		// 12 (issue 12, replicas; flows): login challenges and SSO flows
 		// in the store, so that a login crosses replicas (challenges.go).
 		flowsSchema,
+		// 13 (issue 12, replicas): the registry of jitd replicas with their
+		// heartbeats (replicas.go), named leases for singleton work
+		// (leases.go), and which replica's bastion records each session.
+		replicaSchema,
 	}
 }
 

@@ -12,7 +12,7 @@ package audit
 // listings sort alike, prefix ranges (EventFilter.Type) select alike and
 // ILIKE folds ASCII case only, as SQLite's LIKE does (TestPGCollation).
 func pgMigrations() []string {
-	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep11, pgStep12}
+	return []string{pgStep1, pgStep2, pgStep3, pgStep4, pgStep5, pgStep6, pgStep7, pgStep8, pgStep9, pgStep10, pgStep11, pgStep12, pgStep13}
 }
 
 // pgStep1 is migration 1 on PostgreSQL.

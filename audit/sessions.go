@@ -28,17 +28,20 @@ type Session struct {
 	RecordingSHA256 string
 	RecordingSize   int64
 	EndReason       string
+	// Replica is the ID of the jitd replica whose bastion records the
+	// session; empty for sessions from before replicas.
+	Replica string
 }
 
 const sessionColumns = `id, request_id, user, host, login, serial, target_serial, client_addr, command, started_at,
-	ended_at, exit_status, bytes_in, bytes_out, recording_path, recording_sha256, recording_size, end_reason`
+	ended_at, exit_status, bytes_in, bytes_out, recording_path, recording_sha256, recording_size, end_reason, replica`
 
 func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var s Session
 	var serial, target, started, ended int64
 	if err := sc.Scan(&s.ID, &s.RequestID, &s.User, &s.Host, &s.Login, &serial, &target, &s.ClientAddr, &s.Command,
 		&started, &ended, &s.ExitStatus, &s.BytesIn, &s.BytesOut, &s.RecordingPath, &s.RecordingSHA256,
-		&s.RecordingSize, &s.EndReason); err != nil {
+		&s.RecordingSize, &s.EndReason, &s.Replica); err != nil {
 		return Session{}, err
 	}
 	s.Serial, s.TargetSerial = fromSerial(serial), fromSerial(target)
@@ -62,12 +65,12 @@ func (t *Tx) InsertSession(s Session) error {
 	var cd codec
 	args := []any{s.ID, s.RequestID, s.User, s.Host, s.Login, toSerial(s.Serial), toSerial(s.TargetSerial),
 		s.ClientAddr, s.Command, cd.nanos("started_at", s.StartedAt), cd.nanos("ended_at", s.EndedAt), s.ExitStatus,
-		s.BytesIn, s.BytesOut, s.RecordingPath, s.RecordingSHA256, s.RecordingSize, s.EndReason}
+		s.BytesIn, s.BytesOut, s.RecordingPath, s.RecordingSHA256, s.RecordingSize, s.EndReason, s.Replica}
 	if cd.err != nil {
 		return fmt.Errorf("insert session %q: %w", s.ID, cd.err)
 	}
 	if _, err := t.exec(`INSERT INTO sessions (`+sessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 		return fmt.Errorf("insert session %q: %w", s.ID, classify(err))
 	}
 	return nil

@@ -86,6 +86,14 @@ type Config struct {
 	Clock    func() time.Time
 	Rand     io.Reader
 	Logger   *slog.Logger
+	// ViewKey, if set, signs view tickets instead of a key made at start:
+	// replicas share it, so that a ticket one gave is honoured by another
+	// behind the same load balancer.
+	ViewKey []byte
+	// ProxyLive, if set, serves a live session's follow through the
+	// replica that records it and reports whether it did
+	// (apiserver.Server.ProxyLive).
+	ProxyLive func(w http.ResponseWriter, r *http.Request, x audit.Session) (bool, error)
 }
 
 // Server serves /console/.
@@ -123,7 +131,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.Throttle = t
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), viewKey: make([]byte, 32)}
-	if _, err := io.ReadFull(cfg.Rand, s.viewKey); err != nil {
+	if len(cfg.ViewKey) > 0 {
+		s.viewKey = cfg.ViewKey
+	} else if _, err := io.ReadFull(cfg.Rand, s.viewKey); err != nil {
 		return nil, err
 	}
 	if err := s.parseTemplates(); err != nil {

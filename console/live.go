@@ -43,6 +43,12 @@ func (s *Server) handleLiveStream(w http.ResponseWriter, r *http.Request, v *vie
 	if err != nil {
 		return err
 	}
+	if s.cfg.ProxyLive != nil {
+		// Live on another replica: only its spool holds the recording.
+		if done, err := s.cfg.ProxyLive(w, r, x); done || err != nil {
+			return err
+		}
+	}
 	st, err := s.catchUp(x)
 	if err != nil {
 		return err

@@ -35,22 +35,23 @@ func (d *Daemon) newAccounts(keys *ca.Keys, backend *bastionBackend) (*provision
 	}
 	return provision.New(provision.Config{
 		Store: d.store, Runner: runner, UIDMin: d.cfg.EphemeralUIDMin, UIDMax: d.cfg.EphemeralUIDMax, Clock: d.cfg.Clock,
-		Live:   d.grantLive,
-		Logger: d.log.With("component", "accounts"),
+		Live:      d.grantLive,
+		Exclusive: d.exclusive,
+		Logger:    d.log.With("component", "accounts"),
 	})
 }
 
-// grantLive reports whether the bastion has a session of request id open.
+// grantLive reports whether a session of request id is open: on this
+// replica's bastion, or on another replica that is up (replica_wire.go).
 func (d *Daemon) grantLive(id string) bool {
-	if d.bastion == nil {
-		return false
-	}
-	for _, s := range d.bastion.LiveSessions() {
-		if s.RequestID == id {
-			return true
+	if d.bastion != nil {
+		for _, s := range d.bastion.LiveSessions() {
+			if s.RequestID == id {
+				return true
+			}
 		}
 	}
-	return false
+	return d.liveElsewhere(id)
 }
 
 // PrepareAccount has the provisioner create the grant's ephemeral account

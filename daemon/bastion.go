@@ -102,6 +102,8 @@ type bastionBackend struct {
 	// recs uploads recordings and names them relative to the store.
 	recs          *recstore.Store
 	openRecording func(string) (io.ReadCloser, error)
+	// replica is this replica's ID, written into every session row.
+	replica string
 }
 
 // CertificateStatus asks grant to check the presented certificate against
@@ -173,7 +175,9 @@ func (b *bastionBackend) SessionStarted(ctx context.Context, s bastion.SessionRe
 	spooled := s.RecordingPath
 	s.RecordingPath = b.recs.Name(spooled)
 	err := b.store.Do(ctx, func(tx *audit.Tx) error {
-		if err := tx.InsertSession(toAuditSession(s)); err != nil {
+		row := toAuditSession(s)
+		row.Replica = b.replica
+		if err := tx.InsertSession(row); err != nil {
 			return err
 		}
 		_, err := tx.Append(audit.Event{Time: b.clock().UTC(), Type: "session.start", Code: "ok", Actor: s.User, User: s.User, Host: s.Host, Login: s.Login,

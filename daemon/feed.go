@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -52,8 +50,9 @@ func feedTokenTypes() []string {
 
 // replicaFeed is the daemon's side of the change feed.
 type replicaFeed struct {
-	// instance names this process in policy.reload records: drawn at New,
-	// never stored, so that a restarted replica is a new instance.
+	// instance names this process in policy.reload records: the
+	// replica's instance, drawn at New, so that a restarted replica is a
+	// new instance.
 	instance string
 	feed     *audit.Feed
 	log      *slog.Logger
@@ -72,23 +71,11 @@ type replicaFeed struct {
 	reloads   atomic.Int64  // reloads made for another replica's
 }
 
-// newInstance draws a process's instance name: 8 random bytes in hex.
-func newInstance() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("draw replica instance: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
-}
-
-// initFeed draws the instance and starts the feed's cursor at the chain's
-// head as it is now: what was committed before is in the state New reads
-// after this.
+// initFeed starts the feed's cursor at the chain's head as it is now: what
+// was committed before is in the state New reads after this. The feed
+// names this process by its replica's instance.
 func (d *Daemon) initFeed(ctx context.Context) error {
-	instance, err := newInstance()
-	if err != nil {
-		return err
-	}
+	instance := d.replica.instance
 	head, err := d.store.HeadSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)

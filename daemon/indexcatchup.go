@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+
+	"github.com/jitssh/jitssh/audit"
 )
 
 // finishIndexing finishes the search index catch-ups an earlier run left
@@ -18,9 +20,24 @@ func (d *Daemon) finishIndexing(ctx context.Context) {
 			d.log.Warn("search index catch-up: the session has no recording", "session", p.SessionID, "from_line", p.NextLine)
 			continue
 		}
-		d.log.Info("search index catch-up", "session", p.SessionID, "from_line", p.NextLine)
-		if err := d.bastion.CatchUpIndex(ctx, p.SessionID, p.RecordingPath, p.NextLine); err != nil {
-			d.log.Warn("search index catch-up", "session", p.SessionID, "from_line", p.NextLine, "err", err)
+		d.catchUp(ctx, p)
+	}
+}
+
+// catchUp does one catch-up; that of another replica's (or an unknown
+// one's) ended session holds a lease on it, since every replica that
+// starts while its owner is down may list it.
+func (d *Daemon) catchUp(ctx context.Context, p audit.PendingIndex) {
+	if p.Replica != d.replica.id {
+		release, err := d.exclusive(ctx, "index:"+p.SessionID)
+		if err != nil {
+			d.log.Warn("search index catch-up: lease", "session", p.SessionID, "err", err)
+			return
 		}
+		defer release()
+	}
+	d.log.Info("search index catch-up", "session", p.SessionID, "from_line", p.NextLine, "replica", p.Replica)
+	if err := d.bastion.CatchUpIndex(ctx, p.SessionID, p.RecordingPath, p.NextLine); err != nil {
+		d.log.Warn("search index catch-up", "session", p.SessionID, "from_line", p.NextLine, "err", err)
 	}
 }

@@ -50,6 +50,7 @@ func (l Layout) CheckModes() error {
 type modeCheckedReloader struct {
 	*livepolicy.Holder
 	layout Layout
+	loaded func() // after a reload that succeeded (the replica's policy digest)
 }
 
 // ReloadChange refuses loose modes, then reloads.
@@ -57,5 +58,9 @@ func (r modeCheckedReloader) ReloadChange(ctx context.Context) (livepolicy.Chang
 	if err := r.layout.CheckModes(); err != nil {
 		return livepolicy.Change{}, err
 	}
-	return r.Holder.ReloadChange(ctx)
+	change, err := r.Holder.ReloadChange(ctx)
+	if err == nil && r.loaded != nil {
+		r.loaded()
+	}
+	return change, err
 }

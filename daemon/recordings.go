@@ -52,6 +52,12 @@ func (d *Daemon) recordingEnd(ctx context.Context, name string) (recstore.Sessio
 	if err != nil {
 		return recstore.SessionEnd{}, false, err
 	}
+	if x.EndedAt.IsZero() && x.Replica != "" && x.Replica != d.replica.id {
+		// Live on another replica, by its row: that replica's spool holds
+		// the growing recording; this file must not end it with its own
+		// digest. Kept and retried until the row ends.
+		return recstore.SessionEnd{}, false, fmt.Errorf("session %s is live on replica %s, not this one (%s)", id, x.Replica, d.replica.id)
+	}
 	if d.recs.Name(x.RecordingPath) != name {
 		// Another file than the row's: uploaded with its own digest.
 		return recstore.SessionEnd{}, false, nil

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,48 +35,67 @@ func (d *Daemon) Reload(ctx context.Context) (ReloadReport, error) {
 	return change, nil
 }
 
-// usersBackstopTicks is how many housekeeping ticks (5s) apart the
-// enrolled users, identities and hosts are re-read without the feed
-// asking: 30s.
-const usersBackstopTicks = 6
+// usersBackstop is how often the enrolled users, identities and hosts are
+// re-read without the change feed asking (feed.go refreshes as each change
+// commits; this is its backstop).
+const usersBackstop = 30 * time.Second
 
-// housekeeping expires overdue requests, picks up users enrolled by another
-// process (jitd user add) and signs the chain head every minute, until ctx
-// is done.
+// housekeeping re-reads users enrolled by another process (jitd user add,
+// another replica) on every replica as the feed's backstop and, on the one
+// replica that holds the housekeeping lease, expires overdue requests,
+// reaps idempotency keys and expired login challenges and SSO flows, and
+// signs the chain head every minute, until ctx is done. A replica that
+// gains the lease signs a minute after it gained it, so that two holders
+// in turn never sign more often than the period.
 func (d *Daemon) housekeeping(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(min(5*time.Second, d.replica.beat))
 	defer tick.Stop()
-	lastCheckpoint := d.cfg.Clock()
-	ticks := 0
+	every := cmp.Or(d.cfg.checkpointEvery, defaultCheckpoint)
+	var lastCheckpoint time.Time // zero: the lease is not ours
+	lastRefresh := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if n, err := d.grants.ExpireDue(ctx); err != nil {
-			d.log.Warn("expire requests", "err", err)
-		} else if n > 0 {
-			d.log.Info("requests expired", "count", n)
-		}
-		if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
-			d.log.Warn("reap idempotency keys", "err", err)
-		}
-		if _, err := d.grants.ReapLoginFlows(ctx); err != nil {
-			d.log.Warn("reap login challenges and sso flows", "err", err)
-		}
-		// The change feed refreshes as each change commits (feed.go); this
-		// is its backstop, every usersBackstopTicks ticks.
-		if ticks++; ticks%usersBackstopTicks == 0 {
+		if time.Since(lastRefresh) >= usersBackstop {
 			if err := d.policy.RefreshUsers(ctx); err != nil {
 				d.log.Warn("refresh enrolled users", "err", err)
 			}
+			lastRefresh = time.Now()
 		}
-		if d.cfg.Clock().Sub(lastCheckpoint) >= time.Minute {
+		if !d.replica.holds() {
+			lastCheckpoint = time.Time{}
+			continue
+		}
+		if lastCheckpoint.IsZero() {
+			lastCheckpoint = time.Now()
+		}
+		d.sweep(ctx)
+		// Measured on the monotonic clock: Config.Clock may be a test's
+		// fixed time, and the lease is counted on the monotonic clock too.
+		if time.Since(lastCheckpoint) >= every && d.replica.holds() {
 			if _, err := d.store.SignCheckpoint(ctx, d.checkpointKey, d.cfg.Clock()); err != nil {
 				d.log.Warn("checkpoint", "err", err)
 			}
-			lastCheckpoint = d.cfg.Clock()
+			lastCheckpoint = time.Now()
 		}
+	}
+}
+
+// sweep is the lease holder's share of housekeeping: work that every
+// replica could do, but one is enough.
+func (d *Daemon) sweep(ctx context.Context) {
+	if n, err := d.grants.ExpireDue(ctx); err != nil {
+		d.log.Warn("expire requests", "err", err)
+	} else if n > 0 {
+		d.log.Info("requests expired", "count", n)
+	}
+	if _, err := d.grants.ReapIdempotencyKeys(ctx); err != nil {
+		d.log.Warn("reap idempotency keys", "err", err)
+	}
+	if _, err := d.grants.ReapLoginFlows(ctx); err != nil {
+		d.log.Warn("reap login challenges and sso flows", "err", err)
 	}
 }

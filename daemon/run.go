@@ -91,6 +91,19 @@ type Config struct {
 	Recordings recstore.Location
 	// S3 reaches the object store of an S3 Recordings location.
 	S3 recstore.S3Config
+	// ReplicaID names this replica among those on one store (--replica-id);
+	// empty means the data directory's replica-id file, made with 8 random
+	// bytes in hex on first start. Two running processes never share one
+	// (replica.go).
+	ReplicaID string
+	// AdvertiseURL is https://HOST:PORT, where the other replicas reach
+	// this one's API (--advertise-url); empty means the API's address when
+	// it is a specific IP, else this host's name with the API's port.
+	AdvertiseURL string
+
+	// beat and checkpointEvery are the heartbeat and checkpoint periods;
+	// zero means defaultBeat and defaultCheckpoint (tests shorten them).
+	beat, checkpointEvery time.Duration
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -125,6 +138,7 @@ type Daemon struct {
 	sso           *sso.RP // nil without Config.SSOConfig
 	recs          *recstore.Store
 	addrs         Addrs
+	replica       *replica
 
 	// pendingIndex are the search index catch-ups left by an earlier run,
 	// listed before the bastion accepts a session (indexcatchup.go).
@@ -193,6 +207,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.wire(ctx, keys, tlsCert); err != nil {
 		return nil, err
 	}
+	if err := d.registerReplica(ctx); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -231,6 +248,9 @@ func (d *Daemon) load(ctx context.Context) (*ca.Keys, tls.Certificate, error) {
 	if d.policy, err = livepolicy.Load(ctx, l.PolicyFile(), d.store); err != nil {
 		return nil, tls.Certificate{}, fmt.Errorf("load policy: %w", err)
 	}
+	if d.replica, err = d.newReplica(); err != nil {
+		return nil, tls.Certificate{}, err
+	}
 	return keys, tlsCert, nil
 }
 
@@ -244,8 +264,8 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if err != nil {
 		return err
 	}
-	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}}, Clock: d.cfg.Clock,
-		Instance: d.feed.instance}); err != nil {
+	if d.admin, err = grant.NewAdmin(grant.AdminConfig{Store: d.store, Policy: d.policy.Current, Reloader: modeCheckedReloader{d.policy, Layout{Dir: d.cfg.Dir}, d.replica.policyLoaded}, Clock: d.cfg.Clock,
+		Instance: d.replica.instance}); err != nil {
 		return err
 	}
 	d.feed.admin = d.admin
@@ -258,13 +278,13 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	}
 	// The provisioner runs without a bastion too: accounts queued for
 	// removal by an earlier run with one must still go.
-	backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock, recs: d.recs, openRecording: d.openRecording}
+	backend := &bastionBackend{grants: d.grants, store: d.store, clock: d.cfg.Clock, recs: d.recs, openRecording: d.openRecording, replica: d.replica.id}
 	if d.accounts, err = d.newAccounts(keys, backend); err != nil {
 		return err
 	}
 	backend.accounts = d.accounts
 	if d.cfg.BastionAddr != "" {
-		if d.pendingIndex, err = d.store.PendingIndexes(ctx); err != nil {
+		if d.pendingIndex, err = d.ownIndexCatchUps(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
 		}
 		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
@@ -307,15 +327,21 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 		ReservedHostNames: reservedHostNames(d.cfg.PublicAddrs),
 		CheckpointKey:     d.checkpointKey.PublicKey(),
 		Recordings:        d.recordingsFS(),
-		Clock:             d.cfg.Clock,
-		Logger:            d.log.With("component", "api"),
-		Instance:          d.feed.instance,
+		Replica: apiserver.ReplicaConfig{ID: d.replica.id, TTL: d.replica.ttl(), LeaseName: leaseHousekeeping,
+			ProxyTLS: apiserver.PinnedTLS(tlsCert.Certificate[0])},
+		Clock:    d.cfg.Clock,
+		Logger:   d.log.With("component", "api"),
+		Instance: d.replica.instance,
 	})
 	if err != nil {
 		return err
 	}
 	d.feed.watchLogins(handler.Logins())
-	withConsole, err := d.withConsole(handler, throttle)
+	viewKey, err := sharedViewKey(tlsCert)
+	if err != nil {
+		return err
+	}
+	withConsole, err := d.withConsole(handler, throttle, viewKey)
 	if err != nil {
 		return err
 	}
@@ -369,8 +395,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if d.bastionID != nil {
 		hk.Go(func() { d.bastionID.run(hkCtx) })
 	}
+	hk.Go(func() { d.replica.run(hkCtx) })
 	if d.accounts != nil {
-		hk.Go(func() { d.accounts.Run(hkCtx) })
+		hk.Go(func() { d.sweepAccounts(hkCtx) })
 	}
 	defer func() {
 		stopHousekeeping()
@@ -403,7 +430,10 @@ func (d *Daemon) Close() error {
 		d.log.Info("jitd shutting down")
 		d.stopServers()
 		d.closeRecordings()
-		if _, err := d.store.SignCheckpoint(context.Background(), d.checkpointKey, d.cfg.Clock()); err != nil {
+		if err := d.replica.retire(context.Background(), func() error {
+			_, err := d.store.SignCheckpoint(context.Background(), d.checkpointKey, d.cfg.Clock())
+			return err
+		}); err != nil {
 			d.log.Warn("final checkpoint", "err", err)
 			d.closeErr = fmt.Errorf("final checkpoint: %w", err)
 		}

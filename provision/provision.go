@@ -69,11 +69,17 @@ type Config struct {
 	Clock func() time.Time
 	// Interval is how often Run sweeps; zero means 5s.
 	Interval time.Duration
-	Logger   *slog.Logger
+	// Exclusive, if set, makes work on one host and login exclusive among
+	// processes too (replicas on one store): it returns once the caller
+	// holds key, or ctx's error, and release ends the hold. Nil means
+	// this process is the only one.
+	Exclusive func(ctx context.Context, key string) (release func(), err error)
+	Logger    *slog.Logger
 }
 
 // Accounts creates and removes ephemeral accounts. It is safe for
-// concurrent use: operations on one host and login are serialised, so
+// concurrent use: operations on one host and login are serialised (in
+// this process, and through Config.Exclusive among processes), so
 // concurrent first sessions of a grant create its account once.
 type Accounts struct {
 	cfg Config
@@ -141,8 +147,24 @@ func ParseUIDRange(s string) (int, int, error) {
 	return lo, hi, nil
 }
 
-// lock serialises work on one host and login; call the result to unlock.
-func (a *Accounts) lock(host, login string) func() {
+// lock serialises work on one host and login, in this process and then
+// through Config.Exclusive; call the result to unlock.
+func (a *Accounts) lock(ctx context.Context, host, login string) (func(), error) {
+	unlock := a.localLock(host, login)
+	if a.cfg.Exclusive == nil {
+		return unlock, nil
+	}
+	// Quoted: unambiguous, and free of the NUL PostgreSQL's TEXT refuses.
+	release, err := a.cfg.Exclusive(ctx, fmt.Sprintf("account:%q@%q", host, login))
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("exclusive hold of %s@%s: %w", login, host, err)
+	}
+	return func() { release(); unlock() }, nil
+}
+
+// localLock serialises work on one host and login in this process.
+func (a *Accounts) localLock(host, login string) func() {
 	k := host + "\x00" + login
 	a.mu.Lock()
 	l := a.locks[k]
@@ -189,7 +211,10 @@ func (a *Accounts) Prepare(ctx context.Context, requestID, host, login string) e
 	if acc.Host != host || acc.Login != login {
 		return &PrepareError{Code: "account_mismatch", Message: fmt.Sprintf("grant %s is for %s@%s, not %s@%s", requestID, acc.Login, acc.Host, login, host)}
 	}
-	unlock := a.lock(acc.Host, acc.Login)
+	unlock, err := a.lock(ctx, acc.Host, acc.Login)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	// Read again under the lock: another session may have created it.
 	if acc, err = a.cfg.Store.Account(ctx, requestID); err != nil {

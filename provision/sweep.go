@@ -110,7 +110,10 @@ func (a *Accounts) remove(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	unlock := a.lock(acc.Host, acc.Login)
+	unlock, err := a.lock(ctx, acc.Host, acc.Login)
+	if err != nil {
+		return false, err
+	}
 	defer unlock()
 	if acc, err = a.cfg.Store.Account(ctx, id); err != nil || acc.State == audit.AccountRemoved {
 		return false, err

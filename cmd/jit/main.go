@@ -142,7 +142,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			e.requestsCmd(), e.approveCmd(), e.denyCmd(), e.cancelCmd(),
 			e.sshCmd(), e.sshConfigCmd(),
 			e.sessionsCmd(), e.replayCmd(), e.consoleCmd(),
-			e.auditCmd(), e.adminCmd(), e.krlCmd(), e.hostCmd(),
+			e.auditCmd(), e.adminCmd(), e.replicasCmd(), e.krlCmd(), e.hostCmd(),
 			completionCmd(),
 		},
 	}

@@ -46,6 +46,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-region", Usage: "the bucket's region (empty: asked of the store)"},
 			&cli.StringFlag{Name: "s3-ca-file", Usage: "PEM `FILE` of the CA certificates of a private https S3 endpoint"},
 			&cli.StringFlag{Name: "sso-config", Usage: "YAML `FILE` naming OpenID Connect providers for jit login --sso (docs/sso.md; empty: key login only)"},
+			&cli.StringFlag{Name: "replica-id", EnvVars: []string{"JITD_REPLICA_ID"}, Usage: "this replica's `ID` among those on one store (empty: DATA/replica-id, made on first start; docs/scale-out.md)"},
+			&cli.StringFlag{Name: "advertise-url", Usage: "`https://HOST:PORT` the other replicas reach this one's API by (empty: the API address if it is a specific IP, else this host's name and the API port)"},
 		}, limitFlags()...),
 		Action: runServe,
 	}
@@ -102,6 +104,7 @@ func runServe(c *cli.Context) error {
 		EphemeralUIDMin: uidMin, EphemeralUIDMax: uidMax,
 		Recordings: recs,
 		S3:         recstore.S3Config{Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), CAFile: c.String("s3-ca-file")},
+		ReplicaID:  c.String("replica-id"), AdvertiseURL: c.String("advertise-url"),
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }
