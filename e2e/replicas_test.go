@@ -47,11 +47,11 @@ func TestIssue12Replicas(t *testing.T) {
 	t.Run("set-up", rs.testSetUp)
 	crashed := rs.startCrashSession(t)
 	t.Run("burst with a replica killed", rs.testBurst)
-	t.Run("killed replica restarted", func(t *testing.T) { rs.testRestart(t, crashed) })
+	t.Run("killed replica restarted", func(st *testing.T) { rs.testRestart(st, t, crashed) })
 	t.Run("revoked on A ends a session on B", rs.testRevoke)
 	t.Run("recording made on B replayed on C", rs.testReplayAcross)
 	t.Run("object store stopped mid-session", rs.testObjectStoreOutage)
-	t.Run("enrolment on A, login at C", rs.testEnrolment)
+	t.Run("enrolment on A used at C", rs.testEnrolment)
 	t.Run("policy reload on A reaches B and C", rs.testReload)
 }
 
@@ -240,11 +240,11 @@ func (rs *replicaSet) checkRecorded(t *testing.T, certs []issued) {
 	}
 }
 
-// testRestart restarts the killed replica C while a session is live on A:
+// testRestart restarts the killed replica C, for the rest of top, while a session is live on A:
 // C rejoins (requests and a session through it work), the session its
 // crash cut is handled as one jitd handles it (its spool file uploaded,
 // the chain verifies), and A's live session is left alone by C's start.
-func (rs *replicaSet) testRestart(t *testing.T, crashed *background) {
+func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	if r := crashed.wait(t, commandTimeout); r.Code == 0 || strings.Contains(r.Stdout, "crash-end") {
 		t.Errorf("jit ssh of the session through the killed replica: %v; want it cut", r)
 	}
@@ -253,7 +253,7 @@ func (rs *replicaSet) testRestart(t *testing.T, crashed *background) {
 		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 6; echo live-on-a-end")
 		waitLive(t, rs.w.auditor, "live-on-a", onA)
 	})
-	rs.serve(t, replicaC)
+	rs.serve(top, replicaC) // it serves the later subtests too
 	waitSpoolEmpty(t, filepath.Join(rs.r[replicaC].Data, "recordings"))
 	live := false
 	for _, s := range secSessions(t, rs.w.auditor, "--live") {
@@ -284,13 +284,14 @@ func (rs *replicaSet) testRestart(t *testing.T, crashed *background) {
 // testRevoke revokes, through replica A's API, the certificate of a live
 // session on replica B's bastion, and waits for the session to end.
 func (rs *replicaSet) testRevoke(t *testing.T) {
-	alice, login := rs.w.alice, rs.w.login
+	// dave's certificate: the others go on using theirs.
+	dave, login := rs.dave, rs.w.login
 	var s *background
 	rs.through(-1, replicaB, func() {
-		s = start(t, alice, "ssh", login+"@db1", "--reason", "revocation across replicas", "--", "echo rv-begin; sleep 50; echo rv-end")
+		s = start(t, dave, "ssh", login+"@db1", "--reason", "revocation across replicas", "--", "echo rv-begin; sleep 50; echo rv-end")
 		waitLive(t, rs.w.auditor, "rv-begin", s)
 	})
-	serial := readCert(t, filepath.Join(alice.Home, "state", "keys", login+"@db1-cert.pub")).Serial
+	serial := readCert(t, filepath.Join(dave.Home, "state", "keys", login+"@db1-cert.pub")).Serial
 	var revokedAt time.Time
 	rs.through(replicaA, -1, func() {
 		revokedAt = time.Now()
@@ -377,16 +378,17 @@ func (rs *replicaSet) testReload(t *testing.T) {
 	if newPolicy == rs.policy {
 		t.Fatal("the policy has no prod-db logins line to change")
 	}
+	var stderr string
 	request := func(i int) int {
 		var code int
 		rs.through(i, -1, func() {
-			_, _, code = run(t, rs.w.alice, "request", "db1", "--login", "backup", "--reason", "take a manual backup")
+			_, stderr, code = run(t, rs.w.alice, "request", "db1", "--login", "backup", "--reason", "take a manual backup")
 		})
 		return code
 	}
 	for i := range rs.r {
 		if code := request(i); code != 3 {
-			t.Fatalf("login backup through replica %d before the reload: exit %d, want 3", i, code)
+			t.Fatalf("login backup through replica %d before the reload: exit %d, want 3: %s", i, code, stderr)
 		}
 		if err := os.WriteFile(filepath.Join(rs.r[i].Data, "policy.yaml"), []byte(newPolicy), 0o600); err != nil {
 			t.Fatal(err)
@@ -398,7 +400,7 @@ func (rs *replicaSet) testReload(t *testing.T) {
 		}
 	})
 	if code := request(replicaA); code != 0 {
-		t.Fatalf("login backup through A after its reload: exit %d", code)
+		t.Fatalf("login backup through A after its reload: exit %d: %s", code, stderr)
 	}
 	reloads := auditList(t, rs.w.auditor, "--event", "policy.reload")
 	if len(reloads) == 0 || reloads[len(reloads)-1].Data["instance"] == "" {
