@@ -49,6 +49,7 @@ func TestIssue12Replicas(t *testing.T) {
 	t.Run("burst with a replica killed", rs.testBurst)
 	t.Run("killed replica restarted", func(st *testing.T) { rs.testRestart(st, t, crashed) })
 	t.Run("revoked on A ends a session on B", rs.testRevoke)
+	t.Run("live session on B watched through A", rs.testWatchAcross)
 	t.Run("recording made on B replayed on C", rs.testReplayAcross)
 	t.Run("object store stopped mid-session", rs.testObjectStoreOutage)
 	t.Run("enrolment on A used at C", rs.testEnrolment)
@@ -99,21 +100,24 @@ func (rs *replicaSet) startCrashSession(t *testing.T) *background {
 	return b
 }
 
-// waitLive waits for the session running marker to be live (or for the
-// jit ssh that should run it to have exited, which its caller reports).
-func waitLive(t testing.TB, auditor *engineer, marker string, b *background) {
+// waitLive waits for the session running marker to be live and returns
+// its ID; the jit ssh b that should run it exiting first fails the test.
+func waitLive(t testing.TB, auditor *engineer, marker string, b *background) string {
 	t.Helper()
+	var id string
 	testkit.WaitFor(t, 15*time.Second, "the session "+marker+" to be live", func() bool {
 		for _, s := range secSessions(t, auditor, "--live") {
 			if strings.Contains(s.Command, marker) {
+				id = s.ID
 				return true
 			}
 		}
 		return b.exited()
 	})
-	if b.exited() {
+	if id == "" {
 		t.Fatalf("jit ssh of %s exited before its session was live: %v", marker, b.wait(t, time.Second))
 	}
+	return id
 }
 
 // issued is one certificate a client received in the burst.
@@ -255,6 +259,16 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	})
 	rs.serve(top, replicaC) // it serves the later subtests too
 	waitSpoolEmpty(t, filepath.Join(rs.r[replicaC].Data, "recordings"))
+	for _, s := range secSessions(t, rs.w.auditor) {
+		if strings.Contains(s.Command, "crash-begin") {
+			sum, size := storedObject(t, rs.s3, s.ID)
+			if size == 0 {
+				t.Errorf("the recording of the session C crashed in is stored empty")
+			}
+			t.Logf("the session C crashed in: ended %v, end reason %q, recording %d bytes (chain: %q); stored object %d bytes, SHA-256 %s",
+				s.EndedAt, s.EndReason, s.RecordingSize, s.RecordingSHA256, size, sum)
+		}
+	}
 	live := false
 	for _, s := range secSessions(t, rs.w.auditor, "--live") {
 		live = live || strings.Contains(s.Command, "live-on-a")
@@ -305,6 +319,37 @@ func (rs *replicaSet) testRevoke(t *testing.T) {
 	t.Logf("revoked through A: the session on B ended %v later", took.Round(10*time.Millisecond))
 	if got := secSessionWith(t, rs.w.auditor, "rv-begin", sessionWait); got.EndReason == "" || got.EndReason == "closed" {
 		t.Errorf("the revoked session ended as %q, want a cut", got.EndReason)
+	}
+}
+
+// testWatchAcross follows, through replica A's API, a live session on
+// replica B's bastion: jit sessions watch shows its output while it runs
+// and its end. It waits for `replica` (the watch proxied to the session's
+// owner); main's jitd finds another replica's recording only once it is
+// uploaded at the session's end.
+func (rs *replicaSet) testWatchAcross(t *testing.T) {
+	if !rs.replicaFlags {
+		t.Skip("waits for replica: jitd has no --replica-id, so no watch of another replica's live session")
+	}
+	var s *background
+	var id string
+	rs.through(-1, replicaB, func() {
+		s = start(t, rs.w.alice, "ssh", rs.w.login+"@db1", "--reason", "a session watched across replicas", "--", "echo watch-begin; sleep 4; echo watch-end")
+		id = waitLive(t, rs.w.auditor, "watch-begin", s)
+	})
+	var watch *background
+	rs.through(replicaA, -1, func() { watch = start(t, rs.w.auditor, "sessions", "watch", id) })
+	testkit.WaitFor(t, 10*time.Second, "jit sessions watch through A to show the live output on B", func() bool {
+		return strings.Contains(watch.stdout.String(), "watch-begin") || watch.exited()
+	})
+	if s.exited() || strings.Contains(watch.stdout.String(), "watch-end") {
+		t.Errorf("watch through A showed the session on B only after it ended: %q", watch.stdout)
+	}
+	if r := s.wait(t, commandTimeout); r.Code != 0 {
+		t.Fatalf("jit ssh through B: %v", r)
+	}
+	if wr := watch.wait(t, 15*time.Second); wr.Code != 0 || !strings.Contains(wr.Stdout, "watch-end") || !strings.Contains(wr.Stderr, "session ended") {
+		t.Errorf("jit sessions watch through A after the session on B ended: %v", wr)
 	}
 }
 
@@ -403,7 +448,7 @@ func (rs *replicaSet) testReload(t *testing.T) {
 		t.Fatalf("login backup through A after its reload: exit %d: %s", code, stderr)
 	}
 	reloads := auditList(t, rs.w.auditor, "--event", "policy.reload")
-	if len(reloads) == 0 || reloads[len(reloads)-1].Data["instance"] == "" {
+	if (len(reloads) == 0 || reloads[len(reloads)-1].Data["instance"] == "")  {
 		t.Skip("waits for feed: the policy.reload event has no instance, so no reload broadcast to B and C")
 	}
 	for _, i := range []int{replicaB, replicaC} {
