@@ -448,7 +448,7 @@ func (rs *replicaSet) testReload(t *testing.T) {
 		t.Fatalf("login backup through A after its reload: exit %d: %s", code, stderr)
 	}
 	reloads := auditList(t, rs.w.auditor, "--event", "policy.reload")
-	if (len(reloads) == 0 || reloads[len(reloads)-1].Data["instance"] == "")  {
+	if len(reloads) == 0 || reloads[len(reloads)-1].Data["instance"] == "" {
 		t.Skip("waits for feed: the policy.reload event has no instance, so no reload broadcast to B and C")
 	}
 	for _, i := range []int{replicaB, replicaC} {
