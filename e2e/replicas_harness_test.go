@@ -34,6 +34,7 @@ type balancer struct {
 	next  int
 	only  []int // backends in rotation; nil: all
 	conns map[net.Conn]struct{}
+	dials []int // connections spliced to each backend
 	wg    sync.WaitGroup
 }
 
@@ -44,7 +45,7 @@ func startBalancer(t testing.TB, backends []string) *balancer {
 	if err != nil {
 		t.Fatalf("balancer listen: %v", err)
 	}
-	b := &balancer{l: l, backends: backends, conns: map[net.Conn]struct{}{}}
+	b := &balancer{l: l, backends: backends, conns: map[net.Conn]struct{}{}, dials: make([]int, len(backends))}
 	b.wg.Add(1)
 	go b.serve()
 	t.Cleanup(b.close)
@@ -61,8 +62,16 @@ func (b *balancer) use(idx ...int) {
 	b.only = idx
 }
 
-// order is the backends to try for the next connection, rotated once.
-func (b *balancer) order() []string {
+// spliced is how many connections backend i got so far.
+func (b *balancer) spliced(i int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dials[i]
+}
+
+// order is the indexes of the backends to try for the next connection,
+// rotated once.
+func (b *balancer) order() []int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	idx := b.only
@@ -72,9 +81,9 @@ func (b *balancer) order() []string {
 		}
 	}
 	b.next++
-	out := make([]string, 0, len(idx))
+	out := make([]int, 0, len(idx))
 	for k := range idx {
-		out = append(out, b.backends[idx[(b.next+k)%len(idx)]])
+		out = append(out, idx[(b.next+k)%len(idx)])
 	}
 	return out
 }
@@ -118,9 +127,12 @@ func (b *balancer) splice(c net.Conn) {
 	defer b.track(c, false)
 	defer c.Close()
 	var up net.Conn
-	for _, addr := range b.order() {
+	for _, i := range b.order() {
 		var err error
-		if up, err = net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+		if up, err = net.DialTimeout("tcp", b.backends[i], 2*time.Second); err == nil {
+			b.mu.Lock()
+			b.dials[i]++
+			b.mu.Unlock()
 			break
 		}
 	}

@@ -157,6 +157,7 @@ func (rs *replicaSet) testBurst(t *testing.T) {
 	}
 	var got []burstCall
 	var killedAt time.Time
+	before := rs.api.spliced(replicaC)
 	for len(got) < 3*burstPerEngineer {
 		select {
 		case c := <-calls:
@@ -167,6 +168,11 @@ func (rs *replicaSet) testBurst(t *testing.T) {
 		if killedAt.IsZero() && okCount(got) >= burstKillAfter {
 			rs.kill(replicaC)
 			killedAt = time.Now()
+			onC := rs.api.spliced(replicaC) - before
+			if onC == 0 {
+				t.Errorf("replica C got none of the burst's first %d requests before it was killed", len(got))
+			}
+			t.Logf("replica C killed after %d requests, %d of them through it", len(got), onC)
 		}
 	}
 	wg.Wait()
