@@ -176,6 +176,9 @@ func (rs *replicaSet) testBurst(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	if killedAt.IsZero() {
+		t.Fatalf("only %d of %d requests got a certificate, so replica C was never killed", okCount(got), len(got))
+	}
 	var certs []issued
 	failedBefore := 0
 	for _, c := range got {
