@@ -253,23 +253,26 @@ func (rs *replicaSet) checkRecorded(t *testing.T, certs []issued) {
 	}
 }
 
-// testRestart restarts the killed replica C, for the rest of top, while a session is live on A:
-// C rejoins (requests and a session through it work), the session its
-// crash cut is handled as one jitd handles it (its spool file uploaded,
-// the chain verifies), and A's live session is left alone by C's start.
+// testRestart restarts the killed replica C, for the rest of top, while
+// a session is live on A: C rejoins (a session through it works), the
+// session its crash cut is handled as one jitd handles it (its spool file
+// uploaded, the chain verifies), and A's live session is left alone by
+// C's start.
 func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	if r := crashed.wait(t, commandTimeout); r.Code == 0 || strings.Contains(r.Stdout, "crash-end") {
 		t.Errorf("jit ssh of the session through the killed replica: %v; want it cut", r)
 	}
 	var onA *background
 	rs.through(-1, replicaA, func() {
-		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 6; echo live-on-a-end")
+		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 10; echo live-on-a-end")
 		waitLive(t, rs.w.auditor, "live-on-a", onA)
 	})
 	rs.serve(top, replicaC) // it serves the later subtests too
 	waitSpoolEmpty(t, filepath.Join(rs.r[replicaC].Data, "recordings"))
+	found := false
 	for _, s := range secSessions(t, rs.w.auditor) {
 		if strings.Contains(s.Command, "crash-begin") {
+			found = true
 			sum, size := storedObject(t, rs.s3, s.ID)
 			if size == 0 {
 				t.Errorf("the recording of the session C crashed in is stored empty")
@@ -277,6 +280,12 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 			t.Logf("the session C crashed in: ended %v, end reason %q, recording %d bytes (chain: %q); stored object %d bytes, SHA-256 %s",
 				s.EndedAt, s.EndReason, s.RecordingSize, s.RecordingSHA256, size, sum)
 		}
+	}
+	if !found {
+		t.Errorf("no session of the replica that crashed is listed")
+	}
+	if onA.exited() {
+		t.Fatalf("the session on A ended before C's start could be checked against it: %v", onA.wait(t, time.Second))
 	}
 	live := false
 	for _, s := range secSessions(t, rs.w.auditor, "--live") {
