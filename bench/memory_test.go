@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -174,51 +173,16 @@ func openIdle(b *testing.B, name string, cmd func(context.Context, ...string) *e
 // returns the process id.
 func runJitdProcess(b *testing.B, env *daemonEnv, login string, hosts []benchHost) int {
 	b.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		b.Skipf("go toolchain not in $PATH, cannot build jitd: %v", err)
-	}
-	bin := filepath.Join(b.TempDir(), "jitd")
-	if out, err := exec.Command(goBin, "build", "-tags", "sqlite_fts5", "-o", bin, "github.com/jitssh/jitssh/cmd/jitd").CombinedOutput(); err != nil {
-		b.Fatalf("build jitd: %v\n%s", err, out)
-	}
+	bin := buildJitd(b)
 	if err := writePolicy(env.dir, env.user.PublicKey(), login, hosts); err != nil {
 		b.Fatal(err)
 	}
 	apiAddr, bastionAddr := freeAddr(b), freeAddr(b)
-	cmd := exec.Command(bin, "serve", "--data", env.dir, "--api", apiAddr, "--bastion", bastionAddr, "--egress", "127.0.0.1/32",
-		"--bastion-max-unauth-per-addr", "4096", "--bastion-max-unauth", "4096", "--login-rate", "1048576/1m", "--request-rate", "1048576/1m")
-	logf, err := os.Create(filepath.Join(b.TempDir(), "jitd.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = logf.Close() })
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start jitd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(processStopIn):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	for _, addr := range []string{apiAddr, bastionAddr} {
-		if err := waitListening(addr, done); err != nil {
-			log, _ := os.ReadFile(logf.Name())
-			b.Fatalf("jitd: %v\n%s", err, log)
-		}
-	}
+	pid := serveJitd(b, bin, env.dir, []string{"--api", apiAddr, "--bastion", bastionAddr, "--egress", "127.0.0.1/32",
+		"--bastion-max-unauth-per-addr", "4096", "--bastion-max-unauth", "4096", "--login-rate", "1048576/1m", "--request-rate", "1048576/1m"},
+		apiAddr, bastionAddr)
 	env.addrs.API, env.addrs.Bastion = apiAddr, bastionAddr
-	return cmd.Process.Pid
+	return pid
 }
 
 // freeAddr returns a loopback address with a port that was free just now.
