@@ -25,7 +25,10 @@ import (
 
 // Bounds on every wait, so a hung process fails a test instead of the run.
 const (
-	daemonStartTimeout = 10 * time.Second
+	// daemonStartTimeout is long enough for a replica restarted after a
+	// kill -9, which watches its own stale heartbeat for up to the
+	// registry's 15 s TTL before it serves (a twin would keep beating).
+	daemonStartTimeout = 30 * time.Second
 	daemonStopTimeout  = 10 * time.Second
 	commandTimeout     = 60 * time.Second
 )
