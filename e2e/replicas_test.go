@@ -264,7 +264,9 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	}
 	var onA *background
 	rs.through(-1, replicaA, func() {
-		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 10; echo live-on-a-end")
+		// 25 s: longer than C's start, which waits out its stale
+		// heartbeat (up to the registry's 15 s TTL) before it serves.
+		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 25; echo live-on-a-end")
 		waitLive(t, rs.w.auditor, "live-on-a", onA)
 	})
 	rs.serve(top, replicaC) // it serves the later subtests too
