@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -218,6 +219,10 @@ type daemon struct {
 	// Env is added to jitd's environment (such as the AWS credentials of
 	// an object store).
 	Env []string
+	// StartTimeout bounds the wait for "jitd serving" (zero:
+	// daemonStartTimeout); a restart right after a SIGKILL waits out the
+	// killed process's heartbeat first.
+	StartTimeout time.Duration
 
 	cmd  *exec.Cmd
 	log  *testkit.Buffer
@@ -286,7 +291,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 	}()
 	t.Cleanup(func() { d.stop(t) })
 
-	deadline := time.Now().Add(daemonStartTimeout)
+	deadline := time.Now().Add(cmp.Or(d.StartTimeout, daemonStartTimeout))
 	for {
 		if m := servingLine.FindStringSubmatch(d.log.String()); m != nil {
 			d.API, d.Fingerprint = m[1], m[3]
@@ -301,7 +306,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("jitd serve did not log %q within %v:\n%s", "jitd serving", daemonStartTimeout, d.log)
+			t.Fatalf("jitd serve did not log %q within %v:\n%s", "jitd serving", cmp.Or(d.StartTimeout, daemonStartTimeout), d.log)
 		}
 	}
 }
