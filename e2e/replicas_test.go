@@ -255,9 +255,10 @@ func (rs *replicaSet) checkRecorded(t *testing.T, certs []issued) {
 
 // testRestart restarts the killed replica C, for the rest of top, while
 // a session is live on A: C rejoins (a session through it works), the
-// session its crash cut is handled as one jitd handles it (its spool file
-// uploaded, the chain verifies), and A's live session is left alone by
-// C's start.
+// session its crash cut is ended by C's start as jitd_stopped with its
+// spool file's digest, uploaded and checked against it (the stored object
+// has that digest, verify checks it, replay reads it), and A's live
+// session is left alone by C's start.
 func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	if r := crashed.wait(t, commandTimeout); r.Code == 0 || strings.Contains(r.Stdout, "crash-end") {
 		t.Errorf("jit ssh of the session through the killed replica: %v; want it cut", r)
@@ -269,19 +270,19 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	})
 	rs.serve(top, replicaC) // it serves the later subtests too
 	waitSpoolEmpty(t, filepath.Join(rs.r[replicaC].Data, "recordings"))
-	found := false
+	// C's start ended the session its crash cut, with the digest of its
+	// spool file; the upload stored exactly that.
+	crashedID := ""
 	for _, s := range secSessions(t, rs.w.auditor) {
 		if strings.Contains(s.Command, "crash-begin") {
-			found = true
+			crashedID = s.ID
 			sum, size := storedObject(t, rs.s3, s.ID)
-			if size == 0 {
-				t.Errorf("the recording of the session C crashed in is stored empty")
+			if s.Live || s.EndReason != "jitd_stopped" || s.ExitStatus != -1 || s.RecordingSHA256 != sum || s.RecordingSize != size || size == 0 {
+				t.Errorf("the session C crashed in: %+v; want ended jitd_stopped, exit -1, with the stored object's SHA-256 %s and size %d", s, sum, size)
 			}
-			t.Logf("the session C crashed in: ended %v, end reason %q, recording %d bytes (chain: %q); stored object %d bytes, SHA-256 %s",
-				s.EndedAt, s.EndReason, s.RecordingSize, s.RecordingSHA256, size, sum)
 		}
 	}
-	if !found {
+	if crashedID == "" {
 		t.Errorf("no session of the replica that crashed is listed")
 	}
 	if onA.exited() {
@@ -308,9 +309,10 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 		}
 	})
 	secSessionWith(t, rs.w.auditor, "c-rejoined", sessionWait)
-	if v, vr := secVerify(t, rs.w.auditor); vr.Code != 0 || !v.OK {
-		t.Fatalf("jit audit verify after C restarted: %+v\n%v", v, vr)
+	if v, vr := secVerify(t, rs.w.auditor); vr.Code != 0 || !v.OK || len(v.RecordingsLost) != 0 || v.Recordings < 1 {
+		t.Fatalf("jit audit verify after C restarted: %+v, want OK, the crashed session's recording checked, none lost\n%v", v, vr)
 	}
+	readBack(t, rs.w, crashedID, "crash-begin", false)
 }
 
 // testRevoke revokes, through replica A's API, the certificate of a live
