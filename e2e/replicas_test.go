@@ -268,7 +268,8 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 10; echo live-on-a-end")
 		waitLive(t, rs.w.auditor, "live-on-a", onA)
 	})
-	rs.serve(top, replicaC) // it serves the later subtests too
+	rs.r[replicaC].StartTimeout = crashRestartTimeout // it first waits out its killed process's heartbeat
+	rs.serve(top, replicaC)                           // it serves the later subtests too
 	waitSpoolEmpty(t, filepath.Join(rs.r[replicaC].Data, "recordings"))
 	// C's start ended the session its crash cut, with the digest of its
 	// spool file; the upload stored exactly that.
