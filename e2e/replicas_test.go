@@ -265,7 +265,7 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	}
 	var onA *background
 	rs.through(-1, replicaA, func() {
-		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 10; echo live-on-a-end")
+		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 30; echo live-on-a-end")
 		waitLive(t, rs.w.auditor, "live-on-a", onA)
 	})
 	rs.r[replicaC].StartTimeout = crashRestartTimeout // it first waits out its killed process's heartbeat
