@@ -56,7 +56,9 @@ func TestForgottenEnd(t *testing.T) {
 	}
 	recs, err := recstore.Open(recstore.Config{
 		Location: recstore.Location{Bucket: s3test.Bucket, Prefix: prefix}, S3: recstore.S3Config{Endpoint: srv.Endpoint, Region: "us-east-1"},
-		Spool: t.TempDir(), Lookup: func(context.Context, string) (recstore.SessionEnd, bool, error) { return recstore.SessionEnd{}, false, nil },
+		Spool: t.TempDir(), Lookup: func(context.Context, string) (recstore.SessionEnd, bool, error) {
+			return recstore.SessionEnd{}, false, nil
+		},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
