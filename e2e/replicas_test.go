@@ -95,7 +95,13 @@ func (rs *replicaSet) startCrashSession(t *testing.T) *background {
 	var b *background
 	rs.through(-1, replicaC, func() {
 		b = start(t, rs.w.bob, "ssh", rs.w.login+"@db1", "--reason", "a session C crashes in", "--", "echo crash-begin; sleep 40; echo crash-end")
-		waitLive(t, rs.w.auditor, "crash-begin", b)
+		id := waitLive(t, rs.w.auditor, "crash-begin", b)
+		// Its output flushed to C's spool (a frame a second), so that the
+		// recording the kill leaves has it to replay after C's restart.
+		testkit.WaitFor(t, 15*time.Second, "the output of the session C crashes in in its recording", func() bool {
+			out, _, _ := run(t, rs.w.auditor, "sessions", "export", id, "--format", "text")
+			return strings.Contains(out, "crash-begin") || b.exited()
+		})
 	})
 	return b
 }
