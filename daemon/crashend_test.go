@@ -119,3 +119,45 @@ func TestSpoolPath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCrashEnd: whatever a crash left in the spool file, the end is
+// recorded; the file is kept whole or cut to a prefix (only a torn tail
+// goes), and the recorded digest and size are those of the file as left.
+func FuzzCrashEnd(f *testing.F) {
+	var rec bytes.Buffer
+	w, err := sessionlog.NewWriter(&rec, sessionlog.Header{Version: 2, Width: 80, Height: 24}, sessionlog.WriterOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := w.Output([]byte("seed output\r\n")); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := w.Close(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rec.Bytes())
+	f.Add(append(bytes.Clone(rec.Bytes()), 0x28, 0xb5, 0x2f, 0xfd, 0x24))
+	f.Add(append(bytes.Clone(rec.Bytes()), make([]byte, 100)...))
+	f.Add([]byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.5, "o", "plain"]` + "\n" + `[1.0, "o", "to`))
+	f.Add([]byte{})
+	started := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(t.TempDir(), "s.cast.zst")
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		end, err := crashEnd(audit.Session{ID: "s", StartedAt: started, RecordingPath: "s.cast.zst"}, path, started)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(got)
+		if !bytes.HasPrefix(content, got) || end.RecordingSHA256 != hex.EncodeToString(sum[:]) || end.RecordingSize != int64(len(got)) ||
+			end.EndReason != audit.EndJitdStopped || end.BytesIn < 0 || end.BytesOut < 0 {
+			t.Fatalf("crashEnd = %+v, left %d of %d bytes", end, len(got), len(content))
+		}
+	})
+}
