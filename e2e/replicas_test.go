@@ -38,8 +38,9 @@ const (
 // SIGKILL in the middle (every certificate a client got is recorded once,
 // the chain verifies), the killed replica restarted, a session on B
 // revoked through A, a recording made on B replayed through C, the object
-// store stopped mid-session, an enrolment through A used at C and a
-// policy reload through A reaching B and C. The subtests run in order on
+// store stopped mid-session, an enrolment through A used at C, a
+// policy reload through A reaching B and C, and C killed again and
+// forgotten by jitd replica forget. The subtests run in order on
 // one replica set.
 func TestIssue12Replicas(t *testing.T) {
 	t.Parallel()
@@ -54,6 +55,7 @@ func TestIssue12Replicas(t *testing.T) {
 	t.Run("object store stopped mid-session", rs.testObjectStoreOutage)
 	t.Run("enrolment on A used at C", rs.testEnrolment)
 	t.Run("policy reload on A reaches B and C", rs.testReload)
+	t.Run("replica C killed and forgotten", rs.testForget)
 }
 
 // testSetUp checks what the operator's procedure promises: every replica
