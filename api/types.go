@@ -225,6 +225,10 @@ type VerifyResponse struct {
 	Recordings  int    `json:"recordings"`
 	BadSession  string `json:"bad_session,omitempty"`
 	Checkpoints int    `json:"checkpoints"`
+	// RecordingsLost names the finished sessions whose recording was lost
+	// (end reason recording_lost: jitd stopped while they were live and the
+	// recording was gone). A finding reported by name; OK is not false for it.
+	RecordingsLost []string `json:"recordings_lost,omitempty"`
 }
 
 // Session is a recorded session.

@@ -113,7 +113,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
 		return &wireError{status: http.StatusServiceUnavailable, code: api.CodeAuditUnavailable, message: "audit store unavailable: " + err.Error()}
 	}
 	writeJSON(w, http.StatusOK, api.VerifyResponse{OK: res.OK, Events: res.Events, Head: res.Head, FirstBad: res.FirstBad, Problem: res.Problem,
-		Recordings: res.Recordings, BadSession: res.BadSession, Checkpoints: res.Checkpoints})
+		Recordings: res.Recordings, BadSession: res.BadSession, Checkpoints: res.Checkpoints, RecordingsLost: res.Lost})
 	return nil
 }
 

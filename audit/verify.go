@@ -30,6 +30,13 @@ type VerifyResult struct {
 	Checkpoints int    // checkpoints stored
 	Recordings  int    // recording files checked (or found bad)
 	BadSession  string // the session that did not verify, when the chain did
+	// Lost lists, in the order they started, the finished sessions whose
+	// recording was lost (end reason EndRecordingLost: jitd stopped while
+	// they were live and their recording was gone when the end was
+	// recorded). Each is a finding to report by name, not a failure: the
+	// chain records the loss truthfully and nothing can restore it, so a
+	// failure would fail every verify after it.
+	Lost []string
 }
 
 // Verify checks, in one read snapshot, everything the audit store vouches
@@ -52,7 +59,8 @@ type VerifyResult struct {
 // matches, and its recording file in opts.Recordings must have that digest
 // and size; a session.end event must belong to a finished row. The first
 // session that does not verify is BadSession. Sessions not yet finished are
-// not checked. Tampering is reported in the result; the error is only for
+// not checked; a finished session whose recording was lost is listed in
+// Lost. Tampering is reported in the result; the error is only for
 // failures to read the store. At most one VerifyOptions may be given.
 func (s *Store) Verify(ctx context.Context, opts ...VerifyOptions) (VerifyResult, error) {
 	if len(opts) > 1 {
@@ -237,6 +245,9 @@ func (v *verification) session(x Session) string {
 		return problem
 	}
 	if x.RecordingPath == "" {
+		if x.EndReason == EndRecordingLost {
+			v.res.Lost = append(v.res.Lost, x.ID)
+		}
 		return ""
 	}
 	v.res.Recordings++

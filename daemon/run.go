@@ -204,6 +204,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			return nil, err
 		}
 	}
+	if err := d.endCrashedSessions(ctx); err != nil {
+		return nil, err
+	}
 	if err := d.wire(ctx, keys, tlsCert); err != nil {
 		return nil, err
 	}

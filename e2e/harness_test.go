@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,10 +26,7 @@ import (
 
 // Bounds on every wait, so a hung process fails a test instead of the run.
 const (
-	// daemonStartTimeout is long enough for a replica restarted after a
-	// kill -9, which watches its own stale heartbeat for up to the
-	// registry's 15 s TTL before it serves (a twin would keep beating).
-	daemonStartTimeout = 30 * time.Second
+	daemonStartTimeout = 10 * time.Second
 	daemonStopTimeout  = 10 * time.Second
 	commandTimeout     = 60 * time.Second
 )
@@ -221,6 +219,10 @@ type daemon struct {
 	// Env is added to jitd's environment (such as the AWS credentials of
 	// an object store).
 	Env []string
+	// StartTimeout bounds the wait for "jitd serving" (zero:
+	// daemonStartTimeout); a restart right after a SIGKILL waits out the
+	// killed process's heartbeat first.
+	StartTimeout time.Duration
 
 	cmd  *exec.Cmd
 	log  *testkit.Buffer
@@ -289,7 +291,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 	}()
 	t.Cleanup(func() { d.stop(t) })
 
-	deadline := time.Now().Add(daemonStartTimeout)
+	deadline := time.Now().Add(cmp.Or(d.StartTimeout, daemonStartTimeout))
 	for {
 		if m := servingLine.FindStringSubmatch(d.log.String()); m != nil {
 			d.API, d.Fingerprint = m[1], m[3]
@@ -304,7 +306,7 @@ func (d *daemon) serve(t testing.TB, policy string, extra ...string) {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("jitd serve did not log %q within %v:\n%s", "jitd serving", daemonStartTimeout, d.log)
+			t.Fatalf("jitd serve did not log %q within %v:\n%s", "jitd serving", cmp.Or(d.StartTimeout, daemonStartTimeout), d.log)
 		}
 	}
 }

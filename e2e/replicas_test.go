@@ -38,8 +38,9 @@ const (
 // SIGKILL in the middle (every certificate a client got is recorded once,
 // the chain verifies), the killed replica restarted, a session on B
 // revoked through A, a recording made on B replayed through C, the object
-// store stopped mid-session, an enrolment through A used at C and a
-// policy reload through A reaching B and C. The subtests run in order on
+// store stopped mid-session, an enrolment through A used at C, a
+// policy reload through A reaching B and C, and C killed again and
+// forgotten by jitd replica forget. The subtests run in order on
 // one replica set.
 func TestIssue12Replicas(t *testing.T) {
 	t.Parallel()
@@ -54,6 +55,7 @@ func TestIssue12Replicas(t *testing.T) {
 	t.Run("object store stopped mid-session", rs.testObjectStoreOutage)
 	t.Run("enrolment on A used at C", rs.testEnrolment)
 	t.Run("policy reload on A reaches B and C", rs.testReload)
+	t.Run("replica C killed and forgotten", rs.testForget)
 }
 
 // testSetUp checks what the operator's procedure promises: every replica
@@ -95,7 +97,13 @@ func (rs *replicaSet) startCrashSession(t *testing.T) *background {
 	var b *background
 	rs.through(-1, replicaC, func() {
 		b = start(t, rs.w.bob, "ssh", rs.w.login+"@db1", "--reason", "a session C crashes in", "--", "echo crash-begin; sleep 40; echo crash-end")
-		waitLive(t, rs.w.auditor, "crash-begin", b)
+		id := waitLive(t, rs.w.auditor, "crash-begin", b)
+		// Its output flushed to C's spool (a frame a second), so that the
+		// recording the kill leaves has it to replay after C's restart.
+		testkit.WaitFor(t, 15*time.Second, "the output of the session C crashes in in its recording", func() bool {
+			out, _, _ := run(t, rs.w.auditor, "sessions", "export", id, "--format", "text")
+			return strings.Contains(out, "crash-begin") || b.exited()
+		})
 	})
 	return b
 }
@@ -255,35 +263,37 @@ func (rs *replicaSet) checkRecorded(t *testing.T, certs []issued) {
 
 // testRestart restarts the killed replica C, for the rest of top, while
 // a session is live on A: C rejoins (a session through it works), the
-// session its crash cut is handled as one jitd handles it (its spool file
-// uploaded, the chain verifies), and A's live session is left alone by
-// C's start.
+// session its crash cut is ended by C's start as jitd_stopped with its
+// spool file's digest, uploaded and checked against it (the stored object
+// has that digest, verify checks it, replay reads it), and A's live
+// session is left alone by C's start.
 func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	if r := crashed.wait(t, commandTimeout); r.Code == 0 || strings.Contains(r.Stdout, "crash-end") {
 		t.Errorf("jit ssh of the session through the killed replica: %v; want it cut", r)
 	}
 	var onA *background
 	rs.through(-1, replicaA, func() {
-		// 25 s: longer than C's start, which waits out its stale
+		// 30 s: longer than C's start, which waits out its stale
 		// heartbeat (up to the registry's 15 s TTL) before it serves.
-		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 25; echo live-on-a-end")
+		onA = start(t, rs.dave, "ssh", rs.w.login+"@db1", "--reason", "live on A while C restarts", "--", "echo live-on-a; sleep 30; echo live-on-a-end")
 		waitLive(t, rs.w.auditor, "live-on-a", onA)
 	})
-	rs.serve(top, replicaC) // it serves the later subtests too
+	rs.r[replicaC].StartTimeout = crashRestartTimeout // it first waits out its killed process's heartbeat
+	rs.serve(top, replicaC)                           // it serves the later subtests too
 	waitSpoolEmpty(t, filepath.Join(rs.r[replicaC].Data, "recordings"))
-	found := false
+	// C's start ended the session its crash cut, with the digest of its
+	// spool file; the upload stored exactly that.
+	crashedID := ""
 	for _, s := range secSessions(t, rs.w.auditor) {
 		if strings.Contains(s.Command, "crash-begin") {
-			found = true
+			crashedID = s.ID
 			sum, size := storedObject(t, rs.s3, s.ID)
-			if size == 0 {
-				t.Errorf("the recording of the session C crashed in is stored empty")
+			if s.Live || s.EndReason != "jitd_stopped" || s.ExitStatus != -1 || s.RecordingSHA256 != sum || s.RecordingSize != size || size == 0 {
+				t.Errorf("the session C crashed in: %+v; want ended jitd_stopped, exit -1, with the stored object's SHA-256 %s and size %d", s, sum, size)
 			}
-			t.Logf("the session C crashed in: ended %v, end reason %q, recording %d bytes (chain: %q); stored object %d bytes, SHA-256 %s",
-				s.EndedAt, s.EndReason, s.RecordingSize, s.RecordingSHA256, size, sum)
 		}
 	}
-	if !found {
+	if crashedID == "" {
 		t.Errorf("no session of the replica that crashed is listed")
 	}
 	if onA.exited() {
@@ -310,9 +320,10 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 		}
 	})
 	secSessionWith(t, rs.w.auditor, "c-rejoined", sessionWait)
-	if v, vr := secVerify(t, rs.w.auditor); vr.Code != 0 || !v.OK {
-		t.Fatalf("jit audit verify after C restarted: %+v\n%v", v, vr)
+	if v, vr := secVerify(t, rs.w.auditor); vr.Code != 0 || !v.OK || len(v.RecordingsLost) != 0 || v.Recordings < 1 {
+		t.Fatalf("jit audit verify after C restarted: %+v, want OK, the crashed session's recording checked, none lost\n%v", v, vr)
 	}
+	readBack(t, rs.w, crashedID, "crash-begin", false)
 }
 
 // testRevoke revokes, through replica A's API, the certificate of a live

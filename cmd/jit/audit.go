@@ -79,8 +79,13 @@ func (e *env) runAuditVerify(c *cli.Context) error {
 			if err := json.NewEncoder(e.stdout).Encode(v); err != nil {
 				return err
 			}
-		} else if v.OK {
-			linef(e.stdout, "ok: %d events, %d checkpoints, %d recordings verified; head %s", v.Events, v.Checkpoints, v.Recordings, v.Head)
+		} else {
+			for _, id := range v.RecordingsLost {
+				linef(e.stdout, "recording lost: session %s ended while jitd was stopped and its recording was gone (end reason recording_lost)", id)
+			}
+			if v.OK {
+				linef(e.stdout, "ok: %d events, %d checkpoints, %d recordings verified, %d lost; head %s", v.Events, v.Checkpoints, v.Recordings, len(v.RecordingsLost), v.Head)
+			}
 		}
 		if v.OK {
 			return nil

@@ -59,6 +59,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// hold a comma).
 		DisableSliceFlagSeparator: true,
 		ExitErrHandler:            func(*cli.Context, error) {},
-		Commands:                  []*cli.Command{initCommand(), serveCommand(), userCommand(), hostCommand(), migrateCommand(), storeCommand()},
+		Commands:                  []*cli.Command{initCommand(), serveCommand(), userCommand(), hostCommand(), migrateCommand(), storeCommand(), replicaCommand()},
 	}
 }

@@ -72,5 +72,8 @@ func runStoreCopy(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "matches the source: every table's row count, %d events, head %s\n", res.Events, res.Head)
 	fmt.Fprintf(w, "verified: %d events, head %s, %d checkpoints, %d recordings\n", vr.Events, vr.Head, vr.Checkpoints, vr.Recordings)
+	for _, id := range vr.Lost {
+		fmt.Fprintf(w, "recording lost: session %s (end reason recording_lost)\n", id)
+	}
 	return nil
 }
