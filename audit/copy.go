@@ -288,11 +288,14 @@ func (r *sqlRows) Next() bool {
 }
 
 // Values are the row's, text escaped as pgConn escapes what it binds
-// (pgtext.go): COPY goes around it.
+// (pgtext.go): COPY goes around it. Invalid UTF-8, which SQLite keeps
+// and PostgreSQL's TEXT refuses, is replaced by U+FFFD as the store does
+// on writing now (clean); the chain is not touched by it, since Append
+// has always stored events cleaned (and the caller verifies the copy).
 func (r *sqlRows) Values() ([]any, error) {
 	for i, v := range r.vals {
 		if s, ok := v.(string); ok {
-			r.vals[i] = pgEscape(s)
+			r.vals[i] = pgEscape(clean(s))
 		}
 	}
 	return r.vals, nil

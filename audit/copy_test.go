@@ -137,3 +137,32 @@ func TestCopyChecksTheSource(t *testing.T) {
 		})
 	}
 }
+
+// A SQLite store holding text that is not UTF-8 (a session's exec command
+// recorded before InsertSession cleaned it) is copied with U+FFFD for the
+// bad bytes, where PostgreSQL's COPY refused it, and the copy verifies.
+func TestCopyNonUTF8Text(t *testing.T) {
+	ctx := context.Background()
+	from, _ := openTest(t)
+	fillStore(t, from)
+	mustDo(t, from, func(tx *Tx) error {
+		if err := tx.InsertSession(Session{ID: "s9", User: "alice", Login: "root", StartedAt: at(0)}); err != nil {
+			return err
+		}
+		if _, err := tx.tx.Exec("UPDATE sessions SET command = ? WHERE id = 's9'", "exec cat caf\xe9.txt"); err != nil {
+			return err
+		}
+		return tx.EndSession(SessionEnd{ID: "s9", EndedAt: at(time.Second), EndReason: "exit"})
+	})
+	to, _ := openPG(t)
+	if _, err := Copy(ctx, from, to); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	got, err := to.Session(ctx, "s9")
+	if err != nil || got.Command != "exec cat caf\uFFFD.txt" {
+		t.Errorf("copied session: command %q, %v", got.Command, err)
+	}
+	if res, err := to.Verify(ctx, VerifyOptions{}); err != nil || !res.OK {
+		t.Errorf("Verify of the copy = %+v, %v", res, err)
+	}
+}
