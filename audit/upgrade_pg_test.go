@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -15,12 +16,18 @@ import (
 // that release), then opens it with this release (migrations 11 on).
 func openOldPG(t *testing.T, before ...func(t *testing.T, u string)) (*Store, string) {
 	t.Helper()
+	return openPGAt(t, oldPGMigrations(), before...)
+}
+
+// openPGAt is openOldPG for the schema steps given (at version len(steps)).
+func openPGAt(t *testing.T, steps []string, before ...func(t *testing.T, u string)) (*Store, string) {
+	t.Helper()
 	pgURL(t)
 	u := pgServer.srv.DatabaseICU(t, "en-US")
 	db := rawDB(t, u)
-	stmts := append([]string{}, oldPGMigrations()...)
+	stmts := append([]string{}, steps...)
 	stmts = append(stmts, `CREATE TABLE schema_version (one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one), version BIGINT NOT NULL)`,
-		`INSERT INTO schema_version (version) VALUES (10)`)
+		fmt.Sprintf(`INSERT INTO schema_version (version) VALUES (%d)`, len(steps)))
 	execAll(stmts...)(t, db)
 	db.Close()
 	for _, f := range before {
@@ -105,31 +112,45 @@ func TestUpgradeFrom10(t *testing.T) {
 // The previous release stored 0x01 raw on PostgreSQL (it refused only
 // NUL); after the upgrade (migration 14 escapes it) a refused login named
 // "root\x01\x02" recorded then still reads back as it was, so the chain
-// verifies and a filter on the name finds it.
+// verifies and a filter on the name finds it. A database of versions 11-13
+// was written escaped already, and is left so.
 func TestUpgradeEscapesRawSOH(t *testing.T) {
-	s, _ := openOldPG(t, func(t *testing.T, u string) {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		e := Event{Seq: 1, Time: at(0), Type: "login.refused", User: "root\x01\x02", Data: nil}
-		h, err := ChainHash(GenesisHash, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO events (seq, time, type, "user", prev_hash, hash) VALUES (1, $1, $2, $3, $4, $5)`,
-			at(0).UnixNano(), e.Type, e.User, GenesisHash, h); err != nil {
-			t.Fatal(err)
-		}
-	})
-	res, err := s.Verify(context.Background())
-	if err != nil || !res.OK {
-		t.Errorf("Verify after the upgrade: %+v, %v", res, err)
+	const user = "root\x01\x02"
+	tests := []struct {
+		name   string
+		steps  []string
+		stored string
+	}{
+		{name: "previous release (10), raw", steps: oldPGMigrations(), stored: user},
+		{name: "this release (13), escaped", steps: pgMigrations()[:13], stored: pgEscape(user)},
 	}
-	evs, _ := s.Events(context.Background(), EventFilter{User: "root\x01\x02"})
-	if len(evs) != 1 {
-		t.Errorf("Events(user root\\x01\\x02) = %d events, want 1", len(evs))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openPGAt(t, tc.steps, func(t *testing.T, u string) {
+				ctx := context.Background()
+				conn, err := pgx.Connect(ctx, u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(ctx)
+				e := Event{Seq: 1, Time: at(0), Type: "login.refused", User: user}
+				h, err := ChainHash(GenesisHash, e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.Exec(ctx, `INSERT INTO events (seq, time, type, "user", prev_hash, hash) VALUES (1, $1, $2, $3, $4, $5)`,
+					at(0).UnixNano(), e.Type, tc.stored, GenesisHash, h); err != nil {
+					t.Fatal(err)
+				}
+			})
+			res, err := s.Verify(context.Background())
+			if err != nil || !res.OK {
+				t.Errorf("Verify after the upgrade: %+v, %v", res, err)
+			}
+			evs, err := s.Events(context.Background(), EventFilter{User: user})
+			if err != nil || len(evs) != 1 {
+				t.Errorf("Events(user %q) = %d events, %v; want 1", user, len(evs), err)
+			}
+		})
 	}
 }
