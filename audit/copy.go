@@ -19,10 +19,15 @@ type CopyResult struct {
 	Head   string       // hash of the last event copied (GenesisHash if none)
 }
 
-// TableCount is how many rows of one table were copied.
+// TableCount is how many rows of one table were copied, and a digest of
+// their values.
 type TableCount struct {
 	Table string
 	Rows  int64
+	// Digest is an order-free digest of the rows' values as stored on
+	// PostgreSQL (rowDigest), the same for the rows sent and the rows
+	// the copy holds; empty in the source's snapshot before the copy.
+	Digest string
 }
 
 // Copy copies every row of the SQLite store from into the PostgreSQL store
@@ -158,10 +163,12 @@ func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTa
 			return CopyResult{}, fmt.Errorf("the target is not empty: table %s has rows (copy only into a new database)", t.name)
 		}
 	}
-	for _, t := range tables {
-		if _, err := copyRows(ctx, tx, src, t); err != nil {
+	for i, t := range tables {
+		digest, err := copyRows(ctx, tx, src, t)
+		if err != nil {
 			return CopyResult{}, fmt.Errorf("table %s: %w", t.name, err)
 		}
+		want.Tables[i].Digest = digest
 	}
 	// The identity column of session_text_doc continues after the copied
 	// ids, as SQLite's rowid would.
@@ -171,6 +178,11 @@ func copyInto(ctx context.Context, pc *stdlib.Conn, src *sql.Tx, tables []copyTa
 	got, err := snapshotOf(ctx, pgxQuerier{tx}, tables)
 	if err != nil {
 		return CopyResult{}, fmt.Errorf("read the copy back: %w", err)
+	}
+	for i, t := range tables {
+		if got.Tables[i].Digest, err = pgTableDigest(ctx, tx, t); err != nil {
+			return CopyResult{}, fmt.Errorf("read the copy back: table %s: %w", t.name, err)
+		}
 	}
 	if err := sameCopy(want, got); err != nil {
 		return CopyResult{}, err
@@ -229,6 +241,11 @@ func sameCopy(want, got CopyResult) error {
 			if i < len(got.Tables) {
 				n = got.Tables[i].Rows
 			}
+			if n == t.Rows {
+				diffs = append(diffs, fmt.Sprintf("table %s holds other values than the source sent (digest %.16s, the source's %.16s)",
+					t.Table, got.Tables[i].Digest, t.Digest))
+				continue
+			}
 			diffs = append(diffs, fmt.Sprintf("table %s has %d rows, the source %d", t.Table, n, t.Rows))
 		}
 	}
@@ -244,8 +261,9 @@ func sameCopy(want, got CopyResult) error {
 	return nil
 }
 
-// copyRows streams one table's rows from src into tx with COPY.
-func copyRows(ctx context.Context, tx pgx.Tx, src *sql.Tx, t copyTable) (int64, error) {
+// copyRows streams one table's rows from src into tx with COPY and returns
+// the digest of the rows it sent.
+func copyRows(ctx context.Context, tx pgx.Tx, src *sql.Tx, t copyTable) (string, error) {
 	cols := make([]string, len(t.columns))
 	for i, c := range t.columns {
 		cols[i] = `"` + c + `"` // SQLite's side: user is a keyword in neither quoted form
@@ -256,10 +274,14 @@ func copyRows(ctx context.Context, tx pgx.Tx, src *sql.Tx, t copyTable) (int64, 
 	}
 	rows, err := src.QueryContext(ctx, q)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer rows.Close()
-	return tx.CopyFrom(ctx, pgx.Identifier{t.name}, slices.Clone(t.columns), &sqlRows{rows: rows, n: len(cols)})
+	sr := &sqlRows{rows: rows, n: len(cols)}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, slices.Clone(t.columns), sr); err != nil {
+		return "", err
+	}
+	return sr.sent.String(), nil
 }
 
 // sqlRows is database/sql rows as pgx.CopyFromSource.
@@ -268,6 +290,7 @@ type sqlRows struct {
 	n    int
 	vals []any
 	err  error
+	sent rowDigest // of the rows Values gave
 }
 
 func (r *sqlRows) Next() bool {
@@ -288,12 +311,18 @@ func (r *sqlRows) Next() bool {
 }
 
 // Values are the row's, text escaped as pgConn escapes what it binds
-// (pgtext.go): COPY goes around it.
+// (pgtext.go): COPY goes around it. Invalid UTF-8, which SQLite keeps
+// and PostgreSQL's TEXT refuses, is replaced by U+FFFD as the store does
+// on writing now (clean); the chain is not touched by it, since Append
+// has always stored events cleaned (and the caller verifies the copy).
 func (r *sqlRows) Values() ([]any, error) {
 	for i, v := range r.vals {
 		if s, ok := v.(string); ok {
-			r.vals[i] = pgEscape(s)
+			r.vals[i] = pgEscape(clean(s))
 		}
+	}
+	if err := r.sent.add(r.vals); err != nil {
+		return nil, err
 	}
 	return r.vals, nil
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"reflect"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // fillStore writes a little of everything into s: events (with a serial
 // above 2^63 and nanosecond times), a request and its approvals, a
-// certificate, sessions with recordings and indexed text, a signed
+// certificate (revoked), sessions with recordings and indexed text, a signed
 // checkpoint.
 func fillStore(t *testing.T, s *Store) {
 	t.Helper()
@@ -29,6 +30,9 @@ func fillStore(t *testing.T, s *Store) {
 			}
 		}
 		if err := tx.InsertCertificate(userCert(1<<63 + 5)); err != nil {
+			return err
+		}
+		if err := tx.RevokeCertificate(1<<63+5, at(2*time.Minute), "lost laptop"); err != nil {
 			return err
 		}
 		if _, err := tx.Append(Event{Type: "cert.issued", Serial: 1<<63 + 5, Time: at(time.Minute), User: "alice", Data: map[string]string{"a": "<&>"}}); err != nil {
@@ -99,16 +103,23 @@ func TestCopyToPostgres(t *testing.T) {
 
 }
 
-// TestCopyChecksTheSource makes the target lose rows on the way in (a
-// trigger that skips some, as a rule or a bad extension could) and checks
-// that Copy refuses to commit, naming what differs from the source. A copy
-// that lost the newest events would still verify on its own.
+// TestCopyChecksTheSource makes the target lose or change rows on the way
+// in (a trigger that skips some or alters a value, as a rule or a bad
+// extension could) and checks that Copy refuses to commit, naming what
+// differs from the source. A copy that lost the newest events would still
+// verify on its own, and one whose certificates.revoked_at changed (a
+// value outside the chain) too.
 func TestCopyChecksTheSource(t *testing.T) {
 	tests := []struct {
 		name, table, when, want string
+		then                    string // what the trigger does when; RETURN NULL (skip the row) if empty
 	}{
 		{name: "lost approvals", table: "approvals", when: "NEW.approver = 'bob'", want: "table approvals has 1 rows, the source 2"},
 		{name: "lost newest events", table: "events", when: "NEW.seq > 3", want: "the chain has 3 events, the source 7"},
+		{name: "revocation undone", table: "certificates", when: "true", then: "NEW.revoked_at := 0; NEW.revoke_reason := '';",
+			want: "table certificates holds other values than the source sent"},
+		{name: "text changed", table: "approvals", when: "NEW.approver = 'bob'", then: "NEW.approver := 'bob2';",
+			want: "table approvals holds other values than the source sent"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,8 +132,9 @@ func TestCopyChecksTheSource(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close(ctx)
+			then := cmp.Or(tc.then, "RETURN NULL;")
 			if _, err := conn.Exec(ctx, `CREATE FUNCTION lose() RETURNS trigger LANGUAGE plpgsql AS $$
-				BEGIN IF `+tc.when+` THEN RETURN NULL; END IF; RETURN NEW; END; $$;
+				BEGIN IF `+tc.when+` THEN `+then+` END IF; RETURN NEW; END; $$;
 				CREATE TRIGGER lose BEFORE INSERT ON `+tc.table+` FOR EACH ROW EXECUTE FUNCTION lose()`); err != nil {
 				t.Fatal(err)
 			}
@@ -135,5 +147,34 @@ func TestCopyChecksTheSource(t *testing.T) {
 				t.Errorf("after the refused copy %s holds %d rows (%v), want none", tc.table, n, err)
 			}
 		})
+	}
+}
+
+// A SQLite store holding text that is not UTF-8 (a session's exec command
+// recorded before InsertSession cleaned it) is copied with U+FFFD for the
+// bad bytes, where PostgreSQL's COPY refused it, and the copy verifies.
+func TestCopyNonUTF8Text(t *testing.T) {
+	ctx := context.Background()
+	from, _ := openTest(t)
+	fillStore(t, from)
+	mustDo(t, from, func(tx *Tx) error {
+		if err := tx.InsertSession(Session{ID: "s9", User: "alice", Login: "root", StartedAt: at(0)}); err != nil {
+			return err
+		}
+		if _, err := tx.tx.Exec("UPDATE sessions SET command = ? WHERE id = 's9'", "exec cat caf\xe9.txt"); err != nil {
+			return err
+		}
+		return tx.EndSession(SessionEnd{ID: "s9", EndedAt: at(time.Second), EndReason: "exit"})
+	})
+	to, _ := openPG(t)
+	if _, err := Copy(ctx, from, to); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	got, err := to.Session(ctx, "s9")
+	if err != nil || got.Command != "exec cat caf\uFFFD.txt" {
+		t.Errorf("copied session: command %q, %v", got.Command, err)
+	}
+	if res, err := to.Verify(ctx, VerifyOptions{}); err != nil || !res.OK {
+		t.Errorf("Verify of the copy = %+v, %v", res, err)
 	}
 }

@@ -204,23 +204,54 @@ func classify(err error) error {
 // CheckNamedValue stores a bool as the 0 or 1 that SQLite's INTEGER columns
 // hold (the BIGINT columns here are the same columns), so that queries
 // comparing them with 1 mean the same on both engines, and escapes text
-// for PostgreSQL's TEXT, which refuses NUL (pgtext.go).
+// for PostgreSQL's TEXT, which refuses NUL (pgtext.go). What a
+// driver.Valuer (sql.NullString) or a pointer stands for is escaped too:
+// its value is taken here, as database/sql would take it, so none reaches
+// pgx unescaped.
 func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
-	switch v := nv.Value.(type) {
+	v, err := pgBindValue(nv.Value)
+	if err != nil {
+		return fmt.Errorf("audit: argument %d: %w", nv.Ordinal, err)
+	}
+	switch x := v.(type) {
 	case string:
-		nv.Value = pgEscape(v)
+		v = pgEscape(x)
 	case bool:
-		nv.Value = int64(0)
-		if v {
-			nv.Value = int64(1)
+		v = int64(0)
+		if x {
+			v = int64(1)
 		}
-	case driver.Valuer:
-		// pgx asks it itself.
 	default:
 		// A named string type (a state, a kind) is text too.
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
-			nv.Value = pgEscape(rv.String())
+		if rv := reflect.ValueOf(x); rv.Kind() == reflect.String {
+			v = pgEscape(rv.String())
 		}
 	}
+	nv.Value = v
 	return c.Conn.CheckNamedValue(nv)
+}
+
+// pgBindValue is what v stands for as a parameter: a nil pointer is NULL,
+// a pointer to a string or a bool is what it points to, and a
+// driver.Valuer is its Value (a string of which the caller escapes).
+func pgBindValue(v any) (any, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil, nil
+		}
+		if _, ok := v.(driver.Valuer); !ok {
+			if k := rv.Elem().Kind(); k == reflect.String || k == reflect.Bool {
+				return rv.Elem().Interface(), nil
+			}
+		}
+	}
+	if vr, ok := v.(driver.Valuer); ok {
+		dv, err := vr.Value()
+		if err != nil {
+			return nil, fmt.Errorf("value of %T: %w", v, err)
+		}
+		return dv, nil
+	}
+	return v, nil
 }

@@ -157,10 +157,20 @@ func BoundText(s string, max int) string {
 	return s[:cut] + "..."
 }
 
+// MaxIndexedText bounds, in bytes, each of an event's short fields (type,
+// code, actor, user, host, login, request and session id, client address)
+// as Append stores them: they are indexed, and PostgreSQL refuses a btree
+// entry over about 2.7 KB (an escaped field can be twice its length,
+// pgtext.go), which would fail the batch's shared INSERT (txConn) and with
+// it every other caller of the batch. A client picks some of them (the SSH
+// user name of a refused login).
+const MaxIndexedText = 1024
+
 // Append adds e to the end of the chain and returns it as stored: Seq,
 // PrevHash and Hash are assigned (whatever the caller put there is ignored),
-// Time is e.Time in UTC (time.Now().UTC() when zero) and invalid UTF-8 in any
-// string is replaced by U+FFFD. Type must not be empty. On PostgreSQL an
+// Time is e.Time in UTC (time.Now().UTC() when zero), invalid UTF-8 in any
+// string is replaced by U+FFFD and a short field longer than MaxIndexedText
+// is cut there (BoundText); the hash is of the event as stored. Type must not be empty. On PostgreSQL an
 // error from Append leaves the transaction unusable: the callback must
 // return an error then (on SQLite it may go on).
 func (t *Tx) Append(e Event) (Event, error) {
@@ -180,9 +190,10 @@ func (t *Tx) Append(e Event) (Event, error) {
 	}
 	e.Time = time.Unix(0, ns).UTC()
 	for _, f := range []*string{&e.Type, &e.Code, &e.Actor, &e.User, &e.Host, &e.Login,
-		&e.RequestID, &e.SessionID, &e.ClientAddr, &e.Message} {
-		*f = clean(*f)
+		&e.RequestID, &e.SessionID, &e.ClientAddr} {
+		*f = BoundText(*f, MaxIndexedText)
 	}
+	e.Message = clean(e.Message)
 	var data map[string]string
 	if len(e.Data) > 0 {
 		data = make(map[string]string, len(e.Data))

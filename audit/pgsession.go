@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,10 +126,61 @@ func (k keepalive) dialer(connectTimeout time.Duration) *net.Dialer {
 // setDefault sets a server setting unless the URL already did, as a
 // parameter or in options.
 func setDefault(params map[string]string, name, value string) {
-	if _, ok := params[name]; ok || strings.Contains(params["options"], name+"=") {
+	if _, ok := params[name]; ok || slices.Contains(optionSettings(params["options"]), name) {
 		return
 	}
 	params[name] = value
+}
+
+// optionSettings are the names of the settings that a connection's
+// options (the server's command line, libpq's "options") set, as the
+// server reads them: words split at white space not escaped by a
+// backslash, each setting "-c name=value", "-cname=value" or
+// "--name=value", its name in lower case with "-" for "_". A whole name,
+// so that deadlock_timeout is not taken for lock_timeout.
+func optionSettings(options string) []string {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	for i := 0; i < len(options); i++ {
+		switch c := options[i]; {
+		case c == '\\' && i+1 < len(options):
+			i++
+			w.WriteByte(options[i])
+			inWord = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	var names []string
+	for i := 0; i < len(words); i++ {
+		var setting string
+		switch word := words[i]; {
+		case word == "-c" && i+1 < len(words):
+			i++
+			setting = words[i]
+		case strings.HasPrefix(word, "--"):
+			setting = word[2:]
+		case strings.HasPrefix(word, "-c"):
+			setting = word[2:]
+		default:
+			continue
+		}
+		if name, _, ok := strings.Cut(setting, "="); ok {
+			names = append(names, strings.ReplaceAll(strings.ToLower(name), "-", "_"))
+		}
+	}
+	return names
 }
 
 // harden applies the store's connection defaults to cfg (a copy per pool):

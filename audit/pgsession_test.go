@@ -179,3 +179,52 @@ func FuzzTakeKeepalive(f *testing.F) {
 		}
 	})
 }
+
+// A setting in the URL's options keeps the store's default of that
+// setting only, matched by its whole name as the server parses options:
+// deadlock_timeout there left the store without its lock_timeout.
+func TestHardenOptionsWholeNames(t *testing.T) {
+	tests := []struct {
+		options string
+		want    string // lock_timeout the write pool sets itself
+	}{
+		{options: "-c deadlock_timeout=2s", want: pgLockTimeout},
+		{options: "-c lock_timeout=5s", want: ""},
+		{options: "-clock_timeout=5s", want: ""},
+		{options: "--lock-timeout=5s", want: ""},
+		{options: "-c LOCK_TIMEOUT=5s", want: ""},
+		{options: `-c search_path=a\ lock_timeout=1s`, want: pgLockTimeout},
+		{options: "-c application_name=x  -c   lock_timeout=0", want: ""},
+		{options: "lock_timeout=5s", want: pgLockTimeout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.options, func(t *testing.T) {
+			cfg, err := pgx.ParseConfig("postgres://u@127.0.0.1/db")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.RuntimeParams["options"] = tc.options
+			if err := harden(cfg, true); err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.RuntimeParams["lock_timeout"]; got != tc.want {
+				t.Errorf("lock_timeout = %q with options %q; want %q", got, tc.options, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzOptionSettings checks that any options parse, into names as the
+// server compares them (lower case, "_" for "-").
+func FuzzOptionSettings(f *testing.F) {
+	for _, s := range []string{"-c lock_timeout=1s", `--a-b=c\ d -cx=y`, "-c", `\`, "-- -c =", "\t-c\vq=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, options string) {
+		for _, n := range optionSettings(options) {
+			if n != strings.ToLower(n) || strings.Contains(n, "-") {
+				t.Errorf("optionSettings(%q) has name %q", options, n)
+			}
+		}
+	})
+}

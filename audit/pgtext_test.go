@@ -3,6 +3,7 @@ package audit
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"reflect"
 	"strings"
 	"testing"
@@ -122,4 +123,31 @@ func FuzzPGText(f *testing.F) {
 			t.Fatalf("PostgreSQL orders %q and %q otherwise than their bytes", ea.User, eb.User)
 		}
 	})
+}
+
+// What a driver.Valuer (sql.NullString) or a pointer binds on PostgreSQL
+// is escaped like a plain string: NUL is stored, and a raw "\x01\x01"
+// does not come back as NUL.
+func TestPGEscapesValuerAndPointer(t *testing.T) {
+	s, _ := openPG(t)
+	str := func(v string) *string { return &v }
+	tests := []struct {
+		name string
+		arg  any
+		want sql.NullString
+	}{
+		{name: "NullString with NUL", arg: sql.NullString{String: "a\x00b", Valid: true}, want: sql.NullString{String: "a\x00b", Valid: true}},
+		{name: "NullString looking escaped", arg: sql.NullString{String: "a\x01\x01", Valid: true}, want: sql.NullString{String: "a\x01\x01", Valid: true}},
+		{name: "NULL NullString", arg: sql.NullString{}, want: sql.NullString{}},
+		{name: "pointer to a string with NUL", arg: str("root\x00\x01"), want: sql.NullString{String: "root\x00\x01", Valid: true}},
+		{name: "nil pointer", arg: (*string)(nil), want: sql.NullString{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got sql.NullString
+			if err := s.read.QueryRow("SELECT CAST(? AS TEXT)", tc.arg).Scan(&got); err != nil || got != tc.want {
+				t.Errorf("bound %#v, read back %#v, %v; want %#v", tc.arg, got, err, tc.want)
+			}
+		})
+	}
 }

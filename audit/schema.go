@@ -344,6 +344,9 @@ CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
 		// heartbeats (replicas.go), named leases for singleton work
 		// (leases.go), and which replica's bastion records each session.
 		replicaSchema,
+		// 14: nothing on SQLite; on PostgreSQL a database of the previous
+		// release made like a new one (COLLATE "C", 0x01 escaped).
+		upgradeSchema,
 	}
 }
 

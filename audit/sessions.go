@@ -62,6 +62,7 @@ func (t *Tx) InsertSession(s Session) error {
 	if s.StartedAt.IsZero() {
 		return fmt.Errorf("insert session %q: started_at is zero", s.ID)
 	}
+	s.cleanText()
 	var cd codec
 	args := []any{s.ID, s.RequestID, s.User, s.Host, s.Login, toSerial(s.Serial), toSerial(s.TargetSerial),
 		s.ClientAddr, s.Command, cd.nanos("started_at", s.StartedAt), cd.nanos("ended_at", s.EndedAt), s.ExitStatus,
@@ -74,6 +75,19 @@ func (t *Tx) InsertSession(s Session) error {
 		return fmt.Errorf("insert session %q: %w", s.ID, classify(err))
 	}
 	return nil
+}
+
+// cleanText makes s's text what the store keeps, as Append does for an
+// event: valid UTF-8 (an exec command may be a Latin-1 file name, which
+// PostgreSQL's TEXT refuses), and the fields its session.end event repeats
+// bounded as the event's are (MaxIndexedText), so that the two agree.
+func (s *Session) cleanText() {
+	for _, f := range []*string{&s.RequestID, &s.User, &s.Host, &s.Login, &s.ClientAddr} {
+		*f = BoundText(*f, MaxIndexedText)
+	}
+	for _, f := range []*string{&s.ID, &s.Command, &s.RecordingPath, &s.RecordingSHA256, &s.EndReason, &s.Replica} {
+		*f = clean(*f)
+	}
 }
 
 // SessionEnd is how a session ended: the facts that the session's row and
@@ -103,6 +117,9 @@ func (t *Tx) EndSession(end SessionEnd) error {
 	}
 	if end.EndedAt.IsZero() {
 		return fmt.Errorf("end session %q: ended_at is zero", end.ID)
+	}
+	for _, f := range []*string{&end.RecordingPath, &end.RecordingSHA256, &end.EndReason} {
+		*f = clean(*f)
 	}
 	var cd codec
 	ended := cd.nanos("ended_at", end.EndedAt)

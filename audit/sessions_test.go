@@ -146,3 +146,22 @@ func TestSessions(t *testing.T) {
 		}
 	})
 }
+
+// An engineer's exec command that is not UTF-8 (a Latin-1 file name) is
+// recorded on both engines, as Append records such text: U+FFFD for the
+// bad bytes (PostgreSQL's TEXT refused it, and with it the session).
+func TestSessionNonUTF8CommandRecorded(t *testing.T) {
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		err := s.Do(context.Background(), func(tx *Tx) error {
+			return tx.InsertSession(Session{ID: "s1", User: "alice", Login: "root", StartedAt: at(0), Command: "exec cat caf\xe9.txt"})
+		})
+		if err != nil {
+			t.Fatalf("InsertSession with a non-UTF-8 command: %v", err)
+		}
+		got, err := s.Session(context.Background(), "s1")
+		if err != nil || got.Command != "exec cat caf\uFFFD.txt" {
+			t.Errorf("Session = command %q, %v; want %q", got.Command, err, "exec cat caf\uFFFD.txt")
+		}
+	})
+}

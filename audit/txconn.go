@@ -16,10 +16,12 @@ import (
 //     needs none: if it fails, nothing of it reached the database.
 //   - On PostgreSQL the chain's appends are held back and inserted together,
 //     several rows per INSERT, before the next statement of any callback
-//     and before COMMIT. Append computes the hash in Go and its insert can
-//     fail only on a fork (seq and prev_hash are unique) or a broken
-//     connection, either of which fails the whole batch, as such a failure
-//     did before (it left the transaction unusable).
+//     and before COMMIT. Append computes the hash in Go and makes the row
+//     one that PostgreSQL takes whatever the caller gave (valid UTF-8,
+//     escaped for NUL, indexed fields within MaxIndexedText), so the
+//     insert can fail only on a fork (seq and prev_hash are unique), a
+//     timeout or a broken connection, each of which fails the whole batch,
+//     as such a failure did before (it left the transaction unusable).
 //
 // Statements reach the database in the order the callbacks made them, so
 // a statement that reads events sees every event appended before it.

@@ -494,3 +494,49 @@ func TestUpdateRequestRaceExactlyOneWins(t *testing.T) {
 		}
 	})
 }
+
+// A user name past PostgreSQL's btree limit (2704 bytes an entry), which
+// an unauthenticated SSH client can pick, is stored bounded by Append and
+// so fails neither its own append nor the other callers of its batch (on
+// PostgreSQL they share one INSERT at COMMIT).
+func TestLongUserBoundedNotFailingBatch(t *testing.T) {
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		var b []rune
+		x := uint32(12345)
+		for len(b) < 4000 {
+			x = x*1664525 + 1013904223
+			b = append(b, rune(0x4e00+x%20000))
+		}
+		long := string(b)
+		release := blockWriter(t, s)
+		errs := make([]error, 2)
+		done := make(chan int, 2)
+		go func() {
+			errs[0] = s.Append(context.Background(), Event{Type: "cert.issued", User: "alice"})
+			done <- 0
+		}()
+		waitQueued(t, s, 1)
+		go func() {
+			errs[1] = s.Append(context.Background(), Event{Type: "session.rejected", User: long})
+			done <- 1
+		}()
+		waitQueued(t, s, 2)
+		release()
+		<-done
+		<-done
+		if errs[0] != nil {
+			t.Errorf("an honest caller batched with the long name: %v", errs[0])
+		}
+		if errs[1] != nil {
+			t.Errorf("the refusal with a %d-byte name is not recorded: %.300v", len(long), errs[1])
+		}
+		evs, err := s.Events(context.Background(), EventFilter{Type: "session.rejected"})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("Events = %d, %v", len(evs), err)
+		}
+		if u := evs[0].User; len(u) > MaxIndexedText+3 || !strings.HasPrefix(long, strings.TrimSuffix(u, "...")) || len(u) < MaxIndexedText-3 {
+			t.Errorf("stored user is %d bytes, want the first ~%d of the name", len(u), MaxIndexedText)
+		}
+	})
+}

@@ -208,9 +208,17 @@ func (b *bastionBackend) SessionEnded(ctx context.Context, s bastion.SessionReco
 	return err
 }
 
+// maxRefusalText bounds the user name and target of a refused SSH login as
+// recorded; SSH puts no limit on a user name.
+const maxRefusalText = 512
+
 func (b *bastionBackend) SessionRejected(ctx context.Context, code, user, target, clientAddr, reason string) error {
+	// The user, target and reason (which quotes them) come from a client
+	// that has not authenticated: bounded, so that it cannot make the
+	// store keep whatever it sends.
+	user, target = audit.BoundText(user, maxRefusalText), audit.BoundText(target, maxRefusalText)
 	return b.store.Append(ctx, audit.Event{Time: b.clock().UTC(), Type: "session.rejected", Code: code, Actor: user, User: user,
-		Host: target, ClientAddr: clientAddr, Message: reason})
+		Host: target, ClientAddr: clientAddr, Message: audit.BoundText(reason, 4*maxRefusalText)})
 }
 
 func (b *bastionBackend) IndexText(ctx context.Context, sessionID string, lines []sessionlog.Line) error {

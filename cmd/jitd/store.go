@@ -70,7 +70,7 @@ func runStoreCopy(c *cli.Context) error {
 	for _, t := range res.Tables {
 		fmt.Fprintf(w, "copied %-20s %d rows\n", t.Table, t.Rows)
 	}
-	fmt.Fprintf(w, "matches the source: every table's row count, %d events, head %s\n", res.Events, res.Head)
+	fmt.Fprintf(w, "matches the source: every table's rows and their values, %d events, head %s\n", res.Events, res.Head)
 	fmt.Fprintf(w, "verified: %d events, head %s, %d checkpoints, %d recordings\n", vr.Events, vr.Head, vr.Checkpoints, vr.Recordings)
 	for _, id := range vr.Lost {
 		fmt.Fprintf(w, "recording lost: session %s (end reason recording_lost)\n", id)
