@@ -96,7 +96,9 @@ func TestFeedCarriesEnrolmentsAndCoalesces(t *testing.T) {
 
 	// A third replica's feed starts at the head, then 300 enrolments
 	// commit before it first reads.
-	c, err := New(ctx, Config{Dir: r.dirB, Store: r.url, APIAddr: "127.0.0.1:0", Logger: b.d.log})
+	// On B's data directory but under its own replica id: B's would be
+	// refused as a twin of the running B.
+	c, err := New(ctx, Config{Dir: r.dirB, Store: r.url, APIAddr: "127.0.0.1:0", Logger: b.d.log, ReplicaID: "feed-test-c"})
 	if err != nil {
 		t.Fatal(err)
 	}
