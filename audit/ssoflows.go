@@ -58,7 +58,7 @@ func (t *Tx) InsertSSOFlow(f SSOFlow, now time.Time, lim Limits, maxDevice int) 
 	if _, err := t.exec("DELETE FROM sso_flows WHERE addr = ? AND live_until <= ?", f.Addr, at); err != nil {
 		return fmt.Errorf("insert sso flow: drop dead: %w", err)
 	}
-	if err := t.bound("sso_flows", "live_until", f.Addr, at, lim); err != nil {
+	if err := t.bound("sso_flows", "live_until", f.Addr, at, lim, ""); err != nil {
 		return fmt.Errorf("insert sso %s flow: %w", f.Kind, err)
 	}
 	if f.Kind == SSOFlowDevice && maxDevice > 0 {
