@@ -102,11 +102,15 @@ func TestSSOFlowClaims(t *testing.T) {
 				t.Fatalf("claim at +%s: %v, want %v", tc.after, got, tc.want)
 			}
 		}
-		mustDo(t, s, func(tx *Tx) error { return tx.SetSSOPoll("d1", 10, now.Add(20*time.Second)) })
-		var f SSOFlow
-		mustDo(t, s, func(tx *Tx) (err error) { f, err = tx.SSOFlow("d1"); return err })
-		if f.Interval != 10 || !f.NextPoll.Equal(now.Add(20*time.Second)) || !f.LiveUntil.Equal(now.Add(25*time.Second)) || fmt.Sprint(f.Sealed) != fmt.Sprint(dev.Sealed) {
-			t.Fatalf("after slow_down %+v", f)
+		// The answer to a claimed poll moves liveness too: the client
+		// waits for it and then the new interval.
+		mustDo(t, s, func(tx *Tx) error { return tx.SetSSOPoll("d1", 10, now.Add(20*time.Second), now.Add(50*time.Second)) })
+		f, err := s.SSOFlow(t.Context(), "d1")
+		if err != nil || f.Interval != 10 || !f.NextPoll.Equal(now.Add(20*time.Second)) || !f.LiveUntil.Equal(now.Add(50*time.Second)) || fmt.Sprint(f.Sealed) != fmt.Sprint(dev.Sealed) {
+			t.Fatalf("after slow_down %+v, %v", f, err)
+		}
+		if _, err := s.SSOFlow(t.Context(), "nosuch"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("an unknown flow read from the read pool: %v", err)
 		}
 		if err := s.Do(t.Context(), func(tx *Tx) error { _, err := tx.TakeSSOFlow("d1", SSOFlowCode); return err }); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("a device flow taken as a code flow: %v", err)
