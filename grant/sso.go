@@ -197,10 +197,6 @@ func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, use
 	if method == MethodRefresh && ge.Code == sso.CodeAccessDenied {
 		ge.Code = sso.CodeRefreshFailed
 	}
-	if method == MethodRefresh && ge.Code == sso.CodeExpired && reason == "deadline" {
-		// The provider did not answer in time: it may next time.
-		ge.Kind, ge.Code = KindUnavailable, sso.CodeProviderFailed
-	}
 	revokeToken, emptyGroups := revocation(ge, reason)
 	if oldHash == "" {
 		revokeToken, emptyGroups = false, false

@@ -3,6 +3,7 @@ package sso
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 )
 
 // TestDevicePollingHonoursSlowDown runs a device flow against an issuer
@@ -298,5 +300,27 @@ func TestDeviceFlowSurvivesProviderFailure(t *testing.T) {
 				t.Fatalf("%d token requests, want the provider asked again after the failure", calls.Load())
 			}
 		})
+	}
+}
+
+// TestProviderRefusalCodes: a provider's refusal maps to the code the
+// client acts on; one that did not answer in time is a failure that may
+// pass (503 sso_provider_failed), not an expired device code, which would
+// end jit's wait for the login.
+func TestProviderRefusalCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&oauth2.RetrieveError{ErrorCode: "access_denied"}, CodeAccessDenied},
+		{&oauth2.RetrieveError{ErrorCode: "expired_token"}, CodeExpired},
+		{&oauth2.RetrieveError{ErrorCode: "invalid_grant"}, CodeAccessDenied},
+		{&oauth2.RetrieveError{ErrorCode: "server_error"}, CodeProviderFailed},
+		{fmt.Errorf("device token request: %w", context.DeadlineExceeded), CodeProviderFailed},
+		{errors.New("connection refused"), CodeProviderFailed},
+	} {
+		if got := providerRefusal("corp", "device login", tc.err); got.Code != tc.want {
+			t.Errorf("%v: code %s, want %s", tc.err, got.Code, tc.want)
+		}
 	}
 }
