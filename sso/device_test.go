@@ -324,3 +324,36 @@ func TestProviderRefusalCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestDevicePollOutlivesItsClient: a client that goes away while its
+// claimed poll is at the provider does not leave the flow half-answered:
+// the request and the writes after it finish on their own, so the poll
+// answers pending (not a store failure on a cancelled context) and the
+// next poll is due an interval later.
+func TestDevicePollOutlivesItsClient(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var clock *handClock
+	rp, c := deviceRP(t, 5, func(n int32) string {
+		if n == 1 {
+			// The client gives up while the provider answers, and the
+			// answer comes after its transport has seen that.
+			cancel()
+			time.Sleep(200 * time.Millisecond)
+		}
+		return "authorization_pending"
+	})
+	clock = c
+	ds, err := rp.StartDevice(context.Background(), "corp", "10.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(5 * time.Second)
+	if _, pending, err := rp.PollDevice(ctx, ds.Flow); err != nil || pending != 5 {
+		t.Fatalf("poll whose client went away: pending %d, %v; want pending 5", pending, err)
+	}
+	clock.add(5 * time.Second)
+	if _, pending, err := rp.PollDevice(context.Background(), ds.Flow); err != nil || pending != 5 {
+		t.Fatalf("the next poll: pending %d, %v; want pending 5", pending, err)
+	}
+}
