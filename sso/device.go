@@ -131,8 +131,9 @@ func liveUntil(now time.Time, interval int, expires time.Time) time.Time {
 // ONE token request; a slow_down raises the stored interval by five
 // seconds (RFC 8628 §3.5). Only a token or a final refusal spends the
 // flow: a provider that fails in passing (unreachable, 5xx, no answer in
-// time, discovery failing) is answered pending, the next request backed
-// off, so that an approval is never lost to a hiccup. The request and the
+// time, discovery failing, a replica without the flow's provider) is
+// answered pending, the next request backed off, so that an approval is
+// never lost to a hiccup. The request and the
 // writes after it run without the client's cancellation: a client gone
 // after the approval must not leave the flow half-answered. Providers do
 // not all echo a nonce in a device flow's ID token, so none is required:
@@ -147,12 +148,22 @@ func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendi
 		return Identity{}, 0, storeFailed(err)
 	}
 	sec, p, err := rp.open(flowID, f)
-	if err != nil {
+	var se *Error
+	var d *discovered
+	var derr error
+	switch {
+	case err == nil:
+		// Discovery comes before the claim, so that the claim's hold
+		// covers the token request alone.
+		d, derr = p.get(ctx)
+	case errors.As(err, &se) && se.Code == CodeUnknownProvider:
+		// This replica lacks the flow's provider (its --sso-config is
+		// behind or ahead of the others'): the poll counts, and the
+		// replica that has it asks.
+		derr = err
+	default:
 		return Identity{}, 0, withProvider(err, f.Provider)
 	}
-	// Discovery comes before the claim, so that the claim's hold covers
-	// the token request alone.
-	d, derr := p.get(ctx)
 	f, claimed, err := rp.claimPoll(ctx, flowID, derr == nil)
 	if err != nil || !claimed {
 		return Identity{}, f.Interval, err

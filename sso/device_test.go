@@ -357,3 +357,30 @@ func TestDevicePollOutlivesItsClient(t *testing.T) {
 		t.Fatalf("the next poll: pending %d, %v; want pending 5", pending, err)
 	}
 }
+
+// TestDevicePollAtReplicaWithoutProvider: a poll that reaches a replica
+// whose --sso-config lacks the flow's provider (behind or ahead of the
+// others in a rollout) answers pending and keeps the flow, which the next
+// poll, at a replica that has the provider, asks about.
+func TestDevicePollAtReplicaWithoutProvider(t *testing.T) {
+	var calls atomic.Int32
+	rp, clock := deviceRP(t, 5, func(n int32) string { calls.Store(n); return "authorization_pending" })
+	other := rp.providers[0].cfg
+	other.Name = "other"
+	lacking, err := New(&Config{Providers: []ProviderConfig{other}}, Options{Store: rp.opts.Store, Clock: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ds, err := rp.StartDevice(ctx, "corp", "10.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(5 * time.Second)
+	if _, pending, err := lacking.PollDevice(ctx, ds.Flow); err != nil || pending != 5 {
+		t.Fatalf("poll at the replica without the provider: pending %d, %v; want pending 5", pending, err)
+	}
+	if _, pending, err := rp.PollDevice(ctx, ds.Flow); err != nil || pending != 5 || calls.Load() != 1 {
+		t.Fatalf("poll at the replica with it: pending %d, %v, %d token requests; want pending 5 after one", pending, err, calls.Load())
+	}
+}
