@@ -58,7 +58,9 @@ type Limits struct {
 // Challenge is an unanswered challenge: Hash is the SHA-256 (hex) of its
 // nonce, Purpose what it proves ("login", "renewal"), Subject whom it was
 // issued to (a user or host name), Addr the client address key
-// (ratelimit.AddressKey) that asked for it.
+// (ratelimit.AddressKey) that asked for it. Package grant also keeps its
+// claims on an SSO refresh here (purpose "sso_refresh"): a row that one
+// writer inserts first and that expires.
 type Challenge struct {
 	Hash, Purpose, Subject, Addr string
 	ExpiresAt                    time.Time
