@@ -2,9 +2,11 @@ package sso
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -383,4 +385,35 @@ func TestDevicePollAtReplicaWithoutProvider(t *testing.T) {
 	if _, pending, err := rp.PollDevice(ctx, ds.Flow); err != nil || pending != 5 || calls.Load() != 1 {
 		t.Fatalf("poll at the replica with it: pending %d, %v, %d token requests; want pending 5 after one", pending, err, calls.Load())
 	}
+}
+
+// TestDevicePollOfUnknownFlowNeedsNoWriter: a poll with a made-up flow id
+// is refused from the read pool, without a write transaction, so that
+// such polls cannot queue behind (or take) the store's one writer. Here
+// another process holds SQLite's write lock; the refusal still comes.
+func TestDevicePollOfUnknownFlowNeedsNoWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jitssh.db")
+	store := openStore(t, path)
+	rp, err := New(&Config{}, Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.ExecContext(context.Background(), "ROLLBACK") })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _, err = rp.PollDevice(ctx, "made-up-flow-id")
+	wantSSOCode(t, err, CodeFlowUnknown)
 }
