@@ -133,12 +133,11 @@ func liveUntil(now time.Time, interval int, expires time.Time) time.Time {
 // flow: a provider that fails in passing (unreachable, 5xx, no answer in
 // time, discovery failing, a replica without the flow's provider) is
 // answered pending, the next request backed off, so that an approval is
-// never lost to a hiccup. The request and the
-// writes after it run without the client's cancellation: a client gone
-// after the approval must not leave the flow half-answered. Providers do
-// not all echo a nonce in a device flow's ID token, so none is required:
-// the device code itself, sealed in the store, binds the token to this
-// flow.
+// never lost to a hiccup. The request and the writes after it run without
+// the client's cancellation: a client gone after the approval must not
+// leave the flow half-answered. Providers do not all echo a nonce in a
+// device flow's ID token, so none is required: the device code itself,
+// sealed in the store, binds the token to this flow.
 func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendingInterval int, err error) {
 	f, err := rp.opts.Store.SSOFlow(ctx, flowHash(flowID))
 	switch {
