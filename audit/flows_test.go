@@ -66,6 +66,43 @@ func TestChallengeBounds(t *testing.T) {
 	})
 }
 
+// TestChallengePurposesAndSubjects checks that each purpose has its own
+// totals (a full table of logins leaves room for renewals) and that
+// PerSubject keeps a subject's newest challenges, the oldest going first,
+// on each engine.
+func TestChallengePurposesAndSubjects(t *testing.T) {
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		now := at(0)
+		insert := func(hash, purpose, subject, addr string, expires time.Time, lim Limits) error {
+			return s.Do(t.Context(), func(tx *Tx) error {
+				return tx.InsertChallenge(Challenge{Hash: hash, Purpose: purpose, Subject: subject, Addr: addr, ExpiresAt: expires}, now, lim)
+			})
+		}
+		lim := Limits{PerAddress: 2, Total: 2}
+		for i := range 2 {
+			if err := insert(fmt.Sprint("l", i), "login", "alice", fmt.Sprint("10.0.0.", i), now.Add(time.Minute), lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := insert("l2", "login", "alice", "10.0.0.9", now.Add(time.Minute), lim); !errors.Is(err, ErrFull) {
+			t.Fatalf("a third login in a total of two: %v, want ErrFull", err)
+		}
+		perHost := Limits{PerAddress: 10, Total: 10, PerSubject: 2}
+		for i := range 5 {
+			if err := insert(fmt.Sprint("r", i), "renewal", "db1", "10.0.0.0", now.Add(time.Minute+time.Duration(i)*time.Second), perHost); err != nil {
+				t.Fatalf("renewal %d beside a full table of logins: %v", i, err)
+			}
+		}
+		for i, want := range []bool{false, false, false, true, true} {
+			err := s.Do(t.Context(), func(tx *Tx) error { _, err := tx.TakeChallenge(fmt.Sprint("r", i)); return err })
+			if got := err == nil; got != want {
+				t.Errorf("renewal r%d kept %v, want %v (the newest two of db1): %v", i, got, want, err)
+			}
+		}
+	})
+}
+
 // TestSSOFlowClaims checks the device poll claim: only a due flow is
 // claimed, once, whichever handle on the store asks; slow_down moves
 // the interval; a flow is taken once and only as its kind; the dead are
