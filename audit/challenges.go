@@ -48,25 +48,33 @@ var ErrFull = errors.New("audit: too many in progress")
 var ErrAddressFull = fmt.Errorf("%w from one address", ErrFull)
 
 // Limits bound the live rows of a table of flows: from one client address
-// and in total. Zero means no bound.
+// and in total; for challenges, both are counted among those of one
+// purpose, and PerSubject keeps at most that many of one subject, the
+// oldest going first. Zero means no bound.
 type Limits struct {
-	PerAddress, Total int
+	PerAddress, Total, PerSubject int
 }
 
 // Challenge is an unanswered challenge: Hash is the SHA-256 (hex) of its
 // nonce, Purpose what it proves ("login", "renewal"), Subject whom it was
 // issued to (a user or host name), Addr the client address key
-// (ratelimit.AddressKey) that asked for it.
+// (ratelimit.AddressKey) that asked for it. Package grant also keeps its
+// claims on an SSO refresh here (purpose "sso_refresh"): a row that one
+// writer inserts first and that expires.
 type Challenge struct {
 	Hash, Purpose, Subject, Addr string
 	ExpiresAt                    time.Time
 }
 
 // InsertChallenge stores c unless, at now, c.Addr already has
-// lim.PerAddress live (unexpired) challenges (ErrAddressFull) or the table
-// lim.Total (ErrFull); both are counted inside the transaction, which every
-// writer of the store, on each replica, takes in turn. The address's
-// expired challenges are deleted first.
+// lim.PerAddress live (unexpired) challenges of c.Purpose (ErrAddressFull)
+// or the table lim.Total of them (ErrFull): each purpose has its own
+// totals, so that challenges anyone may ask for (key logins) cannot crowd
+// out another purpose's (host renewals). With lim.PerSubject, the
+// subject's oldest challenges of c.Purpose go until it has room for c.
+// The counts are taken inside the transaction, which every writer of the
+// store, on each replica, takes in turn. The address's expired challenges
+// are deleted first.
 func (t *Tx) InsertChallenge(c Challenge, now time.Time, lim Limits) error {
 	if err := t.check(); err != nil {
 		return err
@@ -79,7 +87,14 @@ func (t *Tx) InsertChallenge(c Challenge, now time.Time, lim Limits) error {
 	if _, err := t.exec("DELETE FROM challenges WHERE addr = ? AND expires_at <= ?", c.Addr, at); err != nil {
 		return fmt.Errorf("insert challenge: drop expired: %w", err)
 	}
-	if err := t.bound("challenges", "expires_at", c.Addr, at, lim); err != nil {
+	if lim.PerSubject > 0 {
+		if _, err := t.exec(`DELETE FROM challenges WHERE purpose = ? AND subject = ? AND hash NOT IN
+			(SELECT hash FROM challenges WHERE purpose = ? AND subject = ? AND expires_at > ? ORDER BY expires_at DESC, hash LIMIT ?)`,
+			c.Purpose, c.Subject, c.Purpose, c.Subject, at, lim.PerSubject-1); err != nil {
+			return fmt.Errorf("insert %s challenge: drop the oldest of %q: %w", c.Purpose, c.Subject, err)
+		}
+	}
+	if err := t.bound("challenges", "expires_at", c.Addr, at, lim, " AND purpose = ?", c.Purpose); err != nil {
 		return fmt.Errorf("insert %s challenge: %w", c.Purpose, err)
 	}
 	if _, err := t.exec("INSERT INTO challenges (hash, purpose, subject, addr, expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -90,12 +105,14 @@ func (t *Tx) InsertChallenge(c Challenge, now time.Time, lim Limits) error {
 }
 
 // bound returns ErrAddressFull or ErrFull when table's rows live at at
-// (column liveCol later than at) reach lim, from addr or in total.
-func (t *Tx) bound(table, liveCol, addr string, at int64, lim Limits) error {
+// (column liveCol later than at) reach lim, from addr or in total, among
+// the rows that also match the condition also (with its argument alsoArgs).
+func (t *Tx) bound(table, liveCol, addr string, at int64, lim Limits, also string, alsoArgs ...any) error {
 	count := func(where string, args ...any) (int, error) {
 		var n int
-		// table and liveCol are this package's own names, never input.
-		err := t.tx.QueryRow("SELECT count(*) FROM "+table+" WHERE "+liveCol+" > ?"+where, append([]any{at}, args...)...).Scan(&n)
+		// table, liveCol and also are this package's own text, never input.
+		args = append(append([]any{at}, alsoArgs...), args...)
+		err := t.tx.QueryRow("SELECT count(*) FROM "+table+" WHERE "+liveCol+" > ?"+also+where, args...).Scan(&n)
 		return n, err
 	}
 	if lim.PerAddress > 0 {

@@ -66,6 +66,43 @@ func TestChallengeBounds(t *testing.T) {
 	})
 }
 
+// TestChallengePurposesAndSubjects checks that each purpose has its own
+// totals (a full table of logins leaves room for renewals) and that
+// PerSubject keeps a subject's newest challenges, the oldest going first,
+// on each engine.
+func TestChallengePurposesAndSubjects(t *testing.T) {
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		now := at(0)
+		insert := func(hash, purpose, subject, addr string, expires time.Time, lim Limits) error {
+			return s.Do(t.Context(), func(tx *Tx) error {
+				return tx.InsertChallenge(Challenge{Hash: hash, Purpose: purpose, Subject: subject, Addr: addr, ExpiresAt: expires}, now, lim)
+			})
+		}
+		lim := Limits{PerAddress: 2, Total: 2}
+		for i := range 2 {
+			if err := insert(fmt.Sprint("l", i), "login", "alice", fmt.Sprint("10.0.0.", i), now.Add(time.Minute), lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := insert("l2", "login", "alice", "10.0.0.9", now.Add(time.Minute), lim); !errors.Is(err, ErrFull) {
+			t.Fatalf("a third login in a total of two: %v, want ErrFull", err)
+		}
+		perHost := Limits{PerAddress: 10, Total: 10, PerSubject: 2}
+		for i := range 5 {
+			if err := insert(fmt.Sprint("r", i), "renewal", "db1", "10.0.0.0", now.Add(time.Minute+time.Duration(i)*time.Second), perHost); err != nil {
+				t.Fatalf("renewal %d beside a full table of logins: %v", i, err)
+			}
+		}
+		for i, want := range []bool{false, false, false, true, true} {
+			err := s.Do(t.Context(), func(tx *Tx) error { _, err := tx.TakeChallenge(fmt.Sprint("r", i)); return err })
+			if got := err == nil; got != want {
+				t.Errorf("renewal r%d kept %v, want %v (the newest two of db1): %v", i, got, want, err)
+			}
+		}
+	})
+}
+
 // TestSSOFlowClaims checks the device poll claim: only a due flow is
 // claimed, once, whichever handle on the store asks; slow_down moves
 // the interval; a flow is taken once and only as its kind; the dead are
@@ -102,11 +139,15 @@ func TestSSOFlowClaims(t *testing.T) {
 				t.Fatalf("claim at +%s: %v, want %v", tc.after, got, tc.want)
 			}
 		}
-		mustDo(t, s, func(tx *Tx) error { return tx.SetSSOPoll("d1", 10, now.Add(20*time.Second)) })
-		var f SSOFlow
-		mustDo(t, s, func(tx *Tx) (err error) { f, err = tx.SSOFlow("d1"); return err })
-		if f.Interval != 10 || !f.NextPoll.Equal(now.Add(20*time.Second)) || !f.LiveUntil.Equal(now.Add(25*time.Second)) || fmt.Sprint(f.Sealed) != fmt.Sprint(dev.Sealed) {
-			t.Fatalf("after slow_down %+v", f)
+		// The answer to a claimed poll moves liveness too: the client
+		// waits for it and then the new interval.
+		mustDo(t, s, func(tx *Tx) error { return tx.SetSSOPoll("d1", 10, now.Add(20*time.Second), now.Add(50*time.Second)) })
+		f, err := s.SSOFlow(t.Context(), "d1")
+		if err != nil || f.Interval != 10 || !f.NextPoll.Equal(now.Add(20*time.Second)) || !f.LiveUntil.Equal(now.Add(50*time.Second)) || fmt.Sprint(f.Sealed) != fmt.Sprint(dev.Sealed) {
+			t.Fatalf("after slow_down %+v, %v", f, err)
+		}
+		if _, err := s.SSOFlow(t.Context(), "nosuch"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("an unknown flow read from the read pool: %v", err)
 		}
 		if err := s.Do(t.Context(), func(tx *Tx) error { _, err := tx.TakeSSOFlow("d1", SSOFlowCode); return err }); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("a device flow taken as a code flow: %v", err)

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func (t *Tx) InsertSSOFlow(f SSOFlow, now time.Time, lim Limits, maxDevice int) 
 	if _, err := t.exec("DELETE FROM sso_flows WHERE addr = ? AND live_until <= ?", f.Addr, at); err != nil {
 		return fmt.Errorf("insert sso flow: drop dead: %w", err)
 	}
-	if err := t.bound("sso_flows", "live_until", f.Addr, at, lim); err != nil {
+	if err := t.bound("sso_flows", "live_until", f.Addr, at, lim, ""); err != nil {
 		return fmt.Errorf("insert sso %s flow: %w", f.Kind, err)
 	}
 	if f.Kind == SSOFlowDevice && maxDevice > 0 {
@@ -75,6 +76,24 @@ func (t *Tx) InsertSSOFlow(f SSOFlow, now time.Time, lim Limits, maxDevice int) 
 		return fmt.Errorf("insert sso %s flow: %w", f.Kind, classify(err))
 	}
 	return nil
+}
+
+// SSOFlow returns the flow of hash from the read pool, outside the
+// writer's transaction, or ErrNotFound: a poll of an unknown flow id
+// costs no write transaction under the chain's lock.
+func (s *Store) SSOFlow(ctx context.Context, hash string) (SSOFlow, error) {
+	db, err := s.reader()
+	if err != nil {
+		return SSOFlow{}, err
+	}
+	f, err := scanSSOFlow(db.QueryRowContext(ctx, "SELECT "+ssoFlowColumns+" FROM sso_flows WHERE hash = ?", hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SSOFlow{}, fmt.Errorf("sso flow: %w", ErrNotFound)
+	}
+	if err != nil {
+		return SSOFlow{}, fmt.Errorf("sso flow: %w", err)
+	}
+	return f, nil
 }
 
 // SSOFlow returns the flow of hash, or ErrNotFound.
@@ -142,18 +161,20 @@ func (t *Tx) ClaimSSOPoll(hash string, now, next, liveUntil time.Time) (claimed 
 }
 
 // SetSSOPoll sets device flow hash's interval (raised when the provider
-// said slow_down) and its next poll, once the provider answered a claimed
-// poll. An unknown hash is ErrNotFound.
-func (t *Tx) SetSSOPoll(hash string, interval int, next time.Time) error {
+// said slow_down), its next poll and when it is dropped unless polled
+// again, once the provider answered a claimed poll: the client waits for
+// that answer and then the interval it names, so its liveness counts from
+// the answer, not from the claim. An unknown hash is ErrNotFound.
+func (t *Tx) SetSSOPoll(hash string, interval int, next, liveUntil time.Time) error {
 	if err := t.check(); err != nil {
 		return err
 	}
 	var cd codec
-	nx := cd.nanos("next_poll", next)
+	nx, live := cd.nanos("next_poll", next), cd.nanos("live_until", liveUntil)
 	if cd.err != nil {
 		return fmt.Errorf("set sso poll: %w", cd.err)
 	}
-	res, err := t.exec("UPDATE sso_flows SET poll_interval = ?, next_poll = ? WHERE hash = ? AND kind = ?", interval, nx, hash, SSOFlowDevice)
+	res, err := t.exec("UPDATE sso_flows SET poll_interval = ?, next_poll = ?, live_until = ? WHERE hash = ? AND kind = ?", interval, nx, live, hash, SSOFlowDevice)
 	if err != nil {
 		return fmt.Errorf("set sso poll: %w", err)
 	}

@@ -2,16 +2,22 @@ package grant_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/jitssh/jitssh/api"
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/internal/pgtest"
+	"github.com/jitssh/jitssh/internal/testkit"
 )
 
 // pgServer is the package's one PostgreSQL, started by the first test that
@@ -164,6 +170,9 @@ func TestRenewalNonceIsNoLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := h.Join(ctx, "", token(t, h, "zed", nil), hostKeyLine(testkit.Signer(t))); err != nil {
+		t.Fatal(err)
+	}
 	nonce, _, err := h.RenewChallenge(ctx, "10.0.0.9", "zed")
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +183,106 @@ func TestRenewalNonceIsNoLogin(t *testing.T) {
 	})
 	_, err = l.Login(ctx, at)
 	wantError(t, err, grant.KindUnauthenticated, grant.CodeBadChallenge)
+}
+
+// TestLoginFloodLeavesRenewals: unanswered key-login challenges, which
+// anyone may ask for without a login (here from many IPv6 /64s, each up
+// to its per-address bound, until the total refuses them), must not keep
+// an enrolled host from renewing its certificate: each purpose has its own
+// total.
+func TestLoginFloodLeavesRenewals(t *testing.T) {
+	ctx := context.Background()
+	e, l, _ := loginEnv(t)
+	h, err := e.svc.NewHosts(grant.HostsConfig{Reloader: hostsReloader{e: e, base: e.pol.Load()},
+		Message: func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, testFingerprint) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testkit.Signer(t)
+	if _, err := h.Join(ctx, "", token(t, h, "db1", nil), hostKeyLine(key)); err != nil {
+		t.Fatal(err)
+	}
+	const addrs, per = 400, grant.MaxChallengesPerAddress
+	var wg sync.WaitGroup
+	var busy atomic.Int32
+	for a := range addrs {
+		wg.Go(func() {
+			for range per {
+				if _, _, err := l.Challenge(ctx, "nobody", fmt.Sprintf("[2001:db8:%x:%x::1]:1", a/256, a%256)); err != nil {
+					busy.Add(1)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if busy.Load() == 0 {
+		t.Fatalf("%d addresses asked %d login challenges each and none was refused: the flood did not fill the login total", addrs, per)
+	}
+	nonce, _, err := h.RenewChallenge(ctx, "10.9.9.9", "db1")
+	if err != nil {
+		t.Fatalf("a host's renewal challenge during a flood of login challenges: %v", err)
+	}
+	s, err := key.Sign(nil, api.HostRenewMessage("db1", nonce, testFingerprint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Renew(ctx, "10.9.9.9", "db1", nonce, base64.StdEncoding.EncodeToString(ssh.Marshal(s))); err != nil {
+		t.Fatalf("renewal during the flood: %v", err)
+	}
+}
+
+// TestRenewChallengeOnlyEnrolled: renewal challenges are given to enrolled
+// hosts only, and a few per name (asking needs no login): an unknown name
+// is refused not enrolled, a removed host gone, both recorded; a flood of
+// asks for one host keeps only renewalsPerHost of them, the newest, so the
+// host's own challenge, answered at once, still works.
+func TestRenewChallengeOnlyEnrolled(t *testing.T) {
+	ctx := context.Background()
+	e, h := newHosts(t)
+	key := testkit.Signer(t)
+	for _, name := range []string{"db9", "web9"} {
+		if _, err := h.Join(ctx, "", token(t, h, name, nil), hostKeyLine(key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Remove(ctx, boss, "web9", "decommissioned"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := h.RenewChallenge(ctx, "10.0.0.9", "nosuch")
+	wantError(t, err, grant.KindNotFound, grant.CodeHostNotEnrolled)
+	_, _, err = h.RenewChallenge(ctx, "10.0.0.9", "web9")
+	wantError(t, err, grant.KindGone, grant.CodeHostRemoved)
+	if evs := e.events(t, audit.EventFilter{Type: grant.EventHostRenewFailed}); len(evs) != 2 {
+		t.Errorf("%d host.renew_failed events, want 2 (unknown, removed)", len(evs))
+	}
+	var first []string
+	for i := range 3 * grant.RenewalsPerHost {
+		e.clock.Advance(time.Second) // the oldest is the one that expires first
+		nonce, _, err := h.RenewChallenge(ctx, fmt.Sprintf("10.0.%d.9", i), "db9")
+		if err != nil {
+			t.Fatalf("challenge %d for db9: %v", i, err)
+		}
+		if i < grant.RenewalsPerHost {
+			first = append(first, nonce)
+		}
+	}
+	for i, nonce := range first {
+		s, _ := key.Sign(nil, api.HostRenewMessage("db9", nonce, testFingerprint))
+		_, err = h.Renew(ctx, "", "db9", nonce, base64.StdEncoding.EncodeToString(ssh.Marshal(s)))
+		wantError(t, err, grant.KindUnauthenticated, grant.CodeBadChallenge)
+		if t.Failed() {
+			t.Fatalf("challenge %d of %d, replaced by newer ones, still answered", i, 3*grant.RenewalsPerHost)
+		}
+	}
+	e.clock.Advance(2 * time.Minute)
+	if n, err := e.svc.ReapLoginFlows(ctx); err != nil || n != grant.RenewalsPerHost {
+		t.Errorf("reaped %d challenges (%v) after %d asks for one host, want %d", n, err, 3*grant.RenewalsPerHost, grant.RenewalsPerHost)
+	}
+	nonce, sig := renewal(t, h, "db9", key)
+	if _, err := h.Renew(ctx, "", "db9", nonce, sig); err != nil {
+		t.Fatalf("the host's own renewal after the flood: %v", err)
+	}
 }
 
 // BenchmarkKeyLogin measures a whole key login, challenge and answer,

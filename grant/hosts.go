@@ -94,7 +94,7 @@ func (s *Service) NewHosts(cfg HostsConfig) (*Hosts, error) {
 	case cfg.Message == nil:
 		return nil, errors.New("grant: hosts config: Message is required")
 	}
-	return &Hosts{svc: s, cfg: cfg, challenges: newNonces(s.cfg.Store, hostChallengeTTL, purposeRenewal, "renewals")}, nil
+	return &Hosts{svc: s, cfg: cfg, challenges: newNonces(s.cfg.Store, hostChallengeTTL, purposeRenewal, "renewals", RenewalsPerHost)}, nil
 }
 
 func (h *Hosts) now() time.Time      { return h.svc.cfg.Clock().UTC() }

@@ -283,8 +283,7 @@ func TestRenew(t *testing.T) {
 				if err := h.Remove(ctx, boss, "db9", "decommissioned"); err != nil {
 					t.Fatal(err)
 				}
-				nonce, sig := renewal(t, h, "db9", key)
-				_, err := h.Renew(ctx, "", "db9", nonce, sig)
+				_, _, err := h.RenewChallenge(ctx, "10.0.0.9", "db9")
 				return err
 			}},
 	}

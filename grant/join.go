@@ -173,12 +173,30 @@ func (h *Hosts) refresh(ctx context.Context) {
 
 // RenewChallenge starts a renewal of host name's certificate: it returns a
 // nonce for the host to sign with its host key, valid once for two
-// minutes, asked for from clientAddr. A name that is not a valid host name
-// is KindInvalid; too many unanswered challenges, of the address or in
-// total, is KindUnavailable with CodeBusy.
+// minutes, asked for from clientAddr. Only an enrolled host is given one
+// (at most RenewalsPerHost live, the oldest replaced): a name that is not
+// a valid host name is KindInvalid, one not enrolled KindNotFound and a
+// removed host KindGone, the last two recorded as host.renew_failed, as
+// Renew records them; too many unanswered challenges, of the address or
+// in total, is KindUnavailable with CodeBusy.
 func (h *Hosts) RenewChallenge(ctx context.Context, clientAddr, name string) (nonce string, expires time.Time, err error) {
 	if err := policy.ValidName("host", name); err != nil {
 		return "", time.Time{}, &Error{Kind: KindInvalid, Code: string(policy.ReasonInvalidHost), Message: err.Error()}
+	}
+	row, err := h.store().Host(ctx, name)
+	var refusal *Error
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
+		refusal = newError(KindNotFound, CodeHostNotEnrolled, "host %q is not enrolled", name)
+	case err != nil:
+		return "", time.Time{}, unavailable(err)
+	case !row.RemovedAt.IsZero():
+		refusal = removedError(row)
+	}
+	if refusal != nil {
+		rerr := appendEvent(ctx, h.store(), h.now(), audit.Event{Type: EventHostRenewFailed, Code: refusal.Code, Host: audit.BoundText(name, maxNameText),
+			ClientAddr: clientAddr, Message: audit.BoundText(refusal.Message, 4*maxAuditText)})
+		return "", time.Time{}, withRecordFailure(refusal, rerr)
 	}
 	return h.challenges.issue(ctx, h.svc.cfg.Rand, name, clientAddr, h.now())
 }

@@ -107,7 +107,7 @@ func NewLogins(cfg LoginConfig) (*Logins, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Logins{cfg: cfg, challenges: newNonces(cfg.Store, challengeTTL, purposeLogin, "logins"), tokens: map[string]cachedToken{}}, nil
+	return &Logins{cfg: cfg, challenges: newNonces(cfg.Store, challengeTTL, purposeLogin, "logins", 0), tokens: map[string]cachedToken{}}, nil
 }
 
 func (l *Logins) now() time.Time { return l.cfg.Clock().UTC() }

@@ -20,16 +20,23 @@ const (
 	purposeRenewal = "renewal"
 )
 
-// maxChallenges bounds the unanswered challenges in the store, of all
-// replicas together.
+// maxChallenges bounds the unanswered challenges of one purpose in the
+// store, of all replicas together: each purpose has its own, so that key
+// logins, which anyone may ask for, cannot keep hosts from renewing.
 const maxChallenges = 10000
 
-// MaxChallengesPerAddress bounds the unanswered challenges (key logins and
-// host renewals together) of one client address, an IPv6 /64 counting as
-// one: asking needs no login, so without it a few addresses could fill the
-// table and keep everyone else from logging in. Throttle's rate limit
-// comes first; this bounds what waits.
+// MaxChallengesPerAddress bounds the unanswered challenges of one purpose
+// from one client address, an IPv6 /64 counting as one: asking needs no
+// login, so without it a few addresses could fill the table and keep
+// everyone else from logging in. Throttle's rate limit comes first; this
+// bounds what waits.
 const MaxChallengesPerAddress = 32
+
+// RenewalsPerHost bounds the unanswered renewal challenges of one host
+// name: a further one replaces the oldest, so that asking for a host's
+// challenges (which needs no login) neither grows the table nor keeps the
+// host from its own, which it answers at once.
+const RenewalsPerHost = 4
 
 // nonces are the single-use challenges a caller signs to prove a key, kept
 // in the store (so that a challenge issued by one replica is answered at
@@ -41,10 +48,13 @@ type nonces struct {
 	ttl     time.Duration
 	purpose string
 	what    string // "logins", "renewals": for the busy message
+	// perSubject bounds one subject's unanswered challenges (the oldest
+	// go first); zero means no bound.
+	perSubject int
 }
 
-func newNonces(store *audit.Store, ttl time.Duration, purpose, what string) *nonces {
-	return &nonces{store: store, ttl: ttl, purpose: purpose, what: what}
+func newNonces(store *audit.Store, ttl time.Duration, purpose, what string, perSubject int) *nonces {
+	return &nonces{store: store, ttl: ttl, purpose: purpose, what: what, perSubject: perSubject}
 }
 
 func hashNonce(nonce string) string {
@@ -63,7 +73,7 @@ func (n *nonces) issue(ctx context.Context, rand io.Reader, subject, clientAddr 
 	nonce := base64.RawURLEncoding.EncodeToString(b)
 	c := audit.Challenge{Hash: hashNonce(nonce), Purpose: n.purpose, Subject: subject, Addr: ratelimit.AddressKey(clientAddr), ExpiresAt: now.Add(n.ttl)}
 	err := n.store.Do(ctx, func(tx *audit.Tx) error {
-		return tx.InsertChallenge(c, now, audit.Limits{PerAddress: MaxChallengesPerAddress, Total: maxChallenges})
+		return tx.InsertChallenge(c, now, audit.Limits{PerAddress: MaxChallengesPerAddress, Total: maxChallenges, PerSubject: n.perSubject})
 	})
 	switch {
 	case errors.Is(err, audit.ErrAddressFull):

@@ -114,8 +114,10 @@ func (l *Logins) SSODevicePoll(ctx context.Context, flow, clientAddr string) (To
 
 // SSORefresh exchanges the bearer token of an SSO login for a new one: the
 // provider's refresh token is used, the groups are read and mapped again,
-// and the old token is revoked. Refreshes of one token are serialised: the
-// second finds the token revoked. A failure that may pass (the provider or
+// and the old token is revoked. Refreshes of one token are serialised: in
+// the process the second waits and finds the token revoked; across
+// replicas it is refused busy (claimRefresh) and, tried again, finds the
+// token revoked. A failure that may pass (the provider or
 // the store unreachable: 503 sso_provider_failed) keeps the token; a
 // refusal of the token itself (its name now a local user's, another
 // subject) revokes it; a provider that refuses the refresh grant (a
@@ -141,6 +143,11 @@ func (l *Logins) SSORefresh(ctx context.Context, token, clientAddr string) (Toke
 	if err != nil {
 		return Token{}, unavailable(err)
 	}
+	release, err := l.claimRefresh(ctx, hash)
+	if err != nil {
+		return Token{}, l.refuseSSO(ctx, err, MethodRefresh, login.Provider, login.Name, clientAddr, hash)
+	}
+	defer release()
 	rp, err := l.rp()
 	var id sso.Identity
 	if err == nil {
@@ -189,10 +196,6 @@ func (l *Logins) refuseSSO(ctx context.Context, err error, method, provider, use
 	}
 	if method == MethodRefresh && ge.Code == sso.CodeAccessDenied {
 		ge.Code = sso.CodeRefreshFailed
-	}
-	if method == MethodRefresh && ge.Code == sso.CodeExpired && reason == "deadline" {
-		// The provider did not answer in time: it may next time.
-		ge.Kind, ge.Code = KindUnavailable, sso.CodeProviderFailed
 	}
 	revokeToken, emptyGroups := revocation(ge, reason)
 	if oldHash == "" {

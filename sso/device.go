@@ -28,11 +28,13 @@ type DeviceStart struct {
 
 // StartDevice begins a device-authorization login at the provider named
 // name for the client at clientAddr (at most MaxFlowsPerAddress live flows
-// per address, maxDeviceFlows device flows in all). The device code is
-// stored sealed under the flow id. No process polls the provider in the
-// background: PollDevice does, at most once per interval, on whichever
-// replica the client's poll reaches; a flow whose client has not polled
-// for abandonedPolls intervals is dropped.
+// per address, maxDeviceFlows device flows in all). The flow's place is
+// reserved in the store under those bounds before the provider is asked
+// for a device code, so that a refused start costs the provider nothing;
+// the device code is then stored sealed under the flow id. No process
+// polls the provider in the background: PollDevice does, at most once per
+// interval, on whichever replica the client's poll reaches; a flow whose
+// client has not polled for abandonedPolls intervals is dropped.
 func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceStart, error) {
 	p, err := rp.provider(name)
 	if err != nil {
@@ -45,11 +47,23 @@ func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceS
 	if !d.device {
 		return DeviceStart{}, refuse(CodeUnknownProvider, "no_device", "provider %q offers no device flow (no device_authorization_endpoint)", name)
 	}
-	da, err := rp.deviceAuth(ctx, p, d)
+	// The reservation lives as long as the request may take, and is never
+	// polled: the client learns its id only with the device code.
+	now := rp.opts.Clock()
+	held := now.Add(2 * providerTimeout)
+	addr := ratelimit.AddressKey(clientAddr)
+	id, err := rp.put(ctx, audit.SSOFlow{Kind: audit.SSOFlowDevice, Provider: name, Addr: addr, Interval: 5,
+		NextPoll: held, LiveUntil: held, ExpiresAt: held}, flowSecrets{})
 	if err != nil {
 		return DeviceStart{}, err
 	}
-	now := rp.opts.Clock()
+	wctx := context.WithoutCancel(ctx)
+	da, err := rp.deviceAuth(ctx, p, d)
+	if err != nil {
+		_ = rp.drop(wctx, id, audit.SSOFlowDevice) // else it frees itself at held
+		return DeviceStart{}, err
+	}
+	now = rp.opts.Clock()
 	expires := now.Add(maxDeviceWait)
 	if !da.Expiry.IsZero() && da.Expiry.Before(expires) {
 		expires = da.Expiry
@@ -58,10 +72,9 @@ func (rp *RP) StartDevice(ctx context.Context, name, clientAddr string) (DeviceS
 	if interval <= 0 {
 		interval = 5 // RFC 8628 §3.2: the default when the provider names none
 	}
-	f := audit.SSOFlow{Kind: audit.SSOFlowDevice, Provider: name, Addr: ratelimit.AddressKey(clientAddr), Interval: interval,
+	f := audit.SSOFlow{Kind: audit.SSOFlowDevice, Provider: name, Addr: addr, Interval: interval,
 		NextPoll: now.Add(time.Duration(interval) * time.Second), LiveUntil: liveUntil(now, interval, expires), ExpiresAt: expires}
-	id, err := rp.put(ctx, f, flowSecrets{DeviceCode: da.DeviceCode})
-	if err != nil {
+	if err := rp.replace(wctx, id, f, flowSecrets{DeviceCode: da.DeviceCode}); err != nil {
 		return DeviceStart{}, err
 	}
 	return DeviceStart{Flow: id, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
@@ -111,36 +124,54 @@ func liveUntil(now time.Time, interval int, expires time.Time) time.Time {
 // PollDevice answers a client's poll of device flow flowID: the identity
 // once the provider says the person approved (spending the flow), or
 // pending with the seconds to wait, or the refusal (also spending the
-// flow). The poll is claimed in the store first: only when the flow is due
-// (its interval has passed since the last provider request, by any
-// replica) does this call ask the provider, with ONE token request; a
-// slow_down raises the stored interval by five seconds (RFC 8628 §3.5).
-// Providers do not all echo a nonce in a device flow's ID token, so none
-// is required: the device code itself, sealed in the store, binds the
-// token to this flow.
+// flow). The flow is read from the read pool first (an unknown id costs no
+// write), its provider's discovery done, then the poll claimed in the
+// store: only when the flow is due (its interval has passed since the last
+// provider request, by any replica) does this call ask the provider, with
+// ONE token request; a slow_down raises the stored interval by five
+// seconds (RFC 8628 §3.5). Only a token or a final refusal spends the
+// flow: a provider that fails in passing (unreachable, 5xx, no answer in
+// time, discovery failing, a replica without the flow's provider) is
+// answered pending, the next request backed off, so that an approval is
+// never lost to a hiccup. The request and the writes after it run without
+// the client's cancellation: a client gone after the approval must not
+// leave the flow half-answered. Providers do not all echo a nonce in a
+// device flow's ID token, so none is required: the device code itself,
+// sealed in the store, binds the token to this flow.
 func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendingInterval int, err error) {
-	f, claimed, err := rp.claimPoll(ctx, flowID)
+	f, err := rp.opts.Store.SSOFlow(ctx, flowHash(flowID))
+	switch {
+	case errors.Is(err, audit.ErrNotFound) || err == nil && f.Kind != audit.SSOFlowDevice:
+		return Identity{}, 0, refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again")
+	case err != nil:
+		return Identity{}, 0, storeFailed(err)
+	}
+	sec, p, err := rp.open(flowID, f)
+	var se *Error
+	var d *discovered
+	var derr error
+	switch {
+	case err == nil:
+		// Discovery comes before the claim, so that the claim's hold
+		// covers the token request alone.
+		d, derr = p.get(ctx)
+	case errors.As(err, &se) && se.Code == CodeUnknownProvider:
+		// This replica lacks the flow's provider (its --sso-config is
+		// behind or ahead of the others'): the poll counts, and the
+		// replica that has it asks.
+		derr = err
+	default:
+		return Identity{}, 0, withProvider(err, f.Provider)
+	}
+	f, claimed, err := rp.claimPoll(ctx, flowID, derr == nil)
 	if err != nil || !claimed {
 		return Identity{}, f.Interval, err
 	}
-	sec, p, err := rp.open(flowID, f)
-	var d *discovered
-	if err == nil {
-		d, err = p.get(ctx)
-	}
-	if err != nil {
-		_, _, _, _ = rp.take(ctx, flowID, audit.SSOFlowDevice)
-		return Identity{}, 0, withProvider(err, f.Provider)
-	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*providerTimeout)
+	defer cancel()
 	tok, err := deviceToken(ctx, p, d, sec.DeviceCode)
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		switch re.ErrorCode {
-		case "authorization_pending":
-			return rp.setPoll(ctx, f, f.Interval)
-		case "slow_down":
-			return rp.setPoll(ctx, f, f.Interval+5)
-		}
+	if err != nil && !finalDeviceError(err) {
+		return rp.setPoll(ctx, f, err)
 	}
 	// A final answer: the flow is spent by whichever poll takes it, so
 	// an identity goes on to grant at most once.
@@ -154,11 +185,30 @@ func (rp *RP) PollDevice(ctx context.Context, flowID string) (id Identity, pendi
 	return id, 0, withProvider(err, p.cfg.Name)
 }
 
-// claimPoll records the client's poll of flow flowID and claims the
-// provider request when the flow is due. A dead flow (expired, abandoned)
-// is deleted and refused; one not due is returned unclaimed, its
+// finalDeviceError reports whether err, from a device access token
+// request, ends the flow: the provider's refusal with a code RFC 8628
+// §3.5 or RFC 6749 §5.2 names as final. authorization_pending and
+// slow_down, other codes (a 5xx's temporarily_unavailable), answers
+// without a code and failures to reach the provider may pass.
+func finalDeviceError(err error) bool {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.ErrorCode {
+	case "access_denied", "expired_token", "invalid_request", "invalid_client", "invalid_grant",
+		"unauthorized_client", "unsupported_grant_type", "invalid_scope":
+		return true
+	}
+	return false
+}
+
+// claimPoll records the client's poll of flow flowID and, when the flow
+// is due and may claim (its provider's discovery is at hand), claims the
+// provider request. A dead flow (expired, abandoned) is deleted and
+// refused; one not due, or not claimed, is returned unclaimed, its
 // interval what the client waits.
-func (rp *RP) claimPoll(ctx context.Context, flowID string) (audit.SSOFlow, bool, error) {
+func (rp *RP) claimPoll(ctx context.Context, flowID string, may bool) (audit.SSOFlow, bool, error) {
 	hash := flowHash(flowID)
 	now := rp.opts.Clock()
 	var f audit.SSOFlow
@@ -176,11 +226,17 @@ func (rp *RP) claimPoll(ctx context.Context, flowID string) (audit.SSOFlow, bool
 			_, err = tx.TakeSSOFlow(hash, audit.SSOFlowDevice)
 			return err
 		}
-		// The claim holds the flow for as long as the request may take
-		// and an interval more, so that no other replica asks while it is
-		// in flight; the answer sets the next poll (setPoll).
-		hold := time.Duration(f.Interval)*time.Second + providerTimeout
-		claimed, err = tx.ClaimSSOPoll(hash, now, now.Add(hold), liveUntil(now, f.Interval, f.ExpiresAt))
+		// The claim holds the flow for as long as the token request may
+		// take and an interval more, so that no other replica asks while
+		// it is in flight; the answer sets the next poll (setPoll). Without
+		// discovery the poll only counts for liveness: a next poll in the
+		// past claims nothing when it is set to itself.
+		next := now.Add(time.Duration(f.Interval)*time.Second + providerTimeout)
+		if !may {
+			next = f.NextPoll
+		}
+		claimed, err = tx.ClaimSSOPoll(hash, now, next, liveUntil(now, f.Interval, f.ExpiresAt))
+		claimed = claimed && may
 		return err
 	})
 	switch {
@@ -194,12 +250,27 @@ func (rp *RP) claimPoll(ctx context.Context, flowID string) (audit.SSOFlow, bool
 	return f, claimed, nil
 }
 
-// setPoll sets flow f's interval (raised by five seconds after a
-// slow_down, RFC 8628 §3.5) and its next poll an interval from now, once
-// the provider answered pending, and answers pending with the interval.
-func (rp *RP) setPoll(ctx context.Context, f audit.SSOFlow, interval int) (Identity, int, error) {
-	next := rp.opts.Clock().Add(time.Duration(interval) * time.Second)
-	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error { return tx.SetSSOPoll(f.Hash, interval, next) })
+// setPoll answers a claimed poll that the provider did not end (err):
+// pending, with the interval raised by five seconds after a slow_down
+// (RFC 8628 §3.5). The next provider request is an interval after the
+// answer, or two after a failure that may pass; the flow lives for
+// abandonedPolls intervals from the answer, which the client waited for.
+func (rp *RP) setPoll(ctx context.Context, f audit.SSOFlow, err error) (Identity, int, error) {
+	interval, wait := f.Interval, f.Interval
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.ErrorCode == "authorization_pending":
+	case errors.As(err, &re) && re.ErrorCode == "slow_down":
+		interval += 5
+		wait = interval
+	default:
+		wait = 2 * interval // backed off: the provider failed in passing
+	}
+	now := rp.opts.Clock()
+	next := now.Add(time.Duration(wait) * time.Second)
+	err = rp.opts.Store.Do(ctx, func(tx *audit.Tx) error {
+		return tx.SetSSOPoll(f.Hash, interval, next, liveUntil(now, interval, f.ExpiresAt))
+	})
 	if errors.Is(err, audit.ErrNotFound) {
 		return Identity{}, 0, withProvider(refuse(CodeFlowUnknown, "", "sso login flow is unknown, used or expired; start again"), f.Provider)
 	}

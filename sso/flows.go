@@ -44,12 +44,7 @@ func (rp *RP) put(ctx context.Context, f audit.SSOFlow, sec flowSecrets) (string
 	if err != nil {
 		return "", err
 	}
-	plain, err := json.Marshal(sec)
-	if err != nil {
-		return "", err
-	}
-	f.Hash = flowHash(id)
-	if f.Sealed, err = Seal(rp.opts.Rand, id, sealFlow, []byte(f.Hash), plain); err != nil {
+	if err := rp.seal(id, &f, sec); err != nil {
 		return "", err
 	}
 	now := rp.opts.Clock()
@@ -67,6 +62,51 @@ func (rp *RP) put(ctx context.Context, f audit.SSOFlow, sec flowSecrets) (string
 		return "", storeFailed(err)
 	}
 	return id, nil
+}
+
+// replace puts f with sec, sealed under id, in the place of flow id (a
+// reservation put made under the bounds): in one transaction, without
+// counting again.
+func (rp *RP) replace(ctx context.Context, id string, f audit.SSOFlow, sec flowSecrets) error {
+	if err := rp.seal(id, &f, sec); err != nil {
+		return err
+	}
+	now := rp.opts.Clock()
+	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error {
+		// A reservation reaped meanwhile (its replica was slow) is no
+		// reason to throw the provider's answer away.
+		if _, err := tx.TakeSSOFlow(f.Hash, f.Kind); err != nil && !errors.Is(err, audit.ErrNotFound) {
+			return err
+		}
+		return tx.InsertSSOFlow(f, now, audit.Limits{}, 0)
+	})
+	if err != nil {
+		return storeFailed(err)
+	}
+	return nil
+}
+
+// drop deletes flow id of kind, if it is still there.
+func (rp *RP) drop(ctx context.Context, id, kind string) error {
+	err := rp.opts.Store.Do(ctx, func(tx *audit.Tx) error {
+		_, err := tx.TakeSSOFlow(flowHash(id), kind)
+		return err
+	})
+	if err != nil && !errors.Is(err, audit.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// seal sets f's hash and seals sec into it under id.
+func (rp *RP) seal(id string, f *audit.SSOFlow, sec flowSecrets) error {
+	plain, err := json.Marshal(sec)
+	if err != nil {
+		return err
+	}
+	f.Hash = flowHash(id)
+	f.Sealed, err = Seal(rp.opts.Rand, id, sealFlow, []byte(f.Hash), plain)
+	return err
 }
 
 // take deletes flow id of the given kind from the store and returns it

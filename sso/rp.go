@@ -245,8 +245,9 @@ func (rp *RP) fromToken(ctx context.Context, p *provider, d *discovered, tok *oa
 }
 
 // providerRefusal turns an oauth2 error into an *Error: access_denied is
-// CodeAccessDenied, expired_token CodeExpired, other protocol errors and
-// failures to reach the provider CodeProviderFailed.
+// CodeAccessDenied, expired_token CodeExpired, other protocol errors,
+// failures to reach the provider and answers that did not come in time
+// CodeProviderFailed.
 func providerRefusal(name, what string, err error) *Error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -262,7 +263,10 @@ func providerRefusal(name, what string, err error) *Error {
 		return &Error{Code: CodeProviderFailed, Reason: bounded(re.ErrorCode), Message: fmt.Sprintf("provider %q refused the %s: %s %s", name, what, bounded(re.ErrorCode), desc)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Code: CodeExpired, Reason: "deadline", Message: fmt.Sprintf("provider %q: the %s ran out of time", name, what), Err: err}
+		// The provider did not answer in time: it may next time. This is
+		// no expired device code (CodeExpired), which would end jit's
+		// wait.
+		return &Error{Code: CodeProviderFailed, Reason: "deadline", Message: fmt.Sprintf("provider %q did not answer the %s in time; try again", name, what), Err: err}
 	}
 	return &Error{Code: CodeProviderFailed, Message: fmt.Sprintf("provider %q: %s failed", name, what), Err: err}
 }
