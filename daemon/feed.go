@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/bastion"
@@ -66,6 +67,7 @@ type replicaFeed struct {
 
 	refreshTypes, tokenTypes map[string]bool
 
+	healthy   atomic.Bool   // what the bastion was last told
 	refresh   chan struct{} // a pending RefreshUsers, coalesced
 	refreshes atomic.Int64  // RefreshUsers calls made, for tests and metrics
 	reloads   atomic.Int64  // reloads made for another replica's
@@ -84,7 +86,7 @@ func (d *Daemon) initFeed(ctx context.Context) error {
 	types := slices.Concat([]string{evCertRevoked, evPolicyReload}, feedRefreshTypes(), feedTokenTypes())
 	slices.Sort(types)
 	types = slices.Compact(types)
-	rf.feed, err = d.store.NewFeed(audit.FeedConfig{Types: types, After: head, OnListen: rf.onListen})
+	rf.feed, err = d.store.NewFeed(audit.FeedConfig{Types: types, After: head, OnListen: rf.onListen, OnRead: rf.onRead})
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
@@ -119,27 +121,60 @@ func (f *replicaFeed) watchConsole(c *grant.Console) {
 func (f *replicaFeed) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.refresher(ctx) })
-	if !f.feed.Health().Postgres {
-		// SQLite: this process's commits wake the feed at once and the
-		// file has no other replica, so the feed is as good as it gets.
-		f.setBastionHealthy(true)
-	}
+	wg.Go(func() { f.watchHealth(ctx) })
 	_ = f.feed.Run(ctx, f.dispatch) // returns ctx's error
-	f.setBastionHealthy(false)
 	wg.Wait()
+	f.setBastionHealthy(false)
+}
+
+// feedHealthCheck is how often the feed's health is judged again: a read
+// that hangs fails no call, only the age of the last good one tells.
+const feedHealthCheck = time.Second
+
+// watchHealth tells the bastion, every feedHealthCheck, whether the feed
+// is healthy by its progress (audit.FeedHealth.Healthy): only then may the
+// bastion relax its own revocation lookups.
+func (f *replicaFeed) watchHealth(ctx context.Context) {
+	t := time.NewTicker(feedHealthCheck)
+	defer t.Stop()
+	for {
+		f.setBastionHealthy(f.feed.Health().Healthy)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (f *replicaFeed) onListen(up bool, err error) {
 	if up {
 		f.log.Info("change feed: LISTEN connection up", "channel", audit.FeedChannel)
-	} else {
-		f.log.Warn("change feed: LISTEN connection down; changes from other replicas arrive by polling until it is back",
-			"poll", audit.DefaultFeedPoll, "err", err)
+		return // healthy once a read after it succeeds (watchHealth)
 	}
-	f.setBastionHealthy(up)
+	f.log.Warn("change feed: LISTEN connection down; changes from other replicas arrive by polling until it is back",
+		"poll", audit.DefaultFeedPoll, "err", err)
+	f.setBastionHealthy(false)
+}
+
+// onRead makes a failed read unhealthy at once and logs the first failure
+// in a row and each doubling of their count (a store that stays down is
+// not one line a second), and the recovery.
+func (f *replicaFeed) onRead(err error, failures int) {
+	switch {
+	case err != nil:
+		f.setBastionHealthy(false)
+		if failures&(failures-1) == 0 {
+			f.log.Warn("change feed: read of the chain failed; the bastion looks certificates up often until it recovers",
+				"failures_in_a_row", failures, "err", err)
+		}
+	case failures > 0:
+		f.log.Info("change feed: reads recovered", "failures_in_a_row", failures)
+	}
 }
 
 func (f *replicaFeed) setBastionHealthy(ok bool) {
+	f.healthy.Store(ok)
 	if b := f.bastion(); b != nil {
 		b.SetFeedHealthy(ok)
 	}

@@ -96,7 +96,7 @@ func TestFeedCarriesEnrolmentsAndCoalesces(t *testing.T) {
 
 	// A third replica's feed starts at the head, then 300 enrolments
 	// commit before it first reads.
-	c, err := New(ctx, Config{Dir: r.dirB, Store: r.url, APIAddr: "127.0.0.1:0", Logger: b.d.log})
+	c, err := New(ctx, Config{Dir: r.dirB, Store: r.url, APIAddr: "127.0.0.1:0", Logger: b.d.log, ReplicaID: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +166,7 @@ func TestFeedBroadcastsPolicyReload(t *testing.T) {
 	if n := a.d.feed.reloads.Load() + b.d.feed.reloads.Load(); n != 1 {
 		t.Errorf("%d reloads made for another replica's, want 1", n)
 	}
+	waitFor(t, "B's feed healthy", 20*time.Second, b.d.feed.healthy.Load)
 	resp, err := http.Get("http://" + b.d.Addrs().Metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +176,7 @@ func TestFeedBroadcastsPolicyReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\njitssh_feed_listening 1\n", "\njitssh_feed_reloads_total 1\n", "\njitssh_feed_lag_events ", "\njitssh_feed_last_read_seconds "} {
+	for _, want := range []string{"\njitssh_feed_listening 1\n", "\njitssh_feed_healthy 1\n", "\njitssh_feed_read_errors_total 0\n", "\njitssh_feed_reloads_total 1\n", "\njitssh_feed_lag_events ", "\njitssh_feed_last_read_seconds "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("B's metrics lack %q:\n%s", want, body)
 		}
