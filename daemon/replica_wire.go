@@ -35,14 +35,28 @@ func (d *Daemon) newReplica() (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{id: id, instance: instance, version: buildVersion(), beat: cmp.Or(d.cfg.beat, defaultBeat),
+	r := &replica{id: id, instance: instance, version: buildVersion(), beat: cmp.Or(d.cfg.beat, defaultBeat), displaced: make(chan error, 1),
 		store: d.store, log: d.log.With("component", "replica"), policyFile: Layout{Dir: d.cfg.Dir}.PolicyFile()}
 	r.policyLoaded()
 	return r, nil
 }
 
+// claimReplica makes the first beat, refusing a twin, before the bastion
+// or the recordings' uploads start: a copied data directory must not take
+// a single connection or upload under another's ID. The addresses not
+// known yet (the listeners are not open) are filled in by registerReplica.
+func (d *Daemon) claimReplica(ctx context.Context) error {
+	if d.cfg.AdvertiseURL != "" {
+		var err error
+		if d.replica.advertise, err = advertiseURL(d.cfg.AdvertiseURL, ""); err != nil {
+			return err
+		}
+	}
+	return d.replica.register(ctx)
+}
+
 // registerReplica fills in the addresses now that the listeners are open
-// and makes the first beat, refusing a twin.
+// and beats with them.
 func (d *Daemon) registerReplica(ctx context.Context) error {
 	r := d.replica
 	var err error
@@ -50,8 +64,8 @@ func (d *Daemon) registerReplica(ctx context.Context) error {
 		return err
 	}
 	r.bastionAddr = advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs)
-	if err := r.register(ctx); err != nil {
-		return err
+	if err := r.store.Do(ctx, func(tx *audit.Tx) error { return tx.Heartbeat(r.row(), r.ttl()) }); err != nil {
+		return fmt.Errorf("replica %s: beat with its addresses: %w", r.id, err)
 	}
 	d.log.Info("replica registered", "replica", r.id, "instance", r.instance, "advertise_url", r.advertise)
 	return nil
