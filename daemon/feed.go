@@ -68,6 +68,7 @@ type replicaFeed struct {
 	refreshTypes, tokenTypes map[string]bool
 
 	healthy   atomic.Bool   // what the bastion was last told
+	retry     chan int64    // the cause seq of a failed follow-up reload, latest only
 	refresh   chan struct{} // a pending RefreshUsers, coalesced
 	refreshes atomic.Int64  // RefreshUsers calls made, for tests and metrics
 	reloads   atomic.Int64  // reloads made for another replica's
@@ -97,7 +98,7 @@ func (d *Daemon) initFeed(ctx context.Context) error {
 // newReplicaFeed is the dispatching half of the feed, before its
 // audit.Feed and Admin are set.
 func newReplicaFeed(instance string, log *slog.Logger, pol *livepolicy.Holder, b func() *bastion.Server) *replicaFeed {
-	return &replicaFeed{instance: instance, log: log, policy: pol, bastion: b, refresh: make(chan struct{}, 1),
+	return &replicaFeed{instance: instance, log: log, policy: pol, bastion: b, refresh: make(chan struct{}, 1), retry: make(chan int64, 1),
 		refreshTypes: setOf(feedRefreshTypes()), tokenTypes: setOf(feedTokenTypes())}
 }
 
@@ -122,6 +123,7 @@ func (f *replicaFeed) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.refresher(ctx) })
 	wg.Go(func() { f.watchHealth(ctx) })
+	wg.Go(func() { f.retryReloads(ctx) })
 	_ = f.feed.Run(ctx, f.dispatch) // returns ctx's error
 	wg.Wait()
 	f.setBastionHealthy(false)
@@ -217,13 +219,80 @@ func (f *replicaFeed) reloadFor(ctx context.Context, e audit.Event) {
 	if e.Data[grant.ReloadDataInstance] == f.instance || e.Data[grant.ReloadDataCauseSeq] != "" {
 		return
 	}
-	f.reloads.Add(1)
-	change, err := f.admin.ReloadPolicyCausedBy(ctx, grant.Caller{User: feedActor}, e.Seq)
-	if err != nil {
-		f.log.Warn("change feed: reload for another replica's policy reload failed", "cause_seq", strconv.FormatInt(e.Seq, 10), "err", err)
-		return
+	if !f.reloadOnce(ctx, e.Seq) {
+		f.queueRetry(e.Seq)
 	}
-	f.log.Info("change feed: policy reloaded after another replica's reload", "cause_seq", e.Seq, "change", change.String())
+}
+
+// reloadOnce makes one reload for the reload at seq; false if it failed.
+func (f *replicaFeed) reloadOnce(ctx context.Context, seq int64) bool {
+	f.reloads.Add(1)
+	change, err := f.admin.ReloadPolicyCausedBy(ctx, grant.Caller{User: feedActor}, seq)
+	if err != nil {
+		f.log.Warn("change feed: reload for another replica's policy reload failed", "cause_seq", strconv.FormatInt(seq, 10), "err", err)
+		return false
+	}
+	f.log.Info("change feed: policy reloaded after another replica's reload", "cause_seq", seq, "change", change.String())
+	return true
+}
+
+// Retries of a failed follow-up reload (the file mid-edit, the store
+// briefly down): reloadRetries at most, the first after reloadBackoff,
+// doubling. Each try is recorded (as a failed reload while it fails), so
+// they are few; after the last the operator reloads by hand.
+const (
+	reloadRetries = 6
+	reloadBackoff = time.Second
+)
+
+// queueRetry asks retryReloads to try the reload for seq again; a newer
+// failed one replaces an older one waiting, since one reload reads the
+// file as it is then.
+func (f *replicaFeed) queueRetry(seq int64) {
+	for {
+		select {
+		case f.retry <- seq:
+			return
+		default:
+		}
+		select {
+		case <-f.retry:
+		default:
+		}
+	}
+}
+
+// retryReloads tries the reloads queueRetry was given until one succeeds
+// or reloadRetries failed, with a doubling backoff.
+func (f *replicaFeed) retryReloads(ctx context.Context) {
+	for {
+		var seq int64
+		select {
+		case <-ctx.Done():
+			return
+		case seq = <-f.retry:
+		}
+		wait := reloadBackoff
+		for try := 1; ; try++ {
+			select {
+			case <-ctx.Done():
+				return
+			case newer := <-f.retry:
+				seq, wait, try = newer, reloadBackoff, 0
+				continue
+			case <-time.After(wait):
+			}
+			if f.reloadOnce(ctx, seq) {
+				break
+			}
+			if try >= reloadRetries {
+				f.log.Error("change feed: reload for another replica's policy reload still fails; reload this replica by hand (SIGHUP)",
+					"cause_seq", seq, "tries", try+1)
+				break
+			}
+			wait *= 2
+		}
+	}
 }
 
 func (f *replicaFeed) forgetTokens(user string) {

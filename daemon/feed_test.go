@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -257,4 +258,29 @@ func sessionThrough(t *testing.T, addr, user string, cert *ssh.Certificate, key 
 	}
 	go func() { out <- s.Wait() }()
 	return out
+}
+
+// TestFeedRetriesAFailedFollowUpReload: B's reload for A's fails (B's
+// file is mid-edit: not a policy); once the file is whole, a retry after
+// a backoff puts it in force without another reload through A.
+func TestFeedRetriesAFailedFollowUpReload(t *testing.T) {
+	r := newReplicas(t, "")
+	a, b := r.serve(t, r.dirA), r.serve(t, r.dirB)
+	ctx := context.Background()
+	bFile := Layout{Dir: r.dirB}.PolicyFile()
+	if err := os.WriteFile(bFile, []byte("users: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, feedWait, "B's follow-up reload failed", func() bool {
+		evs, err := a.d.store.Events(ctx, audit.EventFilter{Type: "policy.reload"})
+		return err == nil && slices.ContainsFunc(evs, func(e audit.Event) bool { return e.Code == "failed" })
+	})
+	edited := testkit.Edit(t, string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "")
+	if err := os.WriteFile(bFile, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, feedWait, "carol gone from B's policy", func() bool { _, ok := b.d.policy.Current().User("carol"); return !ok })
 }
