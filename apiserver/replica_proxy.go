@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -94,13 +95,7 @@ func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, owner audit.Rep
 			pr.Out.Header.Set(proxiedHeader, s.cfg.Replica.ID)
 			// The caller's own Authorization header is kept as it came.
 		},
-		Transport: &http.Transport{
-			TLSClientConfig:     s.cfg.Replica.ProxyTLS.Clone(),
-			TLSHandshakeTimeout: 10 * time.Second,
-			// The stream may be long; only its start is bounded.
-			ResponseHeaderTimeout: 30 * time.Second,
-			DisableKeepAlives:     true,
-		},
+		Transport:     proxyTransport(s.cfg.Replica.ProxyTLS, proxyDialTimeout),
 		FlushInterval: -1, // a follow is streamed as it comes
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.cfg.Logger.Warn("proxy to the replica recording a live session", "replica", owner.ID, "url", owner.AdvertiseURL, "err", err)
@@ -109,6 +104,23 @@ func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, owner audit.Rep
 		},
 	}
 	rp.ServeHTTP(&streamResponse{ResponseWriter: w, sw: newStream(w)}, r)
+}
+
+// proxyDialTimeout bounds the connect to an owner replica: one that is
+// blackholed (its host gone, a firewall dropping) would otherwise hold
+// each watch for the kernel's connect timeout, about two minutes.
+const proxyDialTimeout = 10 * time.Second
+
+// proxyTransport is the live-watch proxy's transport: every step before
+// the owner's answer starts is bounded; the stream after it may be long.
+func proxyTransport(tlsConfig *tls.Config, dial time.Duration) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConfig.Clone(),
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		DisableKeepAlives:     true,
+	}
 }
 
 // streamResponse is a ResponseWriter whose writes and flushes push the

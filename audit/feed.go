@@ -59,6 +59,12 @@ type FeedConfig struct {
 	// OnListen, if set, is told each time the PostgreSQL LISTEN connection
 	// comes up (err nil) or goes down (with why), for the caller's log.
 	OnListen func(up bool, err error)
+	// OnRead, if set, is told after each read of the chain: err is the
+	// failed read's (or page function's) error and failures how many
+	// reads in a row failed, this one included; after a success err is
+	// nil and failures how many failed before it. It runs on Run's
+	// goroutine and must not block.
+	OnRead func(err error, failures int)
 }
 
 // FeedHealth is what a Feed reports about itself, for metrics.
@@ -77,6 +83,16 @@ type FeedHealth struct {
 	Postgres bool
 	// Err is the last read's or function's error, nil once one succeeded.
 	Err error
+	// Failures is how many reads in a row failed (0 after a success);
+	// ReadErrors how many failed since Run started.
+	Failures   int
+	ReadErrors int64
+	// Healthy is whether the feed is delivering, judged by progress: its
+	// last read succeeded, within twice the interval it reads at (Poll on
+	// SQLite, Backstop on PostgreSQL), and on PostgreSQL LISTEN is up.
+	// LISTEN alone says nothing about reads: they go through the reader
+	// pool, which can fail (no connection to be had) while it stays up.
+	Healthy bool
 }
 
 // Feed tails the chain for events of some types. Run it once.
@@ -89,6 +105,8 @@ type Feed struct {
 	mu        sync.Mutex
 	lastRead  time.Time
 	lastErr   error
+	failures  int
+	readErrs  int64
 }
 
 // NewFeed returns a Feed of the events of cfg.Types after cfg.After; it
@@ -119,12 +137,19 @@ func (s *Store) NewFeed(cfg FeedConfig) (*Feed, error) {
 	return f, nil
 }
 
-// Health reports the feed's cursor, last read and LISTEN connection.
+// Health reports the feed's cursor, last read, errors and LISTEN
+// connection, and whether it is healthy by them now.
 func (f *Feed) Health() FeedHealth {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return FeedHealth{Cursor: f.cursor.Load(), LastRead: f.lastRead, Listening: f.listening.Load(),
-		Postgres: f.store.engine == enginePostgres, Err: f.lastErr}
+	h := FeedHealth{Cursor: f.cursor.Load(), LastRead: f.lastRead, Listening: f.listening.Load(),
+		Postgres: f.store.engine == enginePostgres, Err: f.lastErr, Failures: f.failures, ReadErrors: f.readErrs}
+	window := 2 * f.cfg.Poll
+	if h.Postgres {
+		window = 2 * f.cfg.Backstop
+	}
+	h.Healthy = h.Err == nil && !h.LastRead.IsZero() && time.Since(h.LastRead) <= window && (h.Listening || !h.Postgres)
+	return h
 }
 
 // Run delivers, until ctx is done, every committed event of the feed's
@@ -159,12 +184,23 @@ func (f *Feed) Run(ctx context.Context, fn func(context.Context, []Event) error)
 			next = f.cfg.Backstop
 		}
 		err := f.catchUp(ctx, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		f.mu.Lock()
 		f.lastErr = err
+		failures := f.failures
 		if err == nil {
-			f.lastRead = time.Now()
+			f.lastRead, f.failures = time.Now(), 0
+		} else {
+			f.failures++
+			f.readErrs++
+			failures = f.failures
 		}
 		f.mu.Unlock()
+		if f.cfg.OnRead != nil {
+			f.cfg.OnRead(err, failures)
+		}
 		if err != nil {
 			next = feedRetry
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -233,5 +234,70 @@ func TestNewFeedRefusesBadConfig(t *testing.T) {
 		if _, err := s.NewFeed(cfg); err == nil {
 			t.Errorf("NewFeed(%+v) = nil error", cfg)
 		}
+	}
+}
+
+// TestFeedUnhealthyWhileItCannotRead: the daemon lets the bastion relax
+// every live connection's revocation lookups (5s to 30s) while the feed
+// is healthy, so health must follow reads, not the LISTEN connection
+// alone. A feed whose reads fail (here its reader pool is closed; in
+// production e.g. max_connections reached) while LISTEN stays up is
+// unhealthy, counts its failures and tells OnRead; a healthy one before
+// it was healthy.
+func TestFeedUnhealthyWhileItCannotRead(t *testing.T) {
+	a, target := openPG(t)
+	b := openSecond(t, target)
+	var mu sync.Mutex
+	var failures []int
+	onRead := func(err error, n int) {
+		if err != nil {
+			mu.Lock()
+			failures = append(failures, n)
+			mu.Unlock()
+		}
+	}
+	f, _ := runFeed(t, b, FeedConfig{Types: []string{"cert.revoked"}, OnRead: onRead})
+	testkit.WaitFor(t, feedWait, "healthy feed", func() bool { h := f.Health(); return h.Listening && h.Healthy })
+	b.read.Close() // every read of the feed now fails
+	appendAll(t, a, "cert.revoked")
+	testkit.WaitFor(t, feedWait, "two failed reads", func() bool { return f.Health().Failures >= 2 })
+	h := f.Health()
+	if h.Healthy || h.Err == nil || h.ReadErrors < 2 {
+		t.Fatalf("feed that cannot read: healthy %v, err %v, read errors %d (listening %v)", h.Healthy, h.Err, h.ReadErrors, h.Listening)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) < 2 || failures[0] != 1 || failures[1] != 2 {
+		t.Fatalf("OnRead failures in a row = %v, want 1, 2, ...", failures)
+	}
+}
+
+// TestFeedHealthNeedsRecentRead: a feed whose last good read is older
+// than twice its interval is unhealthy even with no error (a read that
+// hangs fails nothing); before its first read it is unhealthy too.
+func TestFeedHealthNeedsRecentRead(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jitssh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f, err := s.NewFeed(FeedConfig{Types: []string{"cert.revoked"}, Poll: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Health().Healthy {
+		t.Fatal("healthy before any read")
+	}
+	f.mu.Lock()
+	f.lastRead = time.Now()
+	f.mu.Unlock()
+	if !f.Health().Healthy {
+		t.Fatal("unhealthy right after a good read on SQLite")
+	}
+	f.mu.Lock()
+	f.lastRead = time.Now().Add(-201 * time.Millisecond)
+	f.mu.Unlock()
+	if f.Health().Healthy {
+		t.Fatal("healthy with its last read older than twice the poll")
 	}
 }

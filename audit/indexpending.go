@@ -70,14 +70,37 @@ func (t *Tx) ClearIndexPending(session string) error {
 // PendingIndexes returns the sessions whose index is behind, oldest update
 // first.
 func (s *Store) PendingIndexes(ctx context.Context) ([]PendingIndex, error) {
+	return s.pendingIndexes(ctx, "", "ORDER BY p.updated_at, p.session_id")
+}
+
+// PendingIndexOf returns the stored catch-up position of session as it is
+// now, or ErrNotFound once its index is complete: what a catch-up starts
+// from under its lease, since a list read earlier may be stale.
+func (s *Store) PendingIndexOf(ctx context.Context, session string) (PendingIndex, error) {
+	out, err := s.pendingIndexes(ctx, session, "WHERE p.session_id = ?")
+	if err != nil {
+		return PendingIndex{}, err
+	}
+	if len(out) == 0 {
+		return PendingIndex{}, fmt.Errorf("pending index of session %q: %w", session, ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// pendingIndexes reads index_pending with its sessions' rows; tail is the
+// WHERE or ORDER BY clause, taking session as its one argument if set.
+func (s *Store) pendingIndexes(ctx context.Context, session, tail string) ([]PendingIndex, error) {
 	db, err := s.reader()
 	if err != nil {
 		return nil, err
 	}
+	var args []any
+	if session != "" {
+		args = append(args, session)
+	}
 	rows, err := db.QueryContext(ctx, `SELECT p.session_id, p.next_line, p.updated_at,
 		COALESCE(s.recording_path, ''), COALESCE(s.ended_at, 0), COALESCE(s.replica, '')
-		FROM index_pending p LEFT JOIN sessions s ON s.id = p.session_id
-		ORDER BY p.updated_at, p.session_id`)
+		FROM index_pending p LEFT JOIN sessions s ON s.id = p.session_id `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("pending indexes: %w", err)
 	}

@@ -88,6 +88,22 @@ func (t *Tx) ReleaseLease(name, holder string) error {
 	return nil
 }
 
+// PruneLeases deletes the leases that have expired by the database's
+// clock (a row that is gone is as free as an expired one: AcquireLease
+// inserts it again), and returns how many went. Leases named after
+// accounts and sessions would otherwise stay, one row each, forever.
+func (t *Tx) PruneLeases() (int64, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	res, err := t.exec("DELETE FROM leases WHERE expires_at <= " + t.engine.dbNowSQL())
+	if err != nil {
+		return 0, fmt.Errorf("prune leases: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
 // AcquireLease is Tx.AcquireLease in a transaction of its own.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	var held bool

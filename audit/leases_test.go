@@ -212,3 +212,70 @@ func TestHeartbeatRefusesTwins(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneLeasesAndReplicas on both engines: PruneLeases deletes the
+// expired leases only; PruneReplicas the rows of replicas down (or stopped
+// cleanly) for longer than asked, never one beating; Replica reads one row.
+func TestPruneLeasesAndReplicas(t *testing.T) {
+	forEngines(t, func(t *testing.T, openTest func(testing.TB) (*Store, string)) {
+		s, _ := openTest(t)
+		ctx := context.Background()
+		for _, l := range []struct {
+			name string
+			ttl  time.Duration
+		}{{"short", 50 * time.Millisecond}, {"long", time.Hour}} {
+			if got, err := s.AcquireLease(ctx, l.name, "a", l.ttl); err != nil || !got {
+				t.Fatalf("acquire %s: %v, %v", l.name, got, err)
+			}
+		}
+		for _, id := range []string{"live", "stopped"} {
+			if err := s.Do(ctx, func(tx *Tx) error { return tx.Heartbeat(Replica{ID: id, Instance: "i-" + id}, time.Minute) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Do(ctx, func(tx *Tx) error { return tx.RetireReplica("stopped", "i-stopped") }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		var leases, reps int64
+		prune := func(downFor time.Duration) {
+			t.Helper()
+			err := s.Do(ctx, func(tx *Tx) error {
+				var err error
+				if leases, err = tx.PruneLeases(); err != nil {
+					return err
+				}
+				reps, err = tx.PruneReplicas(downFor)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		prune(time.Hour)
+		if leases != 1 || reps != 0 {
+			t.Fatalf("pruned %d leases, %d replicas; want the expired lease only", leases, reps)
+		}
+		if r, _, err := s.Replica(ctx, "stopped"); err != nil || r.Instance != "i-stopped" || !r.HeartbeatAt.IsZero() {
+			t.Fatalf("Replica(stopped) = %+v, %v", r, err)
+		}
+		prune(200 * time.Millisecond) // "stopped" started 300ms ago; "live" beat then
+		if reps != 2 {
+			t.Fatalf("pruned %d replicas down for 200ms, want 2", reps)
+		}
+		if err := s.Do(ctx, func(tx *Tx) error { return tx.Heartbeat(Replica{ID: "live", Instance: "i-live"}, time.Minute) }); err != nil {
+			t.Fatal(err)
+		}
+		prune(200 * time.Millisecond)
+		if reps != 0 {
+			t.Fatalf("pruned a replica that just beat")
+		}
+		if _, _, err := s.Replica(ctx, "stopped"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Replica of a pruned row: %v, want ErrNotFound", err)
+		}
+		ls, err := s.Leases(ctx)
+		if err != nil || len(ls) != 1 || ls[0].Name != "long" {
+			t.Fatalf("leases left %+v, %v; want the long one", ls, err)
+		}
+	})
+}

@@ -110,18 +110,50 @@ func (s *Store) Replicas(ctx context.Context) ([]Replica, time.Time, error) {
 	return out, now, nil
 }
 
-// Replica returns the registry's row of id, or ErrNotFound.
+// Replica returns the registry's row of id, with the database's clock
+// read in the same query, or ErrNotFound: one row, since the watch proxy
+// asks on every request.
 func (s *Store) Replica(ctx context.Context, id string) (Replica, time.Time, error) {
-	all, now, err := s.Replicas(ctx)
+	db, err := s.reader()
 	if err != nil {
 		return Replica{}, time.Time{}, err
 	}
-	for _, r := range all {
-		if r.ID == id {
-			return r, now, nil
-		}
+	var r Replica
+	var started, beat, now int64
+	err = db.QueryRowContext(ctx, `SELECT id, advertise_url, bastion_addr, instance, version, policy_sha256, started_at, heartbeat_at, `+
+		s.engine.dbNowSQL()+` FROM replicas WHERE id = ?`, id).
+		Scan(&r.ID, &r.AdvertiseURL, &r.BastionAddr, &r.Instance, &r.Version, &r.PolicySHA256, &started, &beat, &now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Replica{}, time.Time{}, fmt.Errorf("replica %q: %w", id, ErrNotFound)
 	}
-	return Replica{}, now, fmt.Errorf("replica %q: %w", id, ErrNotFound)
+	if err != nil {
+		return Replica{}, time.Time{}, fmt.Errorf("replica %q: %w", id, err)
+	}
+	r.StartedAt, r.HeartbeatAt = fromNanos(started), fromNanos(beat)
+	return r, fromNanos(now), nil
+}
+
+// PruneReplicas deletes the registry rows of replicas down for more than
+// downFor by the database's clock: last beat that long ago, or stopped
+// cleanly (no beat) having started that long ago. A replica ID made at
+// random by a data directory since thrown away would otherwise stay
+// forever; one that comes back registers again. It returns how many rows
+// went.
+func (t *Tx) PruneReplicas(downFor time.Duration) (int64, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	if downFor <= 0 {
+		return 0, fmt.Errorf("prune replicas down for %s: not positive", downFor)
+	}
+	now := t.engine.dbNowSQL()
+	res, err := t.exec(`DELETE FROM replicas WHERE (heartbeat_at <> 0 AND heartbeat_at < `+now+` - ?)
+		OR (heartbeat_at = 0 AND started_at < `+now+` - ?)`, int64(downFor), int64(downFor))
+	if err != nil {
+		return 0, fmt.Errorf("prune replicas: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // LiveSessionReplicas returns the replicas whose bastions, by the session

@@ -55,8 +55,10 @@ type testBackend struct {
 	// revokedTargets are revoked target certificate serials.
 	revokedTargets map[uint64]bool
 	// statusCalls counts CertificateStatus, TargetCertificateRevoked and
-	// HostCertificateRevoked calls.
-	statusCalls int
+	// HostCertificateRevoked calls; hostStatusFail makes that many
+	// HostCertificateRevoked calls fail (a store briefly down).
+	statusCalls    int
+	hostStatusFail int
 	// indexGate, if set, holds every IndexText and IndexPending call until
 	// it is closed: a store that indexes slowly.
 	indexGate chan struct{}
@@ -151,6 +153,10 @@ func (b *testBackend) HostCertificateRevoked(_ context.Context, serial uint64) (
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.statusCalls++
+	if b.hostStatusFail > 0 {
+		b.hostStatusFail--
+		return false, errors.New("audit store down")
+	}
 	return b.revokedHosts[serial], nil
 }
 

@@ -7,14 +7,18 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// watchRevocation looks the connection's certificate up again every
-// RevocationInterval (RevocationBackstop while the change feed is healthy)
-// and ends the connection, with its sessions, once the backend reports the
-// certificate revoked: revoking a grant cuts live sessions, not only new
-// ones. The poll is the backstop: the feed's CertificateRevoked, which
-// finds the connection through the serial index registered here, asks at
-// once. A lookup that fails (the store briefly unavailable) is logged and
-// retried; it does not cut sessions.
+// watchRevocation looks every certificate of the connection up again
+// every RevocationInterval (RevocationBackstop while the change feed is
+// healthy): the engineer's, and once a session dialled onward, the
+// target certificate and the target's host certificate. It ends the
+// connection, with its sessions, once the backend reports one revoked:
+// revoking a grant or a host cuts live sessions, not only new ones. The
+// poll is the backstop: the feed's CertificateRevoked, which finds the
+// connection through the serial index registered here, asks at once; but
+// a notice whose lookup failed, or that came between an onward dial and
+// the indexing of its serials, is caught only here. A lookup that fails
+// (the store briefly unavailable) is logged and retried; it does not cut
+// sessions.
 func (st *connState) watchRevocation(cert *ssh.Certificate) {
 	serial := cert.Serial
 	st.mu.Lock()
@@ -30,16 +34,8 @@ func (st *connState) watchRevocation(cert *ssh.Certificate) {
 	var t *time.Timer
 	check := func() {
 		st.srv.goTracked(func() {
-			ctx, cancel := backendCtx(context.Background())
-			defer cancel()
-			cs, err := st.srv.cfg.Backend.CertificateStatus(ctx, cert)
-			if err == nil && cs.Revoked {
-				st.srv.log.Info("certificate revoked; ending its connection", "serial", serial, "remote", st.remote)
-				st.terminate("certificate revoked")
+			if st.checkAll() {
 				return
-			}
-			if err != nil {
-				st.srv.log.Warn("revocation check failed", "serial", serial, "err", err)
 			}
 			st.mu.Lock()
 			if !st.closed {
@@ -50,4 +46,24 @@ func (st *connState) watchRevocation(cert *ssh.Certificate) {
 	}
 	t = time.AfterFunc(st.srv.revocationInterval(), check)
 	st.revokeT = t
+}
+
+// checkAll asks the backend about every certificate the connection
+// presents or uses and ends it at the first one revoked; true if it did.
+func (st *connState) checkAll() bool {
+	for _, u := range st.srv.serials.of(st) {
+		ctx, cancel := backendCtx(context.Background())
+		revoked, reason, err := st.certRevoked(ctx, u.serial, u.serialEntry)
+		cancel()
+		if err != nil {
+			st.srv.log.Warn("revocation check failed", "serial", u.serial, "err", err)
+			continue
+		}
+		if revoked {
+			st.srv.log.Info(reason+"; ending its connection", "serial", u.serial, "remote", st.remote)
+			st.terminate(reason)
+			return true
+		}
+	}
+	return false
 }

@@ -72,7 +72,8 @@ func (x *serialIndex) drop(st *connState) {
 }
 
 type serialUse struct {
-	st *connState
+	st     *connState
+	serial uint64
 	serialEntry
 }
 
@@ -81,7 +82,18 @@ func (x *serialIndex) lookup(serial uint64) []serialUse {
 	defer x.mu.Unlock()
 	out := make([]serialUse, 0, len(x.serial[serial]))
 	for st, e := range x.serial[serial] {
-		out = append(out, serialUse{st, e})
+		out = append(out, serialUse{st, serial, e})
+	}
+	return out
+}
+
+// of returns every certificate st presents or uses.
+func (x *serialIndex) of(st *connState) []serialUse {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]serialUse, 0, len(x.conn[st]))
+	for _, serial := range x.conn[st] {
+		out = append(out, serialUse{st, serial, x.serial[serial][st]})
 	}
 	return out
 }
@@ -100,42 +112,66 @@ func (x *serialIndex) len() int {
 // target's host certificate) is checked with the backend at once, and ended
 // with its sessions if the backend says the certificate is revoked. The
 // notice alone ends nothing: a stale or forged one cannot cut a valid
-// session, and a failed lookup is logged and left to the periodic check.
-// It returns at once; the checks run in the background.
+// session. A failed lookup is logged and tried again after 1s, 2s, 4s and
+// 8s, and the periodic check (watchRevocation) asks about every one of the
+// connection's certificates anyway. It returns at once; the checks run in
+// the background.
 func (s *Server) CertificateRevoked(serial uint64) {
 	for _, u := range s.serials.lookup(serial) {
-		s.goTracked(func() { u.st.recheck(serial, u.serialEntry) })
+		s.goTracked(func() { u.st.recheck(u.serialEntry, serial, recheckRetries) })
 	}
 }
 
+// recheckRetries is how many times a feed-triggered lookup that failed is
+// tried again, with recheckBackoff doubling between them.
+const (
+	recheckRetries = 4
+	recheckBackoff = time.Second
+)
+
 // recheck asks the backend about one certificate of the connection and
-// ends it if the certificate is revoked.
-func (st *connState) recheck(serial uint64, e serialEntry) {
+// ends it if the certificate is revoked; a failed lookup is tried again
+// after a backoff, retries more times at most.
+func (st *connState) recheck(e serialEntry, serial uint64, retries int) {
 	ctx, cancel := backendCtx(context.Background())
-	defer cancel()
-	var revoked bool
-	var err error
-	reason := "certificate revoked"
-	switch e.role {
-	case roleUser:
-		var cs CertStatus
-		cs, err = st.srv.cfg.Backend.CertificateStatus(ctx, e.cert)
-		revoked = err == nil && cs.Revoked
-	case roleTarget:
-		revoked, err = st.srv.cfg.Backend.TargetCertificateRevoked(ctx, serial)
-		reason = "target certificate revoked"
-	case roleHost:
-		revoked, err = st.srv.cfg.Backend.HostCertificateRevoked(ctx, serial)
-		reason = "target host certificate revoked"
-	}
+	revoked, reason, err := st.certRevoked(ctx, serial, e)
+	cancel()
 	if err != nil {
-		st.srv.log.Warn("revocation check failed", "serial", serial, "err", err)
+		st.srv.log.Warn("revocation check failed", "serial", serial, "err", err, "retries_left", retries)
+		if retries > 0 {
+			wait := recheckBackoff << (recheckRetries - retries)
+			time.AfterFunc(wait, func() {
+				st.mu.Lock()
+				closed := st.closed
+				st.mu.Unlock()
+				if !closed {
+					st.srv.goTracked(func() { st.recheck(e, serial, retries-1) })
+				}
+			})
+		}
 		return
 	}
 	if revoked {
 		st.srv.log.Info(reason+"; ending its connection", "serial", serial, "remote", st.remote)
 		st.terminate(reason)
 	}
+}
+
+// certRevoked asks the backend whether one certificate of the connection
+// is revoked, and says which it is.
+func (st *connState) certRevoked(ctx context.Context, serial uint64, e serialEntry) (bool, string, error) {
+	switch e.role {
+	case roleUser:
+		cs, err := st.srv.cfg.Backend.CertificateStatus(ctx, e.cert)
+		return err == nil && cs.Revoked, "certificate revoked", err
+	case roleTarget:
+		revoked, err := st.srv.cfg.Backend.TargetCertificateRevoked(ctx, serial)
+		return revoked, "target certificate revoked", err
+	case roleHost:
+		revoked, err := st.srv.cfg.Backend.HostCertificateRevoked(ctx, serial)
+		return revoked, "target host certificate revoked", err
+	}
+	return false, "", nil
 }
 
 // SetFeedHealthy tells the server whether the change feed is delivering

@@ -112,3 +112,69 @@ func TestSetFeedHealthyStretchesThePoll(t *testing.T) {
 		t.Errorf("interval after the feed failed %s, want 5s", d)
 	}
 }
+
+// TestPeriodicCheckCoversOnwardCertificates: the periodic check
+// (watchRevocation) asks about the session's target host certificate
+// too, not only the engineer's: one whose feed-triggered lookup failed,
+// or whose cert.revoked arrived before the onward serials were indexed,
+// is still caught. Here no notice comes at all and the periodic check
+// runs every 200ms.
+func TestPeriodicCheckCoversOnwardCertificates(t *testing.T) {
+	e := newEnv(t, envOptions{revokeEvery: 200 * time.Millisecond})
+	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
+	cmd := e.ssh(key, e.login+"@db1", "-tt", "sleep 30")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	testkit.WaitFor(t, 10*time.Second, "session started", func() bool { return len(e.srv.LiveSessions()) == 1 })
+	e.backend.mu.Lock()
+	e.backend.revokedHosts = map[uint64]bool{e.target.HostCert.Serial: true}
+	e.backend.mu.Unlock()
+	select {
+	case err := <-done:
+		done <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("session to a target whose host certificate is revoked still running 5s later (periodic check every 200ms)")
+	}
+}
+
+// TestFailedRecheckRetried: a feed notice whose lookup fails (the store
+// briefly down) is tried again after a backoff, without waiting for the
+// periodic check (an hour here).
+func TestFailedRecheckRetried(t *testing.T) {
+	e := newEnv(t, envOptions{revokeEvery: time.Hour})
+	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
+	cmd := e.ssh(key, e.login+"@db1", "-tt", "sleep 30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	testkit.WaitFor(t, 10*time.Second, "session started", func() bool { return len(e.srv.LiveSessions()) == 1 })
+	e.backend.mu.Lock()
+	e.backend.revokedHosts = map[uint64]bool{e.target.HostCert.Serial: true}
+	e.backend.hostStatusFail = 2 // the notice's lookup and its first retry fail
+	e.backend.mu.Unlock()
+	e.srv.CertificateRevoked(e.target.HostCert.Serial)
+	select {
+	case err := <-done:
+		done <- err // for the cleanup
+	case <-time.After(15 * time.Second): // retries after 1s and 2s
+		t.Fatal("session still running after a failed lookup of its revoked host certificate")
+	}
+	if rec := e.backend.waitEnded(t, 1)[0]; rec.EndReason != "target host certificate revoked" {
+		t.Errorf("end reason %q", rec.EndReason)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/bastion"
@@ -66,6 +67,8 @@ type replicaFeed struct {
 
 	refreshTypes, tokenTypes map[string]bool
 
+	healthy   atomic.Bool   // what the bastion was last told
+	retry     chan int64    // the cause seq of a failed follow-up reload, latest only
 	refresh   chan struct{} // a pending RefreshUsers, coalesced
 	refreshes atomic.Int64  // RefreshUsers calls made, for tests and metrics
 	reloads   atomic.Int64  // reloads made for another replica's
@@ -84,7 +87,7 @@ func (d *Daemon) initFeed(ctx context.Context) error {
 	types := slices.Concat([]string{evCertRevoked, evPolicyReload}, feedRefreshTypes(), feedTokenTypes())
 	slices.Sort(types)
 	types = slices.Compact(types)
-	rf.feed, err = d.store.NewFeed(audit.FeedConfig{Types: types, After: head, OnListen: rf.onListen})
+	rf.feed, err = d.store.NewFeed(audit.FeedConfig{Types: types, After: head, OnListen: rf.onListen, OnRead: rf.onRead})
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
@@ -95,7 +98,7 @@ func (d *Daemon) initFeed(ctx context.Context) error {
 // newReplicaFeed is the dispatching half of the feed, before its
 // audit.Feed and Admin are set.
 func newReplicaFeed(instance string, log *slog.Logger, pol *livepolicy.Holder, b func() *bastion.Server) *replicaFeed {
-	return &replicaFeed{instance: instance, log: log, policy: pol, bastion: b, refresh: make(chan struct{}, 1),
+	return &replicaFeed{instance: instance, log: log, policy: pol, bastion: b, refresh: make(chan struct{}, 1), retry: make(chan int64, 1),
 		refreshTypes: setOf(feedRefreshTypes()), tokenTypes: setOf(feedTokenTypes())}
 }
 
@@ -119,27 +122,61 @@ func (f *replicaFeed) watchConsole(c *grant.Console) {
 func (f *replicaFeed) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.refresher(ctx) })
-	if !f.feed.Health().Postgres {
-		// SQLite: this process's commits wake the feed at once and the
-		// file has no other replica, so the feed is as good as it gets.
-		f.setBastionHealthy(true)
-	}
+	wg.Go(func() { f.watchHealth(ctx) })
+	wg.Go(func() { f.retryReloads(ctx) })
 	_ = f.feed.Run(ctx, f.dispatch) // returns ctx's error
-	f.setBastionHealthy(false)
 	wg.Wait()
+	f.setBastionHealthy(false)
+}
+
+// feedHealthCheck is how often the feed's health is judged again: a read
+// that hangs fails no call, only the age of the last good one tells.
+const feedHealthCheck = time.Second
+
+// watchHealth tells the bastion, every feedHealthCheck, whether the feed
+// is healthy by its progress (audit.FeedHealth.Healthy): only then may the
+// bastion relax its own revocation lookups.
+func (f *replicaFeed) watchHealth(ctx context.Context) {
+	t := time.NewTicker(feedHealthCheck)
+	defer t.Stop()
+	for {
+		f.setBastionHealthy(f.feed.Health().Healthy)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (f *replicaFeed) onListen(up bool, err error) {
 	if up {
 		f.log.Info("change feed: LISTEN connection up", "channel", audit.FeedChannel)
-	} else {
-		f.log.Warn("change feed: LISTEN connection down; changes from other replicas arrive by polling until it is back",
-			"poll", audit.DefaultFeedPoll, "err", err)
+		return // healthy once a read after it succeeds (watchHealth)
 	}
-	f.setBastionHealthy(up)
+	f.log.Warn("change feed: LISTEN connection down; changes from other replicas arrive by polling until it is back",
+		"poll", audit.DefaultFeedPoll, "err", err)
+	f.setBastionHealthy(false)
+}
+
+// onRead makes a failed read unhealthy at once and logs the first failure
+// in a row and each doubling of their count (a store that stays down is
+// not one line a second), and the recovery.
+func (f *replicaFeed) onRead(err error, failures int) {
+	switch {
+	case err != nil:
+		f.setBastionHealthy(false)
+		if failures&(failures-1) == 0 {
+			f.log.Warn("change feed: read of the chain failed; the bastion looks certificates up often until it recovers",
+				"failures_in_a_row", failures, "err", err)
+		}
+	case failures > 0:
+		f.log.Info("change feed: reads recovered", "failures_in_a_row", failures)
+	}
 }
 
 func (f *replicaFeed) setBastionHealthy(ok bool) {
+	f.healthy.Store(ok)
 	if b := f.bastion(); b != nil {
 		b.SetFeedHealthy(ok)
 	}
@@ -182,13 +219,80 @@ func (f *replicaFeed) reloadFor(ctx context.Context, e audit.Event) {
 	if e.Data[grant.ReloadDataInstance] == f.instance || e.Data[grant.ReloadDataCauseSeq] != "" {
 		return
 	}
-	f.reloads.Add(1)
-	change, err := f.admin.ReloadPolicyCausedBy(ctx, grant.Caller{User: feedActor}, e.Seq)
-	if err != nil {
-		f.log.Warn("change feed: reload for another replica's policy reload failed", "cause_seq", strconv.FormatInt(e.Seq, 10), "err", err)
-		return
+	if !f.reloadOnce(ctx, e.Seq) {
+		f.queueRetry(e.Seq)
 	}
-	f.log.Info("change feed: policy reloaded after another replica's reload", "cause_seq", e.Seq, "change", change.String())
+}
+
+// reloadOnce makes one reload for the reload at seq; false if it failed.
+func (f *replicaFeed) reloadOnce(ctx context.Context, seq int64) bool {
+	f.reloads.Add(1)
+	change, err := f.admin.ReloadPolicyCausedBy(ctx, grant.Caller{User: feedActor}, seq)
+	if err != nil {
+		f.log.Warn("change feed: reload for another replica's policy reload failed", "cause_seq", strconv.FormatInt(seq, 10), "err", err)
+		return false
+	}
+	f.log.Info("change feed: policy reloaded after another replica's reload", "cause_seq", seq, "change", change.String())
+	return true
+}
+
+// Retries of a failed follow-up reload (the file mid-edit, the store
+// briefly down): reloadRetries at most, the first after reloadBackoff,
+// doubling. Each try is recorded (as a failed reload while it fails), so
+// they are few; after the last the operator reloads by hand.
+const (
+	reloadRetries = 6
+	reloadBackoff = time.Second
+)
+
+// queueRetry asks retryReloads to try the reload for seq again; a newer
+// failed one replaces an older one waiting, since one reload reads the
+// file as it is then.
+func (f *replicaFeed) queueRetry(seq int64) {
+	for {
+		select {
+		case f.retry <- seq:
+			return
+		default:
+		}
+		select {
+		case <-f.retry:
+		default:
+		}
+	}
+}
+
+// retryReloads tries the reloads queueRetry was given until one succeeds
+// or reloadRetries failed, with a doubling backoff.
+func (f *replicaFeed) retryReloads(ctx context.Context) {
+	for {
+		var seq int64
+		select {
+		case <-ctx.Done():
+			return
+		case seq = <-f.retry:
+		}
+		wait := reloadBackoff
+		for try := 1; ; try++ {
+			select {
+			case <-ctx.Done():
+				return
+			case newer := <-f.retry:
+				seq, wait, try = newer, reloadBackoff, 0
+				continue
+			case <-time.After(wait):
+			}
+			if f.reloadOnce(ctx, seq) {
+				break
+			}
+			if try >= reloadRetries {
+				f.log.Error("change feed: reload for another replica's policy reload still fails; reload this replica by hand (SIGHUP)",
+					"cause_seq", seq, "tries", try+1)
+				break
+			}
+			wait *= 2
+		}
+	}
 }
 
 func (f *replicaFeed) forgetTokens(user string) {

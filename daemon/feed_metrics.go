@@ -37,6 +37,14 @@ func feedMetrics(ctx context.Context, b *strings.Builder, store *audit.Store, f 
 		}
 		fmt.Fprintf(b, "jitssh_feed_listening %d\n", up)
 	}
+	family(b, "jitssh_feed_healthy", "gauge", "1 while the change feed reads the chain (the bastion then looks live certificates up every 30s, not every 5s).")
+	healthy := 0
+	if f.healthy.Load() {
+		healthy = 1
+	}
+	fmt.Fprintf(b, "jitssh_feed_healthy %d\n", healthy)
+	family(b, "jitssh_feed_read_errors_total", "counter", "Reads of the chain by the change feed that failed.")
+	fmt.Fprintf(b, "jitssh_feed_read_errors_total %d\n", h.ReadErrors)
 	family(b, "jitssh_feed_refreshes_total", "counter", "Refreshes of the enrolled users, identities and hosts the change feed asked for.")
 	fmt.Fprintf(b, "jitssh_feed_refreshes_total %d\n", f.refreshes.Load())
 	family(b, "jitssh_feed_reloads_total", "counter", "Policy reloads made because another replica reloaded.")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,6 +169,7 @@ func TestFeedBroadcastsPolicyReload(t *testing.T) {
 	if n := a.d.feed.reloads.Load() + b.d.feed.reloads.Load(); n != 1 {
 		t.Errorf("%d reloads made for another replica's, want 1", n)
 	}
+	waitFor(t, "B's feed healthy", 20*time.Second, b.d.feed.healthy.Load)
 	resp, err := http.Get("http://" + b.d.Addrs().Metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +179,7 @@ func TestFeedBroadcastsPolicyReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\njitssh_feed_listening 1\n", "\njitssh_feed_reloads_total 1\n", "\njitssh_feed_lag_events ", "\njitssh_feed_last_read_seconds "} {
+	for _, want := range []string{"\njitssh_feed_listening 1\n", "\njitssh_feed_healthy 1\n", "\njitssh_feed_read_errors_total 0\n", "\njitssh_feed_reloads_total 1\n", "\njitssh_feed_lag_events ", "\njitssh_feed_last_read_seconds "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("B's metrics lack %q:\n%s", want, body)
 		}
@@ -258,4 +260,29 @@ func sessionThrough(t *testing.T, addr, user string, cert *ssh.Certificate, key 
 	}
 	go func() { out <- s.Wait() }()
 	return out
+}
+
+// TestFeedRetriesAFailedFollowUpReload: B's reload for A's fails (B's
+// file is mid-edit: not a policy); once the file is whole, a retry after
+// a backoff puts it in force without another reload through A.
+func TestFeedRetriesAFailedFollowUpReload(t *testing.T) {
+	r := newReplicas(t, "")
+	a, b := r.serve(t, r.dirA), r.serve(t, r.dirB)
+	ctx := context.Background()
+	bFile := Layout{Dir: r.dirB}.PolicyFile()
+	if err := os.WriteFile(bFile, []byte("users: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, feedWait, "B's follow-up reload failed", func() bool {
+		evs, err := a.d.store.Events(ctx, audit.EventFilter{Type: "policy.reload"})
+		return err == nil && slices.ContainsFunc(evs, func(e audit.Event) bool { return e.Code == "failed" })
+	})
+	edited := testkit.Edit(t, string(policy.Demo()), "  carol: {groups: [dev], keys: []}\n", "")
+	if err := os.WriteFile(bFile, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, feedWait, "carol gone from B's policy", func() bool { _, ok := b.d.policy.Current().User("carol"); return !ok })
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jitssh/jitssh/audit"
 )
@@ -24,20 +25,31 @@ func (d *Daemon) finishIndexing(ctx context.Context) {
 	}
 }
 
-// catchUp does one catch-up; that of another replica's (or an unknown
-// one's) ended session holds a lease on it, since every replica that
-// starts while its owner is down may list it.
-func (d *Daemon) catchUp(ctx context.Context, p audit.PendingIndex) {
-	if p.Replica != d.replica.id {
-		release, err := d.exclusive(ctx, "index:"+p.SessionID)
-		if err != nil {
-			d.log.Warn("search index catch-up: lease", "session", p.SessionID, "err", err)
-			return
-		}
-		defer release()
+// catchUp does one catch-up under the session's lease, whoever recorded
+// it: every replica that starts while the session's replica is down may
+// list it, and so may that replica's own next start. The position is read
+// again under the lease (another replica may have finished or moved it
+// since it was listed: a catch-up from a stale position would index its
+// lines twice), and the work stops if the lease is lost.
+func (d *Daemon) catchUp(ctx context.Context, listed audit.PendingIndex) {
+	id := listed.SessionID
+	held, release, err := d.exclusive(ctx, "index:"+id)
+	if err != nil {
+		d.log.Warn("search index catch-up: lease", "session", id, "err", err)
+		return
 	}
-	d.log.Info("search index catch-up", "session", p.SessionID, "from_line", p.NextLine, "replica", p.Replica)
-	if err := d.bastion.CatchUpIndex(ctx, p.SessionID, p.RecordingPath, p.NextLine); err != nil {
-		d.log.Warn("search index catch-up", "session", p.SessionID, "from_line", p.NextLine, "err", err)
+	defer release()
+	p, err := d.store.PendingIndexOf(held, id)
+	if errors.Is(err, audit.ErrNotFound) {
+		d.log.Info("search index catch-up: done by another replica", "session", id)
+		return
+	}
+	if err != nil {
+		d.log.Warn("search index catch-up: read position", "session", id, "err", err)
+		return
+	}
+	d.log.Info("search index catch-up", "session", id, "from_line", p.NextLine, "replica", p.Replica)
+	if err := d.bastion.CatchUpIndex(held, id, p.RecordingPath, p.NextLine); err != nil {
+		d.log.Warn("search index catch-up", "session", id, "from_line", p.NextLine, "err", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jitssh/jitssh/audit"
 	"github.com/jitssh/jitssh/grant"
 	"github.com/jitssh/jitssh/livepolicy"
 )
@@ -53,6 +54,7 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 	every := cmp.Or(d.cfg.checkpointEvery, defaultCheckpoint)
 	var lastCheckpoint time.Time // zero: the lease is not ours
 	lastRefresh := time.Now()
+	var lastPrune time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -73,6 +75,10 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			lastCheckpoint = time.Now()
 		}
 		d.sweep(ctx)
+		if time.Since(lastPrune) >= pruneEvery {
+			d.pruneRegistry(ctx)
+			lastPrune = time.Now()
+		}
 		// Measured on the monotonic clock: Config.Clock may be a test's
 		// fixed time, and the lease is counted on the monotonic clock too.
 		if time.Since(lastCheckpoint) >= every && d.replica.holds() {
@@ -97,5 +103,35 @@ func (d *Daemon) sweep(ctx context.Context) {
 	}
 	if _, err := d.grants.ReapLoginFlows(ctx); err != nil {
 		d.log.Warn("reap login challenges and sso flows", "err", err)
+	}
+}
+
+// pruneEvery is how often the housekeeping lease's holder prunes the
+// registry and the leases: their rows grow slowly.
+const pruneEvery = 10 * time.Minute
+
+// replicaPruneAfter is how long a replica may be down before its registry
+// row is deleted (a random ID of a data directory thrown away would stay
+// forever); one that comes back registers again.
+const replicaPruneAfter = 7 * 24 * time.Hour
+
+// pruneRegistry deletes the rows of replicas long down and the expired
+// leases (one per account and per caught-up session would pile up).
+func (d *Daemon) pruneRegistry(ctx context.Context) {
+	var reps, leases int64
+	err := d.store.Do(ctx, func(tx *audit.Tx) error {
+		var err error
+		if reps, err = tx.PruneReplicas(replicaPruneAfter); err != nil {
+			return err
+		}
+		leases, err = tx.PruneLeases()
+		return err
+	})
+	if err != nil {
+		d.log.Warn("prune replica registry and leases", "err", err)
+		return
+	}
+	if reps > 0 || leases > 0 {
+		d.log.Info("pruned replica registry and leases", "replicas", reps, "leases", leases)
 	}
 }

@@ -52,6 +52,11 @@ type replica struct {
 
 	digest atomic.Pointer[string] // SHA-256 of the policy file last loaded
 
+	// displaced gets ErrTwin's error once another process took this
+	// replica's ID over (this one stalled past the freshness window):
+	// Serve then stops, since two processes would own one ID's sessions.
+	displaced chan error
+
 	mu        sync.Mutex
 	leaseTill time.Time // monotonic: the lease is ours until then by our count
 	warned    string    // the policy digests last warned about
@@ -211,6 +216,12 @@ func (r *replica) tick(ctx context.Context) {
 	r.mu.Lock()
 	was := !r.leaseTill.IsZero() && time.Now().Before(r.leaseTill)
 	switch {
+	case errors.Is(err, audit.ErrTwin):
+		r.leaseTill = time.Time{}
+		select {
+		case r.displaced <- err:
+		default:
+		}
 	case err != nil:
 		// Unknown: keep our count, which runs out by itself.
 		r.log.Warn("replica heartbeat and housekeeping lease", "replica", r.id, "err", err)

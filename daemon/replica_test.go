@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -201,5 +202,76 @@ func TestReplicaTwinRefused(t *testing.T) {
 	c := serveAs(t, fastReplica(twin, u, time.Now))
 	if c.d.replica.id != a.d.replica.id {
 		t.Fatalf("copy runs as %s, want %s", c.d.replica.id, a.d.replica.id)
+	}
+}
+
+// TestReplicaTwinBeforeBastion: a twin (a copied data directory) is
+// refused before its bastion takes a connection: New fails and nothing
+// listens on the bastion address it was given.
+func TestReplicaTwinBeforeBastion(t *testing.T) {
+	u := pgDatabase(t)
+	dirs := replicaDirs(t, u, 1)
+	serveAs(t, fastReplica(dirs[0], u, time.Now))
+	twin := filepath.Join(t.TempDir(), "twin")
+	if out, err := exec.Command("cp", "-a", dirs[0], twin).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	cfg := fastReplica(twin, u, time.Now)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BastionAddr = ln.Addr().String()
+	ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		d, err := New(context.Background(), cfg)
+		if err == nil {
+			d.Close()
+		}
+		done <- err
+	}()
+	// While the twin waits to tell a twin from a predecessor, its
+	// bastion address must stay closed.
+	for range 10 {
+		if c, err := net.DialTimeout("tcp", cfg.BastionAddr, time.Second); err == nil {
+			c.Close()
+			t.Fatal("the twin's bastion accepted a connection before the twin check")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := <-done; !errors.Is(err, audit.ErrTwin) {
+		t.Fatalf("New of a twin = %v, want ErrTwin", err)
+	}
+}
+
+// TestDisplacedReplicaStopsServing: a replica whose ID another instance
+// took over (it stalled past the freshness window; here its row is retired
+// and taken behind its back) stops: Serve returns ErrTwin's error.
+func TestDisplacedReplicaStopsServing(t *testing.T) {
+	u := pgDatabase(t)
+	dirs := replicaDirs(t, u, 1)
+	a := serveAs(t, fastReplica(dirs[0], u, time.Now))
+	r := a.d.replica
+	err := a.d.store.Do(context.Background(), func(tx *audit.Tx) error {
+		if err := tx.RetireReplica(r.id, r.instance); err != nil {
+			return err
+		}
+		return tx.Heartbeat(audit.Replica{ID: r.id, Instance: "usurper"}, r.ttl())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-a.done:
+		a.stopped = true
+		if !errors.Is(err, audit.ErrTwin) {
+			t.Errorf("Serve of a displaced replica returned %v, want ErrTwin", err)
+		}
+		if err := a.d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a displaced replica still serves")
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jitssh/jitssh/api"
@@ -33,14 +35,28 @@ func (d *Daemon) newReplica() (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{id: id, instance: instance, version: buildVersion(), beat: cmp.Or(d.cfg.beat, defaultBeat),
+	r := &replica{id: id, instance: instance, version: buildVersion(), beat: cmp.Or(d.cfg.beat, defaultBeat), displaced: make(chan error, 1),
 		store: d.store, log: d.log.With("component", "replica"), policyFile: Layout{Dir: d.cfg.Dir}.PolicyFile()}
 	r.policyLoaded()
 	return r, nil
 }
 
+// claimReplica makes the first beat, refusing a twin, before the bastion
+// or the recordings' uploads start: a copied data directory must not take
+// a single connection or upload under another's ID. The addresses not
+// known yet (the listeners are not open) are filled in by registerReplica.
+func (d *Daemon) claimReplica(ctx context.Context) error {
+	if d.cfg.AdvertiseURL != "" {
+		var err error
+		if d.replica.advertise, err = advertiseURL(d.cfg.AdvertiseURL, ""); err != nil {
+			return err
+		}
+	}
+	return d.replica.register(ctx)
+}
+
 // registerReplica fills in the addresses now that the listeners are open
-// and makes the first beat, refusing a twin.
+// and beats with them.
 func (d *Daemon) registerReplica(ctx context.Context) error {
 	r := d.replica
 	var err error
@@ -48,8 +64,8 @@ func (d *Daemon) registerReplica(ctx context.Context) error {
 		return err
 	}
 	r.bastionAddr = advertisedBastion(d.addrs.Bastion, d.cfg.PublicAddrs)
-	if err := r.register(ctx); err != nil {
-		return err
+	if err := r.store.Do(ctx, func(tx *audit.Tx) error { return tx.Heartbeat(r.row(), r.ttl()) }); err != nil {
+		return fmt.Errorf("replica %s: beat with its addresses: %w", r.id, err)
 	}
 	d.log.Info("replica registered", "replica", r.id, "instance", r.instance, "advertise_url", r.advertise)
 	return nil
@@ -93,31 +109,102 @@ func knownReplica(reps []audit.Replica, id string) bool {
 	return false
 }
 
-// exclusive holds the lease key among the replicas, waiting (bounded by
-// ctx) while another holds it, and renews it while held; release frees it.
-func (d *Daemon) exclusive(ctx context.Context, key string) (func(), error) {
+// exclusive holds the lease key among the replicas for accountHoldTTL
+// at a time (hold).
+func (d *Daemon) exclusive(ctx context.Context, key string) (context.Context, func(), error) {
+	return d.hold(ctx, key, accountHoldTTL)
+}
+
+// errLeaseLost is the cause of a hold's context once its lease could not
+// be renewed: another replica may hold it now.
+var errLeaseLost = errors.New("lease lost")
+
+// hold takes the lease key among the replicas for ttl, waiting (bounded by
+// ctx) while another holds it, and renews it every ttl/3 while held. The
+// context returned is ctx's child and is cancelled (cause errLeaseLost)
+// once a renewal finds another holder, or failed until too little of the
+// lease is left to count on: the work under it must stop, since another
+// replica may take the lease over. release stops the renewals and frees
+// the lease.
+func (d *Daemon) hold(ctx context.Context, key string, ttl time.Duration) (context.Context, func(), error) {
 	holder := d.replica.instance
 	wait := 100 * time.Millisecond
+	var sent time.Time
 	for {
-		held, err := d.store.AcquireLease(ctx, key, holder, accountHoldTTL)
+		sent = time.Now()
+		held, err := d.store.AcquireLease(ctx, key, holder, ttl)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if held {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for %q held by another replica: %w", key, ctx.Err())
+			return nil, nil, fmt.Errorf("wait for %q held by another replica: %w", key, ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
-	return func() {
-		if err := d.store.ReleaseLease(context.Background(), key, holder); err != nil {
-			d.log.Warn("release lease", "lease", key, "err", err)
-		}
+	hctx, cancel := context.WithCancelCause(ctx)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { d.renew(hctx, cancel, stop, key, ttl, sent) })
+	var once sync.Once
+	return hctx, func() {
+		once.Do(func() {
+			close(stop)
+			wg.Wait()
+			lost := context.Cause(hctx) == errLeaseLost
+			cancel(nil)
+			if lost {
+				return // another may hold it now: not ours to free
+			}
+			if err := d.store.ReleaseLease(context.Background(), key, holder); err != nil {
+				d.log.Warn("release lease", "lease", key, "err", err)
+			}
+		})
 	}, nil
+}
+
+// renew keeps hold's lease until stop is closed or hctx is done. A lease
+// counts from the instant before its acquire was sent (audit/leases.go);
+// a failed renewal is retried while more than ttl/6 of it is left, and
+// then the hold is given up.
+func (d *Daemon) renew(hctx context.Context, cancel context.CancelCauseFunc, stop <-chan struct{}, key string, ttl time.Duration, sent time.Time) {
+	holder := d.replica.instance
+	next := ttl / 3
+	for {
+		t := time.NewTimer(next)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-hctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		at := time.Now()
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(hctx), max(ttl/6, time.Millisecond))
+		held, err := d.store.AcquireLease(rctx, key, holder, ttl)
+		rcancel()
+		switch {
+		case err == nil && held:
+			sent, next = at, ttl/3
+			continue
+		case err == nil:
+			d.log.Warn("lease taken over by another replica; stopping the work under it", "lease", key)
+		case time.Until(sent.Add(ttl)) > ttl/6+ttl/30:
+			d.log.Warn("renew lease; retrying", "lease", key, "err", err)
+			next = ttl / 30
+			continue
+		default:
+			d.log.Warn("renew lease failed too long; stopping the work under it", "lease", key, "err", err)
+		}
+		cancel(errLeaseLost)
+		return
+	}
 }
 
 // sweepAccounts removes due ephemeral accounts on the replica holding the

@@ -286,6 +286,9 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		return err
 	}
 	backend.accounts = d.accounts
+	if err := d.claimReplica(ctx); err != nil {
+		return err
+	}
 	if d.cfg.BastionAddr != "" {
 		if d.pendingIndex, err = d.ownIndexCatchUps(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
@@ -369,8 +372,10 @@ func (d *Daemon) Addrs() Addrs { return d.addrs }
 // Serve serves the API and metrics and runs housekeeping (expiring
 // requests, picking up users enrolled by jitd user add, signing the chain
 // head every minute) until ctx is done, when it returns nil, or the API
-// listener fails, when it returns that error. It may be called once; the
-// listeners stay open until Close.
+// listener fails, when it returns that error, or another process takes
+// this replica's ID over (it stalled past the heartbeat's freshness
+// window), when it returns an error wrapping audit.ErrTwin. It may be
+// called once; the listeners stay open until Close.
 func (d *Daemon) Serve(ctx context.Context) error {
 	if !d.serving.CompareAndSwap(false, true) {
 		return errors.New("daemon: Serve called twice")
@@ -417,6 +422,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return nil
 	case err := <-serveErr:
 		return err
+	case err := <-d.replica.displaced:
+		d.log.Error("another process took this replica's ID over; stopping", "replica", d.replica.id, "err", err)
+		return fmt.Errorf("replica %s displaced: %w", d.replica.id, err)
 	}
 }
 

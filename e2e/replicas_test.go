@@ -271,6 +271,21 @@ func (rs *replicaSet) testRestart(t, top *testing.T, crashed *background) {
 	if r := crashed.wait(t, commandTimeout); r.Code == 0 || strings.Contains(r.Stdout, "crash-end") {
 		t.Errorf("jit ssh of the session through the killed replica: %v; want it cut", r)
 	}
+	if rs.replicaFlags {
+		// A restart within the heartbeat's freshness window (15 s) waits
+		// for the killed process's beat to go stale (its twin check),
+		// longer than a start is given: start C once the registry says
+		// it is down, as an operator restarting it would find it.
+		testkit.WaitFor(t, 30*time.Second, "replica C down in jit replicas", func() bool {
+			r := start(t, rs.w.admin, "replicas").wait(t, commandTimeout)
+			for _, line := range strings.Split(r.Stdout, "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[0] == "replica-c" {
+					return f[1] == "down"
+				}
+			}
+			return false
+		})
+	}
 	var onA *background
 	rs.through(-1, replicaA, func() {
 		// 30 s: longer than C's start, which waits out its stale

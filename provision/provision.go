@@ -72,8 +72,10 @@ type Config struct {
 	// Exclusive, if set, makes work on one host and login exclusive among
 	// processes too (replicas on one store): it returns once the caller
 	// holds key, or ctx's error, and release ends the hold. Nil means
-	// this process is the only one.
-	Exclusive func(ctx context.Context, key string) (release func(), err error)
+	// this process is the only one. The context it returns is done once
+	// the hold is lost (its lease could not be renewed): the work under
+	// it stops, since another process may hold the key then.
+	Exclusive func(ctx context.Context, key string) (held context.Context, release func(), err error)
 	Logger    *slog.Logger
 }
 
@@ -148,19 +150,20 @@ func ParseUIDRange(s string) (int, int, error) {
 }
 
 // lock serialises work on one host and login, in this process and then
-// through Config.Exclusive; call the result to unlock.
-func (a *Accounts) lock(ctx context.Context, host, login string) (func(), error) {
+// through Config.Exclusive; call the function returned to unlock, and do
+// the work under the context returned, which ends if the hold is lost.
+func (a *Accounts) lock(ctx context.Context, host, login string) (context.Context, func(), error) {
 	unlock := a.localLock(host, login)
 	if a.cfg.Exclusive == nil {
-		return unlock, nil
+		return ctx, unlock, nil
 	}
 	// Quoted: unambiguous, and free of the NUL PostgreSQL's TEXT refuses.
-	release, err := a.cfg.Exclusive(ctx, fmt.Sprintf("account:%q@%q", host, login))
+	held, release, err := a.cfg.Exclusive(ctx, fmt.Sprintf("account:%q@%q", host, login))
 	if err != nil {
 		unlock()
-		return nil, fmt.Errorf("exclusive hold of %s@%s: %w", login, host, err)
+		return nil, nil, fmt.Errorf("exclusive hold of %s@%s: %w", login, host, err)
 	}
-	return func() { release(); unlock() }, nil
+	return held, func() { release(); unlock() }, nil
 }
 
 // localLock serialises work on one host and login in this process.
@@ -211,7 +214,7 @@ func (a *Accounts) Prepare(ctx context.Context, requestID, host, login string) e
 	if acc.Host != host || acc.Login != login {
 		return &PrepareError{Code: "account_mismatch", Message: fmt.Sprintf("grant %s is for %s@%s, not %s@%s", requestID, acc.Login, acc.Host, login, host)}
 	}
-	unlock, err := a.lock(ctx, acc.Host, acc.Login)
+	ctx, unlock, err := a.lock(ctx, acc.Host, acc.Login)
 	if err != nil {
 		return err
 	}

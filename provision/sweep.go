@@ -110,7 +110,7 @@ func (a *Accounts) remove(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	unlock, err := a.lock(ctx, acc.Host, acc.Login)
+	ctx, unlock, err := a.lock(ctx, acc.Host, acc.Login)
 	if err != nil {
 		return false, err
 	}
