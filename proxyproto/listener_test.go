@@ -66,10 +66,15 @@ func dial(t *testing.T, from, addr string) net.Conn {
 	return c
 }
 
+// next returns the next accepted connection, with a read deadline that
+// bounds every read of the test.
 func next(t *testing.T, ch <-chan net.Conn) net.Conn {
 	t.Helper()
 	select {
 	case c := <-ch:
+		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		return c
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection accepted")
@@ -182,8 +187,13 @@ func TestListenerSlowHeader(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("slow header never timed out")
 	}
-	if err := <-refused; err == nil {
-		t.Error("Refused got nil")
+	select {
+	case err := <-refused:
+		if err == nil {
+			t.Error("Refused got nil")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Refused not called for the slow header")
 	}
 }
 
