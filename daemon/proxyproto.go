@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -110,4 +112,21 @@ func (g *proxyGate) metrics(b *strings.Builder) {
 			fmt.Fprintf(b, "jitssh_proxy_protocol_refused_total{listener=%q,reason=%q} %d\n", ln, r, g.refused[ln][r].Load())
 		}
 	}
+}
+
+// apiErrorLog is the API server's error log at warning level, without the
+// TLS handshake errors of connections the gate refused: the gate logs
+// those once a minute, and a misconfigured balancer would otherwise write
+// a line per connection.
+func apiErrorLog(h slog.Handler) *log.Logger {
+	return log.New(refusalFilter{slog.NewLogLogger(h, slog.LevelWarn).Writer()}, "", 0)
+}
+
+type refusalFilter struct{ w io.Writer }
+
+func (f refusalFilter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(proxyproto.ErrHeader.Error())) {
+		return len(p), nil
+	}
+	return f.w.Write(p)
 }

@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitssh/jitssh/proxyproto"
 )
 
 // v1Header is a PROXY protocol v1 line naming client as the source.
@@ -111,5 +114,17 @@ func TestProxyGateFlag(t *testing.T) {
 	}
 	if _, err := newProxyGate([]string{"10.0.0.0/8", "lb.internal"}, slog.Default()); err == nil || !strings.Contains(err.Error(), `"lb.internal"`) {
 		t.Errorf("a name as balancer: %v, want an error naming it", err)
+	}
+}
+
+// TestAPIErrorLogLeavesOutRefusals: the API server's log keeps its own
+// errors and leaves out those of connections the gate refused and logged.
+func TestAPIErrorLogLeavesOutRefusals(t *testing.T) {
+	var b strings.Builder
+	l := apiErrorLog(slog.NewTextHandler(&b, nil))
+	l.Printf("http: TLS handshake error from 127.0.0.1:4000: %v", fmt.Errorf("%w from balancer 127.0.0.1:4000: no PROXY protocol header", proxyproto.ErrHeader))
+	l.Printf("http: TLS handshake error from 192.0.2.1:4000: EOF")
+	if got := b.String(); strings.Contains(got, "127.0.0.1:4000") || !strings.Contains(got, "192.0.2.1:4000") || !strings.Contains(got, "level=WARN") {
+		t.Errorf("API error log:\n%s\nwant the second line only, at WARN", got)
 	}
 }

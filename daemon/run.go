@@ -366,7 +366,7 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	d.api = &http.Server{
 		Handler:   withConsole,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
-		ErrorLog:  slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		ErrorLog:  apiErrorLog(d.log.Handler()),
 	}
 	lim.apiTimeouts(d.api)
 	d.addrs.API = d.apiLn.Addr().String()

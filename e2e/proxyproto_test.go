@@ -259,5 +259,11 @@ func TestProxyProtocolThroughHAProxy(t *testing.T) {
 			m := want.FindAllStringSubmatch(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"), -1)
 			return len(m) == 2
 		})
+		// Two refusals within a minute: one line in jitd's log, and none
+		// from the API server's own TLS handshake errors.
+		log := w.d.log.String()
+		if n := strings.Count(log, "connection from a PROXY protocol balancer refused"); n != 1 || strings.Contains(log, "TLS handshake error") {
+			t.Errorf("jitd logged the refusal %d times (want 1) or a TLS handshake error:\n%s", n, log)
+		}
 	})
 }
