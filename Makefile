@@ -43,7 +43,7 @@ demo-target: build
 # ssh-audit, and iproute2 and util-linux (ip, unshare) for the
 # test hosts in network namespaces; node and the npm modules of the test
 # OpenID provider; versitygw (S3) for the recordings-store tests;
-# PostgreSQL 15.
+# PostgreSQL 15; HAProxy (the PROXY protocol tests' balancer).
 deps:
 	@missing=""; \
 	[ -e /usr/share/doc/libnss-extrausers ] || missing=1; \
@@ -66,6 +66,12 @@ deps:
 	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15; \
+	fi
+	@# HAProxy in TCP mode with send-proxy-v2, the load balancer of the
+	@# PROXY protocol tests (e2e): run unprivileged by the tests themselves.
+	@if [ ! -x /usr/sbin/haproxy ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy; \
 	fi
 	@# The real S3-compatible server of the recordings tests
 	@# (internal/s3test): versitygw, built once into bin/tools.

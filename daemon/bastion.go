@@ -24,7 +24,7 @@ import (
 	"github.com/jitssh/jitssh/sessionlog"
 )
 
-func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, backend *bastionBackend, store *audit.Store, ps *livepolicy.Holder, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
+func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, backend *bastionBackend, store *audit.Store, ps *livepolicy.Holder, gate *proxyGate, wg *sync.WaitGroup) (string, *bastionIdentity, error) {
 	if err := checkBastionAddrs(cfg.BastionAddr, cfg.PublicAddrs); err != nil {
 		return "", nil, err
 	}
@@ -70,6 +70,9 @@ func startBastion(ctx context.Context, cfg Config, l Layout, keys *ca.Keys, back
 	ln, err := net.Listen("tcp", cfg.BastionAddr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen for bastion on %s: %w", cfg.BastionAddr, err)
+	}
+	if ln, err = gate.wrap(ln, "bastion"); err != nil {
+		return "", nil, errors.Join(err, ln.Close())
 	}
 	wg.Add(1)
 	go func() {

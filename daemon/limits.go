@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jitssh/jitssh/bastion"
 	"github.com/jitssh/jitssh/grant"
+	"github.com/jitssh/jitssh/proxyproto"
 	"github.com/jitssh/jitssh/ratelimit"
 )
 
@@ -84,7 +86,10 @@ func (l Limits) apiTimeouts(s *http.Server) {
 // waits for a slot, and closing a connection frees its slot. One address
 // (an IPv6 /64, ratelimit.AddressKey) holds at most a quarter of the slots:
 // a connection over that is closed at once, so that a single client
-// cannot hold every slot and lock everyone else out.
+// cannot hold every slot and lock everyone else out. The address of a
+// connection from a PROXY protocol balancer is the client's, known only
+// once its header is read: that one is counted on its first Read or Write,
+// in the goroutine serving it, never in Accept.
 type limitListener struct {
 	net.Listener
 	sem     chan struct{}
@@ -114,27 +119,41 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			<-l.sem
 			return nil, err
 		}
+		lc := &limitConn{Conn: c, l: l}
+		if _, lazy := c.(*proxyproto.Conn); lazy {
+			return lc, nil
+		}
 		key := ratelimit.AddressKey(c.RemoteAddr().String())
-		l.mu.Lock()
-		over := l.byAddr[key] >= l.perAddr
-		if !over {
-			l.byAddr[key]++
+		if !l.take(key) {
+			c.Close()
+			continue // its slot stays taken for the next connection
 		}
-		l.mu.Unlock()
-		if over {
-			c.Close() // its slot stays taken for the next connection
-			continue
-		}
-		return &limitConn{Conn: c, release: func() { l.release(key) }}, nil
+		lc.admit.Do(func() { lc.key = key })
+		return lc, nil
 	}
 }
 
-func (l *limitListener) release(key string) {
+// take counts one more connection from key, unless it has its share.
+func (l *limitListener) take(key string) bool {
 	l.mu.Lock()
-	if l.byAddr[key]--; l.byAddr[key] <= 0 {
-		delete(l.byAddr, key)
+	defer l.mu.Unlock()
+	if l.byAddr[key] >= l.perAddr {
+		return false
 	}
-	l.mu.Unlock()
+	l.byAddr[key]++
+	return true
+}
+
+// release frees a slot, and key's count unless key is "" (a connection
+// never counted).
+func (l *limitListener) release(key string) {
+	if key != "" {
+		l.mu.Lock()
+		if l.byAddr[key]--; l.byAddr[key] <= 0 {
+			delete(l.byAddr, key)
+		}
+		l.mu.Unlock()
+	}
 	<-l.sem
 }
 
@@ -144,14 +163,56 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
+// errOverShare is a connection closed for its address's share of slots.
+var errOverShare = errors.New("too many connections from one address")
+
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l *limitListener
+
+	admit    sync.Once
+	admitErr error
+	key      string // set by admit; "" if never counted
+
+	closeOnce sync.Once
 }
 
+// admitted counts a balancer's connection against its client's address
+// once, closing it if that address has its share already.
+func (c *limitConn) admitted() error {
+	c.admit.Do(func() {
+		key := ratelimit.AddressKey(c.Conn.RemoteAddr().String())
+		if !c.l.take(key) {
+			c.admitErr = fmt.Errorf("%w (%s)", errOverShare, key)
+			c.Conn.Close()
+			c.closeOnce.Do(func() { c.l.release("") })
+			return
+		}
+		c.key = key
+	})
+	return c.admitErr
+}
+
+func (c *limitConn) Read(b []byte) (int, error) {
+	if err := c.admitted(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *limitConn) Write(b []byte) (int, error) {
+	if err := c.admitted(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+// Close closes the connection and frees its slot once. A connection closed
+// before it was counted is never counted (closing the socket first ends a
+// header read in progress, so the wait for admission is short).
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.admit.Do(func() { c.admitErr = net.ErrClosed })
+	c.closeOnce.Do(func() { c.l.release(c.key) })
 	return err
 }

@@ -29,6 +29,7 @@ type metricsHandler struct {
 	clock        func() time.Time
 	uploads      func() recstore.Backlog // nil when recordings stay local
 	feed         *replicaFeed            // nil: no feed metrics
+	proxy        *proxyGate              // nil without PROXY protocol balancers
 }
 
 // hostsExpiringWithin is the window of jitssh_hosts_cert_expiring: hosts
@@ -72,6 +73,7 @@ func (m metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	m.proxy.metrics(&b)
 	if err := accountMetrics(&b, r, m.store); err != nil {
 		http.Error(w, "audit store unavailable", http.StatusServiceUnavailable)
 		return

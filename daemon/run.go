@@ -100,6 +100,11 @@ type Config struct {
 	// this one's API (--advertise-url); empty means the API's address when
 	// it is a specific IP, else this host's name with the API's port.
 	AdvertiseURL string
+	// ProxyProtocolFrom are the CIDRs of the TCP load balancers in front
+	// of the API and the bastion that send a PROXY protocol header
+	// (--proxy-protocol-from): their connections must start with one and
+	// take the client's address from it; nobody else's is parsed.
+	ProxyProtocolFrom []string
 
 	// beat and checkpointEvery are the heartbeat and checkpoint periods;
 	// zero means defaultBeat and defaultCheckpoint (tests shorten them).
@@ -139,6 +144,7 @@ type Daemon struct {
 	recs          *recstore.Store
 	addrs         Addrs
 	replica       *replica
+	proxy         *proxyGate // nil without Config.ProxyProtocolFrom
 
 	// pendingIndex are the search index catch-ups left by an earlier run,
 	// listed before the bastion accepts a session (indexcatchup.go).
@@ -171,6 +177,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	if d.proxy, err = newProxyGate(cfg.ProxyProtocolFrom, cfg.Logger); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			d.abort()
@@ -275,7 +284,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 	if err := d.openRecordings(); err != nil {
 		return err
 	}
-	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock, feed: d.feed}
+	metrics := metricsHandler{store: d.store, webhooks: d.notifier.n.Stats, clock: d.cfg.Clock, feed: d.feed, proxy: d.proxy}
 	if d.recs.Remote() {
 		metrics.uploads = d.recs.Backlog
 	}
@@ -293,7 +302,7 @@ func (d *Daemon) wire(ctx context.Context, keys *ca.Keys, tlsCert tls.Certificat
 		if d.pendingIndex, err = d.ownIndexCatchUps(ctx); err != nil {
 			return fmt.Errorf("list search index catch-ups: %w", err)
 		}
-		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, &d.wg)
+		addr, id, err := startBastion(ctx, d.cfg, Layout{Dir: d.cfg.Dir}, keys, backend, d.store, d.policy, d.proxy, &d.wg)
 		if err != nil {
 			return err
 		}
@@ -355,11 +364,15 @@ func (d *Daemon) wireAPI(keys *ca.Keys, tlsCert tls.Certificate) error {
 	if err != nil {
 		return fmt.Errorf("listen for API on %s: %w", d.cfg.APIAddr, err)
 	}
+	// The client's address comes first: the cap per address counts it.
+	if ln, err = d.proxy.wrap(ln, "api"); err != nil {
+		return errors.Join(err, ln.Close())
+	}
 	d.apiLn = newLimitListener(ln, lim.APIMaxConns)
 	d.api = &http.Server{
 		Handler:   withConsole,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
-		ErrorLog:  slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		ErrorLog:  apiErrorLog(d.log.Handler()),
 	}
 	lim.apiTimeouts(d.api)
 	d.addrs.API = d.apiLn.Addr().String()

@@ -33,6 +33,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "public-addr", Usage: "NAME:PORT engineers dial the bastion by (repeatable; the first is advertised; required with --bastion 0.0.0.0 or [::])"},
 			&cli.StringFlag{Name: "ephemeral-uids", Value: fmt.Sprintf("%d-%d", provision.DefaultUIDMin, provision.DefaultUIDMax), Usage: "UID range LOW-HIGH reserved for ephemeral accounts on targets (never reused)"},
 			&cli.StringSliceFlag{Name: "egress", Usage: "bastion source addresses towards targets, as CIDRs (source-address of target certificates; default: the local address of the route to each target; set it behind NAT)"},
+			&cli.StringSliceFlag{Name: "proxy-protocol-from", Usage: "`CIDR` of a TCP load balancer in front of the API and bastion that sends a PROXY protocol v2 (or v1) header (repeatable): its connections must start with one and take the client's address from it; nobody else's is parsed"},
 			&cli.StringSliceFlag{Name: "webhook", Usage: "webhook URL for request notifications (repeatable)"},
 			&cli.StringFlag{Name: "webhook-secret", EnvVars: []string{"JITD_WEBHOOK_SECRET"}, Usage: "whsec_... secret to sign webhooks (Standard Webhooks)"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, how long to wait for open sessions and requests before cutting them"},
@@ -102,9 +103,10 @@ func runServe(c *cli.Context) error {
 		SSOConfig:       c.String("sso-config"),
 		ConsoleURL:      c.String("console-url"),
 		EphemeralUIDMin: uidMin, EphemeralUIDMax: uidMax,
-		Recordings: recs,
-		S3:         recstore.S3Config{Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), CAFile: c.String("s3-ca-file")},
-		ReplicaID:  c.String("replica-id"), AdvertiseURL: c.String("advertise-url"),
+		ProxyProtocolFrom: c.StringSlice("proxy-protocol-from"),
+		Recordings:        recs,
+		S3:                recstore.S3Config{Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), CAFile: c.String("s3-ca-file")},
+		ReplicaID:         c.String("replica-id"), AdvertiseURL: c.String("advertise-url"),
 	}
 	if c.Bool("quickstart") {
 		cfg.Ready = func(a daemon.Addrs) { printQuickstart(stdout, c.String("data"), a) }
