@@ -79,7 +79,7 @@ func pgCPU(b *testing.B, engine string) time.Duration {
 	if engine != "postgres" {
 		return 0
 	}
-	d, err := pgServer.srv.CPU()
+	d, err := pgServer.Server(b).CPU()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 func openPGICU(t testing.TB) (*Store, string) {
 	t.Helper()
 	pgURL(t) // starts the package's server
-	u := pgServer.srv.DatabaseICU(t, "en-US")
+	u := pgServer.Server(t).DatabaseICU(t, "en-US")
 	s, err := OpenURL(context.Background(), u, Options{})
 	if err != nil {
 		t.Fatalf("OpenURL(%q): %v", u, err)

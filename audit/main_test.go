@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,19 +15,13 @@ import (
 
 // pgServer is the package's one PostgreSQL, started by the first test that
 // needs it and stopped by TestMain.
-var pgServer struct {
-	once sync.Once
-	srv  *pgtest.Server
-	err  error
-}
+var pgServer pgtest.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer.srv != nil {
-		if err := pgServer.srv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if err := pgServer.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -43,9 +36,7 @@ func TestMain(m *testing.M) {
 // or failing it with CI=true, when PostgreSQL is not installed).
 func pgURL(t testing.TB) string {
 	t.Helper()
-	pgServer.once.Do(func() { pgServer.srv, pgServer.err = pgtest.Start() })
-	pgtest.Need(t, pgServer.srv, pgServer.err)
-	return pgServer.srv.Database(t)
+	return pgServer.Database(t)
 }
 
 // openPG opens a store on a fresh PostgreSQL database and closes it when

@@ -23,7 +23,7 @@ func openOldPG(t *testing.T, before ...func(t *testing.T, u string)) (*Store, st
 func openPGAt(t *testing.T, steps []string, before ...func(t *testing.T, u string)) (*Store, string) {
 	t.Helper()
 	pgURL(t)
-	u := pgServer.srv.DatabaseICU(t, "en-US")
+	u := pgServer.Server(t).DatabaseICU(t, "en-US")
 	db := rawDB(t, u)
 	stmts := append([]string{}, steps...)
 	stmts = append(stmts, `CREATE TABLE schema_version (one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one), version BIGINT NOT NULL)`,

@@ -25,11 +25,9 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer.srv != nil {
-		if err := pgServer.srv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if err := pgServer.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

@@ -22,11 +22,7 @@ import (
 
 // pgServer is the package's one PostgreSQL, started by the first test that
 // needs it and stopped by TestMain.
-var pgServer struct {
-	once sync.Once
-	srv  *pgtest.Server
-	err  error
-}
+var pgServer pgtest.Shared
 
 // replicaStores are the engines the replica tests run on: each opens a
 // store target for one test (a file, a fresh PostgreSQL database).
@@ -36,9 +32,7 @@ var replicaStores = []struct {
 }{
 	{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "replicas.db") }},
 	{"postgres", func(t testing.TB) string {
-		pgServer.once.Do(func() { pgServer.srv, pgServer.err = pgtest.Start() })
-		pgtest.Need(t, pgServer.srv, pgServer.err)
-		return pgServer.srv.Database(t)
+		return pgServer.Database(t)
 	}},
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/jitssh/jitssh/audit"
@@ -14,19 +13,13 @@ import (
 
 // pgServer is the package's one PostgreSQL, started by the first test that
 // needs it and stopped by TestMain.
-var pgServer struct {
-	once sync.Once
-	srv  *pgtest.Server
-	err  error
-}
+var pgServer pgtest.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer.srv != nil {
-		if err := pgServer.srv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if err := pgServer.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.Exit(code)
 }
@@ -42,9 +35,7 @@ var storeOpeners = []struct {
 		return openStore(t, path), func() *audit.Store { return openStore(t, path) }
 	}},
 	{"postgres", func(t testing.TB) (*audit.Store, func() *audit.Store) {
-		pgServer.once.Do(func() { pgServer.srv, pgServer.err = pgtest.Start() })
-		pgtest.Need(t, pgServer.srv, pgServer.err)
-		u := pgServer.srv.Database(t)
+		u := pgServer.Database(t)
 		return openStore(t, u), func() *audit.Store { return openStore(t, u) }
 	}},
 }

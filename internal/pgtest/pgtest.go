@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,4 +265,36 @@ func procTicks(pid int) (ppid int, own, children int64, ok bool) {
 	}
 	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
 	return int(n(4)), n(14) + n(15), n(16) + n(17), true
+}
+
+// Shared is one PostgreSQL server for a whole test binary: started by the
+// first test that asks for it, stopped by the package's TestMain through
+// Stop. The zero value is ready to use; it is safe for concurrent use.
+type Shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Server returns the shared server, starting it at the first call; t is
+// skipped (failed with CI=true) when PostgreSQL cannot run here.
+func (s *Shared) Server(t testing.TB) *Server {
+	t.Helper()
+	s.once.Do(func() { s.srv, s.err = Start() })
+	Need(t, s.srv, s.err)
+	return s.srv
+}
+
+// Database returns the URL of a fresh database on the shared server for t.
+func (s *Shared) Database(t testing.TB) string {
+	t.Helper()
+	return s.Server(t).Database(t)
+}
+
+// Stop stops the server if a test started it.
+func (s *Shared) Stop() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Stop()
 }
