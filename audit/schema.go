@@ -10,8 +10,14 @@ import (
 // many have been applied. Steps are only ever appended, never edited.
 func migrations() []string {
 	return []string{
-		// 1: the whole initial schema.
-		`
+		sqliteStep1, sqliteStep2, sqliteStep3, sqliteStep4, sqliteStep5, sqliteStep6,
+		sqliteStep7, sqliteStep8, consoleSchema, sqliteStep10, sqliteStep11, flowsSchema,
+		replicaSchema, upgradeSchema,
+	}
+}
+
+// sqliteStep1 is migration 1: the whole initial schema.
+const sqliteStep1 = `
 CREATE TABLE events (
 	seq         INTEGER PRIMARY KEY,
 	time        INTEGER NOT NULL,
@@ -166,15 +172,15 @@ CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
 ) WITHOUT ROWID;
-`,
-		// 2: session text as documents (search.go): the lines of one
-		// IndexText call of one session and kind in one row, with each
-		// line's offset and length in lines, instead of a row per line.
-		// Old rows become one-line documents (lines NULL) under their old
-		// id, so they stay searchable in the same order. The old FTS5
-		// table, if a build with FTS5 made one, is dropped by catchUpFTS:
-		// a build without FTS5 cannot drop it.
-		`
+`
+
+// sqliteStep2 is migration 2: session text as documents (search.go): the
+// lines of one IndexText call of one session and kind in one row, with each
+// line's offset and length in lines, instead of a row per line. Old rows
+// become one-line documents (lines NULL) under their old id, so they stay
+// searchable in the same order. The old FTS5 table, if a build with FTS5
+// made one, is dropped by catchUpFTS: a build without FTS5 cannot drop it.
+const sqliteStep2 = `
 CREATE TABLE session_text_doc (
 	id         INTEGER PRIMARY KEY,
 	session_id TEXT NOT NULL,
@@ -188,24 +194,25 @@ INSERT INTO session_text_doc (id, session_id, kind, offset_ns, text, lines)
 	SELECT id, session_id, kind, offset_ns, text, NULL FROM session_text ORDER BY id;
 DROP TABLE session_text;
 DELETE FROM meta WHERE key = 'fts_upto';
-`,
-		// 3: a certificate's extensions and critical options, as JSON
-		// objects, so that what a target certificate may permit is read
-		// from what the engineer's certificate was issued with. Every user
-		// and target certificate issued before had permit-pty (policy
-		// always grants it, the target path always added it), and nothing
-		// else is known of them.
-		`
+`
+
+// sqliteStep3 is migration 3: a certificate's extensions and critical
+// options, as JSON objects, so that what a target certificate may permit is
+// read from what the engineer's certificate was issued with. Every user and
+// target certificate issued before had permit-pty (policy always grants it,
+// the target path always added it), and nothing else is known of them.
+const sqliteStep3 = `
 ALTER TABLE certificates ADD COLUMN extensions TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE certificates ADD COLUMN critical_options TEXT NOT NULL DEFAULT '{}';
 UPDATE certificates SET extensions = '{"permit-pty":""}' WHERE kind IN ('user', 'target');
-`,
-		// 4: Idempotency-Key of POST /v1/requests (idempotency.go): the
-		// first request a user made with a key, the hash of its body and,
-		// once signed, its certificate, so that a retry is answered with
-		// the first outcome and never a second certificate. And an index
-		// of sessions by certificate serial.
-		`
+`
+
+// sqliteStep4 is migration 4: Idempotency-Key of POST /v1/requests
+// (idempotency.go): the first request a user made with a key, the hash of
+// its body and, once signed, its certificate, so that a retry is answered
+// with the first outcome and never a second certificate. And an index of
+// sessions by certificate serial.
+const sqliteStep4 = `
 CREATE TABLE idempotency_keys (
 	user        TEXT NOT NULL,
 	key         TEXT NOT NULL,
@@ -219,12 +226,13 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
 -- The sessions of one certificate, for its status (serialsessions.go).
 CREATE INDEX sessions_serial ON sessions(serial, started_at);
-`,
-		// 5: hosts as data (hosts.go): the enrolled targets, with their host
-		// key, labels and current host certificate, kept after removal
-		// (removed_at) so that known_hosts can say @revoked; and the
-		// one-time join tokens, stored as their SHA-256.
-		`
+`
+
+// sqliteStep5 is migration 5: hosts as data (hosts.go): the enrolled
+// targets, with their host key, labels and current host certificate, kept
+// after removal (removed_at) so that known_hosts can say @revoked; and the
+// one-time join tokens, stored as their SHA-256.
+const sqliteStep5 = `
 CREATE TABLE hosts (
 	name            TEXT PRIMARY KEY,
 	address         TEXT NOT NULL,
@@ -248,15 +256,15 @@ CREATE TABLE join_tokens (
 	used_at    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX certificates_host ON certificates(host, kind, valid_before);
-`,
-		// 6 (issue 13): ephemeral accounts (accounts.go). One row per
-		// ephemeral grant, from request time (planned) to removal, never
-		// deleted: (host, login) and (host, uid) are unique, so a login or
-		// a UID is never handed out twice on a host. The row is also the
-		// removal queue (state, attempts, next_attempt), so pending
-		// removals survive a restart. ephemeral_hosts mirrors each host's
-		// UID high-water mark.
-		`
+`
+
+// sqliteStep6 is migration 6 (issue 13): ephemeral accounts (accounts.go).
+// One row per ephemeral grant, from request time (planned) to removal, never
+// deleted: (host, login) and (host, uid) are unique, so a login or a UID is
+// never handed out twice on a host. The row is also the removal queue
+// (state, attempts, next_attempt), so pending removals survive a restart.
+// ephemeral_hosts mirrors each host's UID high-water mark.
+const sqliteStep6 = `
 CREATE TABLE ephemeral_accounts (
 	request_id   TEXT PRIMARY KEY,
 	host         TEXT NOT NULL,
@@ -282,14 +290,15 @@ CREATE TABLE ephemeral_hosts (
 	host       TEXT PRIMARY KEY,
 	high_water INTEGER NOT NULL
 ) WITHOUT ROWID;
-`,
-		// 7 (issue 11, SSO): the
-		// identities people logged in with at an OpenID provider (merged
-		// into the policy in force like enrolled users, until expires_at)
-		// and, per bearer token of an SSO login, the provider session it
-		// came from, with the provider's refresh token sealed under a key
-		// derived from the bearer token, which is never stored (sso.go).
-		`
+`
+
+// sqliteStep7 is migration 7 (issue 11, SSO): the identities people logged
+// in with at an OpenID provider (merged into the policy in force like
+// enrolled users, until expires_at) and, per bearer token of an SSO login,
+// the provider session it came from, with the provider's refresh token
+// sealed under a key derived from the bearer token, which is never stored
+// (sso.go).
+const sqliteStep7 = `
 CREATE TABLE sso_identities (
 	name        TEXT PRIMARY KEY,
 	provider    TEXT NOT NULL,
@@ -306,49 +315,37 @@ CREATE TABLE sso_logins (
 	refresh_sealed BLOB NOT NULL,
 	expires_at     INTEGER NOT NULL
 ) WITHOUT ROWID;
-`,
-		// 8 (issue 15): search indexing that fell behind a session
-		// (indexpending.go): the number of the session's text lines, in
-		// recording order, that the index holds; the rest is read back
-		// from the recording, after the session or at the next start.
-		`
+`
+
+// sqliteStep8 is migration 8 (issue 15): search indexing that fell behind a
+// session (indexpending.go): the number of the session's text lines, in
+// recording order, that the index holds; the rest is read back from the
+// recording, after the session or at the next start.
+const sqliteStep8 = `
 CREATE TABLE index_pending (
 	session_id TEXT PRIMARY KEY,
 	next_line  INTEGER NOT NULL CHECK (next_line >= 0),
 	updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-`,
-		// 9 (issue 14): the web console's codes, sessions and share
-		// links (console.go).
-		consoleSchema,
-		// 10 (issue 11, SSO review): one provider subject holds one name, so
-		// a rename at the provider cannot give one person two names (and
-		// with them approval of their own requests). Of duplicates the
-		// newest identity is kept; the tokens of the others stop working
-		// (their name leaves the policy in force).
-		`
+`
+
+// sqliteStep10 is migration 10 (issue 11, SSO review): one provider subject
+// holds one name, so a rename at the provider cannot give one person two
+// names (and with them approval of their own requests). Of duplicates the
+// newest identity is kept; the tokens of the others stop working (their name
+// leaves the policy in force).
+const sqliteStep10 = `
 DELETE FROM sso_identities WHERE EXISTS (SELECT 1 FROM sso_identities AS b
 	WHERE b.provider = sso_identities.provider AND b.subject = sso_identities.subject
 	AND (b.updated_at > sso_identities.updated_at OR (b.updated_at = sso_identities.updated_at AND b.name > sso_identities.name)));
 CREATE UNIQUE INDEX sso_identities_subject ON sso_identities(provider, subject);
-`,
-		// 11 (issue 12, the change feed): PostgreSQL's step adds the
-		// trigger that notifies replicas of each commit; SQLite has no
-		// other replicas (other processes on the file are polled, this
-		// one's commits wake its feed in the writer), so nothing here.
-		`SELECT 1`,
-		// 12 (issue 12, replicas; flows): login challenges and SSO flows
-		// in the store, so that a login crosses replicas (challenges.go).
-		flowsSchema,
-		// 13 (issue 12, replicas): the registry of jitd replicas with their
-		// heartbeats (replicas.go), named leases for singleton work
-		// (leases.go), and which replica's bastion records each session.
-		replicaSchema,
-		// 14: nothing on SQLite; on PostgreSQL a database of the previous
-		// release made like a new one (COLLATE "C", 0x01 escaped).
-		upgradeSchema,
-	}
-}
+`
+
+// sqliteStep11 is migration 11 (issue 12, the change feed): PostgreSQL's
+// step adds the trigger that notifies replicas of each commit; SQLite has no
+// other replicas (other processes on the file are polled, this one's commits
+// wake its feed in the writer), so nothing here.
+const sqliteStep11 = `SELECT 1`
 
 // migrate applies the pending steps and the new user_version in one
 // transaction, so a failed step leaves the database as it was.
