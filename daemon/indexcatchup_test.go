@@ -21,46 +21,7 @@ func TestRestartFinishesIndexCatchUp(t *testing.T) {
 	dir := initDir(t)
 	l := Layout{Dir: dir}
 	const lines, indexedBefore = 3000, 1200
-	rec := filepath.Join(l.Recordings(), "2026", "11", "26", "sess1.cast")
-	if err := os.MkdirAll(filepath.Dir(rec), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	var live []sessionlog.Line
-	w, err := sessionlog.Create(rec, sessionlog.Header{Width: 80, Height: 24}, sessionlog.WriterOptions{OnLine: func(l sessionlog.Line) { live = append(live, l) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < lines; i++ {
-		if err := w.Output(fmt.Appendf(nil, "catchup probe %05d\r\n", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if len(live) != lines {
-		t.Fatalf("recording gave %d lines, want %d", len(live), lines)
-	}
-	store, err := audit.Open(l.Database())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = store.Do(context.Background(), func(tx *audit.Tx) error {
-		if err := tx.InsertSession(audit.Session{ID: "sess1", User: "alice", Host: "db1", StartedAt: testNow, EndedAt: testNow.Add(time.Minute), RecordingPath: rec}); err != nil {
-			return err
-		}
-		var first []audit.TextLine
-		for _, ln := range live[:indexedBefore] {
-			first = append(first, audit.TextLine{SessionID: "sess1", Offset: ln.Offset, Kind: ln.Kind, Text: ln.Text})
-		}
-		if err := tx.IndexText(first); err != nil {
-			return err
-		}
-		return tx.SetIndexPending("sess1", indexedBefore, testNow)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := seedBehindIndex(t, l, "catchup probe", lines, indexedBefore, "")
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,4 +54,54 @@ func TestRestartFinishesIndexCatchUp(t *testing.T) {
 			t.Fatalf("line %d found %d times, want once (%d hits)", i, c, len(hits))
 		}
 	}
+}
+
+// seedBehindIndex writes a recording of lines probe lines as session sess1
+// of replica (empty: from before replicas), ended, whose search index holds
+// only the first indexedBefore lines and stores the position to catch up
+// from: what a session whose indexer fell behind leaves. It returns the
+// store, open; the caller closes it before a daemon opens the directory.
+func seedBehindIndex(t *testing.T, l Layout, probe string, lines, indexedBefore int, replica string) *audit.Store {
+	t.Helper()
+	rec := filepath.Join(l.Recordings(), "2026", "11", "26", "sess1.cast")
+	if err := os.MkdirAll(filepath.Dir(rec), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	var live []sessionlog.Line
+	w, err := sessionlog.Create(rec, sessionlog.Header{Width: 80, Height: 24}, sessionlog.WriterOptions{OnLine: func(l sessionlog.Line) { live = append(live, l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < lines; i++ {
+		if err := w.Output(fmt.Appendf(nil, "%s %05d\r\n", probe, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != lines {
+		t.Fatalf("recording gave %d lines, want %d", len(live), lines)
+	}
+	store, err := audit.Open(l.Database())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = store.Do(context.Background(), func(tx *audit.Tx) error {
+		if err := tx.InsertSession(audit.Session{ID: "sess1", User: "alice", Host: "db1", StartedAt: testNow, EndedAt: testNow.Add(time.Minute), RecordingPath: rec, Replica: replica}); err != nil {
+			return err
+		}
+		var first []audit.TextLine
+		for _, ln := range live[:indexedBefore] {
+			first = append(first, audit.TextLine{SessionID: "sess1", Offset: ln.Offset, Kind: ln.Kind, Text: ln.Text})
+		}
+		if err := tx.IndexText(first); err != nil {
+			return err
+		}
+		return tx.SetIndexPending("sess1", int64(indexedBefore), testNow)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

@@ -3,14 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/jitssh/jitssh/audit"
-	"github.com/jitssh/jitssh/sessionlog"
 )
 
 // TestIndexCatchUpsScopedToReplica checks which catch-ups a replica
@@ -99,43 +97,7 @@ func TestIndexCatchUpFromStaleListIndexesOnce(t *testing.T) {
 	dir := initDir(t)
 	l := Layout{Dir: dir}
 	const lines, indexedBefore = 300, 120
-	rec := filepath.Join(l.Recordings(), "2026", "11", "26", "sess1.cast")
-	if err := os.MkdirAll(filepath.Dir(rec), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	var live []sessionlog.Line
-	w, err := sessionlog.Create(rec, sessionlog.Header{Width: 80, Height: 24}, sessionlog.WriterOptions{OnLine: func(l sessionlog.Line) { live = append(live, l) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < lines; i++ {
-		if err := w.Output(fmt.Appendf(nil, "dup probe %05d\r\n", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	store, err := audit.Open(l.Database())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = store.Do(context.Background(), func(tx *audit.Tx) error {
-		if err := tx.InsertSession(audit.Session{ID: "sess1", User: "alice", Host: "db1", StartedAt: testNow, EndedAt: testNow.Add(time.Minute), RecordingPath: rec, Replica: "dead"}); err != nil {
-			return err
-		}
-		var first []audit.TextLine
-		for _, ln := range live[:indexedBefore] {
-			first = append(first, audit.TextLine{SessionID: "sess1", Offset: ln.Offset, Kind: ln.Kind, Text: ln.Text})
-		}
-		if err := tx.IndexText(first); err != nil {
-			return err
-		}
-		return tx.SetIndexPending("sess1", indexedBefore, testNow)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := seedBehindIndex(t, l, "dup probe", lines, indexedBefore, "dead")
 	stale, err := store.PendingIndexes(context.Background()) // what a second replica listed at its start
 	if err != nil || len(stale) != 1 {
 		t.Fatalf("pending = %+v, %v", stale, err)
