@@ -39,19 +39,7 @@ func TestCertificateRevokedCutsAtOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{revokeEvery: time.Hour})
 			key, _, c := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
-			cmd := e.ssh(key, e.login+"@db1", "-tt", "sleep 30")
-			var out strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-done
-			})
-			testkit.WaitFor(t, 10*time.Second, "session started", func() bool { return len(e.srv.LiveSessions()) == 1 })
+			done, out := e.liveSleep(t, key)
 			started, _, _ := e.backend.snapshot()
 			target := started[0].TargetSerial
 
@@ -122,19 +110,7 @@ func TestSetFeedHealthyStretchesThePoll(t *testing.T) {
 func TestPeriodicCheckCoversOnwardCertificates(t *testing.T) {
 	e := newEnv(t, envOptions{revokeEvery: 200 * time.Millisecond})
 	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
-	cmd := e.ssh(key, e.login+"@db1", "-tt", "sleep 30")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	testkit.WaitFor(t, 10*time.Second, "session started", func() bool { return len(e.srv.LiveSessions()) == 1 })
+	done, _ := e.liveSleep(t, key)
 	e.backend.mu.Lock()
 	e.backend.revokedHosts = map[uint64]bool{e.target.HostCert.Serial: true}
 	e.backend.mu.Unlock()
@@ -152,17 +128,7 @@ func TestPeriodicCheckCoversOnwardCertificates(t *testing.T) {
 func TestFailedRecheckRetried(t *testing.T) {
 	e := newEnv(t, envOptions{revokeEvery: time.Hour})
 	key, _, _ := e.userCert(t, certSpec{name: "k", principal: e.login + "@db1", validFor: 5 * time.Minute, register: true})
-	cmd := e.ssh(key, e.login+"@db1", "-tt", "sleep 30")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	testkit.WaitFor(t, 10*time.Second, "session started", func() bool { return len(e.srv.LiveSessions()) == 1 })
+	done, _ := e.liveSleep(t, key)
 	e.backend.mu.Lock()
 	e.backend.revokedHosts = map[uint64]bool{e.target.HostCert.Serial: true}
 	e.backend.hostStatusFail = 2 // the notice's lookup and its first retry fail
@@ -177,4 +143,27 @@ func TestFailedRecheckRetried(t *testing.T) {
 	if rec := e.backend.waitEnded(t, 1)[0]; rec.EndReason != "target host certificate revoked" {
 		t.Errorf("end reason %q", rec.EndReason)
 	}
+}
+
+// liveSleep starts a session running sleep 30 through the bastion with the
+// key at keyPath and waits until the bastion lists it live. done receives
+// the session's end once (a test that reads it puts it back for the
+// cleanup, which kills the session and waits for it); out collects what
+// ssh printed.
+func (e *env) liveSleep(t *testing.T, keyPath string) (done chan error, out *strings.Builder) {
+	t.Helper()
+	cmd := e.ssh(keyPath, e.login+"@db1", "-tt", "sleep 30")
+	out = &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	testkit.WaitFor(t, 10*time.Second, "session started", func() bool { return len(e.srv.LiveSessions()) == 1 })
+	return done, out
 }
