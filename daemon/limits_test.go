@@ -85,16 +85,7 @@ func TestLimitListenerPerAddress(t *testing.T) {
 	}
 	l := newLimitListener(inner, 8) // 2 per address
 	defer l.Close()
-	accepted := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := acceptAll(l, 8)
 	var held []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", inner.Addr().String())
@@ -125,4 +116,20 @@ func TestLimitListenerPerAddress(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("closing a connection did not let the address in again")
 	}
+}
+
+// acceptAll accepts connections from l until it is closed, into a channel
+// of capacity n.
+func acceptAll(l net.Listener, n int) <-chan net.Conn {
+	accepted := make(chan net.Conn, n)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return accepted
 }

@@ -36,16 +36,7 @@ func TestLimitListenerBehindBalancer(t *testing.T) {
 	}
 	l := newLimitListener(wrapped, 8) // 2 per address
 	defer l.Close()
-	accepted := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := acceptAll(l, 8)
 	send := func(header string) net.Conn {
 		t.Helper()
 		c, err := net.DialTimeout("tcp", inner.Addr().String(), 5*time.Second)
