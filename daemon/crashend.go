@@ -37,14 +37,18 @@ func (d *Daemon) endCrashedSessions(ctx context.Context) error {
 	}
 	spool := Layout{Dir: d.cfg.Dir}.Recordings()
 	for _, x := range live {
+		if x.Replica != d.replica.id && x.Replica != "" {
+			continue // another replica's, live or left for it
+		}
 		path, err := spoolPath(spool, x.RecordingPath)
 		if err != nil {
-			return fmt.Errorf("session %s, left live when jitd stopped: %w", x.ID, err)
+			// Not a file of this spool (an older row of another data
+			// directory, or a name no jitd writes): not this replica's to
+			// cut and hash, and no reason to refuse to start.
+			d.log.Warn("session left live: its recording is not in this replica's spool; left as it is", "session", x.ID, "err", err)
+			continue
 		}
-		switch {
-		case x.Replica == d.replica.id:
-		case x.Replica == "" && (d.store.Engine() == "sqlite" || fileExists(path)):
-		default:
+		if x.Replica == "" && d.store.Engine() != "sqlite" && !fileExists(path) {
 			continue
 		}
 		end, err := crashEnd(x, path, d.cfg.Clock())

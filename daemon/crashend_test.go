@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -160,4 +161,30 @@ func FuzzCrashEnd(f *testing.F) {
 			t.Fatalf("crashEnd = %+v, left %d of %d bytes", end, len(got), len(content))
 		}
 	})
+}
+
+// TestCrashEndLeavesForeignRecording: a session left live whose recording
+// is not a file of this replica's spool (an older row naming another data
+// directory's file) is left as it is, and jitd still starts: refusing to
+// start over a row it cannot end would take the replica down for good.
+func TestCrashEndLeavesForeignRecording(t *testing.T) {
+	dir := initDir(t)
+	store, err := audit.Open(Layout{Dir: dir}.Database())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(t.TempDir(), "elsewhere", "sess-foreign.cast.zst")
+	if err := store.Do(context.Background(), func(tx *audit.Tx) error {
+		return tx.InsertSession(audit.Session{ID: "sess-foreign", User: "alice", Host: "db1", StartedAt: testNow, RecordingPath: foreign})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, dir)
+	x, err := s.d.store.Session(context.Background(), "sess-foreign")
+	if err != nil || !x.EndedAt.IsZero() {
+		t.Fatalf("session with a foreign recording = %+v, %v; want it left live", x, err)
+	}
 }
