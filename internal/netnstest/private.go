@@ -67,6 +67,12 @@ type PrivateRoot struct {
 	Dir string
 	// mntNS is the holder's mount namespace, as readlink /proc/PID/ns/mnt.
 	mntNS string
+	// mntRef holds the namespace open until stop has killed its last
+	// process: a namespace's inode number is reused once it is freed, and
+	// another test's new private root with the same number would
+	// otherwise be taken for this one by Processes (and its processes
+	// killed by stop).
+	mntRef *os.File
 }
 
 // MachineAccountPaths are the files and directories of the machine that a
@@ -163,11 +169,16 @@ func (p *PrivateRoot) start() error {
 	case <-ctx.Done():
 		return fmt.Errorf("holder not ready after %v: %s", privateStartTimeout, stderr.String())
 	}
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.PID))
+	ref, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", p.PID))
 	if err != nil {
 		return fmt.Errorf("holder's mount namespace: %w", err)
 	}
-	p.mntNS = ns
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.PID))
+	if err != nil {
+		ref.Close()
+		return fmt.Errorf("holder's mount namespace: %w", err)
+	}
+	p.mntNS, p.mntRef = ns, ref
 	return nil
 }
 
@@ -242,6 +253,12 @@ func (p *PrivateRoot) stop(t testing.TB) {
 		if !gone {
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+	if p.mntRef != nil {
+		// Only now may the namespace go (with this, its last reference):
+		// until the loop above saw it empty, its number was not free for
+		// another test's namespace.
+		p.mntRef.Close()
 	}
 	if !gone {
 		t.Errorf("netnstest: processes %v still in the private root of %s", p.Processes(), p.Host.Label)
