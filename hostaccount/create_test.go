@@ -55,7 +55,7 @@ func TestCreate(t *testing.T) {
 				return
 			}
 			ans := tg.mustOK(t, "create", req)
-			if len(ans.Accounts) != 1 || ans.Accounts[0].Login != login || ans.Accounts[0].UID != 61000+i || ans.HighWater != 61000+i || !ans.Accounts[0].Created.Equal(created) {
+			if len(ans.Accounts) != 1 || ans.Accounts[0].Login != login || ans.Accounts[0].UID != 71000+i || ans.HighWater != 71000+i || !ans.Accounts[0].Created.Equal(created) {
 				t.Fatalf("answer %+v", ans)
 			}
 			id := tg.p.Run(t, "id", login)
@@ -64,13 +64,13 @@ func TestCreate(t *testing.T) {
 					t.Errorf("id %s = %q lacks group %s", login, id, g)
 				}
 			}
-			if !strings.Contains(tg.read(t, "/etc/passwd"), login+":x:"+itoa(61000+i)+":"+itoa(61000+i)+":jitssh req_create:/home/"+login+":"+req.Shell+"\n") {
+			if !strings.Contains(tg.read(t, "/etc/passwd"), login+":x:"+itoa(71000+i)+":"+itoa(71000+i)+":jitssh req_create:/home/"+login+":"+req.Shell+"\n") {
 				t.Errorf("passwd entry of %s wrong:\n%s", login, tg.read(t, "/etc/passwd"))
 			}
 			if !strings.Contains(tg.read(t, "/etc/shadow"), login+":*:") {
 				t.Errorf("shadow entry of %s is not password \"*\"", login)
 			}
-			if mode, uid := tg.stat(t, "/home/"+login); !mode.IsDir() || mode.Perm() != 0o700 || uid != 61000+i {
+			if mode, uid := tg.stat(t, "/home/"+login); !mode.IsDir() || mode.Perm() != 0o700 || uid != 71000+i {
 				t.Errorf("home of %s: mode %v owner %d", login, mode, uid)
 			}
 			checkSudo(t, tg, login, tt.wantSudo)

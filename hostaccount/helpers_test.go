@@ -120,9 +120,11 @@ func (tg *target) stat(t *testing.T, inside string) (os.FileMode, int) {
 	return fi.Mode(), int(fi.Sys().(*syscall.Stat_t).Uid)
 }
 
-// createReq is a valid create for login and grant in 61000-64999.
+// createReq is a valid create for login and grant in 71000-74999: not
+// jitd's default range, which the e2e tests' accounts take, since removal
+// kills by UID on the whole machine and the tests' private roots share it.
 func createReq(login, grant string) api.AccountRequest {
-	return api.AccountRequest{Login: login, Grant: grant, UIDMin: 61000, UIDMax: 64999, Shell: "/bin/bash"}
+	return api.AccountRequest{Login: login, Grant: grant, UIDMin: 71000, UIDMax: 74999, Shell: "/bin/bash"}
 }
 
 // hasEntry reports whether the target's database (passwd, group, shadow)

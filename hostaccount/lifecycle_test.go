@@ -78,30 +78,30 @@ func TestUIDs(t *testing.T) {
 		req.UIDMin, req.UIDMax = min, max
 		return tg.mustOK(t, "create", req)
 	}
-	if a := uid("jit-u1", 61000, 61010); a.Accounts[0].UID != 61000 {
+	if a := uid("jit-u1", 71000, 71010); a.Accounts[0].UID != 71000 {
 		t.Fatalf("first uid %d", a.Accounts[0].UID)
 	}
-	tg.p.Run(t, "sh", "-c", "useradd -l -M -u 61001 standing && groupadd -g 61002 standinggroup")
-	if a := uid("jit-u2", 61000, 61010); a.Accounts[0].UID != 61003 {
-		t.Fatalf("uid after taken 61001 (user) and 61002 (group): %d", a.Accounts[0].UID)
+	tg.p.Run(t, "sh", "-c", "useradd -l -M -u 71001 standing && groupadd -g 71002 standinggroup")
+	if a := uid("jit-u2", 71000, 71010); a.Accounts[0].UID != 71003 {
+		t.Fatalf("uid after taken 71001 (user) and 71002 (group): %d", a.Accounts[0].UID)
 	}
-	tg.mustOK(t, "remove", api.AccountRequest{Login: "jit-u1", Grant: "req_u", UID: 61000})
-	tg.mustOK(t, "remove", api.AccountRequest{Login: "jit-u2", Grant: "req_u", UID: 61003})
-	if a := uid("jit-u3", 61000, 61010); a.Accounts[0].UID != 61004 || a.HighWater != 61004 {
-		t.Fatalf("uid after removals: %+v (61000 and 61003 must never come back)", a)
+	tg.mustOK(t, "remove", api.AccountRequest{Login: "jit-u1", Grant: "req_u", UID: 71000})
+	tg.mustOK(t, "remove", api.AccountRequest{Login: "jit-u2", Grant: "req_u", UID: 71003})
+	if a := uid("jit-u3", 71000, 71010); a.Accounts[0].UID != 71004 || a.HighWater != 71004 {
+		t.Fatalf("uid after removals: %+v (71000 and 71003 must never come back)", a)
 	}
-	if a := uid("jit-u4", 61008, 61010); a.Accounts[0].UID != 61008 {
-		t.Fatalf("uid with the daemon's mirrored minimum 61008: %d", a.Accounts[0].UID)
+	if a := uid("jit-u4", 71008, 71010); a.Accounts[0].UID != 71008 {
+		t.Fatalf("uid with the daemon's mirrored minimum 71008: %d", a.Accounts[0].UID)
 	}
-	if !strings.Contains(tg.read(t, api.AccountStateDir+"/"+api.AccountStateFile), `"high_water": 61008`) {
+	if !strings.Contains(tg.read(t, api.AccountStateDir+"/"+api.AccountStateFile), `"high_water": 71008`) {
 		t.Fatalf("record lacks the high-water mark:\n%s", tg.read(t, api.AccountStateDir+"/"+api.AccountStateFile))
 	}
-	uid("jit-u5", 61000, 61010)
-	uid("jit-u6", 61000, 61010)
+	uid("jit-u5", 71000, 71010)
+	uid("jit-u6", 71000, 71010)
 	req := createReq("jit-u7", "req_u")
-	req.UIDMin, req.UIDMax = 61000, 61010
+	req.UIDMin, req.UIDMax = 71000, 71010
 	ans := tg.mustFail(t, "create", req, api.AccountCodeUIDRangeExhausted)
-	if ans.HighWater != 61010 || tg.hasEntry(t, "passwd", "jit-u7") {
+	if ans.HighWater != 71010 || tg.hasEntry(t, "passwd", "jit-u7") {
 		t.Fatalf("exhausted range: %+v", ans)
 	}
 }
@@ -128,7 +128,7 @@ func TestConcurrentCreates(t *testing.T) {
 		}
 		seen[a.Accounts[0].UID] = true
 	}
-	if list := tg.mustOK(t, "list", struct{}{}); len(list.Accounts) != n || list.HighWater != 61000+n-1 {
+	if list := tg.mustOK(t, "list", struct{}{}); len(list.Accounts) != n || list.HighWater != 71000+n-1 {
 		t.Fatalf("list after %d parallel creates: %+v", n, list)
 	}
 }
@@ -145,7 +145,7 @@ func TestRequestRefused(t *testing.T) {
 		{"command line", "create; id", `{}`, api.AccountExitUsage},
 		{"unknown field", "list", `{"all":true}`, api.AccountExitFailed},
 		{"not ephemeral", "remove", `{"login":"root","grant":"g","uid":1000}`, api.AccountExitFailed},
-		{"sudoers injection", "create", `{"login":"jit-x","grant":"g","uid_min":61000,"uid_max":61001,"shell":"/bin/sh","sudo":["/bin/ls\njit-x ALL=(ALL) ALL"]}`, api.AccountExitFailed},
+		{"sudoers injection", "create", `{"login":"jit-x","grant":"g","uid_min":71000,"uid_max":71001,"shell":"/bin/sh","sudo":["/bin/ls\njit-x ALL=(ALL) ALL"]}`, api.AccountExitFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,18 +32,18 @@ func withDirectory(t *testing.T, tg *target, passwd, group string) {
 // UID a directory user has too.
 func TestDirectoryUsers(t *testing.T) {
 	tg := newTarget(t)
-	withDirectory(t, tg, "dirsvc:x:61000:61000::/nonexistent:/bin/sh\njit-ldap:x:5000:5000::/nonexistent:/bin/sh\n", "dirgrp:x:61001:\njit-ldapgrp:x:5001:\n")
-	stranger := startAs(t, tg, 61000, "sleep", "600")
+	withDirectory(t, tg, "dirsvc:x:71000:71000::/nonexistent:/bin/sh\njit-ldap:x:5000:5000::/nonexistent:/bin/sh\n", "dirgrp:x:71001:\njit-ldapgrp:x:5001:\n")
+	stranger := startAs(t, tg, 71000, "sleep", "600")
 	tg.mustFail(t, "create", createReq("jit-ldap", "req_d"), api.AccountCodeNameExists)
 	tg.mustFail(t, "create", createReq("jit-ldapgrp", "req_d"), api.AccountCodeNameExists)
 	a := tg.mustOK(t, "create", createReq("jit-dir1", "req_d")).Accounts[0]
-	if a.UID != 61002 {
-		t.Fatalf("create picked uid %d, want 61002 (61000 and 61001 are the directory's)", a.UID)
+	if a.UID != 71002 {
+		t.Fatalf("create picked uid %d, want 71002 (71000 and 71001 are the directory's)", a.UID)
 	}
 	// A directory user given the account's UID afterwards: removal must
 	// not kill it (kill -1 as the UID would hit it too).
-	tg.p.Run(t, "sh", "-c", "echo 'dirlate:x:61002:61002::/nonexistent:/bin/sh' >> /var/lib/extrausers/passwd")
-	late := startAs(t, tg, 61002, "sleep", "600")
+	tg.p.Run(t, "sh", "-c", "echo 'dirlate:x:71002:71002::/nonexistent:/bin/sh' >> /var/lib/extrausers/passwd")
+	late := startAs(t, tg, 71002, "sleep", "600")
 	tg.mustFail(t, "remove", api.AccountRequest{Login: "jit-dir1", Grant: "req_d", UID: a.UID}, api.AccountCodeNotManaged)
 	time.Sleep(300 * time.Millisecond)
 	if stranger.exited() || late.exited() {
@@ -67,8 +67,8 @@ func TestFailedCreateKeepsUID(t *testing.T) {
 		t.Fatal("failed create left its group or home")
 	}
 	tg.p.Run(t, "rm", "/etc/passwd.lock")
-	if a := tg.mustOK(t, "create", createReq("jit-fail", "req_f")).Accounts[0]; a.UID != 61000 {
-		t.Fatalf("create after the failure got uid %d, want 61000", a.UID)
+	if a := tg.mustOK(t, "create", createReq("jit-fail", "req_f")).Accounts[0]; a.UID != 71000 {
+		t.Fatalf("create after the failure got uid %d, want 71000", a.UID)
 	}
 }
 
