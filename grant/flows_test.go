@@ -159,11 +159,7 @@ func TestChallengesPerAddress(t *testing.T) {
 func TestRenewalNonceIsNoLogin(t *testing.T) {
 	ctx := context.Background()
 	e, l, zed := loginEnv(t)
-	h, err := e.svc.NewHosts(grant.HostsConfig{Reloader: hostsReloader{e: e, base: e.pol.Load()},
-		Message: func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, testFingerprint) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := hostsOn(t, e)
 	if _, err := h.Join(ctx, "", token(t, h, "zed", nil), hostKeyLine(testkit.Signer(t))); err != nil {
 		t.Fatal(err)
 	}
@@ -187,11 +183,7 @@ func TestRenewalNonceIsNoLogin(t *testing.T) {
 func TestLoginFloodLeavesRenewals(t *testing.T) {
 	ctx := context.Background()
 	e, l, _ := loginEnv(t)
-	h, err := e.svc.NewHosts(grant.HostsConfig{Reloader: hostsReloader{e: e, base: e.pol.Load()},
-		Message: func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, testFingerprint) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := hostsOn(t, e)
 	key := testkit.Signer(t)
 	if _, err := h.Join(ctx, "", token(t, h, "db1", nil), hostKeyLine(key)); err != nil {
 		t.Fatal(err)

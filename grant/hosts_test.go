@@ -52,13 +52,20 @@ var boss = grant.Caller{User: "boss", ClientAddr: "127.0.0.1"}
 func newHosts(t *testing.T) (*env, *grant.Hosts) {
 	t.Helper()
 	e := newEnv(t)
+	return e, hostsOn(t, e)
+}
+
+// hostsOn is the Hosts service of e, renewals signed over the test
+// fingerprint, the bastion's names reserved.
+func hostsOn(t *testing.T, e *env) *grant.Hosts {
+	t.Helper()
 	h, err := e.svc.NewHosts(grant.HostsConfig{Reloader: hostsReloader{e: e, base: e.pol.Load()},
 		Message:  func(name, nonce string) []byte { return api.HostRenewMessage(name, nonce, testFingerprint) },
 		Reserved: []string{"jitssh-bastion", "bastion.example.com", "10.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e, h
+	return h
 }
 
 func hostKeyLine(s ssh.Signer) string {
